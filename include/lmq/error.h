@@ -1,0 +1,34 @@
+// lmq's one error type. Every failure a user can cause (a bad file, a bad flag, a bad number)
+// is thrown as lmq::Error with a single line naming the file or option and the problem;
+// the CLI prints it as "lmq: error: <what>" and exits with status 1.
+#pragma once
+#include <fmt/format.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace lmq {
+
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& what) : std::runtime_error(what) {}
+};
+
+template <typename... Args>
+[[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... args) {
+  throw Error(fmt::format(f, std::forward<Args>(args)...));
+}
+
+// Checked arithmetic for sizes that come from files: a hostile header must not wrap around.
+inline uint64_t checked_mul(uint64_t a, uint64_t b, const char* what) {
+  uint64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) fail("{}: size overflows 64 bits", what);
+  return r;
+}
+inline uint64_t checked_add(uint64_t a, uint64_t b, const char* what) {
+  uint64_t r;
+  if (__builtin_add_overflow(a, b, &r)) fail("{}: size overflows 64 bits", what);
+  return r;
+}
+
+}  // namespace lmq

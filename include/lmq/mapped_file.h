@@ -1,0 +1,30 @@
+// A read-only memory map of a whole file. Model weights are used in place from the map:
+// lmq never holds a second copy of a model in memory.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace lmq {
+
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);  // throws lmq::Error naming the path
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Reads a whole (small) file into a string: configs, JSON indexes, text.
+std::string read_text_file(const std::string& path);
+
+}  // namespace lmq

@@ -1,0 +1,73 @@
+// A weight is the same type everywhere in lmq: a name, a shape, a format and the bytes
+// (usually pointing into a memory-mapped file). Shape is in the PyTorch order: a linear
+// layer's weight is [out_features, in_features], so a "row" is one output channel and its
+// bytes are contiguous (or, for lmq's integer formats, its codes are; see quant/int_format.h).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lmq {
+
+enum class Format : uint8_t {
+  F32,
+  F16,
+  BF16,
+  I32,      // int32 values (e.g. W8A8 biases)
+  LMQ_INT,  // lmq's integer scheme: bits/granularity/sym in Tensor::q; layout in quant/int_format.h
+  // llama.cpp (ggml) block formats, rows made of whole blocks; layouts in formats/ggml_blocks.h
+  Q8_0,
+  Q4_0,
+  Q4_1,
+  Q5_0,
+  Q5_1,
+  Q2_K,
+  Q3_K,
+  Q4_K,
+  Q5_K,
+  Q6_K,
+};
+
+// Where a scale is stored for lmq's integer formats.
+enum class ScaleType : uint8_t { F16, BF16, F32 };
+
+// Parameters of an LMQ_INT tensor. group: 0 = one scale for the whole tensor,
+// -1 = one per output channel (row), G > 0 = one per G consecutive inputs of a row.
+struct IntParams {
+  uint8_t bits = 8;  // 2..8
+  bool asym = false;
+  int32_t group = -1;
+  ScaleType scale_type = ScaleType::F16;
+  bool operator==(const IntParams&) const = default;
+};
+
+struct Tensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  Format format = Format::F32;
+  IntParams q{};  // meaningful for LMQ_INT only
+  const uint8_t* data = nullptr;
+  uint64_t nbytes = 0;
+
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+  int64_t rows() const { return shape.empty() ? 1 : numel() / shape.back(); }
+  int64_t cols() const { return shape.empty() ? 1 : shape.back(); }
+};
+
+std::string_view format_name(Format f);
+// Bytes one row of `cols` values takes for a block/float format (not LMQ_INT, whose
+// scales live outside the rows); throws if cols is not a whole number of blocks.
+uint64_t format_row_bytes(Format f, int64_t cols);
+// Elements per block (1 for floats).
+int64_t format_block_size(Format f);
+
+// Dequantizes rows [row0, row0+n) of a 2-D (or 1-D, as one row) tensor into out[n * cols].
+// Works for every format; this is the one place the formats meet the forward pass.
+void dequantize_rows(const Tensor& t, int64_t row0, int64_t n, float* out);
+
+}  // namespace lmq

@@ -1,0 +1,24 @@
+// Helpers for tests: where ../shared is, and running the lmq binary as a user would.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace lmq::test {
+
+// Path under the shared folder: $LMQ_SHARED if set, else the build-time default (../shared).
+std::string shared_path(const std::string& rel);
+
+// A fresh empty temporary directory, removed at process exit.
+std::string temp_dir();
+
+struct RunResult {
+  int exit_code = -1;  // -signal if killed
+  std::string out, err;
+};
+// Runs build/lmq with the arguments (no shell), capturing stdout and stderr.
+RunResult run_lmq(const std::vector<std::string>& args);
+
+void write_file(const std::string& path, const std::string& bytes);
+std::string read_file(const std::string& path);
+
+}  // namespace lmq::test
