@@ -60,6 +60,8 @@ struct Tensor {
 };
 
 std::string_view format_name(Format f);
+// "bf16", "q4_k", or for LMQ_INT the scheme, e.g. "int4:g128:asym".
+std::string tensor_format_label(const Tensor& t);
 // Bytes one row of `cols` values takes for a block/float format (not LMQ_INT, whose
 // scales live outside the rows); throws if cols is not a whole number of blocks.
 uint64_t format_row_bytes(Format f, int64_t cols);

@@ -1,1 +1,272 @@
-int main() { return 0; }
+// lmq: the command line. This file only parses flags and prints; the work lives in the library.
+#include <fmt/format.h>
+#include <omp.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "lmq/error.h"
+#include "lmq/eval/bench.h"
+#include "lmq/eval/evaluate.h"
+#include "lmq/eval/inspect.h"
+#include "lmq/mapped_file.h"
+#include "lmq/model/forward.h"
+#include "lmq/model/generate.h"
+#include "lmq/model/model.h"
+
+using json = nlohmann::json;
+using namespace lmq;
+
+namespace {
+
+bool stderr_is_tty() { return isatty(STDERR_FILENO) == 1; }
+
+Progress tty_progress(const char* what) {
+  if (!stderr_is_tty()) return {};
+  return [what](int done, int total) {
+    fmt::print(stderr, "\r{} {}/{}{}", what, done, total, done == total ? "\n" : "");
+    std::fflush(stderr);
+  };
+}
+
+void set_threads(int threads) {
+  if (threads == 0) return;  // default: all cores (OpenMP's default)
+  if (threads < 1 || threads > 1024) fail("--threads {}: must be in 1..1024", threads);
+  omp_set_num_threads(threads);
+}
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r;
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? "×" : "") + std::to_string(s[i]);
+  return r;
+}
+
+// ---------------------------------------------------------------- inspect
+void cmd_inspect(const std::string& path, bool as_json) {
+  auto m = Model::load(path);
+  const auto& c = m->config();
+  InspectReport r = inspect_model(*m);
+  json mem;
+  for (const auto& [name, bits] : memory_precisions()) mem[name] = bytes_at_bits(r.params, bits);
+  if (as_json) {
+    json j;
+    j["path"] = path;
+    j["source"] = m->source_kind();
+    j["architecture"] = arch_name(c.arch);
+    j["params"] = r.params;
+    j["tensor_count"] = r.tensors.size();
+    j["file_bytes"] = m->file_bytes();
+    j["config"] = json::parse(c.to_hf_json());
+    j["formats"] = r.format_counts;
+    j["memory_bytes"] = mem;
+    for (const auto& [g, n] : r.group_params) {
+      json gm;
+      for (const auto& [name, bits] : memory_precisions()) gm[name] = bytes_at_bits(n, bits);
+      j["groups"][g] = {{"params", n}, {"memory_bytes", gm}};
+    }
+    for (const auto& t : r.tensors)
+      j["tensors"].push_back({{"name", t.name}, {"group", t.group}, {"format", t.format}, {"shape", t.shape},
+                              {"params", t.params}, {"bytes", t.bytes}, {"min", t.min}, {"max", t.max},
+                              {"absmax", t.absmax}, {"mean", t.mean}, {"std", t.std},
+                              {"outlier_share", t.outlier_share}});
+    fmt::print("{}\n", j.dump(1));
+    return;
+  }
+  fmt::print("model        {} ({})\n", path, m->source_kind());
+  fmt::print("architecture {}: hidden {}, layers {}, heads {} (kv {}), head_dim {}, ffn {}, vocab {}, context {}\n",
+             arch_name(c.arch), c.hidden, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn, c.vocab, c.max_pos);
+  fmt::print("             rms_norm_eps {:g}, rope_theta {:g}, tied embeddings {}, qkv bias {}\n", c.norm_eps,
+             c.rope_theta, c.tied_embeddings ? "yes" : "no", c.qkv_bias ? "yes" : "no");
+  fmt::print("parameters   {}  in {} tensors, {} bytes on disk\n", r.params, r.tensors.size(), m->file_bytes());
+  std::string fm;
+  for (const auto& [f, n] : r.format_counts) fm += fmt::format("{} {}  ", n, f);
+  fmt::print("formats      {}\n\n", fm);
+  fmt::print("{:<12} {:>12}", "memory", "params");
+  for (const auto& [name, bits] : memory_precisions()) fmt::print(" {:>12}", name);
+  fmt::print("\n");
+  auto row = [&](const std::string& g, uint64_t n) {
+    fmt::print("{:<12} {:>12}", g, n);
+    for (const auto& [name, bits] : memory_precisions()) fmt::print(" {:>12}", bytes_at_bits(n, bits));
+    fmt::print("\n");
+  };
+  for (const auto& [g, n] : r.group_params) row(g, n);
+  row("total", r.params);
+  fmt::print("(bytes = bits/8 × params)\n\n");
+  fmt::print("{:<48} {:<8} {:>11} {:>10} {:>10} {:>9} {:>9} {:>9}\n", "tensor", "format", "shape", "min", "max",
+             "absmax", "std", ">6σ");
+  for (const auto& t : r.tensors)
+    fmt::print("{:<48} {:<8} {:>11} {:>10.4f} {:>10.4f} {:>9.4f} {:>9.5f} {:>8.4f}%\n", t.name, t.format,
+               shape_str(t.shape), t.min, t.max, t.absmax, t.std, 100 * t.outlier_share);
+}
+
+// ---------------------------------------------------------------- run
+struct RunOpts {
+  std::string prompt;
+  int n = 64;
+  SampleOptions sample;
+  bool json = false;
+};
+
+void cmd_run(const std::string& path, const RunOpts& o) {
+  auto m = Model::load(path);
+  const auto& c = m->config();
+  const Tokenizer& tok = m->tokenizer();
+  std::vector<int> prompt = tok.encode(o.prompt);
+  if (c.add_bos) prompt.insert(prompt.begin(), c.bos_id);
+  if (o.n < 0) fail("-n {}: must be ≥ 0", o.n);
+  if (int64_t(prompt.size()) + o.n > c.max_pos)
+    fail("{}: prompt of {} tokens + {} new tokens exceeds the context of {} tokens", path, prompt.size(), o.n,
+         c.max_pos);
+  Runner run(*m, int(prompt.size()) + std::max(o.n, 1));
+  int prev = prompt.back();
+  if (!o.json) {
+    fmt::print("{}", o.prompt);
+    std::fflush(stdout);
+  }
+  std::vector<int> ids = o.n == 0 ? prompt : generate(run, prompt, o.n, o.sample, [&](int id) {
+    if (o.json) return;
+    fmt::print("{}", tok.piece_text(prev, id));
+    std::fflush(stdout);
+    prev = id;
+  });
+  if (o.json) {
+    std::vector<int> gen(ids.begin() + long(prompt.size()), ids.end());
+    fmt::print("{}\n", json{{"ids", ids}, {"prompt_tokens", prompt.size()}, {"text", tok.decode(gen)}}.dump());
+  } else {
+    fmt::print("\n");
+  }
+}
+
+// ---------------------------------------------------------------- eval
+struct EvalOpts {
+  std::string text, base, protocol = "lmq";
+  int windows = 0, ctx = 512;
+  bool json = false;
+};
+
+void cmd_eval(const std::string& path, const EvalOpts& o) {
+  auto m = Model::load(path);
+  std::unique_ptr<Model> base = o.base.empty() ? nullptr : Model::load(o.base);
+  const auto& c = m->config();
+  if (o.ctx > c.max_pos) fail("--ctx {}: exceeds the model's context of {} tokens", o.ctx, c.max_pos);
+  const std::string text = read_text_file(o.text);
+  if (text.empty()) fail("{}: the text is empty", o.text);
+  Windows w = make_windows(m->tokenizer(), text, parse_protocol(o.protocol), o.ctx, c.bos_id, o.windows);
+  EvalResult r = evaluate(*m, base.get(), w, tty_progress("windows"));
+  const double bpw = 8.0 * double(m->file_bytes()) / double(m->param_count());
+  if (o.json) {
+    json j{{"model", path},           {"text", o.text},          {"protocol", o.protocol},
+           {"ctx", o.ctx},            {"windows", r.windows},    {"tokens_scored", r.tokens_scored},
+           {"mean_nll", r.mean_nll},  {"ppl", r.ppl},            {"window_nll", r.window_nll},
+           {"file_bytes", m->file_bytes()}, {"params", m->param_count()}, {"bpw", bpw}};
+    if (r.has_base) {
+      j["base"] = o.base;
+      j["ppl_base"] = r.base_ppl;
+      j["ppl_ratio"] = r.ppl / r.base_ppl;
+      j["kld_mean"] = r.kld_mean;
+      j["kld_p99"] = r.kld_p99;
+      j["kld_max"] = r.kld_max;
+      j["top1_agreement"] = r.top1_agreement;
+    }
+    fmt::print("{}\n", j.dump(1));
+    return;
+  }
+  fmt::print("model    {}\ntext     {} ({} protocol, {} windows of {}, {} tokens scored)\n", path, o.text, o.protocol,
+             r.windows, o.ctx, r.tokens_scored);
+  fmt::print("size     {} bytes, {:.3f} bits per weight\n", m->file_bytes(), bpw);
+  fmt::print("ppl      {:.4f}  (mean NLL {:.6f})\n", r.ppl, r.mean_nll);
+  if (r.has_base) {
+    fmt::print("base     {}: ppl {:.4f}  (ratio {:.5f}, Δ {:+.3f}%)\n", o.base, r.base_ppl, r.ppl / r.base_ppl,
+               100 * (r.ppl / r.base_ppl - 1));
+    fmt::print("KLD      mean {:.6f}  p99 {:.6f}  max {:.6f}\ntop-1    {:.4f} agreement\n", r.kld_mean, r.kld_p99,
+               r.kld_max, r.top1_agreement);
+  }
+}
+
+// ---------------------------------------------------------------- bench
+void cmd_bench(const std::string& path, int prefill, int decode, int reps, bool as_json) {
+  auto m = Model::load(path);
+  BenchResult b = bench_model(*m, prefill, decode, reps);
+  if (as_json) {
+    fmt::print("{}\n", json{{"model", path}, {"threads", b.threads}, {"prefill_tokens", b.prefill_tokens},
+                            {"decode_tokens", b.decode_tokens}, {"prefill_tok_s", b.prefill_tok_s},
+                            {"decode_tok_s", b.decode_tok_s}, {"weight_bytes_per_token", b.weight_bytes_per_token},
+                            {"weight_gb_s", b.decode_tok_s * double(b.weight_bytes_per_token) / 1e9}}
+                           .dump(1));
+    return;
+  }
+  fmt::print("model    {} ({} threads)\n", path, b.threads);
+  fmt::print("prefill  {:.1f} tok/s  ({} tokens)\n", b.prefill_tok_s, b.prefill_tokens);
+  fmt::print("decode   {:.1f} tok/s  ({} tokens; {:.1f} MB of weights per token = {:.2f} GB/s)\n", b.decode_tok_s,
+             b.decode_tokens, b.weight_bytes_per_token / 1e6, b.decode_tok_s * double(b.weight_bytes_per_token) / 1e9);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"lmq: quantize causal language models, run them, and measure what every bit costs"};
+  app.require_subcommand(1);
+  int threads = 0;
+  app.add_option("--threads,-t", threads, "worker threads (default: all cores)");
+
+  std::string model;
+  bool as_json = false;
+  auto* inspect = app.add_subcommand("inspect", "architecture, parameters, memory table, value statistics");
+  inspect->add_option("model", model, "model directory or file")->required();
+  inspect->add_flag("--json", as_json, "print JSON");
+  inspect->add_option("--threads,-t", threads, "worker threads");
+
+  RunOpts ro;
+  auto* run = app.add_subcommand("run", "generate text");
+  run->add_option("model", model, "model directory or file")->required();
+  run->add_option("-p,--prompt", ro.prompt, "prompt text")->required();
+  run->add_option("-n", ro.n, "number of new tokens")->capture_default_str();
+  run->add_option("--temp", ro.sample.temp, "temperature; 0 = greedy")->capture_default_str();
+  run->add_option("--top-p", ro.sample.top_p, "nucleus sampling mass")->capture_default_str();
+  run->add_option("--seed", ro.sample.seed, "random seed")->capture_default_str();
+  run->add_flag("--json", ro.json, "print {\"ids\": [...], \"text\": \"...\"}");
+  run->add_option("--threads,-t", threads, "worker threads");
+
+  EvalOpts eo;
+  auto* ev = app.add_subcommand("eval", "perplexity, and distance to a base model");
+  ev->add_option("model", model, "model directory or file")->required();
+  ev->add_option("--text", eo.text, "text file")->required();
+  ev->add_option("--base", eo.base, "float model to compare against (KLD, top-1)");
+  ev->add_option("--windows", eo.windows, "number of windows (default: all)");
+  ev->add_option("--ctx", eo.ctx, "window length in tokens")->capture_default_str();
+  ev->add_option("--protocol", eo.protocol, "lmq or llamacpp")->capture_default_str();
+  ev->add_flag("--json", eo.json, "print JSON");
+  ev->add_option("--threads,-t", threads, "worker threads");
+
+  int prefill = 512, decode = 128, reps = 3;
+  auto* bench = app.add_subcommand("bench", "prefill and decode tokens/s");
+  bench->add_option("model", model, "model directory or file")->required();
+  bench->add_option("--prefill", prefill, "prefill batch")->capture_default_str();
+  bench->add_option("--decode", decode, "decode steps")->capture_default_str();
+  bench->add_option("--reps", reps, "repetitions (median reported)")->capture_default_str();
+  bench->add_flag("--json", as_json, "print JSON");
+  bench->add_option("--threads,-t", threads, "worker threads");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    set_threads(threads);
+    if (*inspect) cmd_inspect(model, as_json);
+    else if (*run) cmd_run(model, ro);
+    else if (*ev) cmd_eval(model, eo);
+    else if (*bench) cmd_bench(model, prefill, decode, reps, as_json);
+    return 0;
+  } catch (const Error& e) {
+    fmt::print(stderr, "lmq: error: {}\n", e.what());
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "lmq: error: out of memory\n");
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "lmq: error: {}\n", e.what());
+  }
+  return 1;
+}

@@ -1,0 +1,19 @@
+// Prefill and decode speed of a model, measured like llama.cpp's pp512 / tg128: a batch of
+// `prefill` tokens from an empty cache, then `decode` single-token steps. Each figure is the
+// median of `reps` runs.
+#pragma once
+#include <cstdint>
+
+#include "lmq/model/model.h"
+
+namespace lmq {
+
+struct BenchResult {
+  int threads = 0, prefill_tokens = 0, decode_tokens = 0;
+  double prefill_tok_s = 0, decode_tok_s = 0;
+  uint64_t weight_bytes_per_token = 0;  // bytes of weights one decode step streams
+};
+
+BenchResult bench_model(const Model& m, int prefill, int decode, int reps);
+
+}  // namespace lmq

@@ -1,0 +1,20 @@
+// y = x · Wᵀ (+ bias) for a weight W [N, K] in any lmq Format and float activations x [T, K]:
+// the linear layer of the forward pass. Rows of W are dequantized a block at a time into a
+// small per-thread buffer and consumed at once, so no float copy of a weight is ever made.
+// Threads split the output rows (OpenMP); each output sums in a fixed order, so results do
+// not depend on the thread count.
+#pragma once
+#include <cstdint>
+
+#include "lmq/tensor.h"
+
+namespace lmq {
+
+// x: T×K row-major; y: T×N row-major; bias: N floats or nullptr.
+void matmul(const Tensor& w, const float* x, int64_t T, float* y, const float* bias = nullptr);
+
+// The float tile kernel under matmul (Highway, runtime-dispatched): for r < nr, t < nt,
+// y[t*ldy + r] = Σ_k w[r*K + k] · x[t*K + k].
+void dot_tile_f32(const float* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy);
+
+}  // namespace lmq

@@ -1,0 +1,50 @@
+// The forward pass of a Llama/Qwen2 decoder in float32, read top to bottom like llama2.c:
+//   x = embed[token]
+//   for each layer:
+//     h = rmsnorm(x) · attn_norm
+//     q, k, v = h·Wqᵀ (+bq), h·Wkᵀ (+bk), h·Wvᵀ (+bv);  rotate q, k by RoPE at their positions
+//     append k, v to the layer's KV cache
+//     a = softmax(q·kᵀ / √d over positions ≤ own) · v, per head; GQA: head h reads kv head h/(H/KV)
+//     x += a·Woᵀ
+//     h = rmsnorm(x) · ffn_norm
+//     x += (silu(h·Wgateᵀ) ⊙ h·Wupᵀ)·Wdownᵀ
+//   logits = rmsnorm(x) · final_norm · lm_headᵀ
+// A batch of T tokens (prefill) and one token (decode) take the same path; every linear layer
+// goes through lmq::matmul, which accepts any weight format.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "lmq/model/model.h"
+
+namespace lmq {
+
+class Runner {
+ public:
+  // max_seq: the longest sequence this runner will hold (≤ the model's context).
+  Runner(const Model& model, int max_seq);
+
+  // Runs tokens at positions [pos(), pos()+n) and appends them to the KV cache. Writes logits
+  // for all n positions (n × vocab) when all_logits, else for the last position only.
+  void forward(const int* tokens, int n, float* logits, bool all_logits);
+  int pos() const { return pos_; }
+  int max_seq() const { return max_seq_; }
+  void reset() { pos_ = 0; }
+  const Model& model() const { return model_; }
+
+ private:
+  void ensure_scratch(int n);
+  void attention(int layer, int n);
+
+  const Model& model_;
+  const ModelConfig& c_;
+  int max_seq_;
+  int pos_ = 0;
+  std::vector<float> k_cache_, v_cache_;  // [layer][pos][kv_dim]
+  std::vector<float> rope_cos_, rope_sin_;  // [pos][head_dim/2]
+  // scratch, sized for the largest batch seen
+  int cap_ = 0;
+  std::vector<float> x_, h_, q_, k_, v_, att_, gate_, up_, scores_;
+};
+
+}  // namespace lmq

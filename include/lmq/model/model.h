@@ -1,0 +1,86 @@
+// A loaded causal LM: its config, its tokenizer and its weights, each weight a Tensor that
+// points into a memory-mapped file (never copied). Sources, recognized by content:
+//   - a Hugging Face directory: config.json + model.safetensors or a sharded
+//     model.safetensors.index.json, tokenizer.model;
+//   - lmq's own quantized file (a safetensors container, see docs/file-format.md);
+//   - a GGUF file (llama.cpp).
+// Tensors carry the Hugging Face names whatever the source ("model.layers.0.self_attn.q_proj.weight").
+#pragma once
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lmq/model/config.h"
+#include "lmq/model/tokenizer.h"
+#include "lmq/tensor.h"
+
+namespace lmq {
+
+struct LayerWeights {
+  const Tensor* attn_norm = nullptr;
+  const Tensor *wq = nullptr, *wk = nullptr, *wv = nullptr, *wo = nullptr;
+  const Tensor *bq = nullptr, *bk = nullptr, *bv = nullptr;  // Qwen2 only
+  const Tensor* ffn_norm = nullptr;
+  const Tensor *w_gate = nullptr, *w_up = nullptr, *w_down = nullptr;
+};
+
+class Model {
+ public:
+  // Loads any supported source; throws lmq::Error naming the file and the problem.
+  static std::unique_ptr<Model> load(const std::string& path);
+
+  const ModelConfig& config() const { return config_; }
+  const std::string& path() const { return path_; }
+  const std::string& source_kind() const { return kind_; }  // "hf", "lmq" or "gguf"
+  uint64_t file_bytes() const { return file_bytes_; }       // bytes of the model files on disk
+  const Tokenizer& tokenizer() const;                       // loaded on first use
+
+  const std::vector<Tensor>& tensors() const { return tensors_; }  // every tensor, source order
+  const Tensor* find(const std::string& name) const;
+  const Tensor& embed() const { return *embed_; }
+  const Tensor& final_norm() const { return *final_norm_; }
+  const Tensor& lm_head() const { return *lm_head_; }  // the embedding when tied
+  const std::vector<LayerWeights>& layers() const { return layers_; }
+  // Parameters counted once (a tied lm_head is the embedding).
+  uint64_t param_count() const;
+  // lmq-file metadata (scheme per tensor etc.); empty for other sources.
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
+  // For loaders: take ownership of whatever keeps the tensor bytes alive.
+  struct Parts {
+    ModelConfig config;
+    std::string path, kind;
+    uint64_t file_bytes = 0;
+    std::vector<Tensor> tensors;
+    std::vector<std::shared_ptr<void>> storage;
+    std::string tokenizer_path;   // a tokenizer.model file, or
+    std::string tokenizer_bytes;  // its serialized bytes
+    std::map<std::string, std::string> metadata;
+  };
+  static std::unique_ptr<Model> from_parts(Parts parts);
+
+ private:
+  Model() = default;
+  void bind_weights();
+
+  ModelConfig config_;
+  std::string path_, kind_;
+  uint64_t file_bytes_ = 0;
+  std::vector<Tensor> tensors_;
+  std::vector<std::shared_ptr<void>> storage_;
+  std::map<std::string, size_t> index_;
+  std::map<std::string, std::string> metadata_;
+  std::string tokenizer_path_, tokenizer_bytes_;
+  mutable std::optional<Tokenizer> tokenizer_;
+  const Tensor *embed_ = nullptr, *final_norm_ = nullptr, *lm_head_ = nullptr;
+  std::vector<LayerWeights> layers_;
+};
+
+// Loaders, one per source kind (model/load_*.cpp).
+Model::Parts load_hf_parts(const std::string& path);
+Model::Parts load_lmq_parts(const std::string& path);
+Model::Parts load_gguf_parts(const std::string& path);
+
+}  // namespace lmq

@@ -1,0 +1,35 @@
+#include "lmq/kernels/matmul.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "lmq/error.h"
+
+namespace lmq {
+
+namespace {
+// Rows dequantized per step: 32 rows × K floats stay in L2 while a 4-token tile of x sits in L1.
+constexpr int64_t kRowChunk = 32;
+}  // namespace
+
+void matmul(const Tensor& w, const float* x, int64_t T, float* y, const float* bias) {
+  const int64_t N = w.rows(), K = w.cols();
+  const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
+  const bool direct = w.format == Format::F32;
+#pragma omp parallel
+  {
+    std::vector<float> buf(direct ? 0 : size_t(kRowChunk * K));
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t r0 = c * kRowChunk, nr = std::min(kRowChunk, N - r0);
+      const float* rows = direct ? reinterpret_cast<const float*>(w.data) + r0 * K : buf.data();
+      if (!direct) dequantize_rows(w, r0, nr, buf.data());
+      dot_tile_f32(rows, nr, x, T, K, y + r0, N);
+      if (bias)
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t r = 0; r < nr; ++r) y[t * N + r0 + r] += bias[r0 + r];
+    }
+  }
+}
+
+}  // namespace lmq

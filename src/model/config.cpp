@@ -1,0 +1,126 @@
+#include "lmq/model/config.h"
+
+#include <nlohmann/json.hpp>
+
+#include "lmq/error.h"
+
+namespace lmq {
+
+const char* arch_name(Arch a) { return a == Arch::Llama ? "llama" : "qwen2"; }
+
+namespace {
+using json = nlohmann::json;
+
+const json& need(const json& j, const char* key, const std::string& path) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) fail("{}: missing config key '{}'", path, key);
+  return *it;
+}
+
+int need_int(const json& j, const char* key, const std::string& path) {
+  const json& v = need(j, key, path);
+  if (!v.is_number_integer()) fail("{}: config key '{}' must be an integer", path, key);
+  int64_t x = v.get<int64_t>();
+  if (x <= 0 || x > (int64_t(1) << 30)) fail("{}: config key '{}' = {} is out of range", path, key, x);
+  return int(x);
+}
+
+double get_number(const json& j, const char* key, double dflt, const std::string& path) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return dflt;
+  if (!it->is_number()) fail("{}: config key '{}' must be a number", path, key);
+  return it->get<double>();
+}
+
+int get_token_id(const json& j, const char* key, int dflt, const std::string& path) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return dflt;
+  if (it->is_array() && !it->empty()) return (*it)[0].get<int>();  // eos may be a list
+  if (!it->is_number_integer()) fail("{}: config key '{}' must be an integer", path, key);
+  return it->get<int>();
+}
+}  // namespace
+
+ModelConfig ModelConfig::from_hf_json(const std::string& text, const std::string& path) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    fail("{}: not valid JSON: {}", path, e.what());
+  }
+  if (!j.is_object()) fail("{}: not a JSON object", path);
+  ModelConfig c;
+  const json& mt = need(j, "model_type", path);
+  if (!mt.is_string()) fail("{}: model_type must be a string", path);
+  const std::string type = mt.get<std::string>();
+  if (type == "llama") c.arch = Arch::Llama;
+  else if (type == "qwen2") c.arch = Arch::Qwen2;
+  else fail("{}: unknown model_type '{}' (lmq supports llama and qwen2)", path, type);
+
+  c.hidden = need_int(j, "hidden_size", path);
+  c.n_layers = need_int(j, "num_hidden_layers", path);
+  c.n_heads = need_int(j, "num_attention_heads", path);
+  c.n_kv_heads = j.contains("num_key_value_heads") && !j["num_key_value_heads"].is_null()
+                     ? need_int(j, "num_key_value_heads", path) : c.n_heads;
+  c.head_dim = j.contains("head_dim") && !j["head_dim"].is_null() ? need_int(j, "head_dim", path)
+                                                                  : c.hidden / c.n_heads;
+  c.ffn = need_int(j, "intermediate_size", path);
+  c.vocab = need_int(j, "vocab_size", path);
+  c.max_pos = need_int(j, "max_position_embeddings", path);
+  c.norm_eps = float(get_number(j, "rms_norm_eps", 1e-6, path));
+  // transformers 5 keeps θ in rope_parameters; older configs at the top level.
+  double theta = get_number(j, "rope_theta", 10000.0, path);
+  if (auto rp = j.find("rope_parameters"); rp != j.end() && rp->is_object()) {
+    theta = get_number(*rp, "rope_theta", theta, path);
+    if (auto rt = rp->find("rope_type"); rt != rp->end() && rt->is_string() && *rt != "default")
+      fail("{}: rope_type '{}' is not supported (only default RoPE)", path, rt->get<std::string>());
+  }
+  if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null())
+    fail("{}: rope_scaling is not supported", path);
+  c.rope_theta = theta;
+  auto tie = j.find("tie_word_embeddings");
+  c.tied_embeddings = tie != j.end() && tie->is_boolean() ? tie->get<bool>() : (c.arch == Arch::Llama ? false : false);
+  c.qkv_bias = c.arch == Arch::Qwen2 ||
+               (j.contains("attention_bias") && j["attention_bias"].is_boolean() && j["attention_bias"].get<bool>());
+  if (auto act = j.find("hidden_act"); act != j.end() && act->is_string() && *act != "silu")
+    fail("{}: hidden_act '{}' is not supported (only silu)", path, act->get<std::string>());
+  c.bos_id = get_token_id(j, "bos_token_id", 1, path);
+  c.eos_id = get_token_id(j, "eos_token_id", 2, path);
+  c.validate(path);
+  return c;
+}
+
+void ModelConfig::validate(const std::string& path) const {
+  if (head_dim % 2 != 0) fail("{}: head_dim {} must be even for RoPE", path, head_dim);
+  if (n_heads % n_kv_heads != 0)
+    fail("{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", path, n_heads, n_kv_heads);
+  if (vocab > (1 << 24)) fail("{}: vocab_size {} is absurd", path, vocab);
+  if (hidden > (1 << 20) || ffn > (1 << 22) || n_layers > 4096 || max_pos > (1 << 24))
+    fail("{}: dimensions are absurd (hidden {}, ffn {}, layers {}, context {})", path, hidden, ffn, n_layers, max_pos);
+  if (!(norm_eps > 0) || !(rope_theta > 0)) fail("{}: rms_norm_eps and rope_theta must be positive", path);
+  if (bos_id < 0 || bos_id >= vocab || eos_id < 0 || eos_id >= vocab)
+    fail("{}: bos/eos token ids must lie in the vocabulary", path);
+}
+
+std::string ModelConfig::to_hf_json() const {
+  json j;
+  j["model_type"] = arch_name(arch);
+  j["hidden_size"] = hidden;
+  j["num_hidden_layers"] = n_layers;
+  j["num_attention_heads"] = n_heads;
+  j["num_key_value_heads"] = n_kv_heads;
+  j["head_dim"] = head_dim;
+  j["intermediate_size"] = ffn;
+  j["vocab_size"] = vocab;
+  j["max_position_embeddings"] = max_pos;
+  j["rms_norm_eps"] = norm_eps;
+  j["rope_theta"] = rope_theta;
+  j["tie_word_embeddings"] = tied_embeddings;
+  j["attention_bias"] = qkv_bias;
+  j["hidden_act"] = "silu";
+  j["bos_token_id"] = bos_id;
+  j["eos_token_id"] = eos_id;
+  return j.dump();
+}
+
+}  // namespace lmq

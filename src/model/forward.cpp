@@ -1,0 +1,181 @@
+#include "lmq/model/forward.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "lmq/error.h"
+#include "lmq/kernels/matmul.h"
+
+namespace lmq {
+
+namespace {
+
+// y = x / sqrt(mean(x²) + eps) · w, per row of n, as transformers' RMSNorm does in float32.
+void rmsnorm(const float* x, const float* w, float* y, int rows, int n, float eps) {
+  for (int r = 0; r < rows; ++r) {
+    const float* xr = x + int64_t(r) * n;
+    float* yr = y + int64_t(r) * n;
+    float ss = 0.f;
+    for (int i = 0; i < n; ++i) ss += xr[i] * xr[i];
+    const float inv = 1.0f / std::sqrt(ss / float(n) + eps);
+    for (int i = 0; i < n; ++i) yr[i] = w[i] * (xr[i] * inv);
+  }
+}
+
+// Rotates each head's vector by its position's angles. HF layout pairs i with i + d/2
+// (rotate_half); llama.cpp's permuted weights pair 2i with 2i+1.
+void rope(float* v, int heads, int d, const float* cos, const float* sin, bool interleaved) {
+  const int half = d / 2;
+  for (int h = 0; h < heads; ++h) {
+    float* p = v + int64_t(h) * d;
+    for (int i = 0; i < half; ++i) {
+      const int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
+      const float x0 = p[a], x1 = p[b];
+      p[a] = x0 * cos[i] - x1 * sin[i];
+      p[b] = x1 * cos[i] + x0 * sin[i];
+    }
+  }
+}
+
+// Small 1-D weights (norms, biases) as float32, whatever their storage.
+std::vector<float> to_f32(const Tensor& t) {
+  std::vector<float> v(size_t(t.numel()));
+  dequantize_rows(t, 0, t.rows(), v.data());
+  return v;
+}
+
+}  // namespace
+
+Runner::Runner(const Model& model, int max_seq) : model_(model), c_(model.config()), max_seq_(max_seq) {
+  if (max_seq <= 0 || max_seq > c_.max_pos)
+    fail("{}: sequence length {} exceeds the model's context of {} tokens", model.path(), max_seq, c_.max_pos);
+  const size_t cache = size_t(c_.n_layers) * size_t(max_seq) * size_t(c_.kv_dim());
+  k_cache_.assign(cache, 0.f);
+  v_cache_.assign(cache, 0.f);
+  // RoPE angles as transformers computes them in float32: inv_freq = 1 / θ^(2i/d), angle = pos · inv_freq.
+  const int half = c_.head_dim / 2;
+  rope_cos_.resize(size_t(max_seq) * half);
+  rope_sin_.resize(size_t(max_seq) * half);
+  for (int i = 0; i < half; ++i) {
+    const float expo = float(2 * i) / float(c_.head_dim);
+    const float inv_freq = 1.0f / float(std::pow(c_.rope_theta, double(expo)));
+    for (int p = 0; p < max_seq; ++p) {
+      const float angle = float(p) * inv_freq;
+      rope_cos_[size_t(p) * half + i] = float(std::cos(double(angle)));
+      rope_sin_[size_t(p) * half + i] = float(std::sin(double(angle)));
+    }
+  }
+}
+
+void Runner::ensure_scratch(int n) {
+  if (n <= cap_) return;
+  cap_ = n;
+  const size_t N = size_t(n);
+  x_.resize(N * c_.hidden);
+  h_.resize(N * c_.hidden);
+  q_.resize(N * c_.q_dim());
+  k_.resize(N * c_.kv_dim());
+  v_.resize(N * c_.kv_dim());
+  att_.resize(N * c_.q_dim());
+  gate_.resize(N * c_.ffn);
+  up_.resize(N * c_.ffn);
+}
+
+// Causal attention of the n new positions over the whole cache, one (position, head) per task.
+void Runner::attention(int layer, int n) {
+  const int H = c_.n_heads, d = c_.head_dim, kvd = c_.kv_dim(), group = c_.n_heads / c_.n_kv_heads;
+  const float* kc = k_cache_.data() + size_t(layer) * max_seq_ * kvd;
+  const float* vc = v_cache_.data() + size_t(layer) * max_seq_ * kvd;
+  const float scale = 1.0f / std::sqrt(float(d));
+#pragma omp parallel
+  {
+    std::vector<float> sc(size_t(pos_ + n));
+#pragma omp for schedule(dynamic, 4)
+    for (int task = 0; task < n * H; ++task) {
+      const int i = task / H, h = task % H, kvh = h / group;
+      const int len = pos_ + i + 1;  // positions this query may see
+      const float* q = q_.data() + size_t(i) * c_.q_dim() + size_t(h) * d;
+      float mx = -INFINITY;
+      for (int j = 0; j < len; ++j) {
+        const float* k = kc + size_t(j) * kvd + size_t(kvh) * d;
+        float s = 0.f;
+        for (int e = 0; e < d; ++e) s += q[e] * k[e];
+        sc[j] = s * scale;
+        mx = std::max(mx, sc[j]);
+      }
+      float sum = 0.f;
+      for (int j = 0; j < len; ++j) {
+        sc[j] = std::exp(sc[j] - mx);
+        sum += sc[j];
+      }
+      const float inv = 1.0f / sum;
+      float* out = att_.data() + size_t(i) * c_.q_dim() + size_t(h) * d;
+      std::fill(out, out + d, 0.f);
+      for (int j = 0; j < len; ++j) {
+        const float* v = vc + size_t(j) * kvd + size_t(kvh) * d;
+        const float p = sc[j] * inv;
+        for (int e = 0; e < d; ++e) out[e] += p * v[e];
+      }
+    }
+  }
+}
+
+void Runner::forward(const int* tokens, int n, float* logits, bool all_logits) {
+  if (n <= 0) return;
+  if (pos_ + n > max_seq_)
+    fail("{}: {} tokens exceed the context of {} tokens", model_.path(), pos_ + n, max_seq_);
+  ensure_scratch(n);
+  const int D = c_.hidden, Q = c_.q_dim(), KV = c_.kv_dim(), F = c_.ffn, half = c_.head_dim / 2;
+
+  for (int i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= c_.vocab)
+      fail("{}: token id {} is outside the vocabulary of {}", model_.path(), tokens[i], c_.vocab);
+    dequantize_rows(model_.embed(), tokens[i], 1, x_.data() + size_t(i) * D);
+  }
+
+  for (int l = 0; l < c_.n_layers; ++l) {
+    const LayerWeights& w = model_.layers()[l];
+    // attention block
+    rmsnorm(x_.data(), to_f32(*w.attn_norm).data(), h_.data(), n, D, c_.norm_eps);
+    const std::vector<float> bq = w.bq ? to_f32(*w.bq) : std::vector<float>();
+    const std::vector<float> bk = w.bk ? to_f32(*w.bk) : std::vector<float>();
+    const std::vector<float> bv = w.bv ? to_f32(*w.bv) : std::vector<float>();
+    matmul(*w.wq, h_.data(), n, q_.data(), w.bq ? bq.data() : nullptr);
+    matmul(*w.wk, h_.data(), n, k_.data(), w.bk ? bk.data() : nullptr);
+    matmul(*w.wv, h_.data(), n, v_.data(), w.bv ? bv.data() : nullptr);
+    for (int i = 0; i < n; ++i) {
+      const size_t p = size_t(pos_ + i);
+      const float* cs = rope_cos_.data() + p * half;
+      const float* sn = rope_sin_.data() + p * half;
+      rope(q_.data() + size_t(i) * Q, c_.n_heads, c_.head_dim, cs, sn, c_.rope_interleaved);
+      rope(k_.data() + size_t(i) * KV, c_.n_kv_heads, c_.head_dim, cs, sn, c_.rope_interleaved);
+      const size_t off = (size_t(l) * max_seq_ + p) * KV;
+      std::copy_n(k_.data() + size_t(i) * KV, KV, k_cache_.data() + off);
+      std::copy_n(v_.data() + size_t(i) * KV, KV, v_cache_.data() + off);
+    }
+    attention(l, n);
+    matmul(*w.wo, att_.data(), n, h_.data());
+    for (size_t i = 0; i < size_t(n) * D; ++i) x_[i] += h_[i];
+
+    // MLP block (SwiGLU)
+    rmsnorm(x_.data(), to_f32(*w.ffn_norm).data(), h_.data(), n, D, c_.norm_eps);
+    matmul(*w.w_gate, h_.data(), n, gate_.data());
+    matmul(*w.w_up, h_.data(), n, up_.data());
+    for (size_t i = 0; i < size_t(n) * F; ++i) {
+      const float g = gate_[i];
+      gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
+    }
+    matmul(*w.w_down, gate_.data(), n, h_.data());
+    for (size_t i = 0; i < size_t(n) * D; ++i) x_[i] += h_[i];
+  }
+
+  const int first = all_logits ? 0 : n - 1;
+  const int rows = n - first;
+  rmsnorm(x_.data() + size_t(first) * D, to_f32(model_.final_norm()).data(), h_.data(), rows, D, c_.norm_eps);
+  matmul(model_.lm_head(), h_.data(), rows, logits);
+  pos_ += n;
+}
+
+}  // namespace lmq

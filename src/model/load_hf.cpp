@@ -1,0 +1,83 @@
+// Hugging Face directories: config.json + model.safetensors or model.safetensors.index.json
+// (its weight_map names the shards) + tokenizer.model.
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "lmq/error.h"
+#include "lmq/formats/safetensors.h"
+#include "lmq/mapped_file.h"
+#include "lmq/model/model.h"
+
+namespace lmq {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string> shard_paths(const fs::path& dir) {
+  const fs::path index = dir / "model.safetensors.index.json";
+  const fs::path single = dir / "model.safetensors";
+  if (fs::exists(index)) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(read_text_file(index.string()));
+    } catch (const nlohmann::json::exception& e) {
+      fail("{}: not valid JSON: {}", index.string(), e.what());
+    }
+    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+      fail("{}: no weight_map object", index.string());
+    std::set<std::string> names;
+    for (const auto& [tensor, file] : j["weight_map"].items()) {
+      if (!file.is_string()) fail("{}: weight_map entry '{}' is not a file name", index.string(), tensor);
+      const std::string f = file.get<std::string>();
+      if (f.empty() || f.find('/') != std::string::npos || f == "..")
+        fail("{}: shard name '{}' must be a plain file name", index.string(), f);
+      names.insert(f);
+    }
+    if (names.empty()) fail("{}: weight_map is empty", index.string());
+    std::vector<std::string> paths;
+    for (const auto& n : names) {
+      const fs::path p = dir / n;
+      if (!fs::exists(p)) fail("{}: names shard '{}', which does not exist", index.string(), n);
+      paths.push_back(p.string());
+    }
+    return paths;
+  }
+  if (fs::exists(single)) return {single.string()};
+  fail("{}: no model.safetensors or model.safetensors.index.json: not a model directory", dir.string());
+}
+
+}  // namespace
+
+Model::Parts load_hf_parts(const std::string& path) {
+  // A single .safetensors file is accepted with the config.json beside it.
+  fs::path dir = fs::is_directory(path) ? fs::path(path) : fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  const fs::path cfg = dir / "config.json";
+  if (!fs::exists(cfg)) fail("{}: no config.json: not a model directory", dir.string());
+  Model::Parts parts;
+  parts.config = ModelConfig::from_hf_json(read_text_file(cfg.string()), cfg.string());
+  parts.path = path;
+  parts.kind = "hf";
+  const std::vector<std::string> shards =
+      fs::is_directory(path) ? shard_paths(dir) : std::vector<std::string>{path};
+  std::set<std::string> seen;
+  for (const auto& shard : shards) {
+    auto file = std::make_shared<SafetensorsFile>(shard);
+    parts.file_bytes += file->file_size();
+    for (const auto& st : file->tensors()) {
+      if (!seen.insert(st.tensor.name).second)
+        fail("{}: tensor '{}' appears in more than one shard", shard, st.tensor.name);
+      if (st.dtype != StDType::F32 && st.dtype != StDType::F16 && st.dtype != StDType::BF16)
+        fail("{}: tensor '{}' has dtype {}; weights must be F32, F16 or BF16", shard, st.tensor.name,
+             st_dtype_name(st.dtype));
+      parts.tensors.push_back(st.tensor);
+    }
+    parts.storage.push_back(file);
+  }
+  const fs::path tok = dir / "tokenizer.model";
+  if (fs::exists(tok)) parts.tokenizer_path = tok.string();
+  return parts;
+}
+
+}  // namespace lmq

@@ -1,0 +1,138 @@
+#include "lmq/model/model.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstring>
+#include <filesystem>
+
+#include "lmq/error.h"
+#include "lmq/formats/safetensors.h"
+
+namespace lmq {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+// What the first bytes of a file say it is.
+enum class FileKind { Gguf, Lmq, Safetensors, Unknown };
+
+FileKind sniff(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("{}: cannot open", path);
+  std::array<uint8_t, 4096> buf{};
+  ssize_t n = ::read(fd, buf.data(), buf.size());
+  struct stat st {};
+  ::fstat(fd, &st);
+  ::close(fd);
+  if (n < 0) fail("{}: cannot read", path);
+  if (n >= 4 && std::memcmp(buf.data(), "GGUF", 4) == 0) return FileKind::Gguf;
+  if (is_safetensors_magic(buf.data(), size_t(n), uint64_t(st.st_size))) {
+    // lmq's file is a safetensors container whose metadata names the format first thing.
+    std::string_view head(reinterpret_cast<const char*>(buf.data()) + 8, size_t(n) - 8);
+    return head.find("\"lmq.format\"") != std::string_view::npos ? FileKind::Lmq : FileKind::Safetensors;
+  }
+  return FileKind::Unknown;
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) fail("{}: no such file or directory", path);
+  if (fs::is_directory(path, ec)) return from_parts(load_hf_parts(path));
+  switch (sniff(path)) {
+    case FileKind::Gguf: return from_parts(load_gguf_parts(path));
+    case FileKind::Lmq: return from_parts(load_lmq_parts(path));
+    case FileKind::Safetensors: return from_parts(load_hf_parts(path));
+    case FileKind::Unknown: break;
+  }
+  fail("{}: not a model: neither a Hugging Face directory, a safetensors, lmq or GGUF file", path);
+}
+
+std::unique_ptr<Model> Model::from_parts(Parts p) {
+  std::unique_ptr<Model> m(new Model());
+  m->config_ = p.config;
+  m->path_ = std::move(p.path);
+  m->kind_ = std::move(p.kind);
+  m->file_bytes_ = p.file_bytes;
+  m->tensors_ = std::move(p.tensors);
+  m->storage_ = std::move(p.storage);
+  m->tokenizer_path_ = std::move(p.tokenizer_path);
+  m->tokenizer_bytes_ = std::move(p.tokenizer_bytes);
+  m->metadata_ = std::move(p.metadata);
+  for (size_t i = 0; i < m->tensors_.size(); ++i) m->index_[m->tensors_[i].name] = i;
+  m->bind_weights();
+  return m;
+}
+
+const Tensor* Model::find(const std::string& name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &tensors_[it->second];
+}
+
+const Tokenizer& Model::tokenizer() const {
+  if (!tokenizer_) {
+    if (!tokenizer_bytes_.empty()) tokenizer_.emplace(Tokenizer::from_bytes(tokenizer_bytes_, path_));
+    else if (!tokenizer_path_.empty()) tokenizer_.emplace(Tokenizer::from_file(tokenizer_path_));
+    else fail("{}: the model has no tokenizer", path_);
+    if (tokenizer_->vocab_size() > config_.vocab)
+      fail("{}: tokenizer has {} pieces but the model's vocabulary is {}", path_, tokenizer_->vocab_size(),
+           config_.vocab);
+  }
+  return *tokenizer_;
+}
+
+uint64_t Model::param_count() const {
+  uint64_t n = 0;
+  for (const auto& t : tensors_) n += uint64_t(t.numel());
+  return n;
+}
+
+// Finds every weight the forward pass needs and checks its shape and format.
+void Model::bind_weights() {
+  const ModelConfig& c = config_;
+  auto get = [&](const std::string& name, std::vector<int64_t> shape, bool required = true) -> const Tensor* {
+    const Tensor* t = find(name);
+    if (!t) {
+      if (required) fail("{}: missing tensor '{}'", path_, name);
+      return nullptr;
+    }
+    if (t->shape != shape)
+      fail("{}: tensor '{}' has shape {}, expected {}", path_, name, shape_str(t->shape), shape_str(shape));
+    if (t->format == Format::I32) fail("{}: tensor '{}' has an integer dtype, expected floating point", path_, name);
+    return t;
+  };
+  const int64_t H = c.hidden, Q = c.q_dim(), KV = c.kv_dim(), F = c.ffn, V = c.vocab;
+  embed_ = get("model.embed_tokens.weight", {V, H});
+  final_norm_ = get("model.norm.weight", {H});
+  lm_head_ = c.tied_embeddings ? embed_ : get("lm_head.weight", {V, H});
+  layers_.clear();
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeights w;
+    w.attn_norm = get(p + "input_layernorm.weight", {H});
+    w.wq = get(p + "self_attn.q_proj.weight", {Q, H});
+    w.wk = get(p + "self_attn.k_proj.weight", {KV, H});
+    w.wv = get(p + "self_attn.v_proj.weight", {KV, H});
+    w.wo = get(p + "self_attn.o_proj.weight", {H, Q});
+    w.bq = get(p + "self_attn.q_proj.bias", {Q}, c.qkv_bias);
+    w.bk = get(p + "self_attn.k_proj.bias", {KV}, c.qkv_bias);
+    w.bv = get(p + "self_attn.v_proj.bias", {KV}, c.qkv_bias);
+    w.ffn_norm = get(p + "post_attention_layernorm.weight", {H});
+    w.w_gate = get(p + "mlp.gate_proj.weight", {F, H});
+    w.w_up = get(p + "mlp.up_proj.weight", {F, H});
+    w.w_down = get(p + "mlp.down_proj.weight", {H, F});
+    layers_.push_back(w);
+  }
+}
+
+}  // namespace lmq

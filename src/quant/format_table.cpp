@@ -1,0 +1,74 @@
+// The one table of weight formats: names, block geometry, and row dequantization, dispatching
+// to each format's own module.
+#include <cstring>
+
+#include "lmq/error.h"
+#include "lmq/half.h"
+#include "lmq/tensor.h"
+
+namespace lmq {
+
+std::string_view format_name(Format f) {
+  switch (f) {
+    case Format::F32: return "f32";
+    case Format::F16: return "f16";
+    case Format::BF16: return "bf16";
+    case Format::I32: return "i32";
+    case Format::LMQ_INT: return "int";
+    case Format::Q8_0: return "q8_0";
+    case Format::Q4_0: return "q4_0";
+    case Format::Q4_1: return "q4_1";
+    case Format::Q5_0: return "q5_0";
+    case Format::Q5_1: return "q5_1";
+    case Format::Q2_K: return "q2_k";
+    case Format::Q3_K: return "q3_k";
+    case Format::Q4_K: return "q4_k";
+    case Format::Q5_K: return "q5_k";
+    case Format::Q6_K: return "q6_k";
+  }
+  return "?";
+}
+
+std::string tensor_format_label(const Tensor& t) {
+  if (t.format != Format::LMQ_INT) return std::string(format_name(t.format));
+  std::string g = t.q.group == 0 ? "tensor" : t.q.group < 0 ? "channel" : "g" + std::to_string(t.q.group);
+  return "int" + std::to_string(t.q.bits) + ":" + g + (t.q.asym ? ":asym" : ":sym");
+}
+
+int64_t format_block_size(Format f) {
+  switch (f) {
+    case Format::F32: case Format::F16: case Format::BF16: case Format::I32: case Format::LMQ_INT: return 1;
+    default: return 0;  // ggml formats: filled in by formats/ggml_blocks
+  }
+}
+
+uint64_t format_row_bytes(Format f, int64_t cols) {
+  switch (f) {
+    case Format::F32: case Format::I32: return uint64_t(cols) * 4;
+    case Format::F16: case Format::BF16: return uint64_t(cols) * 2;
+    default: fail("format {}: row bytes not defined here", format_name(f));
+  }
+}
+
+void dequantize_rows(const Tensor& t, int64_t row0, int64_t n, float* out) {
+  const int64_t K = t.cols();
+  const size_t count = size_t(n * K);
+  switch (t.format) {
+    case Format::F32:
+      std::memcpy(out, t.data + uint64_t(row0 * K) * 4, count * 4);
+      return;
+    case Format::BF16: {
+      const uint16_t* src = reinterpret_cast<const uint16_t*>(t.data) + row0 * K;
+      for (size_t i = 0; i < count; ++i) out[i] = bf16_to_f32(src[i]);
+      return;
+    }
+    case Format::F16: {
+      const uint16_t* src = reinterpret_cast<const uint16_t*>(t.data) + row0 * K;
+      for (size_t i = 0; i < count; ++i) out[i] = f16_to_f32(src[i]);
+      return;
+    }
+    default: fail("tensor '{}': format {} cannot be dequantized yet", t.name, format_name(t.format));
+  }
+}
+
+}  // namespace lmq
