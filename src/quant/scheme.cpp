@@ -356,7 +356,7 @@ Scheme parse_scheme(std::string_view text) {
     parts.push_back(rest.substr(0, at));
   parts.push_back(rest);
   int64_t bits = 0;
-  if (!parse_int(parts[0], bits)) fail("scheme '{}': missing bit count after 'int'", full);
+  if (!parse_int(parts[0], bits)) fail("scheme '{}': expected a bit count 2..8 after 'int'", full);
   if (bits < 2 || bits > 8) fail("scheme '{}': bits must be 2..8", full);
   sc.p.bits = uint8_t(bits);
   unsigned seen = 0;
