@@ -401,3 +401,25 @@ RC_GTEST_PROP(QuantSchemeString, RoundTrips, ()) {
   RC_ASSERT(parse_scheme(text) == s);
   RC_ASSERT(parse_scheme(text).to_string() == text);
 }
+
+// Clipping methods: values inside the grid range [s·(min_code - z), s·(top - z)] still have error
+// <= s/2; values beyond it go to the nearest end of the grid.
+RC_GTEST_PROP(QuantRange, ClippedRangesKeepTheBoundInsideAndClipOutside, ()) {
+  const IntParams p = gen_params();
+  const RangeMethod m = *rc::gen::element(RangeMethod::Percentile, RangeMethod::Mse);
+  const float pct = *rc::gen::element(50.0f, 90.0f, 99.0f, 99.9f, 100.0f);
+  const std::vector<float> x = gen_group();
+  const int64_t n = int64_t(x.size());
+  const GroupQ g = choose_group_params(x.data(), n, p, m, nullptr, pct);
+  std::vector<uint8_t> u(n);
+  quantize_group(x.data(), n, g, p.bits, u.data());
+  const int32_t min_code = p.asym ? 0 : 1;  // symmetric: q >= -q_max, so u >= 1
+  const float lo = dequant_code(g.scale, min_code, g.zero), hi = dequant_code(g.scale, code_max(p.bits), g.zero);
+  for (int64_t i = 0; i < n; ++i) {
+    RC_ASSERT(int(u[i]) >= min_code);
+    const float xq = dequant_code(g.scale, u[i], g.zero);
+    if (x[i] >= lo && x[i] <= hi) RC_ASSERT(std::fabs(x[i] - xq) <= g.scale / 2 + fp_slack(x[i], xq));
+    else RC_ASSERT(xq == (x[i] < lo ? lo : hi));
+    if (x[i] == 0) RC_ASSERT(xq == 0.0f);
+  }
+}

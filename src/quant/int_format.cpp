@@ -112,7 +112,7 @@ void int_dequantize_rows(const IntParams& p, const uint8_t* data, int64_t rows, 
     float* o = out + (r - row0) * cols;
     for (int64_t c0 = 0; c0 < cols; c0 += span) {  // one scale/zero per span
       const int64_t idx = int_scale_index(p, v.layout.groups_per_row, r, c0);
-      const GroupQ g{int_scale_at(v, idx), int_zero_at(v, idx)};
+      const GroupQ g{int_scale_at(v, idx), int_zero_at(v, idx), !p.asym};
       dequantize_group(u.data() + c0, std::min(span, cols - c0), g, o + c0);
     }
   }

@@ -60,7 +60,7 @@ GroupQ params_from_range(double lo, double hi, const IntParams& p) {
   hi = std::max(hi, 0.0);
   if (!p.asym) {
     const double absmax = std::max(-lo, hi);
-    return {round_scale_up(absmax / sym_qmax(p.bits), p.scale_type), sym_zero(p.bits)};
+    return {round_scale_up(absmax / sym_qmax(p.bits), p.scale_type), sym_zero(p.bits), true};
   }
   const float s = round_scale_up((hi - lo) / code_max(p.bits), p.scale_type);
   if (s == 0) return {0, 0};
@@ -74,16 +74,20 @@ void check_finite(const float* x, int64_t n, const char* what) {
     if (!std::isfinite(x[i])) fail("{}: value {} at index {} is not finite", what, x[i], i);
 }
 
+namespace {
+
+// The code of one value. Clamped in float before converting: x/s may be far outside the code
+// range (or Inf when a tiny f32 scale divides a large value) and float->int of that is undefined.
+inline int32_t code_of(float x, GroupQ g, float top) {
+  if (g.scale == 0) return g.zero;  // all-zero group: every code is the zero point
+  return int32_t(std::clamp(std::round(x / g.scale) + float(g.zero), g.sym ? 1.0f : 0.0f, top));
+}
+
+}  // namespace
+
 void quantize_group(const float* x, int64_t n, GroupQ g, int bits, uint8_t* u) {
   const float top = float(code_max(bits));
-  if (g.scale == 0) {  // all-zero group: every code is the zero point
-    std::fill(u, u + n, uint8_t(g.zero));
-    return;
-  }
-  // Clamp in float before converting: x/s may be far outside the code range (or Inf when a
-  // tiny f32 scale divides a large value) and float->int of that would be undefined.
-  for (int64_t i = 0; i < n; ++i)
-    u[i] = uint8_t(std::clamp(std::round(x[i] / g.scale) + float(g.zero), 0.0f, top));
+  for (int64_t i = 0; i < n; ++i) u[i] = uint8_t(code_of(x[i], g, top));
 }
 
 void dequantize_group(const uint8_t* u, int64_t n, GroupQ g, float* out) {
@@ -95,9 +99,7 @@ double group_sq_error(const float* x, int64_t n, GroupQ g, int bits, const float
   double sum = 0;
   for (int64_t i = 0; i < n; ++i) {
     // Same expressions as quantize_group + dequantize_group, fused to avoid a buffer.
-    int32_t u = g.zero;
-    if (g.scale != 0) u = int32_t(std::clamp(std::round(x[i] / g.scale) + float(g.zero), 0.0f, top));
-    const double e = double(x[i]) - double(dequant_code(g.scale, u, g.zero));
+    const double e = double(x[i]) - double(dequant_code(g.scale, code_of(x[i], g, top), g.zero));
     sum += (w ? double(w[i]) : 1.0) * e * e;
   }
   return sum;

@@ -15,7 +15,9 @@
 // The zero point is the code of 0.0, rounded to an integer so that 0 stays exact:
 //     z = round(-lo / s) in [0, 2^b - 1],  u = clamp(round(x / s) + z, 0, 2^b - 1),
 //     x' = s·(u - z).
-// lo maps to -lo/s - z ∈ [-1/2, 1/2] -> code 0 and hi to (hi - lo)/s - (z + lo/s) -> 2^b - 1.
+// Since |z - (-lo/s)| <= 1/2, lo lands within 1/2 of code 0 and hi within 1/2 of code
+// (hi - lo)/s = 2^b - 1. round() is half away from zero throughout. With a clipped range
+// (percentile, MSE) symmetric codes are clamped to [1, 2^b - 1] so the grid stays symmetric.
 //
 // Stored scale. The scale is stored as a ScaleType (f16 by default). We round s to that type
 // FIRST and compute z and the codes with the rounded s, so the stored bytes reproduce x'
@@ -51,10 +53,12 @@ namespace lmq::quant {
 enum class RangeMethod { MinMax, Percentile, Mse };
 
 // One group's stored parameters. scale is already rounded to the storage ScaleType; zero is
-// the unsigned code of 0.0 (2^(b-1) for symmetric).
+// the unsigned code of 0.0 (2^(b-1) for symmetric). sym is not stored: it makes quantization
+// clamp to code 1 (q >= -q_max) so a clipped symmetric range stays symmetric.
 struct GroupQ {
   float scale = 0;
   int32_t zero = 0;
+  bool sym = false;
 };
 
 inline int32_t code_max(int bits) { return (1 << bits) - 1; }
@@ -76,7 +80,8 @@ GroupQ params_from_range(double lo, double hi, const IntParams& p);
 GroupQ choose_group_params(const float* x, int64_t n, const IntParams& p, RangeMethod m,
                            const float* importance, float percentile = 99.9f);
 
-// u[i] = clamp(round(x[i]/s) + z, 0, 2^bits - 1); s = 0 gives u = z.
+// u[i] = clamp(round(x[i]/s) + z, sym ? 1 : 0, 2^bits - 1), round half away from zero;
+// s = 0 gives u = z. x must be finite.
 void quantize_group(const float* x, int64_t n, GroupQ g, int bits, uint8_t* u);
 void dequantize_group(const uint8_t* u, int64_t n, GroupQ g, float* out);
 
