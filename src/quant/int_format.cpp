@@ -1,0 +1,238 @@
+// LMQ_INT layout and whole-tensor quantizer; the layout is documented in
+// include/lmq/quant/int_format.h.
+#include "lmq/quant/int_format.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <vector>
+
+#include "lmq/error.h"
+#include "lmq/half.h"
+
+namespace lmq::quant {
+
+namespace {
+
+uint64_t scale_size(ScaleType t) { return t == ScaleType::F32 ? 4 : 2; }
+
+}  // namespace
+
+int64_t int_groups_per_row(const IntParams& p, int64_t cols) {
+  if (p.group <= 0) return 1;
+  return (cols + p.group - 1) / p.group;
+}
+
+int64_t int_scale_count(const IntParams& p, int64_t rows, int64_t cols) {
+  if (p.group == 0) return 1;
+  if (p.group < 0) return rows;
+  return int64_t(checked_mul(uint64_t(rows), uint64_t(int_groups_per_row(p, cols)), "LMQ_INT scales"));
+}
+
+IntLayout int_layout(const IntParams& p, int64_t rows, int64_t cols) {
+  if (p.bits < 2 || p.bits > 8) fail("LMQ_INT: bits must be 2..8, got {}", int(p.bits));
+  if (p.group < -1) fail("LMQ_INT: group must be -1, 0 or positive, got {}", p.group);
+  if (rows < 0 || cols < 0) fail("LMQ_INT: negative shape [{}, {}]", rows, cols);
+  IntLayout l;
+  l.row_code_bytes = bytes_at_bits(uint64_t(cols), p.bits);
+  l.codes_bytes = checked_mul(uint64_t(rows), l.row_code_bytes, "LMQ_INT codes");
+  l.scales_offset = checked_add(l.codes_bytes, 3, "LMQ_INT codes") / 4 * 4;
+  l.groups_per_row = int_groups_per_row(p, cols);
+  l.n_scales = int_scale_count(p, rows, cols);
+  l.scales_bytes = checked_mul(uint64_t(l.n_scales), scale_size(p.scale_type), "LMQ_INT scales");
+  l.zeros_offset = checked_add(l.scales_offset, l.scales_bytes, "LMQ_INT scales");
+  l.zeros_bytes = p.asym ? bytes_at_bits(uint64_t(l.n_scales), p.bits) : 0;
+  l.total = checked_add(l.zeros_offset, l.zeros_bytes, "LMQ_INT zeros");
+  return l;
+}
+
+uint64_t int_tensor_bytes(const IntParams& p, int64_t rows, int64_t cols) {
+  return int_layout(p, rows, cols).total;
+}
+
+int64_t int_scale_index(const IntParams& p, int64_t groups_per_row, int64_t r, int64_t c) {
+  if (p.group == 0) return 0;
+  if (p.group < 0) return r;
+  return r * groups_per_row + c / p.group;
+}
+
+IntView int_view(const IntParams& p, const uint8_t* data, int64_t rows, int64_t cols) {
+  IntView v;
+  v.p = p;
+  v.rows = rows;
+  v.cols = cols;
+  v.layout = int_layout(p, rows, cols);
+  v.codes = data;
+  v.scales = data + v.layout.scales_offset;
+  v.zeros = p.asym ? data + v.layout.zeros_offset : nullptr;
+  return v;
+}
+
+float int_scale_at(const IntView& v, int64_t idx) {
+  const uint8_t* b = v.scales + uint64_t(idx) * scale_size(v.p.scale_type);
+  switch (v.p.scale_type) {
+    case ScaleType::F32: return bits_to_f32(uint32_t(b[0]) | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16 | uint32_t(b[3]) << 24);
+    case ScaleType::F16: return f16_to_f32(uint16_t(b[0] | b[1] << 8));
+    case ScaleType::BF16: return bf16_to_f32(uint16_t(b[0] | b[1] << 8));
+  }
+  fail("internal: unknown scale type");
+}
+
+int32_t int_zero_at(const IntView& v, int64_t idx) {
+  return v.zeros ? packed_at(v.zeros, idx, v.p.bits) : sym_zero(v.p.bits);
+}
+
+namespace {
+
+void store_scale(uint8_t* scales, int64_t idx, float s, ScaleType t) {
+  uint32_t bits = 0;
+  switch (t) {
+    case ScaleType::F32: bits = f32_to_bits(s); break;
+    case ScaleType::F16: bits = f32_to_f16(s); break;  // exact: s was rounded to f16 already
+    case ScaleType::BF16: bits = f32_to_bf16(s); break;
+  }
+  uint8_t* b = scales + uint64_t(idx) * scale_size(t);
+  for (uint64_t k = 0; k < scale_size(t); ++k) b[k] = uint8_t(bits >> (8 * k));
+}
+
+}  // namespace
+
+void int_dequantize_rows(const IntParams& p, const uint8_t* data, int64_t rows, int64_t cols,
+                         int64_t row0, int64_t n, float* out) {
+  const IntView v = int_view(p, data, rows, cols);
+  if (row0 < 0 || n < 0 || row0 > rows || n > rows - row0)
+    fail("LMQ_INT: rows [{}, {}) out of range of {} rows", row0, row0 + n, rows);
+  std::vector<uint8_t> u(static_cast<size_t>(cols));
+  const int64_t span = p.group > 0 ? p.group : std::max<int64_t>(cols, 1);
+  for (int64_t r = row0; r < row0 + n; ++r) {
+    unpack_bits(v.codes + uint64_t(r) * v.layout.row_code_bytes, cols, p.bits, u.data());
+    float* o = out + (r - row0) * cols;
+    for (int64_t c0 = 0; c0 < cols; c0 += span) {  // one scale/zero per span
+      const int64_t idx = int_scale_index(p, v.layout.groups_per_row, r, c0);
+      const GroupQ g{int_scale_at(v, idx), int_zero_at(v, idx), !p.asym};
+      dequantize_group(u.data() + c0, std::min(span, cols - c0), g, o + c0);
+    }
+  }
+}
+
+// ---- whole-tensor quantizer ----
+
+namespace {
+
+struct RowStats {
+  double sq_err = 0, sq_ref = 0, max_abs = 0;
+};
+
+void check_tensor_finite(const float* w, int64_t rows, int64_t cols, const float* imp) {
+  for (int64_t i = 0; i < rows * cols; ++i)
+    if (!std::isfinite(w[i]))
+      fail("weight {} at row {}, column {} is not finite", w[i], i / cols, i % cols);
+  if (imp) check_finite(imp, cols, "column importance");
+}
+
+// Per-tensor parameters: the range is over the whole tensor. The MSE search sums row errors
+// (in parallel, per row, then in row order) so it is deterministic.
+GroupQ tensor_params(const float* w, int64_t rows, int64_t cols, const IntParams& p,
+                     RangeMethod m, float pct, const float* imp, int threads) {
+  const int64_t n = rows * cols;
+  if (m == RangeMethod::Percentile) return choose_group_params(w, n, p, m, nullptr, pct);
+  const auto [mn, mx] = std::minmax_element(w, w + n);
+  const double lo = n ? *mn : 0.0, hi = n ? *mx : 0.0;
+  GroupQ best = params_from_range(lo, hi, p);
+  if (m == RangeMethod::MinMax) return best;
+  std::vector<double> err(static_cast<size_t>(rows));
+  auto total_error = [&](GroupQ g) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) err[r] = group_sq_error(w + r * cols, cols, g, p.bits, imp);
+    double s = 0;
+    for (double e : err) s += e;
+    return s;
+  };
+  double best_err = total_error(best);
+  for (int k = 1; k <= kMseSteps && best_err > 0; ++k) {  // r = 1 first, as in the group search
+    const GroupQ g = params_from_range(lo * mse_ratio(k), hi * mse_ratio(k), p);
+    const double e = total_error(g);
+    if (e < best_err) best = g, best_err = e;
+  }
+  return best;
+}
+
+// Quantizes one row: chooses its groups' parameters (unless per tensor), writes packed codes,
+// records the GroupQ of each of its scale indices, and measures the error of what was stored.
+RowStats quantize_row(const float* x, int64_t r, int64_t cols, const IntParams& p, RangeMethod m,
+                      float pct, const float* imp, const IntLayout& l, GroupQ* qs,
+                      std::vector<uint8_t>& u, uint8_t* out) {
+  const int64_t span = p.group > 0 ? p.group : std::max<int64_t>(cols, 1);
+  RowStats st;
+  for (int64_t c0 = 0; c0 < cols; c0 += span) {
+    const int64_t len = std::min(span, cols - c0);
+    const int64_t idx = int_scale_index(p, l.groups_per_row, r, c0);
+    if (p.group != 0) qs[idx] = choose_group_params(x + c0, len, p, m, imp ? imp + c0 : nullptr, pct);
+    const GroupQ g = qs[idx];
+    quantize_group(x + c0, len, g, p.bits, u.data() + c0);
+    for (int64_t c = c0; c < c0 + len; ++c) {
+      const double e = double(x[c]) - double(dequant_code(g.scale, u[c], g.zero));
+      st.sq_err += e * e;
+      st.sq_ref += double(x[c]) * double(x[c]);
+      st.max_abs = std::max(st.max_abs, std::fabs(e));
+    }
+  }
+  pack_bits(u.data(), cols, p.bits, out + uint64_t(r) * l.row_code_bytes);
+  return st;
+}
+
+}  // namespace
+
+QuantStats quantize_tensor(const float* w, int64_t rows, int64_t cols, const IntParams& p,
+                           RangeMethod m, float percentile, const float* col_importance,
+                           uint8_t* out, int threads) {
+  const IntLayout l = int_layout(p, rows, cols);
+  if (threads <= 0) threads = omp_get_max_threads();
+  check_tensor_finite(w, rows, cols, col_importance);
+  if (m == RangeMethod::Percentile && !(percentile >= 50.0f && percentile <= 100.0f))
+    fail("percentile must be in [50, 100], got {}", percentile);
+  std::memset(out, 0, l.total);  // padding and unused bits are zero, so output is deterministic
+
+  std::vector<GroupQ> qs(static_cast<size_t>(l.n_scales));
+  if (p.group == 0) qs[0] = tensor_params(w, rows, cols, p, m, percentile, col_importance, threads);
+
+  std::vector<RowStats> row_stats(static_cast<size_t>(rows));
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(rows));  // exceptions must not leave the omp region
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<uint8_t> u(static_cast<size_t>(cols));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      try {
+        row_stats[r] = quantize_row(w + r * cols, r, cols, p, m, percentile, col_importance, l,
+                                    qs.data(), u, out);
+      } catch (...) {
+        errors[r] = std::current_exception();
+      }
+    }
+  }
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+
+  // Scales and zero points: serial, since zero points of different rows share bytes.
+  std::vector<uint8_t> zeros(static_cast<size_t>(l.n_scales));
+  for (int64_t i = 0; i < l.n_scales; ++i) {
+    store_scale(out + l.scales_offset, i, qs[i].scale, p.scale_type);
+    zeros[i] = uint8_t(qs[i].zero);
+  }
+  if (p.asym) pack_bits(zeros.data(), l.n_scales, p.bits, out + l.zeros_offset);
+
+  QuantStats s;
+  for (const RowStats& r : row_stats) {  // in row order: same sums for any thread count
+    s.sq_err += r.sq_err;
+    s.sq_ref += r.sq_ref;
+    s.max_abs = std::max(s.max_abs, r.max_abs);
+  }
+  s.rel_rms = s.sq_ref > 0 ? std::sqrt(s.sq_err / s.sq_ref) : 0.0;
+  return s;
+}
+
+}  // namespace lmq::quant
