@@ -15,6 +15,7 @@
 #include "lmq/model/forward.h"
 #include "lmq/model/generate.h"
 #include "lmq/model/model.h"
+#include "lmq/quant/scheme.h"
 
 using json = nlohmann::json;
 using namespace lmq;
@@ -49,7 +50,7 @@ void cmd_inspect(const std::string& path, bool as_json) {
   const auto& c = m->config();
   InspectReport r = inspect_model(*m);
   json mem;
-  for (const auto& [name, bits] : memory_precisions()) mem[name] = bytes_at_bits(r.params, bits);
+  for (const auto& [name, bits] : memory_precisions()) mem[name] = quant::bytes_at_bits(r.params, bits);
   if (as_json) {
     json j;
     j["path"] = path;
@@ -63,7 +64,7 @@ void cmd_inspect(const std::string& path, bool as_json) {
     j["memory_bytes"] = mem;
     for (const auto& [g, n] : r.group_params) {
       json gm;
-      for (const auto& [name, bits] : memory_precisions()) gm[name] = bytes_at_bits(n, bits);
+      for (const auto& [name, bits] : memory_precisions()) gm[name] = quant::bytes_at_bits(n, bits);
       j["groups"][g] = {{"params", n}, {"memory_bytes", gm}};
     }
     for (const auto& t : r.tensors)
@@ -88,7 +89,7 @@ void cmd_inspect(const std::string& path, bool as_json) {
   fmt::print("\n");
   auto row = [&](const std::string& g, uint64_t n) {
     fmt::print("{:<12} {:>12}", g, n);
-    for (const auto& [name, bits] : memory_precisions()) fmt::print(" {:>12}", bytes_at_bits(n, bits));
+    for (const auto& [name, bits] : memory_precisions()) fmt::print(" {:>12}", quant::bytes_at_bits(n, bits));
     fmt::print("\n");
   };
   for (const auto& [g, n] : r.group_params) row(g, n);

@@ -4,6 +4,7 @@
 
 #include "lmq/error.h"
 #include "lmq/half.h"
+#include "lmq/quant/int_format.h"
 #include "lmq/tensor.h"
 
 namespace lmq {
@@ -67,6 +68,9 @@ void dequantize_rows(const Tensor& t, int64_t row0, int64_t n, float* out) {
       for (size_t i = 0; i < count; ++i) out[i] = f16_to_f32(src[i]);
       return;
     }
+    case Format::LMQ_INT:
+      quant::int_dequantize_rows(t.q, t.data, t.rows(), K, row0, n, out);
+      return;
     default: fail("tensor '{}': format {} cannot be dequantized yet", t.name, format_name(t.format));
   }
 }

@@ -26,9 +26,6 @@ inline const std::vector<std::pair<std::string, unsigned>>& memory_precisions() 
   return p;
 }
 
-// The seeds' memory formula: bytes = bits/8 × params (rounded up when not a whole byte).
-inline uint64_t bytes_at_bits(uint64_t params, unsigned bits) { return (params * bits + 7) / 8; }
-
 struct InspectReport {
   uint64_t params = 0;
   std::map<std::string, uint64_t> group_params;  // embeddings, attention, mlp, norms, lm_head
