@@ -252,3 +252,276 @@ TEST(GgufFixtures, DifferentQuantizationsOfTheSameModelAgree) {
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// Hand-built files: a tiny little-endian byte builder.
+namespace {
+
+struct Bytes {
+  std::string b;
+  template <typename T>
+  Bytes& put(T v) {
+    char tmp[sizeof(T)];
+    std::memcpy(tmp, &v, sizeof(T));
+    b.append(tmp, sizeof(T));
+    return *this;
+  }
+  Bytes& u32(uint32_t v) { return put(v); }
+  Bytes& u64(uint64_t v) { return put(v); }
+  Bytes& str(const std::string& s) {
+    u64(s.size());
+    b += s;
+    return *this;
+  }
+  Bytes& pad(size_t a) {
+    while (b.size() % a) b.push_back('\0');
+    return *this;
+  }
+};
+
+struct TInfo {
+  std::string name;
+  std::vector<uint64_t> ne;
+  uint32_t type;
+  uint64_t offset;
+};
+
+// A GGUF file: header, the given raw KV bytes (n_kv entries), tensor infos, padding, data.
+std::string make_gguf(const std::vector<TInfo>& tensors, const std::string& kvs, uint64_t n_kv,
+                      uint64_t data_bytes, uint32_t version = 3, size_t align = 32) {
+  Bytes g;
+  g.b = "GGUF";
+  g.u32(version).u64(tensors.size()).u64(n_kv);
+  g.b += kvs;
+  for (const TInfo& t : tensors) {
+    g.str(t.name).u32(uint32_t(t.ne.size()));
+    for (uint64_t d : t.ne) g.u64(d);
+    g.u32(t.type).u64(t.offset);
+  }
+  g.pad(align);
+  for (uint64_t i = 0; i < data_bytes; ++i) g.b.push_back(char(i * 7));
+  return g.b;
+}
+
+std::string kv_string(const std::string& k, const std::string& v) {
+  Bytes b;
+  b.str(k).u32(8).str(v);
+  return b.b;
+}
+std::string kv_u32(const std::string& k, uint32_t v) {
+  Bytes b;
+  b.str(k).u32(4).u32(v);
+  return b.b;
+}
+
+// A valid little file: one 2x32 Q8_0 tensor and one 4-element F32 tensor.
+std::string valid_file() {
+  return make_gguf({{"w", {32, 2}, 8, 0}, {"n", {4}, 0, 96}}, kv_string("general.architecture", "llama"), 1, 112);
+}
+
+std::string write_temp(const std::string& bytes, const std::string& name = "t.gguf") {
+  const std::string p = lmq::test::temp_dir() + "/" + name;
+  lmq::test::write_file(p, bytes);
+  return p;
+}
+
+// Opening `bytes` must throw lmq::Error whose one-line message names the file and contains `what`.
+void expect_refused(const std::string& bytes, const std::string& what) {
+  const std::string p = write_temp(bytes);
+  try {
+    GgufFile g(p);
+    ADD_FAILURE() << "accepted a bad file; expected: " << what;
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(p), std::string::npos) << msg;
+    EXPECT_NE(msg.find(what), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+}
+
+}  // namespace
+
+TEST(GgufReader, ValidHandBuiltFile) {
+  const std::string p = write_temp(valid_file());
+  GgufFile g(p);
+  EXPECT_EQ(g.version(), 3u);
+  ASSERT_EQ(g.tensors().size(), 2u);
+  const Tensor* w = g.find("w");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->shape, (std::vector<int64_t>{2, 32}));
+  EXPECT_EQ(w->format, Format::Q8_0);
+  EXPECT_EQ(w->nbytes, 68u);
+  const Tensor* n = g.find("n");
+  EXPECT_EQ(n->shape, (std::vector<int64_t>{4}));
+  EXPECT_EQ(n->data - w->data, 96);
+  EXPECT_EQ(g.get_string("general.architecture"), "llama");
+  // Version 2 has the same layout.
+  GgufFile g2(write_temp(make_gguf({{"w", {32}, 8, 0}}, "", 0, 34, 2)));
+  EXPECT_EQ(g2.version(), 2u);
+}
+
+TEST(GgufReader, AllMetadataTypes) {
+  Bytes kv;
+  kv.str("u8").u32(0).put<uint8_t>(200);
+  kv.str("i8").u32(1).put<int8_t>(-100);
+  kv.str("u16").u32(2).put<uint16_t>(60000);
+  kv.str("i16").u32(3).put<int16_t>(-30000);
+  kv.str("u32").u32(4).u32(4000000000u);
+  kv.str("i32").u32(5).put<int32_t>(-2000000000);
+  kv.str("f32").u32(6).put<float>(1.5f);
+  kv.str("bool").u32(7).put<uint8_t>(1);
+  kv.str("str").u32(8).str("h\xc3\xa9llo");
+  kv.str("u64").u32(10).u64(~uint64_t(0));
+  kv.str("i64").u32(11).put<int64_t>(INT64_MIN);
+  kv.str("f64").u32(12).put<double>(-0.125);
+  kv.str("strs").u32(9).u32(8).u64(3).str("a").str("").str("ccc");
+  // array of 2 arrays of int32: [[1,2],[3]]
+  kv.str("nested").u32(9).u32(9).u64(2);
+  kv.u32(5).u64(2).put<int32_t>(1).put<int32_t>(2);
+  kv.u32(5).u64(1).put<int32_t>(3);
+  kv.str("empty").u32(9).u32(6).u64(0);
+  GgufFile g(write_temp(make_gguf({}, kv.b, 15, 0)));
+  EXPECT_EQ(g.metadata().size(), 15u);
+  EXPECT_EQ(g.get_u32("u8"), 200u);
+  EXPECT_EQ(g.get_i64("i8"), -100);
+  EXPECT_EQ(g.get_u32("u16"), 60000u);
+  EXPECT_EQ(g.get_i64("i16"), -30000);
+  EXPECT_EQ(g.get_u32("u32"), 4000000000u);
+  EXPECT_EQ(g.get_i64("i32"), -2000000000);
+  EXPECT_EQ(g.get_f32("f32"), 1.5f);
+  EXPECT_TRUE(g.get_bool("bool"));
+  EXPECT_EQ(g.get_string("str"), "h\xc3\xa9llo");
+  EXPECT_EQ(g.get_u64("u64"), ~uint64_t(0));
+  EXPECT_EQ(g.get_i64("i64"), INT64_MIN);
+  EXPECT_EQ(g.get_f32("f64"), -0.125f);
+  EXPECT_EQ(g.get_string_array("strs"), (std::vector<std::string>{"a", "", "ccc"}));
+  const GgufValue& nested = g.get("nested");
+  EXPECT_EQ(nested, GgufValue::array(GgufType::ARRAY, {GgufValue::array(GgufType::INT32, {GgufValue::i32(1), GgufValue::i32(2)}),
+                                                       GgufValue::array(GgufType::INT32, {GgufValue::i32(3)})}));
+  EXPECT_EQ(g.get("i8"), GgufValue::i8(-100));
+  EXPECT_THROW(g.get_u32("i8"), Error);    // negative
+  EXPECT_THROW(g.get_u32("u64"), Error);   // too large
+  EXPECT_THROW(g.get_i64("u64"), Error);
+  EXPECT_THROW(g.get_bool("u8"), Error);
+  EXPECT_THROW(g.get_string_array("nested"), Error);
+  EXPECT_THROW(g.get_f32("str"), Error);
+}
+
+TEST(GgufReader, EveryTruncationIsRefused) {
+  const std::string full = valid_file();
+  for (size_t n = 0; n < full.size(); ++n) {
+    const std::string p = write_temp(full.substr(0, n));
+    try {
+      GgufFile g(p);
+      ADD_FAILURE() << "accepted a file truncated to " << n << " of " << full.size() << " bytes";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(GgufReader, BadMagic) {
+  std::string f = valid_file();
+  f[3] = 'G';
+  expect_refused(f, "not a GGUF file");
+  expect_refused("", "not a GGUF file");
+}
+
+TEST(GgufReader, UnsupportedVersions) {
+  expect_refused(make_gguf({}, "", 0, 0, 1), "version 1 is not supported");
+  expect_refused(make_gguf({}, "", 0, 0, 99), "unsupported GGUF version 99");
+  expect_refused(make_gguf({}, "", 0, 0, 0x03000000), "byte-swapped");
+}
+
+TEST(GgufReader, TensorDataOutOfBounds) {
+  expect_refused(make_gguf({{"w", {32, 2}, 8, 0}}, "", 0, 67), "outside the 67-byte data section");
+  expect_refused(make_gguf({{"w", {32, 2}, 8, 64}}, "", 0, 100), "tensor 'w'");
+  expect_refused(make_gguf({{"w", {32}, 8, ~uint64_t(0) & ~uint64_t(31)}}, "", 0, 100), "outside");
+}
+
+TEST(GgufReader, OverlappingTensors) {
+  expect_refused(make_gguf({{"a", {32, 2}, 8, 0}, {"b", {32}, 8, 64}}, "", 0, 128), "overlap");
+}
+
+TEST(GgufReader, OverflowingDims) {
+  expect_refused(make_gguf({{"w", {32, uint64_t(1) << 40, uint64_t(1) << 40}, 8, 0}}, "", 0, 68), "overflows");
+  expect_refused(make_gguf({{"w", {~uint64_t(0)}, 0, 0}}, "", 0, 68), "negative or too large");
+  // Element count fits but the byte count does not.
+  expect_refused(make_gguf({{"w", {uint64_t(1) << 31, uint64_t(1) << 31}, 1, 0}}, "", 0, 68), "outside");
+  // ... or where the byte count itself overflows 64 bits (2^62 F32 values).
+  expect_refused(make_gguf({{"w", {uint64_t(1) << 31, uint64_t(1) << 31}, 0, 0}}, "", 0, 68), "byte size overflows");
+  expect_refused(make_gguf({{"w", {32, 1, 1, 1, 1}, 8, 0}}, "", 0, 68), "5 dimensions");
+}
+
+TEST(GgufReader, UnknownTensorType) {
+  expect_refused(make_gguf({{"blk.0.w", {256}, 16, 0}}, "", 0, 256), "tensor 'blk.0.w': unsupported ggml tensor type id 16");
+  expect_refused(make_gguf({{"w", {32}, 4, 0}}, "", 0, 256), "type id 4");  // removed Q4_2
+}
+
+TEST(GgufReader, RowNotWholeBlocks) {
+  expect_refused(make_gguf({{"w", {48, 2}, 8, 0}}, "", 0, 256), "row length 48 is not a multiple");
+}
+
+TEST(GgufReader, DuplicateTensorNames) {
+  expect_refused(make_gguf({{"w", {32}, 8, 0}, {"w", {32}, 8, 64}}, "", 0, 128), "duplicate tensor name 'w'");
+}
+
+TEST(GgufReader, DuplicateMetadataKey) {
+  expect_refused(make_gguf({}, kv_u32("a", 1) + kv_u32("a", 2), 2, 0), "duplicate metadata key");
+}
+
+TEST(GgufReader, StringLongerThanFile) {
+  Bytes kv;
+  kv.u64(uint64_t(1) << 40);  // key length
+  expect_refused(make_gguf({}, kv.b + "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 1, 0), "string length 1099511627776 exceeds");
+  Bytes kv2;
+  kv2.str("general.name").u32(8).u64(1000).b += "short";
+  expect_refused(make_gguf({}, kv2.b, 1, 0), "metadata 'general.name': string length 1000 exceeds");
+  Bytes kv3;
+  kv3.str("tokens").u32(9).u32(8).u64(uint64_t(1) << 61);
+  expect_refused(make_gguf({}, kv3.b, 1, 0), "cannot fit");
+}
+
+TEST(GgufReader, BadValueTypes) {
+  Bytes kv;
+  kv.str("x").u32(13).u32(0);
+  expect_refused(make_gguf({}, kv.b, 1, 0), "unknown value type 13");
+  Bytes kv2;
+  kv2.str("b").u32(7).put<uint8_t>(2);
+  expect_refused(make_gguf({}, kv2.b, 1, 0), "neither 0 nor 1");
+  // Arrays nested deeper than the reader allows.
+  Bytes kv3;
+  kv3.str("deep").u32(9);
+  for (int i = 0; i < 20; ++i) kv3.u32(9).u64(1);
+  kv3.u32(0).u64(0);
+  expect_refused(make_gguf({}, kv3.b, 1, 0), "nested");
+}
+
+TEST(GgufReader, Alignment) {
+  // A custom power-of-two alignment is honoured: data starts at a multiple of it.
+  {
+    const std::string p = write_temp(make_gguf({{"w", {32}, 8, 0}}, kv_u32("general.alignment", 64), 1, 34, 3, 64));
+    GgufFile g(p);
+    EXPECT_EQ(g.alignment(), 64u);
+    EXPECT_EQ(g.data_offset() % 64, 0u);
+  }
+  expect_refused(make_gguf({}, kv_u32("general.alignment", 0), 1, 0), "not a power of two");
+  expect_refused(make_gguf({}, kv_u32("general.alignment", 48), 1, 0), "not a power of two");
+  expect_refused(make_gguf({}, kv_u32("general.alignment", 1u << 31), 1, 0), "not a power of two");
+  expect_refused(make_gguf({}, kv_string("general.alignment", "32"), 1, 0), "general.alignment has type string");
+  // Misaligned tensor offset.
+  expect_refused(make_gguf({{"w", {32}, 8, 16}}, "", 0, 128), "not a multiple of the alignment 32");
+  expect_refused(make_gguf({{"w", {32}, 8, 32}}, kv_u32("general.alignment", 64), 1, 128, 3, 64),
+                 "not a multiple of the alignment 64");
+}
+
+TEST(GgufReader, AbsurdCounts) {
+  Bytes g;
+  g.b = "GGUF";
+  g.u32(3).u64(uint64_t(1) << 60).u64(0);
+  expect_refused(g.b + std::string(64, '\0'), "tensor count 1152921504606846976 is larger than the file could hold");
+  Bytes h;
+  h.b = "GGUF";
+  h.u32(3).u64(0).u64(~uint64_t(0));
+  expect_refused(h.b + std::string(64, '\0'), "metadata count");
+}
