@@ -11,6 +11,7 @@
 
 #include "lmq/error.h"
 #include "lmq/formats/ggml_blocks.h"
+#include "lmq/formats/gguf_writer.h"
 #include "test_support.h"
 
 using namespace lmq;
@@ -524,4 +525,95 @@ TEST(GgufReader, AbsurdCounts) {
   h.b = "GGUF";
   h.u32(3).u64(0).u64(~uint64_t(0));
   expect_refused(h.b + std::string(64, '\0'), "metadata count");
+}
+
+// ---------------------------------------------------------------------------------------
+// Writer
+
+TEST(GgufWriter, RoundTripsMetadataAndTensors) {
+  const std::string dir = lmq::test::temp_dir();
+  const std::string dest = dir + "/out.gguf";
+  lmq::test::write_file(dest, "old contents");  // replaced atomically, not truncated first
+  std::vector<float> f32 = {1.0f, -2.0f, 3.5f, 0.25f};
+  std::vector<float> src(64 * 3);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = std::sin(float(i));
+  std::vector<uint8_t> q8(size_t(ggml_row_bytes(Format::Q8_0, 64)) * 3);
+  ggml_quantize_row(Format::Q8_0, src.data(), q8.data(), int64_t(src.size()));
+  std::vector<uint8_t> k6(210, 0x5a);
+  for (uint64_t align : {32u, 64u}) {
+    GgufWriter w(dest, align);
+    w.set("general.architecture", GgufValue::str("llama"));
+    w.set("llama.block_count", GgufValue::u32(8));
+    w.set("x.f64", GgufValue::f64(0.1));
+    w.set("x.i8", GgufValue::i8(-3));
+    w.set("tokenizer.ggml.tokens", GgufValue::string_array({"<unk>", "<s>", "hello"}));
+    w.set("x.nested", GgufValue::array(GgufType::ARRAY, {GgufValue::array(GgufType::FLOAT32, {GgufValue::f32(1.5f)})}));
+    w.set("llama.block_count", GgufValue::u32(9));  // replaces
+    w.add_tensor("norm", {4}, Format::F32, reinterpret_cast<const uint8_t*>(f32.data()), 16);
+    w.add_tensor("w", {3, 64}, Format::Q8_0, q8.data(), q8.size());
+    w.add_tensor("k", {1, 256}, Format::Q6_K, k6.data(), k6.size());
+    EXPECT_THROW(w.add_tensor("w", {1, 32}, Format::Q8_0, q8.data(), 34), Error);    // duplicate
+    EXPECT_THROW(w.add_tensor("z", {1, 48}, Format::Q8_0, q8.data(), 34), Error);    // partial block
+    EXPECT_THROW(w.add_tensor("z", {1, 32}, Format::Q8_0, q8.data(), 35), Error);    // wrong size
+    w.finish();
+
+    GgufFile g(dest);
+    EXPECT_EQ(g.alignment(), align);
+    EXPECT_EQ(g.get_string("general.architecture"), "llama");
+    EXPECT_EQ(g.get_u32("llama.block_count"), 9u);
+    EXPECT_EQ(g.get("x.f64"), GgufValue::f64(0.1));
+    EXPECT_EQ(g.get("x.i8"), GgufValue::i8(-3));
+    EXPECT_EQ(g.get_string_array("tokenizer.ggml.tokens"), (std::vector<std::string>{"<unk>", "<s>", "hello"}));
+    EXPECT_EQ(g.get("x.nested"),
+              GgufValue::array(GgufType::ARRAY, {GgufValue::array(GgufType::FLOAT32, {GgufValue::f32(1.5f)})}));
+    ASSERT_EQ(g.tensors().size(), 3u);
+    const Tensor* w8 = g.find("w");
+    ASSERT_NE(w8, nullptr);
+    EXPECT_EQ(w8->shape, (std::vector<int64_t>{3, 64}));
+    EXPECT_EQ(w8->format, Format::Q8_0);
+    ASSERT_EQ(w8->nbytes, q8.size());
+    EXPECT_EQ(std::memcmp(w8->data, q8.data(), q8.size()), 0);
+    EXPECT_EQ(std::memcmp(g.find("norm")->data, f32.data(), 16), 0);
+    EXPECT_EQ(std::memcmp(g.find("k")->data, k6.data(), 210), 0);
+    EXPECT_EQ(g.find("k")->shape, (std::vector<int64_t>{1, 256}));
+  }
+  // No temporary files left behind.
+  int n = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir)) n += e.path().filename() != "out.gguf";
+  EXPECT_EQ(n, 0);
+}
+
+TEST(GgufWriter, RewritesAFixtureIdentically) {
+  const std::string p = fixture("lmq-qwen2-21m-Q3_K_M.gguf");
+  REQUIRE_FIXTURE(p);
+  GgufFile g(p);
+  const std::string dest = lmq::test::temp_dir() + "/copy.gguf";
+  GgufWriter w(dest, g.alignment());
+  for (const auto& [k, v] : g.metadata()) w.set(k, v);
+  for (const Tensor& t : g.tensors()) w.add_tensor(t);
+  w.finish();
+  GgufFile c(dest);
+  EXPECT_EQ(c.metadata(), g.metadata());
+  ASSERT_EQ(c.tensors().size(), g.tensors().size());
+  for (size_t i = 0; i < g.tensors().size(); ++i) {
+    const Tensor &a = g.tensors()[i], &b = c.tensors()[i];
+    EXPECT_EQ(a.name, b.name);
+    EXPECT_EQ(a.shape, b.shape);
+    EXPECT_EQ(a.format, b.format);
+    ASSERT_EQ(a.nbytes, b.nbytes);
+    EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes), 0) << a.name;
+  }
+  EXPECT_EQ(std::filesystem::file_size(dest), std::filesystem::file_size(p));
+}
+
+TEST(GgufWriter, UnwritableDestinationIsAClearError) {
+  const std::string dest = lmq::test::temp_dir() + "/no-such-dir/out.gguf";
+  GgufWriter w(dest);
+  try {
+    w.finish();
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(dest), std::string::npos);
+  }
+  EXPECT_THROW(GgufWriter(dest, 48), Error);
 }
