@@ -1,0 +1,153 @@
+// llama.cpp's (ggml's) quantized block formats: exact byte layouts, scalar dequantization and
+// reference quantizers for the "legacy" 32-element formats.
+//
+// Every format stores a row as a sequence of whole blocks; a block holds `ggml_block_size(f)`
+// consecutive values of the row in `ggml_block_bytes(f)` bytes. All multi-byte fields are
+// little-endian; `d`, `m`, `dmin` are IEEE binary16 (lmq's f16_to_f32 decodes them).
+// The structs below are layout documentation as much as code: they are read only through
+// memcpy / byte pointers, never by casting unaligned file data to them.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "lmq/tensor.h"
+
+namespace lmq::ggml {
+
+inline constexpr int QK4_0 = 32, QK4_1 = 32, QK5_0 = 32, QK5_1 = 32, QK8_0 = 32;
+inline constexpr int QK_K = 256;          // super-block size of the K-quants
+inline constexpr int K_SCALE_SIZE = 12;   // packed 6-bit scales/mins of Q4_K and Q5_K
+
+// Q8_0: x[j] = d * qs[j].  34 bytes / 32 values.
+struct block_q8_0 {
+  uint16_t d;         // f16 scale
+  int8_t qs[QK8_0];   // signed 8-bit codes
+};
+static_assert(sizeof(block_q8_0) == 34);
+
+// Q4_0: x[j] = d * (q[j] - 8), q in 0..15.  18 bytes / 32 values.
+// qs[j] holds value j in its low nibble and value j+16 in its high nibble.
+struct block_q4_0 {
+  uint16_t d;
+  uint8_t qs[QK4_0 / 2];
+};
+static_assert(sizeof(block_q4_0) == 18);
+
+// Q4_1: x[j] = d * q[j] + m, q in 0..15; nibble order as Q4_0.  20 bytes / 32 values.
+struct block_q4_1 {
+  uint16_t d;  // f16 scale
+  uint16_t m;  // f16 minimum (offset)
+  uint8_t qs[QK4_1 / 2];
+};
+static_assert(sizeof(block_q4_1) == 20);
+
+// Q5_0: x[j] = d * (q[j] - 16), q in 0..31.  22 bytes / 32 values.
+// Low 4 bits as in Q4_0 (value j low nibble of qs[j], value j+16 high nibble); the 5th bit of
+// value j is bit j of the little-endian uint32 qh.
+struct block_q5_0 {
+  uint16_t d;
+  uint8_t qh[4];
+  uint8_t qs[QK5_0 / 2];
+};
+static_assert(sizeof(block_q5_0) == 22);
+
+// Q5_1: x[j] = d * q[j] + m, q in 0..31; bits as Q5_0.  24 bytes / 32 values.
+struct block_q5_1 {
+  uint16_t d;
+  uint16_t m;
+  uint8_t qh[4];
+  uint8_t qs[QK5_1 / 2];
+};
+static_assert(sizeof(block_q5_1) == 24);
+
+// Q2_K: 256 values in 16 sub-blocks of 16.  84 bytes.
+// scales[s]: low nibble = 4-bit scale, high nibble = 4-bit min of sub-block s;
+// x = d * (scales[s] & 15) * q - dmin * (scales[s] >> 4), q in 0..3.
+// qs: two halves of 128 values, 32 bytes each; in half h, byte l holds, at bit shift 2*j
+// (j = 0..3), the code of value 128*h + 32*j + l.
+struct block_q2_K {
+  uint8_t scales[QK_K / 16];
+  uint8_t qs[QK_K / 4];
+  uint16_t d;     // f16 super-scale of the scales
+  uint16_t dmin;  // f16 super-scale of the mins
+};
+static_assert(sizeof(block_q2_K) == 84);
+
+// Q3_K: 256 values in 16 sub-blocks of 16, symmetric.  110 bytes.
+// Codes: 2 low bits in qs (same arrangement as Q2_K) plus a high bit in hmask: value
+// 128*h + 32*j + l has its high bit at hmask[l] bit (4*h + j); q = low | high<<2 in 0..7 and
+// the value is d * (sc[s] - 32) * (q - 4).
+// scales: sixteen 6-bit scales sc[s] packed in 12 bytes: low 4 bits of sc[s] are the low
+// nibble of scales[s] for s < 8 and the high nibble of scales[s-8] for s >= 8; the 2 high bits
+// of sc[s] are bits 2*(s/4).. of scales[8 + s%4].
+struct block_q3_K {
+  uint8_t hmask[QK_K / 8];
+  uint8_t qs[QK_K / 4];
+  uint8_t scales[12];
+  uint16_t d;
+};
+static_assert(sizeof(block_q3_K) == 110);
+
+// Q4_K: 256 values in 8 sub-blocks of 32.  144 bytes.
+// x = d * sc[s] * q - dmin * mn[s], q in 0..15; sc/mn are 6-bit, packed in `scales`:
+//   s < 4:  sc = scales[s] & 63,            mn = scales[s+4] & 63
+//   s >= 4: sc = (scales[s+4] & 15) | (scales[s-4] >> 6) << 4,
+//           mn = (scales[s+4] >> 4) | (scales[s]   >> 6) << 4
+// qs: four chunks of 32 bytes; chunk c holds values 64c..64c+31 in its low nibbles
+// (sub-block 2c) and 64c+32..64c+63 in its high nibbles (sub-block 2c+1).
+struct block_q4_K {
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[K_SCALE_SIZE];
+  uint8_t qs[QK_K / 2];
+};
+static_assert(sizeof(block_q4_K) == 144);
+
+// Q5_K: as Q4_K plus a 5th bit: value 64c + l (l < 32) has it at qh[l] bit 2c, value
+// 64c + 32 + l at qh[l] bit 2c+1; q in 0..31.  176 bytes.
+struct block_q5_K {
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[K_SCALE_SIZE];
+  uint8_t qh[QK_K / 8];
+  uint8_t qs[QK_K / 2];
+};
+static_assert(sizeof(block_q5_K) == 176);
+
+// Q6_K: 256 values in 16 sub-blocks of 16, symmetric; x = d * scales[s] * (q - 32), q in 0..63.
+// 210 bytes. Two halves of 128 values (ql 64 bytes, qh 32 bytes, 8 scales each); within a
+// half, for l < 32: value l      = ql[l] low nibble    | (qh[l] >> 0 & 3) << 4
+//                    value l + 32 = ql[l+32] low nibble | (qh[l] >> 2 & 3) << 4
+//                    value l + 64 = ql[l] high nibble   | (qh[l] >> 4 & 3) << 4
+//                    value l + 96 = ql[l+32] high nibble| (qh[l] >> 6 & 3) << 4
+struct block_q6_K {
+  uint8_t ql[QK_K / 2];
+  uint8_t qh[QK_K / 4];
+  int8_t scales[QK_K / 16];
+  uint16_t d;
+};
+static_assert(sizeof(block_q6_K) == 210);
+
+}  // namespace lmq::ggml
+
+namespace lmq {
+
+// Values per block: 32 for Q4_0..Q8_0, 256 for the K-quants, 1 for F32/F16/BF16.
+// Throws lmq::Error for formats that are not ggml formats (I32, LMQ_INT).
+int64_t ggml_block_size(Format f);
+// Bytes per block (4/2/2 for F32/F16/BF16).
+size_t ggml_block_bytes(Format f);
+// Bytes of a row of k values; throws if k is not a whole number of blocks.
+uint64_t ggml_row_bytes(Format f, int64_t k);
+
+// Dequantizes k values (k a multiple of the block size, else lmq::Error) from src, which holds
+// k / block_size blocks, into dst. Also accepts F32, F16 and BF16. Numerics follow
+// llama.cpp's scalar dequantize_row_* (same operation order, float arithmetic).
+void ggml_dequantize_row(Format f, const uint8_t* src, float* dst, int64_t k);
+
+// Reference quantizers for Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1: byte for byte the output of
+// llama.cpp's quantize_row_*_ref (what llama-quantize writes without an importance matrix).
+// Throws lmq::Error for other formats or k not a multiple of 32.
+void ggml_quantize_row(Format f, const float* src, uint8_t* dst, int64_t k);
+
+}  // namespace lmq
