@@ -4,6 +4,7 @@
 
 #include "lmq/error.h"
 #include "lmq/half.h"
+#include "lmq/formats/ggml_blocks.h"
 #include "lmq/quant/int_format.h"
 #include "lmq/tensor.h"
 
@@ -39,7 +40,7 @@ std::string tensor_format_label(const Tensor& t) {
 int64_t format_block_size(Format f) {
   switch (f) {
     case Format::F32: case Format::F16: case Format::BF16: case Format::I32: case Format::LMQ_INT: return 1;
-    default: return 0;  // ggml formats: filled in by formats/ggml_blocks
+    default: return ggml_block_size(f);
   }
 }
 
@@ -47,7 +48,8 @@ uint64_t format_row_bytes(Format f, int64_t cols) {
   switch (f) {
     case Format::F32: case Format::I32: return uint64_t(cols) * 4;
     case Format::F16: case Format::BF16: return uint64_t(cols) * 2;
-    default: fail("format {}: row bytes not defined here", format_name(f));
+    case Format::LMQ_INT: fail("format int: rows have no fixed byte size (scales are stored apart)");
+    default: return ggml_row_bytes(f, cols);
   }
 }
 
@@ -71,7 +73,12 @@ void dequantize_rows(const Tensor& t, int64_t row0, int64_t n, float* out) {
     case Format::LMQ_INT:
       quant::int_dequantize_rows(t.q, t.data, t.rows(), K, row0, n, out);
       return;
-    default: fail("tensor '{}': format {} cannot be dequantized yet", t.name, format_name(t.format));
+    case Format::I32: fail("tensor '{}': int32 values are not weights", t.name);
+    default: {
+      const uint64_t rb = ggml_row_bytes(t.format, K);
+      for (int64_t r = 0; r < n; ++r) ggml_dequantize_row(t.format, t.data + uint64_t(row0 + r) * rb, out + r * K, K);
+      return;
+    }
   }
 }
 
