@@ -15,6 +15,7 @@
 #include "lmq/model/forward.h"
 #include "lmq/model/generate.h"
 #include "lmq/model/model.h"
+#include "lmq/quant/quantize_model.h"
 #include "lmq/quant/scheme.h"
 
 using json = nlohmann::json;
@@ -156,7 +157,7 @@ void cmd_eval(const std::string& path, const EvalOpts& o) {
   if (text.empty()) fail("{}: the text is empty", o.text);
   Windows w = make_windows(m->tokenizer(), text, parse_protocol(o.protocol), o.ctx, c.bos_id, o.windows);
   EvalResult r = evaluate(*m, base.get(), w, tty_progress("windows"));
-  const double bpw = 8.0 * double(m->file_bytes()) / double(m->param_count());
+  const double bpw = 8.0 * double(m->tensor_bytes()) / double(m->param_count());
   if (o.json) {
     json j{{"model", path},           {"text", o.text},          {"protocol", o.protocol},
            {"ctx", o.ctx},            {"windows", r.windows},    {"tokens_scored", r.tokens_scored},
@@ -184,6 +185,53 @@ void cmd_eval(const std::string& path, const EvalOpts& o) {
     fmt::print("KLD      mean {:.6f}  p99 {:.6f}  max {:.6f}\ntop-1    {:.4f} agreement\n", r.kld_mean, r.kld_p99,
                r.kld_max, r.top1_agreement);
   }
+}
+
+// ---------------------------------------------------------------- quantize
+struct QuantOpts {
+  std::string out, scheme = "int8:channel:sym";
+  std::vector<std::string> overrides;
+  bool json = false;
+};
+
+std::string command_line(int argc, char** argv) {
+  std::string s;
+  for (int i = 0; i < argc; ++i) s += (i ? " " : "") + std::string(argv[i]);
+  return s;
+}
+
+void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, const std::string& cmdline) {
+  if (q.out.empty()) fail("-o: an output path is required");
+  auto m = Model::load(path);
+  QuantizeOptions o;
+  o.scheme = quant::parse_scheme(q.scheme);
+  for (const auto& ov : q.overrides) o.overrides.push_back(parse_override(ov));
+  o.threads = threads;
+  o.provenance["lmq.source"] = path;
+  o.provenance["lmq.command"] = cmdline;
+  TensorProgress progress;
+  if (stderr_is_tty())
+    progress = [](size_t done, size_t total, const std::string& name) {
+      fmt::print(stderr, "\r\033[Kquantizing {}/{} {}", done, total, name);
+      if (done == total) fmt::print(stderr, "\n");
+      std::fflush(stderr);
+    };
+  QuantizeReport r = quantize_model(*m, q.out, o, progress);
+  if (q.json) {
+    json j{{"model", path}, {"output", q.out}, {"scheme", o.scheme.to_string()}, {"params", r.params},
+           {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes}, {"bpw", r.bpw}, {"rel_rms", r.rel_rms},
+           {"seconds", r.seconds}};
+    for (const auto& t : r.tensors)
+      j["tensors"].push_back({{"name", t.name}, {"scheme", t.scheme}, {"shape", t.shape}, {"params", t.params},
+                              {"bytes", t.bytes}, {"bpw", t.bpw}, {"rel_rms", t.rel_rms}, {"max_abs", t.max_abs}});
+    fmt::print("{}\n", j.dump(1));
+    return;
+  }
+  fmt::print("{:<48} {:<28} {:>8} {:>10} {:>10}\n", "tensor", "scheme", "bpw", "rel RMS", "max |err|");
+  for (const auto& t : r.tensors)
+    fmt::print("{:<48} {:<28} {:>8.3f} {:>10.5f} {:>10.6f}\n", t.name, t.scheme, t.bpw, t.rel_rms, t.max_abs);
+  fmt::print("\ntotal: {} params, {} tensor bytes = {:.3f} bits per weight, rel RMS {:.5f}; file {} ({} bytes) in {:.1f} s\n",
+             r.params, r.tensor_bytes, r.bpw, r.rel_rms, q.out, r.file_bytes, r.seconds);
 }
 
 // ---------------------------------------------------------------- bench
@@ -241,6 +289,15 @@ int main(int argc, char** argv) {
   ev->add_flag("--json", eo.json, "print JSON");
   ev->add_option("--threads,-t", threads, "worker threads");
 
+  QuantOpts qo;
+  auto* quantize = app.add_subcommand("quantize", "quantize a model into lmq's file");
+  quantize->add_option("model", model, "model directory or file")->required();
+  quantize->add_option("-o,--output", qo.out, "output file")->required();
+  quantize->add_option("--scheme", qo.scheme, "e.g. int4:g128:asym:mse, int8:channel:sym, bf16")->capture_default_str();
+  quantize->add_option("--override", qo.overrides, "REGEX=SCHEME for matching tensors (repeatable, first match wins)");
+  quantize->add_flag("--json", qo.json, "print JSON");
+  quantize->add_option("--threads,-t", threads, "worker threads");
+
   int prefill = 512, decode = 128, reps = 3;
   auto* bench = app.add_subcommand("bench", "prefill and decode tokens/s");
   bench->add_option("model", model, "model directory or file")->required();
@@ -260,6 +317,7 @@ int main(int argc, char** argv) {
     if (*inspect) cmd_inspect(model, as_json);
     else if (*run) cmd_run(model, ro);
     else if (*ev) cmd_eval(model, eo);
+    else if (*quantize) cmd_quantize(model, qo, threads, command_line(argc, argv));
     else if (*bench) cmd_bench(model, prefill, decode, reps, as_json);
     return 0;
   } catch (const Error& e) {

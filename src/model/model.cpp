@@ -97,6 +97,12 @@ uint64_t Model::param_count() const {
   return n;
 }
 
+uint64_t Model::tensor_bytes() const {
+  uint64_t n = 0;
+  for (const auto& t : tensors_) n += t.nbytes;
+  return n;
+}
+
 // Finds every weight the forward pass needs and checks its shape and format.
 void Model::bind_weights() {
   const ModelConfig& c = config_;

@@ -45,6 +45,8 @@ class Model {
   const std::vector<LayerWeights>& layers() const { return layers_; }
   // Parameters counted once (a tied lm_head is the embedding).
   uint64_t param_count() const;
+  // Bytes of all tensors as stored (what bits per weight counts: 8 · tensor_bytes / params).
+  uint64_t tensor_bytes() const;
   // lmq-file metadata (scheme per tensor etc.); empty for other sources.
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 

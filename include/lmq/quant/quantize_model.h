@@ -1,0 +1,57 @@
+// Quantizing a whole model into lmq's file: choose a scheme per tensor (the default, the first
+// matching --override, and the defaults that keep norms and biases in F32 and embeddings /
+// lm_head at 8 bits), quantize tensor by tensor (one tensor in memory at a time) and stream
+// each into the output file, reporting bits per weight and error per tensor.
+#pragma once
+#include <functional>
+#include <map>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "lmq/model/model.h"
+#include "lmq/quant/scheme.h"
+
+namespace lmq {
+
+struct SchemeOverride {
+  std::string pattern;  // ECMAScript regex, searched in the tensor name
+  std::regex re;
+  quant::Scheme scheme;
+};
+// "REGEX=SCHEME", e.g. "mlp\.down_proj=int6:g64"; throws naming the flag on a bad regex or scheme.
+SchemeOverride parse_override(const std::string& s);
+
+struct QuantizeOptions {
+  quant::Scheme scheme;
+  std::vector<SchemeOverride> overrides;
+  int threads = 0;
+  std::map<std::string, std::string> provenance;  // extra lmq.* metadata (command, source)
+  // Optional per-tensor input-column importance (e.g. E[x²] per input from calibration), used
+  // by the MSE clip search as weights: name → cols floats.
+  const std::map<std::string, std::vector<float>>* importance = nullptr;
+};
+
+struct TensorQuantReport {
+  std::string name, scheme;
+  std::vector<int64_t> shape;
+  uint64_t params = 0, bytes = 0;
+  double bpw = 0, rel_rms = 0, max_abs = 0;
+};
+
+struct QuantizeReport {
+  std::vector<TensorQuantReport> tensors;
+  uint64_t params = 0, tensor_bytes = 0, file_bytes = 0;
+  double bpw = 0;  // 8 · tensor bytes / params
+  double rel_rms = 0;  // over all quantized values
+  double seconds = 0;
+};
+
+// The scheme a tensor gets under these options.
+quant::Scheme resolve_scheme(const Tensor& t, const QuantizeOptions& o);
+
+using TensorProgress = std::function<void(size_t done, size_t total, const std::string& name)>;
+QuantizeReport quantize_model(const Model& src, const std::string& out, const QuantizeOptions& o,
+                              const TensorProgress& progress = {});
+
+}  // namespace lmq
