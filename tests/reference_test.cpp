@@ -214,3 +214,20 @@ INSTANTIATE_TEST_SUITE_P(Models, Reference, ::testing::Values("lmq-llama-25m", "
                          [](const auto& info) { return info.param == "lmq-llama-25m" ? "llama" : "qwen2"; });
 
 }  // namespace
+
+namespace {
+// encode_prefix must give exactly the start of the whole text's encoding.
+TEST(EncodePrefix, EqualsWholeTextEncoding) {
+  Fixture& f = fixture("lmq-llama-25m");
+  for (const char* file : {"wikitext-2-test.txt", "docs-valid.txt"}) {
+    const std::string text = read_text_file(shared_path(std::string("text/") + file));
+    const auto& whole = f.ids(file);
+    for (int64_t need : {1, 511, 4089, 16353, 51101}) {
+      const std::vector<int> pre = encode_prefix(f.model->tokenizer(), text, need);
+      ASSERT_GE(int64_t(pre.size()), need);
+      ASSERT_LE(pre.size(), whole.size());
+      EXPECT_TRUE(std::equal(pre.begin(), pre.end(), whole.begin())) << file << " need " << need;
+    }
+  }
+}
+}  // namespace

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "lmq/error.h"
+#include "lmq/kernels/vec.h"
 #include "lmq/model/forward.h"
 
 namespace lmq {
@@ -14,9 +15,27 @@ Protocol parse_protocol(const std::string& s) {
   fail("--protocol '{}': expected lmq or llamacpp", s);
 }
 
+std::vector<int> encode_prefix(const Tokenizer& tok, const std::string& text, int64_t need) {
+  if (need <= 0) return tok.encode(text);
+  // Llama's SentencePiece vocabulary has no piece containing '\n' (newlines are byte-fallback
+  // tokens), so no merge spans a newline and the encoding of text cut just after a newline is
+  // exactly the start of the whole text's encoding (tested against whole-text encodings).
+  size_t len = size_t(need) * 8 + 4096;
+  while (true) {
+    if (len >= text.size()) return tok.encode(text);
+    const size_t nl = text.find('\n', len);
+    if (nl == std::string::npos) return tok.encode(text);
+    std::vector<int> ids = tok.encode(std::string_view(text).substr(0, nl + 1));
+    if (int64_t(ids.size()) >= need) return ids;
+    len *= 2;
+  }
+}
+
 Windows make_windows(const Tokenizer& tok, const std::string& text, Protocol p, int ctx, int bos, int max_windows) {
   if (ctx < 4) fail("--ctx {}: must be at least 4", ctx);
-  std::vector<int> ids = tok.encode(text);
+  // Only the tokens the windows use are encoded (+1 so "no further whole window" is decided right).
+  const int64_t need = max_windows > 0 ? int64_t(max_windows) * ctx + 1 : 0;
+  std::vector<int> ids = encode_prefix(tok, text, need);
   Windows w;
   if (p == Protocol::Lmq) {
     const size_t step = size_t(ctx - 1);
@@ -45,89 +64,107 @@ Windows make_windows(const Tokenizer& tok, const std::string& text, Protocol p, 
 
 namespace {
 
-// log-softmax of one row, in double: returns log Σ exp(l) (so log p_i = l_i − lse).
-double log_sum_exp(const float* l, int n) {
-  float mx = l[0];
-  for (int i = 1; i < n; ++i) mx = std::max(mx, l[i]);
-  double s = 0;
-  for (int i = 0; i < n; ++i) s += std::exp(double(l[i]) - mx);
-  return mx + std::log(s);
-}
-
 int argmax(const float* l, int n) { return int(std::max_element(l, l + n) - l); }
 
-// KL(p ‖ q) from logits, both rows of n.
-double kl_div(const float* lp, double lse_p, const float* lq, double lse_q, int n) {
-  double kl = 0;
-  for (int i = 0; i < n; ++i) {
-    const double logp = double(lp[i]) - lse_p;
-    kl += std::exp(logp) * (logp - (double(lq[i]) - lse_q));
-  }
-  return std::max(kl, 0.0);
+// Running sums of one model's scores over all windows.
+struct Acc {
+  double nll = 0;
+  int64_t agree = 0;
+  std::vector<double> klds, window_nll;
+};
+
+void finish(EvalResult& r, const Acc& a, int64_t scored, bool has_base, const Acc& base) {
+  r.tokens_scored = scored;
+  r.windows = int(a.window_nll.size());
+  r.window_nll = a.window_nll;
+  r.mean_nll = a.nll / double(scored);
+  r.ppl = std::exp(r.mean_nll);
+  r.has_base = has_base;
+  if (!has_base) return;
+  r.base_mean_nll = base.nll / double(scored);
+  r.base_ppl = std::exp(r.base_mean_nll);
+  r.base_window_nll = base.window_nll;
+  double s = 0;
+  for (double x : a.klds) s += x;
+  r.kld_mean = s / double(a.klds.size());
+  std::vector<double> sorted = a.klds;
+  std::sort(sorted.begin(), sorted.end());
+  r.kld_max = sorted.back();
+  r.kld_p99 = sorted[std::min(sorted.size() - 1, size_t(std::ceil(0.99 * double(sorted.size()))) - 1)];
+  r.top1_agreement = double(a.agree) / double(scored);
 }
 
 }  // namespace
 
-EvalResult evaluate(const Model& model, const Model* base, const Windows& w, const Progress& progress) {
-  const int V = model.config().vocab;
+std::vector<EvalResult> evaluate_models(const std::vector<const Model*>& models, const Model* base, const Windows& w,
+                                        const Progress& progress) {
+  if (models.empty()) fail("evaluate: no model");
+  const int V = models.front()->config().vocab;
+  for (const Model* m : models)
+    if (m->config().vocab != V) fail("{}: vocabulary {} differs from {}", m->path(), m->config().vocab, V);
   if (base && base->config().vocab != V)
     fail("{}: base model vocabulary {} differs from {}", base->path(), base->config().vocab, V);
   const int ctx = int(w.ids.front().size());
-  Runner run(model, ctx);
-  std::optional<Runner> run_base;
-  if (base) run_base.emplace(*base, ctx);
+  std::vector<Runner> runners;
+  runners.reserve(models.size());
+  for (const Model* m : models) runners.emplace_back(*m, ctx);
+  std::optional<Runner> base_run;
+  if (base) base_run.emplace(*base, ctx);
+  // One window at a time: the base's softmax is taken once and every model is scored against it.
   std::vector<float> logits(size_t(ctx) * V), base_logits(base ? size_t(ctx) * V : 0);
-
-  EvalResult r;
-  r.has_base = base != nullptr;
-  std::vector<double> klds;
-  double nll_sum = 0, base_nll_sum = 0;
-  int64_t agree = 0;
+  std::vector<float> base_p(base ? size_t(ctx) * V : 0), diff(static_cast<size_t>(V));
+  std::vector<double> base_lse(static_cast<size_t>(ctx)), base_mass(static_cast<size_t>(ctx));
+  std::vector<int> base_top(static_cast<size_t>(ctx));
+  std::vector<Acc> acc(models.size());
+  Acc base_acc;
+  int64_t scored_total = 0;
   for (size_t k = 0; k < w.ids.size(); ++k) {
     const auto& win = w.ids[k];
-    run.reset();
-    run.forward(win.data(), int(win.size()), logits.data(), true);
+    const int n = int(win.size());
     if (base) {
-      run_base->reset();
-      run_base->forward(win.data(), int(win.size()), base_logits.data(), true);
-    }
-    double wn = 0, wb = 0;
-    int scored = 0;
-    for (int i = w.score_from; i + 1 < int(win.size()); ++i, ++scored) {
-      const float* l = logits.data() + size_t(i) * V;
-      const double lse = log_sum_exp(l, V);
-      wn += lse - l[win[i + 1]];
-      if (base) {
+      base_run->reset();
+      base_run->forward(win.data(), n, base_logits.data(), true);
+      double wn = 0;
+      for (int i = w.score_from; i + 1 < n; ++i) {
         const float* b = base_logits.data() + size_t(i) * V;
-        const double lse_b = log_sum_exp(b, V);
-        wb += lse_b - b[win[i + 1]];
-        klds.push_back(kl_div(b, lse_b, l, lse, V));
-        agree += argmax(b, V) == argmax(l, V);
+        base_lse[i] = log_sum_exp(b, V);
+        base_mass[i] = exp_shifted(b, V, float(base_lse[i]), base_p.data() + size_t(i) * V);
+        base_top[i] = argmax(b, V);
+        wn += base_lse[i] - b[win[i + 1]];
       }
+      base_acc.nll += wn;
+      base_acc.window_nll.push_back(wn / (n - 1 - w.score_from));
     }
-    nll_sum += wn;
-    base_nll_sum += wb;
-    r.tokens_scored += scored;
-    r.window_nll.push_back(wn / scored);
-    if (base) r.base_window_nll.push_back(wb / scored);
+    for (size_t m = 0; m < models.size(); ++m) {
+      runners[m].reset();
+      runners[m].forward(win.data(), n, logits.data(), true);
+      double wn = 0;
+      for (int i = w.score_from; i + 1 < n; ++i) {
+        const float* l = logits.data() + size_t(i) * V;
+        const double lse = log_sum_exp(l, V);
+        wn += lse - l[win[i + 1]];
+        if (!base) continue;
+        // KL(p ‖ q) = Σ p·(l_p − l_q) − (lse_p − lse_q)·Σp, on the difference of logits so
+        // that small divergences keep their precision.
+        const float* b = base_logits.data() + size_t(i) * V;
+        for (int v = 0; v < V; ++v) diff[size_t(v)] = b[v] - l[v];
+        const double kl = dot(base_p.data() + size_t(i) * V, diff.data(), V) - (base_lse[i] - lse) * base_mass[i];
+        acc[m].klds.push_back(std::max(kl, 0.0));
+        acc[m].agree += base_top[i] == argmax(l, V);
+      }
+      acc[m].nll += wn;
+      acc[m].window_nll.push_back(wn / (n - 1 - w.score_from));
+    }
+    scored_total += n - 1 - w.score_from;
     if (progress) progress(int(k + 1), int(w.ids.size()));
   }
-  r.windows = int(w.ids.size());
-  r.mean_nll = nll_sum / double(r.tokens_scored);
-  r.ppl = std::exp(r.mean_nll);
-  if (base) {
-    r.base_mean_nll = base_nll_sum / double(r.tokens_scored);
-    r.base_ppl = std::exp(r.base_mean_nll);
-    double s = 0;
-    for (double x : klds) s += x;
-    r.kld_mean = s / double(klds.size());
-    std::vector<double> sorted = klds;
-    std::sort(sorted.begin(), sorted.end());
-    r.kld_max = sorted.back();
-    r.kld_p99 = sorted[std::min(sorted.size() - 1, size_t(std::ceil(0.99 * double(sorted.size()))) - 1)];
-    r.top1_agreement = double(agree) / double(r.tokens_scored);
-  }
-  return r;
+  std::vector<EvalResult> results(models.size());
+  for (size_t m = 0; m < models.size(); ++m) finish(results[m], acc[m], scored_total, base != nullptr, base_acc);
+  return results;
+}
+
+EvalResult evaluate(const Model& model, const Model* base, const Windows& w, const Progress& progress) {
+  return evaluate_models({&model}, base, w, progress).front();
 }
 
 }  // namespace lmq

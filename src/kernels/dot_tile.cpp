@@ -6,6 +6,8 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <cstring>
+
 #include "lmq/kernels/matmul.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -13,8 +15,30 @@ namespace lmq {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-template <int NR, int NT>
-HWY_INLINE void Tile(const float* HWY_RESTRICT w, const float* HWY_RESTRICT x, int64_t K, float* HWY_RESTRICT y,
+// Weight loaders: float rows as they are, bfloat16 rows widened in registers (a bf16 is the
+// top half of a float32, so widening is a 16-bit shift: exact and free of rounding).
+struct LoadF32 {
+  template <class D>
+  HWY_INLINE hn::Vec<D> operator()(D d, const float* HWY_RESTRICT p) const { return hn::LoadU(d, p); }
+  static float scalar(const float* p) { return *p; }
+};
+struct LoadBF16 {
+  template <class D>
+  HWY_INLINE hn::Vec<D> operator()(D d, const uint16_t* HWY_RESTRICT p) const {
+    const hn::Rebind<uint16_t, D> d16;
+    const hn::Rebind<uint32_t, D> d32;
+    return hn::BitCast(d, hn::ShiftLeft<16>(hn::PromoteTo(d32, hn::LoadU(d16, p))));
+  }
+  static float scalar(const uint16_t* p) {
+    uint32_t u = uint32_t(*p) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+};
+
+template <int NR, int NT, class Load, typename W>
+HWY_INLINE void Tile(const W* HWY_RESTRICT w, const float* HWY_RESTRICT x, int64_t K, float* HWY_RESTRICT y,
                      int64_t ldy) {
   const hn::ScalableTag<float> d;
   const int64_t N = int64_t(hn::Lanes(d));
@@ -26,29 +50,37 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT w, const float* HWY_RESTRICT x, i
     hn::Vec<decltype(d)> xv[NT];
     for (int t = 0; t < NT; ++t) xv[t] = hn::LoadU(d, x + t * K + k);
     for (int r = 0; r < NR; ++r) {
-      const auto wv = hn::LoadU(d, w + r * K + k);
+      const auto wv = Load()(d, w + r * K + k);
       for (int t = 0; t < NT; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
     }
   }
   for (int r = 0; r < NR; ++r)
     for (int t = 0; t < NT; ++t) {
       float s = hn::GetLane(hn::SumOfLanes(d, acc[r][t]));
-      for (int64_t kk = k; kk < K; ++kk) s += w[r * K + kk] * x[t * K + kk];
+      for (int64_t kk = k; kk < K; ++kk) s += Load::scalar(w + r * K + kk) * x[t * K + kk];
       y[t * ldy + r] = s;
     }
 }
 
-template <int NR>
-HWY_INLINE void RowBlock(const float* w, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
+template <int NR, class Load, typename W>
+HWY_INLINE void RowBlock(const W* w, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
   int64_t t = 0;
-  for (; t + 4 <= nt; t += 4) Tile<NR, 4>(w, x + t * K, K, y + t * ldy, ldy);
-  for (; t < nt; ++t) Tile<NR, 1>(w, x + t * K, K, y + t * ldy, ldy);
+  for (; t + 4 <= nt; t += 4) Tile<NR, 4, Load>(w, x + t * K, K, y + t * ldy, ldy);
+  for (; t < nt; ++t) Tile<NR, 1, Load>(w, x + t * K, K, y + t * ldy, ldy);
+}
+
+template <class Load, typename W>
+HWY_INLINE void Rows(const W* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
+  int64_t r = 0;
+  for (; r + 4 <= nr; r += 4) RowBlock<4, Load>(w + r * K, x, nt, K, y + r, ldy);
+  for (; r < nr; ++r) RowBlock<1, Load>(w + r * K, x, nt, K, y + r, ldy);
 }
 
 void DotTileF32(const float* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
-  int64_t r = 0;
-  for (; r + 4 <= nr; r += 4) RowBlock<4>(w + r * K, x, nt, K, y + r, ldy);
-  for (; r < nr; ++r) RowBlock<1>(w + r * K, x, nt, K, y + r, ldy);
+  Rows<LoadF32>(w, nr, x, nt, K, y, ldy);
+}
+void DotTileBF16(const uint16_t* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
+  Rows<LoadBF16>(w, nr, x, nt, K, y, ldy);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -58,8 +90,12 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace lmq {
 HWY_EXPORT(DotTileF32);
+HWY_EXPORT(DotTileBF16);
 void dot_tile_f32(const float* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(DotTileF32)(w, nr, x, nt, K, y, ldy);
+}
+void dot_tile_bf16(const uint16_t* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(DotTileBF16)(w, nr, x, nt, K, y, ldy);
 }
 }  // namespace lmq
 #endif

@@ -15,16 +15,23 @@ constexpr int64_t kRowChunk = 32;
 void matmul(const Tensor& w, const float* x, int64_t T, float* y, const float* bias) {
   const int64_t N = w.rows(), K = w.cols();
   const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
-  const bool direct = w.format == Format::F32;
+  // F32 and BF16 rows feed the tile kernel straight from the map; other formats are
+  // dequantized a chunk of rows at a time.
+  const bool direct = w.format == Format::F32 || w.format == Format::BF16;
 #pragma omp parallel
   {
     std::vector<float> buf(direct ? 0 : size_t(kRowChunk * K));
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t r0 = c * kRowChunk, nr = std::min(kRowChunk, N - r0);
-      const float* rows = direct ? reinterpret_cast<const float*>(w.data) + r0 * K : buf.data();
-      if (!direct) dequantize_rows(w, r0, nr, buf.data());
-      dot_tile_f32(rows, nr, x, T, K, y + r0, N);
+      if (w.format == Format::F32) {
+        dot_tile_f32(reinterpret_cast<const float*>(w.data) + r0 * K, nr, x, T, K, y + r0, N);
+      } else if (w.format == Format::BF16) {
+        dot_tile_bf16(reinterpret_cast<const uint16_t*>(w.data) + r0 * K, nr, x, T, K, y + r0, N);
+      } else {
+        dequantize_rows(w, r0, nr, buf.data());
+        dot_tile_f32(buf.data(), nr, x, T, K, y + r0, N);
+      }
       if (bias)
         for (int64_t t = 0; t < T; ++t)
           for (int64_t r = 0; r < nr; ++r) y[t * N + r0 + r] += bias[r0 + r];

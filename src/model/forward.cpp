@@ -83,42 +83,41 @@ void Runner::ensure_scratch(int n) {
   up_.resize(N * c_.ffn);
 }
 
-// Causal attention of the n new positions over the whole cache, one (position, head) per task.
+// Causal attention of the n new positions over the whole cache, one head per task. Per head
+// the work is two small matrix products on the float tile kernel: scores = Q·Kᵀ over the
+// cached positions, then out = softmax(scores)·V (V transposed so both operands are rows).
 void Runner::attention(int layer, int n) {
-  const int H = c_.n_heads, d = c_.head_dim, kvd = c_.kv_dim(), group = c_.n_heads / c_.n_kv_heads;
+  const int H = c_.n_heads, d = c_.head_dim, kvd = c_.kv_dim(), Qd = c_.q_dim(), group = c_.n_heads / c_.n_kv_heads;
+  const int len = pos_ + n;  // cached positions the last query sees
   const float* kc = k_cache_.data() + size_t(layer) * max_seq_ * kvd;
   const float* vc = v_cache_.data() + size_t(layer) * max_seq_ * kvd;
   const float scale = 1.0f / std::sqrt(float(d));
-#pragma omp parallel
-  {
-    std::vector<float> sc(size_t(pos_ + n));
-#pragma omp for schedule(dynamic, 4)
-    for (int task = 0; task < n * H; ++task) {
-      const int i = task / H, h = task % H, kvh = h / group;
-      const int len = pos_ + i + 1;  // positions this query may see
-      const float* q = q_.data() + size_t(i) * c_.q_dim() + size_t(h) * d;
-      float mx = -INFINITY;
-      for (int j = 0; j < len; ++j) {
-        const float* k = kc + size_t(j) * kvd + size_t(kvh) * d;
-        float s = 0.f;
-        for (int e = 0; e < d; ++e) s += q[e] * k[e];
-        sc[j] = s * scale;
-        mx = std::max(mx, sc[j]);
-      }
-      float sum = 0.f;
-      for (int j = 0; j < len; ++j) {
-        sc[j] = std::exp(sc[j] - mx);
-        sum += sc[j];
-      }
-      const float inv = 1.0f / sum;
-      float* out = att_.data() + size_t(i) * c_.q_dim() + size_t(h) * d;
-      std::fill(out, out + d, 0.f);
-      for (int j = 0; j < len; ++j) {
-        const float* v = vc + size_t(j) * kvd + size_t(kvh) * d;
-        const float p = sc[j] * inv;
-        for (int e = 0; e < d; ++e) out[e] += p * v[e];
-      }
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int h = 0; h < H; ++h) {
+    const int kvh = h / group;
+    std::vector<float> q(size_t(n) * d), k(size_t(len) * d), vt(size_t(d) * len), sc(size_t(n) * len);
+    for (int i = 0; i < n; ++i)
+      std::copy_n(q_.data() + size_t(i) * Qd + size_t(h) * d, d, q.data() + size_t(i) * d);
+    for (int j = 0; j < len; ++j) {
+      const float* kr = kc + size_t(j) * kvd + size_t(kvh) * d;
+      const float* vr = vc + size_t(j) * kvd + size_t(kvh) * d;
+      std::copy_n(kr, d, k.data() + size_t(j) * d);
+      for (int e = 0; e < d; ++e) vt[size_t(e) * len + j] = vr[e];
     }
+    dot_tile_f32(k.data(), len, q.data(), n, d, sc.data(), len);  // sc[i][j] = q_i · k_j
+    for (int i = 0; i < n; ++i) {
+      float* row = sc.data() + size_t(i) * len;
+      const int visible = pos_ + i + 1;
+      float mx = -INFINITY;
+      for (int j = 0; j < visible; ++j) mx = std::max(mx, row[j] *= scale);
+      float sum = 0.f;
+      for (int j = 0; j < visible; ++j) sum += (row[j] = std::exp(row[j] - mx));
+      const float inv = 1.0f / sum;
+      for (int j = 0; j < visible; ++j) row[j] *= inv;
+      std::fill(row + visible, row + len, 0.f);  // causal mask
+    }
+    // out[i][e] = Σ_j p[i][j] · v[j][e], written straight into att_'s head slot.
+    dot_tile_f32(vt.data(), d, sc.data(), n, len, att_.data() + size_t(h) * d, Qd);
   }
 }
 

@@ -81,12 +81,16 @@ quant::QuantStats store_float(const std::vector<float>& w, Format f, std::vector
 
 }  // namespace
 
-QuantizeReport quantize_model(const Model& src, const std::string& out, const QuantizeOptions& o,
-                              const TensorProgress& progress) {
-  const auto t0 = std::chrono::steady_clock::now();
-  // Plan: every tensor's scheme, format and exact size, so the header can be written first.
+namespace {
+
+struct Plan {
   std::vector<LmqTensorSpec> specs;
   std::vector<quant::Scheme> schemes;
+};
+
+// Every tensor's scheme, format and exact size, known before any quantization runs.
+Plan plan_model(const Model& src, const QuantizeOptions& o) {
+  Plan p;
   for (const Tensor& t : src.tensors()) {
     const quant::Scheme s = resolve_scheme(t, o);
     LmqTensorSpec spec;
@@ -96,39 +100,44 @@ QuantizeReport quantize_model(const Model& src, const std::string& out, const Qu
     spec.q = s.p;
     spec.scheme = s.to_string();
     spec.nbytes = stored_bytes(spec.format, spec.q, spec.shape);
-    specs.push_back(spec);
-    schemes.push_back(s);
+    p.specs.push_back(spec);
+    p.schemes.push_back(s);
   }
-  std::map<std::string, std::string> meta = o.provenance;
-  meta["lmq.scheme"] = o.scheme.to_string();
-  LmqFileWriter writer(out, src.config().to_hf_json(), src.tokenizer().serialized(), meta, specs);
+  return p;
+}
 
+// Quantizes one tensor into `bytes` (spec.nbytes long); `w` is scratch for its float values.
+quant::QuantStats quantize_one(const Model& src, const Tensor& t, const LmqTensorSpec& spec, const quant::Scheme& s,
+                               const QuantizeOptions& o, std::vector<float>& w, std::vector<uint8_t>& bytes) {
+  w.resize(size_t(t.numel()));
+  dequantize_rows(t, 0, t.rows(), w.data());
+  if (spec.format != Format::LMQ_INT) return store_float(w, spec.format, bytes);
+  bytes.assign(spec.nbytes, 0);
+  const std::vector<float>* imp = nullptr;
+  if (o.importance)
+    if (auto it = o.importance->find(t.name); it != o.importance->end()) imp = &it->second;
+  try {
+    return quant::quantize_tensor(w.data(), t.rows(), t.cols(), spec.q, s.range, s.percentile,
+                                  imp ? imp->data() : nullptr, bytes.data(), o.threads);
+  } catch (const Error& e) {
+    fail("{}: tensor '{}': {}", src.path(), t.name, e.what());
+  }
+}
+
+// Runs the plan, handing each tensor's bytes to `sink` as soon as it is made.
+QuantizeReport run_plan(const Model& src, const Plan& plan, const QuantizeOptions& o, const TensorProgress& progress,
+                        const std::function<void(size_t, std::vector<uint8_t>&)>& sink) {
+  const auto t0 = std::chrono::steady_clock::now();
   QuantizeReport r;
   double sq_err = 0, sq_ref = 0;
   std::vector<float> w;
-  std::vector<uint8_t> bytes;
-  for (size_t i = 0; i < specs.size(); ++i) {
+  for (size_t i = 0; i < plan.specs.size(); ++i) {
     const Tensor& t = src.tensors()[i];
-    const LmqTensorSpec& spec = specs[i];
-    if (progress) progress(i, specs.size(), t.name);
-    w.resize(size_t(t.numel()));
-    dequantize_rows(t, 0, t.rows(), w.data());
-    quant::QuantStats st;
-    if (spec.format == Format::LMQ_INT) {
-      bytes.assign(spec.nbytes, 0);
-      const std::vector<float>* imp = nullptr;
-      if (o.importance)
-        if (auto it = o.importance->find(t.name); it != o.importance->end()) imp = &it->second;
-      try {
-        st = quant::quantize_tensor(w.data(), t.rows(), t.cols(), spec.q, schemes[i].range, schemes[i].percentile,
-                                    imp ? imp->data() : nullptr, bytes.data(), o.threads);
-      } catch (const Error& e) {
-        fail("{}: tensor '{}': {}", src.path(), t.name, e.what());
-      }
-    } else {
-      st = store_float(w, spec.format, bytes);
-    }
-    writer.write_tensor(t.name, bytes.data(), bytes.size());
+    const LmqTensorSpec& spec = plan.specs[i];
+    if (progress) progress(i, plan.specs.size(), t.name);
+    std::vector<uint8_t> bytes;
+    const quant::QuantStats st = quantize_one(src, t, spec, plan.schemes[i], o, w, bytes);
+    sink(i, bytes);
     TensorQuantReport tr;
     tr.name = t.name;
     tr.scheme = spec.scheme;
@@ -144,13 +153,52 @@ QuantizeReport quantize_model(const Model& src, const std::string& out, const Qu
     sq_ref += st.sq_ref;
     r.tensors.push_back(std::move(tr));
   }
-  if (progress) progress(specs.size(), specs.size(), "");
-  writer.commit();
-  r.file_bytes = std::filesystem::file_size(out);
+  if (progress) progress(plan.specs.size(), plan.specs.size(), "");
   r.bpw = 8.0 * double(r.tensor_bytes) / double(r.params);
   r.rel_rms = sq_ref > 0 ? std::sqrt(sq_err / sq_ref) : 0;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
+}
+
+}  // namespace
+
+QuantizeReport quantize_model(const Model& src, const std::string& out, const QuantizeOptions& o,
+                              const TensorProgress& progress) {
+  const Plan plan = plan_model(src, o);
+  std::map<std::string, std::string> meta = o.provenance;
+  meta["lmq.scheme"] = o.scheme.to_string();
+  LmqFileWriter writer(out, src.config().to_hf_json(), src.tokenizer().serialized(), meta, plan.specs);
+  QuantizeReport r = run_plan(src, plan, o, progress, [&](size_t i, std::vector<uint8_t>& bytes) {
+    writer.write_tensor(plan.specs[i].name, bytes.data(), bytes.size());
+  });
+  writer.commit();
+  r.file_bytes = std::filesystem::file_size(out);
+  return r;
+}
+
+std::unique_ptr<Model> quantize_in_memory(const Model& src, const QuantizeOptions& o, QuantizeReport* report,
+                                          const TensorProgress& progress) {
+  const Plan plan = plan_model(src, o);
+  Model::Parts parts;
+  parts.config = src.config();
+  parts.path = src.path() + " [" + o.scheme.to_string() + "]";
+  parts.kind = "memory";
+  parts.tokenizer_bytes = src.tokenizer().serialized();
+  QuantizeReport r = run_plan(src, plan, o, progress, [&](size_t i, std::vector<uint8_t>& bytes) {
+    auto held = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
+    Tensor t;
+    t.name = plan.specs[i].name;
+    t.shape = plan.specs[i].shape;
+    t.format = plan.specs[i].format;
+    t.q = plan.specs[i].q;
+    t.data = held->data();
+    t.nbytes = held->size();
+    parts.tensors.push_back(std::move(t));
+    parts.storage.push_back(held);
+  });
+  parts.file_bytes = r.tensor_bytes;
+  if (report) *report = r;
+  return Model::from_parts(std::move(parts));
 }
 
 }  // namespace lmq

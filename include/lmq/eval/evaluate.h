@@ -26,6 +26,9 @@ struct Windows {
   int score_from = 0;                 // first position whose next-token prediction is scored
 };
 
+// The first `need` tokens (at least) of encode(text), encoding only a prefix of the text when
+// that is enough; need ≤ 0 encodes everything.
+std::vector<int> encode_prefix(const Tokenizer& tok, const std::string& text, int64_t need);
 // Cuts the token stream of a text into windows; max_windows ≤ 0 means all whole windows.
 Windows make_windows(const Tokenizer& tok, const std::string& text, Protocol p, int ctx, int bos, int max_windows);
 
@@ -43,5 +46,8 @@ struct EvalResult {
 
 using Progress = std::function<void(int done, int total)>;
 EvalResult evaluate(const Model& model, const Model* base, const Windows& w, const Progress& progress = {});
+// Several models on the same windows against one base, which runs once per window.
+std::vector<EvalResult> evaluate_models(const std::vector<const Model*>& models, const Model* base, const Windows& w,
+                                        const Progress& progress = {});
 
 }  // namespace lmq

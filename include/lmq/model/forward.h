@@ -44,7 +44,7 @@ class Runner {
   std::vector<float> rope_cos_, rope_sin_;  // [pos][head_dim/2]
   // scratch, sized for the largest batch seen
   int cap_ = 0;
-  std::vector<float> x_, h_, q_, k_, v_, att_, gate_, up_, scores_;
+  std::vector<float> x_, h_, q_, k_, v_, att_, gate_, up_;
 };
 
 }  // namespace lmq

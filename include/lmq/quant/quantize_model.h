@@ -51,7 +51,12 @@ struct QuantizeReport {
 quant::Scheme resolve_scheme(const Tensor& t, const QuantizeOptions& o);
 
 using TensorProgress = std::function<void(size_t done, size_t total, const std::string& name)>;
+// Quantizes into lmq's file at `out` (streamed, atomic). report.file_bytes is the file's size.
 QuantizeReport quantize_model(const Model& src, const std::string& out, const QuantizeOptions& o,
                               const TensorProgress& progress = {});
+// The same quantization held in memory as a runnable Model (tests, sweeps); its bytes are
+// exactly what quantize_model writes.
+std::unique_ptr<Model> quantize_in_memory(const Model& src, const QuantizeOptions& o, QuantizeReport* report = nullptr,
+                                          const TensorProgress& progress = {});
 
 }  // namespace lmq

@@ -1,0 +1,90 @@
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/vec.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "lmq/kernels/vec.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace lmq {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+float MaxOf(const float* x, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  float m = -INFINITY;
+  int64_t i = 0;
+  if (n >= N) {
+    auto v = hn::LoadU(d, x);
+    for (i = N; i + N <= n; i += N) v = hn::Max(v, hn::LoadU(d, x + i));
+    m = hn::GetLane(hn::MaxOfLanes(d, v));
+  }
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+// Σ exp(x_i − shift), optionally storing each term. Lane sums stay short (n/N terms each),
+// and the lanes are added in double.
+double ExpShifted(const float* x, int64_t n, float shift, float* out) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  const auto s = hn::Set(d, shift);
+  auto acc = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), s));
+    if (out) hn::StoreU(e, d, out + i);
+    acc = hn::Add(acc, e);
+  }
+  HWY_ALIGN float lanes[hn::MaxLanes(d)];
+  hn::Store(acc, d, lanes);
+  double total = 0;
+  for (int64_t k = 0; k < N; ++k) total += lanes[k];
+  for (; i < n; ++i) {
+    const float e = std::exp(x[i] - shift);
+    if (out) out[i] = e;
+    total += e;
+  }
+  return total;
+}
+
+double LogSumExp(const float* x, int64_t n) {
+  const float m = MaxOf(x, n);
+  return double(m) + std::log(ExpShifted(x, n, m, nullptr));
+}
+
+double Dot(const float* a, const float* b, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  auto acc = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) acc = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), acc);
+  HWY_ALIGN float lanes[hn::MaxLanes(d)];
+  hn::Store(acc, d, lanes);
+  double total = 0;
+  for (int64_t k = 0; k < N; ++k) total += lanes[k];
+  for (; i < n; ++i) total += double(a[i]) * b[i];
+  return total;
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace lmq
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace lmq {
+HWY_EXPORT(LogSumExp);
+HWY_EXPORT(Dot);
+HWY_EXPORT(ExpShifted);
+double log_sum_exp(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(LogSumExp)(x, n); }
+double dot(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(Dot)(a, b, n); }
+double exp_shifted(const float* x, int64_t n, float shift, float* out) {
+  return HWY_DYNAMIC_DISPATCH(ExpShifted)(x, n, shift, out);
+}
+}  // namespace lmq
+#endif
