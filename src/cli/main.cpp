@@ -11,6 +11,8 @@
 #include "lmq/eval/bench.h"
 #include "lmq/eval/evaluate.h"
 #include "lmq/eval/inspect.h"
+#include "lmq/eval/sweep.h"
+#include "lmq/formats/atomic_file.h"
 #include "lmq/mapped_file.h"
 #include "lmq/model/forward.h"
 #include "lmq/model/generate.h"
@@ -234,6 +236,50 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
              r.params, r.tensor_bytes, r.bpw, r.rel_rms, q.out, r.file_bytes, r.seconds);
 }
 
+// ---------------------------------------------------------------- sweep
+struct SweepOpts {
+  std::string text, out_dir = "lmq-sweep";
+  std::vector<std::string> schemes;
+  int windows = 16, ctx = 512;
+  bool full = false, no_bench = false, json = false;
+};
+
+void write_atomically(const std::string& path, const std::string& bytes) {
+  AtomicFile f(path);
+  f.write(bytes.data(), bytes.size());
+  f.commit();
+}
+
+void cmd_sweep(const std::string& path, const SweepOpts& o) {
+  auto base = Model::load(path);
+  const std::string text = read_text_file(o.text);
+  if (text.empty()) fail("{}: the text is empty", o.text);
+  if (o.ctx > base->config().max_pos) fail("--ctx {}: exceeds the model's context of {} tokens", o.ctx, base->config().max_pos);
+  Windows w = make_windows(base->tokenizer(), text, Protocol::Lmq, o.ctx, base->config().bos_id, o.windows);
+  SweepOptions so;
+  so.schemes = o.schemes.empty() ? default_sweep_schemes(o.full) : o.schemes;
+  so.out_dir = o.out_dir;
+  so.bench = !o.no_bench;
+  SweepProgress progress;
+  if (stderr_is_tty())
+    progress = [](const std::string& stage) {
+      fmt::print(stderr, "\r\033[K{}", stage);
+      std::fflush(stderr);
+    };
+  SweepResult r = run_sweep(*base, w, o.text, so, progress);
+  if (progress) fmt::print(stderr, "\r\033[K");
+  const std::string dir = o.out_dir + "/";
+  write_atomically(dir + "sweep.json", sweep_json(r));
+  write_atomically(dir + "sweep.svg", sweep_svg(r));
+  write_atomically(dir + "sweep.txt", sweep_table(r));
+  if (o.json) {
+    fmt::print("{}\n", sweep_json(r));
+    return;
+  }
+  fmt::print("{}\nwritten: {}sweep.txt, {}sweep.json, {}sweep.svg and one .lmq file per scheme\n", sweep_table(r), dir,
+             dir, dir);
+}
+
 // ---------------------------------------------------------------- bench
 void cmd_bench(const std::string& path, int prefill, int decode, int reps, bool as_json) {
   auto m = Model::load(path);
@@ -298,6 +344,19 @@ int main(int argc, char** argv) {
   quantize->add_flag("--json", qo.json, "print JSON");
   quantize->add_option("--threads,-t", threads, "worker threads");
 
+  SweepOpts so;
+  auto* sweep = app.add_subcommand("sweep", "quantize into many schemes and evaluate each against the float model");
+  sweep->add_option("model", model, "float model directory or file")->required();
+  sweep->add_option("--text", so.text, "evaluation text")->required();
+  sweep->add_option("--windows", so.windows, "evaluation windows")->capture_default_str();
+  sweep->add_option("--ctx", so.ctx, "window length")->capture_default_str();
+  sweep->add_option("--out-dir", so.out_dir, "where the files, table, JSON and chart go")->capture_default_str();
+  sweep->add_option("--schemes", so.schemes, "schemes to try (default: the standard set)")->delimiter(',');
+  sweep->add_flag("--full", so.full, "the larger set of schemes");
+  sweep->add_flag("--no-bench", so.no_bench, "skip the speed columns");
+  sweep->add_flag("--json", so.json, "print JSON");
+  sweep->add_option("--threads,-t", threads, "worker threads");
+
   int prefill = 512, decode = 128, reps = 3;
   auto* bench = app.add_subcommand("bench", "prefill and decode tokens/s");
   bench->add_option("model", model, "model directory or file")->required();
@@ -318,6 +377,7 @@ int main(int argc, char** argv) {
     else if (*run) cmd_run(model, ro);
     else if (*ev) cmd_eval(model, eo);
     else if (*quantize) cmd_quantize(model, qo, threads, command_line(argc, argv));
+    else if (*sweep) cmd_sweep(model, so);
     else if (*bench) cmd_bench(model, prefill, decode, reps, as_json);
     return 0;
   } catch (const Error& e) {

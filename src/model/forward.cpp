@@ -121,6 +121,11 @@ void Runner::attention(int layer, int n) {
   }
 }
 
+void Runner::linear(const Tensor& w, const float* x, int n, float* y, const float* bias) {
+  if (observer_) observer_(w, x, n);
+  matmul(w, x, n, y, bias);
+}
+
 void Runner::forward(const int* tokens, int n, float* logits, bool all_logits) {
   if (n <= 0) return;
   if (pos_ + n > max_seq_)
@@ -141,9 +146,9 @@ void Runner::forward(const int* tokens, int n, float* logits, bool all_logits) {
     const std::vector<float> bq = w.bq ? to_f32(*w.bq) : std::vector<float>();
     const std::vector<float> bk = w.bk ? to_f32(*w.bk) : std::vector<float>();
     const std::vector<float> bv = w.bv ? to_f32(*w.bv) : std::vector<float>();
-    matmul(*w.wq, h_.data(), n, q_.data(), w.bq ? bq.data() : nullptr);
-    matmul(*w.wk, h_.data(), n, k_.data(), w.bk ? bk.data() : nullptr);
-    matmul(*w.wv, h_.data(), n, v_.data(), w.bv ? bv.data() : nullptr);
+    linear(*w.wq, h_.data(), n, q_.data(), w.bq ? bq.data() : nullptr);
+    linear(*w.wk, h_.data(), n, k_.data(), w.bk ? bk.data() : nullptr);
+    linear(*w.wv, h_.data(), n, v_.data(), w.bv ? bv.data() : nullptr);
     for (int i = 0; i < n; ++i) {
       const size_t p = size_t(pos_ + i);
       const float* cs = rope_cos_.data() + p * half;
@@ -155,25 +160,25 @@ void Runner::forward(const int* tokens, int n, float* logits, bool all_logits) {
       std::copy_n(v_.data() + size_t(i) * KV, KV, v_cache_.data() + off);
     }
     attention(l, n);
-    matmul(*w.wo, att_.data(), n, h_.data());
+    linear(*w.wo, att_.data(), n, h_.data(), nullptr);
     for (size_t i = 0; i < size_t(n) * D; ++i) x_[i] += h_[i];
 
     // MLP block (SwiGLU)
     rmsnorm(x_.data(), to_f32(*w.ffn_norm).data(), h_.data(), n, D, c_.norm_eps);
-    matmul(*w.w_gate, h_.data(), n, gate_.data());
-    matmul(*w.w_up, h_.data(), n, up_.data());
+    linear(*w.w_gate, h_.data(), n, gate_.data(), nullptr);
+    linear(*w.w_up, h_.data(), n, up_.data(), nullptr);
     for (size_t i = 0; i < size_t(n) * F; ++i) {
       const float g = gate_[i];
       gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
     }
-    matmul(*w.w_down, gate_.data(), n, h_.data());
+    linear(*w.w_down, gate_.data(), n, h_.data(), nullptr);
     for (size_t i = 0; i < size_t(n) * D; ++i) x_[i] += h_[i];
   }
 
   const int first = all_logits ? 0 : n - 1;
   const int rows = n - first;
   rmsnorm(x_.data() + size_t(first) * D, to_f32(model_.final_norm()).data(), h_.data(), rows, D, c_.norm_eps);
-  matmul(model_.lm_head(), h_.data(), rows, logits);
+  linear(model_.lm_head(), h_.data(), rows, logits, nullptr);
   pos_ += n;
 }
 

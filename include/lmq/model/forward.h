@@ -13,6 +13,7 @@
 // goes through lmq::matmul, which accepts any weight format.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "lmq/model/model.h"
@@ -32,11 +33,20 @@ class Runner {
   void reset() { pos_ = 0; }
   const Model& model() const { return model_; }
 
+  // Calibration hook: sees the input activations of every linear layer before it runs.
+  // `which` is the weight's name ("model.layers.3.mlp.down_proj.weight"); x is n × K floats.
+  // Layers that share an input (q/k/v, gate/up) are reported once each.
+  using LinearObserver = std::function<void(const Tensor& weight, const float* x, int n)>;
+  void set_observer(LinearObserver obs) { observer_ = std::move(obs); }
+
  private:
   void ensure_scratch(int n);
   void attention(int layer, int n);
 
+  void linear(const Tensor& w, const float* x, int n, float* y, const float* bias);
+
   const Model& model_;
+  LinearObserver observer_;
   const ModelConfig& c_;
   int max_seq_;
   int pos_ = 0;

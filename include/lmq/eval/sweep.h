@@ -1,0 +1,48 @@
+// The main job: quantize one float model into a set of schemes, evaluate every result against
+// the float model on the same windows, and report what each bit costs — as a table, JSON and
+// an SVG chart of bits per weight against KLD.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "lmq/eval/evaluate.h"
+#include "lmq/model/model.h"
+
+namespace lmq {
+
+struct SweepRow {
+  std::string scheme, file;
+  uint64_t file_bytes = 0, tensor_bytes = 0;
+  double bpw = 0, ppl = 0, dppl_pct = 0, kld_mean = 0, kld_p99 = 0, kld_max = 0, top1 = 0;
+  double quantize_seconds = 0, prefill_tok_s = 0, decode_tok_s = 0;
+};
+
+struct SweepOptions {
+  std::vector<std::string> schemes;  // scheme strings, as for `lmq quantize --scheme`
+  std::string out_dir;               // where the quantized files go
+  bool bench = true;                 // measure decode/prefill speed of each file
+};
+
+struct SweepResult {
+  std::string base_path, text;
+  int windows = 0;
+  int64_t tokens_scored = 0;
+  double base_ppl = 0, base_bpw = 0;
+  std::vector<SweepRow> rows;
+};
+
+// The default set: float storage, int8 per channel, and int6..int2 over granularities,
+// sym/asym and min/max vs MSE clipping; `full` adds more group sizes and percentile clipping.
+std::vector<std::string> default_sweep_schemes(bool full);
+
+using SweepProgress = std::function<void(const std::string& stage)>;
+SweepResult run_sweep(const Model& base, const Windows& windows, const std::string& text_name, const SweepOptions& o,
+                      const SweepProgress& progress = {});
+
+std::string sweep_table(const SweepResult& r);
+std::string sweep_json(const SweepResult& r);
+// bpw (x) against mean KLD (y, log scale), one labelled point per scheme.
+std::string sweep_svg(const SweepResult& r);
+
+}  // namespace lmq
