@@ -1,6 +1,7 @@
 // lmq: the command line. This file only parses flags and prints; the work lives in the library.
 #include <fmt/format.h>
 #include <omp.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -26,6 +27,13 @@ using namespace lmq;
 namespace {
 
 bool stderr_is_tty() { return isatty(STDERR_FILENO) == 1; }
+
+// This process's peak resident set size so far (Linux reports KiB).
+uint64_t peak_rss_bytes() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return uint64_t(ru.ru_maxrss) * 1024;
+}
 
 Progress tty_progress(const char* what) {
   if (!stderr_is_tty()) return {};
@@ -137,7 +145,9 @@ void cmd_run(const std::string& path, const RunOpts& o) {
   });
   if (o.json) {
     std::vector<int> gen(ids.begin() + long(prompt.size()), ids.end());
-    fmt::print("{}\n", json{{"ids", ids}, {"prompt_tokens", prompt.size()}, {"text", tok.decode(gen)}}.dump());
+    fmt::print("{}\n", json{{"ids", ids}, {"prompt_tokens", prompt.size()}, {"text", tok.decode(gen)},
+                            {"peak_rss_bytes", peak_rss_bytes()}}
+                           .dump());
   } else {
     fmt::print("\n");
   }
@@ -222,7 +232,7 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
   if (q.json) {
     json j{{"model", path}, {"output", q.out}, {"scheme", o.scheme.to_string()}, {"params", r.params},
            {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes}, {"bpw", r.bpw}, {"rel_rms", r.rel_rms},
-           {"seconds", r.seconds}};
+           {"seconds", r.seconds}, {"peak_rss_bytes", peak_rss_bytes()}};
     for (const auto& t : r.tensors)
       j["tensors"].push_back({{"name", t.name}, {"scheme", t.scheme}, {"shape", t.shape}, {"params", t.params},
                               {"bytes", t.bytes}, {"bpw", t.bpw}, {"rel_rms", t.rel_rms}, {"max_abs", t.max_abs}});
@@ -232,8 +242,10 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
   fmt::print("{:<48} {:<28} {:>8} {:>10} {:>10}\n", "tensor", "scheme", "bpw", "rel RMS", "max |err|");
   for (const auto& t : r.tensors)
     fmt::print("{:<48} {:<28} {:>8.3f} {:>10.5f} {:>10.6f}\n", t.name, t.scheme, t.bpw, t.rel_rms, t.max_abs);
-  fmt::print("\ntotal: {} params, {} tensor bytes = {:.3f} bits per weight, rel RMS {:.5f}; file {} ({} bytes) in {:.1f} s\n",
-             r.params, r.tensor_bytes, r.bpw, r.rel_rms, q.out, r.file_bytes, r.seconds);
+  fmt::print("\ntotal: {} params, {} tensor bytes = {:.3f} bits per weight, rel RMS {:.5f}\n", r.params,
+             r.tensor_bytes, r.bpw, r.rel_rms);
+  fmt::print("wrote {} ({} bytes) in {:.1f} s, peak memory {:.1f} MiB\n", q.out, r.file_bytes, r.seconds,
+             double(peak_rss_bytes()) / (1 << 20));
 }
 
 // ---------------------------------------------------------------- sweep
