@@ -4,5 +4,4 @@
 
 namespace lmq {
 Model::Parts load_lmq_parts(const std::string& path) { fail("{}: lmq files are not supported yet", path); }
-Model::Parts load_gguf_parts(const std::string& path) { fail("{}: GGUF files are not supported yet", path); }
 }  // namespace lmq
