@@ -312,6 +312,7 @@ struct PplCase {
   std::string fixture;  // a GGUF file, or an HF model directory name
   double tolerance;     // relative
 };
+void PrintTo(const PplCase& c, std::ostream* os) { *os << c.fixture << " ±" << c.tolerance; }
 
 // `lmq eval --protocol llamacpp --windows 100` against llamacpp.json's "ppl" (or, for an HF
 // model directory, "ppl_f32": llama.cpp's f32 conversion of it).
@@ -350,7 +351,8 @@ INSTANTIATE_TEST_SUITE_P(Qwen2, GgufPerplexity,
                                            PplCase{"lmq-qwen2-21m-Q3_K_M.gguf", 0.005}),
                          [](const auto& info) { return info.param.fixture.substr(14, 6); });
 
-// The llama files and the HF models against llama.cpp's f32 conversion: ctest label `slow`.
+// The llama files (8 layers, 384 wide) and the HF models against llama.cpp's f32 conversion: ctest
+// label `slow`, registered only with -DLMQ_SLOW_TESTS=ON (see CMakeLists.txt).
 class GgufPerplexitySlow : public ::testing::TestWithParam<PplCase> {};
 TEST_P(GgufPerplexitySlow, MatchesLlamaCpp) { check_ppl(GetParam()); }
 INSTANTIATE_TEST_SUITE_P(All, GgufPerplexitySlow,
