@@ -1,0 +1,202 @@
+// GGUF files (llama.cpp): config from the `<arch>.*` metadata, the SentencePiece tokenizer
+// rebuilt from `tokenizer.ggml.*`, and every tensor renamed from llama.cpp's names to the
+// Hugging Face names the rest of lmq uses. Tensor data stays in the mapped file.
+//
+// Q/K rows of llama GGUFs. llama.cpp's converter (convert_hf_to_gguf.py, LlamaModel.permute)
+// reorders the rows of q_proj / k_proj within each head (heads of K counted with n_head_kv):
+// viewing a head's d rows as [2][d/2] and swapping the two axes, the stored row 2i + a is the
+// HF row a·d/2 + i (a ∈ {0, 1}). HF RoPE (rotate_half) rotates the pair (i, i + d/2) by angle
+// pos·θ^(−2i/d); after the permutation that pair sits at rows (2i, 2i+1): exactly the
+// "interleaved" pairs of forward.cpp's rope(), with the same angle index i. So the GGUF rows
+// are not un-permuted: config.rope_interleaved is set instead. The permuted q and k of a head
+// are then the HF q and k under the same permutation P of coordinates, and since
+// (Pq)·(Pk) = q·k the attention scores, and everything after them, are unchanged (V and O are
+// not permuted). Qwen2 GGUFs are stored unpermuted (llama.cpp uses NEOX-style RoPE for them).
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include "lmq/error.h"
+#include "lmq/formats/gguf.h"
+#include "lmq/model/model.h"
+#include "lmq/model/spm_proto.h"
+
+namespace lmq {
+namespace fs = std::filesystem;
+
+namespace {
+
+// llama.cpp tensor name → HF name; empty if unknown.
+std::string hf_name(const std::string& g, bool& is_output) {
+  is_output = false;
+  if (g == "token_embd.weight") return "model.embed_tokens.weight";
+  if (g == "output_norm.weight") return "model.norm.weight";
+  if (g == "output.weight") {
+    is_output = true;
+    return "lm_head.weight";
+  }
+  if (g.rfind("blk.", 0) != 0) return {};
+  const size_t dot = g.find('.', 4);
+  if (dot == std::string::npos || dot == 4) return {};
+  const std::string layer = g.substr(4, dot - 4);
+  for (char ch : layer)
+    if (ch < '0' || ch > '9') return {};
+  if (layer.size() > 1 && layer[0] == '0') return {};
+  static const std::map<std::string, std::string> per_layer = {
+      {"attn_norm.weight", "input_layernorm.weight"},
+      {"attn_q.weight", "self_attn.q_proj.weight"},
+      {"attn_k.weight", "self_attn.k_proj.weight"},
+      {"attn_v.weight", "self_attn.v_proj.weight"},
+      {"attn_output.weight", "self_attn.o_proj.weight"},
+      {"attn_q.bias", "self_attn.q_proj.bias"},
+      {"attn_k.bias", "self_attn.k_proj.bias"},
+      {"attn_v.bias", "self_attn.v_proj.bias"},
+      {"ffn_norm.weight", "post_attention_layernorm.weight"},
+      {"ffn_gate.weight", "mlp.gate_proj.weight"},
+      {"ffn_up.weight", "mlp.up_proj.weight"},
+      {"ffn_down.weight", "mlp.down_proj.weight"},
+  };
+  auto it = per_layer.find(g.substr(dot + 1));
+  if (it == per_layer.end()) return {};
+  return "model.layers." + layer + "." + it->second;
+}
+
+int positive(const GgufFile& f, const std::string& key) {
+  const uint32_t v = f.get_u32(key);
+  if (v == 0 || v > (1u << 30)) fail("{}: metadata '{}' = {} is out of range", f.path(), key, v);
+  return int(v);
+}
+
+const std::vector<GgufValue>& array_of(const GgufFile& f, const std::string& key, size_t n) {
+  const GgufValue& v = f.get(key);
+  if (v.type != GgufType::ARRAY) fail("{}: metadata '{}' is not an array", f.path(), key);
+  const auto& a = std::get<std::vector<GgufValue>>(v.v);
+  if (a.size() != n) fail("{}: metadata '{}' has {} entries, expected {}", f.path(), key, a.size(), n);
+  return a;
+}
+
+// The SentencePiece model of a GGUF's tokenizer.ggml.* (SPM vocabularies only).
+std::string spm_model_bytes(const GgufFile& f) {
+  const std::string model = f.has("tokenizer.ggml.model") ? f.get_string("tokenizer.ggml.model") : "";
+  if (model != "llama")
+    fail("{}: tokenizer.ggml.model is '{}'; lmq supports only SentencePiece vocabularies ('llama')", f.path(),
+         model.empty() ? "(missing)" : model);
+  SpmModelSpec spec;
+  const std::vector<std::string> tokens = f.get_string_array("tokenizer.ggml.tokens");
+  if (tokens.empty()) fail("{}: tokenizer.ggml.tokens is empty", f.path());
+  const size_t n = tokens.size();
+  const std::vector<GgufValue>* scores = f.has("tokenizer.ggml.scores") ? &array_of(f, "tokenizer.ggml.scores", n) : nullptr;
+  const std::vector<GgufValue>* types =
+      f.has("tokenizer.ggml.token_type") ? &array_of(f, "tokenizer.ggml.token_type", n) : nullptr;
+  spec.pieces.resize(n);
+  int unk = -1;
+  for (size_t i = 0; i < n; ++i) {
+    SpmPiece& p = spec.pieces[i];
+    p.piece = tokens[i];
+    if (p.piece.empty()) fail("{}: token {} of tokenizer.ggml.tokens is empty", f.path(), i);
+    if (scores) {
+      const GgufValue& s = (*scores)[i];
+      if (!s.is_float()) fail("{}: tokenizer.ggml.scores must hold floats", f.path());
+      p.score = float(std::get<double>(s.v));
+    }
+    int t = 1;
+    if (types) {
+      const GgufValue& v = (*types)[i];
+      if (!v.is_integer()) fail("{}: tokenizer.ggml.token_type must hold integers", f.path());
+      t = v.is_unsigned() ? int(std::get<uint64_t>(v.v)) : int(std::get<int64_t>(v.v));
+    }
+    if (t == 0) t = 1;  // undefined → normal
+    if (t < 1 || t > 6) fail("{}: token {} has unknown token type {}", f.path(), i, t);
+    p.type = SpmType(t);
+    if (p.type == SpmType::Byte) spec.byte_fallback = true;
+    if (p.type == SpmType::Unknown && unk < 0) unk = int(i);
+  }
+  auto id_or = [&](const char* key, int def) {
+    if (!f.has(key)) return def;
+    const uint32_t v = f.get_u32(key);
+    if (v >= n) fail("{}: {} = {} is outside the vocabulary of {}", f.path(), key, v, n);
+    return int(v);
+  };
+  spec.unk_id = id_or("tokenizer.ggml.unknown_token_id", unk >= 0 ? unk : 0);
+  if (spec.pieces[size_t(spec.unk_id)].type != SpmType::Unknown)
+    fail("{}: the unknown token {} ('{}') is not of type UNKNOWN", f.path(), spec.unk_id,
+         spec.pieces[size_t(spec.unk_id)].piece);
+  spec.bos_id = id_or("tokenizer.ggml.bos_token_id", 1);
+  spec.eos_id = id_or("tokenizer.ggml.eos_token_id", 2);
+  spec.pad_id = id_or("tokenizer.ggml.padding_token_id", -1);
+  // llama.cpp's SPM tokenizer merges by score like SentencePiece's BPE, with byte fallback and
+  // no whitespace normalization; the dummy prefix follows add_space_prefix (absent → true).
+  spec.bpe = true;
+  spec.remove_extra_whitespaces = false;
+  spec.add_dummy_prefix =
+      f.has("tokenizer.ggml.add_space_prefix") ? f.get_bool("tokenizer.ggml.add_space_prefix") : true;
+  return serialize_spm_model(spec);
+}
+
+}  // namespace
+
+Model::Parts load_gguf_parts(const std::string& path) {
+  auto file = std::make_shared<GgufFile>(path);
+  const GgufFile& f = *file;
+  if (!f.has("general.architecture")) fail("{}: GGUF file has no general.architecture", path);
+  const std::string arch = f.get_string("general.architecture");
+  Model::Parts parts;
+  ModelConfig& c = parts.config;
+  if (arch == "llama") c.arch = Arch::Llama;
+  else if (arch == "qwen2") c.arch = Arch::Qwen2;
+  else fail("{}: GGUF architecture '{}' is not supported (lmq supports llama and qwen2)", path, arch);
+  const std::string a = arch + ".";
+
+  c.hidden = positive(f, a + "embedding_length");
+  c.n_layers = positive(f, a + "block_count");
+  c.n_heads = positive(f, a + "attention.head_count");
+  c.n_kv_heads = f.has(a + "attention.head_count_kv") ? positive(f, a + "attention.head_count_kv") : c.n_heads;
+  c.ffn = positive(f, a + "feed_forward_length");
+  c.max_pos = positive(f, a + "context_length");
+  c.norm_eps = f.get_f32(a + "attention.layer_norm_rms_epsilon");
+  c.rope_theta = f.get_f32_or(a + "rope.freq_base", 10000.f);
+  c.head_dim = f.has(a + "attention.key_length") ? positive(f, a + "attention.key_length") : c.hidden / c.n_heads;
+  if (f.has(a + "attention.value_length") && positive(f, a + "attention.value_length") != c.head_dim)
+    fail("{}: attention.value_length differs from the key length {}; not supported", path, c.head_dim);
+  if (f.has(a + "rope.dimension_count") && positive(f, a + "rope.dimension_count") != c.head_dim)
+    fail("{}: rope.dimension_count {} differs from head_dim {}: partial RoPE is not supported", path,
+         f.get_u32(a + "rope.dimension_count"), c.head_dim);
+  if (f.has(a + "rope.scaling.type") && f.get_string(a + "rope.scaling.type") != "none")
+    fail("{}: RoPE scaling '{}' is not supported", path, f.get_string(a + "rope.scaling.type"));
+  c.qkv_bias = c.arch == Arch::Qwen2 || f.find("blk.0.attn_q.bias") != nullptr;
+  c.rope_interleaved = c.arch == Arch::Llama;  // see the comment at the top
+
+  const Tensor* emb = f.find("token_embd.weight");
+  if (!emb) fail("{}: missing tensor 'token_embd.weight'", path);
+  if (emb->shape.size() != 2) fail("{}: token_embd.weight is not 2-D", path);
+  c.vocab = int(emb->shape[0]);
+  if (f.has("tokenizer.ggml.tokens") && f.get("tokenizer.ggml.tokens").type == GgufType::ARRAY) {
+    const size_t nt = std::get<std::vector<GgufValue>>(f.get("tokenizer.ggml.tokens").v).size();
+    if (nt > size_t(c.vocab))
+      fail("{}: {} tokens in tokenizer.ggml.tokens but token_embd has {} rows", path, nt, c.vocab);
+  }
+  c.bos_id = f.has("tokenizer.ggml.bos_token_id") ? int(f.get_u32("tokenizer.ggml.bos_token_id")) : 1;
+  c.eos_id = f.has("tokenizer.ggml.eos_token_id") ? int(f.get_u32("tokenizer.ggml.eos_token_id")) : 2;
+  c.add_bos = f.has("tokenizer.ggml.add_bos_token") ? f.get_bool("tokenizer.ggml.add_bos_token") : true;
+
+  bool has_output = false;
+  for (const Tensor& t : f.tensors()) {
+    bool is_output = false;
+    Tensor r = t;
+    r.name = hf_name(t.name, is_output);
+    if (r.name.empty()) fail("{}: unknown tensor '{}' (not a llama/qwen2 tensor lmq knows)", path, t.name);
+    has_output |= is_output;
+    parts.tensors.push_back(std::move(r));
+  }
+  c.tied_embeddings = !has_output;
+  c.validate(path);
+
+  parts.path = path;
+  parts.kind = "gguf";
+  parts.file_bytes = fs::file_size(path);
+  parts.tokenizer_bytes = spm_model_bytes(f);
+  parts.storage.push_back(file);
+  return parts;
+}
+
+}  // namespace lmq
