@@ -1,6 +1,7 @@
 #include "lmq/kernels/matmul.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "lmq/error.h"
@@ -15,7 +16,8 @@ constexpr int64_t kRowChunk = 32;
 void matmul(const Tensor& w, const float* x, int64_t T, float* y, const float* bias) {
   const int64_t N = w.rows(), K = w.cols();
   const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
-  const bool direct = w.format == Format::F32;
+  // F32 rows are used in place when aligned; a hostile file may put them at any byte offset.
+  const bool direct = w.format == Format::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0;
 #pragma omp parallel
   {
     std::vector<float> buf(direct ? 0 : size_t(kRowChunk * K));
