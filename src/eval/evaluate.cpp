@@ -14,7 +14,8 @@ Protocol parse_protocol(const std::string& s) {
   fail("--protocol '{}': expected lmq or llamacpp", s);
 }
 
-Windows make_windows(const Tokenizer& tok, const std::string& text, Protocol p, int ctx, int bos, int max_windows) {
+Windows make_windows(const Tokenizer& tok, const std::string& text, Protocol p, int ctx, int bos, int max_windows,
+                     const std::string& text_name) {
   if (ctx < 4) fail("--ctx {}: must be at least 4", ctx);
   std::vector<int> ids = tok.encode(text);
   Windows w;
@@ -39,7 +40,8 @@ Windows make_windows(const Tokenizer& tok, const std::string& text, Protocol p, 
     w.score_from = ctx / 2;
   }
   if (w.ids.empty())
-    fail("text has {} tokens, fewer than one window of {} tokens", ids.size(), ctx);
+    fail("{}: the text has {} tokens, fewer than one window of {} tokens (try a smaller --ctx)", text_name,
+         ids.size(), ctx);
   return w;
 }
 

@@ -47,6 +47,8 @@ MappedFile::~MappedFile() {
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot open: {}", path, std::strerror(errno));
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) fail("{}: not a regular file", path);
   std::ostringstream ss;
   ss << in.rdbuf();
   if (in.bad()) fail("{}: read error", path);

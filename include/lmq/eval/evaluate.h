@@ -27,7 +27,9 @@ struct Windows {
 };
 
 // Cuts the token stream of a text into windows; max_windows ≤ 0 means all whole windows.
-Windows make_windows(const Tokenizer& tok, const std::string& text, Protocol p, int ctx, int bos, int max_windows);
+// text_name (the file it came from) starts the error when the text is shorter than one window.
+Windows make_windows(const Tokenizer& tok, const std::string& text, Protocol p, int ctx, int bos, int max_windows,
+                     const std::string& text_name = "text");
 
 struct EvalResult {
   int windows = 0;
