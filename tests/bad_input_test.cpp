@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include <sys/stat.h>
+
 #include "test_support.h"
 
 namespace fs = std::filesystem;
@@ -425,4 +427,16 @@ TEST(BadInput, OddDataSectionStillRunsTheSame) {  // header padded so every tens
   EXPECT_EQ(got.exit_code, 0) << got.err;
   EXPECT_EQ(got.err, "");
   EXPECT_EQ(got.out, want.out);
+}
+
+TEST(BadInput, FifoAndDeviceDoNotHang) {  // opening a FIFO would wait for a writer; /dev/zero never ends
+  const std::string f = temp_dir() + "/fifo";
+  ASSERT_EQ(mkfifo(f.c_str(), 0600), 0);
+  expect_error(run_lmq({"inspect", f}), {"fifo", "not a model"});
+  expect_error(run_lmq({"eval", llama(), "--text", f}), {"fifo", "not a regular file"});
+  expect_error(run_lmq({"eval", llama(), "--text", "/dev/zero"}), {"/dev/zero", "not a regular file"});
+  const std::string d = model_copy();
+  fs::remove(fs::path(d) / kShard2);
+  ASSERT_EQ(mkfifo((fs::path(d) / kShard2).c_str(), 0600), 0);
+  expect_error(run_lmq({"inspect", d}), {kShard2, "not a regular file"});
 }
