@@ -62,6 +62,7 @@ uint64_t format_row_bytes(Format f, int64_t cols) {
 void dequantize_rows(const Tensor& t, int64_t row0, int64_t n, float* out) {
   const int64_t K = t.cols();
   const size_t count = size_t(n * K);
+  if (count == 0) return;  // an empty tensor ([4, 0]): out may be the null data() of an empty buffer
   switch (t.format) {
     case Format::F32:
       std::memcpy(out, t.data + uint64_t(row0 * K) * 4, count * 4);
