@@ -55,7 +55,12 @@ struct Tensor {
     for (int64_t d : shape) n *= d;
     return n;
   }
-  int64_t rows() const { return shape.empty() ? 1 : numel() / shape.back(); }
+  // All dims but the last (not numel / cols: an empty tensor such as [4, 0] has 4 rows of 0).
+  int64_t rows() const {
+    int64_t n = 1;
+    for (size_t i = 0; i + 1 < shape.size(); ++i) n *= shape[i];
+    return n;
+  }
   int64_t cols() const { return shape.empty() ? 1 : shape.back(); }
 };
 

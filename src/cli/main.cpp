@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -26,6 +27,13 @@ using namespace lmq;
 
 namespace {
 
+// Every failure ends as exactly one line on stderr, whatever a library put in its message.
+void print_error(std::string what) {
+  std::replace(what.begin(), what.end(), '\n', ' ');
+  while (!what.empty() && what.back() == ' ') what.pop_back();
+  fmt::print(stderr, "lmq: error: {}\n", what);
+}
+
 bool stderr_is_tty() { return isatty(STDERR_FILENO) == 1; }
 
 // This process's peak resident set size so far (Linux reports KiB).
@@ -43,8 +51,9 @@ Progress tty_progress(const char* what) {
   };
 }
 
-void set_threads(int threads) {
-  if (threads == 0) return;  // default: all cores (OpenMP's default)
+// given: whether --threads appeared at all; without it OpenMP's default (all cores) stands.
+void set_threads(int threads, bool given) {
+  if (!given) return;
   if (threads < 1 || threads > 1024) fail("--threads {}: must be in 1..1024", threads);
   omp_set_num_threads(threads);
 }
@@ -128,9 +137,13 @@ void cmd_run(const std::string& path, const RunOpts& o) {
   std::vector<int> prompt = tok.encode(o.prompt);
   if (c.add_bos) prompt.insert(prompt.begin(), c.bos_id);
   if (o.n < 0) fail("-n {}: must be ≥ 0", o.n);
+  check_sample_options(o.sample);  // before the prompt is echoed: an error leaves stdout empty
+  if (prompt.empty()) fail("--prompt: empty, and {} adds no BOS token to start from", path);
+  if (int64_t(prompt.size()) >= c.max_pos)
+    fail("--prompt: {} tokens leave no room in the context of {} tokens of {}", prompt.size(), c.max_pos, path);
   if (int64_t(prompt.size()) + o.n > c.max_pos)
-    fail("{}: prompt of {} tokens + {} new tokens exceeds the context of {} tokens", path, prompt.size(), o.n,
-         c.max_pos);
+    fail("-n {}: the prompt's {} tokens + {} new tokens exceed the context of {} tokens of {}", o.n, prompt.size(),
+         o.n, c.max_pos, path);
   Runner run(*m, int(prompt.size()) + std::max(o.n, 1));
   int prev = prompt.back();
   if (!o.json) {
@@ -167,7 +180,7 @@ void cmd_eval(const std::string& path, const EvalOpts& o) {
   if (o.ctx > c.max_pos) fail("--ctx {}: exceeds the model's context of {} tokens", o.ctx, c.max_pos);
   const std::string text = read_text_file(o.text);
   if (text.empty()) fail("{}: the text is empty", o.text);
-  Windows w = make_windows(m->tokenizer(), text, parse_protocol(o.protocol), o.ctx, c.bos_id, o.windows);
+  Windows w = make_windows(m->tokenizer(), text, parse_protocol(o.protocol), o.ctx, c.bos_id, o.windows, o.text);
   EvalResult r = evaluate(*m, base.get(), w, tty_progress("windows"));
   const double bpw = 8.0 * double(m->tensor_bytes()) / double(m->param_count());
   if (o.json) {
@@ -267,7 +280,7 @@ void cmd_sweep(const std::string& path, const SweepOpts& o) {
   const std::string text = read_text_file(o.text);
   if (text.empty()) fail("{}: the text is empty", o.text);
   if (o.ctx > base->config().max_pos) fail("--ctx {}: exceeds the model's context of {} tokens", o.ctx, base->config().max_pos);
-  Windows w = make_windows(base->tokenizer(), text, Protocol::Lmq, o.ctx, base->config().bos_id, o.windows);
+  Windows w = make_windows(base->tokenizer(), text, Protocol::Lmq, o.ctx, base->config().bos_id, o.windows, o.text);
   SweepOptions so;
   so.schemes = o.schemes.empty() ? default_sweep_schemes(o.full) : o.schemes;
   so.out_dir = o.out_dir;
@@ -316,14 +329,15 @@ int main(int argc, char** argv) {
   CLI::App app{"lmq: quantize causal language models, run them, and measure what every bit costs"};
   app.require_subcommand(1);
   int threads = 0;
-  app.add_option("--threads,-t", threads, "worker threads (default: all cores)");
+  std::vector<CLI::Option*> thread_opts;  // --threads on the app and on each subcommand
+  thread_opts.push_back(app.add_option("--threads,-t", threads, "worker threads (default: all cores)"));
 
   std::string model;
   bool as_json = false;
   auto* inspect = app.add_subcommand("inspect", "architecture, parameters, memory table, value statistics");
   inspect->add_option("model", model, "model directory or file")->required();
   inspect->add_flag("--json", as_json, "print JSON");
-  inspect->add_option("--threads,-t", threads, "worker threads");
+  thread_opts.push_back(inspect->add_option("--threads,-t", threads, "worker threads"));
 
   RunOpts ro;
   auto* run = app.add_subcommand("run", "generate text");
@@ -334,7 +348,7 @@ int main(int argc, char** argv) {
   run->add_option("--top-p", ro.sample.top_p, "nucleus sampling mass")->capture_default_str();
   run->add_option("--seed", ro.sample.seed, "random seed")->capture_default_str();
   run->add_flag("--json", ro.json, "print {\"ids\": [...], \"text\": \"...\"}");
-  run->add_option("--threads,-t", threads, "worker threads");
+  thread_opts.push_back(run->add_option("--threads,-t", threads, "worker threads"));
 
   EvalOpts eo;
   auto* ev = app.add_subcommand("eval", "perplexity, and distance to a base model");
@@ -345,7 +359,7 @@ int main(int argc, char** argv) {
   ev->add_option("--ctx", eo.ctx, "window length in tokens")->capture_default_str();
   ev->add_option("--protocol", eo.protocol, "lmq or llamacpp")->capture_default_str();
   ev->add_flag("--json", eo.json, "print JSON");
-  ev->add_option("--threads,-t", threads, "worker threads");
+  thread_opts.push_back(ev->add_option("--threads,-t", threads, "worker threads"));
 
   QuantOpts qo;
   auto* quantize = app.add_subcommand("quantize", "quantize a model into lmq's file");
@@ -376,15 +390,18 @@ int main(int argc, char** argv) {
   bench->add_option("--decode", decode, "decode steps")->capture_default_str();
   bench->add_option("--reps", reps, "repetitions (median reported)")->capture_default_str();
   bench->add_flag("--json", as_json, "print JSON");
-  bench->add_option("--threads,-t", threads, "worker threads");
+  thread_opts.push_back(bench->add_option("--threads,-t", threads, "worker threads"));
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help and the like: usage on stdout, status 0
+    // A bad command line is bad input like any other: one line, status 1.
+    print_error(std::string(e.what()) + " (see lmq --help)");
+    return 1;
   }
   try {
-    set_threads(threads);
+    set_threads(threads, std::any_of(thread_opts.begin(), thread_opts.end(), [](auto* o) { return o->count() > 0; }));
     if (*inspect) cmd_inspect(model, as_json);
     else if (*run) cmd_run(model, ro);
     else if (*ev) cmd_eval(model, eo);
@@ -393,11 +410,11 @@ int main(int argc, char** argv) {
     else if (*bench) cmd_bench(model, prefill, decode, reps, as_json);
     return 0;
   } catch (const Error& e) {
-    fmt::print(stderr, "lmq: error: {}\n", e.what());
+    print_error(e.what());
   } catch (const std::bad_alloc&) {
-    fmt::print(stderr, "lmq: error: out of memory\n");
+    print_error("out of memory");
   } catch (const std::exception& e) {
-    fmt::print(stderr, "lmq: error: {}\n", e.what());
+    print_error(e.what());
   }
   return 1;
 }

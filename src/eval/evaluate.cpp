@@ -31,7 +31,8 @@ std::vector<int> encode_prefix(const Tokenizer& tok, const std::string& text, in
   }
 }
 
-Windows make_windows(const Tokenizer& tok, const std::string& text, Protocol p, int ctx, int bos, int max_windows) {
+Windows make_windows(const Tokenizer& tok, const std::string& text, Protocol p, int ctx, int bos, int max_windows,
+                     const std::string& text_name) {
   if (ctx < 4) fail("--ctx {}: must be at least 4", ctx);
   // Only the tokens the windows use are encoded (+1 so "no further whole window" is decided right).
   const int64_t need = max_windows > 0 ? int64_t(max_windows) * ctx + 1 : 0;
@@ -58,7 +59,8 @@ Windows make_windows(const Tokenizer& tok, const std::string& text, Protocol p, 
     w.score_from = ctx / 2;
   }
   if (w.ids.empty())
-    fail("text has {} tokens, fewer than one window of {} tokens", ids.size(), ctx);
+    fail("{}: the text has {} tokens, fewer than one window of {} tokens (try a smaller --ctx)", text_name,
+         ids.size(), ctx);
   return w;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "lmq/error.h"
@@ -63,7 +64,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
     : file_(std::make_unique<MappedFile>(path)) {
   const uint8_t* base = file_->data();
   const uint64_t size = file_->size();
-  if (size < 8) fail("{}: truncated safetensors file ({} bytes, the header length alone takes 8)", path, size);
+  if (size < 8) fail("{}: truncated safetensors file ({} bytes; the header length alone takes 8)", path, size);
   const uint64_t hlen = read_u64le(base);
   if (hlen > size - 8)
     fail("{}: header length {} is larger than the file ({} bytes)", path, hlen, size);
@@ -71,9 +72,19 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
   const uint64_t data_start = 8 + hlen;
   const uint64_t data_size = size - data_start;
 
+  // nlohmann keeps the last of duplicate keys silently; a header naming a tensor twice is ambiguous.
+  std::vector<std::set<std::string>> keys;  // the keys seen in each open object
+  auto no_duplicates = [&](int, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) {
+    using E = nlohmann::json::parse_event_t;
+    if (ev == E::object_start) keys.emplace_back();
+    else if (ev == E::object_end) keys.pop_back();
+    else if (ev == E::key && !keys.back().insert(parsed.get<std::string>()).second)
+      fail("{}: header has a duplicate key '{}'", path, parsed.get<std::string>());
+    return true;
+  };
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(base + 8, base + data_start);
+    header = nlohmann::json::parse(base + 8, base + data_start, no_duplicates);
   } catch (const nlohmann::json::exception& e) {
     fail("{}: header is not valid JSON: {}", path, e.what());
   }
@@ -110,16 +121,21 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
       if (!d.is_number_unsigned()) fail("{}: tensor '{}': shape has a dim that is not a non-negative integer", path, name);
       uint64_t dim = d.get<uint64_t>();
       if (dim > (1ull << 40)) fail("{}: tensor '{}': dim {} is absurd", path, name, dim);
-      numel = checked_mul(numel, dim, path.c_str());
+      if (__builtin_mul_overflow(numel, dim, &numel))
+        fail("{}: tensor '{}': shape {} overflows 64 bits", path, name, js.dump());
       shape.push_back(int64_t(dim));
     }
     const auto& jo = v["data_offsets"];
     if (!jo.is_array() || jo.size() != 2 || !jo[0].is_number_unsigned() || !jo[1].is_number_unsigned())
       fail("{}: tensor '{}': data_offsets must be [begin, end]", path, name);
     const uint64_t b = jo[0].get<uint64_t>(), e = jo[1].get<uint64_t>();
-    if (b > e || e > data_size)
-      fail("{}: tensor '{}': data_offsets [{}, {}] lie outside the data section ({} bytes)", path, name, b, e, data_size);
-    const uint64_t want = checked_mul(numel, info->size, path.c_str());
+    if (b > e) fail("{}: tensor '{}': data_offsets [{}, {}] begin after they end", path, name, b, e);
+    if (e > data_size)
+      fail("{}: tensor '{}': data_offsets [{}, {}] lie outside the data section ({} bytes): the file is truncated "
+           "or corrupt", path, name, b, e, data_size);
+    uint64_t want;
+    if (__builtin_mul_overflow(numel, uint64_t(info->size), &want))
+      fail("{}: tensor '{}': shape {} of {} overflows 64 bits in bytes", path, name, js.dump(), dname);
     if (e - b != want)
       fail("{}: tensor '{}': shape {} of {} needs {} bytes but data_offsets span {}", path, name,
            js.dump(), dname, want, e - b);

@@ -35,9 +35,11 @@ double get_number(const json& j, const char* key, double dflt, const std::string
 int get_token_id(const json& j, const char* key, int dflt, const std::string& path) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return dflt;
-  if (it->is_array() && !it->empty()) return (*it)[0].get<int>();  // eos may be a list
-  if (!it->is_number_integer()) fail("{}: config key '{}' must be an integer", path, key);
-  return it->get<int>();
+  const json& v = it->is_array() && !it->empty() ? (*it)[0] : *it;  // eos may be a list: the first
+  if (!v.is_number_integer()) fail("{}: config key '{}' must be an integer token id", path, key);
+  if (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t(1) << 30 : v.get<int64_t>() < 0)
+    fail("{}: config key '{}' = {} is not a token id", path, key, v.dump());
+  return int(v.get<int64_t>());
 }
 }  // namespace
 
@@ -91,7 +93,7 @@ ModelConfig ModelConfig::from_hf_json(const std::string& text, const std::string
 }
 
 void ModelConfig::validate(const std::string& path) const {
-  if (head_dim % 2 != 0) fail("{}: head_dim {} must be even for RoPE", path, head_dim);
+  if (head_dim < 2 || head_dim % 2 != 0) fail("{}: head_dim {} must be even and positive for RoPE", path, head_dim);
   if (n_heads % n_kv_heads != 0)
     fail("{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", path, n_heads, n_kv_heads);
   if (vocab > (1 << 24)) fail("{}: vocab_size {} is absurd", path, vocab);

@@ -38,14 +38,18 @@ int sample(const std::vector<float>& logits, const SampleOptions& opt, std::mt19
 
 }  // namespace
 
+void check_sample_options(const SampleOptions& opt) {
+  if (!(opt.top_p > 0.f && opt.top_p <= 1.f)) fail("--top-p {}: must be in (0, 1]", opt.top_p);
+  if (!(opt.temp >= 0.f) || !std::isfinite(opt.temp)) fail("--temp {}: must be a finite number ≥ 0", opt.temp);
+}
+
 std::vector<int> generate(Runner& run, const std::vector<int>& prompt, int n_new, const SampleOptions& opt,
                           const std::function<void(int)>& on_token) {
   const auto& c = run.model().config();
   if (prompt.empty()) fail("generate: empty prompt");
   if (int64_t(prompt.size()) + n_new > run.max_seq())
     fail("prompt of {} tokens + {} new tokens exceeds the context of {} tokens", prompt.size(), n_new, run.max_seq());
-  if (!(opt.top_p > 0.f && opt.top_p <= 1.f)) fail("--top-p {}: must be in (0, 1]", opt.top_p);
-  if (!(opt.temp >= 0.f) || !std::isfinite(opt.temp)) fail("--temp {}: must be a finite number ≥ 0", opt.temp);
+  check_sample_options(opt);
   std::mt19937_64 rng(opt.seed);
   std::vector<float> logits(size_t(c.vocab));
   std::vector<int> ids = prompt;

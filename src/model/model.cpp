@@ -49,6 +49,7 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) fail("{}: no such file or directory", path);
   if (fs::is_directory(path, ec)) return from_parts(load_hf_parts(path));
+  if (!fs::is_regular_file(path, ec)) fail("{}: not a model: neither a directory nor a regular file", path);
   switch (sniff(path)) {
     case FileKind::Gguf: return from_parts(load_gguf_parts(path));
     case FileKind::Lmq: return from_parts(load_lmq_parts(path));

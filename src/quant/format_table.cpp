@@ -10,6 +10,14 @@
 
 namespace lmq {
 
+namespace {
+inline uint16_t load_u16(const uint8_t* p) {  // one (unaligned) load
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+}  // namespace
+
 std::string_view format_name(Format f) {
   switch (f) {
     case Format::F32: return "f32";
@@ -56,18 +64,20 @@ uint64_t format_row_bytes(Format f, int64_t cols) {
 void dequantize_rows(const Tensor& t, int64_t row0, int64_t n, float* out) {
   const int64_t K = t.cols();
   const size_t count = size_t(n * K);
+  if (count == 0) return;  // an empty tensor ([4, 0]): out may be the null data() of an empty buffer
   switch (t.format) {
     case Format::F32:
       std::memcpy(out, t.data + uint64_t(row0 * K) * 4, count * 4);
       return;
+    // 16-bit values may sit at any byte offset of a mapped file: memcpy loads, not uint16_t* (misaligned).
     case Format::BF16: {
-      const uint16_t* src = reinterpret_cast<const uint16_t*>(t.data) + row0 * K;
-      for (size_t i = 0; i < count; ++i) out[i] = bf16_to_f32(src[i]);
+      const uint8_t* src = t.data + uint64_t(row0 * K) * 2;
+      for (size_t i = 0; i < count; ++i) out[i] = bf16_to_f32(load_u16(src + 2 * i));
       return;
     }
     case Format::F16: {
-      const uint16_t* src = reinterpret_cast<const uint16_t*>(t.data) + row0 * K;
-      for (size_t i = 0; i < count; ++i) out[i] = f16_to_f32(src[i]);
+      const uint8_t* src = t.data + uint64_t(row0 * K) * 2;
+      for (size_t i = 0; i < count; ++i) out[i] = f16_to_f32(load_u16(src + 2 * i));
       return;
     }
     case Format::LMQ_INT:

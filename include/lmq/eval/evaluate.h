@@ -30,7 +30,9 @@ struct Windows {
 // that is enough; need ≤ 0 encodes everything.
 std::vector<int> encode_prefix(const Tokenizer& tok, const std::string& text, int64_t need);
 // Cuts the token stream of a text into windows; max_windows ≤ 0 means all whole windows.
-Windows make_windows(const Tokenizer& tok, const std::string& text, Protocol p, int ctx, int bos, int max_windows);
+// text_name (the file it came from) starts the error when the text is shorter than one window.
+Windows make_windows(const Tokenizer& tok, const std::string& text, Protocol p, int ctx, int bos, int max_windows,
+                     const std::string& text_name = "text");
 
 struct EvalResult {
   int windows = 0;

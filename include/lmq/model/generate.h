@@ -16,6 +16,9 @@ struct SampleOptions {
   uint64_t seed = 42;
 };
 
+// Throws lmq::Error naming --temp or --top-p if one is out of range (generate checks too).
+void check_sample_options(const SampleOptions& opt);
+
 // Returns the prompt followed by the new ids; stops early at EOS. on_token sees each new id.
 std::vector<int> generate(Runner& run, const std::vector<int>& prompt, int n_new, const SampleOptions& opt,
                           const std::function<void(int)>& on_token = {});
