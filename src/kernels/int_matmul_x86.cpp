@@ -54,20 +54,21 @@ LMQ_AVX2 inline float combine_avx2(__m256 s) { LMQ_COMBINE_BODY }
 LMQ_VNNI inline float combine_vnni(__m256 s) { LMQ_COMBINE_BODY }
 
 // AVX2: Σ u·q over [k0, k1) for nt tokens, 32 values a step.
+template <int NT>
 LMQ_AVX2 inline void unit_dots_avx2(const RowArgs& r, int64_t k0, int64_t k1, __m256i* acc /* [nt] */) {
   const __m256i ones = _mm256_set1_epi16(1);
-  for (int t = 0; t < r.nt; ++t) acc[t] = _mm256_setzero_si256();
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_si256();
   for (int64_t k = k0; k < k1; k += 32) {
     if (r.small_codes) {  // u <= 15: maddubs cannot saturate (2·15·127 < 32767)
       const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.w + k));
-      for (int t = 0; t < r.nt; ++t) {
+      for (int t = 0; t < NT; ++t) {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.x + t * r.ldx + k));
         acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones));
       }
     } else {  // widen to 16 bits: madd of u8·s8 pairs is exact in int32
       const __m256i w0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r.w + k)));
       const __m256i w1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r.w + k + 16)));
-      for (int t = 0; t < r.nt; ++t) {
+      for (int t = 0; t < NT; ++t) {
         const int8_t* xp = r.x + t * r.ldx + k;
         const __m256i x0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xp)));
         const __m256i x1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xp + 16)));
@@ -78,56 +79,78 @@ LMQ_AVX2 inline void unit_dots_avx2(const RowArgs& r, int64_t k0, int64_t k1, __
 }
 
 // AVX-512 VNNI: vpdpbusd (u8 weight codes × s8 activations), 64 values a step, 32 at the tail.
+template <int NT>
 LMQ_VNNI inline void unit_dots_vnni(const RowArgs& r, int64_t k0, int64_t k1, __m256i* acc) {
   int64_t k = k0;
   if (k1 - k0 >= 64) {
     __m512i z[4];
-    for (int t = 0; t < r.nt; ++t) z[t] = _mm512_setzero_si512();
+    for (int t = 0; t < NT; ++t) z[t] = _mm512_setzero_si512();
     for (; k + 64 <= k1; k += 64) {
       const __m512i w = _mm512_loadu_si512(r.w + k);
-      for (int t = 0; t < r.nt; ++t) z[t] = _mm512_dpbusd_epi32(z[t], w, _mm512_loadu_si512(r.x + t * r.ldx + k));
+      for (int t = 0; t < NT; ++t) z[t] = _mm512_dpbusd_epi32(z[t], w, _mm512_loadu_si512(r.x + t * r.ldx + k));
     }
-    for (int t = 0; t < r.nt; ++t)
+    for (int t = 0; t < NT; ++t)
       acc[t] = _mm256_add_epi32(_mm512_castsi512_si256(z[t]), _mm512_extracti64x4_epi64(z[t], 1));
   } else {
-    for (int t = 0; t < r.nt; ++t) acc[t] = _mm256_setzero_si256();
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_si256();
   }
   if (k < k1) {  // 32 left
     const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.w + k));
-    for (int t = 0; t < r.nt; ++t)
+    for (int t = 0; t < NT; ++t)
       acc[t] = _mm256_dpbusd_epi32(acc[t], w, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.x + t * r.ldx + k)));
   }
 }
 
 #define LMQ_ROW_BODY(DOTS, HSUM, COMBINE)                                                       \
   __m256 slot[4];                                                                               \
-  for (int t = 0; t < r.nt; ++t) slot[t] = _mm256_setzero_ps();                                 \
+  for (int t = 0; t < NT; ++t) slot[t] = _mm256_setzero_ps();                                 \
   for (int64_t u0 = 0; u0 < r.nu8; u0 += 8) {                                                   \
     __m256i acc[4][8];                                                                          \
     for (int j = 0; j < 8; ++j) {                                                               \
       const int64_t u = u0 + j;                                                                 \
       __m256i tmp[4];                                                                           \
       if (u < r.nu) {                                                                           \
-        DOTS(r, u * r.U, std::min(r.K, (u + 1) * r.U), tmp);                                    \
+        DOTS<NT>(r, u * r.U, std::min(r.K, (u + 1) * r.U), tmp);                                    \
       } else {                                                                                  \
-        for (int t = 0; t < r.nt; ++t) tmp[t] = _mm256_setzero_si256();                         \
+        for (int t = 0; t < NT; ++t) tmp[t] = _mm256_setzero_si256();                         \
       }                                                                                         \
-      for (int t = 0; t < r.nt; ++t) acc[t][j] = tmp[t];                                        \
+      for (int t = 0; t < NT; ++t) acc[t][j] = tmp[t];                                        \
     }                                                                                           \
     const __m256i zw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.zw + u0));         \
     const __m256 sw = _mm256_loadu_ps(r.sw + u0);                                               \
-    for (int t = 0; t < r.nt; ++t) {                                                            \
+    for (int t = 0; t < NT; ++t) {                                                            \
       const __m256i xs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.xs + t * r.ld + u0)); \
       const __m256i d = _mm256_sub_epi32(HSUM(acc[t]), _mm256_mullo_epi32(zw, xs));             \
       const __m256 sc = _mm256_mul_ps(sw, _mm256_loadu_ps(r.sx + t * r.ld + u0));               \
       slot[t] = _mm256_add_ps(slot[t], _mm256_mul_ps(_mm256_cvtepi32_ps(d), sc));               \
     }                                                                                           \
   }                                                                                             \
-  for (int t = 0; t < r.nt; ++t) r.y[t * r.ldy] = COMBINE(slot[t]);
+  for (int t = 0; t < NT; ++t) r.y[t * r.ldy] = COMBINE(slot[t]);
 
 }  // namespace
 
-LMQ_AVX2 void row_avx2(const RowArgs& r) { LMQ_ROW_BODY(unit_dots_avx2, hsum8_avx2, combine_avx2) }
-LMQ_VNNI void row_avx512vnni(const RowArgs& r) { LMQ_ROW_BODY(unit_dots_vnni, hsum8_vnni, combine_vnni) }
+namespace {
+template <int NT>
+LMQ_AVX2 void row_avx2_t(const RowArgs& r) { LMQ_ROW_BODY(unit_dots_avx2, hsum8_avx2, combine_avx2) }
+template <int NT>
+LMQ_VNNI void row_vnni_t(const RowArgs& r) { LMQ_ROW_BODY(unit_dots_vnni, hsum8_vnni, combine_vnni) }
+}  // namespace
+
+void row_avx2(const RowArgs& r) {
+  switch (r.nt) {
+    case 1: return row_avx2_t<1>(r);
+    case 2: return row_avx2_t<2>(r);
+    case 3: return row_avx2_t<3>(r);
+    default: return row_avx2_t<4>(r);
+  }
+}
+void row_avx512vnni(const RowArgs& r) {
+  switch (r.nt) {
+    case 1: return row_vnni_t<1>(r);
+    case 2: return row_vnni_t<2>(r);
+    case 3: return row_vnni_t<3>(r);
+    default: return row_vnni_t<4>(r);
+  }
+}
 
 }  // namespace lmq::intk
