@@ -15,6 +15,7 @@
 #include "lmq/eval/inspect.h"
 #include "lmq/eval/sweep.h"
 #include "lmq/formats/atomic_file.h"
+#include "lmq/kernels/act_quant.h"
 #include "lmq/mapped_file.h"
 #include "lmq/model/forward.h"
 #include "lmq/model/generate.h"
@@ -349,6 +350,9 @@ int main(int argc, char** argv) {
   run->add_option("--seed", ro.sample.seed, "random seed")->capture_default_str();
   run->add_flag("--json", ro.json, "print {\"ids\": [...], \"text\": \"...\"}");
   thread_opts.push_back(run->add_option("--threads,-t", threads, "worker threads"));
+  std::string act_quant = "none";
+  const char* act_quant_help = "activation quantization: none | dynamic (= dynamic:absmax) | dynamic:mse";
+  run->add_option("--act-quant", act_quant, act_quant_help)->capture_default_str();
 
   EvalOpts eo;
   auto* ev = app.add_subcommand("eval", "perplexity, and distance to a base model");
@@ -360,6 +364,7 @@ int main(int argc, char** argv) {
   ev->add_option("--protocol", eo.protocol, "lmq or llamacpp")->capture_default_str();
   ev->add_flag("--json", eo.json, "print JSON");
   thread_opts.push_back(ev->add_option("--threads,-t", threads, "worker threads"));
+  ev->add_option("--act-quant", act_quant, act_quant_help)->capture_default_str();
 
   QuantOpts qo;
   auto* quantize = app.add_subcommand("quantize", "quantize a model into lmq's file");
@@ -391,6 +396,7 @@ int main(int argc, char** argv) {
   bench->add_option("--reps", reps, "repetitions (median reported)")->capture_default_str();
   bench->add_flag("--json", as_json, "print JSON");
   thread_opts.push_back(bench->add_option("--threads,-t", threads, "worker threads"));
+  bench->add_option("--act-quant", act_quant, act_quant_help)->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -402,6 +408,7 @@ int main(int argc, char** argv) {
   }
   try {
     set_threads(threads, std::any_of(thread_opts.begin(), thread_opts.end(), [](auto* o) { return o->count() > 0; }));
+    set_default_act_quant(parse_act_quant(act_quant));
     if (*inspect) cmd_inspect(model, as_json);
     else if (*run) cmd_run(model, ro);
     else if (*ev) cmd_eval(model, eo);

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "lmq/error.h"
+#include "lmq/kernels/int_matmul.h"
 #include "lmq/kernels/matmul.h"
 
 namespace lmq {
@@ -123,7 +124,8 @@ void Runner::attention(int layer, int n) {
 
 void Runner::linear(const Tensor& w, const float* x, int n, float* y, const float* bias) {
   if (observer_) observer_(w, x, n);
-  matmul(w, x, n, y, bias);
+  if (act_quant_ != ActQuant::None && int_matmul_supported(w)) int_matmul(w, x, n, y, bias, act_quant_);
+  else matmul(w, x, n, y, bias);
 }
 
 void Runner::forward(const int* tokens, int n, float* logits, bool all_logits) {

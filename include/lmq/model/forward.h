@@ -16,6 +16,7 @@
 #include <functional>
 #include <vector>
 
+#include "lmq/kernels/act_quant.h"
 #include "lmq/model/model.h"
 
 namespace lmq {
@@ -39,6 +40,12 @@ class Runner {
   using LinearObserver = std::function<void(const Tensor& weight, const float* x, int n)>;
   void set_observer(LinearObserver obs) { observer_ = std::move(obs); }
 
+  // Dynamic int8 activation quantization: LMQ_INT 8/4-bit weights with a supported layout then
+  // run on the integer kernels (kernels/int_matmul.h); other weights keep the float path.
+  // Starts at lmq::default_act_quant().
+  void set_act_quant(ActQuant a) { act_quant_ = a; }
+  ActQuant act_quant() const { return act_quant_; }
+
  private:
   void ensure_scratch(int n);
   void attention(int layer, int n);
@@ -47,6 +54,7 @@ class Runner {
 
   const Model& model_;
   LinearObserver observer_;
+  ActQuant act_quant_ = default_act_quant();
   const ModelConfig& c_;
   int max_seq_;
   int pos_ = 0;

@@ -1,0 +1,46 @@
+// Integer linear layer: int8 activations (quantized per token at run time, kernels/act_quant.h)
+// times LMQ_INT weight codes, accumulated in int32, one float rescale per group.
+//
+// The weight's inputs are split into units of U values: U = the weight group G (or the whole
+// row K for per-channel / per-tensor weights), or the activation block when that is smaller —
+// activation blocks and weight groups must nest (one divides the other). For output o, token t
+// and unit u (all integer, exact):
+//     d[u] = Σ_{k∈u} u_w[o,k]·q_x[t,k] − z_w[o,u]·Σ_{k∈u} q_x[t,k]
+// and then, the specification every kernel reproduces bit for bit:
+//     f[u] = float(d[u]) · (s_w[o,u] · s_x[t,u])                    (two roundings, no FMA)
+//     slot[j] = Σ_{u ≡ j mod 8} f[u], added in increasing u from 0.0f   (8 slots)
+//     y[t,o] = ((slot0 + slot4) + (slot2 + slot6)) + ((slot1 + slot5) + (slot3 + slot7))  (+ bias)
+// Asymmetric weights get their zero point through the correction term, symmetric ones use
+// z = 2^(b-1); nothing is dequantized to float. Supported weights: LMQ_INT, 2-D, 8 or 4 bits,
+// sym or asym, per tensor / per channel / per group with G % 32 == 0, K % 32 == 0 and U <= 65536
+// (so int32 cannot overflow). Anything else goes through lmq::matmul.
+// Kernels: a scalar reference, AVX2, and AVX-512 VNNI (vpdpbusd: u8 weight codes × s8
+// activations), chosen at run time. Threads split the output rows (OpenMP); results do not
+// depend on the thread count or the kernel.
+#pragma once
+#include <cstdint>
+
+#include "lmq/kernels/act_quant.h"
+#include "lmq/tensor.h"
+
+namespace lmq {
+
+enum class IntKernel { Auto, Scalar, Avx2, Avx512Vnni };
+bool int_kernel_available(IntKernel k);
+const char* int_kernel_name(IntKernel k);
+IntKernel best_int_kernel();
+
+// Unit size U for weight w with activation blocks of act_block values (0 = one scale per
+// token), or 0 when w cannot take the integer path.
+int64_t int_matmul_unit(const Tensor& w, int64_t act_block = 0);
+inline bool int_matmul_supported(const Tensor& w, int64_t act_block = 0) { return int_matmul_unit(w, act_block) > 0; }
+
+// y (T × N) from already quantized activations; xq.sum_group must be the unit U and
+// xq.block a multiple of U (or the whole row). Throws lmq::Error if w is unsupported.
+void int_matmul_q(const Tensor& w, const QuantizedActs& xq, float* y, const float* bias = nullptr,
+                  IntKernel k = IntKernel::Auto);
+// Quantizes x (T × K) with `rule` and act_block (0 = per token), then int_matmul_q.
+void int_matmul(const Tensor& w, const float* x, int64_t T, float* y, const float* bias, ActQuant rule,
+                int64_t act_block = 0, IntKernel k = IntKernel::Auto);
+
+}  // namespace lmq

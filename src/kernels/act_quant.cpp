@@ -1,0 +1,105 @@
+#include "lmq/kernels/act_quant.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+
+#include "lmq/error.h"
+
+namespace lmq {
+
+namespace {
+std::atomic<ActQuant> g_default{ActQuant::None};
+constexpr int kClipSteps = 20;  // ratios 1, 0.975, ..., 0.5
+}  // namespace
+
+ActQuant parse_act_quant(std::string_view s) {
+  if (s == "none") return ActQuant::None;
+  if (s == "dynamic" || s == "dynamic:absmax") return ActQuant::DynamicAbsmax;
+  if (s == "dynamic:mse") return ActQuant::DynamicMse;
+  fail("unknown --act-quant '{}' (none, dynamic, dynamic:absmax, dynamic:mse)", s);
+}
+
+std::string act_quant_name(ActQuant a) {
+  switch (a) {
+    case ActQuant::None: return "none";
+    case ActQuant::DynamicAbsmax: return "dynamic:absmax";
+    case ActQuant::DynamicMse: return "dynamic:mse";
+  }
+  return "?";
+}
+
+void set_default_act_quant(ActQuant a) { g_default.store(a); }
+ActQuant default_act_quant() { return g_default.load(); }
+
+void act_quantize_block(const float* x, int64_t n, float s, int8_t* q) {
+  if (!(s > 0)) {
+    std::fill(q, q + n, int8_t(0));
+    return;
+  }
+  const float inv = 1.0f / s;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = std::round(x[i] * inv);
+    q[i] = int8_t(std::clamp(v, -127.0f, 127.0f));
+  }
+}
+
+double act_sq_error(const float* x, int64_t n, float s) {
+  double e = 0;
+  const float inv = s > 0 ? 1.0f / s : 0.f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float q = s > 0 ? std::clamp(std::round(x[i] * inv), -127.0f, 127.0f) : 0.f;
+    const double d = double(x[i]) - double(s * q);
+    e += d * d;
+  }
+  return e;
+}
+
+float act_scale(const float* x, int64_t n, ActQuant rule) {
+  float amax = 0.f;
+  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  if (!(amax > 0)) return 0.f;
+  const float s1 = amax / 127.0f;
+  if (rule != ActQuant::DynamicMse) return s1;
+  float best = s1;
+  double best_err = act_sq_error(x, n, s1);
+  for (int k = 1; k <= kClipSteps; ++k) {
+    const float s = float(1.0 - 0.5 * k / kClipSteps) * s1;
+    const double e = act_sq_error(x, n, s);
+    if (e < best_err) best_err = e, best = s;
+  }
+  return best;
+}
+
+void quantize_activations(const float* x, int64_t T, int64_t K, ActQuant rule, int64_t block,
+                          int64_t sum_group, QuantizedActs& out) {
+  if (rule == ActQuant::None) fail("quantize_activations: rule is none");
+  if (block < 0 || sum_group < 0) fail("quantize_activations: negative block");
+  out.T = T;
+  out.K = K;
+  out.block = block == 0 ? K : block;
+  out.sum_group = sum_group == 0 ? K : sum_group;
+  const int64_t nb = out.blocks_per_row(), ns = out.sums_per_row();
+  out.q.resize(size_t(T * K));
+  out.scale.resize(size_t(T * nb));
+  out.sums.resize(size_t(T * ns));
+#pragma omp parallel for schedule(static) if (T * K >= 16384)
+  for (int64_t t = 0; t < T; ++t) {
+    const float* xr = x + t * K;
+    int8_t* qr = out.q.data() + t * K;
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t c0 = b * out.block, n = std::min(out.block, K - c0);
+      const float s = act_scale(xr + c0, n, rule);
+      out.scale[size_t(t * nb + b)] = s;
+      act_quantize_block(xr + c0, n, s, qr + c0);
+    }
+    for (int64_t g = 0; g < ns; ++g) {
+      const int64_t c0 = g * out.sum_group, c1 = std::min(K, c0 + out.sum_group);
+      int32_t sum = 0;
+      for (int64_t c = c0; c < c1; ++c) sum += qr[c];
+      out.sums[size_t(t * ns + g)] = sum;
+    }
+  }
+}
+
+}  // namespace lmq

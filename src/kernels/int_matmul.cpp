@@ -1,0 +1,179 @@
+#include "lmq/kernels/int_matmul.h"
+
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include "int_matmul_internal.h"
+#include "lmq/error.h"
+#include "lmq/quant/int_format.h"
+
+namespace lmq {
+
+namespace intk {
+
+void unpack4_scalar(const uint8_t* packed, int64_t K, uint8_t* out) {
+  for (int64_t i = 0; i < K / 2; ++i) {
+    out[2 * i] = packed[i] & 0x0F;
+    out[2 * i + 1] = packed[i] >> 4;
+  }
+}
+
+// The specification (int_matmul.h), written plainly.
+void row_scalar(const RowArgs& a) {
+  for (int t = 0; t < a.nt; ++t) {
+    const int8_t* x = a.x + t * a.ldx;
+    const float* sx = a.sx + t * a.ld;
+    const int32_t* xs = a.xs + t * a.ld;
+    float slot[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t u = 0; u < a.nu8; ++u) {
+      int32_t d = 0;
+      if (u < a.nu) {
+        const int64_t k0 = u * a.U, k1 = std::min(a.K, k0 + a.U);
+        for (int64_t k = k0; k < k1; ++k) d += int32_t(a.w[k]) * int32_t(x[k]);
+        d -= a.zw[u] * xs[u];
+      }
+      const float f = float(d) * (a.sw[u] * sx[u]);
+      slot[u % 8] = slot[u % 8] + f;
+    }
+    a.y[t * a.ldy] = combine_slots(slot);
+  }
+}
+
+}  // namespace intk
+
+bool int_kernel_available(IntKernel k) {
+  switch (k) {
+    case IntKernel::Auto:
+    case IntKernel::Scalar: return true;
+    case IntKernel::Avx2: return intk::have_avx2();
+    case IntKernel::Avx512Vnni: return intk::have_avx512vnni();
+  }
+  return false;
+}
+
+const char* int_kernel_name(IntKernel k) {
+  switch (k) {
+    case IntKernel::Auto: return "auto";
+    case IntKernel::Scalar: return "scalar";
+    case IntKernel::Avx2: return "avx2";
+    case IntKernel::Avx512Vnni: return "avx512vnni";
+  }
+  return "?";
+}
+
+IntKernel best_int_kernel() {
+  static const IntKernel best = intk::have_avx512vnni() ? IntKernel::Avx512Vnni
+                                : intk::have_avx2()     ? IntKernel::Avx2
+                                                        : IntKernel::Scalar;
+  return best;
+}
+
+int64_t int_matmul_unit(const Tensor& w, int64_t act_block) {
+  if (w.format != Format::LMQ_INT || w.shape.size() != 2) return 0;
+  if (w.q.bits != 8 && w.q.bits != 4) return 0;
+  const int64_t K = w.cols();
+  if (K <= 0 || K % 32 != 0) return 0;
+  if (w.q.group > 0 && w.q.group % 32 != 0) return 0;
+  if (act_block < 0 || (act_block > 0 && act_block % 32 != 0)) return 0;
+  const int64_t uw = w.q.group > 0 ? std::min<int64_t>(w.q.group, K) : K;
+  const int64_t ua = act_block > 0 ? std::min(act_block, K) : K;
+  const int64_t lo = std::min(uw, ua), hi = std::max(uw, ua);
+  // Every unit must lie inside one weight group and one activation block.
+  if (hi < K && hi % lo != 0) return 0;
+  if (lo > 65536) return 0;
+  return lo;
+}
+
+void int_matmul_q(const Tensor& w, const QuantizedActs& xq, float* y, const float* bias, IntKernel kern) {
+  const int64_t N = w.rows(), K = w.cols(), T = xq.T;
+  const int64_t U = xq.sum_group;
+  if (xq.K != K) fail("int_matmul: activations have {} columns, weight {} has {}", xq.K, w.name, K);
+  if (int_matmul_unit(w, xq.block == K ? 0 : xq.block) != U)
+    fail("int_matmul: weight {} ({}) with activation block {} / sum group {} is not supported", w.name,
+         tensor_format_label(w), xq.block, U);
+  if (kern == IntKernel::Auto) kern = best_int_kernel();
+  if (!int_kernel_available(kern)) fail("int_matmul: kernel {} is not available here", int_kernel_name(kern));
+  const intk::RowFn row = kern == IntKernel::Avx512Vnni ? intk::row_avx512vnni
+                          : kern == IntKernel::Avx2     ? intk::row_avx2
+                                                        : intk::row_scalar;
+  const intk::Unpack4Fn unpack4 = kern == IntKernel::Scalar ? intk::unpack4_scalar : intk::unpack4_sse;
+
+  const quant::IntView v = quant::int_view(w.q, w.data, N, K);
+  const int bits = w.q.bits;
+  const int64_t nu = (K + U - 1) / U, nu8 = (nu + 7) / 8 * 8;
+  const int64_t gpr = v.layout.groups_per_row;
+  const int64_t G = w.q.group > 0 ? w.q.group : K;
+
+  // Per token: the activation scale and code sum of every unit (padded with zeros).
+  std::vector<float> sx(size_t(T * nu8), 0.f);
+  std::vector<int32_t> xs(size_t(T * nu8), 0);
+  const int64_t nb = xq.blocks_per_row();
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t u = 0; u < nu; ++u) {
+      sx[size_t(t * nu8 + u)] = xq.scale[size_t(t * nb + u * U / xq.block)];
+      xs[size_t(t * nu8 + u)] = xq.sums[size_t(t * nu + u)];
+    }
+
+  constexpr int64_t kRows = 32;
+  const int64_t chunks = (N + kRows - 1) / kRows;
+#pragma omp parallel
+  {
+    std::vector<uint8_t> codes(bits == 4 ? size_t(kRows * K) : 0);
+    std::vector<float> sw(size_t(kRows * nu8));
+    std::vector<int32_t> zw(size_t(kRows * nu8));
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t r0 = c * kRows, nr = std::min(kRows, N - r0);
+      for (int64_t r = 0; r < nr; ++r) {
+        const int64_t o = r0 + r;
+        if (bits == 4) unpack4(v.codes + o * v.layout.row_code_bytes, K, codes.data() + r * K);
+        float* swr = sw.data() + r * nu8;
+        int32_t* zwr = zw.data() + r * nu8;
+        for (int64_t u = 0; u < nu8; ++u) {
+          if (u >= nu) {
+            swr[u] = 0.f, zwr[u] = 0;
+            continue;
+          }
+          const int64_t idx = w.q.group > 0 ? o * gpr + (u * U) / G : w.q.group == -1 ? o : 0;
+          swr[u] = quant::int_scale_at(v, idx);
+          zwr[u] = quant::int_zero_at(v, idx);
+        }
+      }
+      for (int64_t t0 = 0; t0 < T; t0 += 4) {
+        const int nt = int(std::min<int64_t>(4, T - t0));
+        for (int64_t r = 0; r < nr; ++r) {
+          const int64_t o = r0 + r;
+          intk::RowArgs a;
+          a.w = bits == 4 ? codes.data() + r * K : v.codes + o * v.layout.row_code_bytes;
+          a.small_codes = bits == 4;
+          a.K = K, a.U = U, a.nu = nu, a.nu8 = nu8;
+          a.x = xq.q.data() + t0 * K;
+          a.ldx = K;
+          a.nt = nt;
+          a.sx = sx.data() + t0 * nu8;
+          a.xs = xs.data() + t0 * nu8;
+          a.ld = nu8;
+          a.sw = sw.data() + r * nu8;
+          a.zw = zw.data() + r * nu8;
+          a.y = y + t0 * N + o;
+          a.ldy = N;
+          row(a);
+          if (bias)
+            for (int t = 0; t < nt; ++t) a.y[t * N] += bias[o];
+        }
+      }
+    }
+  }
+}
+
+void int_matmul(const Tensor& w, const float* x, int64_t T, float* y, const float* bias, ActQuant rule,
+                int64_t act_block, IntKernel k) {
+  const int64_t U = int_matmul_unit(w, act_block);
+  if (U == 0) fail("int_matmul: weight {} ({}) is not supported", w.name, tensor_format_label(w));
+  thread_local QuantizedActs xq;
+  quantize_activations(x, T, w.cols(), rule, act_block, U, xq);
+  int_matmul_q(w, xq, y, bias, k);
+}
+
+}  // namespace lmq
