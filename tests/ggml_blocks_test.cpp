@@ -38,7 +38,8 @@ TEST(GgmlBlocks, RejectsPartialBlocks) {
   EXPECT_THROW(ggml_dequantize_row(Format::Q8_0, buf.data(), out.data(), 33), Error);
   EXPECT_THROW(ggml_dequantize_row(Format::Q3_K, buf.data(), out.data(), 128), Error);
   EXPECT_THROW(ggml_quantize_row(Format::Q4_0, out.data(), buf.data(), 16), Error);
-  EXPECT_THROW(ggml_quantize_row(Format::Q4_K, out.data(), buf.data(), 256), Error);  // no reference quantizer
+  EXPECT_THROW(ggml_quantize_row(Format::Q4_K, out.data(), buf.data(), 128), Error);  // K-quants: blocks of 256
+  EXPECT_THROW(ggml_quantize_row(Format::I32, out.data(), buf.data(), 256), Error);   // not a ggml format
 }
 
 // Hand-checked values of llama.cpp's quantize_row_q8_0_ref: with amax = 127 the scale is 1 and

@@ -15,6 +15,7 @@
 #include "lmq/eval/inspect.h"
 #include "lmq/eval/sweep.h"
 #include "lmq/formats/atomic_file.h"
+#include "lmq/formats/gguf_export.h"
 #include "lmq/kernels/act_quant.h"
 #include "lmq/mapped_file.h"
 #include "lmq/model/forward.h"
@@ -215,7 +216,7 @@ void cmd_eval(const std::string& path, const EvalOpts& o) {
 
 // ---------------------------------------------------------------- quantize
 struct QuantOpts {
-  std::string out, scheme = "int8:channel:sym";
+  std::string out, scheme = "int8:channel:sym", format = "lmq";
   std::vector<std::string> overrides;
   bool json = false;
 };
@@ -226,8 +227,45 @@ std::string command_line(int argc, char** argv) {
   return s;
 }
 
+// --format gguf: llama.cpp's file, ggml type names (or llama.cpp mixtures) as schemes.
+void cmd_quantize_gguf(const std::string& path, const QuantOpts& q) {
+  auto m = Model::load(path);
+  GgufExportOptions o;
+  o.scheme = parse_gguf_scheme(q.scheme == "int8:channel:sym" ? "q8_0" : q.scheme);  // lmq's default → q8_0
+  for (const auto& ov : q.overrides) o.overrides.push_back(parse_gguf_override(ov));
+  GgufProgress progress;
+  if (stderr_is_tty())
+    progress = [](size_t done, size_t total, const std::string& name) {
+      fmt::print(stderr, "\r\033[Kquantizing {}/{} {}", done, total, name);
+      if (done == total) fmt::print(stderr, "\n");
+      std::fflush(stderr);
+    };
+  const GgufExportReport r = export_gguf(*m, q.out, o, progress);
+  if (q.json) {
+    json j{{"model", path},         {"output", q.out},         {"format", "gguf"},    {"scheme", o.scheme.name},
+           {"params", r.params},    {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes},
+           {"bpw", r.bpw},          {"rel_rms", r.rel_rms},    {"fallbacks", r.n_fallback},
+           {"seconds", r.seconds},  {"peak_rss_bytes", peak_rss_bytes()}};
+    for (const auto& t : r.tensors)
+      j["tensors"].push_back({{"name", t.name}, {"hf_name", t.hf_name}, {"type", t.type}, {"shape", t.shape},
+                              {"params", t.params}, {"bytes", t.bytes}, {"rel_rms", t.rel_rms}, {"note", t.note}});
+    fmt::print("{}\n", j.dump(1));
+    return;
+  }
+  fmt::print("{:<32} {:<6} {:>8} {:>10}  {}\n", "tensor", "type", "bpw", "rel RMS", "");
+  for (const auto& t : r.tensors)
+    fmt::print("{:<32} {:<6} {:>8.3f} {:>10.5f}  {}\n", t.name, t.type, 8.0 * double(t.bytes) / double(t.params),
+               t.rel_rms, t.note);
+  fmt::print("\ntotal: {} params, {} tensor bytes = {:.3f} bits per weight, rel RMS {:.5f}, {} fallbacks\n", r.params,
+             r.tensor_bytes, r.bpw, r.rel_rms, r.n_fallback);
+  fmt::print("wrote {} ({} bytes, GGUF {}) in {:.1f} s, peak memory {:.1f} MiB\n", q.out, r.file_bytes, o.scheme.name,
+             r.seconds, double(peak_rss_bytes()) / (1 << 20));
+}
+
 void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, const std::string& cmdline) {
   if (q.out.empty()) fail("-o: an output path is required");
+  if (q.format == "gguf") return cmd_quantize_gguf(path, q);
+  if (q.format != "lmq") fail("--format '{}': expected lmq or gguf", q.format);
   auto m = Model::load(path);
   QuantizeOptions o;
   o.scheme = quant::parse_scheme(q.scheme);
@@ -370,8 +408,12 @@ int main(int argc, char** argv) {
   auto* quantize = app.add_subcommand("quantize", "quantize a model into lmq's file");
   quantize->add_option("model", model, "model directory or file")->required();
   quantize->add_option("-o,--output", qo.out, "output file")->required();
-  quantize->add_option("--scheme", qo.scheme, "e.g. int4:g128:asym:mse, int8:channel:sym, bf16")->capture_default_str();
-  quantize->add_option("--override", qo.overrides, "REGEX=SCHEME for matching tensors (repeatable, first match wins)");
+  quantize->add_option("--scheme", qo.scheme,
+                       "e.g. int4:g128:asym:mse, int8:channel:sym, bf16; with --format gguf a ggml type "
+                       "(q8_0 q4_0 q4_1 q5_0 q5_1 q2_k..q6_k f16 f32) or q3_k_m, q4_k_m ...")->capture_default_str();
+  quantize->add_option("--format", qo.format, "output file: lmq (lmq's file) or gguf (llama.cpp)")->capture_default_str();
+  quantize->add_option("--override", qo.overrides,
+                       "REGEX=SCHEME (gguf: REGEX=TYPE) for matching tensors (repeatable, first match wins)");
   quantize->add_flag("--json", qo.json, "print JSON");
   quantize->add_option("--threads,-t", threads, "worker threads");
 

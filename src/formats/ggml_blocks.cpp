@@ -325,6 +325,434 @@ void q_q5_1(const float* x, uint8_t* out, int64_t nb) {
   }
 }
 
+// ---- K-quant reference quantizers (llama.cpp quantize_row_q*_K_ref numerics) ----
+// Written from ggml-quants.c's algorithms: per sub-block scale (and min) fits, then the
+// scales themselves quantized to 4/6/8 bits against an f16 super-scale, then every value
+// re-quantized against the stored scale. Operation order and float types follow the
+// reference so that the bytes match llama-quantize (without an importance matrix).
+
+constexpr float kGroupMaxEps = 1e-15f;
+
+// llama.cpp's nearest_int: round to nearest, ties to even, via the 1.5·2^23 trick (exact for
+// |v| <= 2^22; out of range it returns the same garbage the reference does, never UB).
+inline int nearest_int(float v) {
+  const float t = v + 12582912.f;
+  int32_t i;
+  std::memcpy(&i, &t, 4);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+// Symmetric fit with a search over 19 candidate scales (make_qx_quants, rmse_type 1 when
+// qw is null: weights x², else the given weights). L gets codes in 0..2·nmax-1.
+float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* qw) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < kGroupMaxEps) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.f;
+  }
+  float iscale = -nmax / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    int l = nearest_int(iscale * x[i]);
+    l = std::max(-nmax, std::min(nmax - 1, l));
+    L[i] = int8_t(l + nmax);
+    const float w = qw ? qw[i] : x[i] * x[i];
+    sumlx += w * x[i] * l;
+    suml2 += w * l * l;
+  }
+  float scale = suml2 ? sumlx / suml2 : 0.0f;
+  float best = scale * sumlx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(nmax + 0.1f * is) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      int l = nearest_int(iscale * x[i]);
+      l = std::max(-nmax, std::min(nmax - 1, l));
+      const float w = qw ? qw[i] : x[i] * x[i];
+      sumlx += w * x[i] * l;
+      suml2 += w * l * l;
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i) {
+        const int l = nearest_int(iscale * x[i]);
+        L[i] = int8_t(nmax + std::max(-nmax, std::min(nmax - 1, l)));
+      }
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+// Symmetric 3-bit fit with coordinate-descent refinement (make_q3_quants, do_rmse = true).
+float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < kGroupMaxEps) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.f;
+  }
+  const float iscale = -nmax / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    int l = nearest_int(iscale * x[i]);
+    l = std::max(-nmax, std::min(nmax - 1, l));
+    L[i] = int8_t(l);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * l;
+    suml2 += w * l * l;
+  }
+  for (int itry = 0; itry < 5; ++itry) {
+    int n_changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const float w = x[i] * x[i];
+      float slx = sumlx - w * x[i] * L[i];
+      if (slx > 0) {
+        float sl2 = suml2 - w * L[i] * L[i];
+        int new_l = nearest_int(x[i] * sl2 / slx);
+        new_l = std::max(-nmax, std::min(nmax - 1, new_l));
+        if (new_l != L[i]) {
+          slx += w * x[i] * new_l;
+          sl2 += w * new_l * new_l;
+          if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+            L[i] = int8_t(new_l);
+            sumlx = slx;
+            suml2 = sl2;
+            ++n_changed;
+          }
+        }
+      }
+    }
+    if (!n_changed) break;
+  }
+  for (int i = 0; i < n; ++i) L[i] = int8_t(L[i] + nmax);
+  return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+// Asymmetric (scale, min) fit by weighted least squares over nstep+1 candidate scales
+// (make_qkx2_quants). Returns the scale; *the_min gets -min (>= 0).
+float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
+                       uint8_t* Laux, float rmin, float rdelta, int nstep, bool use_mad) {
+  float min = x[0], max = x[0];
+  float sum_w = weights[0];
+  float sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    if (x[i] < min) min = x[i];
+    if (x[i] > max) max = x[i];
+    const float w = weights[i];
+    sum_w += w;
+    sum_x += w * x[i];
+  }
+  if (min > 0) min = 0;
+  if (max == min) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    *the_min = -min;
+    return 0.f;
+  }
+  float iscale = nmax / (max - min);
+  float scale = 1 / iscale;
+  float best_error = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = nearest_int(iscale * (x[i] - min));
+    L[i] = uint8_t(std::max(0, std::min(nmax, l)));
+    float diff = scale * L[i] + min - x[i];
+    diff = use_mad ? std::fabs(diff) : diff * diff;
+    best_error += weights[i] * diff;
+  }
+  if (nstep < 1) {
+    *the_min = -min;
+    return scale;
+  }
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * is + nmax) / (max - min);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      int l = nearest_int(iscale * (x[i] - min));
+      l = std::max(0, std::min(nmax, l));
+      Laux[i] = uint8_t(l);
+      const float w = weights[i];
+      sum_l += w * l;
+      sum_l2 += w * l * l;
+      sum_xl += w * l * x[i];
+    }
+    const float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (D > 0) {
+      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+      if (this_min > 0) {
+        this_min = 0;
+        this_scale = sum_xl / sum_l2;
+      }
+      float cur_error = 0;
+      for (int i = 0; i < n; ++i) {
+        float diff = this_scale * Laux[i] + this_min - x[i];
+        diff = use_mad ? std::fabs(diff) : diff * diff;
+        cur_error += weights[i] * diff;
+      }
+      if (cur_error < best_error) {
+        for (int i = 0; i < n; ++i) L[i] = Laux[i];
+        best_error = cur_error;
+        scale = this_scale;
+        min = this_min;
+      }
+    }
+  }
+  *the_min = -min;
+  return scale;
+}
+
+// Packs the 2-bit codes of 256 values as Q2_K / Q3_K store them.
+inline void pack_2bit(const uint8_t* L, uint8_t* qs) {
+  for (int j = 0; j < QK_K; j += 128)
+    for (int l = 0; l < 32; ++l)
+      qs[j / 4 + l] = uint8_t(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+}
+
+void q_q2_K(const float* x, uint8_t* out, int64_t nb) {
+  uint8_t L[QK_K], Laux[16];
+  float weights[16], mins[QK_K / 16], scales[QK_K / 16];
+  const float q4scale = 15.f;
+  for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q2_K)) {
+    block_q2_K y{};
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < QK_K / 16; ++j) {
+      for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
+      scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+      if (scales[j] > max_scale) max_scale = scales[j];
+      if (mins[j] > max_min) max_min = mins[j];
+    }
+    if (max_scale > 0) {
+      const float iscale = q4scale / max_scale;
+      for (int j = 0; j < QK_K / 16; ++j) y.scales[j] = uint8_t(nearest_int(iscale * scales[j]));
+      y.d = f32_to_f16(max_scale / q4scale);
+    } else {
+      y.d = f32_to_f16(0.f);
+    }
+    if (max_min > 0) {
+      const float iscale = q4scale / max_min;
+      for (int j = 0; j < QK_K / 16; ++j) y.scales[j] |= uint8_t(nearest_int(iscale * mins[j]) << 4);
+      y.dmin = f32_to_f16(max_min / q4scale);
+    } else {
+      y.dmin = f32_to_f16(0.f);
+    }
+    for (int j = 0; j < QK_K / 16; ++j) {
+      const float d = f16_to_f32(y.d) * (y.scales[j] & 0xF);
+      if (!d) continue;
+      const float dm = f16_to_f32(y.dmin) * (y.scales[j] >> 4);
+      for (int ii = 0; ii < 16; ++ii) {
+        const int l = nearest_int((x[16 * j + ii] + dm) / d);
+        L[16 * j + ii] = uint8_t(std::max(0, std::min(3, l)));
+      }
+    }
+    pack_2bit(L, y.qs);
+    std::memcpy(out, &y, sizeof y);
+  }
+}
+
+void q_q3_K(const float* x, uint8_t* out, int64_t nb) {
+  int8_t L[QK_K];
+  float scales[QK_K / 16];
+  for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q3_K)) {
+    block_q3_K y{};
+    float max_scale = 0, amax = 0;
+    for (int j = 0; j < QK_K / 16; ++j) {
+      scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
+      const float scale = std::fabs(scales[j]);
+      if (scale > amax) {
+        amax = scale;
+        max_scale = scales[j];
+      }
+    }
+    if (max_scale) {
+      const float iscale = -32.f / max_scale;
+      for (int j = 0; j < QK_K / 16; ++j) {
+        int l = int(int8_t(nearest_int(iscale * scales[j])));
+        l = std::max(-32, std::min(31, l)) + 32;
+        if (j < 8) y.scales[j] = uint8_t(l & 0xF);
+        else y.scales[j - 8] |= uint8_t((l & 0xF) << 4);
+        l >>= 4;
+        y.scales[j % 4 + 8] |= uint8_t(l << (2 * (j / 4)));
+      }
+      y.d = f32_to_f16(1 / iscale);
+    } else {
+      y.d = f32_to_f16(0.f);
+    }
+    for (int j = 0; j < QK_K / 16; ++j) {
+      int sc = j < 8 ? y.scales[j] & 0xF : y.scales[j - 8] >> 4;
+      sc = (sc | (((y.scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+      const float d = f16_to_f32(y.d) * float(sc);
+      if (!d) continue;
+      for (int ii = 0; ii < 16; ++ii) {
+        const int l = nearest_int(x[16 * j + ii] / d);
+        L[16 * j + ii] = int8_t(std::max(-4, std::min(3, l)) + 4);
+      }
+    }
+    int m = 0;
+    uint8_t hm = 1;
+    uint8_t U[QK_K];
+    for (int j = 0; j < QK_K; ++j) {
+      U[j] = uint8_t(L[j]);
+      if (U[j] > 3) {
+        y.hmask[m] |= hm;
+        U[j] -= 4;
+      }
+      if (++m == QK_K / 8) {
+        m = 0;
+        hm = uint8_t(hm << 1);
+      }
+    }
+    pack_2bit(U, y.qs);
+    std::memcpy(out, &y, sizeof y);
+  }
+}
+
+// Q4_K / Q5_K share the scale/min fit and packing; nmax 15 or 31.
+template <int NMAX>
+void fit_k_scales(const float* x, uint8_t* scales12, uint16_t& d16, uint16_t& dmin16, uint8_t* L) {
+  uint8_t Laux[32];
+  float weights[32], mins[QK_K / 32], scales[QK_K / 32];
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < QK_K / 32; ++j) {
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+    const float av_x = std::sqrt(sum_x2 / 32);
+    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
+    scales[j] = NMAX == 15 ? make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20, false)
+                           : make_qkx2_quants(32, 31, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15, false);
+    if (scales[j] > max_scale) max_scale = scales[j];
+    if (mins[j] > max_min) max_min = mins[j];
+  }
+  const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+  const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+  for (int j = 0; j < QK_K / 32; ++j) {
+    uint8_t ls = uint8_t(nearest_int(inv_scale * scales[j]));
+    uint8_t lm = uint8_t(nearest_int(inv_min * mins[j]));
+    ls = std::min<uint8_t>(63, ls);
+    lm = std::min<uint8_t>(63, lm);
+    if (j < 4) {
+      scales12[j] = ls;
+      scales12[j + 4] = lm;
+    } else {
+      scales12[j + 4] = uint8_t((ls & 0xF) | ((lm & 0xF) << 4));
+      scales12[j - 4] |= uint8_t((ls >> 4) << 6);
+      scales12[j - 0] |= uint8_t((lm >> 4) << 6);
+    }
+  }
+  d16 = f32_to_f16(max_scale / 63.f);
+  dmin16 = f32_to_f16(max_min / 63.f);
+  for (int j = 0; j < QK_K / 32; ++j) {
+    int sc, m;
+    scale_min_k4(j, scales12, sc, m);
+    const float d = f16_to_f32(d16) * float(sc);
+    if (!d) continue;
+    const float dm = f16_to_f32(dmin16) * float(m);
+    for (int ii = 0; ii < 32; ++ii) {
+      const int l = nearest_int((x[32 * j + ii] + dm) / d);
+      L[32 * j + ii] = uint8_t(std::max(0, std::min(NMAX, l)));
+    }
+  }
+}
+
+void q_q4_K(const float* x, uint8_t* out, int64_t nb) {
+  uint8_t L[QK_K];
+  for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q4_K)) {
+    block_q4_K y{};
+    fit_k_scales<15>(x, y.scales, y.d, y.dmin, L);
+    uint8_t* q = y.qs;
+    for (int j = 0; j < QK_K; j += 64, q += 32)
+      for (int l = 0; l < 32; ++l) q[l] = uint8_t(L[j + l] | (L[j + l + 32] << 4));
+    std::memcpy(out, &y, sizeof y);
+  }
+}
+
+void q_q5_K(const float* x, uint8_t* out, int64_t nb) {
+  uint8_t L[QK_K];
+  for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q5_K)) {
+    block_q5_K y{};
+    fit_k_scales<31>(x, y.scales, y.d, y.dmin, L);
+    uint8_t* ql = y.qs;
+    uint8_t m1 = 1, m2 = 2;
+    for (int n = 0; n < QK_K; n += 64, ql += 32) {
+      for (int j = 0; j < 32; ++j) {
+        int l1 = L[n + j], l2 = L[n + j + 32];
+        if (l1 > 15) {
+          l1 -= 16;
+          y.qh[j] |= m1;
+        }
+        if (l2 > 15) {
+          l2 -= 16;
+          y.qh[j] |= m2;
+        }
+        ql[j] = uint8_t(l1 | (l2 << 4));
+      }
+      m1 = uint8_t(m1 << 2);
+      m2 = uint8_t(m2 << 2);
+    }
+    std::memcpy(out, &y, sizeof y);
+  }
+}
+
+void q_q6_K(const float* x, uint8_t* out, int64_t nb) {
+  int8_t L[QK_K];
+  float scales[QK_K / 16];
+  for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q6_K)) {
+    block_q6_K y{};
+    float max_scale = 0, max_abs_scale = 0;
+    for (int ib = 0; ib < QK_K / 16; ++ib) {
+      const float scale = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, nullptr);
+      scales[ib] = scale;
+      const float abs_scale = std::fabs(scale);
+      if (abs_scale > max_abs_scale) {
+        max_abs_scale = abs_scale;
+        max_scale = scale;
+      }
+    }
+    if (max_abs_scale < kGroupMaxEps) {
+      y.d = f32_to_f16(0.f);
+      std::memcpy(out, &y, sizeof y);
+      continue;
+    }
+    const float iscale = -128.f / max_scale;
+    y.d = f32_to_f16(1 / iscale);
+    for (int ib = 0; ib < QK_K / 16; ++ib) y.scales[ib] = int8_t(std::min(127, nearest_int(iscale * scales[ib])));
+    for (int j = 0; j < QK_K / 16; ++j) {
+      const float d = f16_to_f32(y.d) * float(y.scales[j]);
+      if (!d) continue;
+      for (int ii = 0; ii < 16; ++ii) {
+        const int l = nearest_int(x[16 * j + ii] / d);
+        L[16 * j + ii] = int8_t(std::max(-32, std::min(31, l)) + 32);
+      }
+    }
+    uint8_t* ql = y.ql;
+    uint8_t* qh = y.qh;
+    for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32) {
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t q1 = L[j + l + 0] & 0xF, q2 = L[j + l + 32] & 0xF;
+        const uint8_t q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
+        ql[l + 0] = uint8_t(q1 | (q3 << 4));
+        ql[l + 32] = uint8_t(q2 | (q4 << 4));
+        qh[l] = uint8_t((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
+                        ((L[j + l + 96] >> 4) << 6));
+      }
+    }
+    std::memcpy(out, &y, sizeof y);
+  }
+}
+
 int64_t whole_blocks(Format f, int64_t k, const char* what) {
   const int64_t bs = ggml_block_size(f);
   if (k < 0 || k % bs != 0)
@@ -412,6 +840,11 @@ void ggml_quantize_row(Format f, const float* src, uint8_t* dst, int64_t k) {
     case Format::Q4_1: return q_q4_1(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
     case Format::Q5_0: return q_q5_0(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
     case Format::Q5_1: return q_q5_1(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
+    case Format::Q2_K: return q_q2_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
+    case Format::Q3_K: return q_q3_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
+    case Format::Q4_K: return q_q4_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
+    case Format::Q5_K: return q_q5_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
+    case Format::Q6_K: return q_q6_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
     default: fail("ggml_quantize_row: no reference quantizer for {}", name_of(f));
   }
 }

@@ -59,6 +59,7 @@ GgufWriter::GgufWriter(std::string dest, uint64_t alignment) : dest_(std::move(d
 }
 
 void GgufWriter::set(const std::string& key, GgufValue value) {
+  if (out_ || finished_) fail("{}: metadata '{}' set after the header was written", dest_, key);
   for (auto& [k, v] : kv_)
     if (k == key) {
       v = std::move(value);
@@ -67,8 +68,10 @@ void GgufWriter::set(const std::string& key, GgufValue value) {
   kv_.emplace_back(key, std::move(value));
 }
 
-void GgufWriter::add_tensor(const std::string& name, const std::vector<int64_t>& shape, Format format,
-                            const uint8_t* data, uint64_t nbytes) {
+GgufWriter::~GgufWriter() = default;
+
+uint64_t GgufWriter::check_tensor(const std::string& name, const std::vector<int64_t>& shape, Format format) {
+  if (out_) fail("{}: tensor '{}' added after tensor data started", dest_, name);
   if (shape.size() > 4) fail("{}: tensor '{}' has {} dimensions (GGUF allows 4)", dest_, name, shape.size());
   format_to_ggml_type(format);  // throws for formats GGUF cannot hold
   uint64_t numel = 1;
@@ -79,17 +82,29 @@ void GgufWriter::add_tensor(const std::string& name, const std::vector<int64_t>&
   const int64_t row = shape.empty() ? 1 : shape.back();
   if (row % ggml_block_size(format) != 0)
     fail("{}: tensor '{}': row length {} is not a whole number of blocks", dest_, name, row);
-  const uint64_t want = checked_mul(numel / uint64_t(ggml_block_size(format)), ggml_block_bytes(format), "GGUF tensor size");
-  if (want != nbytes) fail("{}: tensor '{}' has {} bytes, its shape and format need {}", dest_, name, nbytes, want);
   for (const Entry& e : tensors_)
     if (e.name == name) fail("{}: duplicate tensor name '{}'", dest_, name);
+  return checked_mul(numel / uint64_t(ggml_block_size(format)), ggml_block_bytes(format), "GGUF tensor size");
+}
+
+void GgufWriter::add_tensor(const std::string& name, const std::vector<int64_t>& shape, Format format,
+                            const uint8_t* data, uint64_t nbytes) {
+  if (streamed_) fail("{}: add_tensor after plan_tensor (buffered and streamed modes do not mix)", dest_);
+  const uint64_t want = check_tensor(name, shape, format);
+  if (want != nbytes) fail("{}: tensor '{}' has {} bytes, its shape and format need {}", dest_, name, nbytes, want);
   tensors_.push_back({name, shape, format, data, nbytes});
 }
 
-void GgufWriter::finish() {
-  if (finished_) fail("{}: GgufWriter::finish called twice", dest_);
-  finished_ = true;
-  AtomicFile o(dest_);
+void GgufWriter::plan_tensor(const std::string& name, const std::vector<int64_t>& shape, Format format) {
+  if (!streamed_ && !tensors_.empty()) fail("{}: plan_tensor after add_tensor (modes do not mix)", dest_);
+  streamed_ = true;
+  const uint64_t nbytes = check_tensor(name, shape, format);
+  tensors_.push_back({name, shape, format, nullptr, nbytes});
+}
+
+void GgufWriter::write_header() {
+  out_ = std::make_unique<AtomicFile>(dest_);
+  AtomicFile& o = *out_;
   o.write("GGUF", 4);
   o.put<uint32_t>(3);
   o.put<uint64_t>(tensors_.size());
@@ -109,11 +124,37 @@ void GgufWriter::finish() {
     off += e.nbytes + pad_to(e.nbytes, alignment_);
   }
   o.zeros(pad_to(o.pos(), alignment_));
-  for (const Entry& e : tensors_) {
-    o.write(e.data, e.nbytes);
-    o.zeros(pad_to(e.nbytes, alignment_));
+}
+
+void GgufWriter::write_tensor(const std::string& name, const uint8_t* data, uint64_t nbytes) {
+  if (!streamed_) fail("{}: write_tensor without plan_tensor", dest_);
+  if (finished_) fail("{}: write_tensor after finish", dest_);
+  if (next_ >= tensors_.size()) fail("{}: write_tensor('{}'): every planned tensor is already written", dest_, name);
+  const Entry& e = tensors_[next_];
+  if (e.name != name) fail("{}: write_tensor('{}') out of order: '{}' is next", dest_, name, e.name);
+  if (e.nbytes != nbytes) fail("{}: tensor '{}' has {} bytes, its shape and format need {}", dest_, name, nbytes, e.nbytes);
+  if (!out_) write_header();
+  out_->write(data, nbytes);
+  out_->zeros(pad_to(nbytes, alignment_));
+  ++next_;
+}
+
+void GgufWriter::finish() {
+  if (finished_) fail("{}: GgufWriter::finish called twice", dest_);
+  finished_ = true;
+  if (streamed_) {
+    if (next_ != tensors_.size())
+      fail("{}: {} of {} planned tensors were written", dest_, next_, tensors_.size());
+    if (!out_) write_header();  // (no tensors at all)
+    out_->commit();
+    return;
   }
-  o.commit();
+  write_header();
+  for (const Entry& e : tensors_) {
+    out_->write(e.data, e.nbytes);
+    out_->zeros(pad_to(e.nbytes, alignment_));
+  }
+  out_->commit();
 }
 
 }  // namespace lmq

@@ -45,4 +45,14 @@ std::string Tokenizer::piece_text(int prev, int id) const {
 
 int Tokenizer::vocab_size() const { return sp_->GetPieceSize(); }
 
+const std::string& Tokenizer::piece(int id) const { return sp_->IdToPiece(id); }
+float Tokenizer::score(int id) const { return sp_->GetScore(id); }
+int Tokenizer::token_type(int id) const {
+  if (sp_->IsUnknown(id)) return 2;
+  if (sp_->IsControl(id)) return 3;
+  if (sp_->IsByte(id)) return 6;
+  if (sp_->IsUnused(id)) return 5;
+  return 1;
+}
+
 }  // namespace lmq

@@ -145,9 +145,10 @@ uint64_t ggml_row_bytes(Format f, int64_t k);
 // llama.cpp's scalar dequantize_row_* (same operation order, float arithmetic).
 void ggml_dequantize_row(Format f, const uint8_t* src, float* dst, int64_t k);
 
-// Reference quantizers for Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1: byte for byte the output of
-// llama.cpp's quantize_row_*_ref (what llama-quantize writes without an importance matrix).
-// Throws lmq::Error for other formats or k not a multiple of 32.
+// Reference quantizers for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants Q2_K..Q6_K: the
+// algorithms of llama.cpp's quantize_row_*_ref (what llama-quantize writes without an
+// importance matrix), same operation order, so the bytes match it. Throws lmq::Error for
+// other formats or k not a multiple of the block size (32, or 256 for the K-quants).
 void ggml_quantize_row(Format f, const float* src, uint8_t* dst, int64_t k);
 
 }  // namespace lmq

@@ -24,6 +24,12 @@ class Tokenizer {
   // The text one token adds after `prev` (for streaming output).
   std::string piece_text(int prev, int id) const;
   int vocab_size() const;
+  // The vocabulary entry `id` (0 <= id < vocab_size()): its piece, score, and its type in
+  // llama.cpp's numbering (1 normal, 2 unknown, 3 control, 5 unused, 6 byte; user-defined
+  // pieces read as normal: SentencePiece's API does not tell them apart).
+  const std::string& piece(int id) const;
+  float score(int id) const;
+  int token_type(int id) const;
   const std::string& serialized() const { return bytes_; }
 
  private:

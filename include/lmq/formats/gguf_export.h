@@ -1,0 +1,70 @@
+// Exporting a model as a GGUF file (version 3) that llama.cpp loads: llama.cpp's metadata keys
+// and tensor names, the SentencePiece vocabulary as tokenizer.ggml.*, llama's Q/K rows
+// permuted as convert_hf_to_gguf.py does, norms and biases in F32, 2-D weights in a ggml type
+// chosen as llama-quantize chooses it (see GgufScheme), quantized by lmq's byte-exact copies of
+// llama.cpp's reference quantizers. Streamed: one tensor in memory at a time, written through
+// GgufWriter's streamed mode into an atomic file (temp file, fsync, rename).
+#pragma once
+#include <functional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "lmq/model/model.h"
+
+namespace lmq {
+
+// A --scheme for GGUF output.
+//  - a ggml type name: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k: every 2-D
+//    weight in that type, except llama.cpp's rule for the output matrix (output.weight, or the
+//    token embedding when tied): Q6_K unless the type is Q8_0 (or not quantized);
+//  - a llama.cpp mixture: q3_k_s q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m: llama-quantize's
+//    per-tensor choices for that file type (attn_v / ffn_down / attn_output promoted in the
+//    layers llama_tensor_get_type picks).
+// Then llama.cpp's fallback for rows that are not a whole number of blocks: Q6_K→Q8_0,
+// Q5_K→Q5_1, Q4_K→Q5_0, Q3_K/Q2_K→Q4_0 (llama.cpp b4748 used IQ4_NL there, which lmq does not
+// implement; current llama.cpp uses Q4_0 too), and F16 when even 32 does not divide the row.
+struct GgufScheme {
+  std::string name;
+  Format base = Format::Q8_0;
+  char mix = 0;            // 0: plain type; 'S', 'M', 'L': llama.cpp mixture
+  uint32_t file_type = 7;  // general.file_type (llama_ftype)
+};
+GgufScheme parse_gguf_scheme(const std::string& s);  // throws listing the accepted names
+Format parse_ggml_type(const std::string& s);          // "q4_k", "Q6_K", "f16" ...; throws
+
+struct GgufTypeOverride {
+  std::string pattern;  // ECMAScript regex, searched in the GGUF name and in the HF name
+  std::regex re;
+  Format type;
+};
+GgufTypeOverride parse_gguf_override(const std::string& s);  // "REGEX=TYPE"
+
+struct GgufExportOptions {
+  GgufScheme scheme;
+  std::vector<GgufTypeOverride> overrides;  // first match wins; then the fallback applies
+  std::string name;  // general.name; empty: from the model's path ("lmq-llama-25m" → "Lmq Llama 25m")
+};
+
+struct GgufTensorReport {
+  std::string name, hf_name, type, note;  // note: "fallback from q4_K" etc.
+  std::vector<int64_t> shape;
+  uint64_t params = 0, bytes = 0;
+  double rel_rms = 0;  // ‖w − dequant(quant(w))‖ / ‖w‖
+};
+struct GgufExportReport {
+  std::vector<GgufTensorReport> tensors;
+  uint64_t params = 0, tensor_bytes = 0, file_bytes = 0;
+  double bpw = 0, rel_rms = 0, seconds = 0;
+  int n_fallback = 0;
+};
+
+// The ggml name of an HF tensor name ("model.layers.3.mlp.down_proj.weight" → "blk.3.ffn_down.weight");
+// throws for names lmq does not know.
+std::string gguf_tensor_name(const std::string& hf_name);
+
+using GgufProgress = std::function<void(size_t done, size_t total, const std::string& name)>;
+GgufExportReport export_gguf(const Model& src, const std::string& out, const GgufExportOptions& o,
+                             const GgufProgress& progress = {});
+
+}  // namespace lmq

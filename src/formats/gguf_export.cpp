@@ -1,0 +1,444 @@
+// GGUF export (see the header). The per-tensor type rules follow llama.cpp's
+// llama_tensor_get_type / tensor_type_fallback (src/llama-quant.cpp) for the architectures lmq
+// knows (llama, qwen2: no experts, not Falcon); the Q/K permutation follows
+// convert_hf_to_gguf.py's LlamaModel.permute (see the comment in model/load_gguf.cpp).
+#include "lmq/formats/gguf_export.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "lmq/error.h"
+#include "lmq/formats/ggml_blocks.h"
+#include "lmq/formats/gguf_writer.h"
+#include "lmq/half.h"
+
+namespace lmq {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool is_quantized(Format f) { return f != Format::F32 && f != Format::F16 && f != Format::BF16; }
+
+const char* ggml_name(Format f) {
+  switch (f) {
+    case Format::F32: return "f32";
+    case Format::F16: return "f16";
+    case Format::BF16: return "bf16";
+    case Format::Q8_0: return "q8_0";
+    case Format::Q4_0: return "q4_0";
+    case Format::Q4_1: return "q4_1";
+    case Format::Q5_0: return "q5_0";
+    case Format::Q5_1: return "q5_1";
+    case Format::Q2_K: return "q2_K";
+    case Format::Q3_K: return "q3_K";
+    case Format::Q4_K: return "q4_K";
+    case Format::Q5_K: return "q5_K";
+    case Format::Q6_K: return "q6_K";
+    default: return "?";
+  }
+}
+
+// llama.cpp's use_more_bits: the first and last eighth of the layers, and every third between.
+bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+enum class Cat { TokenEmbd, Output, AttnQ, AttnK, AttnV, AttnOut, FfnGate, FfnUp, FfnDown, Other };
+
+Cat category(const std::string& g) {
+  if (g == "output.weight") return Cat::Output;
+  if (g == "token_embd.weight") return Cat::TokenEmbd;
+  if (g.find("attn_v.weight") != std::string::npos) return Cat::AttnV;
+  if (g.find("attn_k.weight") != std::string::npos) return Cat::AttnK;
+  if (g.find("attn_q.weight") != std::string::npos) return Cat::AttnQ;
+  if (g.find("attn_output.weight") != std::string::npos) return Cat::AttnOut;
+  if (g.find("ffn_up") != std::string::npos) return Cat::FfnUp;
+  if (g.find("ffn_gate") != std::string::npos) return Cat::FfnGate;
+  if (g.find("ffn_down") != std::string::npos) return Cat::FfnDown;
+  return Cat::Other;
+}
+
+int layer_of(const std::string& g) {
+  if (g.rfind("blk.", 0) != 0) return -1;
+  return std::atoi(g.c_str() + 4);
+}
+
+// llama_tensor_get_type_impl for the mixtures lmq offers (no experts, not Falcon, not 70B).
+Format mixture_type(const GgufScheme& s, Format t, const std::string& g, int64_t ncols, bool tied, int n_layers) {
+  const Cat c = category(g);
+  if (c == Cat::Output || (tied && c == Cat::TokenEmbd)) {
+    if (ncols % ggml_block_size(t) != 0) return Format::Q8_0;
+    return t == Format::Q8_0 ? t : Format::Q6_K;
+  }
+  if (!s.mix) return t;
+  const std::string& n = s.name;
+  const int i = layer_of(g);
+  if (c == Cat::AttnV) {
+    if (n == "q3_k_m") return i < 2 ? Format::Q5_K : Format::Q4_K;
+    if (n == "q3_k_l") return Format::Q5_K;
+    if ((n == "q4_k_m" || n == "q5_k_m") && use_more_bits(i, n_layers)) return Format::Q6_K;
+    if (n == "q4_k_s" && i < 4) return Format::Q5_K;
+  } else if (c == Cat::FfnDown) {
+    if (n == "q3_k_m") return i < n_layers / 16 ? Format::Q5_K : Format::Q4_K;
+    if (n == "q3_k_l") return Format::Q5_K;
+    if ((n == "q4_k_m" || n == "q5_k_m") && use_more_bits(i, n_layers)) return Format::Q6_K;
+    if (n == "q4_k_s" && i < n_layers / 8) return Format::Q5_K;
+  } else if (c == Cat::AttnOut) {
+    if (n == "q3_k_m") return Format::Q4_K;
+    if (n == "q3_k_l") return Format::Q5_K;
+  }
+  return t;
+}
+
+// tensor_type_fallback: a type whose block does not divide the row.
+Format fallback(Format t, int64_t ncols) {
+  if (ncols % ggml_block_size(t) == 0) return t;
+  Format r = t;
+  switch (t) {
+    case Format::Q2_K:
+    case Format::Q3_K: r = Format::Q4_0; break;  // llama.cpp b4748: IQ4_NL (not in lmq)
+    case Format::Q4_K: r = Format::Q5_0; break;
+    case Format::Q5_K: r = Format::Q5_1; break;
+    case Format::Q6_K: r = Format::Q8_0; break;
+    default: break;
+  }
+  if (ncols % ggml_block_size(r) != 0) r = Format::F16;
+  return r;
+}
+
+// Rows of a llama Q or K weight (or bias) reordered as convert_hf_to_gguf.py's permute:
+// within each head of d rows, stored row 2i + a is HF row a·d/2 + i.
+void permute_rows(std::vector<float>& w, int64_t rows, int64_t cols, int n_head) {
+  if (n_head <= 0 || rows % n_head != 0 || (rows / n_head) % 2 != 0)
+    fail("cannot permute {} rows for {} heads", rows, n_head);
+  const int64_t d = rows / n_head, half = d / 2;
+  std::vector<float> out(w.size());
+  for (int64_t h = 0; h < n_head; ++h)
+    for (int64_t i = 0; i < half; ++i)
+      for (int64_t a = 0; a < 2; ++a) {
+        const float* src = w.data() + (h * d + a * half + i) * cols;
+        std::memcpy(out.data() + (h * d + 2 * i + a) * cols, src, size_t(cols) * sizeof(float));
+      }
+  w.swap(out);
+}
+
+// Quantizes (or converts) `rows` rows into `out` and returns Σ(w − ŵ)² (and Σw² in *ref).
+double encode(Format f, const float* w, int64_t rows, int64_t cols, std::vector<uint8_t>& out, double* ref) {
+  const uint64_t rb = ggml_row_bytes(f, cols);
+  out.assign(size_t(rb * uint64_t(rows)), 0);
+  double err = 0, sref = 0;
+#pragma omp parallel for schedule(dynamic, 16) reduction(+ : err, sref)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* x = w + r * cols;
+    uint8_t* dst = out.data() + uint64_t(r) * rb;
+    if (f == Format::F32) {
+      std::memcpy(dst, x, size_t(cols) * 4);
+      for (int64_t j = 0; j < cols; ++j) sref += double(x[j]) * x[j];
+      continue;
+    }
+    if (f == Format::F16 || f == Format::BF16) {
+      for (int64_t j = 0; j < cols; ++j) {
+        const uint16_t h = f == Format::F16 ? f32_to_f16(x[j]) : f32_to_bf16(x[j]);
+        std::memcpy(dst + 2 * j, &h, 2);
+      }
+    } else {
+      ggml_quantize_row(f, x, dst, cols);
+    }
+    std::vector<float> back(static_cast<size_t>(cols));
+    ggml_dequantize_row(f, dst, back.data(), cols);
+    for (int64_t j = 0; j < cols; ++j) {
+      const double e = double(x[j]) - back[size_t(j)];
+      err += e * e;
+      sref += double(x[j]) * x[j];
+    }
+  }
+  *ref = sref;
+  return err;
+}
+
+std::string title_case(const std::string& s) {
+  std::string r;
+  bool start = true;
+  for (char ch : s) {
+    if (ch == '-' || ch == '_') {
+      r += ' ';
+      start = true;
+      continue;
+    }
+    r += start ? char(std::toupper(static_cast<unsigned char>(ch))) : ch;
+    start = false;
+  }
+  return r;
+}
+
+std::string size_label(uint64_t params) {
+  const char* unit = "K";
+  double v = double(params) / 1e3;
+  if (params >= 1000000000ull) unit = "B", v = double(params) / 1e9;
+  else if (params >= 1000000ull) unit = "M", v = double(params) / 1e6;
+  return v < 10 ? fmt::format("{:.1f}{}", v, unit) : fmt::format("{:.0f}{}", v, unit);
+}
+
+}  // namespace
+
+Format parse_ggml_type(const std::string& s) {
+  static const std::map<std::string, Format> types = {
+      {"f32", Format::F32},   {"f16", Format::F16},   {"bf16", Format::BF16}, {"q8_0", Format::Q8_0},
+      {"q4_0", Format::Q4_0}, {"q4_1", Format::Q4_1}, {"q5_0", Format::Q5_0}, {"q5_1", Format::Q5_1},
+      {"q2_k", Format::Q2_K}, {"q3_k", Format::Q3_K}, {"q4_k", Format::Q4_K}, {"q5_k", Format::Q5_K},
+      {"q6_k", Format::Q6_K}};
+  auto it = types.find(lower(s));
+  if (it == types.end())
+    fail("'{}' is not a ggml type lmq writes (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k)", s);
+  return it->second;
+}
+
+GgufScheme parse_gguf_scheme(const std::string& s0) {
+  const std::string s = lower(s0);
+  // llama_ftype numbers (general.file_type).
+  static const std::map<std::string, std::pair<Format, uint32_t>> mixes = {
+      {"q3_k_s", {Format::Q3_K, 11}}, {"q3_k_m", {Format::Q3_K, 12}}, {"q3_k_l", {Format::Q3_K, 13}},
+      {"q4_k_s", {Format::Q4_K, 14}}, {"q4_k_m", {Format::Q4_K, 15}}, {"q5_k_s", {Format::Q5_K, 16}},
+      {"q5_k_m", {Format::Q5_K, 17}}};
+  GgufScheme r;
+  r.name = s;
+  if (auto it = mixes.find(s); it != mixes.end()) {
+    r.base = it->second.first;
+    r.file_type = it->second.second;
+    r.mix = char(std::toupper(static_cast<unsigned char>(s.back())));
+    return r;
+  }
+  try {
+    r.base = parse_ggml_type(s);
+  } catch (const Error&) {
+    fail("--scheme '{}' for GGUF: expected a ggml type (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k "
+         "q6_k) or a llama.cpp mixture (q3_k_s q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m)",
+         s0);
+  }
+  switch (r.base) {
+    case Format::F32: r.file_type = 0; break;
+    case Format::F16: r.file_type = 1; break;
+    case Format::BF16: r.file_type = 32; break;
+    case Format::Q4_0: r.file_type = 2; break;
+    case Format::Q4_1: r.file_type = 3; break;
+    case Format::Q8_0: r.file_type = 7; break;
+    case Format::Q5_0: r.file_type = 8; break;
+    case Format::Q5_1: r.file_type = 9; break;
+    case Format::Q2_K: r.file_type = 10; break;
+    case Format::Q3_K: r.file_type = 11; break;
+    case Format::Q4_K: r.file_type = 14; break;
+    case Format::Q5_K: r.file_type = 16; break;
+    case Format::Q6_K: r.file_type = 18; break;
+    default: break;
+  }
+  return r;
+}
+
+GgufTypeOverride parse_gguf_override(const std::string& s) {
+  const size_t eq = s.rfind('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == s.size()) fail("--override '{}': expected REGEX=TYPE", s);
+  GgufTypeOverride o;
+  o.pattern = s.substr(0, eq);
+  try {
+    o.re = std::regex(o.pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    fail("--override '{}': bad regular expression: {}", s, e.what());
+  }
+  try {
+    o.type = parse_ggml_type(s.substr(eq + 1));
+  } catch (const Error& e) {
+    fail("--override '{}': {}", s, e.what());
+  }
+  return o;
+}
+
+std::string gguf_tensor_name(const std::string& hf) {
+  if (hf == "model.embed_tokens.weight") return "token_embd.weight";
+  if (hf == "model.norm.weight") return "output_norm.weight";
+  if (hf == "lm_head.weight") return "output.weight";
+  static const std::string pre = "model.layers.";
+  if (hf.rfind(pre, 0) == 0) {
+    const size_t dot = hf.find('.', pre.size());
+    if (dot != std::string::npos) {
+      const std::string layer = hf.substr(pre.size(), dot - pre.size());
+      static const std::map<std::string, std::string> per_layer = {
+          {"input_layernorm.weight", "attn_norm.weight"},
+          {"self_attn.q_proj.weight", "attn_q.weight"},
+          {"self_attn.k_proj.weight", "attn_k.weight"},
+          {"self_attn.v_proj.weight", "attn_v.weight"},
+          {"self_attn.o_proj.weight", "attn_output.weight"},
+          {"self_attn.q_proj.bias", "attn_q.bias"},
+          {"self_attn.k_proj.bias", "attn_k.bias"},
+          {"self_attn.v_proj.bias", "attn_v.bias"},
+          {"post_attention_layernorm.weight", "ffn_norm.weight"},
+          {"mlp.gate_proj.weight", "ffn_gate.weight"},
+          {"mlp.up_proj.weight", "ffn_up.weight"},
+          {"mlp.down_proj.weight", "ffn_down.weight"},
+      };
+      if (auto it = per_layer.find(hf.substr(dot + 1)); it != per_layer.end()) return "blk." + layer + "." + it->second;
+    }
+  }
+  fail("tensor '{}' has no GGUF name lmq knows", hf);
+}
+
+GgufExportReport export_gguf(const Model& src, const std::string& out, const GgufExportOptions& o,
+                             const GgufProgress& progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const ModelConfig& c = src.config();
+  const std::string arch = c.arch == Arch::Qwen2 ? "qwen2" : "llama";
+  const Tokenizer& tok = src.tokenizer();
+
+  GgufWriter w(out);
+  // ---- metadata
+  std::string dir_name = fs::path(src.path()).filename().string();
+  if (dir_name.empty()) dir_name = fs::path(src.path()).parent_path().filename().string();
+  if (fs::path(dir_name).has_extension() && !fs::is_directory(src.path())) dir_name = fs::path(dir_name).stem().string();
+  const std::string label = size_label(src.param_count());
+  std::string basename = dir_name;
+  if (const size_t dash = basename.rfind('-'); dash != std::string::npos && lower(basename.substr(dash + 1)) == lower(label))
+    basename = basename.substr(0, dash);
+  w.set("general.architecture", GgufValue::str(arch));
+  w.set("general.type", GgufValue::str("model"));
+  w.set("general.name", GgufValue::str(o.name.empty() ? title_case(dir_name) : o.name));
+  w.set("general.basename", GgufValue::str(basename));
+  w.set("general.size_label", GgufValue::str(label));
+  const std::string a = arch + ".";
+  w.set(a + "block_count", GgufValue::u32(uint32_t(c.n_layers)));
+  w.set(a + "context_length", GgufValue::u32(uint32_t(c.max_pos)));
+  w.set(a + "embedding_length", GgufValue::u32(uint32_t(c.hidden)));
+  w.set(a + "feed_forward_length", GgufValue::u32(uint32_t(c.ffn)));
+  w.set(a + "attention.head_count", GgufValue::u32(uint32_t(c.n_heads)));
+  w.set(a + "attention.head_count_kv", GgufValue::u32(uint32_t(c.n_kv_heads)));
+  w.set(a + "rope.freq_base", GgufValue::f32(float(c.rope_theta)));
+  w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::f32(c.norm_eps));
+  w.set(a + "attention.key_length", GgufValue::u32(uint32_t(c.head_dim)));
+  w.set(a + "attention.value_length", GgufValue::u32(uint32_t(c.head_dim)));
+  w.set(a + "vocab_size", GgufValue::u32(uint32_t(c.vocab)));
+  w.set(a + "rope.dimension_count", GgufValue::u32(uint32_t(c.head_dim)));
+
+  // ---- tokenizer (SentencePiece → llama.cpp's "llama" vocabulary)
+  const int n_sp = tok.vocab_size();
+  if (n_sp > c.vocab) fail("{}: the tokenizer has {} pieces, the embedding only {} rows", src.path(), n_sp, c.vocab);
+  std::vector<GgufValue> tokens, scores, types;
+  int unk = -1;
+  for (int i = 0; i < c.vocab; ++i) {
+    if (i < n_sp) {
+      tokens.push_back(GgufValue::str(tok.piece(i)));
+      scores.push_back(GgufValue::f32(tok.score(i)));
+      const int t = tok.token_type(i);
+      if (t == 2 && unk < 0) unk = i;
+      types.push_back(GgufValue::i32(t));
+    } else {  // as convert_hf_to_gguf.py pads a vocabulary smaller than the embedding
+      tokens.push_back(GgufValue::str(fmt::format("[PAD{}]", i)));
+      scores.push_back(GgufValue::f32(-1000.f));
+      types.push_back(GgufValue::i32(4));
+    }
+  }
+  w.set("tokenizer.ggml.model", GgufValue::str("llama"));
+  w.set("tokenizer.ggml.pre", GgufValue::str("default"));
+  w.set("tokenizer.ggml.tokens", GgufValue::array(GgufType::STRING, std::move(tokens)));
+  w.set("tokenizer.ggml.scores", GgufValue::array(GgufType::FLOAT32, std::move(scores)));
+  w.set("tokenizer.ggml.token_type", GgufValue::array(GgufType::INT32, std::move(types)));
+  w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(uint32_t(c.bos_id)));
+  w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(uint32_t(c.eos_id)));
+  if (unk >= 0) w.set("tokenizer.ggml.unknown_token_id", GgufValue::u32(uint32_t(unk)));
+  w.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(c.add_bos));
+  w.set("tokenizer.ggml.add_eos_token", GgufValue::boolean(false));
+  w.set("general.quantization_version", GgufValue::u32(2));
+  w.set("general.file_type", GgufValue::u32(o.scheme.file_type));
+
+  // ---- plan: every tensor's GGUF name, type and size before any data is written
+  struct Item {
+    const Tensor* t;
+    std::string name, note;
+    Format type;
+    int permute_heads = 0;  // > 0: llama Q/K rows to permute with this many heads
+  };
+  std::vector<Item> plan;
+  GgufExportReport rep;
+  const bool permute = c.arch == Arch::Llama && !c.rope_interleaved;
+  for (const Tensor& t : src.tensors()) {
+    Item it{&t, gguf_tensor_name(t.name), "", Format::F32};
+    const int64_t ncols = t.cols();
+    if (t.shape.size() >= 2) {
+      Format ty = o.scheme.base;
+      bool manual = false;
+      for (const auto& ov : o.overrides)
+        if (std::regex_search(it.name, ov.re) || std::regex_search(t.name, ov.re)) {
+          ty = ov.type;
+          manual = true;
+          break;
+        }
+      if (is_quantized(o.scheme.base) && !manual) ty = mixture_type(o.scheme, ty, it.name, ncols, c.tied_embeddings, c.n_layers);
+      const Format fb = fallback(ty, ncols);
+      if (fb != ty) {
+        it.note = fmt::format("fallback from {} (row of {})", ggml_name(ty), ncols);
+        ++rep.n_fallback;
+      }
+      it.type = fb;
+    }
+    if (permute) {
+      if (t.name.find("self_attn.q_proj.") != std::string::npos) it.permute_heads = c.n_heads;
+      if (t.name.find("self_attn.k_proj.") != std::string::npos) it.permute_heads = c.n_kv_heads;
+    }
+    w.plan_tensor(it.name, t.shape, it.type);
+    plan.push_back(std::move(it));
+  }
+
+  // ---- stream: one tensor's floats and bytes in memory at a time
+  std::vector<float> f;
+  std::vector<uint8_t> bytes;
+  double sq_err = 0, sq_ref = 0;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const Item& it = plan[i];
+    const Tensor& t = *it.t;
+    if (progress) progress(i, plan.size(), it.name);
+    const int64_t rows = t.shape.size() >= 2 ? t.rows() : 1, cols = t.shape.size() >= 2 ? t.cols() : t.numel();
+    f.resize(size_t(t.numel()));
+    dequantize_rows(t, 0, t.shape.size() >= 2 ? rows : 1, f.data());
+    if (it.permute_heads) {
+      if (t.shape.size() >= 2) permute_rows(f, rows, cols, it.permute_heads);
+      else permute_rows(f, cols, 1, it.permute_heads);  // a bias: one value per row
+    }
+    double ref = 0;
+    double err;
+    try {
+      err = encode(it.type, f.data(), rows, cols, bytes, &ref);
+    } catch (const Error& e) {
+      fail("{}: tensor '{}': {}", src.path(), t.name, e.what());
+    }
+    w.write_tensor(it.name, bytes.data(), bytes.size());
+    GgufTensorReport tr;
+    tr.name = it.name;
+    tr.hf_name = t.name;
+    tr.type = ggml_name(it.type);
+    tr.note = it.note;
+    tr.shape = t.shape;
+    tr.params = uint64_t(t.numel());
+    tr.bytes = bytes.size();
+    tr.rel_rms = ref > 0 ? std::sqrt(err / ref) : 0;
+    rep.params += tr.params;
+    rep.tensor_bytes += tr.bytes;
+    sq_err += err;
+    sq_ref += ref;
+    rep.tensors.push_back(std::move(tr));
+  }
+  if (progress) progress(plan.size(), plan.size(), "");
+  w.finish();
+  rep.file_bytes = fs::file_size(out);
+  rep.bpw = rep.params ? 8.0 * double(rep.tensor_bytes) / double(rep.params) : 0;
+  rep.rel_rms = sq_ref > 0 ? std::sqrt(sq_err / sq_ref) : 0;
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return rep;
+}
+
+}  // namespace lmq
