@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -334,4 +335,47 @@ TEST(Calib, WindowsStatsFileAndOverlap) {
   EXPECT_THROW(check_no_overlap(dir + "/a.txt", dir + "/../" + std::filesystem::path(dir).filename().string() + "/a.txt"), Error);
   EXPECT_THROW(check_no_overlap(dir + "/a.txt", dir + "/b.txt"), Error);  // same content
   EXPECT_NO_THROW(check_no_overlap(dir + "/a.txt", dir + "/c.txt"));
+}
+
+// The CLI end to end on a small calibration set: GPTQ (only layer 0's attention, the rest kept
+// in bf16 to stay fast) writes a loadable file; the saved statistics reproduce the same tensors.
+TEST(GptqCli, QuantizeSaveAndReuseStats) {
+  const std::string dir = lmq::test::temp_dir();
+  const std::string text = read_text_file(shared_path("text/docs-valid.txt"));
+  lmq::test::write_file(dir + "/calib.txt", text.substr(text.find('\n', text.size() / 2) + 1, 20000));
+  const std::string model = shared_path("models/lmq-llama-25m");
+  const std::vector<std::string> common{"quantize", model, "--scheme", "int4:g32:asym", "--method", "gptq",
+                                        "--override", "layers\\.[1-7]\\.=bf16", "--override", "mlp=bf16",
+                                        "--threads", "2"};
+  auto args = common;
+  for (const char* a : {"-o", "", "--calib", "", "--calib-samples", "3", "--calib-len", "64", "--save-stats", ""}) args.push_back(a);
+  args[args.size() - 9] = dir + "/a.lmq";
+  args[args.size() - 7] = dir + "/calib.txt";
+  args[args.size() - 1] = dir + "/stats.safetensors";
+  const auto r1 = lmq::test::run_lmq(args);
+  ASSERT_EQ(r1.exit_code, 0) << r1.err << r1.out;
+  EXPECT_NE(r1.out.find("gptq: 4 layers"), std::string::npos) << r1.out;
+  EXPECT_NE(r1.out.find("peak memory"), std::string::npos);
+  auto args2 = common;
+  for (const char* a : {"-o", "", "--stats", ""}) args2.push_back(a);
+  args2[args2.size() - 3] = dir + "/b.lmq";
+  args2[args2.size() - 1] = dir + "/stats.safetensors";
+  const auto r2 = lmq::test::run_lmq(args2);
+  ASSERT_EQ(r2.exit_code, 0) << r2.err;
+  auto a = Model::load(dir + "/a.lmq"), b = Model::load(dir + "/b.lmq");
+  const Tensor* qa = a->find("model.layers.0.self_attn.k_proj.weight");
+  const Tensor* qb = b->find("model.layers.0.self_attn.k_proj.weight");
+  ASSERT_TRUE(qa && qb);
+  EXPECT_EQ(qa->format, Format::LMQ_INT);
+  ASSERT_EQ(qa->nbytes, qb->nbytes);
+  EXPECT_EQ(std::memcmp(qa->data, qb->data, qa->nbytes), 0);
+  const auto st = load_stats(dir + "/stats.safetensors");
+  EXPECT_EQ(st.size(), 32u);  // 8 blocks × (qkv, o, gate/up, down)
+  EXPECT_EQ(st.at("model.layers.0.self_attn.q_proj").tokens, 3 * 64);
+  // the result runs
+  const auto ev = lmq::test::run_lmq({"eval", dir + "/a.lmq", "--text", dir + "/calib.txt", "--windows", "1", "--ctx", "64"});
+  EXPECT_EQ(ev.exit_code, 0) << ev.err;
+  // errors: a method without calibration, gptq without data
+  EXPECT_NE(lmq::test::run_lmq({"quantize", model, "-o", dir + "/c.lmq", "--method", "gptq"}).exit_code, 0);
+  EXPECT_NE(lmq::test::run_lmq({"quantize", model, "-o", dir + "/c.lmq", "--method", "nope"}).exit_code, 0);
 }
