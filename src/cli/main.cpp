@@ -4,11 +4,15 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <chrono>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "lmq/calib/calib.h"
+#include "lmq/calib/pipeline.h"
 #include "lmq/error.h"
 #include "lmq/eval/bench.h"
 #include "lmq/eval/evaluate.h"
@@ -219,6 +223,11 @@ struct QuantOpts {
   std::string out, scheme = "int8:channel:sym", format = "lmq";
   std::vector<std::string> overrides;
   bool json = false;
+  // calibration
+  std::string method = "rtn", calib, stats_in, stats_out;
+  calib::CalibOptions co;
+  double damp = 0.01;
+  bool act_order = false;
 };
 
 std::string command_line(int argc, char** argv) {
@@ -266,6 +275,7 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
   if (q.out.empty()) fail("-o: an output path is required");
   if (q.format == "gguf") return cmd_quantize_gguf(path, q);
   if (q.format != "lmq") fail("--format '{}': expected lmq or gguf", q.format);
+  const auto t_start = std::chrono::steady_clock::now();
   auto m = Model::load(path);
   QuantizeOptions o;
   o.scheme = quant::parse_scheme(q.scheme);
@@ -273,6 +283,45 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
   o.threads = threads;
   o.provenance["lmq.source"] = path;
   o.provenance["lmq.command"] = cmdline;
+
+  calib::CalibQuantOptions cq;
+  cq.method = calib::parse_method(q.method);
+  cq.stats_in = q.stats_in;
+  cq.stats_out = q.stats_out;
+  cq.gptq.damp = q.damp;
+  cq.gptq.act_order = q.act_order;
+  cq.gptq.threads = threads;
+  const bool needs_calib = cq.method == calib::Method::AwMse || cq.method == calib::Method::Gptq;
+  if (!needs_calib && (!q.calib.empty() || !q.stats_in.empty() || !q.stats_out.empty()))
+    fail("--method {}: takes no calibration (--calib, --stats, --save-stats are for awmse and gptq)", q.method);
+  if (needs_calib && q.calib.empty() && q.stats_in.empty())
+    fail("--method {}: needs --calib FILE (or --stats FILE)", q.method);
+  if (!q.calib.empty() && !q.stats_in.empty()) fail("--calib and --stats: give one of them");
+  if (!q.calib.empty()) {
+    const std::string text = read_text_file(q.calib);
+    if (q.co.len > m->config().max_pos)
+      fail("--calib-len {}: exceeds the model's context of {} tokens", q.co.len, m->config().max_pos);
+    cq.windows = calib::calib_windows(m->tokenizer(), text, q.co.samples, q.co.len, m->config().bos_id);
+    cq.stats_meta["lmq.stats.calib"] = q.calib;
+    cq.stats_meta["lmq.stats.model"] = path;
+    o.provenance["lmq.calib"] = fmt::format("{} ({} windows of {})", q.calib, q.co.samples, q.co.len);
+  }
+  o.provenance["lmq.method"] = q.method;
+  if (cq.method == calib::Method::Gptq)
+    o.provenance["lmq.gptq"] = fmt::format("damp={} act_order={}", q.damp, q.act_order ? "yes" : "no");
+
+  calib::BlockProgress bprog;
+  if (stderr_is_tty() && needs_calib)
+    bprog = [t0 = std::chrono::steady_clock::now()](int b, int n, const std::string& stage) {
+      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const std::string eta = b > 0 && b < n ? fmt::format(", ETA {:.0f} s", el / b * (n - b)) : "";
+      fmt::print(stderr, "\r\033[K{} block {}/{} ({:.0f} s{})", stage, std::min(b + 1, n), n, el, eta);
+      if (b == n) fmt::print(stderr, "\n");
+      std::fflush(stderr);
+    };
+  calib::CalibQuantReport crep;
+  auto holder = calib::prepare_calibrated(*m, o, cq, &crep, bprog);
+
   TensorProgress progress;
   if (stderr_is_tty())
     progress = [](size_t done, size_t total, const std::string& name) {
@@ -284,7 +333,12 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
   if (q.json) {
     json j{{"model", path}, {"output", q.out}, {"scheme", o.scheme.to_string()}, {"params", r.params},
            {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes}, {"bpw", r.bpw}, {"rel_rms", r.rel_rms},
-           {"seconds", r.seconds}, {"peak_rss_bytes", peak_rss_bytes()}};
+           {"seconds", r.seconds}, {"method", q.method}, {"calib_seconds", crep.calib_seconds},
+           {"gptq_seconds", crep.quant_seconds}, {"calib_tokens", crep.tokens},
+           {"total_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()},
+           {"peak_rss_bytes", peak_rss_bytes()}};
+    for (const auto& l : crep.layers)
+      j["gptq_layers"].push_back({{"name", l.name}, {"gptq_output_err", l.gptq_err}, {"rtn_output_err", l.rtn_err}});
     for (const auto& t : r.tensors)
       j["tensors"].push_back({{"name", t.name}, {"scheme", t.scheme}, {"shape", t.shape}, {"params", t.params},
                               {"bytes", t.bytes}, {"bpw", t.bpw}, {"rel_rms", t.rel_rms}, {"max_abs", t.max_abs}});
@@ -296,7 +350,16 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
     fmt::print("{:<48} {:<28} {:>8.3f} {:>10.5f} {:>10.6f}\n", t.name, t.scheme, t.bpw, t.rel_rms, t.max_abs);
   fmt::print("\ntotal: {} params, {} tensor bytes = {:.3f} bits per weight, rel RMS {:.5f}\n", r.params,
              r.tensor_bytes, r.bpw, r.rel_rms);
-  fmt::print("wrote {} ({} bytes) in {:.1f} s, peak memory {:.1f} MiB\n", q.out, r.file_bytes, r.seconds,
+  fmt::print("wrote {} ({} bytes)\n", q.out, r.file_bytes);
+  if (!crep.layers.empty()) {
+    double g = 0, rt = 0;
+    for (const auto& l : crep.layers) g += l.gptq_err, rt += l.rtn_err;
+    fmt::print("gptq: {} layers, calibration output error tr(ΔHΔᵀ)/2 summed: gptq {:.4g} vs rtn {:.4g} ({:.3f}×)\n",
+               crep.layers.size(), g, rt, rt > 0 ? g / rt : 0.0);
+  }
+  fmt::print("method {}: calibration {:.1f} s ({} tokens), gptq {:.1f} s; total {:.1f} s, peak memory {:.0f} MiB\n",
+             q.method, crep.calib_seconds, crep.tokens, crep.quant_seconds,
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(),
              double(peak_rss_bytes()) / (1 << 20));
 }
 
@@ -414,6 +477,15 @@ int main(int argc, char** argv) {
   quantize->add_option("--format", qo.format, "output file: lmq (lmq's file) or gguf (llama.cpp)")->capture_default_str();
   quantize->add_option("--override", qo.overrides,
                        "REGEX=SCHEME (gguf: REGEX=TYPE) for matching tensors (repeatable, first match wins)");
+  quantize->add_option("--method", qo.method, "rtn, mse (clip search), awmse (activation-weighted clip search), gptq")
+      ->capture_default_str();
+  quantize->add_option("--calib", qo.calib, "calibration text (awmse, gptq)");
+  quantize->add_option("--calib-samples", qo.co.samples, "calibration windows")->capture_default_str();
+  quantize->add_option("--calib-len", qo.co.len, "tokens per calibration window (BOS included)")->capture_default_str();
+  quantize->add_option("--damp", qo.damp, "GPTQ damping, a fraction of mean(diag H)")->capture_default_str();
+  quantize->add_flag("--act-order", qo.act_order, "GPTQ: columns by descending activation energy (static groups)");
+  quantize->add_option("--save-stats", qo.stats_out, "write the calibration statistics (safetensors)");
+  quantize->add_option("--stats", qo.stats_in, "use statistics saved by --save-stats instead of --calib");
   quantize->add_flag("--json", qo.json, "print JSON");
   quantize->add_option("--threads,-t", threads, "worker threads");
 

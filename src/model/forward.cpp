@@ -128,20 +128,31 @@ void Runner::linear(const Tensor& w, const float* x, int n, float* y, const floa
   else matmul(w, x, n, y, bias);
 }
 
-void Runner::forward(const int* tokens, int n, float* logits, bool all_logits) {
-  if (n <= 0) return;
-  if (pos_ + n > max_seq_)
-    fail("{}: {} tokens exceed the context of {} tokens", model_.path(), pos_ + n, max_seq_);
-  ensure_scratch(n);
-  const int D = c_.hidden, Q = c_.q_dim(), KV = c_.kv_dim(), F = c_.ffn, half = c_.head_dim / 2;
-
+void Runner::embed_tokens(const int* tokens, int n, float* x) const {
+  const int D = c_.hidden;
   for (int i = 0; i < n; ++i) {
     if (tokens[i] < 0 || tokens[i] >= c_.vocab)
       fail("{}: token id {} is outside the vocabulary of {}", model_.path(), tokens[i], c_.vocab);
-    dequantize_rows(model_.embed(), tokens[i], 1, x_.data() + size_t(i) * D);
+    dequantize_rows(model_.embed(), tokens[i], 1, x + size_t(i) * D);
   }
+}
 
-  for (int l = 0; l < c_.n_layers; ++l) {
+void Runner::forward_layers(float* x, int n, int first, int last) {
+  if (n <= 0) return;
+  if (pos_ + n > max_seq_)
+    fail("{}: {} tokens exceed the context of {} tokens", model_.path(), pos_ + n, max_seq_);
+  if (first < 0 || last > c_.n_layers || first > last)
+    fail("internal: layers [{}, {}) out of range of {}", first, last, c_.n_layers);
+  ensure_scratch(n);
+  std::copy_n(x, size_t(n) * c_.hidden, x_.data());
+  for (int l = first; l < last; ++l) layer(l, n);
+  std::copy_n(x_.data(), size_t(n) * c_.hidden, x);
+  pos_ += n;
+}
+
+void Runner::layer(int l, int n) {
+  const int D = c_.hidden, Q = c_.q_dim(), KV = c_.kv_dim(), F = c_.ffn, half = c_.head_dim / 2;
+  {
     const LayerWeights& w = model_.layers()[l];
     // attention block
     rmsnorm(x_.data(), to_f32(*w.attn_norm).data(), h_.data(), n, D, c_.norm_eps);
@@ -176,6 +187,16 @@ void Runner::forward(const int* tokens, int n, float* logits, bool all_logits) {
     linear(*w.w_down, gate_.data(), n, h_.data(), nullptr);
     for (size_t i = 0; i < size_t(n) * D; ++i) x_[i] += h_[i];
   }
+}
+
+void Runner::forward(const int* tokens, int n, float* logits, bool all_logits) {
+  if (n <= 0) return;
+  if (pos_ + n > max_seq_)
+    fail("{}: {} tokens exceed the context of {} tokens", model_.path(), pos_ + n, max_seq_);
+  ensure_scratch(n);
+  const int D = c_.hidden;
+  embed_tokens(tokens, n, x_.data());
+  for (int l = 0; l < c_.n_layers; ++l) layer(l, n);
 
   const int first = all_logits ? 0 : n - 1;
   const int rows = n - first;

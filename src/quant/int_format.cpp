@@ -235,4 +235,18 @@ QuantStats quantize_tensor(const float* w, int64_t rows, int64_t cols, const Int
   return s;
 }
 
+void store_int_tensor(const IntParams& p, int64_t rows, int64_t cols, const uint8_t* codes, const GroupQ* qs,
+                      uint8_t* out) {
+  const IntLayout l = int_layout(p, rows, cols);
+  std::memset(out, 0, l.total);
+  for (int64_t r = 0; r < rows; ++r)
+    pack_bits(codes + r * cols, cols, p.bits, out + uint64_t(r) * l.row_code_bytes);
+  std::vector<uint8_t> zeros(static_cast<size_t>(l.n_scales));
+  for (int64_t i = 0; i < l.n_scales; ++i) {
+    store_scale(out + l.scales_offset, i, qs[i].scale, p.scale_type);
+    zeros[i] = uint8_t(qs[i].zero);
+  }
+  if (p.asym) pack_bits(zeros.data(), l.n_scales, p.bits, out + l.zeros_offset);
+}
+
 }  // namespace lmq::quant

@@ -109,6 +109,14 @@ Plan plan_model(const Model& src, const QuantizeOptions& o) {
 // Quantizes one tensor into `bytes` (spec.nbytes long); `w` is scratch for its float values.
 quant::QuantStats quantize_one(const Model& src, const Tensor& t, const LmqTensorSpec& spec, const quant::Scheme& s,
                                const QuantizeOptions& o, std::vector<float>& w, std::vector<uint8_t>& bytes) {
+  if (o.prequantized)
+    if (auto it = o.prequantized->find(t.name); it != o.prequantized->end()) {
+      if (spec.format != Format::LMQ_INT || it->second.bytes.size() != spec.nbytes)
+        fail("internal: prequantized tensor '{}' has {} bytes, the plan {} ({})", t.name, it->second.bytes.size(),
+             spec.nbytes, spec.scheme);
+      bytes = it->second.bytes;
+      return it->second.stats;
+    }
   w.resize(size_t(t.numel()));
   dequantize_rows(t, 0, t.rows(), w.data());
   if (spec.format != Format::LMQ_INT) return store_float(w, spec.format, bytes);

@@ -29,6 +29,12 @@ class Runner {
   // Runs tokens at positions [pos(), pos()+n) and appends them to the KV cache. Writes logits
   // for all n positions (n × vocab) when all_logits, else for the last position only.
   void forward(const int* tokens, int n, float* logits, bool all_logits);
+  // The same pass in pieces, for calibration that keeps the hidden states between layers:
+  // x[n × hidden] = the embeddings of the tokens; then layers [first, last) applied to x in place
+  // at positions [pos(), pos()+n) (the KV cache of those layers is filled), and pos() advances
+  // by n. forward() is embed_tokens + forward_layers(all) + the final norm and lm_head.
+  void embed_tokens(const int* tokens, int n, float* x) const;
+  void forward_layers(float* x, int n, int first, int last);
   int pos() const { return pos_; }
   int max_seq() const { return max_seq_; }
   void reset() { pos_ = 0; }
@@ -49,6 +55,7 @@ class Runner {
  private:
   void ensure_scratch(int n);
   void attention(int layer, int n);
+  void layer(int l, int n);
 
   void linear(const Tensor& w, const float* x, int n, float* y, const float* bias);
 

@@ -86,4 +86,10 @@ QuantStats quantize_tensor(const float* w, int64_t rows, int64_t cols, const Int
                            RangeMethod m, float percentile, const float* col_importance,
                            uint8_t* out, int threads);
 
+// Writes a tensor from its codes (rows × cols unsigned codes, row-major, already in range) and
+// the GroupQ of every scale index (int_scale_count of them) into out[int_tensor_bytes], in the
+// layout above. For quantizers that choose codes themselves (GPTQ).
+void store_int_tensor(const IntParams& p, int64_t rows, int64_t cols, const uint8_t* codes, const GroupQ* qs,
+                      uint8_t* out);
+
 }  // namespace lmq::quant

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lmq/model/model.h"
+#include "lmq/quant/int_format.h"
 #include "lmq/quant/scheme.h"
 
 namespace lmq {
@@ -22,6 +23,13 @@ struct SchemeOverride {
 // "REGEX=SCHEME", e.g. "mlp\.down_proj=int6:g64"; throws naming the flag on a bad regex or scheme.
 SchemeOverride parse_override(const std::string& s);
 
+// A tensor already quantized elsewhere (GPTQ): its LMQ_INT bytes in the planned scheme and the
+// error of what they store.
+struct PrequantizedTensor {
+  std::vector<uint8_t> bytes;
+  quant::QuantStats stats;
+};
+
 struct QuantizeOptions {
   quant::Scheme scheme;
   std::vector<SchemeOverride> overrides;
@@ -30,6 +38,9 @@ struct QuantizeOptions {
   // Optional per-tensor input-column importance (e.g. E[x²] per input from calibration), used
   // by the MSE clip search as weights: name → cols floats.
   const std::map<std::string, std::vector<float>>* importance = nullptr;
+  // Optional tensors quantized beforehand (name → bytes), used as they are instead of
+  // quantizing; their size must be the planned one.
+  const std::map<std::string, PrequantizedTensor>* prequantized = nullptr;
 };
 
 struct TensorQuantReport {

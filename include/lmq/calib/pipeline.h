@@ -1,0 +1,65 @@
+// Calibrated quantization of a whole model (`lmq quantize --method`):
+//   rtn    the scheme as given (no calibration);
+//   mse    the scheme with the MSE clip search (no calibration);
+//   awmse  the MSE clip search weighted per input column by E[x_j²] from calibration
+//          (activation-weighted clipping, through QuantizeOptions::importance);
+//   gptq   GPTQ (calib/gptq.h) for every linear layer of the decoder blocks whose resolved
+//          scheme is an integer one, sequentially: the calibration hidden states are kept
+//          between blocks (windows × len × hidden floats), block l's input statistics are
+//          gathered by running its float weights on them, its linears are quantized, and the
+//          hidden states are then propagated through the QUANTIZED block l, so block l+1 sees
+//          the inputs the quantized model will give it. Embeddings and lm_head are quantized as
+//          the scheme says (RTN). Memory: the hidden states plus one block's statistics (all
+//          blocks' with --save-stats).
+// With --stats FILE the statistics come from the file and no calibration runs (gptq then uses
+// the file's statistics for every block; they are sequential only if the file was saved by a
+// sequential run of the same scheme).
+#pragma once
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "lmq/calib/calib.h"
+#include "lmq/calib/gptq.h"
+#include "lmq/quant/quantize_model.h"
+
+namespace lmq::calib {
+
+enum class Method { Rtn, Mse, AwMse, Gptq };
+Method parse_method(const std::string& s);  // rtn | mse | awmse | gptq
+const char* method_name(Method m);
+
+struct CalibQuantOptions {
+  Method method = Method::Rtn;
+  std::vector<std::vector<int>> windows;  // calibration windows (empty with stats_in)
+  std::string stats_in, stats_out;
+  std::map<std::string, std::string> stats_meta;  // written into --save-stats files
+  GptqOptions gptq;
+};
+
+struct CalibQuantReport {
+  double calib_seconds = 0, quant_seconds = 0;
+  int64_t tokens = 0;
+  // per GPTQ'd tensor: tr(ΔHΔᵀ)/2 for GPTQ and for RTN of the same scheme (calibration set)
+  struct Layer {
+    std::string name;
+    double gptq_err = 0, rtn_err = 0;
+  };
+  std::vector<Layer> layers;
+};
+
+// Called at each stage: block l of n_layers (l == n_layers: done), what is running.
+using BlockProgress = std::function<void(int block, int n_blocks, const std::string& stage)>;
+
+// Prepares `o` (range method, importance, prequantized tensors) for quantize_model /
+// quantize_in_memory. The returned holder owns what `o` points to; keep it alive until then.
+struct CalibHolder {
+  std::map<std::string, std::vector<float>> importance;
+  std::map<std::string, PrequantizedTensor> prequantized;
+};
+std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOptions& o, const CalibQuantOptions& c,
+                                                CalibQuantReport* report = nullptr,
+                                                const BlockProgress& progress = {});
+
+}  // namespace lmq::calib

@@ -1,0 +1,212 @@
+#include "lmq/calib/pipeline.h"
+
+#include <chrono>
+
+#include "lmq/error.h"
+#include "lmq/model/forward.h"
+#include "lmq/quant/int_format.h"
+
+namespace lmq::calib {
+
+Method parse_method(const std::string& s) {
+  if (s == "rtn") return Method::Rtn;
+  if (s == "mse") return Method::Mse;
+  if (s == "awmse") return Method::AwMse;
+  if (s == "gptq") return Method::Gptq;
+  fail("--method '{}': expected rtn, mse, awmse or gptq", s);
+}
+
+const char* method_name(Method m) {
+  switch (m) {
+    case Method::Rtn: return "rtn";
+    case Method::Mse: return "mse";
+    case Method::AwMse: return "awmse";
+    case Method::Gptq: return "gptq";
+  }
+  return "?";
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::vector<const Tensor*> block_linears(const LayerWeights& w) {
+  return {w.wq, w.wk, w.wv, w.wo, w.w_gate, w.w_up, w.w_down};
+}
+
+// Makes the MSE search the range method of the default scheme and of every integer override.
+void use_mse(QuantizeOptions& o) {
+  if (o.scheme.kind == quant::Scheme::Int) o.scheme.range = quant::RangeMethod::Mse;
+  for (auto& ov : o.overrides)
+    if (ov.scheme.kind == quant::Scheme::Int) ov.scheme.range = quant::RangeMethod::Mse;
+}
+
+// Hidden states of all windows, kept between blocks.
+struct Hidden {
+  std::vector<std::vector<float>> x;  // per window, len × hidden
+};
+
+// Runs block l of `m` on every window's hidden state (in place) and feeds its linears' inputs
+// to `acc` (keyed by stat_key) when acc is non-null.
+void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<int>>& windows,
+               std::map<std::string, StatsAccumulator>* acc) {
+  int maxlen = 1;
+  for (const auto& w : windows) maxlen = std::max(maxlen, int(w.size()));
+  Runner run(m, maxlen);
+  if (acc) {
+    const float* last_x = nullptr;
+    std::string last_key;
+    run.set_observer([&, acc](const Tensor& t, const float* x, int n) {
+      const std::string key = stat_key(t.name);
+      if (x == last_x && key == last_key) return;
+      last_x = x;
+      last_key = key;
+      auto it = acc->find(key);
+      if (it == acc->end()) it = acc->emplace(key, StatsAccumulator(t.cols())).first;
+      it->second.add(x, n);
+    });
+  }
+  for (size_t i = 0; i < windows.size(); ++i) {
+    run.reset();
+    run.forward_layers(h.x[i].data(), int(windows[i].size()), l, l + 1);
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOptions& o, const CalibQuantOptions& c,
+                                                CalibQuantReport* report, const BlockProgress& progress) {
+  auto holder = std::make_unique<CalibHolder>();
+  CalibQuantReport rep;
+  if (c.method == Method::Rtn) return holder;
+  if (c.method == Method::Mse) {
+    use_mse(o);
+    return holder;
+  }
+  const ModelConfig& cfg = src.config();
+  const int L = cfg.n_layers;
+  const bool from_file = !c.stats_in.empty();
+  if (!from_file && c.windows.empty()) fail("--method {}: needs --calib FILE or --stats FILE", method_name(c.method));
+  StatsMap file_stats, saved;
+  if (from_file) file_stats = load_stats(c.stats_in);
+
+  Hidden h;
+  const auto t_start = Clock::now();
+  if (!from_file) {
+    Runner run(src, 1);
+    for (const auto& w : c.windows) {
+      h.x.emplace_back(w.size() * size_t(cfg.hidden));
+      run.embed_tokens(w.data(), int(w.size()), h.x.back().data());
+      rep.tokens += int64_t(w.size());
+    }
+  }
+  double calib_s = 0, quant_s = 0;
+
+  for (int l = 0; l < L; ++l) {
+    const LayerWeights& lw = src.layers()[l];
+    StatsMap block_stats;
+    if (from_file) {
+      for (const Tensor* t : block_linears(lw))
+        if (const InputStats* s = find_stats(file_stats, t->name)) block_stats.emplace(stat_key(t->name), *s);
+    } else {
+      if (progress) progress(l, L, "calibrating");
+      const auto t0 = Clock::now();
+      std::map<std::string, StatsAccumulator> acc;
+      if (c.method == Method::Gptq) {
+        Hidden copy = h;  // the float block's output is not propagated
+        run_block(src, l, copy, c.windows, &acc);
+      } else {
+        run_block(src, l, h, c.windows, &acc);  // awmse: float propagation
+      }
+      for (auto& [k, a] : acc) block_stats.emplace(k, a.finish());
+      calib_s += since(t0);
+    }
+    if (!c.stats_out.empty())
+      for (const auto& [k, s] : block_stats) saved.emplace(k, s);
+
+    if (c.method == Method::AwMse) {
+      for (const Tensor* t : block_linears(lw)) {
+        const InputStats* s = find_stats(block_stats, t->name);
+        if (!s) fail("stats: no statistics for '{}'", t->name);
+        holder->importance[t->name] = s->sq_mean;
+      }
+      continue;
+    }
+
+    // GPTQ of block l's linears
+    if (progress) progress(l, L, "gptq");
+    const auto t1 = Clock::now();
+    Model::Parts parts;
+    parts.config = cfg;
+    parts.path = src.path() + " [gptq block " + std::to_string(l) + "]";
+    parts.kind = "memory";
+    parts.tokenizer_bytes = "";
+    parts.tensors = src.tensors();
+    std::vector<float> w;
+    for (const Tensor* t : block_linears(lw)) {
+      const quant::Scheme s = resolve_scheme(*t, o);
+      if (s.kind != quant::Scheme::Int) continue;
+      const InputStats* st = find_stats(block_stats, t->name);
+      if (!st) fail("stats: no statistics for '{}'", t->name);
+      if (st->K != t->cols()) fail("stats for '{}' have {} inputs, the weight {}", t->name, st->K, t->cols());
+      w.resize(size_t(t->numel()));
+      dequantize_rows(*t, 0, t->rows(), w.data());
+      PrequantizedTensor pq;
+      pq.bytes.resize(quant::int_tensor_bytes(s.p, t->rows(), t->cols()));
+      try {
+        pq.stats = gptq_quantize(w.data(), t->rows(), t->cols(), st->hessian.data(), s, c.gptq, pq.bytes.data());
+      } catch (const Error& e) {
+        fail("{}: tensor '{}': {}", src.path(), t->name, e.what());
+      }
+      // report: output error of GPTQ and of RTN at the same scheme on the calibration set
+      {
+        std::vector<uint8_t> rtn(pq.bytes.size());
+        quant::quantize_tensor(w.data(), t->rows(), t->cols(), s.p, s.range, s.percentile, nullptr, rtn.data(),
+                               c.gptq.threads);
+        std::vector<float> wg(w.size()), wr(w.size());
+        quant::int_dequantize_rows(s.p, pq.bytes.data(), t->rows(), t->cols(), 0, t->rows(), wg.data());
+        quant::int_dequantize_rows(s.p, rtn.data(), t->rows(), t->cols(), 0, t->rows(), wr.data());
+        rep.layers.push_back({t->name, output_error(w.data(), wg.data(), t->rows(), t->cols(), st->hessian.data()),
+                              output_error(w.data(), wr.data(), t->rows(), t->cols(), st->hessian.data())});
+      }
+      auto [it, ok] = holder->prequantized.emplace(t->name, std::move(pq));
+      for (Tensor& pt : parts.tensors)
+        if (pt.name == t->name) {
+          pt.format = Format::LMQ_INT;
+          pt.q = s.p;
+          pt.data = it->second.bytes.data();
+          pt.nbytes = it->second.bytes.size();
+        }
+    }
+    quant_s += since(t1);
+    if (!from_file) {  // propagate through the quantized block
+      if (progress) progress(l, L, "propagating");
+      const auto t2 = Clock::now();
+      auto mixed = Model::from_parts(std::move(parts));
+      run_block(*mixed, l, h, c.windows, nullptr);
+      calib_s += since(t2);
+    }
+  }
+  if (progress) progress(L, L, "done");
+  if (c.method == Method::AwMse) {
+    use_mse(o);
+    o.importance = &holder->importance;
+  } else {
+    o.prequantized = &holder->prequantized;
+  }
+  if (!c.stats_out.empty()) {
+    std::map<std::string, std::string> meta = c.stats_meta;
+    meta["lmq.stats.sequential"] = c.method == Method::Gptq && !from_file ? "gptq:" + o.scheme.to_string() : "no";
+    meta["lmq.stats.windows"] = std::to_string(c.windows.size());
+    meta["lmq.stats.tokens"] = std::to_string(rep.tokens);
+    save_stats(c.stats_out, saved, meta);
+  }
+  rep.calib_seconds = calib_s;
+  rep.quant_seconds = quant_s;
+  (void)t_start;
+  if (report) *report = rep;
+  return holder;
+}
+
+}  // namespace lmq::calib
