@@ -202,6 +202,13 @@ void Runner::forward(const int* tokens, int n, float* logits, bool all_logits) {
   const int rows = n - first;
   rmsnorm(x_.data() + size_t(first) * D, to_f32(model_.final_norm()).data(), h_.data(), rows, D, c_.norm_eps);
   linear(model_.lm_head(), h_.data(), rows, logits, nullptr);
+  // NaN/Inf in weights (or an overflow) must surface as an error, not as made-up text or scores.
+  const size_t count = size_t(rows) * size_t(c_.vocab);
+  for (size_t i = 0; i < count; ++i)
+    if (!std::isfinite(logits[i]))
+      fail("{}: the forward pass produced a non-finite logit at position {} (NaN/Inf in the weights or an "
+           "overflow in the activations)",
+           model_.path(), pos_ + first + int(i / size_t(c_.vocab)));
   pos_ += n;
 }
 
