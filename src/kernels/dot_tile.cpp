@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "lmq/half.h"
 #include "lmq/kernels/matmul.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -35,6 +36,15 @@ struct LoadBF16 {
     std::memcpy(&f, &u, 4);
     return f;
   }
+};
+
+struct LoadF16 {
+  template <class D>
+  HWY_INLINE hn::Vec<D> operator()(D d, const uint16_t* HWY_RESTRICT p) const {
+    const hn::Rebind<hwy::float16_t, D> d16;
+    return hn::PromoteTo(d, hn::LoadU(d16, reinterpret_cast<const hwy::float16_t*>(p)));
+  }
+  static float scalar(const uint16_t* p) { return f16_to_f32(*p); }
 };
 
 template <int NR, int NT, class Load, typename W>
@@ -82,6 +92,9 @@ void DotTileF32(const float* w, int64_t nr, const float* x, int64_t nt, int64_t 
 void DotTileBF16(const uint16_t* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
   Rows<LoadBF16>(w, nr, x, nt, K, y, ldy);
 }
+void DotTileF16(const uint16_t* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
+  Rows<LoadF16>(w, nr, x, nt, K, y, ldy);
+}
 
 }  // namespace HWY_NAMESPACE
 }  // namespace lmq
@@ -91,11 +104,15 @@ HWY_AFTER_NAMESPACE();
 namespace lmq {
 HWY_EXPORT(DotTileF32);
 HWY_EXPORT(DotTileBF16);
+HWY_EXPORT(DotTileF16);
 void dot_tile_f32(const float* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(DotTileF32)(w, nr, x, nt, K, y, ldy);
 }
 void dot_tile_bf16(const uint16_t* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(DotTileBF16)(w, nr, x, nt, K, y, ldy);
+}
+void dot_tile_f16(const uint16_t* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(DotTileF16)(w, nr, x, nt, K, y, ldy);
 }
 }  // namespace lmq
 #endif

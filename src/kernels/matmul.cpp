@@ -16,11 +16,11 @@ constexpr int64_t kRowChunk = 32;
 void matmul(const Tensor& w, const float* x, int64_t T, float* y, const float* bias) {
   const int64_t N = w.rows(), K = w.cols();
   const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
-  // F32 and BF16 rows feed the tile kernel straight from the map when aligned (a hostile file
-  // may put them at any byte offset); other formats are dequantized a chunk of rows at a time.
+  // F32, BF16 and F16 rows feed the tile kernel straight from the map when aligned (a hostile
+  // file may put them at any byte offset); other formats are dequantized a chunk of rows at a time.
   const auto addr = reinterpret_cast<uintptr_t>(w.data);
-  const bool direct = (w.format == Format::F32 && addr % alignof(float) == 0) ||
-                      (w.format == Format::BF16 && addr % alignof(uint16_t) == 0);
+  const bool half = w.format == Format::BF16 || w.format == Format::F16;
+  const bool direct = (w.format == Format::F32 && addr % alignof(float) == 0) || (half && addr % 2 == 0);
 #pragma omp parallel
   {
     std::vector<float> buf(direct ? 0 : size_t(kRowChunk * K));
@@ -30,7 +30,8 @@ void matmul(const Tensor& w, const float* x, int64_t T, float* y, const float* b
       if (direct && w.format == Format::F32) {
         dot_tile_f32(reinterpret_cast<const float*>(w.data) + r0 * K, nr, x, T, K, y + r0, N);
       } else if (direct) {
-        dot_tile_bf16(reinterpret_cast<const uint16_t*>(w.data) + r0 * K, nr, x, T, K, y + r0, N);
+        const uint16_t* rows = reinterpret_cast<const uint16_t*>(w.data) + r0 * K;
+        (w.format == Format::BF16 ? dot_tile_bf16 : dot_tile_f16)(rows, nr, x, T, K, y + r0, N);
       } else {
         dequantize_rows(w, r0, nr, buf.data());
         dot_tile_f32(buf.data(), nr, x, T, K, y + r0, N);

@@ -18,5 +18,7 @@ void matmul(const Tensor& w, const float* x, int64_t T, float* y, const float* b
 void dot_tile_f32(const float* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy);
 // The same with bfloat16 weight rows, widened in registers (bit-exact with widening first).
 void dot_tile_bf16(const uint16_t* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy);
+// The same with IEEE half weight rows (F16C conversion where the CPU has it; exact).
+void dot_tile_f16(const uint16_t* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy);
 
 }  // namespace lmq
