@@ -57,6 +57,16 @@ Progress tty_progress(const char* what) {
   };
 }
 
+// "quantizing 12/74 model.layers.1.mlp.up_proj.weight" on one refreshed line, on a TTY only.
+std::function<void(size_t, size_t, const std::string&)> tty_tensor_progress() {
+  if (!stderr_is_tty()) return {};
+  return [](size_t done, size_t total, const std::string& name) {
+    fmt::print(stderr, "\r\033[Kquantizing {}/{} {}", done, total, name);
+    if (done == total) fmt::print(stderr, "\n");
+    std::fflush(stderr);
+  };
+}
+
 // given: whether --threads appeared at all; without it OpenMP's default (all cores) stands.
 void set_threads(int threads, bool given) {
   if (!given) return;
@@ -242,13 +252,7 @@ void cmd_quantize_gguf(const std::string& path, const QuantOpts& q) {
   GgufExportOptions o;
   o.scheme = parse_gguf_scheme(q.scheme == "int8:channel:sym" ? "q8_0" : q.scheme);  // lmq's default → q8_0
   for (const auto& ov : q.overrides) o.overrides.push_back(parse_gguf_override(ov));
-  GgufProgress progress;
-  if (stderr_is_tty())
-    progress = [](size_t done, size_t total, const std::string& name) {
-      fmt::print(stderr, "\r\033[Kquantizing {}/{} {}", done, total, name);
-      if (done == total) fmt::print(stderr, "\n");
-      std::fflush(stderr);
-    };
+  const GgufProgress progress = tty_tensor_progress();
   const GgufExportReport r = export_gguf(*m, q.out, o, progress);
   if (q.json) {
     json j{{"model", path},         {"output", q.out},         {"format", "gguf"},    {"scheme", o.scheme.name},
@@ -322,13 +326,7 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
   calib::CalibQuantReport crep;
   auto holder = calib::prepare_calibrated(*m, o, cq, &crep, bprog);
 
-  TensorProgress progress;
-  if (stderr_is_tty())
-    progress = [](size_t done, size_t total, const std::string& name) {
-      fmt::print(stderr, "\r\033[Kquantizing {}/{} {}", done, total, name);
-      if (done == total) fmt::print(stderr, "\n");
-      std::fflush(stderr);
-    };
+  const TensorProgress progress = tty_tensor_progress();
   QuantizeReport r = quantize_model(*m, q.out, o, progress);
   if (q.json) {
     json j{{"model", path}, {"output", q.out}, {"scheme", o.scheme.to_string()}, {"params", r.params},
