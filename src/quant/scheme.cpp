@@ -90,6 +90,8 @@ void quantize_group(const float* x, int64_t n, GroupQ g, int bits, uint8_t* u) {
   for (int64_t i = 0; i < n; ++i) u[i] = uint8_t(code_of(x[i], g, top));
 }
 
+// Hot in weight-only inference: compiled for AVX-512 and AVX2 too, picked at load time (ifunc).
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void dequantize_group(const uint8_t* u, int64_t n, GroupQ g, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = dequant_code(g.scale, u[i], g.zero);
 }
