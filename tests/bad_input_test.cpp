@@ -13,6 +13,8 @@
 
 #include <sys/stat.h>
 
+#include "lmq/calib/calib.h"
+#include "lmq/error.h"
 #include "test_support.h"
 
 namespace fs = std::filesystem;
@@ -318,6 +320,55 @@ TEST(BadInput, ThreadsTooMany) {
 
 TEST(BadInput, ThreadsNotANumber) {
   expect_error(run_lmq({"inspect", llama(), "--threads", "many"}), {"--threads", "many"});
+}
+
+// A value quoted from a file may hold control characters: escaped, so the error stays one line
+// and cannot send escape sequences to the terminal (found by fuzzing, tests/fuzz/regressions).
+TEST(BadInput, ControlCharactersInQuotedValue) {
+  const std::string d = model_copy();
+  edit_json(d, "config.json", [](json& j) { j["model_type"] = "gpt\n\x1b[2J"; });
+  expect_error(run_lmq({"inspect", d}), {"config.json", "model_type 'gpt\\x0a\\x1b[2J'"});
+}
+
+// heads x head_dim must not overflow q_dim()'s int (UBSan reported it; tests/fuzz/regressions/config).
+TEST(BadInput, AttentionSizeOverflow) {
+  const std::string d = model_copy();
+  edit_json(d, "config.json", [](json& j) {
+    j["num_attention_heads"] = j["num_key_value_heads"] = j["head_dim"] = 1 << 30;
+  });
+  expect_error(run_lmq({"inspect", d}), {"config.json", "num_attention_heads 1073741824 x head_dim", "absurd"});
+}
+
+// quantize and sweep take --threads as well: the same 1..1024 rule, checked before any work.
+TEST(BadInput, QuantizeAndSweepThreadsOutOfRange) {
+  const std::string out = temp_dir() + "/q.lmq";
+  expect_error(run_lmq({"quantize", llama(), "-o", out, "--scheme", "int8", "--threads", "0"}), {"--threads", "0"});
+  EXPECT_FALSE(fs::exists(out));
+  expect_error(run_lmq({"sweep", llama(), "--text", shared_path("text/docs-valid.txt"), "--threads", "1025"}),
+               {"--threads", "1025"});
+}
+
+// A config claiming a context whose KV cache cannot fit: refused before the cache is allocated.
+// 8 layers x 2^24 positions x 2 KV heads x 64 x (K and V) x 4 bytes = 128 GiB, plus 2^24 x 64 x
+// 4 bytes = 4 GiB of RoPE tables; the limit is set to 64 GiB so the outcome does not depend on
+// the machine.
+TEST(BadInput, KvCacheLargerThanMemory) {
+  const std::string d = model_copy();
+  edit_json(d, "config.json", [](json& j) { j["max_position_embeddings"] = 1 << 24; });
+  setenv("LMQ_MEMORY_LIMIT", std::to_string(uint64_t(64) << 30).c_str(), 1);
+  const RunResult r = run_lmq({"run", d, "-p", "Once", "-n", "16777000"});
+  unsetenv("LMQ_MEMORY_LIMIT");
+  expect_error(r, {d, "KV cache of 16777", "needs 132.0 GiB", "more than the 64.0 GiB"});
+}
+
+// Calibration statistics are K x K: a layer claiming 2^22 input columns needs 256 TiB.
+TEST(BadInput, CalibrationStatisticsLargerThanMemory) {
+  try {
+    lmq::calib::StatsAccumulator acc(int64_t(1) << 22);
+    FAIL() << "a 2^22-column accumulator was allocated";
+  } catch (const lmq::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("4194304 input columns needs"), std::string::npos) << e.what();
+  }
 }
 
 TEST(BadInput, UnknownFlag) { expect_error(run_lmq({"inspect", llama(), "--bogus"}), {"--bogus"}); }

@@ -9,9 +9,28 @@
 
 namespace lmq {
 
+// Messages quote names and values taken from files and flags (a GGUF key, a scheme string,
+// libsentencepiece's report on a model's bytes). A control character among them (a newline,
+// a terminal escape sequence) would break the one-line rule or drive the user's terminal, so
+// each is written as \xNN.
+inline std::string one_line(const std::string& s) {
+  std::string r;
+  r.reserve(s.size());
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) {
+      r += c;
+      continue;
+    }
+    static constexpr char kHex[] = "0123456789abcdef";
+    r += {'\\', 'x', kHex[u >> 4], kHex[u & 15]};
+  }
+  return r;
+}
+
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& what) : std::runtime_error(what) {}
+  explicit Error(const std::string& what) : std::runtime_error(one_line(what)) {}
 };
 
 template <typename... Args>

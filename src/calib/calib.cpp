@@ -13,6 +13,7 @@
 #include "lmq/formats/safetensors.h"
 #include "lmq/mapped_file.h"
 #include "lmq/model/forward.h"
+#include "lmq/model/memory_limit.h"
 
 namespace lmq::calib {
 
@@ -71,8 +72,17 @@ std::string stat_key(const std::string& name) {
   return k;
 }
 
+namespace {
+// Checks the K × K accumulator (double) and its float copies fit before the members allocate.
+int64_t checked_columns(int64_t K) {
+  require_memory(uint64_t(K) * uint64_t(K) * (sizeof(double) + 2 * sizeof(float)),
+                 fmt::format("calibration statistics of a layer with {} input columns", K));
+  return K;
+}
+}  // namespace
+
 StatsAccumulator::StatsAccumulator(int64_t K)
-    : K_(K), xtx_(static_cast<size_t>(K * K), 0.0), sum_abs_(static_cast<size_t>(K), 0.0), sum_sq_(static_cast<size_t>(K), 0.0),
+    : K_(checked_columns(K)), xtx_(static_cast<size_t>(K * K), 0.0), sum_abs_(static_cast<size_t>(K), 0.0), sum_sq_(static_cast<size_t>(K), 0.0),
       min_(static_cast<size_t>(K), INFINITY), max_(static_cast<size_t>(K), -INFINITY) {}
 
 void StatsAccumulator::add(const float* x, int n) {

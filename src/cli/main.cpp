@@ -485,7 +485,7 @@ int main(int argc, char** argv) {
   quantize->add_option("--save-stats", qo.stats_out, "write the calibration statistics (safetensors)");
   quantize->add_option("--stats", qo.stats_in, "use statistics saved by --save-stats instead of --calib");
   quantize->add_flag("--json", qo.json, "print JSON");
-  quantize->add_option("--threads,-t", threads, "worker threads");
+  thread_opts.push_back(quantize->add_option("--threads,-t", threads, "worker threads"));
 
   SweepOpts so;
   auto* sweep = app.add_subcommand("sweep", "quantize into many schemes and evaluate each against the float model");
@@ -498,7 +498,7 @@ int main(int argc, char** argv) {
   sweep->add_flag("--full", so.full, "the larger set of schemes");
   sweep->add_flag("--no-bench", so.no_bench, "skip the speed columns");
   sweep->add_flag("--json", so.json, "print JSON");
-  sweep->add_option("--threads,-t", threads, "worker threads");
+  thread_opts.push_back(sweep->add_option("--threads,-t", threads, "worker threads"));
 
   int prefill = 512, decode = 128, reps = 3;
   auto* bench = app.add_subcommand("bench", "prefill and decode tokens/s");

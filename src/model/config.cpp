@@ -96,6 +96,9 @@ void ModelConfig::validate(const std::string& path) const {
   if (head_dim < 2 || head_dim % 2 != 0) fail("{}: head_dim {} must be even and positive for RoPE", path, head_dim);
   if (n_heads % n_kv_heads != 0)
     fail("{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", path, n_heads, n_kv_heads);
+  // q_dim() and kv_dim() are int products; kv_dim <= q_dim as n_kv_heads divides n_heads.
+  if (int64_t(n_heads) * head_dim > (1 << 20))
+    fail("{}: num_attention_heads {} x head_dim {} is absurd", path, n_heads, head_dim);
   if (vocab > (1 << 24)) fail("{}: vocab_size {} is absurd", path, vocab);
   if (hidden > (1 << 20) || ffn > (1 << 22) || n_layers > 4096 || max_pos > (1 << 24))
     fail("{}: dimensions are absurd (hidden {}, ffn {}, layers {}, context {})", path, hidden, ffn, n_layers, max_pos);

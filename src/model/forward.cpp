@@ -8,6 +8,7 @@
 #include "lmq/error.h"
 #include "lmq/kernels/int_matmul.h"
 #include "lmq/kernels/matmul.h"
+#include "lmq/model/memory_limit.h"
 
 namespace lmq {
 
@@ -53,6 +54,9 @@ Runner::Runner(const Model& model, int max_seq) : model_(model), c_(model.config
   if (max_seq <= 0 || max_seq > c_.max_pos)
     fail("{}: sequence length {} exceeds the model's context of {} tokens", model.path(), max_seq, c_.max_pos);
   const size_t cache = size_t(c_.n_layers) * size_t(max_seq) * size_t(c_.kv_dim());
+  // K and V caches plus the RoPE tables; the config's sizes are bounded (validate), so no overflow.
+  require_memory(2 * cache * sizeof(float) + size_t(max_seq) * size_t(c_.head_dim) * sizeof(float),
+                 fmt::format("{}: the KV cache of {} tokens", model.path(), max_seq));
   k_cache_.assign(cache, 0.f);
   v_cache_.assign(cache, 0.f);
   // RoPE angles as transformers computes them in float32: inv_freq = 1 / θ^(2i/d), angle = pos · inv_freq.

@@ -75,8 +75,9 @@ const std::vector<GgufValue>& array_of(const GgufFile& f, const std::string& key
   return a;
 }
 
-// The SentencePiece model of a GGUF's tokenizer.ggml.* (SPM vocabularies only).
-std::string spm_model_bytes(const GgufFile& f) {
+}  // namespace
+
+std::string gguf_tokenizer_model(const GgufFile& f) {
   const std::string model = f.has("tokenizer.ggml.model") ? f.get_string("tokenizer.ggml.model") : "";
   if (model != "llama")
     fail("{}: tokenizer.ggml.model is '{}'; lmq supports only SentencePiece vocabularies ('llama')", f.path(),
@@ -132,8 +133,6 @@ std::string spm_model_bytes(const GgufFile& f) {
       f.has("tokenizer.ggml.add_space_prefix") ? f.get_bool("tokenizer.ggml.add_space_prefix") : true;
   return serialize_spm_model(spec);
 }
-
-}  // namespace
 
 Model::Parts load_gguf_parts(const std::string& path) {
   auto file = std::make_shared<GgufFile>(path);
@@ -194,7 +193,7 @@ Model::Parts load_gguf_parts(const std::string& path) {
   parts.path = path;
   parts.kind = "gguf";
   parts.file_bytes = fs::file_size(path);
-  parts.tokenizer_bytes = spm_model_bytes(f);
+  parts.tokenizer_bytes = gguf_tokenizer_model(f);
   parts.storage.push_back(file);
   return parts;
 }

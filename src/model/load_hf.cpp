@@ -12,31 +12,35 @@
 namespace lmq {
 namespace fs = std::filesystem;
 
+std::vector<std::string> parse_shard_index(const std::string& text, const std::string& path) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: not valid JSON: {}", path, e.what());
+  }
+  if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+    fail("{}: no weight_map object", path);
+  std::set<std::string> names;
+  for (const auto& [tensor, file] : j["weight_map"].items()) {
+    if (!file.is_string()) fail("{}: weight_map entry '{}' is not a file name", path, tensor);
+    const std::string f = file.get<std::string>();
+    if (f.empty() || f.find('/') != std::string::npos || f == "..")
+      fail("{}: shard name '{}' must be a plain file name", path, f);
+    names.insert(f);
+  }
+  if (names.empty()) fail("{}: weight_map is empty", path);
+  return {names.begin(), names.end()};
+}
+
 namespace {
 
 std::vector<std::string> shard_paths(const fs::path& dir) {
   const fs::path index = dir / "model.safetensors.index.json";
   const fs::path single = dir / "model.safetensors";
   if (fs::exists(index)) {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(read_text_file(index.string()));
-    } catch (const nlohmann::json::exception& e) {
-      fail("{}: not valid JSON: {}", index.string(), e.what());
-    }
-    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
-      fail("{}: no weight_map object", index.string());
-    std::set<std::string> names;
-    for (const auto& [tensor, file] : j["weight_map"].items()) {
-      if (!file.is_string()) fail("{}: weight_map entry '{}' is not a file name", index.string(), tensor);
-      const std::string f = file.get<std::string>();
-      if (f.empty() || f.find('/') != std::string::npos || f == "..")
-        fail("{}: shard name '{}' must be a plain file name", index.string(), f);
-      names.insert(f);
-    }
-    if (names.empty()) fail("{}: weight_map is empty", index.string());
     std::vector<std::string> paths;
-    for (const auto& n : names) {
+    for (const auto& n : parse_shard_index(read_text_file(index.string()), index.string())) {
       const fs::path p = dir / n;
       if (!fs::exists(p)) fail("{}: names shard '{}', which does not exist", index.string(), n);
       paths.push_back(p.string());

@@ -22,7 +22,11 @@ SchemeOverride parse_override(const std::string& s) {
   } catch (const std::regex_error& e) {
     fail("--override '{}': bad regular expression: {}", s, e.what());
   }
-  o.scheme = quant::parse_scheme(s.substr(eq + 1));
+  try {
+    o.scheme = quant::parse_scheme(s.substr(eq + 1));
+  } catch (const Error& e) {
+    fail("--override '{}': {}", s, e.what());  // name the flag, as for every bad option
+  }
   return o;
 }
 

@@ -84,5 +84,8 @@ class Model {
 Model::Parts load_hf_parts(const std::string& path);
 Model::Parts load_lmq_parts(const std::string& path);
 Model::Parts load_gguf_parts(const std::string& path);
+// The shard file names (sorted, each once) that a model.safetensors.index.json's weight_map
+// names; `path` names the index in errors. Shards are not opened.
+std::vector<std::string> parse_shard_index(const std::string& text, const std::string& path);
 
 }  // namespace lmq

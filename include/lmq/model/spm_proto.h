@@ -14,6 +14,8 @@
 
 namespace lmq {
 
+class GgufFile;
+
 // SentencePiece piece types; GGUF's tokenizer.ggml.token_type uses the same numbers
 // (0 = undefined, which is written as NORMAL).
 enum class SpmType : int { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
@@ -37,5 +39,9 @@ struct SpmModelSpec {
 
 // The wire-format bytes of the ModelProto (what a tokenizer.model file holds).
 std::string serialize_spm_model(const SpmModelSpec& spec);
+
+// The SentencePiece model (serialized) of a GGUF's tokenizer.ggml.* arrays; SPM ("llama")
+// vocabularies only. Throws lmq::Error naming the file (model/load_gguf.cpp).
+std::string gguf_tokenizer_model(const GgufFile& f);
 
 }  // namespace lmq

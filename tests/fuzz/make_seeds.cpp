@@ -1,0 +1,202 @@
+// Writes the seed corpora of the fuzz targets from the real shared files (run by the fuzz
+// build; nothing it writes is kept in the repository):
+//   make_seeds <shared dir> <out dir>   → <out dir>/<target>/<seed files>
+// Real inputs are large (24 MB shards, 32000-piece vocabularies); libFuzzer mutates small
+// inputs far faster, so most seeds are the real structures cut down: the real header JSON
+// with every shape shrunk and the data repacked, the real metadata with the vocabulary cut to
+// its first pieces, a tiny complete model made of real config keys, names and bytes.
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "lmq/formats/ggml_blocks.h"
+#include "lmq/formats/gguf.h"
+#include "lmq/formats/gguf_writer.h"
+#include "lmq/formats/lmq_file.h"
+#include "lmq/formats/safetensors.h"
+#include "lmq/eval/sweep.h"
+#include "lmq/mapped_file.h"
+#include "lmq/model/config.h"
+#include "lmq/model/tokenizer.h"
+#include "lmq/quant/scheme.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace lmq;
+
+namespace {
+
+constexpr size_t kPieces = 300;  // the vocabulary kept: specials, 256 bytes, the first merges
+
+fs::path g_out;
+
+void put(const std::string& target, const std::string& name, const std::string& bytes) {
+  fs::create_directories(g_out / target);
+  std::ofstream(g_out / target / name, std::ios::binary) << bytes;
+}
+
+std::string le64(uint64_t v) {
+  std::string s(8, '\0');
+  for (int i = 0; i < 8; ++i) s[size_t(i)] = char(v >> (8 * i));
+  return s;
+}
+
+// A shard's header alone (the data cut off), and the same header with every dim shrunk to at
+// most 3 and the real first bytes of each tensor repacked after it: a valid small file.
+void safetensors_seeds(const fs::path& shard, const std::string& tag) {
+  MappedFile f(shard.string());
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | f.data()[i];
+  const std::string header(reinterpret_cast<const char*>(f.data()) + 8, size_t(n));
+  put("safetensors", tag + "-header-only", le64(n) + header);
+  const uint8_t* data = f.data() + 8 + n;
+  json h = json::parse(header), small = json::object();
+  std::string body;
+  for (auto it = h.begin(); it != h.end(); ++it) {
+    if (it.key() == "__metadata__") {
+      small[it.key()] = it.value();
+      continue;
+    }
+    json t = it.value();
+    uint64_t numel = 1;
+    for (auto& d : t["shape"]) d = std::min<uint64_t>(d.get<uint64_t>(), 3), numel *= d.get<uint64_t>();
+    const uint64_t nb = numel * (t["dtype"] == "F32" ? 4 : 2), begin = t["data_offsets"][0].get<uint64_t>();
+    t["data_offsets"] = {body.size(), body.size() + nb};
+    body.append(reinterpret_cast<const char*>(data + begin), nb);
+    small[it.key()] = t;
+    if (small.size() >= 12) break;
+  }
+  const std::string sh = small.dump();
+  put("safetensors", tag + "-small", le64(sh.size()) + sh + body);
+}
+
+// The real tokenizer.model with only its first kPieces pieces (protobuf field 1 of ModelProto);
+// trainer and normalizer specs kept byte for byte.
+std::string trimmed_spm(const std::string& bytes) {
+  std::string out;
+  size_t pos = 0, pieces = 0;
+  auto varint = [&]() {
+    uint64_t v = 0;
+    for (int shift = 0; pos < bytes.size(); shift += 7) {
+      const uint8_t b = uint8_t(bytes[pos++]);
+      v |= uint64_t(b & 0x7f) << shift;
+      if (!(b & 0x80)) break;
+    }
+    return v;
+  };
+  while (pos < bytes.size()) {
+    const size_t start = pos;
+    const uint64_t tag = varint();
+    if ((tag & 7) != 2) throw std::runtime_error("tokenizer.model: unexpected top-level wire type");
+    pos += size_t(varint());
+    if ((tag >> 3) != 1 || pieces++ < kPieces) out.append(bytes, start, pos - start);
+  }
+  return out;
+}
+
+GgufValue truncated(const GgufValue& v) {
+  if (v.type != GgufType::ARRAY) return v;
+  auto elems = std::get<std::vector<GgufValue>>(v.v);
+  if (elems.size() > kPieces) elems.resize(kPieces);
+  return GgufValue::array(v.elem_type, std::move(elems));
+}
+
+// A fixture's metadata (vocabulary cut to kPieces), and with its tensor infos too, each tensor
+// shrunk to one row of one block with the fixture's own first bytes.
+void gguf_seeds(const fs::path& fixture) {
+  GgufFile f(fixture.string());
+  const std::string tag = fixture.stem().string();
+  for (bool with_tensors : {false, true}) {
+    const fs::path dest = g_out / (with_tensors ? "gguf" : "gguf_tokenizer") / (tag + ".gguf");
+    fs::create_directories(dest.parent_path());
+    GgufWriter w(dest.string());
+    for (const auto& [k, v] : f.metadata())
+      if (k != "general.alignment") w.set(k, truncated(v));
+    if (with_tensors)
+      for (const Tensor& t : f.tensors()) {
+        const int64_t bs = ggml_block_size(t.format), cols = bs > 1 ? bs : 4;
+        const std::vector<int64_t> shape = t.shape.size() == 1 ? std::vector<int64_t>{cols} : std::vector<int64_t>{1, cols};
+        w.add_tensor(t.name, shape, t.format, t.data, format_row_bytes(t.format, cols));
+      }
+    w.finish();
+  }
+}
+
+// A complete tiny model as lmq's file: the real config.json with its sizes shrunk, the trimmed
+// real tokenizer, every tensor the forward pass binds (one of each stored format) filled with
+// the real model's first weight bytes.
+void lmq_file_seed(const fs::path& model_dir, const std::string& tokenizer, const std::string& tag) {
+  json cj = json::parse(read_text_file((model_dir / "config.json").string()));
+  cj.update({{"hidden_size", 32}, {"num_hidden_layers", 1}, {"num_attention_heads", 2}, {"num_key_value_heads", 1},
+             {"head_dim", 16}, {"intermediate_size", 64}, {"vocab_size", int(kPieces)},
+             {"max_position_embeddings", 64}, {"tie_word_embeddings", false}});
+  const ModelConfig c = ModelConfig::from_hf_json(cj.dump(), tag);
+  const int64_t H = c.hidden, Q = c.q_dim(), KV = c.kv_dim(), F = c.ffn, V = c.vocab;
+  struct Plan { std::string name, scheme; std::vector<int64_t> shape; Format f; };
+  const std::string l = "model.layers.0.";
+  std::vector<Plan> plan = {
+      {"model.embed_tokens.weight", "f16", {V, H}, Format::F16},
+      {"model.norm.weight", "f32", {H}, Format::F32},
+      {"lm_head.weight", "bf16", {V, H}, Format::BF16},
+      {l + "input_layernorm.weight", "f32", {H}, Format::F32},
+      {l + "post_attention_layernorm.weight", "f32", {H}, Format::F32},
+      {l + "self_attn.q_proj.weight", "int4:g32:asym:mse", {Q, H}, Format::LMQ_INT},
+      {l + "self_attn.k_proj.weight", "int8", {KV, H}, Format::LMQ_INT},
+      {l + "self_attn.v_proj.weight", "q8_0", {KV, H}, Format::Q8_0},
+      {l + "self_attn.o_proj.weight", "int3:tensor:s=f32", {H, Q}, Format::LMQ_INT},
+      {l + "mlp.gate_proj.weight", "int2:g16:sym:s=bf16", {F, H}, Format::LMQ_INT},
+      {l + "mlp.up_proj.weight", "q4_0", {F, H}, Format::Q4_0},
+      {l + "mlp.down_proj.weight", "q5_1", {H, F}, Format::Q5_1},
+  };
+  if (c.qkv_bias)
+    for (const char* b : {"q_proj.bias", "k_proj.bias", "v_proj.bias"})
+      plan.push_back({l + "self_attn." + b, "f32", {std::string(b) == "q_proj.bias" ? Q : KV}, Format::F32});
+  std::vector<LmqTensorSpec> specs;
+  for (const Plan& p : plan) {
+    LmqTensorSpec s{p.name, p.shape, p.f, {}, p.scheme, 0};
+    if (p.f == Format::LMQ_INT) s.q = quant::parse_scheme(p.scheme).p;
+    s.nbytes = stored_bytes(s.format, s.q, s.shape);
+    specs.push_back(s);
+  }
+  MappedFile weights((model_dir / "model-00001-of-00003.safetensors").string());
+  const fs::path dest = g_out / "lmq_file" / (tag + ".lmq");
+  fs::create_directories(dest.parent_path());
+  LmqFileWriter w(dest.string(), c.to_hf_json(), tokenizer, {{"lmq.source", tag}}, specs);
+  for (const auto& s : specs) w.write_tensor(s.name, weights.data() + weights.size() / 2, s.nbytes);
+  w.commit();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: make_seeds <shared dir> <out dir>\n");
+    return 2;
+  }
+  const fs::path shared = argv[1];
+  g_out = argv[2];
+  fs::remove_all(g_out);
+  const std::string tokenizer = trimmed_spm(read_text_file((shared / "models/lmq-llama-25m/tokenizer.model").string()));
+  Tokenizer::from_bytes(tokenizer, "trimmed tokenizer.model");  // the seed must be a loadable model
+  put("tokenizer", "lmq-llama-25m-trimmed.model", tokenizer);
+  for (const char* m : {"lmq-llama-25m", "lmq-qwen2-21m"}) {
+    const fs::path dir = shared / "models" / m;
+    put("config", std::string(m) + ".json", read_text_file((dir / "config.json").string()));
+    put("shard_index", std::string(m) + ".json", read_text_file((dir / "model.safetensors.index.json").string()));
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.path().extension() == ".safetensors") safetensors_seeds(e.path(), std::string(m) + "-" + e.path().stem().string());
+    lmq_file_seed(dir, tokenizer, m);
+  }
+  for (const auto& e : fs::directory_iterator(shared / "gguf"))
+    if (e.path().extension() == ".gguf") gguf_seeds(e.path());
+  // Scheme strings: the sweep's full set, overrides and activation rules as the docs write them.
+  int i = 0;
+  for (const auto& s : default_sweep_schemes(true)) put("scheme", "sweep-" + std::to_string(i++), s);
+  for (const char* s : {"int4:g128:asym:mse", "int8:channel:sym:pct99.9:s=bf16", "mlp\\.down_proj=int8:g64",
+                        "self_attn\\.(q|k)_proj=f16", "attn_v=q6_k", "ffn_down.*=q4_k", "dynamic:mse", "none"})
+    put("scheme", "doc-" + std::to_string(i++), s);
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "make_seeds: %s\n", e.what());
+  return 1;
+}
