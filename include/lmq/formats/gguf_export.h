@@ -6,6 +6,7 @@
 // GgufWriter's streamed mode into an atomic file (temp file, fsync, rename).
 #pragma once
 #include <functional>
+#include <map>
 #include <regex>
 #include <string>
 #include <vector>
@@ -44,7 +45,15 @@ struct GgufExportOptions {
   GgufScheme scheme;
   std::vector<GgufTypeOverride> overrides;  // first match wins; then the fallback applies
   std::string name;  // general.name; empty: from the model's path ("lmq-llama-25m" → "Lmq Llama 25m")
+  // From a calibrated method (calib/gguf_target.h), by HF tensor name:
+  const std::map<std::string, std::vector<uint8_t>>* prequantized = nullptr;  // bytes of the planned type, HF row order
+  const std::map<std::string, std::vector<float>>* importance = nullptr;      // per input column
+  bool weighted = false;  // quantized tensors get ggml_quantize_row's weighted fit (importance 1 if absent)
 };
+
+// The ggml type export_gguf stores each tensor of `src` in (by HF name), and why (a fallback note).
+std::map<std::string, Format> gguf_tensor_types(const Model& src, const GgufExportOptions& o,
+                                                std::map<std::string, std::string>* notes = nullptr);
 
 struct GgufTensorReport {
   std::string name, hf_name, type, note;  // note: "fallback from q4_K" etc.
