@@ -307,6 +307,7 @@ void cmd_quantize_gguf(const std::string& path, const QuantOpts& q, int threads)
   o.scheme = parse_gguf_scheme(q.scheme == "int8:channel:sym" ? "q8_0" : q.scheme);  // lmq's default → q8_0
   for (const auto& ov : q.overrides) o.overrides.push_back(parse_gguf_override(ov));
   const calib::CalibQuantOptions cq = calib_options(q, *m, path, threads);
+  if (q.hessian_fit && cq.method != calib::Method::Gptq) fail("--hessian-fit: only with --method gptq");
   calib::CalibQuantReport crep;
   const calib::GgufCalibration cal = calib::calibrate_for_gguf(*m, gguf_tensor_types(*m, o), cq, q.hessian_fit,
                                                                &crep, block_progress(cq.method));
