@@ -213,7 +213,7 @@ TEST(GptqGgml, CliLlamaExportLoadsAndEvaluates) {
   const std::string text = read_text_file(shared_path("text/docs-valid.txt"));
   lmq::test::write_file(calib, text.substr(text.find('\n', text.size() / 2) + 1, 60000));
   auto r = run_lmq({"quantize", model, "-o", out, "--format", "gguf", "--scheme", "q4_0", "--method", "gptq",
-                    "--calib", calib, "--calib-samples", "4", "--calib-len", "128", "--threads", "2", "--json"});
+                    "--calib", calib, "--calib-samples", "2", "--calib-len", "64", "--threads", "2", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_GT(j["gptq_layers"].size(), 0u);
@@ -232,7 +232,7 @@ TEST(GptqGgml, CliLlamaExportLoadsAndEvaluates) {
                     "--ctx", "256", "--threads", "2", "--json"});
   ASSERT_EQ(e.exit_code, 0) << e.err;
   const auto ej = nlohmann::json::parse(e.out);
-  EXPECT_LT(ej["kld_mean"].get<double>(), 0.1) << e.out;
+  EXPECT_LT(ej["kld_mean"].get<double>(), 0.05) << e.out;  // measured 0.020
   // GGUF targets reject lmq-only flags
   auto bad = run_lmq({"quantize", model, "-o", dir + "/b.lmq", "--hessian-fit"});
   EXPECT_EQ(bad.exit_code, 1);
