@@ -3,7 +3,9 @@
 // permuted as convert_hf_to_gguf.py does, norms and biases in F32, 2-D weights in a ggml type
 // chosen as llama-quantize chooses it (see GgufScheme), quantized by lmq's byte-exact copies of
 // llama.cpp's reference quantizers. Streamed: one tensor in memory at a time, written through
-// GgufWriter's streamed mode into an atomic file (temp file, fsync, rename).
+// GgufWriter's streamed mode into an atomic file (temp file, fsync, rename). A calibrated method
+// (calib/gguf_target.h) hands in the bytes it chose (`prequantized`, in HF row order: the Q/K
+// permutation moves whole quantized rows) or importance for weighted fits.
 #pragma once
 #include <functional>
 #include <map>
