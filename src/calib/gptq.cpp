@@ -16,58 +16,39 @@ namespace lmq::calib {
 
 using quant::GroupQ;
 
-quant::QuantStats gptq_quantize(const float* w, int64_t rows, int64_t K, const float* H, const quant::Scheme& s,
-                                const GptqOptions& o, uint8_t* out) {
-  if (s.kind != quant::Scheme::Int) fail("GPTQ needs an integer scheme, got {}", s.to_string());
+GptqState gptq_prepare(const float* w, int64_t rows, int64_t K, const float* H, const GptqOptions& o) {
   if (!(o.damp >= 0) || !std::isfinite(o.damp)) fail("--damp {}: must be a finite number ≥ 0", o.damp);
-  if (o.block < 1) fail("GPTQ block {}: must be ≥ 1", o.block);
-  const IntParams& p = s.p;
-  const quant::IntLayout l = quant::int_layout(p, rows, K);
-  const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
   for (int64_t i = 0; i < rows * K; ++i)
     if (!std::isfinite(w[i])) fail("weight {} at row {}, column {} is not finite", w[i], i / K, i % K);
   for (int64_t i = 0; i < K * K; ++i)
     if (!std::isfinite(H[i])) fail("Hessian entry ({}, {}) is not finite", i / K, i % K);
+  GptqState st;
+  st.rows = rows;
+  st.K = K;
 
   // 1. dead inputs
-  std::vector<double> W(w, w + rows * K);
-  std::vector<double> diag(static_cast<size_t>(K));
-  std::vector<char> dead(static_cast<size_t>(K), 0);
+  st.W.assign(w, w + rows * K);
+  st.diag.resize(static_cast<size_t>(K));
   for (int64_t j = 0; j < K; ++j) {
-    diag[j] = H[j * K + j];
-    if (diag[j] == 0) {
-      dead[j] = 1;
-      diag[j] = 1;
-      for (int64_t r = 0; r < rows; ++r) W[size_t(r * K + j)] = 0;
+    st.diag[j] = H[j * K + j];
+    if (st.diag[j] == 0) {
+      st.diag[j] = 1;
+      for (int64_t r = 0; r < rows; ++r) st.W[size_t(r * K + j)] = 0;
     }
   }
-
-  // Group parameters fixed up front (per tensor, per channel, act-order's static groups).
-  const int64_t G = p.group, gpr = l.groups_per_row;
-  const bool dynamic = G > 0 && !o.act_order;
-  std::vector<GroupQ> qs(static_cast<size_t>(l.n_scales));
-  if (!dynamic) {
-    std::vector<float> wf(W.begin(), W.end());
-    if (G == 0) {
-      qs[0] = quant::choose_group_params(wf.data(), rows * K, p, s.range, nullptr, s.percentile);
-    } else {
-      const int64_t span = G > 0 ? G : std::max<int64_t>(K, 1);
-#pragma omp parallel for num_threads(threads) schedule(static)
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c0 = 0; c0 < K; c0 += span)
-          qs[size_t(quant::int_scale_index(p, gpr, r, c0))] = quant::choose_group_params(
-              wf.data() + r * K + c0, std::min(span, K - c0), p, s.range, nullptr, s.percentile);
-    }
-  }
+  const std::vector<double>& diag = st.diag;
 
   // 2. processing order
-  std::vector<int64_t> perm(static_cast<size_t>(K));
+  std::vector<int64_t>& perm = st.perm;
+  perm.resize(static_cast<size_t>(K));
   std::iota(perm.begin(), perm.end(), 0);
   if (o.act_order)
     std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return diag[a] > diag[b]; });
-  std::vector<double> Wp(static_cast<size_t>(rows * K)), U(size_t(K * K));
+  st.Wp.resize(static_cast<size_t>(rows * K));
+  std::vector<double>& U = st.U;
+  U.resize(size_t(K * K));
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < K; ++j) Wp[size_t(r * K + j)] = W[size_t(r * K + perm[j])];
+    for (int64_t j = 0; j < K; ++j) st.Wp[size_t(r * K + j)] = st.W[size_t(r * K + perm[j])];
   for (int64_t i = 0; i < K; ++i)
     for (int64_t j = 0; j < K; ++j)
       U[size_t(i * K + j)] = i == j ? diag[perm[i]] : double(H[perm[i] * K + perm[j]]);
@@ -91,10 +72,12 @@ quant::QuantStats gptq_quantize(const float* w, int64_t rows, int64_t K, const f
     for (int64_t i = 0; i < K; ++i)
       for (int64_t j = 0; j < i; ++j) U[size_t(i * K + j)] = 0;
   }
+  return st;
+}
 
-  // 5. column by column with lazy batched updates
-  const int64_t B = dynamic ? G * std::max<int64_t>(1, o.block / G) : o.block;
-  std::vector<uint8_t> codes(static_cast<size_t>(rows * K));
+void gptq_run(GptqState& st, int64_t B, int threads, const GptqColumnQuant& quant) {
+  const int64_t rows = st.rows, K = st.K;
+  const std::vector<double>& U = st.U;
   std::vector<double> E(size_t(rows * std::min(B, std::max<int64_t>(K, 1))));
   std::vector<std::exception_ptr> errors(static_cast<size_t>(rows));
   for (int64_t i1 = 0; i1 < K; i1 += B) {
@@ -102,24 +85,9 @@ quant::QuantStats gptq_quantize(const float* w, int64_t rows, int64_t K, const f
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       try {
-        double* wr = Wp.data() + r * K;
+        double* wr = st.Wp.data() + r * K;
         for (int64_t j = i1; j < i2; ++j) {
-          const int64_t c = perm[j];
-          if (dynamic && j % G == 0) {
-            const int64_t len = std::min(G, K - j);
-            float seg[1024];
-            std::vector<float> big;
-            float* sp = seg;
-            if (len > 1024) big.resize(size_t(len)), sp = big.data();
-            for (int64_t k = 0; k < len; ++k) sp[k] = float(wr[j + k]);
-            qs[size_t(r * gpr + j / G)] = quant::choose_group_params(sp, len, p, s.range, nullptr, s.percentile);
-          }
-          const GroupQ g = qs[size_t(quant::int_scale_index(p, gpr, r, c))];
-          uint8_t u;
-          const float x = float(wr[j]);
-          quant::quantize_group(&x, 1, g, p.bits, &u);
-          codes[size_t(r * K + c)] = u;
-          const double e = (wr[j] - double(quant::dequant_code(g.scale, u, g.zero))) / U[size_t(j * K + j)];
+          const double e = (wr[j] - quant(r, j, wr)) / U[size_t(j * K + j)];
           E[size_t(r * nb + (j - i1))] = e;
           const double* uj = U.data() + j * K;
           for (int64_t k = j + 1; k < i2; ++k) wr[k] -= e * uj[k];
@@ -132,23 +100,73 @@ quant::QuantStats gptq_quantize(const float* w, int64_t rows, int64_t K, const f
       if (e) std::rethrow_exception(e);
     if (i2 < K)
       cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(K - i2), int(nb), -1.0, E.data(),
-                  int(nb), U.data() + i1 * K + i2, int(K), 1.0, Wp.data() + i2, int(K));
+                  int(nb), U.data() + i1 * K + i2, int(K), 1.0, st.Wp.data() + i2, int(K));
   }
+}
+
+quant::QuantStats gptq_quantize(const float* w, int64_t rows, int64_t K, const float* H, const quant::Scheme& s,
+                                const GptqOptions& o, uint8_t* out) {
+  if (s.kind != quant::Scheme::Int) fail("GPTQ needs an integer scheme, got {}", s.to_string());
+  if (o.block < 1) fail("GPTQ block {}: must be ≥ 1", o.block);
+  const IntParams& p = s.p;
+  const quant::IntLayout l = quant::int_layout(p, rows, K);
+  const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
+  GptqState st = gptq_prepare(w, rows, K, H, o);
+
+  // Group parameters fixed up front (per tensor, per channel, act-order's static groups).
+  const int64_t G = p.group, gpr = l.groups_per_row;
+  const bool dynamic = G > 0 && !o.act_order;
+  std::vector<GroupQ> qs(static_cast<size_t>(l.n_scales));
+  if (!dynamic) {
+    std::vector<float> wf(st.W.begin(), st.W.end());
+    if (G == 0) {
+      qs[0] = quant::choose_group_params(wf.data(), rows * K, p, s.range, nullptr, s.percentile);
+    } else {
+      const int64_t span = G > 0 ? G : std::max<int64_t>(K, 1);
+#pragma omp parallel for num_threads(threads) schedule(static)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c0 = 0; c0 < K; c0 += span)
+          qs[size_t(quant::int_scale_index(p, gpr, r, c0))] = quant::choose_group_params(
+              wf.data() + r * K + c0, std::min(span, K - c0), p, s.range, nullptr, s.percentile);
+    }
+  }
+
+  // 5. column by column with lazy batched updates
+  const int64_t B = dynamic ? G * std::max<int64_t>(1, o.block / G) : o.block;
+  std::vector<uint8_t> codes(static_cast<size_t>(rows * K));
+  gptq_run(st, B, threads, [&](int64_t r, int64_t j, const double* wr) {
+    const int64_t c = st.perm[j];
+    if (dynamic && j % G == 0) {
+      const int64_t len = std::min(G, K - j);
+      float seg[1024];
+      std::vector<float> big;
+      float* sp = seg;
+      if (len > 1024) big.resize(size_t(len)), sp = big.data();
+      for (int64_t k = 0; k < len; ++k) sp[k] = float(wr[j + k]);
+      qs[size_t(r * gpr + j / G)] = quant::choose_group_params(sp, len, p, s.range, nullptr, s.percentile);
+    }
+    const GroupQ g = qs[size_t(quant::int_scale_index(p, gpr, r, c))];
+    uint8_t u;
+    const float x = float(wr[j]);
+    quant::quantize_group(&x, 1, g, p.bits, &u);
+    codes[size_t(r * K + c)] = u;
+    return double(quant::dequant_code(g.scale, u, g.zero));
+  });
 
   quant::store_int_tensor(p, rows, K, codes.data(), qs.data(), out);
 
-  quant::QuantStats st;
+  quant::QuantStats qst;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < K; ++c) {
       const GroupQ g = qs[size_t(quant::int_scale_index(p, gpr, r, c))];
       const double x = w[r * K + c];
       const double e = x - double(quant::dequant_code(g.scale, codes[size_t(r * K + c)], g.zero));
-      st.sq_err += e * e;
-      st.sq_ref += x * x;
-      st.max_abs = std::max(st.max_abs, std::fabs(e));
+      qst.sq_err += e * e;
+      qst.sq_ref += x * x;
+      qst.max_abs = std::max(qst.max_abs, std::fabs(e));
     }
-  st.rel_rms = st.sq_ref > 0 ? std::sqrt(st.sq_err / st.sq_ref) : 0.0;
-  return st;
+  qst.rel_rms = qst.sq_ref > 0 ? std::sqrt(qst.sq_err / qst.sq_ref) : 0.0;
+  return qst;
 }
 
 double output_error(const float* w, const float* wq, int64_t rows, int64_t K, const float* H) {

@@ -144,7 +144,8 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
     parts.tokenizer_bytes = "";
     parts.tensors = src.tensors();
     std::vector<float> w;
-    for (const Tensor* t : block_linears(lw)) {
+    if (c.block_quantizer) c.block_quantizer(l, block_linears(lw), block_stats, parts);
+    else for (const Tensor* t : block_linears(lw)) {
       const quant::Scheme s = resolve_scheme(*t, o);
       if (s.kind != quant::Scheme::Int) continue;
       const InputStats* st = find_stats(block_stats, t->name);
@@ -197,7 +198,8 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
   }
   if (!c.stats_out.empty()) {
     std::map<std::string, std::string> meta = c.stats_meta;
-    meta["lmq.stats.sequential"] = c.method == Method::Gptq && !from_file ? "gptq:" + o.scheme.to_string() : "no";
+    if (!meta.count("lmq.stats.sequential"))  // a block_quantizer's caller names its own scheme
+      meta["lmq.stats.sequential"] = c.method == Method::Gptq && !from_file ? "gptq:" + o.scheme.to_string() : "no";
     meta["lmq.stats.windows"] = std::to_string(c.windows.size());
     meta["lmq.stats.tokens"] = std::to_string(rep.tokens);
     save_stats(c.stats_out, saved, meta);

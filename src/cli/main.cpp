@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmq/calib/calib.h"
+#include "lmq/calib/gguf_target.h"
 #include "lmq/calib/pipeline.h"
 #include "lmq/error.h"
 #include "lmq/eval/bench.h"
@@ -237,7 +238,7 @@ struct QuantOpts {
   std::string method = "rtn", calib, stats_in, stats_out;
   calib::CalibOptions co;
   double damp = 0.01;
-  bool act_order = false;
+  bool act_order = false, hessian_fit = false;
 };
 
 std::string command_line(int argc, char** argv) {
@@ -246,48 +247,8 @@ std::string command_line(int argc, char** argv) {
   return s;
 }
 
-// --format gguf: llama.cpp's file, ggml type names (or llama.cpp mixtures) as schemes.
-void cmd_quantize_gguf(const std::string& path, const QuantOpts& q) {
-  auto m = Model::load(path);
-  GgufExportOptions o;
-  o.scheme = parse_gguf_scheme(q.scheme == "int8:channel:sym" ? "q8_0" : q.scheme);  // lmq's default → q8_0
-  for (const auto& ov : q.overrides) o.overrides.push_back(parse_gguf_override(ov));
-  const GgufProgress progress = tty_tensor_progress();
-  const GgufExportReport r = export_gguf(*m, q.out, o, progress);
-  if (q.json) {
-    json j{{"model", path},         {"output", q.out},         {"format", "gguf"},    {"scheme", o.scheme.name},
-           {"params", r.params},    {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes},
-           {"bpw", r.bpw},          {"rel_rms", r.rel_rms},    {"fallbacks", r.n_fallback},
-           {"seconds", r.seconds},  {"peak_rss_bytes", peak_rss_bytes()}};
-    for (const auto& t : r.tensors)
-      j["tensors"].push_back({{"name", t.name}, {"hf_name", t.hf_name}, {"type", t.type}, {"shape", t.shape},
-                              {"params", t.params}, {"bytes", t.bytes}, {"rel_rms", t.rel_rms}, {"note", t.note}});
-    fmt::print("{}\n", j.dump(1));
-    return;
-  }
-  fmt::print("{:<32} {:<6} {:>8} {:>10}  {}\n", "tensor", "type", "bpw", "rel RMS", "");
-  for (const auto& t : r.tensors)
-    fmt::print("{:<32} {:<6} {:>8.3f} {:>10.5f}  {}\n", t.name, t.type, 8.0 * double(t.bytes) / double(t.params),
-               t.rel_rms, t.note);
-  fmt::print("\ntotal: {} params, {} tensor bytes = {:.3f} bits per weight, rel RMS {:.5f}, {} fallbacks\n", r.params,
-             r.tensor_bytes, r.bpw, r.rel_rms, r.n_fallback);
-  fmt::print("wrote {} ({} bytes, GGUF {}) in {:.1f} s, peak memory {:.1f} MiB\n", q.out, r.file_bytes, o.scheme.name,
-             r.seconds, double(peak_rss_bytes()) / (1 << 20));
-}
-
-void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, const std::string& cmdline) {
-  if (q.out.empty()) fail("-o: an output path is required");
-  if (q.format == "gguf") return cmd_quantize_gguf(path, q);
-  if (q.format != "lmq") fail("--format '{}': expected lmq or gguf", q.format);
-  const auto t_start = std::chrono::steady_clock::now();
-  auto m = Model::load(path);
-  QuantizeOptions o;
-  o.scheme = quant::parse_scheme(q.scheme);
-  for (const auto& ov : q.overrides) o.overrides.push_back(parse_override(ov));
-  o.threads = threads;
-  o.provenance["lmq.source"] = path;
-  o.provenance["lmq.command"] = cmdline;
-
+// --method's calibration options (both output formats): validation and the windows.
+calib::CalibQuantOptions calib_options(const QuantOpts& q, const Model& m, const std::string& path, int threads) {
   calib::CalibQuantOptions cq;
   cq.method = calib::parse_method(q.method);
   cq.stats_in = q.stats_in;
@@ -303,29 +264,105 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
   if (!q.calib.empty() && !q.stats_in.empty()) fail("--calib and --stats: give one of them");
   if (!q.calib.empty()) {
     const std::string text = read_text_file(q.calib);
-    if (q.co.len > m->config().max_pos)
-      fail("--calib-len {}: exceeds the model's context of {} tokens", q.co.len, m->config().max_pos);
-    cq.windows = calib::calib_windows(m->tokenizer(), text, q.co.samples, q.co.len, m->config().bos_id);
+    if (q.co.len > m.config().max_pos)
+      fail("--calib-len {}: exceeds the model's context of {} tokens", q.co.len, m.config().max_pos);
+    cq.windows = calib::calib_windows(m.tokenizer(), text, q.co.samples, q.co.len, m.config().bos_id);
     cq.stats_meta["lmq.stats.calib"] = q.calib;
     cq.stats_meta["lmq.stats.model"] = path;
-    o.provenance["lmq.calib"] = fmt::format("{} ({} windows of {})", q.calib, q.co.samples, q.co.len);
   }
+  return cq;
+}
+
+calib::BlockProgress block_progress(calib::Method m) {
+  if (!stderr_is_tty() || m == calib::Method::Rtn || m == calib::Method::Mse) return {};
+  return [t0 = std::chrono::steady_clock::now()](int b, int n, const std::string& stage) {
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const std::string eta = b > 0 && b < n ? fmt::format(", ETA {:.0f} s", el / b * (n - b)) : "";
+    fmt::print(stderr, "\r\033[K{} block {}/{} ({:.0f} s{})", stage, std::min(b + 1, n), n, el, eta);
+    if (b == n) fmt::print(stderr, "\n");
+    std::fflush(stderr);
+  };
+}
+
+void print_calib_summary(const calib::CalibQuantReport& crep, const std::string& method,
+                         std::chrono::steady_clock::time_point t_start, const char* baseline) {
+  if (!crep.layers.empty()) {
+    double g = 0, rt = 0;
+    for (const auto& l : crep.layers) g += l.gptq_err, rt += l.rtn_err;
+    fmt::print("gptq: {} layers, calibration output error tr(ΔHΔᵀ)/2 summed: gptq {:.4g} vs {} {:.4g} ({:.3f}×)\n",
+               crep.layers.size(), g, baseline, rt, rt > 0 ? g / rt : 0.0);
+  }
+  fmt::print("method {}: calibration {:.1f} s ({} tokens), gptq {:.1f} s; total {:.1f} s, peak memory {:.0f} MiB\n",
+             method, crep.calib_seconds, crep.tokens, crep.quant_seconds,
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(),
+             double(peak_rss_bytes()) / (1 << 20));
+}
+
+// --format gguf: llama.cpp's file, ggml type names (or llama.cpp mixtures) as schemes; the
+// --method chooses codes and scales within the block formats (calib/gguf_target.h).
+void cmd_quantize_gguf(const std::string& path, const QuantOpts& q, int threads) {
+  const auto t_start = std::chrono::steady_clock::now();
+  auto m = Model::load(path);
+  GgufExportOptions o;
+  o.scheme = parse_gguf_scheme(q.scheme == "int8:channel:sym" ? "q8_0" : q.scheme);  // lmq's default → q8_0
+  for (const auto& ov : q.overrides) o.overrides.push_back(parse_gguf_override(ov));
+  const calib::CalibQuantOptions cq = calib_options(q, *m, path, threads);
+  if (q.hessian_fit && cq.method != calib::Method::Gptq) fail("--hessian-fit: only with --method gptq");
+  calib::CalibQuantReport crep;
+  const calib::GgufCalibration cal = calib::calibrate_for_gguf(*m, gguf_tensor_types(*m, o), cq, q.hessian_fit,
+                                                               &crep, block_progress(cq.method));
+  o.prequantized = &cal.prequantized;
+  o.importance = &cal.importance;
+  o.weighted = cal.weighted;
+  const GgufProgress progress = tty_tensor_progress();
+  const GgufExportReport r = export_gguf(*m, q.out, o, progress);
+  if (q.json) {
+    json j{{"model", path},         {"output", q.out},         {"format", "gguf"},    {"scheme", o.scheme.name},
+           {"params", r.params},    {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes},
+           {"bpw", r.bpw},          {"rel_rms", r.rel_rms},    {"fallbacks", r.n_fallback},
+           {"seconds", r.seconds},  {"peak_rss_bytes", peak_rss_bytes()}, {"method", q.method}};
+    for (const auto& t : r.tensors)
+      j["tensors"].push_back({{"name", t.name}, {"hf_name", t.hf_name}, {"type", t.type}, {"shape", t.shape},
+                              {"params", t.params}, {"bytes", t.bytes}, {"rel_rms", t.rel_rms}, {"note", t.note}});
+    for (const auto& l : crep.layers)
+      j["gptq_layers"].push_back({{"name", l.name}, {"gptq_output_err", l.gptq_err}, {"ref_output_err", l.rtn_err}});
+    fmt::print("{}\n", j.dump(1));
+    return;
+  }
+  fmt::print("{:<32} {:<6} {:>8} {:>10}  {}\n", "tensor", "type", "bpw", "rel RMS", "");
+  for (const auto& t : r.tensors)
+    fmt::print("{:<32} {:<6} {:>8.3f} {:>10.5f}  {}\n", t.name, t.type, 8.0 * double(t.bytes) / double(t.params),
+               t.rel_rms, t.note);
+  fmt::print("\ntotal: {} params, {} tensor bytes = {:.3f} bits per weight, rel RMS {:.5f}, {} fallbacks\n", r.params,
+             r.tensor_bytes, r.bpw, r.rel_rms, r.n_fallback);
+  fmt::print("wrote {} ({} bytes, GGUF {}) in {:.1f} s, peak memory {:.1f} MiB\n", q.out, r.file_bytes, o.scheme.name,
+             r.seconds, double(peak_rss_bytes()) / (1 << 20));
+  if (cq.method != calib::Method::Rtn) print_calib_summary(crep, q.method, t_start, "llama.cpp's quantizer");
+}
+
+void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, const std::string& cmdline) {
+  if (q.out.empty()) fail("-o: an output path is required");
+  if (q.format == "gguf") return cmd_quantize_gguf(path, q, threads);
+  if (q.format != "lmq") fail("--format '{}': expected lmq or gguf", q.format);
+  if (q.hessian_fit) fail("--hessian-fit: only for --format gguf --method gptq");
+  const auto t_start = std::chrono::steady_clock::now();
+  auto m = Model::load(path);
+  QuantizeOptions o;
+  o.scheme = quant::parse_scheme(q.scheme);
+  for (const auto& ov : q.overrides) o.overrides.push_back(parse_override(ov));
+  o.threads = threads;
+  o.provenance["lmq.source"] = path;
+  o.provenance["lmq.command"] = cmdline;
+
+  const calib::CalibQuantOptions cq = calib_options(q, *m, path, threads);
+  if (!q.calib.empty())
+    o.provenance["lmq.calib"] = fmt::format("{} ({} windows of {})", q.calib, q.co.samples, q.co.len);
   o.provenance["lmq.method"] = q.method;
   if (cq.method == calib::Method::Gptq)
     o.provenance["lmq.gptq"] = fmt::format("damp={} act_order={}", q.damp, q.act_order ? "yes" : "no");
 
-  calib::BlockProgress bprog;
-  if (stderr_is_tty() && needs_calib)
-    bprog = [t0 = std::chrono::steady_clock::now()](int b, int n, const std::string& stage) {
-      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const std::string eta = b > 0 && b < n ? fmt::format(", ETA {:.0f} s", el / b * (n - b)) : "";
-      fmt::print(stderr, "\r\033[K{} block {}/{} ({:.0f} s{})", stage, std::min(b + 1, n), n, el, eta);
-      if (b == n) fmt::print(stderr, "\n");
-      std::fflush(stderr);
-    };
   calib::CalibQuantReport crep;
-  auto holder = calib::prepare_calibrated(*m, o, cq, &crep, bprog);
-
+  auto holder = calib::prepare_calibrated(*m, o, cq, &crep, block_progress(cq.method));
   const TensorProgress progress = tty_tensor_progress();
   QuantizeReport r = quantize_model(*m, q.out, o, progress);
   if (q.json) {
@@ -349,16 +386,7 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
   fmt::print("\ntotal: {} params, {} tensor bytes = {:.3f} bits per weight, rel RMS {:.5f}\n", r.params,
              r.tensor_bytes, r.bpw, r.rel_rms);
   fmt::print("wrote {} ({} bytes)\n", q.out, r.file_bytes);
-  if (!crep.layers.empty()) {
-    double g = 0, rt = 0;
-    for (const auto& l : crep.layers) g += l.gptq_err, rt += l.rtn_err;
-    fmt::print("gptq: {} layers, calibration output error tr(ΔHΔᵀ)/2 summed: gptq {:.4g} vs rtn {:.4g} ({:.3f}×)\n",
-               crep.layers.size(), g, rt, rt > 0 ? g / rt : 0.0);
-  }
-  fmt::print("method {}: calibration {:.1f} s ({} tokens), gptq {:.1f} s; total {:.1f} s, peak memory {:.0f} MiB\n",
-             q.method, crep.calib_seconds, crep.tokens, crep.quant_seconds,
-             std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(),
-             double(peak_rss_bytes()) / (1 << 20));
+  print_calib_summary(crep, q.method, t_start, "rtn");
 }
 
 // ---------------------------------------------------------------- sweep
@@ -482,6 +510,8 @@ int main(int argc, char** argv) {
   quantize->add_option("--calib-len", qo.co.len, "tokens per calibration window (BOS included)")->capture_default_str();
   quantize->add_option("--damp", qo.damp, "GPTQ damping, a fraction of mean(diag H)")->capture_default_str();
   quantize->add_flag("--act-order", qo.act_order, "GPTQ: columns by descending activation energy (static groups)");
+  quantize->add_flag("--hessian-fit", qo.hessian_fit,
+                    "gguf + gptq: fit each block's scales weighted by diag(H) (like an imatrix)");
   quantize->add_option("--save-stats", qo.stats_out, "write the calibration statistics (safetensors)");
   quantize->add_option("--stats", qo.stats_in, "use statistics saved by --save-stats instead of --calib");
   quantize->add_flag("--json", qo.json, "print JSON");

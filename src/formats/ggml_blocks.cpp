@@ -234,11 +234,44 @@ inline int trunc_to_int(float v, int lo, int hi) {
   return int(v);
 }
 
-void q_q8_0(const float* x, uint8_t* out, int64_t nb) {
+// ---- importance-weighted fits (ggml_quantize_row with an importance vector) ----
+// llama.cpp's imatrix weighting: w_i = imp_i · sqrt(σ² + x_i²), σ² the mean x² of the block
+// (times `sigma_mul`, 2 for the K-quants as in llama.cpp), so that both the calibration
+// importance and the value's own size count.
+void importance_weights(const float* x, const float* imp, int n, float sigma_mul, float* w) {
+  float sum_x2 = 0;
+  for (int i = 0; i < n; ++i) sum_x2 += x[i] * x[i];
+  const float sigma2 = sigma_mul * sum_x2 / float(n);
+  for (int i = 0; i < n; ++i) w[i] = imp[i] * std::sqrt(sigma2 + x[i] * x[i]);
+}
+
+float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* qw);
+float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
+                       uint8_t* Laux, float rmin, float rdelta, int nstep, bool use_mad);
+
+// Weighted symmetric scale of a 32-block (Q8_0, Q4_0, Q5_0): make_qx_quants with the weights.
+float weighted_sym_scale(const float* x, const float* imp, int nmax) {
+  float w[32];
+  int8_t L[32];
+  importance_weights(x, imp, 32, 1.f, w);
+  return make_qx_quants(32, nmax, x, L, w);
+}
+
+// Weighted (scale, min) of a 32-block (Q4_1, Q5_1); *min gets the (≤ 0) offset.
+float weighted_asym_scale(const float* x, const float* imp, int nmax, float* min) {
+  float w[32], the_min;
+  uint8_t L[32], Laux[32];
+  importance_weights(x, imp, 32, 1.f, w);
+  const float d = make_qkx2_quants(32, nmax, x, w, L, &the_min, Laux, -1.f, 0.1f, 20, false);
+  *min = -the_min;
+  return d;
+}
+
+void q_q8_0(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   for (int64_t i = 0; i < nb; ++i, x += QK8_0, out += sizeof(block_q8_0)) {
     float amax = 0.0f;
     for (int j = 0; j < QK8_0; ++j) amax = std::max(amax, std::fabs(x[j]));
-    const float d = amax / 127.0f;
+    const float d = imp ? weighted_sym_scale(x, imp + i * QK8_0, 127) : amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     f2h(out, d);
     for (int j = 0; j < QK8_0; ++j) {
@@ -248,9 +281,9 @@ void q_q8_0(const float* x, uint8_t* out, int64_t nb) {
   }
 }
 
-void q_q4_0(const float* x, uint8_t* out, int64_t nb) {
+void q_q4_0(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   for (int64_t i = 0; i < nb; ++i, x += QK4_0, out += sizeof(block_q4_0)) {
-    const float d = signed_absmax(x, QK4_0) / -8.0f;
+    const float d = imp ? weighted_sym_scale(x, imp + i * QK4_0, 8) : signed_absmax(x, QK4_0) / -8.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     f2h(out, d);
     for (int j = 0; j < QK4_0 / 2; ++j) {
@@ -261,14 +294,14 @@ void q_q4_0(const float* x, uint8_t* out, int64_t nb) {
   }
 }
 
-void q_q4_1(const float* x, uint8_t* out, int64_t nb) {
+void q_q4_1(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   for (int64_t i = 0; i < nb; ++i, x += QK4_1, out += sizeof(block_q4_1)) {
     float min = 3.402823466e+38f, max = -3.402823466e+38f;
     for (int j = 0; j < QK4_1; ++j) {
       if (x[j] < min) min = x[j];
       if (x[j] > max) max = x[j];
     }
-    const float d = (max - min) / 15.0f;
+    const float d = imp ? weighted_asym_scale(x, imp + i * QK4_1, 15, &min) : (max - min) / 15.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     f2h(out, d);
     f2h(out + 2, min);
@@ -282,9 +315,9 @@ void q_q4_1(const float* x, uint8_t* out, int64_t nb) {
   }
 }
 
-void q_q5_0(const float* x, uint8_t* out, int64_t nb) {
+void q_q5_0(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   for (int64_t i = 0; i < nb; ++i, x += QK5_0, out += sizeof(block_q5_0)) {
-    const float d = signed_absmax(x, QK5_0) / -16.0f;
+    const float d = imp ? weighted_sym_scale(x, imp + i * QK5_0, 16) : signed_absmax(x, QK5_0) / -16.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     f2h(out, d);
     uint32_t qh = 0;
@@ -299,14 +332,14 @@ void q_q5_0(const float* x, uint8_t* out, int64_t nb) {
   }
 }
 
-void q_q5_1(const float* x, uint8_t* out, int64_t nb) {
+void q_q5_1(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   for (int64_t i = 0; i < nb; ++i, x += QK5_1, out += sizeof(block_q5_1)) {
     float min = 3.402823466e+38f, max = -3.402823466e+38f;
     for (int j = 0; j < QK5_1; ++j) {
       if (x[j] < min) min = x[j];
       if (x[j] > max) max = x[j];
     }
-    const float d = (max - min) / 31.0f;
+    const float d = imp ? weighted_asym_scale(x, imp + i * QK5_1, 31, &min) : (max - min) / 31.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     f2h(out, d);
     f2h(out + 2, min);
@@ -522,7 +555,9 @@ inline void pack_2bit(const uint8_t* L, uint8_t* qs) {
       qs[j / 4 + l] = uint8_t(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
 }
 
-void q_q2_K(const float* x, uint8_t* out, int64_t nb) {
+void set_k4_codes(uint8_t* qs, uint8_t* qh, const uint8_t* L);
+
+void q_q2_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   uint8_t L[QK_K], Laux[16];
   float weights[16], mins[QK_K / 16], scales[QK_K / 16];
   const float q4scale = 15.f;
@@ -530,8 +565,9 @@ void q_q2_K(const float* x, uint8_t* out, int64_t nb) {
     block_q2_K y{};
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < QK_K / 16; ++j) {
-      for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
-      scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+      if (imp) importance_weights(x + 16 * j, imp + i * QK_K + 16 * j, 16, 1.f, weights);
+      else for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
+      scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, !imp);
       if (scales[j] > max_scale) max_scale = scales[j];
       if (mins[j] > max_min) max_min = mins[j];
     }
@@ -563,14 +599,15 @@ void q_q2_K(const float* x, uint8_t* out, int64_t nb) {
   }
 }
 
-void q_q3_K(const float* x, uint8_t* out, int64_t nb) {
+void q_q3_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   int8_t L[QK_K];
-  float scales[QK_K / 16];
+  float scales[QK_K / 16], w[16];
   for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q3_K)) {
     block_q3_K y{};
     float max_scale = 0, amax = 0;
     for (int j = 0; j < QK_K / 16; ++j) {
-      scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
+      if (imp) importance_weights(x + 16 * j, imp + i * QK_K + 16 * j, 16, 1.f, w);
+      scales[j] = imp ? make_qx_quants(16, 4, x + 16 * j, L + 16 * j, w) : make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
       const float scale = std::fabs(scales[j]);
       if (scale > amax) {
         amax = scale;
@@ -601,28 +638,14 @@ void q_q3_K(const float* x, uint8_t* out, int64_t nb) {
         L[16 * j + ii] = int8_t(std::max(-4, std::min(3, l)) + 4);
       }
     }
-    int m = 0;
-    uint8_t hm = 1;
-    uint8_t U[QK_K];
-    for (int j = 0; j < QK_K; ++j) {
-      U[j] = uint8_t(L[j]);
-      if (U[j] > 3) {
-        y.hmask[m] |= hm;
-        U[j] -= 4;
-      }
-      if (++m == QK_K / 8) {
-        m = 0;
-        hm = uint8_t(hm << 1);
-      }
-    }
-    pack_2bit(U, y.qs);
     std::memcpy(out, &y, sizeof y);
+    ggml_block_set_codes(Format::Q3_K, out, reinterpret_cast<const uint8_t*>(L));
   }
 }
 
 // Q4_K / Q5_K share the scale/min fit and packing; nmax 15 or 31.
 template <int NMAX>
-void fit_k_scales(const float* x, uint8_t* scales12, uint16_t& d16, uint16_t& dmin16, uint8_t* L) {
+void fit_k_scales(const float* x, const float* imp, uint8_t* scales12, uint16_t& d16, uint16_t& dmin16, uint8_t* L) {
   uint8_t Laux[32];
   float weights[32], mins[QK_K / 32], scales[QK_K / 32];
   float max_scale = 0, max_min = 0;
@@ -630,7 +653,8 @@ void fit_k_scales(const float* x, uint8_t* scales12, uint16_t& d16, uint16_t& dm
     float sum_x2 = 0;
     for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
     const float av_x = std::sqrt(sum_x2 / 32);
-    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
+    if (imp) importance_weights(x + 32 * j, imp + 32 * j, 32, 2.f, weights);
+    else for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
     scales[j] = NMAX == 15 ? make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20, false)
                            : make_qkx2_quants(32, 31, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15, false);
     if (scales[j] > max_scale) max_scale = scales[j];
@@ -667,53 +691,35 @@ void fit_k_scales(const float* x, uint8_t* scales12, uint16_t& d16, uint16_t& dm
   }
 }
 
-void q_q4_K(const float* x, uint8_t* out, int64_t nb) {
+void q_q4_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   uint8_t L[QK_K];
   for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q4_K)) {
     block_q4_K y{};
-    fit_k_scales<15>(x, y.scales, y.d, y.dmin, L);
-    uint8_t* q = y.qs;
-    for (int j = 0; j < QK_K; j += 64, q += 32)
-      for (int l = 0; l < 32; ++l) q[l] = uint8_t(L[j + l] | (L[j + l + 32] << 4));
+    fit_k_scales<15>(x, imp ? imp + i * QK_K : nullptr, y.scales, y.d, y.dmin, L);
+    set_k4_codes(y.qs, nullptr, L);
     std::memcpy(out, &y, sizeof y);
   }
 }
 
-void q_q5_K(const float* x, uint8_t* out, int64_t nb) {
+void q_q5_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   uint8_t L[QK_K];
   for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q5_K)) {
     block_q5_K y{};
-    fit_k_scales<31>(x, y.scales, y.d, y.dmin, L);
-    uint8_t* ql = y.qs;
-    uint8_t m1 = 1, m2 = 2;
-    for (int n = 0; n < QK_K; n += 64, ql += 32) {
-      for (int j = 0; j < 32; ++j) {
-        int l1 = L[n + j], l2 = L[n + j + 32];
-        if (l1 > 15) {
-          l1 -= 16;
-          y.qh[j] |= m1;
-        }
-        if (l2 > 15) {
-          l2 -= 16;
-          y.qh[j] |= m2;
-        }
-        ql[j] = uint8_t(l1 | (l2 << 4));
-      }
-      m1 = uint8_t(m1 << 2);
-      m2 = uint8_t(m2 << 2);
-    }
+    fit_k_scales<31>(x, imp ? imp + i * QK_K : nullptr, y.scales, y.d, y.dmin, L);
+    set_k4_codes(y.qs, y.qh, L);
     std::memcpy(out, &y, sizeof y);
   }
 }
 
-void q_q6_K(const float* x, uint8_t* out, int64_t nb) {
+void q_q6_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   int8_t L[QK_K];
-  float scales[QK_K / 16];
+  float scales[QK_K / 16], w[16];
   for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q6_K)) {
     block_q6_K y{};
     float max_scale = 0, max_abs_scale = 0;
     for (int ib = 0; ib < QK_K / 16; ++ib) {
-      const float scale = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, nullptr);
+      if (imp) importance_weights(x + 16 * ib, imp + i * QK_K + 16 * ib, 16, 1.f, w);
+      const float scale = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, imp ? w : nullptr);
       scales[ib] = scale;
       const float abs_scale = std::fabs(scale);
       if (abs_scale > max_abs_scale) {
@@ -737,19 +743,8 @@ void q_q6_K(const float* x, uint8_t* out, int64_t nb) {
         L[16 * j + ii] = int8_t(std::max(-32, std::min(31, l)) + 32);
       }
     }
-    uint8_t* ql = y.ql;
-    uint8_t* qh = y.qh;
-    for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32) {
-      for (int l = 0; l < 32; ++l) {
-        const uint8_t q1 = L[j + l + 0] & 0xF, q2 = L[j + l + 32] & 0xF;
-        const uint8_t q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
-        ql[l + 0] = uint8_t(q1 | (q3 << 4));
-        ql[l + 32] = uint8_t(q2 | (q4 << 4));
-        qh[l] = uint8_t((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
-                        ((L[j + l + 96] >> 4) << 6));
-      }
-    }
     std::memcpy(out, &y, sizeof y);
+    ggml_block_set_codes(Format::Q6_K, out, reinterpret_cast<const uint8_t*>(L));
   }
 }
 
@@ -833,19 +828,166 @@ void ggml_dequantize_row(Format f, const uint8_t* src, float* dst, int64_t k) {
   }
 }
 
-void ggml_quantize_row(Format f, const float* src, uint8_t* dst, int64_t k) {
+void ggml_quantize_row(Format f, const float* src, uint8_t* dst, int64_t k, const float* importance) {
   switch (f) {
-    case Format::Q8_0: return q_q8_0(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
-    case Format::Q4_0: return q_q4_0(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
-    case Format::Q4_1: return q_q4_1(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
-    case Format::Q5_0: return q_q5_0(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
-    case Format::Q5_1: return q_q5_1(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
-    case Format::Q2_K: return q_q2_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
-    case Format::Q3_K: return q_q3_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
-    case Format::Q4_K: return q_q4_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
-    case Format::Q5_K: return q_q5_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
-    case Format::Q6_K: return q_q6_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"));
+    case Format::Q8_0: return q_q8_0(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
+    case Format::Q4_0: return q_q4_0(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
+    case Format::Q4_1: return q_q4_1(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
+    case Format::Q5_0: return q_q5_0(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
+    case Format::Q5_1: return q_q5_1(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
+    case Format::Q2_K: return q_q2_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
+    case Format::Q3_K: return q_q3_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
+    case Format::Q4_K: return q_q4_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
+    case Format::Q5_K: return q_q5_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
+    case Format::Q6_K: return q_q6_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
     default: fail("ggml_quantize_row: no reference quantizer for {}", name_of(f));
+  }
+}
+
+}  // namespace lmq
+
+// ---- grids and codes (ggml_block_grids / ggml_block_set_codes) ----
+namespace lmq {
+namespace {
+
+// The 6-bit signed scales of a Q3_K block (see the header), minus 32.
+void q3_scales(const uint8_t* scales, int* sc) {
+  for (int s = 0; s < 16; ++s) {
+    const int lo = s < 8 ? (scales[s] & 0xF) : (scales[s - 8] >> 4);
+    const int hi = (scales[8 + s % 4] >> (2 * (s / 4))) & 3;
+    sc[s] = (lo | (hi << 4)) - 32;
+  }
+}
+
+// Q4_0/Q5_0/Q4_1/Q5_1: low nibbles of values j and j+16 share byte j; the 5th bits go to qh.
+void set_legacy_codes(uint8_t* qs, uint8_t* qh, const uint8_t* codes) {
+  uint32_t h = 0;
+  for (int j = 0; j < 16; ++j) {
+    qs[j] = uint8_t((codes[j] & 0xF) | ((codes[j + 16] & 0xF) << 4));
+    h |= uint32_t((codes[j] >> 4) & 1) << j;
+    h |= uint32_t((codes[j + 16] >> 4) & 1) << (j + 16);
+  }
+  if (qh) std::memcpy(qh, &h, 4);
+}
+
+void set_k4_codes(uint8_t* qs, uint8_t* qh, const uint8_t* L) {
+  if (qh) std::memset(qh, 0, QK_K / 8);
+  for (int c = 0; c < 4; ++c)
+    for (int l = 0; l < 32; ++l) {
+      const int l1 = L[64 * c + l], l2 = L[64 * c + 32 + l];
+      qs[32 * c + l] = uint8_t((l1 & 0xF) | ((l2 & 0xF) << 4));
+      if (qh) qh[l] = uint8_t(qh[l] | (((l1 >> 4) & 1) << (2 * c)) | (((l2 >> 4) & 1) << (2 * c + 1)));
+    }
+}
+
+}  // namespace
+
+int ggml_grid_nearest(const GgmlGrid& g, float x) {
+  if (g.a == 0) return std::clamp(g.off, 0, g.qmax);
+  const float t = (x - g.c) / g.a + float(g.off);
+  int q = !(t > 0) ? 0 : t >= float(g.qmax) ? g.qmax : int(std::lrint(t));
+  // (x − c)/a rounds; the neighbours settle which code's float value is really nearest
+  int best = q;
+  float be = std::fabs(x - ggml_grid_value(g, q));
+  for (int n : {q - 1, q + 1})
+    if (n >= 0 && n <= g.qmax && std::fabs(x - ggml_grid_value(g, n)) < be) {
+      best = n;
+      be = std::fabs(x - ggml_grid_value(g, n));
+    }
+  return best;
+}
+
+int64_t ggml_sub_block_size(Format f) {
+  switch (f) {
+    case Format::Q2_K:
+    case Format::Q3_K:
+    case Format::Q6_K: return 16;
+    case Format::Q4_K:
+    case Format::Q5_K: return 32;
+    default: break;
+  }
+  if (ggml_block_size(f) == 32) return 32;
+  fail("format {} has no sub-blocks (not a quantized ggml format)", name_of(f));
+}
+
+void ggml_block_grids(Format f, const uint8_t* b, GgmlGrid* g) {
+  switch (f) {
+    case Format::Q8_0: g[0] = {h2f(b), 0.f, 128, 255}; return;
+    case Format::Q4_0: g[0] = {h2f(b), 0.f, 8, 15}; return;
+    case Format::Q5_0: g[0] = {h2f(b), 0.f, 16, 31}; return;
+    case Format::Q4_1: g[0] = {h2f(b), h2f(b + 2), 0, 15}; return;
+    case Format::Q5_1: g[0] = {h2f(b), h2f(b + 2), 0, 31}; return;
+    case Format::Q2_K: {
+      const float d = h2f(b + offsetof(block_q2_K, d)), dmin = h2f(b + offsetof(block_q2_K, dmin));
+      for (int s = 0; s < 16; ++s) {
+        const uint8_t sc = b[offsetof(block_q2_K, scales) + s];
+        g[s] = {d * (sc & 0xF), -(dmin * (sc >> 4)), 0, 3};
+      }
+      return;
+    }
+    case Format::Q3_K: {
+      int sc[16];
+      q3_scales(b + offsetof(block_q3_K, scales), sc);
+      const float d = h2f(b + offsetof(block_q3_K, d));
+      for (int s = 0; s < 16; ++s) g[s] = {d * sc[s], 0.f, 4, 7};
+      return;
+    }
+    case Format::Q4_K:
+    case Format::Q5_K: {
+      static_assert(offsetof(block_q4_K, scales) == offsetof(block_q5_K, scales));
+      const float d = h2f(b), dmin = h2f(b + 2);
+      for (int s = 0; s < 8; ++s) {
+        int sc, mn;
+        scale_min_k4(s, b + offsetof(block_q4_K, scales), sc, mn);
+        g[s] = {d * sc, -(dmin * mn), 0, f == Format::Q4_K ? 15 : 31};
+      }
+      return;
+    }
+    case Format::Q6_K: {
+      const float d = h2f(b + offsetof(block_q6_K, d));
+      const int8_t* sc = reinterpret_cast<const int8_t*>(b + offsetof(block_q6_K, scales));
+      for (int s = 0; s < 16; ++s) g[s] = {d * sc[s], 0.f, 32, 63};
+      return;
+    }
+    default: fail("ggml_block_grids: {} is not a quantized ggml format", name_of(f));
+  }
+}
+
+void ggml_block_set_codes(Format f, uint8_t* b, const uint8_t* L) {
+  switch (f) {
+    case Format::Q8_0:
+      for (int j = 0; j < 32; ++j) b[2 + j] = uint8_t(int8_t(int(L[j]) - 128));
+      return;
+    case Format::Q4_0: return set_legacy_codes(b + 2, nullptr, L);
+    case Format::Q4_1: return set_legacy_codes(b + 4, nullptr, L);
+    case Format::Q5_0: return set_legacy_codes(b + 6, b + 2, L);
+    case Format::Q5_1: return set_legacy_codes(b + 8, b + 4, L);
+    case Format::Q2_K: return pack_2bit(L, b + offsetof(block_q2_K, qs));
+    case Format::Q3_K: {
+      uint8_t* hmask = b + offsetof(block_q3_K, hmask);
+      uint8_t U[QK_K];
+      std::memset(hmask, 0, QK_K / 8);
+      for (int j = 0; j < QK_K; ++j) {
+        U[j] = uint8_t(L[j] & 3);
+        if (L[j] > 3) hmask[j % 32] = uint8_t(hmask[j % 32] | (1 << (j / 32)));
+      }
+      return pack_2bit(U, b + offsetof(block_q3_K, qs));
+    }
+    case Format::Q4_K: return set_k4_codes(b + offsetof(block_q4_K, qs), nullptr, L);
+    case Format::Q5_K: return set_k4_codes(b + offsetof(block_q5_K, qs), b + offsetof(block_q5_K, qh), L);
+    case Format::Q6_K: {
+      uint8_t* ql = b + offsetof(block_q6_K, ql);
+      uint8_t* qh = b + offsetof(block_q6_K, qh);
+      for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32)
+        for (int l = 0; l < 32; ++l) {
+          const uint8_t* q = L + j + l;
+          ql[l] = uint8_t((q[0] & 0xF) | ((q[64] & 0xF) << 4));
+          ql[l + 32] = uint8_t((q[32] & 0xF) | ((q[96] & 0xF) << 4));
+          qh[l] = uint8_t((q[0] >> 4) | ((q[32] >> 4) << 2) | ((q[64] >> 4) << 4) | ((q[96] >> 4) << 6));
+        }
+      return;
+    }
+    default: fail("ggml_block_set_codes: {} is not a quantized ggml format", name_of(f));
   }
 }
 

@@ -116,42 +116,49 @@ Format fallback(Format t, int64_t ncols) {
 }
 
 // Rows of a llama Q or K weight (or bias) reordered as convert_hf_to_gguf.py's permute:
-// within each head of d rows, stored row 2i + a is HF row a·d/2 + i.
-void permute_rows(std::vector<float>& w, int64_t rows, int64_t cols, int n_head) {
+// within each head of d rows, stored row 2i + a is HF row a·d/2 + i. Rows of `row_bytes`
+// bytes each (floats, or a quantized row of whole blocks, which moves unchanged).
+void permute_rows(uint8_t* w, int64_t rows, size_t row_bytes, int n_head) {
   if (n_head <= 0 || rows % n_head != 0 || (rows / n_head) % 2 != 0)
     fail("cannot permute {} rows for {} heads", rows, n_head);
   const int64_t d = rows / n_head, half = d / 2;
-  std::vector<float> out(w.size());
+  std::vector<uint8_t> out(size_t(rows) * row_bytes);
   for (int64_t h = 0; h < n_head; ++h)
     for (int64_t i = 0; i < half; ++i)
-      for (int64_t a = 0; a < 2; ++a) {
-        const float* src = w.data() + (h * d + a * half + i) * cols;
-        std::memcpy(out.data() + (h * d + 2 * i + a) * cols, src, size_t(cols) * sizeof(float));
-      }
-  w.swap(out);
+      for (int64_t a = 0; a < 2; ++a)
+        std::memcpy(out.data() + size_t(h * d + 2 * i + a) * row_bytes, w + size_t(h * d + a * half + i) * row_bytes,
+                    row_bytes);
+  std::memcpy(w, out.data(), out.size());
 }
 
 // Quantizes (or converts) `rows` rows into `out` and returns Σ(w − ŵ)² (and Σw² in *ref).
-double encode(Format f, const float* w, int64_t rows, int64_t cols, std::vector<uint8_t>& out, double* ref) {
+// imp: cols importance values for a weighted fit, or null. With `given`, out already holds the
+// bytes (a calibrated method's) and only the error is measured.
+double encode(Format f, const float* w, int64_t rows, int64_t cols, const float* imp, bool given,
+              std::vector<uint8_t>& out, double* ref) {
   const uint64_t rb = ggml_row_bytes(f, cols);
-  out.assign(size_t(rb * uint64_t(rows)), 0);
+  if (!given) out.assign(size_t(rb * uint64_t(rows)), 0);
+  else if (out.size() != rb * uint64_t(rows))
+    fail("calibrated bytes: {} for a {} × {} {} tensor of {} bytes", out.size(), rows, cols, ggml_name(f),
+         rb * uint64_t(rows));
   double err = 0, sref = 0;
 #pragma omp parallel for schedule(dynamic, 16) reduction(+ : err, sref)
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = w + r * cols;
     uint8_t* dst = out.data() + uint64_t(r) * rb;
-    if (f == Format::F32) {
+    if (f == Format::F32 && !given) {
       std::memcpy(dst, x, size_t(cols) * 4);
       for (int64_t j = 0; j < cols; ++j) sref += double(x[j]) * x[j];
       continue;
     }
-    if (f == Format::F16 || f == Format::BF16) {
+    if (given) {
+    } else if (f == Format::F16 || f == Format::BF16) {
       for (int64_t j = 0; j < cols; ++j) {
         const uint16_t h = f == Format::F16 ? f32_to_f16(x[j]) : f32_to_bf16(x[j]);
         std::memcpy(dst + 2 * j, &h, 2);
       }
     } else {
-      ggml_quantize_row(f, x, dst, cols);
+      ggml_quantize_row(f, x, dst, cols, imp);
     }
     std::vector<float> back(static_cast<size_t>(cols));
     ggml_dequantize_row(f, dst, back.data(), cols);
@@ -188,7 +195,38 @@ std::string size_label(uint64_t params) {
   return v < 10 ? fmt::format("{:.1f}{}", v, unit) : fmt::format("{:.0f}{}", v, unit);
 }
 
+// The type of tensor t (GGUF name g): overrides, llama.cpp's mixture rules, then the fallback
+// (noted in *note).
+Format tensor_type(const Tensor& t, const std::string& g, const GgufExportOptions& o, const ModelConfig& c,
+                   std::string* note) {
+  if (t.shape.size() < 2) return Format::F32;
+  const int64_t ncols = t.cols();
+  Format ty = o.scheme.base;
+  bool manual = false;
+  for (const auto& ov : o.overrides)
+    if (std::regex_search(g, ov.re) || std::regex_search(t.name, ov.re)) {
+      ty = ov.type;
+      manual = true;
+      break;
+    }
+  if (is_quantized(o.scheme.base) && !manual) ty = mixture_type(o.scheme, ty, g, ncols, c.tied_embeddings, c.n_layers);
+  const Format fb = fallback(ty, ncols);
+  if (fb != ty) *note = fmt::format("fallback from {} (row of {})", ggml_name(ty), ncols);
+  return fb;
+}
+
 }  // namespace
+
+std::map<std::string, Format> gguf_tensor_types(const Model& src, const GgufExportOptions& o,
+                                                std::map<std::string, std::string>* notes) {
+  std::map<std::string, Format> r;
+  for (const Tensor& t : src.tensors()) {
+    std::string note;
+    r[t.name] = tensor_type(t, gguf_tensor_name(t.name), o, src.config(), &note);
+    if (notes && !note.empty()) (*notes)[t.name] = note;
+  }
+  return r;
+}
 
 Format parse_ggml_type(const std::string& s) {
   static const std::map<std::string, Format> types = {
@@ -368,24 +406,8 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
   const bool permute = c.arch == Arch::Llama && !c.rope_interleaved;
   for (const Tensor& t : src.tensors()) {
     Item it{&t, gguf_tensor_name(t.name), "", Format::F32};
-    const int64_t ncols = t.cols();
-    if (t.shape.size() >= 2) {
-      Format ty = o.scheme.base;
-      bool manual = false;
-      for (const auto& ov : o.overrides)
-        if (std::regex_search(it.name, ov.re) || std::regex_search(t.name, ov.re)) {
-          ty = ov.type;
-          manual = true;
-          break;
-        }
-      if (is_quantized(o.scheme.base) && !manual) ty = mixture_type(o.scheme, ty, it.name, ncols, c.tied_embeddings, c.n_layers);
-      const Format fb = fallback(ty, ncols);
-      if (fb != ty) {
-        it.note = fmt::format("fallback from {} (row of {})", ggml_name(ty), ncols);
-        ++rep.n_fallback;
-      }
-      it.type = fb;
-    }
+    it.type = tensor_type(t, it.name, o, c, &it.note);
+    if (!it.note.empty()) ++rep.n_fallback;
     if (permute) {
       if (t.name.find("self_attn.q_proj.") != std::string::npos) it.permute_heads = c.n_heads;
       if (t.name.find("self_attn.k_proj.") != std::string::npos) it.permute_heads = c.n_kv_heads;
@@ -405,14 +427,31 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
     const int64_t rows = t.shape.size() >= 2 ? t.rows() : 1, cols = t.shape.size() >= 2 ? t.cols() : t.numel();
     f.resize(size_t(t.numel()));
     dequantize_rows(t, 0, t.shape.size() >= 2 ? rows : 1, f.data());
+    const auto pre = o.prequantized ? o.prequantized->find(t.name) : decltype(o.prequantized->end()){};
+    const bool given = o.prequantized && pre != o.prequantized->end() && t.shape.size() >= 2;
+    if (given) bytes = pre->second;
     if (it.permute_heads) {
-      if (t.shape.size() >= 2) permute_rows(f, rows, cols, it.permute_heads);
-      else permute_rows(f, cols, 1, it.permute_heads);  // a bias: one value per row
+      if (t.shape.size() >= 2) permute_rows(reinterpret_cast<uint8_t*>(f.data()), rows, size_t(cols) * 4, it.permute_heads);
+      else permute_rows(reinterpret_cast<uint8_t*>(f.data()), cols, 4, it.permute_heads);  // a bias: one value per row
+      if (given) permute_rows(bytes.data(), rows, size_t(ggml_row_bytes(it.type, cols)), it.permute_heads);
+    }
+    const float* imp = nullptr;
+    std::vector<float> ones;
+    if (o.weighted && is_quantized(it.type) && t.shape.size() >= 2) {
+      const auto im = o.importance ? o.importance->find(t.name) : decltype(o.importance->end()){};
+      if (o.importance && im != o.importance->end()) {
+        if (int64_t(im->second.size()) != cols)
+          fail("importance of '{}': {} values for {} columns", t.name, im->second.size(), cols);
+        imp = im->second.data();
+      } else {
+        ones.assign(size_t(cols), 1.f);
+        imp = ones.data();
+      }
     }
     double ref = 0;
     double err;
     try {
-      err = encode(it.type, f.data(), rows, cols, bytes, &ref);
+      err = encode(it.type, f.data(), rows, cols, imp, given, bytes, &ref);
     } catch (const Error& e) {
       fail("{}: tensor '{}': {}", src.path(), t.name, e.what());
     }

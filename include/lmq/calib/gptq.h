@@ -20,6 +20,7 @@
 // The result is an ordinary LMQ_INT tensor (int_format.h layout).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "lmq/quant/int_format.h"
@@ -39,6 +40,24 @@ struct GptqOptions {
 // positive definite or w has NaN/Inf.
 quant::QuantStats gptq_quantize(const float* w, int64_t rows, int64_t K, const float* H, const quant::Scheme& s,
                                 const GptqOptions& o, uint8_t* out);
+
+// GPTQ's steps 1–5 for any quantizer (calib/gguf_target.h uses them for ggml's block formats).
+struct GptqState {
+  std::vector<double> W;        // rows × K, original column order, dead columns zeroed
+  std::vector<double> Wp;       // rows × K, processing order, updated in place by gptq_run
+  std::vector<int64_t> perm;    // processing index → column
+  std::vector<double> diag;     // diag(H) (dead: 1), original order, undamped
+  std::vector<double> U;        // K × K, upper Cholesky factor of the damped H⁻¹ (processing order)
+  int64_t rows = 0, K = 0;
+};
+// Steps 1–4; throws lmq::Error for non-finite input or an H that is not positive definite.
+GptqState gptq_prepare(const float* w, int64_t rows, int64_t K, const float* H, const GptqOptions& o);
+// Step 5. quant(r, j, wr) quantizes wr[j] — row r's current weights in processing order, j the
+// processing index (column st.perm[j]) — and returns the value it stands for; columns j of a
+// block start at multiples of `B` (lazy batch), so a quantizer with groups of G columns that
+// divide B sees a whole group up to date at its first column. Rows run in parallel.
+using GptqColumnQuant = std::function<double(int64_t r, int64_t j, const double* wr)>;
+void gptq_run(GptqState& st, int64_t B, int threads, const GptqColumnQuant& quant);
 
 // tr(D H Dᵀ)/2 with D = w − w' (the output error per calibration token, as H = 2XXᵀ/n): a proxy
 // used in reports and tests.

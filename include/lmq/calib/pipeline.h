@@ -30,12 +30,19 @@ enum class Method { Rtn, Mse, AwMse, Gptq };
 Method parse_method(const std::string& s);  // rtn | mse | awmse | gptq
 const char* method_name(Method m);
 
+// Replaces GPTQ into lmq's integer schemes for block l (gptq method): quantizes the block's
+// linears with their input statistics and points their entries in `parts` at the result, which
+// the pipeline then propagates through. Used to target other formats (calib/gguf_target.h).
+using BlockQuantizer = std::function<void(int l, const std::vector<const Tensor*>& linears, const StatsMap& stats,
+                                          Model::Parts& parts)>;
+
 struct CalibQuantOptions {
   Method method = Method::Rtn;
   std::vector<std::vector<int>> windows;  // calibration windows (empty with stats_in)
   std::string stats_in, stats_out;
   std::map<std::string, std::string> stats_meta;  // written into --save-stats files
   GptqOptions gptq;
+  BlockQuantizer block_quantizer;  // gptq: set → used instead of lmq's integer GPTQ
 };
 
 struct CalibQuantReport {

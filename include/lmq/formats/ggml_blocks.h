@@ -149,6 +149,32 @@ void ggml_dequantize_row(Format f, const uint8_t* src, float* dst, int64_t k);
 // algorithms of llama.cpp's quantize_row_*_ref (what llama-quantize writes without an
 // importance matrix), same operation order, so the bytes match it. Throws lmq::Error for
 // other formats or k not a multiple of the block size (32, or 256 for the K-quants).
-void ggml_quantize_row(Format f, const float* src, uint8_t* dst, int64_t k);
+//
+// With `importance` (k values ≥ 0, e.g. a calibration E[x²] per input column), the scale fits
+// minimize the error weighted by w_i = importance_i · sqrt(σ² + x_i²) (llama.cpp's imatrix
+// weighting; σ² the block's mean x²) instead of the reference's own weights: make_qx_quants
+// for the symmetric formats (Q3_K's coordinate descent replaced by it), make_qkx2_quants for
+// those with a min. The super-block scale rules and the final rounding stay the reference's.
+// This is lmq's own weighted search, not byte-identical to llama-quantize --imatrix.
+void ggml_quantize_row(Format f, const float* src, uint8_t* dst, int64_t k, const float* importance = nullptr);
+
+// The reconstruction grid of one sub-block, as the dequantizer computes it (same float
+// operations, so equal bit for bit): value(q) = a · float(q − off) + c for codes q in 0..qmax.
+// Sub-blocks: 32 values for Q8_0..Q5_1, Q4_K, Q5_K; 16 for Q2_K, Q3_K, Q6_K.
+struct GgmlGrid {
+  float a = 0, c = 0;
+  int off = 0, qmax = 0;
+};
+inline float ggml_grid_value(const GgmlGrid& g, int q) {
+  const float v = g.a * float(q - g.off);
+  return g.c == 0 ? v : v + g.c;  // no offset: keep v's sign of zero, as the dequantizer does
+}
+int ggml_grid_nearest(const GgmlGrid& g, float x);  // the code whose value is nearest x
+int64_t ggml_sub_block_size(Format f);              // quantized formats only; throws otherwise
+// The grids of one block's sub-blocks (block_size / sub_block_size of them), from its scales.
+void ggml_block_grids(Format f, const uint8_t* block, GgmlGrid* grids);
+// Replaces the codes of one block (codes[i] in 0..qmax of value i's sub-block), keeping its
+// scales: what a method that chooses codes itself (GPTQ) writes.
+void ggml_block_set_codes(Format f, uint8_t* block, const uint8_t* codes);
 
 }  // namespace lmq

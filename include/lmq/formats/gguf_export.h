@@ -3,9 +3,12 @@
 // permuted as convert_hf_to_gguf.py does, norms and biases in F32, 2-D weights in a ggml type
 // chosen as llama-quantize chooses it (see GgufScheme), quantized by lmq's byte-exact copies of
 // llama.cpp's reference quantizers. Streamed: one tensor in memory at a time, written through
-// GgufWriter's streamed mode into an atomic file (temp file, fsync, rename).
+// GgufWriter's streamed mode into an atomic file (temp file, fsync, rename). A calibrated method
+// (calib/gguf_target.h) hands in the bytes it chose (`prequantized`, in HF row order: the Q/K
+// permutation moves whole quantized rows) or importance for weighted fits.
 #pragma once
 #include <functional>
+#include <map>
 #include <regex>
 #include <string>
 #include <vector>
@@ -44,7 +47,15 @@ struct GgufExportOptions {
   GgufScheme scheme;
   std::vector<GgufTypeOverride> overrides;  // first match wins; then the fallback applies
   std::string name;  // general.name; empty: from the model's path ("lmq-llama-25m" → "Lmq Llama 25m")
+  // From a calibrated method (calib/gguf_target.h), by HF tensor name:
+  const std::map<std::string, std::vector<uint8_t>>* prequantized = nullptr;  // bytes of the planned type, HF row order
+  const std::map<std::string, std::vector<float>>* importance = nullptr;      // per input column
+  bool weighted = false;  // quantized tensors get ggml_quantize_row's weighted fit (importance 1 if absent)
 };
+
+// The ggml type export_gguf stores each tensor of `src` in (by HF name), and why (a fallback note).
+std::map<std::string, Format> gguf_tensor_types(const Model& src, const GgufExportOptions& o,
+                                                std::map<std::string, std::string>* notes = nullptr);
 
 struct GgufTensorReport {
   std::string name, hf_name, type, note;  // note: "fallback from q4_K" etc.

@@ -1,0 +1,49 @@
+// lmq's calibrated methods into llama.cpp's block formats (`lmq quantize --format gguf
+// --method rtn|mse|awmse|gptq`): the method chooses the codes and scales, the bytes are ggml's
+// exact block layout (formats/ggml_blocks.h), so llama.cpp and lmq read the result unchanged.
+//
+//   rtn    llama.cpp's reference quantizers (byte-identical to llama-quantize without imatrix);
+//   mse    the scale fits weighted by w_i = sqrt(σ² + x_i²) alone (importance 1);
+//   awmse  the same with importance E[x_j²] of the input column from calibration (llama.cpp's
+//          imatrix weighting; lmq's search, see ggml_quantize_row);
+//   gptq   GPTQ (calib/gptq.h) over each linear of the decoder blocks, sequentially through the
+//          quantized blocks as for lmq's own schemes. Columns are processed in GPTQ's order; at
+//          the first column of every ggml block (32 values, or a 256-value K-quant super-block
+//          with its 16/32-value sub-blocks) the block's scales and mins are fitted by the
+//          format's own quantizer to the current, error-updated weights of that row (weighted
+//          by diag(H) with `hessian_fit`, like an imatrix); each column is then rounded to the
+//          nearest value of its sub-block's grid and the error fed back. With act-order the
+//          blocks are fitted up front (static groups). What is stored dequantizes to exactly the
+//          values the error feedback assumed.
+// A weight transform applied before quantization (AWQ's per-column scaling folded into the
+// previous operation) plugs in front: pass the transformed model as `src`; nothing here assumes
+// the weights are the checkpoint's.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "lmq/calib/pipeline.h"
+
+namespace lmq::calib {
+
+// GPTQ of w [rows × K] into ggml format f (K a whole number of f's blocks). out: rows ×
+// ggml_row_bytes(f, K). assumed (optional, rows × K): the dequantized values GPTQ's error
+// feedback used. Returns the weight error of what was stored.
+quant::QuantStats gptq_quantize_ggml(const float* w, int64_t rows, int64_t K, const float* H, Format f,
+                                     const GptqOptions& o, bool hessian_fit, uint8_t* out, float* assumed = nullptr);
+
+// What export_gguf takes from a calibrated method (GgufExportOptions' fields of the same names).
+struct GgufCalibration {
+  std::map<std::string, std::vector<uint8_t>> prequantized;  // HF name → ggml bytes, HF row order
+  std::map<std::string, std::vector<float>> importance;      // HF name → per input column
+  bool weighted = false;                                     // weighted fits (importance 1 if absent)
+};
+
+// types: HF name → the ggml type export_gguf will store (gguf_tensor_types()).
+GgufCalibration calibrate_for_gguf(const Model& src, const std::map<std::string, Format>& types,
+                                   const CalibQuantOptions& c, bool hessian_fit, CalibQuantReport* report = nullptr,
+                                   const BlockProgress& progress = {});
+
+}  // namespace lmq::calib

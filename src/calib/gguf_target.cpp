@@ -1,0 +1,155 @@
+// Calibrated methods into ggml block formats; see include/lmq/calib/gguf_target.h.
+#include "lmq/calib/gguf_target.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "lmq/error.h"
+#include "lmq/formats/ggml_blocks.h"
+
+namespace lmq::calib {
+
+quant::QuantStats gptq_quantize_ggml(const float* w, int64_t rows, int64_t K, const float* H, Format f,
+                                     const GptqOptions& o, bool hessian_fit, uint8_t* out, float* assumed) {
+  const int64_t bs = ggml_block_size(f), sub = ggml_sub_block_size(f);  // throws for float formats
+  if (K % bs != 0) fail("GPTQ into {}: rows of {} values are not whole {}-value blocks", format_name(f), K, bs);
+  if (o.block < 1) fail("GPTQ block {}: must be ≥ 1", o.block);
+  const uint64_t rb = ggml_row_bytes(f, K);
+  const size_t bb = ggml_block_bytes(f);
+  const int64_t nsub = K / sub;
+  const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
+  GptqState st = gptq_prepare(w, rows, K, H, o);
+  std::vector<float> imp;
+  if (hessian_fit) imp.assign(st.diag.begin(), st.diag.end());
+
+  // Fits block b of row r to x (bs values): the format's quantizer sets its scales; its grids
+  // are kept (the codes it wrote are replaced at the end).
+  std::vector<GgmlGrid> grids(size_t(rows * nsub));
+  auto fit = [&](int64_t r, int64_t b, const float* x) {
+    uint8_t* blk = out + uint64_t(r) * rb + uint64_t(b) * bb;
+    ggml_quantize_row(f, x, blk, bs, hessian_fit ? imp.data() + b * bs : nullptr);
+    ggml_block_grids(f, blk, grids.data() + r * nsub + b * bs / sub);
+  };
+  const bool dynamic = !o.act_order;
+  if (!dynamic) {  // act-order: blocks fitted up front, contiguous in the original column order
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      std::vector<float> x(static_cast<size_t>(bs));
+      for (int64_t b = 0; b < K / bs; ++b) {
+        for (int64_t k = 0; k < bs; ++k) x[size_t(k)] = float(st.W[size_t(r * K + b * bs + k)]);
+        fit(r, b, x.data());
+      }
+    }
+  }
+
+  std::vector<uint8_t> codes(static_cast<size_t>(rows * K));
+  std::vector<float> deq(static_cast<size_t>(rows * K));
+  const int64_t B = dynamic ? bs * std::max<int64_t>(1, o.block / bs) : o.block;
+  gptq_run(st, B, threads, [&](int64_t r, int64_t j, const double* wr) {
+    if (dynamic && j % bs == 0) {  // the whole block is up to date here (B is whole blocks)
+      float x[ggml::QK_K];
+      for (int64_t k = 0; k < bs; ++k) x[k] = float(wr[j + k]);
+      fit(r, j / bs, x);
+    }
+    const int64_t c = st.perm[size_t(j)];
+    const GgmlGrid& g = grids[size_t(r * nsub + c / sub)];
+    const int q = ggml_grid_nearest(g, float(wr[j]));
+    codes[size_t(r * K + c)] = uint8_t(q);
+    deq[size_t(r * K + c)] = ggml_grid_value(g, q);
+    return double(deq[size_t(r * K + c)]);
+  });
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < K / bs; ++b)
+      ggml_block_set_codes(f, out + uint64_t(r) * rb + uint64_t(b) * bb, codes.data() + r * K + b * bs);
+
+  quant::QuantStats qs;
+  for (int64_t i = 0; i < rows * K; ++i) {
+    const double e = double(w[i]) - deq[size_t(i)];
+    qs.sq_err += e * e;
+    qs.sq_ref += double(w[i]) * w[i];
+    qs.max_abs = std::max(qs.max_abs, std::fabs(e));
+  }
+  qs.rel_rms = qs.sq_ref > 0 ? std::sqrt(qs.sq_err / qs.sq_ref) : 0.0;
+  if (assumed) std::copy(deq.begin(), deq.end(), assumed);
+  return qs;
+}
+
+namespace {
+
+bool is_block_format(Format f) {
+  return f != Format::F32 && f != Format::F16 && f != Format::BF16 && f != Format::I32 && f != Format::LMQ_INT;
+}
+
+// The output error tr(ΔHΔᵀ)/2 of llama.cpp's reference quantizer for the same type.
+double reference_output_error(const std::vector<float>& w, int64_t rows, int64_t K, Format f, const float* H) {
+  const uint64_t rb = ggml_row_bytes(f, K);
+  std::vector<uint8_t> bytes(size_t(rb * uint64_t(rows)));
+  std::vector<float> back(w.size());
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    ggml_quantize_row(f, w.data() + r * K, bytes.data() + uint64_t(r) * rb, K);
+    ggml_dequantize_row(f, bytes.data() + uint64_t(r) * rb, back.data() + r * K, K);
+  }
+  return output_error(w.data(), back.data(), rows, K, H);
+}
+
+}  // namespace
+
+GgufCalibration calibrate_for_gguf(const Model& src, const std::map<std::string, Format>& types,
+                                   const CalibQuantOptions& c, bool hessian_fit, CalibQuantReport* report,
+                                   const BlockProgress& progress) {
+  GgufCalibration g;
+  QuantizeOptions unused;  // lmq's integer scheme options: not used for GGUF targets
+  switch (c.method) {
+    case Method::Rtn: return g;
+    case Method::Mse: g.weighted = true; return g;
+    case Method::AwMse: {
+      auto holder = prepare_calibrated(src, unused, c, report, progress);
+      g.importance = std::move(holder->importance);
+      g.weighted = true;
+      return g;
+    }
+    case Method::Gptq: break;
+  }
+  CalibQuantOptions cg = c;
+  std::vector<CalibQuantReport::Layer> layers;
+  std::vector<float> w, back;
+  cg.block_quantizer = [&](int, const std::vector<const Tensor*>& linears, const StatsMap& stats, Model::Parts& parts) {
+    for (const Tensor* t : linears) {
+      auto ty = types.find(t->name);
+      if (ty == types.end() || !is_block_format(ty->second)) continue;  // stays as it is
+      const Format f = ty->second;
+      const InputStats* st = find_stats(stats, t->name);
+      if (!st) fail("stats: no statistics for '{}'", t->name);
+      if (st->K != t->cols()) fail("stats for '{}' have {} inputs, the weight {}", t->name, st->K, t->cols());
+      w.resize(size_t(t->numel()));
+      back.resize(w.size());
+      dequantize_rows(*t, 0, t->rows(), w.data());
+      std::vector<uint8_t>& bytes = g.prequantized[t->name];
+      bytes.resize(size_t(ggml_row_bytes(f, t->cols()) * uint64_t(t->rows())));
+      try {
+        gptq_quantize_ggml(w.data(), t->rows(), t->cols(), st->hessian.data(), f, c.gptq, hessian_fit, bytes.data(),
+                           back.data());
+      } catch (const Error& e) {
+        fail("{}: tensor '{}': {}", src.path(), t->name, e.what());
+      }
+      layers.push_back({t->name, output_error(w.data(), back.data(), t->rows(), t->cols(), st->hessian.data()),
+                        reference_output_error(w, t->rows(), t->cols(), f, st->hessian.data())});
+      for (Tensor& pt : parts.tensors)
+        if (pt.name == t->name) {
+          pt.format = f;
+          pt.data = bytes.data();
+          pt.nbytes = bytes.size();
+        }
+    }
+  };
+  cg.stats_meta["lmq.stats.sequential"] = c.stats_in.empty() ? "gptq:gguf" : "no";
+  prepare_calibrated(src, unused, cg, report, progress);
+  if (report) report->layers = std::move(layers);
+  return g;
+}
+
+}  // namespace lmq::calib

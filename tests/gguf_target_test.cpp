@@ -1,0 +1,240 @@
+// lmq's methods into ggml block formats (calib/gguf_target.h): the grids and code packing agree
+// with the dequantizer and the reference quantizers; GPTQ's stored bytes dequantize to exactly
+// what its error feedback assumed (every format, act-order, Hessian-weighted fits); GPTQ into
+// Q4_K lowers a real layer's output error ‖WX − W'X‖ against llama.cpp's quantizer; the CLI's
+// GPTQ export of a llama model (permuted Q/K rows) loads and evaluates in lmq.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "lmq/calib/calib.h"
+#include "lmq/calib/gguf_target.h"
+#include "lmq/error.h"
+#include "lmq/formats/ggml_blocks.h"
+#include "lmq/formats/gguf.h"
+#include "lmq/model/forward.h"
+#include "test_support.h"
+
+using namespace lmq;
+using namespace lmq::calib;
+using lmq::test::run_lmq;
+using lmq::test::shared_path;
+using lmq::test::temp_dir;
+
+namespace {
+
+const Format kFormats[] = {Format::Q8_0, Format::Q4_0, Format::Q4_1, Format::Q5_0, Format::Q5_1,
+                           Format::Q2_K, Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K};
+
+std::vector<float> gaussian(size_t n, uint32_t seed, float sd = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, sd);
+  std::vector<float> v(n);
+  for (float& x : v) x = nd(rng);
+  return v;
+}
+
+std::vector<float> dequantize(Format f, const std::vector<uint8_t>& b, int64_t rows, int64_t K) {
+  std::vector<float> y(size_t(rows * K));
+  const uint64_t rb = ggml_row_bytes(f, K);
+  for (int64_t r = 0; r < rows; ++r) ggml_dequantize_row(f, b.data() + r * rb, y.data() + r * K, K);
+  return y;
+}
+
+std::vector<float> hessian_of(const std::vector<float>& X, int64_t K) {
+  StatsAccumulator acc(K);
+  const int64_t n = int64_t(X.size()) / K;
+  for (int64_t t0 = 0; t0 < n; t0 += 128) acc.add(X.data() + t0 * K, int(std::min<int64_t>(128, n - t0)));
+  return acc.finish().hessian;
+}
+
+}  // namespace
+
+// The reference quantizer's values lie on the block grids; re-setting their nearest codes gives
+// the same bytes; arbitrary codes dequantize to ggml_grid_value.
+TEST(GgmlGrid, GridsAndCodesMatchDequantizerAndReference) {
+  const int64_t k = 512;
+  for (Format f : kFormats) {
+    SCOPED_TRACE(std::string(format_name(f)));
+    const std::vector<float> x = gaussian(size_t(k), 7);
+    const size_t bb = ggml_block_bytes(f);
+    const int64_t bs = ggml_block_size(f), sub = ggml_sub_block_size(f);
+    std::vector<uint8_t> ref(size_t(ggml_row_bytes(f, k)));
+    ggml_quantize_row(f, x.data(), ref.data(), k);
+    const std::vector<float> y = dequantize(f, ref, 1, k);
+    std::vector<uint8_t> again = ref;
+    std::mt19937 rng(3);
+    for (int64_t b = 0; b < k / bs; ++b) {
+      std::vector<GgmlGrid> g(static_cast<size_t>(bs / sub));
+      ggml_block_grids(f, ref.data() + b * bb, g.data());
+      std::vector<uint8_t> codes(static_cast<size_t>(bs)), rnd(static_cast<size_t>(bs));
+      for (int64_t i = 0; i < bs; ++i) {
+        const GgmlGrid& gi = g[size_t(i / sub)];
+        ASSERT_NE(gi.a, 0.f);
+        codes[size_t(i)] = uint8_t(ggml_grid_nearest(gi, y[size_t(b * bs + i)]));
+        ASSERT_EQ(ggml_grid_value(gi, codes[size_t(i)]), y[size_t(b * bs + i)]) << i;
+        rnd[size_t(i)] = uint8_t(std::uniform_int_distribution<int>(0, gi.qmax)(rng));
+      }
+      ggml_block_set_codes(f, again.data() + b * bb, codes.data());
+      std::vector<uint8_t> blk(ref.begin() + b * bb, ref.begin() + (b + 1) * bb);
+      ggml_block_set_codes(f, blk.data(), rnd.data());
+      std::vector<float> z(static_cast<size_t>(bs));
+      ggml_dequantize_row(f, blk.data(), z.data(), bs);
+      for (int64_t i = 0; i < bs; ++i) ASSERT_EQ(z[size_t(i)], ggml_grid_value(g[size_t(i / sub)], rnd[size_t(i)])) << i;
+    }
+    EXPECT_EQ(again, ref);
+  }
+  EXPECT_THROW(ggml_sub_block_size(Format::F16), Error);
+}
+
+// Weighted fits: uniform importance differs from the reference only in its search; a large
+// importance on a few values makes their error smaller than without it.
+TEST(GgmlGrid, ImportanceWeightedFitFavoursImportantValues) {
+  const int64_t k = 256 * 8;
+  const std::vector<float> x = gaussian(size_t(k), 11);
+  std::vector<float> imp(size_t(k), 1.f);
+  for (int64_t i = 0; i < k; i += 8) imp[size_t(i)] = 50.f;
+  for (Format f : kFormats) {
+    SCOPED_TRACE(std::string(format_name(f)));
+    std::vector<uint8_t> a(size_t(ggml_row_bytes(f, k))), b(a.size());
+    ggml_quantize_row(f, x.data(), a.data(), k);
+    ggml_quantize_row(f, x.data(), b.data(), k, imp.data());
+    const std::vector<float> ya = dequantize(f, a, 1, k), yb = dequantize(f, b, 1, k);
+    double ea = 0, eb = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      const double da = x[size_t(i)] - ya[size_t(i)], db = x[size_t(i)] - yb[size_t(i)];
+      ea += imp[size_t(i)] * da * da;
+      eb += imp[size_t(i)] * db * db;
+    }
+    EXPECT_LT(eb, ea) << "importance-weighted error: weighted fit " << eb << " vs reference " << ea;
+  }
+}
+
+// What GPTQ stores dequantizes bit for bit to the values its error feedback used.
+TEST(GptqGgml, StoredBytesDequantizeToWhatErrorFeedbackAssumed) {
+  const int64_t rows = 6, K = 512, n = 1024;
+  const std::vector<float> w = gaussian(size_t(rows * K), 5, 0.05f);
+  std::vector<float> X = gaussian(size_t(n * K), 9);
+  for (int64_t t = 0; t < n; ++t)  // correlated inputs, uneven energy, one dead column
+    for (int64_t j = 1; j < K; ++j) {
+      X[size_t(t * K + j)] = 0.6f * X[size_t(t * K + j - 1)] + X[size_t(t * K + j)] * (1 + float(j % 7));
+      if (j == 100) X[size_t(t * K + j)] = 0;
+    }
+  const std::vector<float> H = hessian_of(X, K);
+  for (Format f : kFormats)
+    for (int variant = 0; variant < 3; ++variant) {
+      SCOPED_TRACE(std::string(format_name(f)) + " variant " + std::to_string(variant));
+      GptqOptions o;
+      o.act_order = variant == 1;
+      std::vector<uint8_t> out(size_t(ggml_row_bytes(f, K) * rows));
+      std::vector<float> assumed(w.size());
+      const quant::QuantStats st =
+          gptq_quantize_ggml(w.data(), rows, K, H.data(), f, o, variant == 2, out.data(), assumed.data());
+      const std::vector<float> y = dequantize(f, out, rows, K);
+      ASSERT_EQ(std::memcmp(y.data(), assumed.data(), y.size() * 4), 0);
+      EXPECT_GT(st.rel_rms, 0);
+      EXPECT_LT(st.rel_rms, 1.0);
+    }
+  std::vector<uint8_t> out(size_t(ggml_row_bytes(Format::Q4_0, K) * rows));
+  EXPECT_THROW(gptq_quantize_ggml(w.data(), rows, K - 32 + 16, H.data(), Format::Q4_0, {}, false, out.data()), Error);
+  EXPECT_THROW(gptq_quantize_ggml(w.data(), rows, K, H.data(), Format::F16, {}, false, out.data()), Error);
+}
+
+// A real layer (lmq-qwen2-21m, layer 2 ffn_down, 768 inputs = 3 super-blocks) and its real inputs
+// from the calibration half of docs-valid: GPTQ into Q4_K lowers ‖WX − W'X‖²/n well below
+// llama.cpp's Q4_K quantizer on the calibration tokens and does not lose on held-out ones.
+TEST(GptqGgml, Q4KBeatsLlamaCppQuantizerOnRealLayer) {
+  const std::string path = shared_path("models/lmq-qwen2-21m");
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "missing " << path;
+  auto m = Model::load(path);
+  const std::string name = "model.layers.2.mlp.down_proj.weight";
+  const Tensor& t = *m->find(name);
+  const int64_t rows = t.rows(), K = t.cols();
+  std::vector<float> w(size_t(t.numel()));
+  dequantize_rows(t, 0, rows, w.data());
+  const std::string text = read_text_file(shared_path("text/docs-valid.txt"));
+  const std::string part = text.substr(text.find('\n', text.size() / 2) + 1, 100000);
+  const auto wins = calib_windows(m->tokenizer(), part, 10, 256, m->config().bos_id);
+  std::vector<float> Xtrain, Xtest, *dst = nullptr;
+  Runner run(*m, 256);
+  run.set_observer([&](const Tensor& wt, const float* x, int n) {
+    if (wt.name == name) dst->insert(dst->end(), x, x + int64_t(n) * K);
+  });
+  std::vector<float> h(size_t(256 * m->config().hidden));
+  for (size_t i = 0; i < wins.size(); ++i) {
+    dst = i < 8 ? &Xtrain : &Xtest;
+    run.reset();
+    run.embed_tokens(wins[i].data(), int(wins[i].size()), h.data());
+    run.forward_layers(h.data(), int(wins[i].size()), 0, 3);
+  }
+  const std::vector<float> H = hessian_of(Xtrain, K), Htest = hessian_of(Xtest, K);
+  const uint64_t rb = ggml_row_bytes(Format::Q4_K, K);
+  std::vector<uint8_t> ref(size_t(rb * rows)), gq(ref.size());
+  for (int64_t r = 0; r < rows; ++r) ggml_quantize_row(Format::Q4_K, w.data() + r * K, ref.data() + r * rb, K);
+  gptq_quantize_ggml(w.data(), rows, K, H.data(), Format::Q4_K, {}, false, gq.data());
+  const std::vector<float> wr = dequantize(Format::Q4_K, ref, rows, K), wg = dequantize(Format::Q4_K, gq, rows, K);
+  // ‖ΔX‖²/n directly on 64 calibration tokens, next to tr(ΔHΔᵀ)/2 over all of them
+  double direct_r = 0, direct_g = 0;
+  for (int64_t tk = 0; tk < 64; ++tk)
+    for (int64_t r = 0; r < rows; ++r) {
+      double dr = 0, dg = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const double x = Xtrain[size_t(tk * K + k)];
+        dr += (double(w[size_t(r * K + k)]) - wr[size_t(r * K + k)]) * x;
+        dg += (double(w[size_t(r * K + k)]) - wg[size_t(r * K + k)]) * x;
+      }
+      direct_r += dr * dr;
+      direct_g += dg * dg;
+    }
+  const double e_ref = output_error(w.data(), wr.data(), rows, K, H.data());
+  const double e_gq = output_error(w.data(), wg.data(), rows, K, H.data());
+  const double t_ref = output_error(w.data(), wr.data(), rows, K, Htest.data());
+  const double t_gq = output_error(w.data(), wg.data(), rows, K, Htest.data());
+  std::printf("q4_K ||dW X||^2/n  calibration: llama.cpp %.4g gptq %.4g (%.2fx), first 64 tokens %.4g vs %.4g; "
+              "held-out: %.4g vs %.4g (%.2fx)\n",
+              e_ref, e_gq, e_gq / e_ref, direct_r / 64, direct_g / 64, t_ref, t_gq, t_gq / t_ref);
+  EXPECT_LT(e_gq, 0.8 * e_ref);
+  EXPECT_LT(direct_g, direct_r);
+  // 2048 tokens for 768 inputs overfit a little: held-out GPTQ is about even (measured 1.11×)
+  EXPECT_LT(t_gq, 1.25 * t_ref) << "held-out tokens";
+}
+
+// The CLI: GPTQ into Q4_0 of lmq-llama-25m (Q/K rows permuted for llama.cpp after GPTQ) loads,
+// evaluates close to the float model, and its attn_q/attn_k are near llama.cpp's Q4_0 of the same
+// rows (a wrong row order would be ~1.4× the weights' norm away).
+TEST(GptqGgml, CliLlamaExportLoadsAndEvaluates) {
+  const std::string model = shared_path("models/lmq-llama-25m"), fx = shared_path("gguf/lmq-llama-25m-Q4_0.gguf");
+  if (!std::filesystem::exists(model) || !std::filesystem::exists(fx)) GTEST_SKIP() << "missing model or fixture";
+  const std::string dir = temp_dir(), calib = dir + "/calib.txt", out = dir + "/g.gguf";
+  const std::string text = read_text_file(shared_path("text/docs-valid.txt"));
+  lmq::test::write_file(calib, text.substr(text.find('\n', text.size() / 2) + 1, 60000));
+  auto r = run_lmq({"quantize", model, "-o", out, "--format", "gguf", "--scheme", "q4_0", "--method", "gptq",
+                    "--calib", calib, "--calib-samples", "2", "--calib-len", "64", "--threads", "2", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_GT(j["gptq_layers"].size(), 0u);
+  GgufFile ours(out), ref(fx);
+  for (const char* nm : {"blk.1.attn_q.weight", "blk.1.attn_k.weight", "blk.1.ffn_down.weight"}) {
+    const Tensor &a = *ours.find(nm), &b = *ref.find(nm);
+    ASSERT_EQ(a.format, b.format) << nm;
+    std::vector<float> ya(size_t(a.numel())), yb(ya.size());
+    dequantize_rows(a, 0, a.rows(), ya.data());
+    dequantize_rows(b, 0, b.rows(), yb.data());
+    double d = 0, s = 0;
+    for (size_t i = 0; i < ya.size(); ++i) d += double(ya[i] - yb[i]) * (ya[i] - yb[i]), s += double(yb[i]) * yb[i];
+    EXPECT_LT(std::sqrt(d / s), 0.3) << nm;
+  }
+  auto e = run_lmq({"eval", out, "--base", model, "--text", shared_path("text/docs-valid.txt"), "--windows", "2",
+                    "--ctx", "256", "--threads", "2", "--json"});
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  const auto ej = nlohmann::json::parse(e.out);
+  EXPECT_LT(ej["kld_mean"].get<double>(), 0.05) << e.out;  // measured 0.020
+  // GGUF targets reject lmq-only flags
+  auto bad = run_lmq({"quantize", model, "-o", dir + "/b.lmq", "--hessian-fit"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("--hessian-fit"), std::string::npos) << bad.err;
+}
