@@ -307,3 +307,45 @@ TEST(W8A8, LlamaDocsValidNearFloat) {
   EXPECT_LT(r.ppl / r.base_ppl, 1.01);
   EXPECT_GE(r.top1_agreement, 0.97);
 }
+
+// The CLI end to end on a tiny calibration set: the file carries the metadata and one input
+// scale per linear, eval runs it (and --kv int8), and bad flags are one-line errors.
+TEST(W8A8Cli, QuantizeEvalAndErrors) {
+  const std::string dir = lmq::test::temp_dir();
+  lmq::test::write_file(dir + "/calib.txt", calib_text().substr(0, 20000));
+  const std::string model = shared_path("models/lmq-llama-25m"), out = dir + "/w.lmq";
+  auto q = lmq::test::run_lmq({"quantize", model, "-o", out, "--activations", "int8", "--act-calib", "pct99.99",
+                               "--smooth", "0.6", "--calib", dir + "/calib.txt", "--calib-samples", "2",
+                               "--calib-len", "64", "--threads", "2"});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  auto m = Model::load(out);
+  EXPECT_EQ(m->metadata().at("lmq.activations"), "int8:static");
+  EXPECT_EQ(m->metadata().at("lmq.smooth"), "0.6");
+  EXPECT_EQ(m->metadata().at("lmq.act_calib"), "pct99.99");
+  EXPECT_EQ(load_static_linears(*m).size(), size_t(7 * m->config().n_layers + 1));
+  ASSERT_NE(m->find("lm_head.input_scale"), nullptr);
+  auto ev = lmq::test::run_lmq({"eval", out, "--text", dir + "/calib.txt", "--windows", "1", "--ctx", "64", "--kv",
+                                "int8", "--threads", "2"});
+  EXPECT_EQ(ev.exit_code, 0) << ev.err;
+  EXPECT_NE(ev.out.find("ppl"), std::string::npos);
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"--activations", "int8"}, "--calib"},
+      {{"--activations", "int4", "--calib", dir + "/calib.txt"}, "--activations"},
+      {{"--activations", "int8", "--smooth", "1.5", "--calib", dir + "/calib.txt"}, "--smooth"},
+      {{"--activations", "int8", "--smooth", "abc", "--calib", dir + "/calib.txt"}, "--smooth"},
+      {{"--activations", "int8", "--act-calib", "median", "--calib", dir + "/calib.txt"}, "--act-calib"},
+      {{"--activations", "int8", "--scheme", "int3:g64", "--calib", dir + "/calib.txt"}, "integer kernels"},
+  };
+  for (const auto& [extra, what] : bad) {
+    std::vector<std::string> args{"quantize", model, "-o", dir + "/bad.lmq", "--calib-samples", "1", "--calib-len", "32"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = lmq::test::run_lmq(args);
+    EXPECT_EQ(r.exit_code, 1) << what;
+    EXPECT_EQ(r.err.rfind("lmq: error: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  const auto k = lmq::test::run_lmq({"eval", model, "--text", dir + "/calib.txt", "--kv", "int4"});
+  EXPECT_EQ(k.exit_code, 1);
+  EXPECT_NE(k.err.find("--kv"), std::string::npos) << k.err;
+}
