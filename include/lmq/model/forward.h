@@ -10,7 +10,10 @@
 //     x += (silu(h·Wgateᵀ) ⊙ h·Wupᵀ)·Wdownᵀ
 //   logits = rmsnorm(x) · final_norm · lm_headᵀ
 // A batch of T tokens (prefill) and one token (decode) take the same path; every linear layer
-// goes through lmq::matmul, which accepts any weight format.
+// goes through lmq::matmul, which accepts any weight format, or through the integer kernels
+// (dynamic int8 activations with --act-quant, static ones in W8A8 files: model/static_acts.h).
+// Norms, RoPE, attention (softmax), SiLU and the residual adds always run in float; the KV
+// cache may store int8 (model/kv_cache.h).
 #pragma once
 #include <cstdint>
 #include <functional>
