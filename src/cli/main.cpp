@@ -9,11 +9,13 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "lmq/calib/calib.h"
 #include "lmq/calib/gguf_target.h"
 #include "lmq/calib/pipeline.h"
+#include "lmq/calib/w8a8.h"
 #include "lmq/error.h"
 #include "lmq/eval/bench.h"
 #include "lmq/eval/evaluate.h"
@@ -43,8 +45,13 @@ void print_error(std::string what) {
 
 bool stderr_is_tty() { return isatty(STDERR_FILENO) == 1; }
 
-// This process's peak resident set size so far (Linux reports KiB).
+// This process's peak resident set size so far. VmHWM belongs to the address space, which
+// exec replaces; getrusage's ru_maxrss is kept across exec, so a child of a large process would
+// report its parent's peak. getrusage is the fallback where /proc is absent.
 uint64_t peak_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;  // "VmHWM:  1234 kB"
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
   return uint64_t(ru.ru_maxrss) * 1024;
@@ -239,7 +246,28 @@ struct QuantOpts {
   calib::CalibOptions co;
   double damp = 0.01;
   bool act_order = false, hessian_fit = false;
+  // W8A8 (calib/w8a8.h)
+  std::string activations, smooth = "0.5", act_calib = "minmax";
 };
+
+calib::W8A8Options w8a8_options(const QuantOpts& q, std::vector<std::vector<int>> windows) {
+  calib::W8A8Options w;
+  w.static_acts = calib::parse_activations_static(q.activations);
+  w.smooth = q.smooth != "off";
+  if (w.smooth) {
+    try {
+      size_t used = 0;
+      w.alpha = std::stod(q.smooth, &used);
+      if (used != q.smooth.size()) throw std::invalid_argument("trailing");
+    } catch (const std::exception&) {
+      fail("--smooth '{}': expected a number in [0, 1] or off", q.smooth);
+    }
+    if (!(w.alpha >= 0 && w.alpha <= 1)) fail("--smooth {}: α must be in [0, 1]", q.smooth);
+  }
+  w.range = calib::parse_act_range(q.act_calib);
+  w.windows = std::move(windows);
+  return w;
+}
 
 std::string command_line(int argc, char** argv) {
   std::string s;
@@ -256,8 +284,12 @@ calib::CalibQuantOptions calib_options(const QuantOpts& q, const Model& m, const
   cq.gptq.damp = q.damp;
   cq.gptq.act_order = q.act_order;
   cq.gptq.threads = threads;
+  const bool w8a8 = !q.activations.empty();
   const bool needs_calib = cq.method == calib::Method::AwMse || cq.method == calib::Method::Gptq;
-  if (!needs_calib && (!q.calib.empty() || !q.stats_in.empty() || !q.stats_out.empty()))
+  if (w8a8 && (needs_calib || !q.stats_in.empty()))
+    fail("--activations: works with --method rtn or mse and --calib FILE (not {}, --stats)", q.method);
+  if (w8a8 && q.calib.empty()) fail("--activations {}: needs --calib FILE", q.activations);
+  if (!w8a8 && !needs_calib && (!q.calib.empty() || !q.stats_in.empty() || !q.stats_out.empty()))
     fail("--method {}: takes no calibration (--calib, --stats, --save-stats are for awmse and gptq)", q.method);
   if (needs_calib && q.calib.empty() && q.stats_in.empty())
     fail("--method {}: needs --calib FILE (or --stats FILE)", q.method);
@@ -301,6 +333,7 @@ void print_calib_summary(const calib::CalibQuantReport& crep, const std::string&
 // --format gguf: llama.cpp's file, ggml type names (or llama.cpp mixtures) as schemes; the
 // --method chooses codes and scales within the block formats (calib/gguf_target.h).
 void cmd_quantize_gguf(const std::string& path, const QuantOpts& q, int threads) {
+  if (!q.activations.empty()) fail("--activations {}: only for --format lmq (GGUF has no static activation scales)", q.activations);
   const auto t_start = std::chrono::steady_clock::now();
   auto m = Model::load(path);
   GgufExportOptions o;
@@ -363,8 +396,13 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
 
   calib::CalibQuantReport crep;
   auto holder = calib::prepare_calibrated(*m, o, cq, &crep, block_progress(cq.method));
+  const bool w8a8 = !q.activations.empty();
+  std::unique_ptr<calib::W8A8Prepared> w8 =
+      w8a8 ? calib::prepare_w8a8(*m, o, w8a8_options(q, cq.windows)) : nullptr;
+  if (w8) crep.calib_seconds += w8->seconds, crep.tokens += w8->tokens;
+
   const TensorProgress progress = tty_tensor_progress();
-  QuantizeReport r = quantize_model(*m, q.out, o, progress);
+  QuantizeReport r = quantize_model(w8 ? *w8->model : *m, q.out, o, progress);
   if (q.json) {
     json j{{"model", path}, {"output", q.out}, {"scheme", o.scheme.to_string()}, {"params", r.params},
            {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes}, {"bpw", r.bpw}, {"rel_rms", r.rel_rms},
@@ -480,6 +518,9 @@ int main(int argc, char** argv) {
   std::string act_quant = "none";
   const char* act_quant_help = "activation quantization: none | dynamic (= dynamic:absmax) | dynamic:mse";
   run->add_option("--act-quant", act_quant, act_quant_help)->capture_default_str();
+  std::string kv = "f32";
+  const char* kv_help = "KV cache: f32 or int8 (per head and position scales)";
+  run->add_option("--kv", kv, kv_help)->capture_default_str();
 
   EvalOpts eo;
   auto* ev = app.add_subcommand("eval", "perplexity, and distance to a base model");
@@ -492,6 +533,7 @@ int main(int argc, char** argv) {
   ev->add_flag("--json", eo.json, "print JSON");
   thread_opts.push_back(ev->add_option("--threads,-t", threads, "worker threads"));
   ev->add_option("--act-quant", act_quant, act_quant_help)->capture_default_str();
+  ev->add_option("--kv", kv, kv_help)->capture_default_str();
 
   QuantOpts qo;
   auto* quantize = app.add_subcommand("quantize", "quantize a model into lmq's file");
@@ -514,6 +556,11 @@ int main(int argc, char** argv) {
                     "gguf + gptq: fit each block's scales weighted by diag(H) (like an imatrix)");
   quantize->add_option("--save-stats", qo.stats_out, "write the calibration statistics (safetensors)");
   quantize->add_option("--stats", qo.stats_in, "use statistics saved by --save-stats instead of --calib");
+  quantize->add_option("--activations", qo.activations,
+                       "W8A8: int8 (= int8:static, calibrated scales) or int8:dynamic; needs --calib");
+  quantize->add_option("--smooth", qo.smooth, "W8A8: SmoothQuant α in [0, 1], or off")->capture_default_str();
+  quantize->add_option("--act-calib", qo.act_calib, "W8A8 static range rule: minmax, pctP (pct99.9), mse, kl")
+      ->capture_default_str();
   quantize->add_flag("--json", qo.json, "print JSON");
   thread_opts.push_back(quantize->add_option("--threads,-t", threads, "worker threads"));
 
@@ -539,6 +586,7 @@ int main(int argc, char** argv) {
   bench->add_flag("--json", as_json, "print JSON");
   thread_opts.push_back(bench->add_option("--threads,-t", threads, "worker threads"));
   bench->add_option("--act-quant", act_quant, act_quant_help)->capture_default_str();
+  bench->add_option("--kv", kv, kv_help)->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -551,6 +599,7 @@ int main(int argc, char** argv) {
   try {
     set_threads(threads, std::any_of(thread_opts.begin(), thread_opts.end(), [](auto* o) { return o->count() > 0; }));
     set_default_act_quant(parse_act_quant(act_quant));
+    set_default_kv_type(parse_kv_type(kv));
     if (*inspect) cmd_inspect(model, as_json);
     else if (*run) cmd_run(model, ro);
     else if (*ev) cmd_eval(model, eo);

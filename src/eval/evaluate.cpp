@@ -5,6 +5,7 @@
 
 #include "lmq/error.h"
 #include "lmq/kernels/vec.h"
+#include "lmq/model/kv_cache.h"
 #include "lmq/model/forward.h"
 
 namespace lmq {
@@ -111,7 +112,10 @@ std::vector<EvalResult> evaluate_models(const std::vector<const Model*>& models,
   runners.reserve(models.size());
   for (const Model* m : models) runners.emplace_back(*m, ctx);
   std::optional<Runner> base_run;
-  if (base) base_run.emplace(*base, ctx);
+  if (base) {
+    base_run.emplace(*base, ctx);
+    base_run->set_kv_type(KvType::F32);  // the reference keeps the exact cache whatever --kv says
+  }
   // One window at a time: the base's softmax is taken once and every model is scored against it.
   std::vector<float> logits(size_t(ctx) * V), base_logits(base ? size_t(ctx) * V : 0);
   std::vector<float> base_p(base ? size_t(ctx) * V : 0), diff(static_cast<size_t>(V));

@@ -71,9 +71,12 @@ float act_scale(const float* x, int64_t n, ActQuant rule) {
   return best;
 }
 
-void quantize_activations(const float* x, int64_t T, int64_t K, ActQuant rule, int64_t block,
-                          int64_t sum_group, QuantizedActs& out) {
-  if (rule == ActQuant::None) fail("quantize_activations: rule is none");
+namespace {
+
+// Shared row loop: scale_of(row block) gives each block's scale; codes and code sums follow.
+template <class ScaleOf>
+void quantize_rows(const float* x, int64_t T, int64_t K, int64_t block, int64_t sum_group, QuantizedActs& out,
+                   const ScaleOf& scale_of) {
   if (block < 0 || sum_group < 0) fail("quantize_activations: negative block");
   out.T = T;
   out.K = K;
@@ -89,7 +92,7 @@ void quantize_activations(const float* x, int64_t T, int64_t K, ActQuant rule, i
     int8_t* qr = out.q.data() + t * K;
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t c0 = b * out.block, n = std::min(out.block, K - c0);
-      const float s = act_scale(xr + c0, n, rule);
+      const float s = scale_of(xr + c0, n);
       out.scale[size_t(t * nb + b)] = s;
       act_quantize_block(xr + c0, n, s, qr + c0);
     }
@@ -100,6 +103,21 @@ void quantize_activations(const float* x, int64_t T, int64_t K, ActQuant rule, i
       out.sums[size_t(t * ns + g)] = sum;
     }
   }
+}
+
+}  // namespace
+
+void quantize_activations(const float* x, int64_t T, int64_t K, ActQuant rule, int64_t block,
+                          int64_t sum_group, QuantizedActs& out) {
+  if (rule == ActQuant::None) fail("quantize_activations: rule is none");
+  quantize_rows(x, T, K, block, sum_group, out,
+                [rule](const float* xb, int64_t n) { return act_scale(xb, n, rule); });
+}
+
+void quantize_activations_static(const float* x, int64_t T, int64_t K, float s, int64_t sum_group,
+                                 QuantizedActs& out) {
+  if (!(s >= 0) || !std::isfinite(s)) fail("quantize_activations_static: bad scale {}", s);
+  quantize_rows(x, T, K, 0, sum_group, out, [s](const float*, int64_t) { return s; });
 }
 
 }  // namespace lmq

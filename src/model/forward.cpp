@@ -48,17 +48,30 @@ std::vector<float> to_f32(const Tensor& t) {
   return v;
 }
 
+// Checked before anything is allocated for it: the context, and the memory of the KV cache
+// (as f32, the larger type) plus the RoPE tables; the config's sizes are bounded (validate), so
+// the product does not overflow.
+int checked_max_seq(const Model& m, int max_seq) {
+  const ModelConfig& c = m.config();
+  if (max_seq <= 0 || max_seq > c.max_pos)
+    fail("{}: sequence length {} exceeds the model's context of {} tokens", m.path(), max_seq, c.max_pos);
+  const size_t cache = size_t(c.n_layers) * size_t(max_seq) * size_t(c.kv_dim());
+  require_memory(2 * cache * sizeof(float) + size_t(max_seq) * size_t(c.head_dim) * sizeof(float),
+                 fmt::format("{}: the KV cache of {} tokens", m.path(), max_seq));
+  return max_seq;
+}
+
 }  // namespace
 
-Runner::Runner(const Model& model, int max_seq) : model_(model), c_(model.config()), max_seq_(max_seq) {
-  if (max_seq <= 0 || max_seq > c_.max_pos)
-    fail("{}: sequence length {} exceeds the model's context of {} tokens", model.path(), max_seq, c_.max_pos);
-  const size_t cache = size_t(c_.n_layers) * size_t(max_seq) * size_t(c_.kv_dim());
-  // K and V caches plus the RoPE tables; the config's sizes are bounded (validate), so no overflow.
-  require_memory(2 * cache * sizeof(float) + size_t(max_seq) * size_t(c_.head_dim) * sizeof(float),
-                 fmt::format("{}: the KV cache of {} tokens", model.path(), max_seq));
-  k_cache_.assign(cache, 0.f);
-  v_cache_.assign(cache, 0.f);
+Runner::Runner(const Model& model, int max_seq)
+    : model_(model),
+      static_(load_static_linears(model)),
+      c_(model.config()),
+      max_seq_(checked_max_seq(model, max_seq)),
+      kv_(c_.n_layers, max_seq_, c_.n_kv_heads, c_.head_dim, default_kv_type()) {
+  const auto act = model.metadata().find("lmq.activations");
+  if (act != model.metadata().end() && act->second == "int8:dynamic" && act_quant_ == ActQuant::None)
+    act_quant_ = ActQuant::DynamicAbsmax;
   // RoPE angles as transformers computes them in float32: inv_freq = 1 / θ^(2i/d), angle = pos · inv_freq.
   const int half = c_.head_dim / 2;
   rope_cos_.resize(size_t(max_seq) * half);
@@ -72,6 +85,11 @@ Runner::Runner(const Model& model, int max_seq) : model_(model), c_(model.config
       rope_sin_[size_t(p) * half + i] = float(std::sin(double(angle)));
     }
   }
+}
+
+void Runner::set_kv_type(KvType t) {
+  kv_ = KvCache(c_.n_layers, max_seq_, c_.n_kv_heads, c_.head_dim, t);
+  pos_ = 0;
 }
 
 void Runner::ensure_scratch(int n) {
@@ -92,10 +110,8 @@ void Runner::ensure_scratch(int n) {
 // the work is two small matrix products on the float tile kernel: scores = Q·Kᵀ over the
 // cached positions, then out = softmax(scores)·V (V transposed so both operands are rows).
 void Runner::attention(int layer, int n) {
-  const int H = c_.n_heads, d = c_.head_dim, kvd = c_.kv_dim(), Qd = c_.q_dim(), group = c_.n_heads / c_.n_kv_heads;
+  const int H = c_.n_heads, d = c_.head_dim, Qd = c_.q_dim(), group = c_.n_heads / c_.n_kv_heads;
   const int len = pos_ + n;  // cached positions the last query sees
-  const float* kc = k_cache_.data() + size_t(layer) * max_seq_ * kvd;
-  const float* vc = v_cache_.data() + size_t(layer) * max_seq_ * kvd;
   const float scale = 1.0f / std::sqrt(float(d));
 #pragma omp parallel for schedule(dynamic, 1)
   for (int h = 0; h < H; ++h) {
@@ -103,12 +119,7 @@ void Runner::attention(int layer, int n) {
     std::vector<float> q(size_t(n) * d), k(size_t(len) * d), vt(size_t(d) * len), sc(size_t(n) * len);
     for (int i = 0; i < n; ++i)
       std::copy_n(q_.data() + size_t(i) * Qd + size_t(h) * d, d, q.data() + size_t(i) * d);
-    for (int j = 0; j < len; ++j) {
-      const float* kr = kc + size_t(j) * kvd + size_t(kvh) * d;
-      const float* vr = vc + size_t(j) * kvd + size_t(kvh) * d;
-      std::copy_n(kr, d, k.data() + size_t(j) * d);
-      for (int e = 0; e < d; ++e) vt[size_t(e) * len + j] = vr[e];
-    }
+    kv_.read_head(layer, kvh, len, k.data(), vt.data());
     dot_tile_f32(k.data(), len, q.data(), n, d, sc.data(), len);  // sc[i][j] = q_i · k_j
     for (int i = 0; i < n; ++i) {
       float* row = sc.data() + size_t(i) * len;
@@ -126,10 +137,13 @@ void Runner::attention(int layer, int n) {
   }
 }
 
-void Runner::linear(const Tensor& w, const float* x, int n, float* y, const float* bias) {
+void Runner::linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y) {
   if (observer_) observer_(w, x, n);
-  if (act_quant_ != ActQuant::None && int_matmul_supported(w)) int_matmul(w, x, n, y, bias, act_quant_);
-  else matmul(w, x, n, y, bias);
+  if (const auto it = static_.find(&w); it != static_.end()) return static_linear(w, it->second, x, n, y);
+  const std::vector<float> b = bias ? to_f32(*bias) : std::vector<float>();
+  const float* bp = bias ? b.data() : nullptr;
+  if (act_quant_ != ActQuant::None && int_matmul_supported(w)) int_matmul(w, x, n, y, bp, act_quant_);
+  else matmul(w, x, n, y, bp);
 }
 
 void Runner::embed_tokens(const int* tokens, int n, float* x) const {
@@ -160,35 +174,30 @@ void Runner::layer(int l, int n) {
     const LayerWeights& w = model_.layers()[l];
     // attention block
     rmsnorm(x_.data(), to_f32(*w.attn_norm).data(), h_.data(), n, D, c_.norm_eps);
-    const std::vector<float> bq = w.bq ? to_f32(*w.bq) : std::vector<float>();
-    const std::vector<float> bk = w.bk ? to_f32(*w.bk) : std::vector<float>();
-    const std::vector<float> bv = w.bv ? to_f32(*w.bv) : std::vector<float>();
-    linear(*w.wq, h_.data(), n, q_.data(), w.bq ? bq.data() : nullptr);
-    linear(*w.wk, h_.data(), n, k_.data(), w.bk ? bk.data() : nullptr);
-    linear(*w.wv, h_.data(), n, v_.data(), w.bv ? bv.data() : nullptr);
+    linear(*w.wq, w.bq, h_.data(), n, q_.data());
+    linear(*w.wk, w.bk, h_.data(), n, k_.data());
+    linear(*w.wv, w.bv, h_.data(), n, v_.data());
     for (int i = 0; i < n; ++i) {
       const size_t p = size_t(pos_ + i);
       const float* cs = rope_cos_.data() + p * half;
       const float* sn = rope_sin_.data() + p * half;
       rope(q_.data() + size_t(i) * Q, c_.n_heads, c_.head_dim, cs, sn, c_.rope_interleaved);
       rope(k_.data() + size_t(i) * KV, c_.n_kv_heads, c_.head_dim, cs, sn, c_.rope_interleaved);
-      const size_t off = (size_t(l) * max_seq_ + p) * KV;
-      std::copy_n(k_.data() + size_t(i) * KV, KV, k_cache_.data() + off);
-      std::copy_n(v_.data() + size_t(i) * KV, KV, v_cache_.data() + off);
+      kv_.store(l, int(p), k_.data() + size_t(i) * KV, v_.data() + size_t(i) * KV);
     }
     attention(l, n);
-    linear(*w.wo, att_.data(), n, h_.data(), nullptr);
+    linear(*w.wo, nullptr, att_.data(), n, h_.data());
     for (size_t i = 0; i < size_t(n) * D; ++i) x_[i] += h_[i];
 
     // MLP block (SwiGLU)
     rmsnorm(x_.data(), to_f32(*w.ffn_norm).data(), h_.data(), n, D, c_.norm_eps);
-    linear(*w.w_gate, h_.data(), n, gate_.data(), nullptr);
-    linear(*w.w_up, h_.data(), n, up_.data(), nullptr);
+    linear(*w.w_gate, nullptr, h_.data(), n, gate_.data());
+    linear(*w.w_up, nullptr, h_.data(), n, up_.data());
     for (size_t i = 0; i < size_t(n) * F; ++i) {
       const float g = gate_[i];
       gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
     }
-    linear(*w.w_down, gate_.data(), n, h_.data(), nullptr);
+    linear(*w.w_down, nullptr, gate_.data(), n, h_.data());
     for (size_t i = 0; i < size_t(n) * D; ++i) x_[i] += h_[i];
   }
 }
@@ -205,7 +214,7 @@ void Runner::forward(const int* tokens, int n, float* logits, bool all_logits) {
   const int first = all_logits ? 0 : n - 1;
   const int rows = n - first;
   rmsnorm(x_.data() + size_t(first) * D, to_f32(model_.final_norm()).data(), h_.data(), rows, D, c_.norm_eps);
-  linear(model_.lm_head(), h_.data(), rows, logits, nullptr);
+  linear(model_.lm_head(), nullptr, h_.data(), rows, logits);
   // NaN/Inf in weights (or an overflow) must surface as an error, not as made-up text or scores.
   const size_t count = size_t(rows) * size_t(c_.vocab);
   for (size_t i = 0; i < count; ++i)

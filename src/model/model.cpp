@@ -107,7 +107,9 @@ uint64_t Model::tensor_bytes() const {
 // Finds every weight the forward pass needs and checks its shape and format.
 void Model::bind_weights() {
   const ModelConfig& c = config_;
-  auto get = [&](const std::string& name, std::vector<int64_t> shape, bool required = true) -> const Tensor* {
+  // int_ok: W8A8 biases may be int32 (model/static_acts.h).
+  auto get = [&](const std::string& name, std::vector<int64_t> shape, bool required = true,
+                 bool int_ok = false) -> const Tensor* {
     const Tensor* t = find(name);
     if (!t) {
       if (required) fail("{}: missing tensor '{}'", path_, name);
@@ -115,7 +117,7 @@ void Model::bind_weights() {
     }
     if (t->shape != shape)
       fail("{}: tensor '{}' has shape {}, expected {}", path_, name, shape_str(t->shape), shape_str(shape));
-    if (t->format == Format::I32) fail("{}: tensor '{}' has an integer dtype, expected floating point", path_, name);
+    if (t->format == Format::I32 && !int_ok) fail("{}: tensor '{}' has an integer dtype, expected floating point", path_, name);
     return t;
   };
   const int64_t H = c.hidden, Q = c.q_dim(), KV = c.kv_dim(), F = c.ffn, V = c.vocab;
@@ -131,9 +133,9 @@ void Model::bind_weights() {
     w.wk = get(p + "self_attn.k_proj.weight", {KV, H});
     w.wv = get(p + "self_attn.v_proj.weight", {KV, H});
     w.wo = get(p + "self_attn.o_proj.weight", {H, Q});
-    w.bq = get(p + "self_attn.q_proj.bias", {Q}, c.qkv_bias);
-    w.bk = get(p + "self_attn.k_proj.bias", {KV}, c.qkv_bias);
-    w.bv = get(p + "self_attn.v_proj.bias", {KV}, c.qkv_bias);
+    w.bq = get(p + "self_attn.q_proj.bias", {Q}, c.qkv_bias, true);
+    w.bk = get(p + "self_attn.k_proj.bias", {KV}, c.qkv_bias, true);
+    w.bv = get(p + "self_attn.v_proj.bias", {KV}, c.qkv_bias, true);
     w.ffn_norm = get(p + "post_attention_layernorm.weight", {H});
     w.w_gate = get(p + "mlp.gate_proj.weight", {F, H});
     w.w_up = get(p + "mlp.up_proj.weight", {F, H});

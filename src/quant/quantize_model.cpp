@@ -100,9 +100,9 @@ Plan plan_model(const Model& src, const QuantizeOptions& o) {
     LmqTensorSpec spec;
     spec.name = t.name;
     spec.shape = t.shape;
-    spec.format = storage_format(s);
+    spec.format = t.format == Format::I32 ? Format::I32 : storage_format(s);
     spec.q = s.p;
-    spec.scheme = s.to_string();
+    spec.scheme = t.format == Format::I32 ? "i32" : s.to_string();
     spec.nbytes = stored_bytes(spec.format, spec.q, spec.shape);
     p.specs.push_back(spec);
     p.schemes.push_back(s);
@@ -121,8 +121,13 @@ quant::QuantStats quantize_one(const Model& src, const Tensor& t, const LmqTenso
       bytes = it->second.bytes;
       return it->second.stats;
     }
+  if (t.format == Format::I32) {  // integer values (W8A8 biases): stored exactly as given
+    bytes.assign(t.data, t.data + t.nbytes);
+    return {};
+  }
   w.resize(size_t(t.numel()));
   dequantize_rows(t, 0, t.rows(), w.data());
+  if (o.transform) o.transform(t, w);
   if (spec.format != Format::LMQ_INT) return store_float(w, spec.format, bytes);
   bytes.assign(spec.nbytes, 0);
   const std::vector<float>* imp = nullptr;

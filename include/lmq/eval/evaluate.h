@@ -7,6 +7,7 @@
 //     predicting ctx/2+1 .. ctx−1) is scored.
 // With a base model, both models run on the same windows in the same pass, and at every scored
 // position the KL divergence KL(base ‖ model) and argmax agreement are taken (no logit files).
+// The base always runs with the f32 KV cache (the default KV type, --kv, applies to the models).
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -46,5 +46,9 @@ double act_sq_error(const float* x, int64_t n, float s);
 // sum_group: values per code sum (0 = the whole row). Parallel over rows (OpenMP) when large.
 void quantize_activations(const float* x, int64_t T, int64_t K, ActQuant rule, int64_t block,
                           int64_t sum_group, QuantizedActs& out);
+// Static quantization (W8A8 files): one scale s fixed at calibration for every token, so no
+// range is computed at run time; values beyond ±127·s are clipped.
+void quantize_activations_static(const float* x, int64_t T, int64_t K, float s, int64_t sum_group,
+                                 QuantizedActs& out);
 
 }  // namespace lmq

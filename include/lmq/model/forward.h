@@ -10,14 +10,19 @@
 //     x += (silu(h·Wgateᵀ) ⊙ h·Wupᵀ)·Wdownᵀ
 //   logits = rmsnorm(x) · final_norm · lm_headᵀ
 // A batch of T tokens (prefill) and one token (decode) take the same path; every linear layer
-// goes through lmq::matmul, which accepts any weight format.
+// goes through lmq::matmul, which accepts any weight format, or through the integer kernels
+// (dynamic int8 activations with --act-quant, static ones in W8A8 files: model/static_acts.h).
+// Norms, RoPE, attention (softmax), SiLU and the residual adds always run in float; the KV
+// cache may store int8 (model/kv_cache.h).
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <vector>
 
 #include "lmq/kernels/act_quant.h"
+#include "lmq/model/kv_cache.h"
 #include "lmq/model/model.h"
+#include "lmq/model/static_acts.h"
 
 namespace lmq {
 
@@ -48,24 +53,32 @@ class Runner {
 
   // Dynamic int8 activation quantization: LMQ_INT 8/4-bit weights with a supported layout then
   // run on the integer kernels (kernels/int_matmul.h); other weights keep the float path.
-  // Starts at lmq::default_act_quant().
+  // Starts at lmq::default_act_quant(), or dynamic:absmax for a file made with
+  // --activations int8:dynamic. Linears with a static input scale (W8A8 files,
+  // model/static_acts.h) always run on the integer kernels with that scale.
   void set_act_quant(ActQuant a) { act_quant_ = a; }
   ActQuant act_quant() const { return act_quant_; }
+
+  // KV cache storage (model/kv_cache.h); starts at lmq::default_kv_type(). Changing it empties
+  // the cache (pos() = 0).
+  void set_kv_type(KvType t);
+  const KvCache& kv_cache() const { return kv_; }
 
  private:
   void ensure_scratch(int n);
   void attention(int layer, int n);
   void layer(int l, int n);
 
-  void linear(const Tensor& w, const float* x, int n, float* y, const float* bias);
+  void linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y);
 
   const Model& model_;
   LinearObserver observer_;
   ActQuant act_quant_ = default_act_quant();
+  StaticLinears static_;
   const ModelConfig& c_;
   int max_seq_;
   int pos_ = 0;
-  std::vector<float> k_cache_, v_cache_;  // [layer][pos][kv_dim]
+  KvCache kv_;
   std::vector<float> rope_cos_, rope_sin_;  // [pos][head_dim/2]
   // scratch, sized for the largest batch seen
   int cap_ = 0;

@@ -1,6 +1,6 @@
 // Quantizing a whole model into lmq's file: choose a scheme per tensor (the default, the first
 // matching --override, and the defaults that keep norms and biases in F32 and embeddings /
-// lm_head at 8 bits), quantize tensor by tensor (one tensor in memory at a time) and stream
+// lm_head at 8 bits; I32 tensors such as W8A8 biases are copied as they are), quantize tensor by tensor (one tensor in memory at a time) and stream
 // each into the output file, reporting bits per weight and error per tensor.
 #pragma once
 #include <functional>
@@ -41,6 +41,9 @@ struct QuantizeOptions {
   // Optional tensors quantized beforehand (name → bytes), used as they are instead of
   // quantizing; their size must be the planned one.
   const std::map<std::string, PrequantizedTensor>* prequantized = nullptr;
+  // Optional rewrite of a tensor's float values before it is quantized (SmoothQuant folding,
+  // calib/w8a8.h); one tensor at a time, so no second copy of the model is made.
+  std::function<void(const Tensor& t, std::vector<float>& values)> transform;
 };
 
 struct TensorQuantReport {

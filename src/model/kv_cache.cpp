@@ -1,0 +1,74 @@
+#include "lmq/model/kv_cache.h"
+
+#include <algorithm>
+#include <atomic>
+
+#include "lmq/error.h"
+#include "lmq/kernels/act_quant.h"
+
+namespace lmq {
+
+namespace {
+std::atomic<KvType> g_default{KvType::F32};
+}
+
+KvType parse_kv_type(std::string_view s) {
+  if (s == "f32") return KvType::F32;
+  if (s == "int8") return KvType::Int8;
+  fail("--kv '{}': expected f32 or int8", s);
+}
+std::string kv_type_name(KvType t) { return t == KvType::Int8 ? "int8" : "f32"; }
+void set_default_kv_type(KvType t) { g_default.store(t); }
+KvType default_kv_type() { return g_default.load(); }
+
+KvCache::KvCache(int layers, int max_seq, int kv_heads, int head_dim, KvType type)
+    : max_seq_(max_seq), heads_(kv_heads), d_(head_dim), type_(type) {
+  const size_t n = size_t(layers) * size_t(max_seq) * size_t(kv_heads) * size_t(head_dim);
+  if (type == KvType::F32) {
+    kf_.assign(n, 0.f);
+    vf_.assign(n, 0.f);
+  } else {
+    kq_.assign(n, 0);
+    vq_.assign(n, 0);
+    ks_.assign(size_t(layers) * size_t(max_seq) * size_t(kv_heads), 0.f);
+    vs_.assign(ks_.size(), 0.f);
+  }
+}
+
+void KvCache::store(int layer, int pos, const float* k, const float* v) {
+  const size_t kvd = size_t(heads_) * d_, off = slot(layer, pos) * kvd;
+  if (type_ == KvType::F32) {
+    std::copy_n(k, kvd, kf_.data() + off);
+    std::copy_n(v, kvd, vf_.data() + off);
+    return;
+  }
+  for (int h = 0; h < heads_; ++h) {
+    const size_t o = off + size_t(h) * d_, so = slot(layer, pos) * heads_ + h;
+    ks_[so] = act_scale(k + size_t(h) * d_, d_, ActQuant::DynamicAbsmax);
+    vs_[so] = act_scale(v + size_t(h) * d_, d_, ActQuant::DynamicAbsmax);
+    act_quantize_block(k + size_t(h) * d_, d_, ks_[so], kq_.data() + o);
+    act_quantize_block(v + size_t(h) * d_, d_, vs_[so], vq_.data() + o);
+  }
+}
+
+void KvCache::read_head(int layer, int kvh, int len, float* k, float* vt) const {
+  const size_t kvd = size_t(heads_) * d_;
+  for (int j = 0; j < len; ++j) {
+    const size_t o = slot(layer, j) * kvd + size_t(kvh) * d_;
+    if (type_ == KvType::F32) {
+      std::copy_n(kf_.data() + o, d_, k + size_t(j) * d_);
+      for (int e = 0; e < d_; ++e) vt[size_t(e) * len + j] = vf_[o + e];
+    } else {
+      const size_t so = slot(layer, j) * heads_ + kvh;
+      const float sk = ks_[so], sv = vs_[so];
+      for (int e = 0; e < d_; ++e) k[size_t(j) * d_ + e] = sk * float(kq_[o + e]);
+      for (int e = 0; e < d_; ++e) vt[size_t(e) * len + j] = sv * float(vq_[o + e]);
+    }
+  }
+}
+
+uint64_t KvCache::bytes() const {
+  return (kf_.size() + vf_.size() + ks_.size() + vs_.size()) * sizeof(float) + kq_.size() + vq_.size();
+}
+
+}  // namespace lmq
