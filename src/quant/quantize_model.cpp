@@ -1,5 +1,7 @@
 #include "lmq/quant/quantize_model.h"
 
+#include <cctype>
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -11,17 +13,36 @@
 
 namespace lmq {
 
+std::regex override_regex(const std::string& pattern, const std::string& arg) {
+  // Numbers a regex gives to the compiler: counts of {n}, {n,}, {n,m} and back-references \n.
+  auto small_numbers_from = [&](size_t j) {
+    for (uint64_t n = 0; j < pattern.size() && (std::isdigit(uint8_t(pattern[j])) || pattern[j] == ','); ++j) {
+      n = pattern[j] == ',' ? 0 : n * 10 + uint64_t(pattern[j] - '0');  // capped before it can overflow
+      if (n > 1000) fail("--override '{}': repetition count or back-reference over 1000 in the regex", arg);
+    }
+  };
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\') small_numbers_from(++i);  // an escaped character is a literal or a back-reference
+    else if (c == '[') in_class = true;
+    else if (c == ']') in_class = false;
+    else if (c == '{' && !in_class) small_numbers_from(i + 1);
+  }
+  try {
+    return std::regex(pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    fail("--override '{}': bad regular expression: {}", arg, e.what());
+  }
+}
+
 SchemeOverride parse_override(const std::string& s) {
   const size_t eq = s.rfind('=');
   if (eq == std::string::npos || eq == 0 || eq + 1 == s.size())
     fail("--override '{}': expected REGEX=SCHEME", s);
   SchemeOverride o;
   o.pattern = s.substr(0, eq);
-  try {
-    o.re = std::regex(o.pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    fail("--override '{}': bad regular expression: {}", s, e.what());
-  }
+  o.re = override_regex(o.pattern, s);
   try {
     o.scheme = quant::parse_scheme(s.substr(eq + 1));
   } catch (const Error& e) {
