@@ -14,20 +14,16 @@
 namespace lmq {
 
 std::regex override_regex(const std::string& pattern, const std::string& arg) {
-  // Numbers a regex gives to the compiler: counts of {n}, {n,}, {n,m} and back-references \n.
-  auto small_numbers_from = [&](size_t j) {
-    for (uint64_t n = 0; j < pattern.size() && (std::isdigit(uint8_t(pattern[j])) || pattern[j] == ','); ++j) {
-      n = pattern[j] == ',' ? 0 : n * 10 + uint64_t(pattern[j] - '0');  // capped before it can overflow
+  // Numbers the regex compiler reads: counts of {n}, {n,m} and back-references \n. Escapes are
+  // not tracked (\c eats the next character, so backslash parity is not enough): any number
+  // after '{', ',' or '\' counts. That refuses nothing a tensor name pattern needs.
+  for (size_t i = 1; i < pattern.size(); ++i) {
+    const char prev = pattern[i - 1];
+    if (!std::isdigit(uint8_t(pattern[i])) || (prev != '{' && prev != ',' && prev != '\\')) continue;
+    for (uint64_t n = 0; i < pattern.size() && std::isdigit(uint8_t(pattern[i])); ++i) {
+      n = n * 10 + uint64_t(pattern[i] - '0');  // at most 1000 · 10 + 9: no overflow
       if (n > 1000) fail("--override '{}': repetition count or back-reference over 1000 in the regex", arg);
     }
-  };
-  bool in_class = false;
-  for (size_t i = 0; i < pattern.size(); ++i) {
-    const char c = pattern[i];
-    if (c == '\\') small_numbers_from(++i);  // an escaped character is a literal or a back-reference
-    else if (c == '[') in_class = true;
-    else if (c == ']') in_class = false;
-    else if (c == '{' && !in_class) small_numbers_from(i + 1);
   }
   try {
     return std::regex(pattern, std::regex::ECMAScript);
