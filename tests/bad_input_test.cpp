@@ -339,6 +339,18 @@ TEST(BadInput, AttentionSizeOverflow) {
   expect_error(run_lmq({"inspect", d}), {"config.json", "num_attention_heads 1073741824 x head_dim", "absurd"});
 }
 
+// libstdc++'s regex overflows (UB) on huge counts and back-references (fuzzing found the latter,
+// tests/fuzz/regressions/scheme): refused before compiling, for both --override forms.
+TEST(BadInput, OverrideRegexHugeCount) {
+  const std::string out = temp_dir() + "/q.lmq";
+  expect_error(run_lmq({"quantize", llama(), "-o", out, "--scheme", "int8", "--override", "a{99999}=int4"}),
+               {"--override 'a{99999}=int4'", "over 1000"});
+  expect_error(run_lmq({"quantize", llama(), "-o", out + ".gguf", "--format", "gguf", "--scheme", "q8_0",
+                        "--override", "(a)\\11111111111111111111=q4_0"}),
+               {"--override", "back-reference over 1000"});
+  EXPECT_FALSE(fs::exists(out));
+}
+
 // quantize and sweep take --threads as well: the same 1..1024 rule, checked before any work.
 TEST(BadInput, QuantizeAndSweepThreadsOutOfRange) {
   const std::string out = temp_dir() + "/q.lmq";

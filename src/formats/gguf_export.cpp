@@ -15,6 +15,7 @@
 
 #include "lmq/error.h"
 #include "lmq/formats/ggml_blocks.h"
+#include "lmq/quant/quantize_model.h"
 #include "lmq/formats/gguf_writer.h"
 #include "lmq/half.h"
 
@@ -286,11 +287,7 @@ GgufTypeOverride parse_gguf_override(const std::string& s) {
   if (eq == std::string::npos || eq == 0 || eq + 1 == s.size()) fail("--override '{}': expected REGEX=TYPE", s);
   GgufTypeOverride o;
   o.pattern = s.substr(0, eq);
-  try {
-    o.re = std::regex(o.pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    fail("--override '{}': bad regular expression: {}", s, e.what());
-  }
+  o.re = override_regex(o.pattern, s);
   try {
     o.type = parse_ggml_type(s.substr(eq + 1));
   } catch (const Error& e) {

@@ -16,7 +16,13 @@ Tokenizer Tokenizer::from_file(const std::string& path) { return from_bytes(read
 
 Tokenizer Tokenizer::from_bytes(std::string bytes, const std::string& origin) {
   Tokenizer t;
-  auto st = t.sp_->LoadFromSerializedProto(bytes);
+  sentencepiece::util::Status st;
+  try {
+    st = t.sp_->LoadFromSerializedProto(bytes);
+  } catch (const std::exception& e) {
+    // libsentencepiece's trie builder (darts-clone) throws on some malformed vocabularies.
+    fail("{}: not a SentencePiece model: {}", origin, e.what());
+  }
   if (!st.ok()) fail("{}: not a SentencePiece model: {}", origin, st.ToString());
   t.bytes_ = std::move(bytes);
   return t;

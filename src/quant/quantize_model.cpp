@@ -1,5 +1,7 @@
 #include "lmq/quant/quantize_model.h"
 
+#include <cctype>
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -11,17 +13,32 @@
 
 namespace lmq {
 
+std::regex override_regex(const std::string& pattern, const std::string& arg) {
+  // Numbers the regex compiler reads: counts of {n}, {n,m} and back-references \n. Escapes are
+  // not tracked (\c eats the next character, so backslash parity is not enough): any number
+  // after '{', ',' or '\' counts. That refuses nothing a tensor name pattern needs.
+  for (size_t i = 1; i < pattern.size(); ++i) {
+    const char prev = pattern[i - 1];
+    if (!std::isdigit(uint8_t(pattern[i])) || (prev != '{' && prev != ',' && prev != '\\')) continue;
+    for (uint64_t n = 0; i < pattern.size() && std::isdigit(uint8_t(pattern[i])); ++i) {
+      n = n * 10 + uint64_t(pattern[i] - '0');  // at most 1000 · 10 + 9: no overflow
+      if (n > 1000) fail("--override '{}': repetition count or back-reference over 1000 in the regex", arg);
+    }
+  }
+  try {
+    return std::regex(pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    fail("--override '{}': bad regular expression: {}", arg, e.what());
+  }
+}
+
 SchemeOverride parse_override(const std::string& s) {
   const size_t eq = s.rfind('=');
   if (eq == std::string::npos || eq == 0 || eq + 1 == s.size())
     fail("--override '{}': expected REGEX=SCHEME", s);
   SchemeOverride o;
   o.pattern = s.substr(0, eq);
-  try {
-    o.re = std::regex(o.pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    fail("--override '{}': bad regular expression: {}", s, e.what());
-  }
+  o.re = override_regex(o.pattern, s);
   try {
     o.scheme = quant::parse_scheme(s.substr(eq + 1));
   } catch (const Error& e) {

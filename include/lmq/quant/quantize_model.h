@@ -20,6 +20,10 @@ struct SchemeOverride {
   std::regex re;
   quant::Scheme scheme;
 };
+// The REGEX of an --override (`arg` is the whole flag value, for errors). Repetition counts and
+// back-references over 1000 are refused first: libstdc++ expands a{n} into n copies, and its
+// number parsing overflows (undefined behaviour) on huge ones.
+std::regex override_regex(const std::string& pattern, const std::string& arg);
 // "REGEX=SCHEME", e.g. "mlp\.down_proj=int6:g64"; throws naming the flag on a bad regex or scheme.
 SchemeOverride parse_override(const std::string& s);
 
