@@ -295,9 +295,9 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
   cq.gptq.damp = q.damp;
   cq.gptq.act_order = q.act_order;
   cq.gptq.threads = threads;
-  const bool needs_calib = cq.method == calib::Method::AwMse || cq.method == calib::Method::Gptq;
+  const bool needs_calib = cq.method != calib::Method::Rtn && cq.method != calib::Method::Mse;
   if (!needs_calib && (!q.calib.empty() || !q.stats_in.empty() || !q.stats_out.empty()))
-    fail("--method {}: takes no calibration (--calib, --stats, --save-stats are for awmse and gptq)", q.method);
+    fail("--method {}: takes no calibration (--calib, --stats, --save-stats are for awmse, gptq and awq)", q.method);
   if (needs_calib && q.calib.empty() && q.stats_in.empty())
     fail("--method {}: needs --calib FILE (or --stats FILE)", q.method);
   if (!q.calib.empty() && !q.stats_in.empty()) fail("--calib and --stats: give one of them");
@@ -311,7 +311,7 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
     o.provenance["lmq.calib"] = fmt::format("{} ({} windows of {})", q.calib, q.co.samples, q.co.len);
   }
   o.provenance["lmq.method"] = q.method;
-  if (cq.method == calib::Method::Gptq)
+  if (cq.method == calib::Method::Gptq || cq.method == calib::Method::AwqGptq)
     o.provenance["lmq.gptq"] = fmt::format("damp={} act_order={}", q.damp, q.act_order ? "yes" : "no");
 
   calib::BlockProgress bprog;
@@ -337,6 +337,8 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
            {"peak_rss_bytes", peak_rss_bytes()}};
     for (const auto& l : crep.layers)
       j["gptq_layers"].push_back({{"name", l.name}, {"gptq_output_err", l.gptq_err}, {"rtn_output_err", l.rtn_err}});
+    for (const auto& g : crep.awq_groups)
+      j["awq_groups"].push_back({{"name", g.name}, {"alpha", g.alpha}, {"err", g.err}, {"rtn_err", g.rtn_err}});
     for (const auto& t : r.tensors)
       j["tensors"].push_back({{"name", t.name}, {"scheme", t.scheme}, {"shape", t.shape}, {"params", t.params},
                               {"bytes", t.bytes}, {"bpw", t.bpw}, {"rel_rms", t.rel_rms}, {"max_abs", t.max_abs}});
@@ -352,8 +354,8 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
   if (!crep.layers.empty()) {
     double g = 0, rt = 0;
     for (const auto& l : crep.layers) g += l.gptq_err, rt += l.rtn_err;
-    fmt::print("gptq: {} layers, calibration output error tr(ΔHΔᵀ)/2 summed: gptq {:.4g} vs rtn {:.4g} ({:.3f}×)\n",
-               crep.layers.size(), g, rt, rt > 0 ? g / rt : 0.0);
+    fmt::print("{}: {} layers, calibration output error tr(ΔHΔᵀ)/2 summed: {} {:.4g} vs rtn {:.4g} ({:.3f}×)\n",
+               q.method, crep.layers.size(), q.method, g, rt, rt > 0 ? g / rt : 0.0);
   }
   fmt::print("method {}: calibration {:.1f} s ({} tokens), gptq {:.1f} s; total {:.1f} s, peak memory {:.0f} MiB\n",
              q.method, crep.calib_seconds, crep.tokens, crep.quant_seconds,
@@ -475,9 +477,10 @@ int main(int argc, char** argv) {
   quantize->add_option("--format", qo.format, "output file: lmq (lmq's file) or gguf (llama.cpp)")->capture_default_str();
   quantize->add_option("--override", qo.overrides,
                        "REGEX=SCHEME (gguf: REGEX=TYPE) for matching tensors (repeatable, first match wins)");
-  quantize->add_option("--method", qo.method, "rtn, mse (clip search), awmse (activation-weighted clip search), gptq")
+  quantize->add_option("--method", qo.method,
+                       "rtn, mse (clip search), awmse (activation-weighted clip search), gptq, awq, awq+gptq")
       ->capture_default_str();
-  quantize->add_option("--calib", qo.calib, "calibration text (awmse, gptq)");
+  quantize->add_option("--calib", qo.calib, "calibration text (awmse, gptq, awq)");
   quantize->add_option("--calib-samples", qo.co.samples, "calibration windows")->capture_default_str();
   quantize->add_option("--calib-len", qo.co.len, "tokens per calibration window (BOS included)")->capture_default_str();
   quantize->add_option("--damp", qo.damp, "GPTQ damping, a fraction of mean(diag H)")->capture_default_str();

@@ -118,7 +118,15 @@ quant::QuantStats quantize_one(const Model& src, const Tensor& t, const LmqTenso
       return it->second.stats;
     }
   w.resize(size_t(t.numel()));
-  dequantize_rows(t, 0, t.rows(), w.data());
+  const std::vector<float>* fv = nullptr;
+  if (o.float_values)
+    if (auto it = o.float_values->find(t.name); it != o.float_values->end()) fv = &it->second;
+  if (fv && fv->size() == w.size())
+    w = *fv;
+  else if (fv)
+    fail("internal: replacement for '{}' has {} values, the tensor {}", t.name, fv->size(), w.size());
+  else
+    dequantize_rows(t, 0, t.rows(), w.data());
   if (spec.format != Format::LMQ_INT) return store_float(w, spec.format, bytes);
   bytes.assign(spec.nbytes, 0);
   const std::vector<float>* imp = nullptr;

@@ -41,6 +41,9 @@ struct QuantizeOptions {
   // Optional tensors quantized beforehand (name → bytes), used as they are instead of
   // quantizing; their size must be the planned one.
   const std::map<std::string, PrequantizedTensor>* prequantized = nullptr;
+  // Optional float values replacing a source tensor's before it is stored or quantized (AWQ's
+  // folded norms and scaled biases): name → numel floats.
+  const std::map<std::string, std::vector<float>>* float_values = nullptr;
 };
 
 struct TensorQuantReport {
