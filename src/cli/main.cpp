@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmq/calib/calib.h"
+#include "lmq/calib/mixed.h"
 #include "lmq/calib/pipeline.h"
 #include "lmq/error.h"
 #include "lmq/eval/bench.h"
@@ -238,6 +240,8 @@ struct QuantOpts {
   calib::CalibOptions co;
   double damp = 0.01;
   bool act_order = false;
+  std::optional<double> target_bpw;
+  std::string sens_in, sens_out;
 };
 
 std::string command_line(int argc, char** argv) {
@@ -275,6 +279,25 @@ void cmd_quantize_gguf(const std::string& path, const QuantOpts& q) {
              r.seconds, double(peak_rss_bytes()) / (1 << 20));
 }
 
+// --target-bpw: measure the sensitivities, allocate, print the allocation (stderr with --json).
+void choose_mixed_precision(const Model& m, QuantizeOptions& o, const std::vector<std::vector<int>>& windows,
+                            double target, int threads, const QuantOpts& q) {
+  calib::MixedProblem mp = calib::mixed_problem(m, o);
+  calib::check_target(mp, target);
+  if (!q.sens_in.empty()) {
+    calib::load_sensitivity(q.sens_in, mp);
+  } else {
+    calib::SensitivityOptions so;
+    so.threads = threads;
+    calib::measure_sensitivity(m, mp, windows, so);
+  }
+  if (!q.sens_out.empty()) calib::save_sensitivity(q.sens_out, mp);
+  const calib::Allocation a = calib::allocate(mp, target);
+  calib::apply_allocation(mp, a, o);
+  o.provenance["lmq.target_bpw"] = fmt::format("{}", target);
+  fmt::print(q.json ? stderr : stdout, "{}\n", calib::allocation_table(mp, a));
+}
+
 void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, const std::string& cmdline) {
   if (q.out.empty()) fail("-o: an output path is required");
   if (q.format == "gguf") return cmd_quantize_gguf(path, q);
@@ -296,7 +319,11 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
   cq.gptq.act_order = q.act_order;
   cq.gptq.threads = threads;
   const bool needs_calib = cq.method != calib::Method::Rtn && cq.method != calib::Method::Mse;
-  if (!needs_calib && (!q.calib.empty() || !q.stats_in.empty() || !q.stats_out.empty()))
+  if (q.target_bpw && q.calib.empty() && q.sens_in.empty())
+    fail("--target-bpw: needs --calib FILE or --sensitivity FILE");
+  if (!q.target_bpw && (!q.sens_in.empty() || !q.sens_out.empty()))
+    fail("--sensitivity, --save-sensitivity: only with --target-bpw");
+  if (!needs_calib && (!q.stats_in.empty() || !q.stats_out.empty() || (!q.calib.empty() && !q.target_bpw)))
     fail("--method {}: takes no calibration (--calib, --stats, --save-stats are for awmse, gptq and awq)", q.method);
   if (needs_calib && q.calib.empty() && q.stats_in.empty())
     fail("--method {}: needs --calib FILE (or --stats FILE)", q.method);
@@ -313,6 +340,8 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
   o.provenance["lmq.method"] = q.method;
   if (cq.method == calib::Method::Gptq || cq.method == calib::Method::AwqGptq)
     o.provenance["lmq.gptq"] = fmt::format("damp={} act_order={}", q.damp, q.act_order ? "yes" : "no");
+
+  if (q.target_bpw) choose_mixed_precision(*m, o, cq.windows, *q.target_bpw, threads, q);
 
   calib::BlockProgress bprog;
   if (stderr_is_tty() && needs_calib)
@@ -485,6 +514,11 @@ int main(int argc, char** argv) {
   quantize->add_option("--calib-len", qo.co.len, "tokens per calibration window (BOS included)")->capture_default_str();
   quantize->add_option("--damp", qo.damp, "GPTQ damping, a fraction of mean(diag H)")->capture_default_str();
   quantize->add_flag("--act-order", qo.act_order, "GPTQ: columns by descending activation energy (static groups)");
+  quantize->add_option("--target-bpw", qo.target_bpw,
+                       "mixed precision: a scheme per tensor (int2..int8, groups 32..128) chosen by measured "
+                       "sensitivity so the whole file stays within this many bits per weight (needs --calib)");
+  quantize->add_option("--save-sensitivity", qo.sens_out, "--target-bpw: write the measured sensitivities (JSON)");
+  quantize->add_option("--sensitivity", qo.sens_in, "--target-bpw: use sensitivities saved by --save-sensitivity");
   quantize->add_option("--save-stats", qo.stats_out, "write the calibration statistics (safetensors)");
   quantize->add_option("--stats", qo.stats_in, "use statistics saved by --save-stats instead of --calib");
   quantize->add_flag("--json", qo.json, "print JSON");

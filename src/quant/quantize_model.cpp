@@ -45,8 +45,6 @@ quant::Scheme resolve_scheme(const Tensor& t, const QuantizeOptions& o) {
   return o.scheme;
 }
 
-namespace {
-
 Format storage_format(const quant::Scheme& s) {
   switch (s.kind) {
     case quant::Scheme::Int: return Format::LMQ_INT;
@@ -56,6 +54,8 @@ Format storage_format(const quant::Scheme& s) {
   }
   return Format::F32;
 }
+
+namespace {
 
 // Stores float values as F32/F16/BF16 (round to nearest even) and measures the error.
 quant::QuantStats store_float(const std::vector<float>& w, Format f, std::vector<uint8_t>& out) {

@@ -63,6 +63,8 @@ struct QuantizeReport {
 
 // The scheme a tensor gets under these options.
 quant::Scheme resolve_scheme(const Tensor& t, const QuantizeOptions& o);
+// The format a scheme is stored in (LMQ_INT, F16, BF16, F32).
+Format storage_format(const quant::Scheme& s);
 
 using TensorProgress = std::function<void(size_t done, size_t total, const std::string& name)>;
 // Quantizes into lmq's file at `out` (streamed, atomic). report.file_bytes is the file's size.
