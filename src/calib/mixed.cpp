@@ -112,6 +112,25 @@ Errors candidate_errors(const Tensor& t, const std::vector<quant::Scheme>& cands
   return out;
 }
 
+// m with tensor t replaced by LMQ_INT bytes (held by the result).
+std::unique_ptr<Model> with_int_tensor(const Model& m, const Tensor& t, const IntParams& q, std::vector<uint8_t> bytes) {
+  auto held = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
+  Model::Parts parts;
+  parts.config = m.config();
+  parts.path = m.path() + " [probe " + t.name + "]";
+  parts.kind = "memory";
+  parts.tensors = m.tensors();
+  for (Tensor& pt : parts.tensors)
+    if (pt.name == t.name) {
+      pt.format = Format::LMQ_INT;
+      pt.q = q;
+      pt.data = held->data();
+      pt.nbytes = held->size();
+    }
+  parts.storage.push_back(held);
+  return Model::from_parts(std::move(parts));
+}
+
 }  // namespace
 
 void measure_sensitivity(const Model& m, MixedProblem& p, const std::vector<std::vector<int>>& windows,
@@ -131,7 +150,6 @@ void measure_sensitivity(const Model& m, MixedProblem& p, const std::vector<std:
     if (p.candidates[c].to_string() == quant::parse_scheme(kProbe).to_string()) probe = int(c);
   const bool tied = &m.lm_head() == &m.embed();
   std::vector<std::unique_ptr<Model>> probes;
-  std::vector<std::shared_ptr<std::vector<uint8_t>>> held;
   std::vector<Errors> errs;
   for (MixedTensor& mt : p.tensors) {
     const Tensor& t = *mt.t;
@@ -140,21 +158,7 @@ void measure_sensitivity(const Model& m, MixedProblem& p, const std::vector<std:
     Errors e = &t == &m.embed() ? candidate_errors(t, p.candidates, probe, freq.data(), nullptr, tied && st ? col : nullptr,
                                                    o.threads)
                                 : candidate_errors(t, p.candidates, probe, nullptr, col, nullptr, o.threads);
-    Model::Parts parts;
-    parts.config = m.config();
-    parts.path = m.path() + " [probe " + t.name + "]";
-    parts.kind = "memory";
-    parts.tensors = m.tensors();
-    held.push_back(std::make_shared<std::vector<uint8_t>>(std::move(e.probe_bytes)));
-    for (Tensor& pt : parts.tensors)
-      if (pt.name == t.name) {
-        pt.format = Format::LMQ_INT;
-        pt.q = p.candidates[size_t(probe)].p;
-        pt.data = held.back()->data();
-        pt.nbytes = held.back()->size();
-      }
-    parts.storage.push_back(held.back());
-    probes.push_back(Model::from_parts(std::move(parts)));
+    probes.push_back(with_int_tensor(m, t, p.candidates[size_t(probe)].p, std::move(e.probe_bytes)));
     errs.push_back(std::move(e));
   }
   Windows pw;
