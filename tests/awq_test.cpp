@@ -65,6 +65,13 @@ void check_fold_exact(const char* model) {
   std::printf("%s: AWQ fold (alpha 1, scale spread %.0fx): max |logit diff| %.3g (max |logit| %.1f)\n", model, spread,
               maxd, maxa);
   EXPECT_LT(maxd, 1e-4);
+  // without one of the folds (block 0's input norm left as it was) the function does change
+  folded.erase("model.layers.0.input_layernorm.weight");
+  auto g = with_float_tensors(*m, folded);
+  const std::vector<float> c = logits_of(*g, ids);
+  double maxc = 0;
+  for (size_t i = 0; i < a.size(); ++i) maxc = std::max(maxc, double(std::fabs(a[i] - c[i])));
+  EXPECT_GT(maxc, 1e-2);
 }
 
 }  // namespace
