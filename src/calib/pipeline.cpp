@@ -13,7 +13,9 @@ Method parse_method(const std::string& s) {
   if (s == "mse") return Method::Mse;
   if (s == "awmse") return Method::AwMse;
   if (s == "gptq") return Method::Gptq;
-  fail("--method '{}': expected rtn, mse, awmse or gptq", s);
+  if (s == "awq") return Method::Awq;
+  if (s == "awq+gptq" || s == "gptq+awq") return Method::AwqGptq;
+  fail("--method '{}': expected rtn, mse, awmse, gptq, awq or awq+gptq", s);
 }
 
 const char* method_name(Method m) {
@@ -22,6 +24,8 @@ const char* method_name(Method m) {
     case Method::Mse: return "mse";
     case Method::AwMse: return "awmse";
     case Method::Gptq: return "gptq";
+    case Method::Awq: return "awq";
+    case Method::AwqGptq: return "awq+gptq";
   }
   return "?";
 }
@@ -73,6 +77,51 @@ void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<i
   }
 }
 
+bool is_awq(Method m) { return m == Method::Awq || m == Method::AwqGptq; }
+
+// H' = D⁻¹HD⁻¹ and E[x'²] = E[x²]/s²: the statistics of the scaled input x' = x / s.
+InputStats scaled_stats(const InputStats& st, const std::vector<float>& s) {
+  InputStats r = st;
+  const int64_t K = st.K;
+  for (int64_t i = 0; i < K; ++i) {
+    for (int64_t j = 0; j < K; ++j) r.hessian[size_t(i * K + j)] /= s[size_t(i)] * s[size_t(j)];
+    r.sq_mean[size_t(i)] /= s[size_t(i)] * s[size_t(i)];
+  }
+  return r;
+}
+
+// Quantizes one linear of a block with the calibrated method: w are its float weights (AWQ:
+// already column-scaled, with st the scaled statistics).
+PrequantizedTensor quantize_linear(const Model& src, const Tensor& t, const std::vector<float>& w,
+                                   const InputStats& st, const quant::Scheme& s, const CalibQuantOptions& c) {
+  PrequantizedTensor pq;
+  pq.bytes.resize(quant::int_tensor_bytes(s.p, t.rows(), t.cols()));
+  try {
+    if (c.method == Method::Awq)  // the activation-weighted clip search on the scaled weights
+      pq.stats = quant::quantize_tensor(w.data(), t.rows(), t.cols(), s.p, quant::RangeMethod::Mse, s.percentile,
+                                        st.sq_mean.data(), pq.bytes.data(), c.gptq.threads);
+    else
+      pq.stats = gptq_quantize(w.data(), t.rows(), t.cols(), st.hessian.data(), s, c.gptq, pq.bytes.data());
+  } catch (const Error& e) {
+    fail("{}: tensor '{}': {}", src.path(), t.name, e.what());
+  }
+  return pq;
+}
+
+// Output error on the calibration set of the stored bytes vs w (the weights that were quantized,
+// with st their input statistics), and of RTN of w at the same scheme.
+CalibQuantReport::Layer layer_errors(const Tensor& t, const PrequantizedTensor& pq, const quant::Scheme& s,
+                                     const std::vector<float>& w, const InputStats& st, int threads) {
+  const int64_t rows = t.rows(), K = t.cols();
+  std::vector<uint8_t> rtn(pq.bytes.size());
+  quant::quantize_tensor(w.data(), rows, K, s.p, s.range, s.percentile, nullptr, rtn.data(), threads);
+  std::vector<float> wg(w.size()), wr(w.size());
+  quant::int_dequantize_rows(s.p, pq.bytes.data(), rows, K, 0, rows, wg.data());
+  quant::int_dequantize_rows(s.p, rtn.data(), rows, K, 0, rows, wr.data());
+  return {t.name, output_error(w.data(), wg.data(), rows, K, st.hessian.data()),
+          output_error(w.data(), wr.data(), rows, K, st.hessian.data())};
+}
+
 }  // namespace
 
 std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOptions& o, const CalibQuantOptions& c,
@@ -113,7 +162,7 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
       if (progress) progress(l, L, "calibrating");
       const auto t0 = Clock::now();
       std::map<std::string, StatsAccumulator> acc;
-      if (c.method == Method::Gptq) {
+      if (c.method != Method::AwMse) {
         Hidden copy = h;  // the float block's output is not propagated
         run_block(src, l, copy, c.windows, &acc);
       } else {
@@ -134,15 +183,20 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
       continue;
     }
 
-    // GPTQ of block l's linears
-    if (progress) progress(l, L, "gptq");
+    // GPTQ / AWQ of block l's linears
+    if (progress) progress(l, L, method_name(c.method));
     const auto t1 = Clock::now();
     Model::Parts parts;
     parts.config = cfg;
-    parts.path = src.path() + " [gptq block " + std::to_string(l) + "]";
+    parts.path = src.path() + " [calibrated block " + std::to_string(l) + "]";
     parts.kind = "memory";
     parts.tokenizer_bytes = "";
     parts.tensors = src.tensors();
+    AwqBlock awq;
+    if (is_awq(c.method)) {
+      awq = awq_block(src, l, block_stats, [&](const Tensor& t) { return resolve_scheme(t, o); }, c.awq);
+      rep.awq_groups.insert(rep.awq_groups.end(), awq.groups.begin(), awq.groups.end());
+    }
     std::vector<float> w;
     if (c.block_quantizer) c.block_quantizer(l, block_linears(lw), block_stats, parts);
     else for (const Tensor* t : block_linears(lw)) {
@@ -154,23 +208,18 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
       w.resize(size_t(t->numel()));
       dequantize_rows(*t, 0, t->rows(), w.data());
       PrequantizedTensor pq;
-      pq.bytes.resize(quant::int_tensor_bytes(s.p, t->rows(), t->cols()));
-      try {
-        pq.stats = gptq_quantize(w.data(), t->rows(), t->cols(), st->hessian.data(), s, c.gptq, pq.bytes.data());
-      } catch (const Error& e) {
-        fail("{}: tensor '{}': {}", src.path(), t->name, e.what());
+      if (is_awq(c.method)) {  // report: the error vs RTN of the unscaled weights, both in the scaled space
+        const InputStats sst = scaled_stats(*st, awq.col_scale.at(t->name));
+        const std::vector<float>& ws = awq.weights.at(t->name);
+        pq = quantize_linear(src, *t, ws, sst, s, c);
+        CalibQuantReport::Layer e = layer_errors(*t, pq, s, ws, sst, c.gptq.threads);
+        e.rtn_err = layer_errors(*t, pq, s, w, *st, c.gptq.threads).rtn_err;
+        rep.layers.push_back(e);
+      } else {
+        pq = quantize_linear(src, *t, w, *st, s, c);
+        rep.layers.push_back(layer_errors(*t, pq, s, w, *st, c.gptq.threads));
       }
-      // report: output error of GPTQ and of RTN at the same scheme on the calibration set
-      {
-        std::vector<uint8_t> rtn(pq.bytes.size());
-        quant::quantize_tensor(w.data(), t->rows(), t->cols(), s.p, s.range, s.percentile, nullptr, rtn.data(),
-                               c.gptq.threads);
-        std::vector<float> wg(w.size()), wr(w.size());
-        quant::int_dequantize_rows(s.p, pq.bytes.data(), t->rows(), t->cols(), 0, t->rows(), wg.data());
-        quant::int_dequantize_rows(s.p, rtn.data(), t->rows(), t->cols(), 0, t->rows(), wr.data());
-        rep.layers.push_back({t->name, output_error(w.data(), wg.data(), t->rows(), t->cols(), st->hessian.data()),
-                              output_error(w.data(), wr.data(), t->rows(), t->cols(), st->hessian.data())});
-      }
+      awq.weights.erase(t->name);  // stored quantized; what is left is stored as floats
       auto [it, ok] = holder->prequantized.emplace(t->name, std::move(pq));
       for (Tensor& pt : parts.tensors)
         if (pt.name == t->name) {
@@ -179,6 +228,10 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
           pt.data = it->second.bytes.data();
           pt.nbytes = it->second.bytes.size();
         }
+    }
+    for (auto& [name, v] : awq.weights) {
+      const auto& held = holder->float_values[name] = std::move(v);
+      replace_with_floats(parts, name, held);
     }
     quant_s += since(t1);
     if (!from_file) {  // propagate through the quantized block
@@ -195,11 +248,13 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
     o.importance = &holder->importance;
   } else {
     o.prequantized = &holder->prequantized;
+    if (!holder->float_values.empty()) o.float_values = &holder->float_values;
   }
   if (!c.stats_out.empty()) {
     std::map<std::string, std::string> meta = c.stats_meta;
     if (!meta.count("lmq.stats.sequential"))  // a block_quantizer's caller names its own scheme
-      meta["lmq.stats.sequential"] = c.method == Method::Gptq && !from_file ? "gptq:" + o.scheme.to_string() : "no";
+      meta["lmq.stats.sequential"] =
+          c.method != Method::AwMse && !from_file ? std::string(method_name(c.method)) + ":" + o.scheme.to_string() : "no";
     meta["lmq.stats.windows"] = std::to_string(c.windows.size());
     meta["lmq.stats.tokens"] = std::to_string(rep.tokens);
     save_stats(c.stats_out, saved, meta);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -14,6 +15,7 @@
 
 #include "lmq/calib/calib.h"
 #include "lmq/calib/gguf_target.h"
+#include "lmq/calib/mixed.h"
 #include "lmq/calib/pipeline.h"
 #include "lmq/calib/w8a8.h"
 #include "lmq/error.h"
@@ -248,6 +250,9 @@ struct QuantOpts {
   bool act_order = false, hessian_fit = false;
   // W8A8 (calib/w8a8.h)
   std::string activations, smooth = "0.5", act_calib = "minmax";
+  // mixed precision (calib/mixed.h)
+  std::optional<double> target_bpw;
+  std::string sens_in, sens_out;
 };
 
 calib::W8A8Options w8a8_options(const QuantOpts& q, std::vector<std::vector<int>> windows) {
@@ -285,12 +290,16 @@ calib::CalibQuantOptions calib_options(const QuantOpts& q, const Model& m, const
   cq.gptq.act_order = q.act_order;
   cq.gptq.threads = threads;
   const bool w8a8 = !q.activations.empty();
-  const bool needs_calib = cq.method == calib::Method::AwMse || cq.method == calib::Method::Gptq;
+  const bool needs_calib = cq.method != calib::Method::Rtn && cq.method != calib::Method::Mse;
   if (w8a8 && (needs_calib || !q.stats_in.empty()))
     fail("--activations: works with --method rtn or mse and --calib FILE (not {}, --stats)", q.method);
   if (w8a8 && q.calib.empty()) fail("--activations {}: needs --calib FILE", q.activations);
-  if (!w8a8 && !needs_calib && (!q.calib.empty() || !q.stats_in.empty() || !q.stats_out.empty()))
-    fail("--method {}: takes no calibration (--calib, --stats, --save-stats are for awmse and gptq)", q.method);
+  if (q.target_bpw && q.calib.empty() && q.sens_in.empty())
+    fail("--target-bpw: needs --calib FILE or --sensitivity FILE");
+  if (!q.target_bpw && (!q.sens_in.empty() || !q.sens_out.empty()))
+    fail("--sensitivity, --save-sensitivity: only with --target-bpw");
+  if (!needs_calib && (!q.stats_in.empty() || !q.stats_out.empty() || (!q.calib.empty() && !q.target_bpw && !w8a8)))
+    fail("--method {}: takes no calibration (--calib, --stats, --save-stats are for awmse, gptq and awq)", q.method);
   if (needs_calib && q.calib.empty() && q.stats_in.empty())
     fail("--method {}: needs --calib FILE (or --stats FILE)", q.method);
   if (!q.calib.empty() && !q.stats_in.empty()) fail("--calib and --stats: give one of them");
@@ -321,8 +330,8 @@ void print_calib_summary(const calib::CalibQuantReport& crep, const std::string&
   if (!crep.layers.empty()) {
     double g = 0, rt = 0;
     for (const auto& l : crep.layers) g += l.gptq_err, rt += l.rtn_err;
-    fmt::print("gptq: {} layers, calibration output error tr(ΔHΔᵀ)/2 summed: gptq {:.4g} vs {} {:.4g} ({:.3f}×)\n",
-               crep.layers.size(), g, baseline, rt, rt > 0 ? g / rt : 0.0);
+    fmt::print("{}: {} layers, calibration output error tr(ΔHΔᵀ)/2 summed: {} {:.4g} vs {} {:.4g} ({:.3f}×)\n",
+               method, crep.layers.size(), method, g, baseline, rt, rt > 0 ? g / rt : 0.0);
   }
   fmt::print("method {}: calibration {:.1f} s ({} tokens), gptq {:.1f} s; total {:.1f} s, peak memory {:.0f} MiB\n",
              method, crep.calib_seconds, crep.tokens, crep.quant_seconds,
@@ -334,6 +343,9 @@ void print_calib_summary(const calib::CalibQuantReport& crep, const std::string&
 // --method chooses codes and scales within the block formats (calib/gguf_target.h).
 void cmd_quantize_gguf(const std::string& path, const QuantOpts& q, int threads) {
   if (!q.activations.empty()) fail("--activations {}: only for --format lmq (GGUF has no static activation scales)", q.activations);
+  if (q.target_bpw) fail("--target-bpw: only for --format lmq (GGUF exports take llama.cpp's type recipes)");
+  if (q.method == "awq" || q.method == "awq+gptq" || q.method == "gptq+awq")
+    fail("--method {}: only for --format lmq for now (GGUF exports take rtn, mse, awmse or gptq)", q.method);
   const auto t_start = std::chrono::steady_clock::now();
   auto m = Model::load(path);
   GgufExportOptions o;
@@ -373,6 +385,25 @@ void cmd_quantize_gguf(const std::string& path, const QuantOpts& q, int threads)
   if (cq.method != calib::Method::Rtn) print_calib_summary(crep, q.method, t_start, "llama.cpp's quantizer");
 }
 
+// --target-bpw: measure the sensitivities, allocate, print the allocation (stderr with --json).
+void choose_mixed_precision(const Model& m, QuantizeOptions& o, const std::vector<std::vector<int>>& windows,
+                            double target, int threads, const QuantOpts& q) {
+  calib::MixedProblem mp = calib::mixed_problem(m, o);
+  calib::check_target(mp, target);
+  if (!q.sens_in.empty()) {
+    calib::load_sensitivity(q.sens_in, mp);
+  } else {
+    calib::SensitivityOptions so;
+    so.threads = threads;
+    calib::measure_sensitivity(m, mp, windows, so);
+  }
+  if (!q.sens_out.empty()) calib::save_sensitivity(q.sens_out, mp);
+  const calib::Allocation a = calib::allocate(mp, target);
+  calib::apply_allocation(mp, a, o);
+  o.provenance["lmq.target_bpw"] = fmt::format("{}", target);
+  fmt::print(q.json ? stderr : stdout, "{}\n", calib::allocation_table(mp, a));
+}
+
 void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, const std::string& cmdline) {
   if (q.out.empty()) fail("-o: an output path is required");
   if (q.format == "gguf") return cmd_quantize_gguf(path, q, threads);
@@ -391,9 +422,10 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
   if (!q.calib.empty())
     o.provenance["lmq.calib"] = fmt::format("{} ({} windows of {})", q.calib, q.co.samples, q.co.len);
   o.provenance["lmq.method"] = q.method;
-  if (cq.method == calib::Method::Gptq)
+  if (cq.method == calib::Method::Gptq || cq.method == calib::Method::AwqGptq)
     o.provenance["lmq.gptq"] = fmt::format("damp={} act_order={}", q.damp, q.act_order ? "yes" : "no");
 
+  if (q.target_bpw) choose_mixed_precision(*m, o, cq.windows, *q.target_bpw, threads, q);
   calib::CalibQuantReport crep;
   auto holder = calib::prepare_calibrated(*m, o, cq, &crep, block_progress(cq.method));
   const bool w8a8 = !q.activations.empty();
@@ -412,6 +444,8 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
            {"peak_rss_bytes", peak_rss_bytes()}};
     for (const auto& l : crep.layers)
       j["gptq_layers"].push_back({{"name", l.name}, {"gptq_output_err", l.gptq_err}, {"rtn_output_err", l.rtn_err}});
+    for (const auto& g : crep.awq_groups)
+      j["awq_groups"].push_back({{"name", g.name}, {"alpha", g.alpha}, {"err", g.err}, {"rtn_err", g.rtn_err}});
     for (const auto& t : r.tensors)
       j["tensors"].push_back({{"name", t.name}, {"scheme", t.scheme}, {"shape", t.shape}, {"params", t.params},
                               {"bytes", t.bytes}, {"bpw", t.bpw}, {"rel_rms", t.rel_rms}, {"max_abs", t.max_abs}});
@@ -545,15 +579,21 @@ int main(int argc, char** argv) {
   quantize->add_option("--format", qo.format, "output file: lmq (lmq's file) or gguf (llama.cpp)")->capture_default_str();
   quantize->add_option("--override", qo.overrides,
                        "REGEX=SCHEME (gguf: REGEX=TYPE) for matching tensors (repeatable, first match wins)");
-  quantize->add_option("--method", qo.method, "rtn, mse (clip search), awmse (activation-weighted clip search), gptq")
+  quantize->add_option("--method", qo.method,
+                       "rtn, mse (clip search), awmse (activation-weighted clip search), gptq, awq, awq+gptq")
       ->capture_default_str();
-  quantize->add_option("--calib", qo.calib, "calibration text (awmse, gptq)");
+  quantize->add_option("--calib", qo.calib, "calibration text (awmse, gptq, awq)");
   quantize->add_option("--calib-samples", qo.co.samples, "calibration windows")->capture_default_str();
   quantize->add_option("--calib-len", qo.co.len, "tokens per calibration window (BOS included)")->capture_default_str();
   quantize->add_option("--damp", qo.damp, "GPTQ damping, a fraction of mean(diag H)")->capture_default_str();
   quantize->add_flag("--act-order", qo.act_order, "GPTQ: columns by descending activation energy (static groups)");
   quantize->add_flag("--hessian-fit", qo.hessian_fit,
                     "gguf + gptq: fit each block's scales weighted by diag(H) (like an imatrix)");
+  quantize->add_option("--target-bpw", qo.target_bpw,
+                       "mixed precision: a scheme per tensor (int2..int8, groups 32..128) chosen by measured "
+                       "sensitivity so the whole file stays within this many bits per weight (needs --calib)");
+  quantize->add_option("--save-sensitivity", qo.sens_out, "--target-bpw: write the measured sensitivities (JSON)");
+  quantize->add_option("--sensitivity", qo.sens_in, "--target-bpw: use sensitivities saved by --save-sensitivity");
   quantize->add_option("--save-stats", qo.stats_out, "write the calibration statistics (safetensors)");
   quantize->add_option("--stats", qo.stats_in, "use statistics saved by --save-stats instead of --calib");
   quantize->add_option("--activations", qo.activations,

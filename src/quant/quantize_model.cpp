@@ -66,8 +66,6 @@ quant::Scheme resolve_scheme(const Tensor& t, const QuantizeOptions& o) {
   return o.scheme;
 }
 
-namespace {
-
 Format storage_format(const quant::Scheme& s) {
   switch (s.kind) {
     case quant::Scheme::Int: return Format::LMQ_INT;
@@ -77,6 +75,8 @@ Format storage_format(const quant::Scheme& s) {
   }
   return Format::F32;
 }
+
+namespace {
 
 // Stores float values as F32/F16/BF16 (round to nearest even) and measures the error.
 quant::QuantStats store_float(const std::vector<float>& w, Format f, std::vector<uint8_t>& out) {
@@ -143,7 +143,15 @@ quant::QuantStats quantize_one(const Model& src, const Tensor& t, const LmqTenso
     return {};
   }
   w.resize(size_t(t.numel()));
-  dequantize_rows(t, 0, t.rows(), w.data());
+  const std::vector<float>* fv = nullptr;
+  if (o.float_values)
+    if (auto it = o.float_values->find(t.name); it != o.float_values->end()) fv = &it->second;
+  if (fv && fv->size() == w.size())
+    w = *fv;
+  else if (fv)
+    fail("internal: replacement for '{}' has {} values, the tensor {}", t.name, fv->size(), w.size());
+  else
+    dequantize_rows(t, 0, t.rows(), w.data());
   if (o.transform) o.transform(t, w);
   if (spec.format != Format::LMQ_INT) return store_float(w, spec.format, bytes);
   bytes.assign(spec.nbytes, 0);

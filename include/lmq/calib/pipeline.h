@@ -11,6 +11,11 @@
 //          the inputs the quantized model will give it. Embeddings and lm_head are quantized as
 //          the scheme says (RTN). Memory: the hidden states plus one block's statistics (all
 //          blocks' with --save-stats).
+//   awq    AWQ (calib/awq.h), sequential like gptq: block l's scales are searched on its input
+//          statistics and folded (norms, v_proj, up_proj), then each scaled linear gets the
+//          activation-weighted clip search (awmse with E[(x/s)²]); the folded norms and scaled
+//          biases are stored as F32.
+//   awq+gptq  the same AWQ scaling, then GPTQ on the scaled weights with H' = D⁻¹HD⁻¹, D = diag(s).
 // With --stats FILE the statistics come from the file and no calibration runs (gptq then uses
 // the file's statistics for every block; they are sequential only if the file was saved by a
 // sequential run of the same scheme).
@@ -20,14 +25,15 @@
 #include <string>
 #include <vector>
 
+#include "lmq/calib/awq.h"
 #include "lmq/calib/calib.h"
 #include "lmq/calib/gptq.h"
 #include "lmq/quant/quantize_model.h"
 
 namespace lmq::calib {
 
-enum class Method { Rtn, Mse, AwMse, Gptq };
-Method parse_method(const std::string& s);  // rtn | mse | awmse | gptq
+enum class Method { Rtn, Mse, AwMse, Gptq, Awq, AwqGptq };
+Method parse_method(const std::string& s);  // rtn | mse | awmse | gptq | awq | awq+gptq (or gptq+awq)
 const char* method_name(Method m);
 
 // Replaces GPTQ into lmq's integer schemes for block l (gptq method): quantizes the block's
@@ -43,17 +49,20 @@ struct CalibQuantOptions {
   std::map<std::string, std::string> stats_meta;  // written into --save-stats files
   GptqOptions gptq;
   BlockQuantizer block_quantizer;  // gptq: set → used instead of lmq's integer GPTQ
+  AwqOptions awq;
 };
 
 struct CalibQuantReport {
   double calib_seconds = 0, quant_seconds = 0;
   int64_t tokens = 0;
-  // per GPTQ'd tensor: tr(ΔHΔᵀ)/2 for GPTQ and for RTN of the same scheme (calibration set)
+  // per calibrated tensor: tr(ΔHΔᵀ)/2 for the method (gptq_err: GPTQ, AWQ or AWQ+GPTQ) and for
+  // RTN of the same scheme (calibration set)
   struct Layer {
     std::string name;
     double gptq_err = 0, rtn_err = 0;
   };
   std::vector<Layer> layers;
+  std::vector<AwqGroup> awq_groups;  // awq, awq+gptq: the chosen α per group
 };
 
 // Called at each stage: block l of n_layers (l == n_layers: done), what is running.
@@ -64,6 +73,7 @@ using BlockProgress = std::function<void(int block, int n_blocks, const std::str
 struct CalibHolder {
   std::map<std::string, std::vector<float>> importance;
   std::map<std::string, PrequantizedTensor> prequantized;
+  std::map<std::string, std::vector<float>> float_values;  // AWQ's folded norms, biases, float linears
 };
 std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOptions& o, const CalibQuantOptions& c,
                                                 CalibQuantReport* report = nullptr,

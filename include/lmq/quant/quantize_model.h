@@ -48,6 +48,9 @@ struct QuantizeOptions {
   // Optional rewrite of a tensor's float values before it is quantized (SmoothQuant folding,
   // calib/w8a8.h); one tensor at a time, so no second copy of the model is made.
   std::function<void(const Tensor& t, std::vector<float>& values)> transform;
+  // Optional float values replacing a source tensor's before it is stored or quantized (AWQ's
+  // folded norms and scaled biases): name → numel floats.
+  const std::map<std::string, std::vector<float>>* float_values = nullptr;
 };
 
 struct TensorQuantReport {
@@ -67,6 +70,8 @@ struct QuantizeReport {
 
 // The scheme a tensor gets under these options.
 quant::Scheme resolve_scheme(const Tensor& t, const QuantizeOptions& o);
+// The format a scheme is stored in (LMQ_INT, F16, BF16, F32).
+Format storage_format(const quant::Scheme& s);
 
 using TensorProgress = std::function<void(size_t done, size_t total, const std::string& name)>;
 // Quantizes into lmq's file at `out` (streamed, atomic). report.file_bytes is the file's size.

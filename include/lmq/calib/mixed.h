@@ -1,0 +1,84 @@
+// Automatic mixed precision (`lmq quantize --target-bpw X`): one integer scheme per tensor,
+// chosen from a candidate set so that the summed sensitivity is smallest while the whole file's
+// bits per weight (8 · tensor bytes / params, over all tensors: embeddings and lm_head take
+// part; norms and biases stay F32 and count as fixed bytes) stays ≤ X.
+//
+// Candidates (asymmetric, f16 scales; the method's range search — mse, gptq, awq — is applied
+// afterwards as for any scheme): int2:g32 int2:g64 int3:g32 int3:g64 int3:g128 int4:g32 int4:g64
+// int4:g128 int5:g64 int5:g128 int6:g128 int8:g128.
+//
+// Sensitivity of tensor t at candidate c, from calibration data:
+//   e_t(c) = Σ_ij E[x_j²]·(w_ij − w'_ij)²   (the output error per token with the cross terms of
+//            XXᵀ dropped; w' = RTN of c). Embedding: rows weighted by the calibration token
+//            frequencies instead (a row's error reaches the residual stream once per use); a tied
+//            embedding adds its lm_head error (inputs: the final norm's outputs).
+//   Errors of different tensors live in different spaces, so each tensor is put on the scale of
+//   the model's output by one probe: KLD_t = the mean KLD(float ‖ model) on the probe windows with
+//   t alone quantized at int3:g128, and sens_t(c) = KLD_t · e_t(c) / e_t(int3:g128).
+// Allocation: an exact multiple-choice knapsack by dynamic programming over sizes in units of
+// (largest total)/20000, each tensor's size rounded UP and the budget DOWN, so the real total is
+// never above the target; ties go to the first candidate, so the result is deterministic, and a
+// higher target never gives a higher summed sensitivity (its feasible set contains the lower's).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lmq/model/model.h"
+#include "lmq/quant/quantize_model.h"
+
+namespace lmq::calib {
+
+std::vector<quant::Scheme> mixed_candidates();
+
+struct MixedTensor {
+  const Tensor* t = nullptr;
+  std::vector<uint64_t> bytes;  // per candidate
+  std::vector<double> sens;     // per candidate (after measure_sensitivity)
+  double probe_kld = 0;
+};
+
+struct MixedProblem {
+  std::vector<quant::Scheme> candidates;
+  std::vector<MixedTensor> tensors;  // those that take part
+  uint64_t fixed_bytes = 0, params = 0;  // fixed: norms, biases, tensors under a user --override
+  double min_bpw() const;
+  double max_bpw() const;
+};
+
+// The tensors of m (2-D, not matched by o's overrides) and their candidate sizes.
+MixedProblem mixed_problem(const Model& m, const QuantizeOptions& o);
+
+// Throws "--target-bpw X: …" unless min_bpw ≤ X ≤ max_bpw (NaN and infinities included).
+void check_target(const MixedProblem& p, double target_bpw);
+
+struct SensitivityOptions {
+  int stat_windows = 8;    // windows for E[x²] and token frequencies
+  int probe_windows = 2;   // windows (of probe_len tokens) for the KLD probes
+  int probe_len = 128;
+  int threads = 0;
+};
+// Fills every tensor's sens from the calibration windows (see above).
+void measure_sensitivity(const Model& m, MixedProblem& p, const std::vector<std::vector<int>>& windows,
+                         const SensitivityOptions& o);
+
+// --save-sensitivity / --sensitivity: the measured sens and probe KLDs as JSON (candidate names,
+// then per tensor), so several targets can share one measurement. Loading checks the candidates
+// and that every tensor of the problem is there.
+void save_sensitivity(const std::string& path, const MixedProblem& p);
+void load_sensitivity(const std::string& path, MixedProblem& p);
+
+struct Allocation {
+  std::vector<int> pick;  // candidate index per tensor
+  uint64_t bytes = 0;     // all tensors, fixed included
+  double bpw = 0, sens = 0;
+};
+Allocation allocate(const MixedProblem& p, double target_bpw);
+
+// Prepends one exact-name override per allocated tensor to o.overrides.
+void apply_allocation(const MixedProblem& p, const Allocation& a, QuantizeOptions& o);
+
+// The allocation as text: one line per tensor, then tensors / params / bits per bit width.
+std::string allocation_table(const MixedProblem& p, const Allocation& a);
+
+}  // namespace lmq::calib

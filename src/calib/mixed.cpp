@@ -1,0 +1,292 @@
+#include "lmq/calib/mixed.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "lmq/calib/calib.h"
+#include "lmq/error.h"
+#include "lmq/eval/evaluate.h"
+#include "lmq/formats/atomic_file.h"
+#include "lmq/mapped_file.h"
+#include "lmq/formats/lmq_file.h"
+#include "lmq/quant/int_format.h"
+
+namespace lmq::calib {
+
+namespace {
+constexpr const char* kProbe = "int3:g128:asym";
+constexpr int64_t kUnits = 20000;
+}  // namespace
+
+std::vector<quant::Scheme> mixed_candidates() {
+  std::vector<quant::Scheme> c;
+  for (const char* s : {"int2:g32", "int2:g64", "int3:g32", "int3:g64", "int3:g128", "int4:g32", "int4:g64",
+                        "int4:g128", "int5:g64", "int5:g128", "int6:g128", "int8:g128"})
+    c.push_back(quant::parse_scheme(std::string(s) + ":asym"));
+  return c;
+}
+
+double MixedProblem::min_bpw() const {
+  uint64_t b = fixed_bytes;
+  for (const auto& t : tensors) b += *std::min_element(t.bytes.begin(), t.bytes.end());
+  return 8.0 * double(b) / double(params);
+}
+
+double MixedProblem::max_bpw() const {
+  uint64_t b = fixed_bytes;
+  for (const auto& t : tensors) b += *std::max_element(t.bytes.begin(), t.bytes.end());
+  return 8.0 * double(b) / double(params);
+}
+
+MixedProblem mixed_problem(const Model& m, const QuantizeOptions& o) {
+  MixedProblem p;
+  p.candidates = mixed_candidates();
+  for (const Tensor& t : m.tensors()) {
+    p.params += uint64_t(t.numel());
+    const bool user = std::any_of(o.overrides.begin(), o.overrides.end(),
+                                  [&](const SchemeOverride& ov) { return std::regex_search(t.name, ov.re); });
+    if (t.shape.size() < 2 || user) {
+      const quant::Scheme s = resolve_scheme(t, o);
+      p.fixed_bytes += stored_bytes(storage_format(s), s.p, t.shape);
+      continue;
+    }
+    MixedTensor mt;
+    mt.t = &t;
+    for (const auto& c : p.candidates) mt.bytes.push_back(stored_bytes(Format::LMQ_INT, c.p, t.shape));
+    p.tensors.push_back(std::move(mt));
+  }
+  if (p.params == 0) fail("{}: no parameters", m.path());
+  return p;
+}
+
+void check_target(const MixedProblem& p, double target) {
+  if (!std::isfinite(target)) fail("--target-bpw {}: not a finite number", target);
+  const double lo = p.min_bpw(), hi = p.max_bpw();
+  if (target < lo)
+    fail("--target-bpw {}: below the smallest achievable {:.4f} bits per weight (every tensor at its smallest "
+         "candidate)",
+         target, lo);
+  if (target > hi)
+    fail("--target-bpw {}: above the largest candidate allocation, {:.4f} bits per weight (every tensor at {}); "
+         "use --scheme for wider formats",
+         target, hi, p.candidates.back().to_string());
+}
+
+namespace {
+
+// Σ_ij weight_i·col_j·(w − w')² per candidate, with row weights (nullable) and column weights
+// (nullable); also returns the probe candidate's bytes.
+struct Errors {
+  std::vector<double> e;
+  std::vector<uint8_t> probe_bytes;
+};
+
+Errors candidate_errors(const Tensor& t, const std::vector<quant::Scheme>& cands, int probe, const float* row_w,
+                        const float* col_w, const float* col_w2, int threads) {
+  const int64_t R = t.rows(), K = t.cols();
+  std::vector<float> w(size_t(t.numel())), back(w.size());
+  dequantize_rows(t, 0, R, w.data());
+  Errors out;
+  for (size_t c = 0; c < cands.size(); ++c) {
+    const quant::Scheme& s = cands[c];
+    std::vector<uint8_t> q(quant::int_tensor_bytes(s.p, R, K));
+    quant::quantize_tensor(w.data(), R, K, s.p, quant::RangeMethod::MinMax, 100, nullptr, q.data(), threads);
+    quant::int_dequantize_rows(s.p, q.data(), R, K, 0, R, back.data());
+    double e = 0;
+    for (int64_t r = 0; r < R; ++r) {
+      double er = 0, er2 = 0;
+      for (int64_t j = 0; j < K; ++j) {
+        const double d = double(w[size_t(r * K + j)]) - back[size_t(r * K + j)];
+        er += d * d * (col_w ? col_w[j] : 1.0);
+        if (col_w2) er2 += d * d * col_w2[j];
+      }
+      e += er * (row_w ? row_w[r] : 1.0) + er2;
+    }
+    out.e.push_back(e);
+    if (int(c) == probe) out.probe_bytes = std::move(q);
+  }
+  return out;
+}
+
+// m with tensor t replaced by LMQ_INT bytes (held by the result).
+std::unique_ptr<Model> with_int_tensor(const Model& m, const Tensor& t, const IntParams& q, std::vector<uint8_t> bytes) {
+  auto held = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
+  Model::Parts parts;
+  parts.config = m.config();
+  parts.path = m.path() + " [probe " + t.name + "]";
+  parts.kind = "memory";
+  parts.tensors = m.tensors();
+  for (Tensor& pt : parts.tensors)
+    if (pt.name == t.name) {
+      pt.format = Format::LMQ_INT;
+      pt.q = q;
+      pt.data = held->data();
+      pt.nbytes = held->size();
+    }
+  parts.storage.push_back(held);
+  return Model::from_parts(std::move(parts));
+}
+
+}  // namespace
+
+void measure_sensitivity(const Model& m, MixedProblem& p, const std::vector<std::vector<int>>& windows,
+                         const SensitivityOptions& o) {
+  if (windows.empty()) fail("--target-bpw: needs calibration windows (--calib FILE)");
+  const std::vector<std::vector<int>> stat_win(windows.begin(),
+                                               windows.begin() + std::min<size_t>(windows.size(), o.stat_windows));
+  const StatsMap stats = collect_stats(m, stat_win);
+  std::vector<float> freq(size_t(m.config().vocab), 0.0f);
+  double ntok = 0;
+  for (const auto& w : stat_win)
+    for (int id : w) freq[size_t(id)] += 1, ntok += 1;
+  for (float& f : freq) f = float(f / ntok);
+
+  int probe = -1;
+  for (size_t c = 0; c < p.candidates.size(); ++c)
+    if (p.candidates[c].to_string() == quant::parse_scheme(kProbe).to_string()) probe = int(c);
+  const bool tied = &m.lm_head() == &m.embed();
+  std::vector<std::unique_ptr<Model>> probes;
+  std::vector<Errors> errs;
+  for (MixedTensor& mt : p.tensors) {
+    const Tensor& t = *mt.t;
+    const InputStats* st = find_stats(stats, t.name);
+    const float* col = st ? st->sq_mean.data() : nullptr;
+    Errors e = &t == &m.embed() ? candidate_errors(t, p.candidates, probe, freq.data(), nullptr, tied && st ? col : nullptr,
+                                                   o.threads)
+                                : candidate_errors(t, p.candidates, probe, nullptr, col, nullptr, o.threads);
+    probes.push_back(with_int_tensor(m, t, p.candidates[size_t(probe)].p, std::move(e.probe_bytes)));
+    errs.push_back(std::move(e));
+  }
+  Windows pw;
+  for (size_t i = 0; i < windows.size() && int(i) < o.probe_windows; ++i)
+    pw.ids.emplace_back(windows[i].begin(), windows[i].begin() + std::min<size_t>(windows[i].size(), o.probe_len));
+  std::vector<const Model*> ptrs;
+  for (const auto& pm : probes) ptrs.push_back(pm.get());
+  const std::vector<EvalResult> r = evaluate_models(ptrs, &m, pw);
+  for (size_t i = 0; i < p.tensors.size(); ++i) {
+    MixedTensor& mt = p.tensors[i];
+    mt.probe_kld = r[i].kld_mean;
+    const double ep = errs[i].e[size_t(probe)];
+    mt.sens.clear();
+    for (double e : errs[i].e) mt.sens.push_back(ep > 0 ? mt.probe_kld * e / ep : 0.0);
+  }
+}
+
+Allocation allocate(const MixedProblem& p, double target) {
+  check_target(p, target);
+  const size_t n = p.tensors.size(), C = p.candidates.size();
+  uint64_t most = 1;
+  for (const auto& t : p.tensors) most += *std::max_element(t.bytes.begin(), t.bytes.end());
+  const uint64_t unit = (most + kUnits - 1) / kUnits;
+  const double budget_bytes = std::floor(target * double(p.params) / 8.0) - double(p.fixed_bytes);
+  const int64_t B = budget_bytes <= 0 ? -1 : int64_t(budget_bytes / double(unit));
+  auto units = [&](size_t i, size_t c) { return int64_t((p.tensors[i].bytes[c] + unit - 1) / unit); };
+  const double inf = std::numeric_limits<double>::infinity();
+  // dp[b]: the smallest summed sensitivity of the tensors so far within b units
+  std::vector<double> dp(size_t(std::max<int64_t>(B + 1, 0)), 0.0), next(dp.size());
+  std::vector<uint8_t> choice(n * dp.size(), 0);
+  for (size_t i = 0; i < n; ++i) {
+    if (p.tensors[i].sens.size() != C) fail("internal: tensor '{}' has no sensitivity", p.tensors[i].t->name);
+    for (int64_t b = 0; b <= B; ++b) {
+      double best = inf;
+      for (size_t c = 0; c < C; ++c) {
+        const int64_t u = units(i, c);
+        if (u > b) continue;
+        const double v = dp[size_t(b - u)] + p.tensors[i].sens[c];
+        if (v < best) best = v, choice[i * dp.size() + size_t(b)] = uint8_t(c);
+      }
+      next[size_t(b)] = best;
+    }
+    std::swap(dp, next);
+  }
+  if (B < 0 || !std::isfinite(dp[size_t(B)]))
+    fail("--target-bpw {}: too close to the smallest achievable {:.4f} bits per weight", target, p.min_bpw());
+  Allocation a;
+  a.pick.assign(n, 0);
+  a.bytes = p.fixed_bytes;
+  a.sens = dp[size_t(B)];
+  int64_t b = B;
+  for (size_t i = n; i-- > 0;) {
+    const int c = choice[i * dp.size() + size_t(b)];
+    a.pick[i] = c;
+    a.bytes += p.tensors[i].bytes[size_t(c)];
+    b -= units(i, size_t(c));
+  }
+  a.bpw = 8.0 * double(a.bytes) / double(p.params);
+  return a;
+}
+
+void apply_allocation(const MixedProblem& p, const Allocation& a, QuantizeOptions& o) {
+  std::vector<SchemeOverride> ovs;
+  for (size_t i = 0; i < p.tensors.size(); ++i) {
+    std::string re = "^";
+    for (char ch : p.tensors[i].t->name) {
+      if (std::string_view("\\^$.|?*+()[]{}").find(ch) != std::string_view::npos) re += '\\';
+      re += ch;
+    }
+    re += "$";
+    // built directly: the scheme's text holds '=' ("s=f16"), which parse_override splits on
+    ovs.push_back({re, std::regex(re, std::regex::ECMAScript), p.candidates[size_t(a.pick[i])]});
+  }
+  o.overrides.insert(o.overrides.begin(), ovs.begin(), ovs.end());
+}
+
+void save_sensitivity(const std::string& path, const MixedProblem& p) {
+  nlohmann::json j;
+  for (const auto& c : p.candidates) j["candidates"].push_back(c.to_string());
+  for (const auto& t : p.tensors) j["tensors"][t.t->name] = {{"probe_kld", t.probe_kld}, {"sens", t.sens}};
+  const std::string text = j.dump(1) + "\n";
+  AtomicFile f(path);
+  f.write(text.data(), text.size());
+  f.commit();
+}
+
+void load_sensitivity(const std::string& path, MixedProblem& p) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_text_file(path));
+    std::vector<std::string> names;
+    for (const auto& c : p.candidates) names.push_back(c.to_string());
+    if (j.at("candidates").get<std::vector<std::string>>() != names) fail("{}: other candidate schemes", path);
+    for (MixedTensor& t : p.tensors) {
+      const auto& e = j.at("tensors").at(t.t->name);
+      t.probe_kld = e.at("probe_kld").get<double>();
+      t.sens = e.at("sens").get<std::vector<double>>();
+      if (t.sens.size() != p.candidates.size()) fail("{}: '{}' has {} values", path, t.t->name, t.sens.size());
+    }
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: not a sensitivity file of this model: {}", path, e.what());
+  }
+}
+
+std::string allocation_table(const MixedProblem& p, const Allocation& a) {
+  std::string s = fmt::format("{:<48} {:<16} {:>10} {:>8} {:>11} {:>11}\n", "tensor", "scheme", "params", "bpw",
+                              "probe KLD", "sensitivity");
+  struct Sum {
+    int tensors = 0;
+    uint64_t params = 0, bytes = 0;
+  };
+  std::map<int, Sum> by_bits;
+  for (size_t i = 0; i < p.tensors.size(); ++i) {
+    const MixedTensor& t = p.tensors[i];
+    const size_t c = size_t(a.pick[i]);
+    const uint64_t n = uint64_t(t.t->numel());
+    s += fmt::format("{:<48} {:<16} {:>10} {:>8.3f} {:>11.4g} {:>11.4g}\n", t.t->name, p.candidates[c].to_string(), n,
+                     8.0 * double(t.bytes[c]) / double(n), t.probe_kld, t.sens[c]);
+    Sum& b = by_bits[p.candidates[c].p.bits];
+    b.tensors++, b.params += n, b.bytes += t.bytes[c];
+  }
+  for (const auto& [bits, b] : by_bits)
+    s += fmt::format("int{}: {} tensors, {} params ({:.1f}%), {:.3f} bpw\n", bits, b.tensors, b.params,
+                     100.0 * double(b.params) / double(p.params), 8.0 * double(b.bytes) / double(b.params));
+  s += fmt::format("allocation: {:.4f} bits per weight (norms, biases and fixed tensors included), summed "
+                   "sensitivity {:.5g}\n",
+                   a.bpw, a.sens);
+  return s;
+}
+
+}  // namespace lmq::calib
