@@ -3,6 +3,7 @@
 // and a 32000×384 weight. bytes_per_second counts the weight's stored bytes per call.
 #include <benchmark/benchmark.h>
 
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -54,9 +55,16 @@ void BM_Linear(benchmark::State& st) {
   std::mt19937 rng(2);
   std::normal_distribution<float> nd;
   for (auto& v : x) v = nd(rng);
+  const bool integer = kind == 1 || kind == 2;
+  std::unique_ptr<IntMatmulPlan> plan = integer ? std::make_unique<IntMatmulPlan>(w.t) : nullptr;
+  QuantizedActs xq;
   for (auto _ : st) {
-    if (kind == 1 || kind == 2) int_matmul(w.t, x.data(), T, y.data(), nullptr, ActQuant::DynamicAbsmax);
-    else matmul(w.t, x.data(), T, y.data(), nullptr);
+    if (integer) {  // as Runner does: the plan made once, the activations quantized per call
+      quantize_activations(x.data(), T, K, ActQuant::DynamicAbsmax, 0, plan->unit(), xq);
+      int_matmul_q(*plan, xq, y.data());
+    } else {
+      matmul(w.t, x.data(), T, y.data(), nullptr);
+    }
     benchmark::DoNotOptimize(y.data());
   }
   st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(w.bytes.size()));

@@ -1,6 +1,7 @@
 // Dynamic activation quantization: error bounds, the MSE rule vs absmax, block scales, sums.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -101,4 +102,36 @@ TEST(ActQuant, BlocksAndSums) {
       }
     }
   }
+}
+
+// The SIMD loops restate q = clamp(round(x/s), ±127) (round half away from zero) exactly:
+// compared value by value with std::round on ties, the float just below one half, values past
+// the clamp, odd lengths (SIMD tails), and NaN (→ 0, ignored by the range).
+TEST(ActQuant, CodesEqualTheFormulaOnHardValues) {
+  const float below_half = std::nextafter(0.5f, 0.f);
+  std::vector<float> x;
+  for (float v : {0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, below_half, -below_half, 126.5f, -126.5f, 127.49f, 300.f,
+                  -300.f, 0.f, -0.f, 1e-30f, 3.4e38f})
+    x.push_back(v);
+  const auto r = random_acts(37, 9, 40.f);
+  x.insert(x.end(), r.begin(), r.end());
+  for (int64_t n : {int64_t(x.size()), int64_t(17), int64_t(5)}) {
+    std::vector<int8_t> q(static_cast<size_t>(n));
+    act_quantize_block(x.data(), n, 1.0f, q.data());
+    for (int64_t i = 0; i < n; ++i) {
+      const float want = std::clamp(std::round(x[size_t(i)]), -127.0f, 127.0f);
+      ASSERT_EQ(int(q[size_t(i)]), int(want)) << "x = " << x[size_t(i)] << " n = " << n;
+    }
+  }
+  std::vector<float> y = random_acts(40, 10);
+  y[3] = std::nanf("");
+  y[21] = std::nanf("");
+  float amax = 0;
+  for (float v : y)
+    if (!std::isnan(v)) amax = std::max(amax, std::fabs(v));
+  EXPECT_EQ(act_scale(y.data(), int64_t(y.size()), ActQuant::DynamicAbsmax), amax / 127.0f);
+  QuantizedActs qa;
+  quantize_activations(y.data(), 1, int64_t(y.size()), ActQuant::DynamicAbsmax, 0, 0, qa);
+  EXPECT_EQ(qa.q[3], 0);
+  EXPECT_EQ(qa.q[21], 0);
 }

@@ -348,6 +348,9 @@ TEST(BadInput, OverrideRegexHugeCount) {
   expect_error(run_lmq({"quantize", llama(), "-o", out + ".gguf", "--format", "gguf", "--scheme", "q8_0",
                         "--override", "(a)\\11111111111111111111=q4_0"}),
                {"--override", "back-reference over 1000"});
+  // stacked counts multiply the compiled size: this took minutes to compile before the bound
+  expect_error(run_lmq({"quantize", llama(), "-o", out, "--scheme", "int8", "--override", "x*{7}**{7}{7}{7}{7}=int4"}),
+               {"--override", "multiply to over 4096"});
   EXPECT_FALSE(fs::exists(out));
 }
 

@@ -116,7 +116,10 @@ TEST(IntMatmul, RandomTilesAllLayouts) {
     for (bool asym : {false, true})
       for (int group : {-1, 0, 32, 64, 128})
         for (int64_t block : {0, 32, 64})
-          for (auto [N, K] : {std::pair<int64_t, int64_t>{1, 32}, {37, 96}, {70, 384}, {5, 160}}) {
+          // tiled VNNI kernel: K % 128 == 0 (both widths), K % 64 == 0 (8 bits only); row tails
+          // N % 4 != 0, nu % 8 != 0 (the padded slots); others take the row kernels
+          for (auto [N, K] : {std::pair<int64_t, int64_t>{1, 32}, {37, 96}, {70, 384}, {5, 160}, {3, 128},
+                              {6, 640}, {9, 192}, {13, 1280}}) {
             IntParams p{uint8_t(bits), asym, group, ScaleType::F16};
             auto wf = randn(N * K, ++seed, 0.05f);
             const QWeight w = make_weight(wf, N, K, p);

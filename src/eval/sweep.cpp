@@ -9,6 +9,8 @@
 
 #include "lmq/error.h"
 #include "lmq/eval/bench.h"
+#include "lmq/kernels/act_quant.h"
+#include "lmq/kernels/int_matmul.h"
 #include "lmq/quant/quantize_model.h"
 
 namespace lmq {
@@ -99,6 +101,14 @@ SweepResult run_sweep(const Model& base, const Windows& windows, const std::stri
       const BenchResult b = bench_model(*models[i], 128, 64, 1);
       row.prefill_tok_s = b.prefill_tok_s;
       row.decode_tok_s = b.decode_tok_s;
+      if (int_matmul_supported(*models[i]->layers().front().wq)) {
+        const ActQuant saved = default_act_quant();
+        set_default_act_quant(ActQuant::DynamicAbsmax);
+        const BenchResult a = bench_model(*models[i], 128, 64, 1);
+        set_default_act_quant(saved);
+        row.prefill_a8_tok_s = a.prefill_tok_s;
+        row.decode_a8_tok_s = a.decode_tok_s;
+      }
     }
   }
   return r;
@@ -107,12 +117,17 @@ SweepResult run_sweep(const Model& base, const Windows& windows, const std::stri
 std::string sweep_table(const SweepResult& r) {
   std::string s = fmt::format("base {}: {:.2f} bits per weight, ppl {:.4f} on {} ({} windows, {} tokens scored)\n\n",
                               r.base_path, r.base_bpw, r.base_ppl, r.text, r.windows, r.tokens_scored);
-  s += fmt::format("{:<32} {:>6} {:>11} {:>9} {:>8} {:>10} {:>10} {:>7} {:>9} {:>9}\n", "scheme", "bpw", "file bytes",
-                   "ppl", "Δppl %", "KLD mean", "KLD p99", "top-1", "pp tok/s", "tg tok/s");
+  s += fmt::format("{:<32} {:>6} {:>11} {:>9} {:>8} {:>10} {:>10} {:>7} {:>9} {:>9} {:>9} {:>9}\n", "scheme", "bpw",
+                   "file bytes", "ppl", "Δppl %", "KLD mean", "KLD p99", "top-1", "pp tok/s", "tg tok/s", "pp A8",
+                   "tg A8");
+  auto speed = [](double v) { return v > 0 ? fmt::format("{:.1f}", v) : std::string("-"); };
   for (const auto& x : r.rows)
-    s += fmt::format("{:<32} {:>6.3f} {:>11} {:>9.4f} {:>+8.3f} {:>10.6f} {:>10.6f} {:>7.4f} {:>9.1f} {:>9.1f}\n",
+    s += fmt::format("{:<32} {:>6.3f} {:>11} {:>9.4f} {:>+8.3f} {:>10.6f} {:>10.6f} {:>7.4f} {:>9} {:>9} {:>9} {:>9}\n",
                      x.scheme, x.bpw, x.file_bytes, x.ppl, x.dppl_pct, x.kld_mean, x.kld_p99, x.top1,
-                     x.prefill_tok_s, x.decode_tok_s);
+                     speed(x.prefill_tok_s), speed(x.decode_tok_s), speed(x.prefill_a8_tok_s),
+                     speed(x.decode_a8_tok_s));
+  s += "pp/tg: prefill 128 / decode 64 tokens/s, float activations; A8: the same with dynamic int8 activations on\n"
+       "the integer kernels (8- and 4-bit weights only; the other schemes and ppl/KLD use float activations)\n";
   return s;
 }
 
@@ -130,7 +145,8 @@ std::string sweep_json(const SweepResult& r) {
                          {"tensor_bytes", x.tensor_bytes}, {"ppl", x.ppl}, {"dppl_pct", x.dppl_pct},
                          {"kld_mean", x.kld_mean}, {"kld_p99", x.kld_p99}, {"kld_max", x.kld_max},
                          {"top1_agreement", x.top1}, {"quantize_seconds", x.quantize_seconds},
-                         {"prefill_tok_s", x.prefill_tok_s}, {"decode_tok_s", x.decode_tok_s}});
+                         {"prefill_tok_s", x.prefill_tok_s}, {"decode_tok_s", x.decode_tok_s},
+                         {"prefill_a8_tok_s", x.prefill_a8_tok_s}, {"decode_a8_tok_s", x.decode_a8_tok_s}});
   return j.dump(1);
 }
 

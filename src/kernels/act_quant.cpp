@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 
+#include "act_quant_simd.h"
 #include "lmq/error.h"
 
 namespace lmq {
@@ -37,18 +38,15 @@ void act_quantize_block(const float* x, int64_t n, float s, int8_t* q) {
     std::fill(q, q + n, int8_t(0));
     return;
   }
-  const float inv = 1.0f / s;
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = std::round(x[i] * inv);
-    q[i] = int8_t(std::clamp(v, -127.0f, 127.0f));
-  }
+  simd_quantize_i8(x, n, 1.0f / s, q);
 }
 
 double act_sq_error(const float* x, int64_t n, float s) {
   double e = 0;
   const float inv = s > 0 ? 1.0f / s : 0.f;
   for (int64_t i = 0; i < n; ++i) {
-    const float q = s > 0 ? std::clamp(std::round(x[i] * inv), -127.0f, 127.0f) : 0.f;
+    const float v = x[i] * inv;
+    const float q = s > 0 && v == v ? std::clamp(std::round(v), -127.0f, 127.0f) : 0.f;
     const double d = double(x[i]) - double(s * q);
     e += d * d;
   }
@@ -56,8 +54,7 @@ double act_sq_error(const float* x, int64_t n, float s) {
 }
 
 float act_scale(const float* x, int64_t n, ActQuant rule) {
-  float amax = 0.f;
-  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const float amax = simd_absmax(x, n);
   if (!(amax > 0)) return 0.f;
   const float s1 = amax / 127.0f;
   if (rule != ActQuant::DynamicMse) return s1;
@@ -90,13 +87,26 @@ void quantize_rows(const float* x, int64_t T, int64_t K, int64_t block, int64_t 
   for (int64_t t = 0; t < T; ++t) {
     const float* xr = x + t * K;
     int8_t* qr = out.q.data() + t * K;
+    // Code sums come with the codes when the sum groups tile the scale blocks (they do for
+    // every integer matmul: its unit never spans two blocks); otherwise they are added after.
+    const bool nested = out.block % out.sum_group == 0;
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t c0 = b * out.block, n = std::min(out.block, K - c0);
       const float s = scale_of(xr + c0, n);
       out.scale[size_t(t * nb + b)] = s;
-      act_quantize_block(xr + c0, n, s, qr + c0);
+      if (!nested) {
+        act_quantize_block(xr + c0, n, s, qr + c0);
+        continue;
+      }
+      for (int64_t g0 = c0; g0 < c0 + n; g0 += out.sum_group) {
+        const int64_t m = std::min(out.sum_group, c0 + n - g0);
+        int32_t sum = 0;
+        if (s > 0) sum = simd_quantize_i8(xr + g0, m, 1.0f / s, qr + g0);
+        else std::fill(qr + g0, qr + g0 + m, int8_t(0));
+        out.sums[size_t(t * ns + g0 / out.sum_group)] = sum;
+      }
     }
-    for (int64_t g = 0; g < ns; ++g) {
+    for (int64_t g = 0; g < ns && !nested; ++g) {
       const int64_t c0 = g * out.sum_group, c1 = std::min(K, c0 + out.sum_group);
       int32_t sum = 0;
       for (int64_t c = c0; c < c1; ++c) sum += qr[c];

@@ -47,9 +47,10 @@ struct LoadF16 {
   static float scalar(const uint16_t* p) { return f16_to_f32(*p); }
 };
 
+// Rows of w are ldw apart, rows of x ldx apart.
 template <int NR, int NT, class Load, typename W>
-HWY_INLINE void Tile(const W* HWY_RESTRICT w, const float* HWY_RESTRICT x, int64_t K, float* HWY_RESTRICT y,
-                     int64_t ldy) {
+HWY_INLINE void Tile(const W* HWY_RESTRICT w, int64_t ldw, const float* HWY_RESTRICT x, int64_t ldx, int64_t K,
+                     float* HWY_RESTRICT y, int64_t ldy) {
   const hn::ScalableTag<float> d;
   const int64_t N = int64_t(hn::Lanes(d));
   hn::Vec<decltype(d)> acc[NR][NT];
@@ -58,42 +59,48 @@ HWY_INLINE void Tile(const W* HWY_RESTRICT w, const float* HWY_RESTRICT x, int64
   int64_t k = 0;
   for (; k + N <= K; k += N) {
     hn::Vec<decltype(d)> xv[NT];
-    for (int t = 0; t < NT; ++t) xv[t] = hn::LoadU(d, x + t * K + k);
+    for (int t = 0; t < NT; ++t) xv[t] = hn::LoadU(d, x + t * ldx + k);
     for (int r = 0; r < NR; ++r) {
-      const auto wv = Load()(d, w + r * K + k);
+      const auto wv = Load()(d, w + r * ldw + k);
       for (int t = 0; t < NT; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
     }
   }
   for (int r = 0; r < NR; ++r)
     for (int t = 0; t < NT; ++t) {
       float s = hn::GetLane(hn::SumOfLanes(d, acc[r][t]));
-      for (int64_t kk = k; kk < K; ++kk) s += Load::scalar(w + r * K + kk) * x[t * K + kk];
+      for (int64_t kk = k; kk < K; ++kk) s += Load::scalar(w + r * ldw + kk) * x[t * ldx + kk];
       y[t * ldy + r] = s;
     }
 }
 
 template <int NR, class Load, typename W>
-HWY_INLINE void RowBlock(const W* w, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
+HWY_INLINE void RowBlock(const W* w, int64_t ldw, const float* x, int64_t ldx, int64_t nt, int64_t K, float* y,
+                         int64_t ldy) {
   int64_t t = 0;
-  for (; t + 4 <= nt; t += 4) Tile<NR, 4, Load>(w, x + t * K, K, y + t * ldy, ldy);
-  for (; t < nt; ++t) Tile<NR, 1, Load>(w, x + t * K, K, y + t * ldy, ldy);
+  for (; t + 4 <= nt; t += 4) Tile<NR, 4, Load>(w, ldw, x + t * ldx, ldx, K, y + t * ldy, ldy);
+  for (; t < nt; ++t) Tile<NR, 1, Load>(w, ldw, x + t * ldx, ldx, K, y + t * ldy, ldy);
 }
 
 template <class Load, typename W>
-HWY_INLINE void Rows(const W* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
+HWY_INLINE void Rows(const W* w, int64_t ldw, int64_t nr, const float* x, int64_t ldx, int64_t nt, int64_t K,
+                     float* y, int64_t ldy) {
   int64_t r = 0;
-  for (; r + 4 <= nr; r += 4) RowBlock<4, Load>(w + r * K, x, nt, K, y + r, ldy);
-  for (; r < nr; ++r) RowBlock<1, Load>(w + r * K, x, nt, K, y + r, ldy);
+  for (; r + 4 <= nr; r += 4) RowBlock<4, Load>(w + r * ldw, ldw, x, ldx, nt, K, y + r, ldy);
+  for (; r < nr; ++r) RowBlock<1, Load>(w + r * ldw, ldw, x, ldx, nt, K, y + r, ldy);
 }
 
 void DotTileF32(const float* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
-  Rows<LoadF32>(w, nr, x, nt, K, y, ldy);
+  Rows<LoadF32>(w, K, nr, x, K, nt, K, y, ldy);
+}
+void DotTileF32Strided(const float* w, int64_t ldw, int64_t nr, const float* x, int64_t ldx, int64_t nt, int64_t K,
+                       float* y, int64_t ldy) {
+  Rows<LoadF32>(w, ldw, nr, x, ldx, nt, K, y, ldy);
 }
 void DotTileBF16(const uint16_t* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
-  Rows<LoadBF16>(w, nr, x, nt, K, y, ldy);
+  Rows<LoadBF16>(w, K, nr, x, K, nt, K, y, ldy);
 }
 void DotTileF16(const uint16_t* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
-  Rows<LoadF16>(w, nr, x, nt, K, y, ldy);
+  Rows<LoadF16>(w, K, nr, x, K, nt, K, y, ldy);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -103,10 +110,15 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace lmq {
 HWY_EXPORT(DotTileF32);
+HWY_EXPORT(DotTileF32Strided);
 HWY_EXPORT(DotTileBF16);
 HWY_EXPORT(DotTileF16);
 void dot_tile_f32(const float* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(DotTileF32)(w, nr, x, nt, K, y, ldy);
+}
+void dot_tile_f32_strided(const float* w, int64_t ldw, int64_t nr, const float* x, int64_t ldx, int64_t nt, int64_t K,
+                          float* y, int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(DotTileF32Strided)(w, ldw, nr, x, ldx, nt, K, y, ldy);
 }
 void dot_tile_bf16(const uint16_t* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(DotTileBF16)(w, nr, x, nt, K, y, ldy);

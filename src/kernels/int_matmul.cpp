@@ -85,59 +85,125 @@ int64_t int_matmul_unit(const Tensor& w, int64_t act_block) {
   return lo;
 }
 
-void int_matmul_q(const Tensor& w, const QuantizedActs& xq, float* y, const float* bias, IntKernel kern) {
-  const int64_t N = w.rows(), K = w.cols(), T = xq.T;
-  const int64_t U = xq.sum_group;
-  if (xq.K != K) fail("int_matmul: activations have {} columns, weight {} has {}", xq.K, w.name, K);
-  if (int_matmul_unit(w, xq.block == K ? 0 : xq.block) != U)
-    fail("int_matmul: weight {} ({}) with activation block {} / sum group {} is not supported", w.name,
-         tensor_format_label(w), xq.block, U);
-  if (kern == IntKernel::Auto) kern = best_int_kernel();
-  if (!int_kernel_available(kern)) fail("int_matmul: kernel {} is not available here", int_kernel_name(kern));
+IntMatmulPlan::IntMatmulPlan(const Tensor& w, int64_t act_block) : w_(&w), U_(int_matmul_unit(w, act_block)) {
+  if (U_ == 0) fail("int_matmul: weight {} ({}) is not supported", w.name, tensor_format_label(w));
+  const int64_t N = w.rows(), K = w.cols();
+  nu_ = (K + U_ - 1) / U_;
+  const quant::IntView v = quant::int_view(w.q, w.data, N, K);
+  const int64_t gpr = v.layout.groups_per_row, G = w.q.group > 0 ? w.q.group : K;
+  const size_t n = size_t((N + 3) / 4 * nu_ * 4);
+  sw_.assign(n, 0.f);
+  if (w.q.asym) zw_.assign(n, 0);
+  zc_ = w.q.asym ? 0 : quant::int_zero_at(v, 0);
+  for (int64_t o = 0; o < N; ++o)
+    for (int64_t u = 0; u < nu_; ++u) {
+      const int64_t idx = w.q.group > 0 ? o * gpr + (u * U_) / G : w.q.group == -1 ? o : 0;
+      const size_t at = size_t(((o / 4) * nu_ + u) * 4 + o % 4);
+      sw_[at] = quant::int_scale_at(v, idx);
+      if (w.q.asym) zw_[at] = quant::int_zero_at(v, idx);
+    }
+}
+
+namespace {
+
+void check_acts(const IntMatmulPlan& plan, const QuantizedActs& xq) {
+  const Tensor& w = plan.weight();
+  if (xq.K != w.cols()) fail("int_matmul: activations have {} columns, weight {} has {}", xq.K, w.name, w.cols());
+  if (xq.sum_group != plan.unit() || int_matmul_unit(w, xq.block == xq.K ? 0 : xq.block) != plan.unit())
+    fail("int_matmul: weight {} ({}) with activation block {} / sum group {} does not match its plan (unit {})",
+         w.name, tensor_format_label(w), xq.block, xq.sum_group, plan.unit());
+}
+
+// Per token, every unit's activation scale and code sum, `rep` times each, in rows of ld
+// (padded with zeros): the order the kernels read them.
+void expand_act_scales(const QuantizedActs& xq, int64_t U, int64_t nu, int64_t ld, int rep, std::vector<float>& sx,
+                       std::vector<int32_t>& xs) {
+  const int64_t T = xq.T, nb = xq.blocks_per_row();
+  sx.assign(size_t(T * ld), 0.f);
+  xs.assign(size_t(T * ld), 0);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t u = 0; u < nu; ++u)
+      for (int r = 0; r < rep; ++r) {
+        sx[size_t(t * ld + u * rep + r)] = xq.scale[size_t(t * nb + u * U / xq.block)];
+        xs[size_t(t * ld + u * rep + r)] = xq.sums[size_t(t * nu + u)];
+      }
+}
+
+// The tiled VNNI kernel: tiles of 4 rows split over the threads, tokens 4 at a time.
+void matmul_tiles(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, const float* bias) {
+  const Tensor& w = plan.weight();
+  const int64_t N = w.rows(), K = w.cols(), T = xq.T, U = plan.unit(), nu = plan.units_per_row();
+  const quant::IntView v = quant::int_view(w.q, w.data, N, K);
+  std::vector<float> sx4;
+  std::vector<int32_t> xs4;
+  expand_act_scales(xq, U, nu, nu * 4, 4, sx4, xs4);
+  const int8_t* x = xq.q.data();
+  std::vector<int8_t> split;
+  if (w.q.bits == 4) {
+    split.resize(xq.q.size());
+    intk::split_nibble_order(x, T, K, split.data());
+    x = split.data();
+  }
+  const int64_t tiles = (N + 3) / 4;
+#pragma omp parallel for schedule(static)
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    intk::TileArgs a;
+    for (int r = 0; r < 4; ++r)
+      a.row[r] = v.codes + std::min(tile * 4 + r, N - 1) * int64_t(v.layout.row_code_bytes);
+    a.nr = int(std::min<int64_t>(4, N - tile * 4));
+    a.bits = w.q.bits;
+    a.K = K, a.U = U, a.nu = nu, a.nu8 = (nu + 7) / 8 * 8;
+    a.ldx = K;
+    a.ld4 = nu * 4;
+    a.sw4 = plan.tile_scales(tile);
+    a.zw4 = plan.tile_zeros(tile);
+    a.zc = plan.sym_zero();
+    a.bias = bias ? bias + tile * 4 : nullptr;
+    a.ldy = N;
+    for (int64_t t0 = 0; t0 < T; t0 += 4) {
+      a.nt = int(std::min<int64_t>(4, T - t0));
+      a.x = x + t0 * K;
+      a.sx4 = sx4.data() + t0 * a.ld4;
+      a.xs4 = xs4.data() + t0 * a.ld4;
+      a.y = y + t0 * N + tile * 4;
+      intk::tile_avx512vnni(a);
+    }
+  }
+}
+
+// One row at a time (every layout): the scalar specification, AVX2, and VNNI's row form.
+void matmul_rows(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, const float* bias, IntKernel kern) {
   const intk::RowFn row = kern == IntKernel::Avx512Vnni ? intk::row_avx512vnni
                           : kern == IntKernel::Avx2     ? intk::row_avx2
                                                         : intk::row_scalar;
   const intk::Unpack4Fn unpack4 = kern == IntKernel::Scalar ? intk::unpack4_scalar : intk::unpack4_sse;
-
+  const Tensor& w = plan.weight();
+  const int64_t N = w.rows(), K = w.cols(), T = xq.T, U = plan.unit(), nu = plan.units_per_row();
   const quant::IntView v = quant::int_view(w.q, w.data, N, K);
   const int bits = w.q.bits;
-  const int64_t nu = (K + U - 1) / U, nu8 = (nu + 7) / 8 * 8;
-  const int64_t gpr = v.layout.groups_per_row;
-  const int64_t G = w.q.group > 0 ? w.q.group : K;
-
-  // Per token: the activation scale and code sum of every unit (padded with zeros).
-  std::vector<float> sx(size_t(T * nu8), 0.f);
-  std::vector<int32_t> xs(size_t(T * nu8), 0);
-  const int64_t nb = xq.blocks_per_row();
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t u = 0; u < nu; ++u) {
-      sx[size_t(t * nu8 + u)] = xq.scale[size_t(t * nb + u * U / xq.block)];
-      xs[size_t(t * nu8 + u)] = xq.sums[size_t(t * nu + u)];
-    }
+  const int64_t nu8 = (nu + 7) / 8 * 8;
+  std::vector<float> sx;
+  std::vector<int32_t> xs;
+  expand_act_scales(xq, U, nu, nu8, 1, sx, xs);
 
   constexpr int64_t kRows = 32;
   const int64_t chunks = (N + kRows - 1) / kRows;
 #pragma omp parallel
   {
     std::vector<uint8_t> codes(bits == 4 ? size_t(kRows * K) : 0);
-    std::vector<float> sw(size_t(kRows * nu8));
-    std::vector<int32_t> zw(size_t(kRows * nu8));
+    std::vector<float> sw(size_t(kRows * nu8), 0.f);
+    std::vector<int32_t> zw(size_t(kRows * nu8), 0);
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t r0 = c * kRows, nr = std::min(kRows, N - r0);
-      for (int64_t r = 0; r < nr; ++r) {
+      for (int64_t r = 0; r < nr; ++r) {  // this row's scales and zero points, padded to nu8
         const int64_t o = r0 + r;
         if (bits == 4) unpack4(v.codes + o * v.layout.row_code_bytes, K, codes.data() + r * K);
-        float* swr = sw.data() + r * nu8;
-        int32_t* zwr = zw.data() + r * nu8;
-        for (int64_t u = 0; u < nu8; ++u) {
-          if (u >= nu) {
-            swr[u] = 0.f, zwr[u] = 0;
-            continue;
-          }
-          const int64_t idx = w.q.group > 0 ? o * gpr + (u * U) / G : w.q.group == -1 ? o : 0;
-          swr[u] = quant::int_scale_at(v, idx);
-          zwr[u] = quant::int_zero_at(v, idx);
+        const float* ts = plan.tile_scales(o / 4);
+        const int32_t* tz = plan.tile_zeros(o / 4);
+        for (int64_t u = 0; u < nu; ++u) {
+          sw[size_t(r * nu8 + u)] = ts[u * 4 + o % 4];
+          zw[size_t(r * nu8 + u)] = tz ? tz[u * 4 + o % 4] : plan.sym_zero();
         }
       }
       for (int64_t t0 = 0; t0 < T; t0 += 4) {
@@ -165,6 +231,23 @@ void int_matmul_q(const Tensor& w, const QuantizedActs& xq, float* y, const floa
       }
     }
   }
+}
+
+}  // namespace
+
+void int_matmul_q(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, const float* bias, IntKernel kern) {
+  check_acts(plan, xq);
+  if (kern == IntKernel::Auto) kern = best_int_kernel();
+  if (!int_kernel_available(kern)) fail("int_matmul: kernel {} is not available here", int_kernel_name(kern));
+  const Tensor& w = plan.weight();
+  if (kern == IntKernel::Avx512Vnni && intk::tile_kernel_fits(w.q.bits, w.cols(), plan.unit()))
+    return matmul_tiles(plan, xq, y, bias);
+  matmul_rows(plan, xq, y, bias, kern);
+}
+
+void int_matmul_q(const Tensor& w, const QuantizedActs& xq, float* y, const float* bias, IntKernel kern) {
+  const IntMatmulPlan plan(w, xq.block == xq.K ? 0 : xq.block);
+  int_matmul_q(plan, xq, y, bias, kern);
 }
 
 void int_matmul(const Tensor& w, const float* x, int64_t T, float* y, const float* bias, ActQuant rule,

@@ -35,6 +35,36 @@ void row_avx2(const RowArgs& a);
 void row_avx512vnni(const RowArgs& a);
 void unpack4_sse(const uint8_t* packed, int64_t K, uint8_t* out);
 
+// The tiled AVX-512 VNNI kernel (int_matmul_tiles_x86.cpp): 4 weight rows (row[r]; rows past
+// the matrix repeat a valid one and are not written) × nt <= 4 tokens. K is a multiple of the
+// 64-byte step (S = 64 codes at 8 bits, 128 at 4 bits) and U divides S or S divides U.
+// x: per token ldx bytes; at 4 bits each 128-code step is stored as its 64 even-position codes
+// then its 64 odd-position ones (the order of the low and high nibbles of 64 packed bytes).
+// sx4/xs4: per token (at t·ld4), every unit's activation scale / code sum repeated 4 times
+// (sx4[u·4 + r] = sx[u]). sw4/zw4: the plan's tile (zw4 null: zero point zc everywhere).
+struct TileArgs {
+  const uint8_t* row[4];
+  int nr;  // valid rows, 1..4
+  int bits;
+  int64_t K, U, nu, nu8;
+  const int8_t* x;
+  int64_t ldx;
+  int nt;
+  const float* sx4;
+  const int32_t* xs4;
+  int64_t ld4;
+  const float* sw4;
+  const int32_t* zw4;
+  int32_t zc;
+  const float* bias;  // nullable, bias of the tile's first row
+  float* y;           // y[t·ldy + r]
+  int64_t ldy;
+};
+bool tile_kernel_fits(int bits, int64_t K, int64_t U);
+void tile_avx512vnni(const TileArgs& a);
+// Reorders each 128-code step of T rows of K int8 codes into even-then-odd positions.
+void split_nibble_order(const int8_t* x, int64_t T, int64_t K, int8_t* out);
+
 // The final combine of the 8 slots, shared by every kernel's specification.
 inline float combine_slots(const float* s) {
   return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));

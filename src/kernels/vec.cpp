@@ -72,6 +72,19 @@ double Dot(const float* a, const float* b, int64_t n) {
   return total;
 }
 
+void SiluMul(float* g, const float* up, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  const auto one = hn::Set(d, 1.0f);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto v = hn::LoadU(d, g + i);
+    const auto silu = hn::Div(v, hn::Add(one, hn::Exp(d, hn::Neg(v))));
+    hn::StoreU(hn::Mul(silu, hn::LoadU(d, up + i)), d, g + i);
+  }
+  for (; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * up[i];
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace lmq
 HWY_AFTER_NAMESPACE();
@@ -81,6 +94,8 @@ namespace lmq {
 HWY_EXPORT(LogSumExp);
 HWY_EXPORT(Dot);
 HWY_EXPORT(ExpShifted);
+HWY_EXPORT(SiluMul);
+void silu_mul(float* g, const float* up, int64_t n) { HWY_DYNAMIC_DISPATCH(SiluMul)(g, up, n); }
 double log_sum_exp(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(LogSumExp)(x, n); }
 double dot(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(Dot)(a, b, n); }
 double exp_shifted(const float* x, int64_t n, float shift, float* out) {

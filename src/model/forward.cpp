@@ -7,6 +7,7 @@
 
 #include "lmq/error.h"
 #include "lmq/kernels/int_matmul.h"
+#include "lmq/kernels/vec.h"
 #include "lmq/kernels/matmul.h"
 #include "lmq/model/memory_limit.h"
 
@@ -106,44 +107,80 @@ void Runner::ensure_scratch(int n) {
   up_.resize(N * c_.ffn);
 }
 
-// Causal attention of the n new positions over the whole cache, one head per task. Per head
-// the work is two small matrix products on the float tile kernel: scores = Q·Kᵀ over the
-// cached positions, then out = softmax(scores)·V (V transposed so both operands are rows).
+// Causal attention of the n new positions over the whole cache, one (head, query block) per task.
+// Per task the work is two small matrix products on the float tile kernel: scores = Q·Kᵀ over the
+// cached positions, then out = softmax(scores)·V with V transposed, so both operands are rows.
+// An f32 cache is read in place (KvCache::keys / values_t); an int8 one is widened per head.
 void Runner::attention(int layer, int n) {
   const int H = c_.n_heads, d = c_.head_dim, Qd = c_.q_dim(), group = c_.n_heads / c_.n_kv_heads;
-  const int len = pos_ + n;  // cached positions the last query sees
   const float scale = 1.0f / std::sqrt(float(d));
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int h = 0; h < H; ++h) {
-    const int kvh = h / group;
-    std::vector<float> q(size_t(n) * d), k(size_t(len) * d), vt(size_t(d) * len), sc(size_t(n) * len);
-    for (int i = 0; i < n; ++i)
-      std::copy_n(q_.data() + size_t(i) * Qd + size_t(h) * d, d, q.data() + size_t(i) * d);
-    kv_.read_head(layer, kvh, len, k.data(), vt.data());
-    dot_tile_f32(k.data(), len, q.data(), n, d, sc.data(), len);  // sc[i][j] = q_i · k_j
-    for (int i = 0; i < n; ++i) {
-      float* row = sc.data() + size_t(i) * len;
-      const int visible = pos_ + i + 1;
-      float mx = -INFINITY;
-      for (int j = 0; j < visible; ++j) mx = std::max(mx, row[j] *= scale);
-      float sum = 0.f;
-      for (int j = 0; j < visible; ++j) sum += (row[j] = std::exp(row[j] - mx));
-      const float inv = 1.0f / sum;
-      for (int j = 0; j < visible; ++j) row[j] *= inv;
-      std::fill(row + visible, row + len, 0.f);  // causal mask
+  const bool in_place = kv_.type() == KvType::F32;
+  // Queries in blocks of kQB: a block needs keys only up to its last query (causal), which
+  // halves a long prefill's work against scoring every query over the whole cache.
+  constexpr int kQB = 64;
+  const int nqb = (n + kQB - 1) / kQB;
+#pragma omp parallel for schedule(dynamic, 1) collapse(2)
+  for (int h = 0; h < H; ++h)
+    for (int b = 0; b < nqb; ++b) {
+      const int kvh = h / group, i0 = b * kQB, nq = std::min(kQB, n - i0);
+      const int len = pos_ + i0 + nq;  // positions the block's last query sees
+      thread_local std::vector<float> kbuf, vbuf, sc;
+      sc.resize(size_t(nq) * len);
+      const float *k, *vt;
+      int64_t ldv;
+      if (in_place) {
+        k = kv_.keys(layer, kvh), vt = kv_.values_t(layer, kvh), ldv = kv_.values_t_stride();
+      } else {
+        kbuf.resize(size_t(len) * d);
+        vbuf.resize(size_t(len) * d);
+        kv_.read_head(layer, kvh, len, kbuf.data(), vbuf.data());
+        k = kbuf.data(), vt = vbuf.data(), ldv = len;
+      }
+      // sc[i][j] = q_i · k_j, the queries read in place from q_
+      dot_tile_f32_strided(k, d, len, q_.data() + size_t(i0) * Qd + size_t(h) * d, Qd, nq, d, sc.data(), len);
+      for (int i = 0; i < nq; ++i) {
+        float* row = sc.data() + size_t(i) * len;
+        const int visible = pos_ + i0 + i + 1;
+        float mx = -INFINITY;
+        for (int j = 0; j < visible; ++j) mx = std::max(mx, row[j] *= scale);
+        const float inv = float(1.0 / exp_shifted(row, visible, mx, row));
+        for (int j = 0; j < visible; ++j) row[j] *= inv;
+        std::fill(row + visible, row + len, 0.f);  // causal mask
+      }
+      // out[i][e] = Σ_j p[i][j] · v[j][e], written straight into att_'s head slot.
+      dot_tile_f32_strided(vt, ldv, d, sc.data(), len, nq, len, att_.data() + size_t(i0) * Qd + size_t(h) * d, Qd);
     }
-    // out[i][e] = Σ_j p[i][j] · v[j][e], written straight into att_'s head slot.
-    dot_tile_f32(vt.data(), d, sc.data(), n, len, att_.data() + size_t(h) * d, Qd);
+}
+
+void Runner::linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y, HeldActs& held) {
+  if (observer_) observer_(w, x, n);
+  if (const auto it = static_.find(&w); it != static_.end()) {
+    const IntMatmulPlan& plan = int_plan(w);
+    const HeldActs want{plan.unit(), -1, it->second.s_x};
+    if (!(held == want)) quantize_activations_static(x, n, w.cols(), it->second.s_x, plan.unit(), xq_), held = want;
+    return int_matmul_q(plan, xq_, y, it->second.bias.empty() ? nullptr : it->second.bias.data());
+  }
+  const std::vector<float> b = bias ? to_f32(*bias) : std::vector<float>();
+  const float* bp = bias ? b.data() : nullptr;
+  if (act_quant_ != ActQuant::None && int_matmul_supported(w)) {
+    const IntMatmulPlan& plan = int_plan(w);
+    const HeldActs want{plan.unit(), int(act_quant_), 0.f};
+    if (!(held == want)) quantize_activations(x, n, w.cols(), act_quant_, 0, plan.unit(), xq_), held = want;
+    int_matmul_q(plan, xq_, y, bp);
+  } else {
+    matmul(w, x, n, y, bp);
   }
 }
 
 void Runner::linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y) {
-  if (observer_) observer_(w, x, n);
-  if (const auto it = static_.find(&w); it != static_.end()) return static_linear(w, it->second, x, n, y);
-  const std::vector<float> b = bias ? to_f32(*bias) : std::vector<float>();
-  const float* bp = bias ? b.data() : nullptr;
-  if (act_quant_ != ActQuant::None && int_matmul_supported(w)) int_matmul(w, x, n, y, bp, act_quant_);
-  else matmul(w, x, n, y, bp);
+  HeldActs none;
+  linear(w, bias, x, n, y, none);
+}
+
+const IntMatmulPlan& Runner::int_plan(const Tensor& w) {
+  auto it = plans_.find(&w);
+  if (it == plans_.end()) it = plans_.emplace(&w, IntMatmulPlan(w)).first;
+  return it->second;
 }
 
 void Runner::embed_tokens(const int* tokens, int n, float* x) const {
@@ -174,9 +211,10 @@ void Runner::layer(int l, int n) {
     const LayerWeights& w = model_.layers()[l];
     // attention block
     rmsnorm(x_.data(), to_f32(*w.attn_norm).data(), h_.data(), n, D, c_.norm_eps);
-    linear(*w.wq, w.bq, h_.data(), n, q_.data());
-    linear(*w.wk, w.bk, h_.data(), n, k_.data());
-    linear(*w.wv, w.bv, h_.data(), n, v_.data());
+    HeldActs held;  // q, k and v read the same input: quantize it once for all three
+    linear(*w.wq, w.bq, h_.data(), n, q_.data(), held);
+    linear(*w.wk, w.bk, h_.data(), n, k_.data(), held);
+    linear(*w.wv, w.bv, h_.data(), n, v_.data(), held);
     for (int i = 0; i < n; ++i) {
       const size_t p = size_t(pos_ + i);
       const float* cs = rope_cos_.data() + p * half;
@@ -191,12 +229,10 @@ void Runner::layer(int l, int n) {
 
     // MLP block (SwiGLU)
     rmsnorm(x_.data(), to_f32(*w.ffn_norm).data(), h_.data(), n, D, c_.norm_eps);
-    linear(*w.w_gate, nullptr, h_.data(), n, gate_.data());
-    linear(*w.w_up, nullptr, h_.data(), n, up_.data());
-    for (size_t i = 0; i < size_t(n) * F; ++i) {
-      const float g = gate_[i];
-      gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
-    }
+    held = HeldActs();
+    linear(*w.w_gate, nullptr, h_.data(), n, gate_.data(), held);
+    linear(*w.w_up, nullptr, h_.data(), n, up_.data(), held);
+    silu_mul(gate_.data(), up_.data(), int64_t(n) * F);
     linear(*w.w_down, nullptr, gate_.data(), n, h_.data());
     for (size_t i = 0; i < size_t(n) * D; ++i) x_[i] += h_[i];
   }

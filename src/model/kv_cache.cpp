@@ -38,8 +38,11 @@ KvCache::KvCache(int layers, int max_seq, int kv_heads, int head_dim, KvType typ
 void KvCache::store(int layer, int pos, const float* k, const float* v) {
   const size_t kvd = size_t(heads_) * d_, off = slot(layer, pos) * kvd;
   if (type_ == KvType::F32) {
-    std::copy_n(k, kvd, kf_.data() + off);
-    std::copy_n(v, kvd, vf_.data() + off);
+    for (int h = 0; h < heads_; ++h) {
+      std::copy_n(k + size_t(h) * d_, d_, kf_.data() + (head(layer, h) * max_seq_ + size_t(pos)) * d_);
+      float* vt = vf_.data() + head(layer, h) * size_t(d_) * max_seq_ + size_t(pos);
+      for (int e = 0; e < d_; ++e) vt[size_t(e) * max_seq_] = v[size_t(h) * d_ + e];
+    }
     return;
   }
   for (int h = 0; h < heads_; ++h) {
@@ -53,17 +56,16 @@ void KvCache::store(int layer, int pos, const float* k, const float* v) {
 
 void KvCache::read_head(int layer, int kvh, int len, float* k, float* vt) const {
   const size_t kvd = size_t(heads_) * d_;
+  if (type_ == KvType::F32) {
+    std::copy_n(keys(layer, kvh), size_t(len) * d_, k);
+    for (int e = 0; e < d_; ++e) std::copy_n(values_t(layer, kvh) + size_t(e) * max_seq_, len, vt + size_t(e) * len);
+    return;
+  }
   for (int j = 0; j < len; ++j) {
-    const size_t o = slot(layer, j) * kvd + size_t(kvh) * d_;
-    if (type_ == KvType::F32) {
-      std::copy_n(kf_.data() + o, d_, k + size_t(j) * d_);
-      for (int e = 0; e < d_; ++e) vt[size_t(e) * len + j] = vf_[o + e];
-    } else {
-      const size_t so = slot(layer, j) * heads_ + kvh;
-      const float sk = ks_[so], sv = vs_[so];
-      for (int e = 0; e < d_; ++e) k[size_t(j) * d_ + e] = sk * float(kq_[o + e]);
-      for (int e = 0; e < d_; ++e) vt[size_t(e) * len + j] = sv * float(vq_[o + e]);
-    }
+    const size_t o = slot(layer, j) * kvd + size_t(kvh) * d_, so = slot(layer, j) * heads_ + kvh;
+    const float sk = ks_[so], sv = vs_[so];
+    for (int e = 0; e < d_; ++e) k[size_t(j) * d_ + e] = sk * float(kq_[o + e]);
+    for (int e = 0; e < d_; ++e) vt[size_t(e) * len + j] = sv * float(vq_[o + e]);
   }
 }
 

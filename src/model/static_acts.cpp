@@ -60,10 +60,4 @@ StaticLinears load_static_linears(const Model& m) {
   return out;
 }
 
-void static_linear(const Tensor& w, const StaticLinear& s, const float* x, int n, float* y) {
-  thread_local QuantizedActs xq;
-  quantize_activations_static(x, n, w.cols(), s.s_x, int_matmul_unit(w), xq);
-  int_matmul_q(w, xq, y, s.bias.empty() ? nullptr : s.bias.data());
-}
-
 }  // namespace lmq

@@ -16,14 +16,22 @@ namespace lmq {
 std::regex override_regex(const std::string& pattern, const std::string& arg) {
   // Numbers the regex compiler reads: counts of {n}, {n,m} and back-references \n. Escapes are
   // not tracked (\c eats the next character, so backslash parity is not enough): any number
-  // after '{', ',' or '\' counts. That refuses nothing a tensor name pattern needs.
+  // after '{', ',' or '\' counts. std::regex copies a repeated expression once per count, so
+  // nested or stacked counts (x{7}{7}{7}…) multiply its size and compile time: the product of
+  // all counts is bounded too (fuzzing found 175 bytes that took minutes). That refuses nothing
+  // a tensor name pattern needs.
+  if (pattern.size() > 1024) fail("--override '{}': the regex is longer than 1024 characters", arg);
+  uint64_t product = 1;
   for (size_t i = 1; i < pattern.size(); ++i) {
     const char prev = pattern[i - 1];
     if (!std::isdigit(uint8_t(pattern[i])) || (prev != '{' && prev != ',' && prev != '\\')) continue;
-    for (uint64_t n = 0; i < pattern.size() && std::isdigit(uint8_t(pattern[i])); ++i) {
+    uint64_t n = 0;
+    for (; i < pattern.size() && std::isdigit(uint8_t(pattern[i])); ++i) {
       n = n * 10 + uint64_t(pattern[i] - '0');  // at most 1000 · 10 + 9: no overflow
       if (n > 1000) fail("--override '{}': repetition count or back-reference over 1000 in the regex", arg);
     }
+    if (prev != '\\') product *= std::max<uint64_t>(n, 1);  // <= 4096 · 1000 before the check
+    if (product > 4096) fail("--override '{}': the regex's repetition counts multiply to over 4096", arg);
   }
   try {
     return std::regex(pattern, std::regex::ECMAScript);

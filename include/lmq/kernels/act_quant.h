@@ -1,6 +1,8 @@
 // Dynamic activation quantization for integer inference: each token's activations (a row of
 // x) are quantized at run time to symmetric int8, q = clamp(round(x/s), -127, 127), x' = s·q,
-// with one scale per row or per block of 32/64 values.
+// with one scale per row or per block of 32/64 values. A NaN input counts as 0 for the range
+// and quantizes to 0 (defined output for hostile activations); the loops are SIMD
+// (act_quant_simd.cpp) and equal to these formulas value for value.
 //   absmax: s = absmax/127 — every value is inside the range, error <= s/2.
 //   mse:    s = r·absmax/127 for the clip ratio r in {1, 0.975, ..., 0.5} (21 ratios, r = 1
 //           first, ties keep the earlier) that minimizes Σ(x - x')² — never worse than absmax.

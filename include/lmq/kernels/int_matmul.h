@@ -17,8 +17,15 @@
 // Kernels: a scalar reference, AVX2, and AVX-512 VNNI (vpdpbusd: u8 weight codes × s8
 // activations), chosen at run time. Threads split the output rows (OpenMP); results do not
 // depend on the thread count or the kernel.
+//
+// The AVX-512 VNNI kernel works on tiles of 4 output rows × up to 4 tokens when K is a
+// multiple of its 64-byte step (64 codes at 8 bits, 128 at 4 bits) and U divides the step or
+// the step divides U (every layout lmq's schemes make for real models); other shapes take its
+// row-at-a-time form. An IntMatmulPlan gathers a weight's scales and zero points once, in the
+// order the kernels read them; build one per weight and reuse it (Runner does).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "lmq/kernels/act_quant.h"
 #include "lmq/tensor.h"
@@ -35,8 +42,34 @@ IntKernel best_int_kernel();
 int64_t int_matmul_unit(const Tensor& w, int64_t act_block = 0);
 inline bool int_matmul_supported(const Tensor& w, int64_t act_block = 0) { return int_matmul_unit(w, act_block) > 0; }
 
+// What the kernels need of one weight besides its codes, gathered once: per tile of 4 rows
+// (the last tile padded with zero rows) and per unit u, the 4 rows' scales (and, asymmetric
+// weights only, zero points) side by side: sw[(tile·nu + u)·4 + r].
+class IntMatmulPlan {
+ public:
+  // Throws lmq::Error if w cannot take the integer path with this activation block. Keeps a
+  // pointer to w (and so to its bytes): the plan must not outlive the tensor.
+  explicit IntMatmulPlan(const Tensor& w, int64_t act_block = 0);
+  const Tensor& weight() const { return *w_; }
+  int64_t unit() const { return U_; }
+  int64_t units_per_row() const { return nu_; }
+  const float* tile_scales(int64_t tile) const { return sw_.data() + tile * nu_ * 4; }
+  const int32_t* tile_zeros(int64_t tile) const { return zw_.empty() ? nullptr : zw_.data() + tile * nu_ * 4; }
+  int32_t sym_zero() const { return zc_; }  // the zero point of every unit when tile_zeros() is null
+
+ private:
+  const Tensor* w_;
+  int64_t U_ = 0, nu_ = 0;
+  int32_t zc_ = 0;
+  std::vector<float> sw_;
+  std::vector<int32_t> zw_;
+};
+
 // y (T × N) from already quantized activations; xq.sum_group must be the unit U and
 // xq.block a multiple of U (or the whole row). Throws lmq::Error if w is unsupported.
+void int_matmul_q(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, const float* bias = nullptr,
+                  IntKernel k = IntKernel::Auto);
+// The same with a plan made for this call (tests, one-off products).
 void int_matmul_q(const Tensor& w, const QuantizedActs& xq, float* y, const float* bias = nullptr,
                   IntKernel k = IntKernel::Auto);
 // Quantizes x (T × K) with `rule` and act_block (0 = per token), then int_matmul_q.

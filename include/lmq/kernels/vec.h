@@ -1,5 +1,6 @@
-// Vector reductions over logits rows (Highway, runtime-dispatched): what evaluation needs at
-// every scored position of every window, so it must not cost a scalar exp per vocabulary entry.
+// Vector loops over rows of floats (Highway, runtime-dispatched): the reductions evaluation
+// needs at every scored position of every window, and the forward pass's elementwise exps
+// (softmax, SiLU) — none may cost a scalar exp per value.
 #pragma once
 #include <cstdint>
 
@@ -11,5 +12,7 @@ double log_sum_exp(const float* x, int64_t n);
 double dot(const float* a, const float* b, int64_t n);
 // out_i = exp(x_i − shift); returns Σ out_i.
 double exp_shifted(const float* x, int64_t n, float shift, float* out);
+// g_i = silu(g_i) · up_i = g_i / (1 + exp(−g_i)) · up_i (SwiGLU's gate).
+void silu_mul(float* g, const float* up, int64_t n);
 
 }  // namespace lmq

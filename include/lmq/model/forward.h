@@ -17,9 +17,11 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <unordered_map>
 #include <vector>
 
 #include "lmq/kernels/act_quant.h"
+#include "lmq/kernels/int_matmul.h"
 #include "lmq/model/kv_cache.h"
 #include "lmq/model/model.h"
 #include "lmq/model/static_acts.h"
@@ -70,11 +72,23 @@ class Runner {
   void layer(int l, int n);
 
   void linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y);
+  // What xq_ holds of the input x the caller passes: linears that read one x (q/k/v, gate/up)
+  // share a HeldActs, so x is quantized once when their units and activation rules agree.
+  struct HeldActs {
+    int64_t unit = 0;  // 0: nothing held
+    int rule = 0;      // ActQuant, or -1 for a static scale
+    float s_x = 0;
+    bool operator==(const HeldActs&) const = default;
+  };
+  void linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y, HeldActs& held);
+  const IntMatmulPlan& int_plan(const Tensor& w);  // made on first use, kept for the runner's life
 
   const Model& model_;
   LinearObserver observer_;
   ActQuant act_quant_ = default_act_quant();
   StaticLinears static_;
+  std::unordered_map<const Tensor*, IntMatmulPlan> plans_;
+  QuantizedActs xq_;  // the int8 activations of the linear being run
   const ModelConfig& c_;
   int max_seq_;
   int pos_ = 0;

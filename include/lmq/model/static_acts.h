@@ -21,7 +21,4 @@ using StaticLinears = std::unordered_map<const Tensor*, StaticLinear>;
 // has no input scale, or a scaled linear the integer kernels cannot run.
 StaticLinears load_static_linears(const Model& m);
 
-// y (n × N) = the integer linear layer of w with static activation scale s.s_x (+ its bias).
-void static_linear(const Tensor& w, const StaticLinear& s, const float* x, int n, float* y);
-
 }  // namespace lmq

@@ -1,0 +1,158 @@
+// Tiled AVX-512 VNNI kernel of the integer matmul (TileArgs in int_matmul_internal.h): 4 weight
+// rows × up to 4 tokens a tile, so each 64-byte weight load feeds up to 4 vpdpbusd and each
+// activation load 4 rows. After a step, the int32 lanes of the 4 rows are reduced together
+// (reduce_rows4: lane 4j + r = row r's sum over the 16 bytes of 128-bit lane j), which puts the
+// unit sums d[u] of 4 rows side by side; the float epilogue then runs on vectors of P units ×
+// 4 rows with exactly the operations and order of the specification (lmq/kernels/int_matmul.h),
+// so the result is bit-identical to row_scalar. Compiled with -ffp-contract=off.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "int_matmul_internal.h"
+
+namespace lmq::intk {
+
+bool tile_kernel_fits(int bits, int64_t K, int64_t U) {
+  if (bits != 4 && bits != 8) return false;
+  const int64_t S = bits == 4 ? 128 : 64;  // codes per 64-byte step
+  if (K <= 0 || K % S != 0 || U <= 0 || U % 32 != 0 || K % U != 0) return false;  // no short last unit
+  return U % S == 0 || S % U == 0;
+}
+
+#define LMQ_VNNI __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+namespace {
+
+// Σ over each 128-bit lane j of a[r] → lane 4j + r.
+LMQ_VNNI inline __m512i reduce_rows4(const __m512i* a) {
+  const __m512i t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(a[0], a[1]), _mm512_unpackhi_epi32(a[0], a[1]));
+  const __m512i t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(a[2], a[3]), _mm512_unpackhi_epi32(a[2], a[3]));
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+}
+
+// P units per step: a unit is 4/P of the 128-bit lanes; after this, lane 4j + r holds unit j
+// of row r (j < P).
+template <int P>
+LMQ_VNNI inline __m512i fold_units(__m512i R) {
+  if constexpr (P == 4) {
+    return R;
+  } else {
+    const __m512i a = _mm512_shuffle_i32x4(R, R, _MM_SHUFFLE(0, 0, 2, 0));
+    const __m512i b = _mm512_shuffle_i32x4(R, R, _MM_SHUFFLE(0, 0, 3, 1));
+    const __m512i s = _mm512_add_epi32(a, b);  // lane 0 = L0 + L1, lane 1 = L2 + L3
+    if constexpr (P == 2) return s;
+    return _mm512_add_epi32(s, _mm512_shuffle_i32x4(s, s, _MM_SHUFFLE(0, 0, 0, 1)));
+  }
+}
+
+// Moves the 4P lanes of f to slot j0 of a slot pair (lanes 4·(j0 mod 4) + … of slot[j0 / 4]):
+// the 128-bit (P = 1) or 256-bit (P = 2) lanes of f are repeated and the add is masked.
+template <int P>
+LMQ_VNNI inline void add_to_slots(__m512 (&slot)[2], int j0, __m512 f) {
+  __m512 v = f;
+  if constexpr (P == 1) v = _mm512_shuffle_f32x4(f, f, 0);
+  if constexpr (P == 2) v = _mm512_shuffle_f32x4(f, f, _MM_SHUFFLE(1, 0, 1, 0));
+  const __mmask16 m = __mmask16(((1u << (4 * P)) - 1) << (4 * (j0 % 4)));
+  __m512& s = slot[j0 / 4];
+  s = _mm512_mask_add_ps(s, m, s, v);
+}
+
+template <int BITS, int P, int NT>
+LMQ_VNNI void tile_t(const TileArgs& a) {
+  constexpr int64_t S = BITS == 4 ? 128 : 64;
+  const __mmask16 m = __mmask16((1u << (4 * P)) - 1);
+  const int64_t spu = P == 1 ? a.U / S : 1;  // steps per group of P units
+  const int64_t groups = a.K / S / spu;
+  // The specification's 8 slots for 4 rows, per token: lane 4·(j mod 4) + r of slot[t][j / 4].
+  __m512 slot[NT][2];
+  for (int t = 0; t < NT; ++t) slot[t][0] = slot[t][1] = _mm512_setzero_ps();
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m512i zc = _mm512_set1_epi32(a.zc);
+  for (int64_t g = 0; g < groups; ++g) {
+    __m512i acc[NT][4];
+    for (int t = 0; t < NT; ++t)
+      for (int r = 0; r < 4; ++r) acc[t][r] = _mm512_setzero_si512();
+    for (int64_t s = g * spu; s < (g + 1) * spu; ++s) {
+      if constexpr (BITS == 8) {
+        __m512i xv[NT];
+        for (int t = 0; t < NT; ++t) xv[t] = _mm512_loadu_si512(a.x + t * a.ldx + s * 64);
+        for (int r = 0; r < 4; ++r) {
+          const __m512i w = _mm512_loadu_si512(a.row[r] + s * 64);
+          for (int t = 0; t < NT; ++t) acc[t][r] = _mm512_dpbusd_epi32(acc[t][r], w, xv[t]);
+        }
+      } else {
+        __m512i xe[NT], xo[NT];
+        for (int t = 0; t < NT; ++t) {
+          xe[t] = _mm512_loadu_si512(a.x + t * a.ldx + s * 128);
+          xo[t] = _mm512_loadu_si512(a.x + t * a.ldx + s * 128 + 64);
+        }
+        for (int r = 0; r < 4; ++r) {
+          const __m512i w = _mm512_loadu_si512(a.row[r] + s * 64);
+          const __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+          for (int t = 0; t < NT; ++t)
+            acc[t][r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[t][r], lo, xe[t]), hi, xo[t]);
+        }
+      }
+    }
+    // epilogue for units u0 .. u0 + P - 1: d = Σu·q − z·Σq, f = float(d)·(s_w·s_x), slot += f
+    const int64_t u0 = g * P, off = u0 * 4;
+    const __m512 sw = _mm512_maskz_loadu_ps(m, a.sw4 + off);
+    const __m512i zw = a.zw4 ? _mm512_maskz_loadu_epi32(m, a.zw4 + off) : zc;
+    for (int t = 0; t < NT; ++t) {
+      const __m512i D = fold_units<P>(reduce_rows4(acc[t]));
+      const __m512i xs = _mm512_maskz_loadu_epi32(m, a.xs4 + t * a.ld4 + off);
+      const __m512i d = _mm512_sub_epi32(D, _mm512_mullo_epi32(zw, xs));
+      const __m512 sc = _mm512_mul_ps(sw, _mm512_maskz_loadu_ps(m, a.sx4 + t * a.ld4 + off));
+      add_to_slots<P>(slot[t], int(u0 % 8), _mm512_mul_ps(_mm512_cvtepi32_ps(d), sc));
+    }
+  }
+  // The specification pads the units to a multiple of 8 with f = +0 (it turns a -0 slot into +0).
+  const int pad_from = a.nu % 8 == 0 ? 8 : int(a.nu % 8);
+  const uint32_t pad = pad_from < 8 ? 0xFFFFFFFFu << (4 * pad_from) : 0u;  // lanes of slots >= pad_from
+  const __mmask8 rows = __mmask8((1u << a.nr) - 1);
+  const __m128 bias = a.bias ? _mm_maskz_loadu_ps(rows, a.bias) : _mm_setzero_ps();
+  const __m512 zero = _mm512_setzero_ps();
+  for (int t = 0; t < NT; ++t) {
+    const __m512 s0 = _mm512_mask_add_ps(slot[t][0], __mmask16(pad), slot[t][0], zero);
+    const __m512 s1 = _mm512_mask_add_ps(slot[t][1], __mmask16(pad >> 16), slot[t][1], zero);
+    const __m512 p = _mm512_add_ps(s0, s1);  // 128-bit lane j: s_j + s_{j+4}
+    const __m512 q = _mm512_add_ps(p, _mm512_shuffle_f32x4(p, p, _MM_SHUFFLE(3, 2, 3, 2)));  // lanes 0, 1: (s0+s4)+(s2+s6), (s1+s5)+(s3+s7)
+    __m128 y = _mm_add_ps(_mm512_castps512_ps128(q), _mm512_extractf32x4_ps(q, 1));
+    if (a.bias) y = _mm_add_ps(y, bias);
+    _mm_mask_storeu_ps(a.y + t * a.ldy, rows, y);
+  }
+}
+
+template <int BITS, int P>
+LMQ_VNNI void tile_nt(const TileArgs& a) {
+  switch (a.nt) {
+    case 1: return tile_t<BITS, P, 1>(a);
+    case 2: return tile_t<BITS, P, 2>(a);
+    case 3: return tile_t<BITS, P, 3>(a);
+    default: return tile_t<BITS, P, 4>(a);
+  }
+}
+
+}  // namespace
+
+void tile_avx512vnni(const TileArgs& a) {
+  const int64_t S = a.bits == 4 ? 128 : 64;
+  const int64_t P = a.U < S ? S / a.U : 1;
+  if (a.bits == 8) return P == 2 ? tile_nt<8, 2>(a) : tile_nt<8, 1>(a);
+  if (P == 4) return tile_nt<4, 4>(a);
+  return P == 2 ? tile_nt<4, 2>(a) : tile_nt<4, 1>(a);
+}
+
+LMQ_VNNI void split_nibble_order(const int8_t* x, int64_t T, int64_t K, int8_t* out) {
+  for (int64_t i = 0; i < T * K; i += 128) {
+    const __m512i a = _mm512_loadu_si512(x + i), b = _mm512_loadu_si512(x + i + 64);
+    // 16-bit word w holds bytes 2w (low) and 2w + 1 (high)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtepi16_epi8(a));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i + 32), _mm512_cvtepi16_epi8(b));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i + 64), _mm512_cvtepi16_epi8(_mm512_srli_epi16(a, 8)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i + 96), _mm512_cvtepi16_epi8(_mm512_srli_epi16(b, 8)));
+  }
+}
+
+}  // namespace lmq::intk
