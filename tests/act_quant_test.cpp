@@ -30,6 +30,13 @@ TEST(ActQuant, ParseNames) {
   EXPECT_EQ(parse_act_quant("dynamic:absmax"), ActQuant::DynamicAbsmax);
   EXPECT_EQ(parse_act_quant("dynamic:mse"), ActQuant::DynamicMse);
   EXPECT_THROW(parse_act_quant("static"), Error);
+  EXPECT_EQ(parse_act_quant_spec("dynamic:b32").block, 32);
+  EXPECT_EQ(parse_act_quant_spec("dynamic:mse:b64").rule, ActQuant::DynamicMse);
+  EXPECT_EQ(parse_act_quant_spec("dynamic:mse:b64").block, 64);
+  EXPECT_EQ(parse_act_quant_spec("dynamic:absmax").block, 0);
+  for (const char* bad : {"dynamic:b16", "dynamic:", "dynamic:mse:", "dynamicx", "none:b32", "dynamic:b32:mse",
+                          "dynamic:b32x", "dynamic:mse2"})
+    EXPECT_THROW(parse_act_quant_spec(bad), Error) << bad;
   EXPECT_EQ(act_quant_name(ActQuant::DynamicMse), "dynamic:mse");
 }
 

@@ -550,7 +550,8 @@ int main(int argc, char** argv) {
   run->add_flag("--json", ro.json, "print {\"ids\": [...], \"text\": \"...\"}");
   thread_opts.push_back(run->add_option("--threads,-t", threads, "worker threads"));
   std::string act_quant = "none";
-  const char* act_quant_help = "activation quantization: none | dynamic (= dynamic:absmax) | dynamic:mse";
+  const char* act_quant_help =
+      "activation quantization: none | dynamic[:absmax|:mse][:b32|:b64] (int8 per token, or per block of 32/64)";
   run->add_option("--act-quant", act_quant, act_quant_help)->capture_default_str();
   std::string kv = "f32";
   const char* kv_help = "KV cache: f32 or int8 (per head and position scales)";
@@ -638,7 +639,9 @@ int main(int argc, char** argv) {
   }
   try {
     set_threads(threads, std::any_of(thread_opts.begin(), thread_opts.end(), [](auto* o) { return o->count() > 0; }));
-    set_default_act_quant(parse_act_quant(act_quant));
+    const ActQuantSpec aq = parse_act_quant_spec(act_quant);
+    set_default_act_quant(aq.rule);
+    set_default_act_block(aq.block);
     set_default_kv_type(parse_kv_type(kv));
     if (*inspect) cmd_inspect(model, as_json);
     else if (*run) cmd_run(model, ro);

@@ -11,14 +11,29 @@ namespace lmq {
 
 namespace {
 std::atomic<ActQuant> g_default{ActQuant::None};
+std::atomic<int64_t> g_block{0};
 constexpr int kClipSteps = 20;  // ratios 1, 0.975, ..., 0.5
 }  // namespace
 
-ActQuant parse_act_quant(std::string_view s) {
-  if (s == "none") return ActQuant::None;
-  if (s == "dynamic" || s == "dynamic:absmax") return ActQuant::DynamicAbsmax;
-  if (s == "dynamic:mse") return ActQuant::DynamicMse;
-  fail("unknown --act-quant '{}' (none, dynamic, dynamic:absmax, dynamic:mse)", s);
+ActQuantSpec parse_act_quant_spec(std::string_view s) {
+  const auto bad = [&]() {
+    fail("unknown --act-quant '{}' (none, or dynamic[:absmax|:mse][:b32|:b64])", s);
+  };
+  if (s == "none") return {};
+  if (!s.starts_with("dynamic")) bad();
+  ActQuantSpec spec{ActQuant::DynamicAbsmax, 0};
+  std::string_view rest = s.substr(7);
+  const auto take = [&](std::string_view part) {
+    if (!rest.starts_with(part) || (rest.size() > part.size() && rest[part.size()] != ':')) return false;
+    rest.remove_prefix(part.size());
+    return true;
+  };
+  if (take(":absmax")) spec.rule = ActQuant::DynamicAbsmax;
+  else if (take(":mse")) spec.rule = ActQuant::DynamicMse;
+  if (take(":b32")) spec.block = 32;
+  else if (take(":b64")) spec.block = 64;
+  if (!rest.empty()) bad();
+  return spec;
 }
 
 std::string act_quant_name(ActQuant a) {
@@ -32,6 +47,11 @@ std::string act_quant_name(ActQuant a) {
 
 void set_default_act_quant(ActQuant a) { g_default.store(a); }
 ActQuant default_act_quant() { return g_default.load(); }
+void set_default_act_block(int64_t block) {
+  if (block != 0 && block != 32 && block != 64) fail("activation block {} (0, 32 or 64)", block);
+  g_block.store(block);
+}
+int64_t default_act_block() { return g_block.load(); }
 
 void act_quantize_block(const float* x, int64_t n, float s, int8_t* q) {
   if (!(s > 0)) {

@@ -162,10 +162,10 @@ void Runner::linear(const Tensor& w, const Tensor* bias, const float* x, int n, 
   }
   const std::vector<float> b = bias ? to_f32(*bias) : std::vector<float>();
   const float* bp = bias ? b.data() : nullptr;
-  if (act_quant_ != ActQuant::None && int_matmul_supported(w)) {
+  if (act_quant_ != ActQuant::None && int_matmul_supported(w, act_block_)) {
     const IntMatmulPlan& plan = int_plan(w);
     const HeldActs want{plan.unit(), int(act_quant_), 0.f};
-    if (!(held == want)) quantize_activations(x, n, w.cols(), act_quant_, 0, plan.unit(), xq_), held = want;
+    if (!(held == want)) quantize_activations(x, n, w.cols(), act_quant_, act_block_, plan.unit(), xq_), held = want;
     int_matmul_q(plan, xq_, y, bp);
   } else {
     matmul(w, x, n, y, bp);
@@ -179,7 +179,8 @@ void Runner::linear(const Tensor& w, const Tensor* bias, const float* x, int n, 
 
 const IntMatmulPlan& Runner::int_plan(const Tensor& w) {
   auto it = plans_.find(&w);
-  if (it == plans_.end()) it = plans_.emplace(&w, IntMatmulPlan(w)).first;
+  // a static input scale is one per tensor: those plans never use activation blocks
+  if (it == plans_.end()) it = plans_.emplace(&w, IntMatmulPlan(w, static_.contains(&w) ? 0 : act_block_)).first;
   return it->second;
 }
 

@@ -18,13 +18,21 @@ namespace lmq {
 
 enum class ActQuant { None, DynamicAbsmax, DynamicMse };
 
-// "none" | "dynamic" (= absmax) | "dynamic:absmax" | "dynamic:mse"; throws lmq::Error otherwise.
-ActQuant parse_act_quant(std::string_view s);
+// "none" | "dynamic[:absmax|:mse][:b32|:b64]" (the rule defaults to absmax; bN = one scale per
+// block of N values instead of per token); throws lmq::Error otherwise.
+struct ActQuantSpec {
+  ActQuant rule = ActQuant::None;
+  int64_t block = 0;  // 0: one scale per token
+};
+ActQuantSpec parse_act_quant_spec(std::string_view s);
+inline ActQuant parse_act_quant(std::string_view s) { return parse_act_quant_spec(s).rule; }
 std::string act_quant_name(ActQuant a);
 
-// The process-wide default that new Runners start with (the CLI's --act-quant sets it).
+// The process-wide defaults that new Runners start with (the CLI's --act-quant sets them).
 void set_default_act_quant(ActQuant a);
 ActQuant default_act_quant();
+void set_default_act_block(int64_t block);
+int64_t default_act_block();
 
 struct QuantizedActs {
   int64_t T = 0, K = 0;

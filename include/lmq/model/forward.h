@@ -86,6 +86,7 @@ class Runner {
   const Model& model_;
   LinearObserver observer_;
   ActQuant act_quant_ = default_act_quant();
+  int64_t act_block_ = default_act_block();  // 0: per token, else 32 or 64 values per scale
   StaticLinears static_;
   std::unordered_map<const Tensor*, IntMatmulPlan> plans_;
   QuantizedActs xq_;  // the int8 activations of the linear being run
