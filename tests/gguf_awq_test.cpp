@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -54,7 +55,7 @@ std::vector<float> floats(const Tensor& t) {
 // lmq-llama-25m the 384-wide rows fall back to Q5_0, where AWQ and RTN are within the noise of
 // 2 evaluation windows: measured KLD 0.004830 vs 0.004636 there, 0.004462 vs 0.004675 on 16
 // windows of 512). qwen2 also has the v_proj bias that AWQ's o_proj scales fold into.
-TEST(GgufAwq, Qwen2Q4KExportStoresFoldsAndBeatsRtn) {
+TEST(GgufAwq, Qwen2Q4KExportStoresFoldsAndEvaluates) {
   const std::string model = shared_path("models/lmq-qwen2-21m");
   if (!std::filesystem::exists(model)) GTEST_SKIP() << "missing model";
   const std::string dir = temp_dir(), calib = dir + "/calib.txt", awq = dir + "/awq.gguf", rtn = dir + "/rtn.gguf";
@@ -118,13 +119,19 @@ TEST(GgufMixed, CandidateBytesAndShapes) {
     EXPECT_NE(t.bytes[idx(pl, "q4_0")], kNotCandidate) << t.t->name;
     EXPECT_EQ(pl.candidates[size_t(t.probe)].label, k_ok ? "q3_k" : "q4_0") << t.t->name;
   }
-  // synthetic sensitivities: an allocation never picks a type a tensor cannot take
+  // synthetic sensitivities (∞ where the type does not fit, as measure_sensitivity gives): an
+  // allocation never picks a type a tensor cannot take; they survive --save-sensitivity
   MixedProblem p = pl;
   for (MixedTensor& t : p.tensors) {
     t.sens.clear();
     for (size_t c = 0; c < p.candidates.size(); ++c)
-      t.sens.push_back(t.bytes[c] == kNotCandidate ? 0.0 : 1e6 / double(t.bytes[c]));
+      t.sens.push_back(t.bytes[c] == kNotCandidate ? INFINITY : 1e6 / double(t.bytes[c]));
   }
+  const std::string sens = temp_dir() + "/sens.json";
+  save_sensitivity(sens, p);
+  MixedProblem back = pl;
+  load_sensitivity(sens, back);
+  for (size_t i = 0; i < p.tensors.size(); ++i) EXPECT_EQ(back.tensors[i].sens, p.tensors[i].sens);
   for (double target : {p.min_bpw() + 0.05, 5.0, p.max_bpw()}) {
     const Allocation a = allocate(p, target);
     EXPECT_LE(a.bpw, target);

@@ -321,7 +321,11 @@ void apply_allocation(const MixedProblem& p, const Allocation& a, GgufExportOpti
 void save_sensitivity(const std::string& path, const MixedProblem& p) {
   nlohmann::json j;
   for (const auto& c : p.candidates) j["candidates"].push_back(c.label);
-  for (const auto& t : p.tensors) j["tensors"][t.t->name] = {{"probe_kld", t.probe_kld}, {"sens", t.sens}};
+  for (const auto& t : p.tensors) {
+    nlohmann::json sens = nlohmann::json::array();  // a type the tensor cannot take (∞): null, JSON has no ∞
+    for (double v : t.sens) sens.push_back(std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr));
+    j["tensors"][t.t->name] = {{"probe_kld", t.probe_kld}, {"sens", sens}};
+  }
   const std::string text = j.dump(1) + "\n";
   AtomicFile f(path);
   f.write(text.data(), text.size());
@@ -338,8 +342,13 @@ void load_sensitivity(const std::string& path, MixedProblem& p) {
     for (MixedTensor& t : p.tensors) {
       const auto& e = j.at("tensors").at(t.t->name);
       t.probe_kld = e.at("probe_kld").get<double>();
-      t.sens = e.at("sens").get<std::vector<double>>();
+      t.sens.clear();
+      for (const auto& v : e.at("sens"))
+        t.sens.push_back(v.is_null() ? std::numeric_limits<double>::infinity() : v.get<double>());
       if (t.sens.size() != p.candidates.size()) fail("{}: '{}' has {} values", path, t.t->name, t.sens.size());
+      for (size_t c = 0; c < t.sens.size(); ++c)
+        if (!std::isfinite(t.sens[c]) && t.bytes[c] != kNotCandidate)
+          fail("{}: '{}' has no sensitivity for {}", path, t.t->name, p.candidates[c].label);
     }
   } catch (const nlohmann::json::exception& e) {
     fail("{}: not a sensitivity file of this model: {}", path, e.what());
