@@ -21,10 +21,12 @@
 // higher target never gives a higher summed sensitivity (its feasible set contains the lower's).
 //
 // GGUF output (`--format gguf --target-bpw X`): the candidates are ggml block types instead
-// (q2_K q3_K q4_0 q4_1 q4_K q5_0 q5_1 q5_K q6_K q8_0, their exact block bytes), RTN = llama.cpp's
-// reference quantizer, probe q3_K. A type whose block does not divide a tensor's rows (K-quants
-// need 256 columns) is not a candidate for that tensor: it chooses among the 32-value types, as
-// llama.cpp's fallback would store it; that tensor's probe is q4_0.
+// (q2_k q3_k q4_0 q4_1 q4_k q5_0 q5_1 q5_k q6_k q8_0, their exact block bytes), RTN = llama.cpp's
+// reference quantizer, probe q3_k. A type whose block does not divide a tensor's row length
+// (K-quants need multiples of 256) is not a candidate for that tensor (bytes kNotCandidate,
+// sensitivity ∞, null in sensitivity files): it chooses among the 32-value types, as llama.cpp's
+// fallback would store it; that tensor's probe is q4_0. Tensors whose rows are not whole 32-value
+// blocks stay at the export's fallback type (fixed bytes).
 #pragma once
 #include <cstdint>
 #include <limits>
