@@ -58,7 +58,7 @@ TEST(Mixed, BudgetMonotoneDeterministicSynthetic) {
     const double wt = 0.1 + double(seed >> 8) / double(1 << 24);
     t.sens.clear();
     for (const auto& c : p.candidates)
-      t.sens.push_back(wt * std::pow(4.0, -c.p.bits) * (1 + 0.002 * c.p.group) * double(t.t->numel()));
+      t.sens.push_back(wt * std::pow(4.0, -c.scheme.p.bits) * (1 + 0.002 * c.scheme.p.group) * double(t.t->numel()));
   }
   check_sweep(p);
   const Allocation a = allocate(p, 4.0), b = allocate(p, 4.0);

@@ -76,23 +76,21 @@ void divide(std::vector<float>& v, const std::vector<float>& s) {
 
 struct Linear {
   const Tensor* t;
-  quant::Scheme scheme;
+  RoundTrip quant;       // empty: not quantized
   std::vector<float> w;  // the original float weights
 };
 
-// Σ tr(ΔHΔᵀ)/2 over the group's integer linears, Δ = Q(W·diag(s))·diag(s)⁻¹ − W (min/max ranges).
-double group_error(const std::vector<const Linear*>& lins, const std::vector<float>& s, const InputStats& st,
-                   int threads) {
+// Σ tr(ΔHΔᵀ)/2 over the group's quantized linears, Δ = Q(W·diag(s))·diag(s)⁻¹ − W.
+double group_error(const std::vector<const Linear*>& lins, const std::vector<float>& s, const InputStats& st) {
   double err = 0;
+  std::vector<float> imp(s.size());
+  for (size_t j = 0; j < s.size(); ++j) imp[j] = st.sq_mean[j] / (s[j] * s[j]);
   for (const Linear* l : lins) {
-    if (l->scheme.kind != quant::Scheme::Int) continue;
+    if (!l->quant) continue;
     const int64_t rows = l->t->rows(), K = l->t->cols();
     std::vector<float> ws = l->w;
     scale_cols(ws, s);
-    std::vector<uint8_t> q(quant::int_tensor_bytes(l->scheme.p, rows, K));
-    quant::quantize_tensor(ws.data(), rows, K, l->scheme.p, quant::RangeMethod::MinMax, 100, nullptr, q.data(),
-                           threads);
-    quant::int_dequantize_rows(l->scheme.p, q.data(), rows, K, 0, rows, ws.data());
+    l->quant(ws.data(), rows, K, imp.data(), ws.data());
     for (size_t i = 0; i < ws.size(); ++i) ws[i] = ws[i] / s[i % size_t(K)] - l->w[i];  // Δ
     // tr(ΔHΔᵀ)/2 in single precision: it only ranks the α of one group (20 per group), and the
     // float product is twice as fast as output_error's double one
@@ -112,8 +110,7 @@ std::vector<float> search(const std::string& name, const std::vector<const Linea
                           AwqBlock& out) {
   AwqGroup g;
   g.name = name;
-  const bool any_int = std::any_of(lins.begin(), lins.end(),
-                                   [](const Linear* l) { return l->scheme.kind == quant::Scheme::Int; });
+  const bool any_int = std::any_of(lins.begin(), lins.end(), [](const Linear* l) { return bool(l->quant); });
   if (o.fixed_alpha >= 0 || !any_int) {
     g.alpha = any_int ? o.fixed_alpha : 0;
     out.groups.push_back(g);
@@ -123,7 +120,7 @@ std::vector<float> search(const std::string& name, const std::vector<const Linea
   for (int i = 0; i < o.grid; ++i) {
     const double a = o.grid > 1 ? double(i) / (o.grid - 1) : 0.0;
     std::vector<float> s = scales_of(a);
-    const double e = group_error(lins, s, st, o.threads);
+    const double e = group_error(lins, s, st);
     if (i == 0) g.rtn_err = e;
     if (i == 0 || e < g.err) g.err = e, g.alpha = a, best = std::move(s);
   }
@@ -140,11 +137,38 @@ const InputStats& stats_for(const StatsMap& stats, const Tensor& t) {
 
 }  // namespace
 
+RoundTripOf int_round_trips(const std::function<quant::Scheme(const Tensor&)>& scheme_of, int threads) {
+  return [scheme_of, threads](const Tensor& t) -> RoundTrip {
+    const quant::Scheme s = scheme_of(t);
+    if (s.kind != quant::Scheme::Int) return {};
+    return [p = s.p, threads](const float* w, int64_t rows, int64_t K, const float*, float* back) {
+      std::vector<uint8_t> q(quant::int_tensor_bytes(p, rows, K));
+      quant::quantize_tensor(w, rows, K, p, quant::RangeMethod::MinMax, 100, nullptr, q.data(), threads);
+      quant::int_dequantize_rows(p, q.data(), rows, K, 0, rows, back);
+    };
+  };
+}
+
+InputStats scaled_stats(const InputStats& st, const std::vector<float>& s) {
+  InputStats r = st;
+  const int64_t K = st.K;
+  for (int64_t i = 0; i < K; ++i) {
+    for (int64_t j = 0; j < K; ++j) r.hessian[size_t(i * K + j)] /= s[size_t(i)] * s[size_t(j)];
+    r.sq_mean[size_t(i)] /= s[size_t(i)] * s[size_t(i)];
+  }
+  return r;
+}
+
 AwqBlock awq_block(const Model& m, int layer, const StatsMap& stats,
                    const std::function<quant::Scheme(const Tensor&)>& scheme_of, const AwqOptions& o) {
+  return awq_block(m, layer, stats, int_round_trips(scheme_of, o.threads), o);
+}
+
+AwqBlock awq_block(const Model& m, int layer, const StatsMap& stats, const RoundTripOf& round_trip_of,
+                   const AwqOptions& o) {
   const ModelConfig& c = m.config();
   const LayerWeights& lw = m.layers()[size_t(layer)];
-  auto lin = [&](const Tensor* t) { return Linear{t, scheme_of(*t), floats_of(*t)}; };
+  auto lin = [&](const Tensor* t) { return Linear{t, round_trip_of(*t), floats_of(*t)}; };
   const Linear q = lin(lw.wq), k = lin(lw.wk), v = lin(lw.wv), wo = lin(lw.wo), gate = lin(lw.w_gate),
                up = lin(lw.w_up), down = lin(lw.w_down);
   const std::string pre = "model.layers." + std::to_string(layer);

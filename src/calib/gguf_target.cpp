@@ -77,6 +77,16 @@ quant::QuantStats gptq_quantize_ggml(const float* w, int64_t rows, int64_t K, co
   return qs;
 }
 
+void ggml_round_trip(Format f, const float* w, int64_t rows, int64_t K, const float* importance, uint8_t* bytes,
+                     float* back) {
+  const uint64_t rb = ggml_row_bytes(f, K);
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    ggml_quantize_row(f, w + r * K, bytes + uint64_t(r) * rb, K, importance);
+    ggml_dequantize_row(f, bytes + uint64_t(r) * rb, back + r * K, K);
+  }
+}
+
 namespace {
 
 bool is_block_format(Format f) {
@@ -85,15 +95,24 @@ bool is_block_format(Format f) {
 
 // The output error tr(ΔHΔᵀ)/2 of llama.cpp's reference quantizer for the same type.
 double reference_output_error(const std::vector<float>& w, int64_t rows, int64_t K, Format f, const float* H) {
-  const uint64_t rb = ggml_row_bytes(f, K);
-  std::vector<uint8_t> bytes(size_t(rb * uint64_t(rows)));
+  std::vector<uint8_t> bytes(size_t(ggml_row_bytes(f, K) * uint64_t(rows)));
   std::vector<float> back(w.size());
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    ggml_quantize_row(f, w.data() + r * K, bytes.data() + uint64_t(r) * rb, K);
-    ggml_dequantize_row(f, bytes.data() + uint64_t(r) * rb, back.data() + r * K, K);
-  }
+  ggml_round_trip(f, w.data(), rows, K, nullptr, bytes.data(), back.data());
   return output_error(w.data(), back.data(), rows, K, H);
+}
+
+// AWQ's α search scores each linear in its planned type with the fit that will store it: awq's
+// activation-weighted fit (so the α = 0 end is awmse, and the chosen α never scores worse), or
+// for awq+gptq llama.cpp's reference quantizer (GPTQ's error feedback comes afterwards).
+RoundTripOf ggml_round_trips(const std::map<std::string, Format>& types, bool weighted) {
+  return [&types, weighted](const Tensor& t) -> RoundTrip {
+    auto ty = types.find(t.name);
+    if (ty == types.end() || !is_block_format(ty->second)) return {};
+    return [f = ty->second, weighted](const float* w, int64_t rows, int64_t K, const float* imp, float* back) {
+      std::vector<uint8_t> bytes(size_t(ggml_row_bytes(f, K) * uint64_t(rows)));
+      ggml_round_trip(f, w, rows, K, weighted ? imp : nullptr, bytes.data(), back);
+    };
+  };
 }
 
 }  // namespace
@@ -112,15 +131,20 @@ GgufCalibration calibrate_for_gguf(const Model& src, const std::map<std::string,
       g.weighted = true;
       return g;
     }
-    case Method::Gptq: break;
+    case Method::Gptq:
+    case Method::Awq:
+    case Method::AwqGptq: break;
   }
   CalibQuantOptions cg = c;
   std::vector<CalibQuantReport::Layer> layers;
   std::vector<float> w, back;
-  cg.block_quantizer = [&](int, const std::vector<const Tensor*>& linears, const StatsMap& stats, Model::Parts& parts) {
+  // Each linear of the block: GPTQ (gptq, awq+gptq) or the activation-weighted fit (awq, as
+  // awmse) of its weights — with AWQ the column-scaled ones and the scaled input's statistics.
+  cg.block_quantizer = [&](int, const std::vector<const Tensor*>& linears, const StatsMap& stats, AwqBlock* awq,
+                           Model::Parts& parts) {
     for (const Tensor* t : linears) {
       auto ty = types.find(t->name);
-      if (ty == types.end() || !is_block_format(ty->second)) continue;  // stays as it is
+      if (ty == types.end() || !is_block_format(ty->second)) continue;  // stays as it is (AWQ: scaled F32)
       const Format f = ty->second;
       const InputStats* st = find_stats(stats, t->name);
       if (!st) fail("stats: no statistics for '{}'", t->name);
@@ -128,16 +152,29 @@ GgufCalibration calibrate_for_gguf(const Model& src, const std::map<std::string,
       w.resize(size_t(t->numel()));
       back.resize(w.size());
       dequantize_rows(*t, 0, t->rows(), w.data());
+      InputStats scaled;
+      const std::vector<float>* wq = &w;
+      const InputStats* sq = st;
+      if (awq) {
+        scaled = scaled_stats(*st, awq->col_scale.at(t->name));
+        sq = &scaled;
+        wq = &awq->weights.at(t->name);
+      }
       std::vector<uint8_t>& bytes = g.prequantized[t->name];
       bytes.resize(size_t(ggml_row_bytes(f, t->cols()) * uint64_t(t->rows())));
       try {
-        gptq_quantize_ggml(w.data(), t->rows(), t->cols(), st->hessian.data(), f, c.gptq, hessian_fit, bytes.data(),
-                           back.data());
+        if (c.method == Method::Awq)
+          ggml_round_trip(f, wq->data(), t->rows(), t->cols(), sq->sq_mean.data(), bytes.data(), back.data());
+        else
+          gptq_quantize_ggml(wq->data(), t->rows(), t->cols(), sq->hessian.data(), f, c.gptq, hessian_fit,
+                             bytes.data(), back.data());
       } catch (const Error& e) {
         fail("{}: tensor '{}': {}", src.path(), t->name, e.what());
       }
-      layers.push_back({t->name, output_error(w.data(), back.data(), t->rows(), t->cols(), st->hessian.data()),
+      // the method's error in its (scaled) space vs llama.cpp's quantizer of the checkpoint's weights
+      layers.push_back({t->name, output_error(wq->data(), back.data(), t->rows(), t->cols(), sq->hessian.data()),
                         reference_output_error(w, t->rows(), t->cols(), f, st->hessian.data())});
+      if (awq) awq->weights.erase(t->name);
       for (Tensor& pt : parts.tensors)
         if (pt.name == t->name) {
           pt.format = f;
@@ -146,8 +183,11 @@ GgufCalibration calibrate_for_gguf(const Model& src, const std::map<std::string,
         }
     }
   };
-  cg.stats_meta["lmq.stats.sequential"] = c.stats_in.empty() ? "gptq:gguf" : "no";
-  prepare_calibrated(src, unused, cg, report, progress);
+  if (c.method != Method::Gptq) cg.awq_round_trip = ggml_round_trips(types, c.method == Method::Awq);
+  cg.stats_meta["lmq.stats.sequential"] =
+      c.stats_in.empty() ? std::string(method_name(c.method)) + ":gguf" : std::string("no");
+  auto holder = prepare_calibrated(src, unused, cg, report, progress);
+  g.float_values = std::move(holder->float_values);
   if (report) report->layers = std::move(layers);
   return g;
 }

@@ -8,9 +8,11 @@
 #include <nlohmann/json.hpp>
 
 #include "lmq/calib/calib.h"
+#include "lmq/calib/gguf_target.h"
 #include "lmq/error.h"
 #include "lmq/eval/evaluate.h"
 #include "lmq/formats/atomic_file.h"
+#include "lmq/formats/ggml_blocks.h"
 #include "lmq/mapped_file.h"
 #include "lmq/formats/lmq_file.h"
 #include "lmq/quant/int_format.h"
@@ -18,15 +20,41 @@
 namespace lmq::calib {
 
 namespace {
-constexpr const char* kProbe = "int3:g128:asym";
 constexpr int64_t kUnits = 20000;
+
+uint64_t largest(const MixedTensor& t) {
+  uint64_t b = 0;
+  for (uint64_t x : t.bytes)
+    if (x != kNotCandidate) b = std::max(b, x);
+  return b;
+}
+
+// The KLD probe: the first of these that is a candidate for the tensor.
+int probe_of(const MixedProblem& p, const MixedTensor& t) {
+  const std::string probes[] = {quant::parse_scheme("int3:g128:asym").to_string(), std::string(format_name(Format::Q3_K)),
+                                std::string(format_name(Format::Q4_0))};
+  for (const std::string& name : probes)
+    for (size_t c = 0; c < p.candidates.size(); ++c)
+      if (p.candidates[c].label == name && t.bytes[c] != kNotCandidate) return int(c);
+  fail("internal: no probe candidate for '{}'", t.t->name);
+}
 }  // namespace
 
-std::vector<quant::Scheme> mixed_candidates() {
-  std::vector<quant::Scheme> c;
+std::vector<MixedCandidate> mixed_candidates() {
+  std::vector<MixedCandidate> c;
   for (const char* s : {"int2:g32", "int2:g64", "int3:g32", "int3:g64", "int3:g128", "int4:g32", "int4:g64",
-                        "int4:g128", "int5:g64", "int5:g128", "int6:g128", "int8:g128"})
-    c.push_back(quant::parse_scheme(std::string(s) + ":asym"));
+                        "int4:g128", "int5:g64", "int5:g128", "int6:g128", "int8:g128"}) {
+    const quant::Scheme sc = quant::parse_scheme(std::string(s) + ":asym");
+    c.push_back({sc.to_string(), fmt::format("int{}", sc.p.bits), Format::LMQ_INT, sc});
+  }
+  return c;
+}
+
+std::vector<MixedCandidate> gguf_mixed_candidates() {
+  std::vector<MixedCandidate> c;
+  for (Format f : {Format::Q2_K, Format::Q3_K, Format::Q4_0, Format::Q4_1, Format::Q4_K, Format::Q5_0, Format::Q5_1,
+                   Format::Q5_K, Format::Q6_K, Format::Q8_0})
+    c.push_back({std::string(format_name(f)), std::string(format_name(f)), f, {}});
   return c;
 }
 
@@ -38,7 +66,7 @@ double MixedProblem::min_bpw() const {
 
 double MixedProblem::max_bpw() const {
   uint64_t b = fixed_bytes;
-  for (const auto& t : tensors) b += *std::max_element(t.bytes.begin(), t.bytes.end());
+  for (const auto& t : tensors) b += largest(t);
   return 8.0 * double(b) / double(params);
 }
 
@@ -56,7 +84,39 @@ MixedProblem mixed_problem(const Model& m, const QuantizeOptions& o) {
     }
     MixedTensor mt;
     mt.t = &t;
-    for (const auto& c : p.candidates) mt.bytes.push_back(stored_bytes(Format::LMQ_INT, c.p, t.shape));
+    for (const auto& c : p.candidates) mt.bytes.push_back(stored_bytes(Format::LMQ_INT, c.scheme.p, t.shape));
+    mt.probe = probe_of(p, mt);
+    p.tensors.push_back(std::move(mt));
+  }
+  if (p.params == 0) fail("{}: no parameters", m.path());
+  return p;
+}
+
+MixedProblem mixed_problem(const Model& m, const GgufExportOptions& o) {
+  MixedProblem p;
+  p.candidates = gguf_mixed_candidates();
+  const std::map<std::string, Format> planned = gguf_tensor_types(m, o);
+  for (const Tensor& t : m.tensors()) {
+    p.params += uint64_t(t.numel());
+    const std::string g = gguf_tensor_name(t.name);
+    const bool user = std::any_of(o.overrides.begin(), o.overrides.end(), [&](const GgufTypeOverride& ov) {
+      return std::regex_search(g, ov.re) || std::regex_search(t.name, ov.re);
+    });
+    MixedTensor mt;
+    mt.t = &t;
+    bool any = false;
+    for (const auto& c : p.candidates) {
+      const bool fits = t.shape.size() >= 2 && t.cols() % ggml_block_size(c.format) == 0;
+      mt.bytes.push_back(fits ? ggml_row_bytes(c.format, t.cols()) * uint64_t(t.rows()) : kNotCandidate);
+      any = any || fits;
+    }
+    if (user || !any) {  // norms, biases, user overrides; rows not of 32: llama.cpp's fallback (F16)
+      const Format f = planned.at(t.name);
+      p.fixed_bytes += t.shape.size() >= 2 ? ggml_row_bytes(f, t.cols()) * uint64_t(t.rows())
+                                           : stored_bytes(f, {}, t.shape);
+      continue;
+    }
+    mt.probe = probe_of(p, mt);
     p.tensors.push_back(std::move(mt));
   }
   if (p.params == 0) fail("{}: no parameters", m.path());
@@ -73,29 +133,39 @@ void check_target(const MixedProblem& p, double target) {
   if (target > hi)
     fail("--target-bpw {}: above the largest candidate allocation, {:.4f} bits per weight (every tensor at {}); "
          "use --scheme for wider formats",
-         target, hi, p.candidates.back().to_string());
+         target, hi, p.candidates.back().label);
 }
 
 namespace {
 
-// Σ_ij weight_i·col_j·(w − w')² per candidate, with row weights (nullable) and column weights
-// (nullable); also returns the probe candidate's bytes.
+// Σ_ij weight_i·col_j·(w − w')² per candidate (w' its RTN round trip), with row weights
+// (nullable) and column weights (nullable); also returns the probe candidate's bytes.
 struct Errors {
   std::vector<double> e;
   std::vector<uint8_t> probe_bytes;
 };
 
-Errors candidate_errors(const Tensor& t, const std::vector<quant::Scheme>& cands, int probe, const float* row_w,
+Errors candidate_errors(const MixedTensor& mt, const std::vector<MixedCandidate>& cands, const float* row_w,
                         const float* col_w, const float* col_w2, int threads) {
+  const Tensor& t = *mt.t;
   const int64_t R = t.rows(), K = t.cols();
   std::vector<float> w(size_t(t.numel())), back(w.size());
   dequantize_rows(t, 0, R, w.data());
   Errors out;
   for (size_t c = 0; c < cands.size(); ++c) {
-    const quant::Scheme& s = cands[c];
-    std::vector<uint8_t> q(quant::int_tensor_bytes(s.p, R, K));
-    quant::quantize_tensor(w.data(), R, K, s.p, quant::RangeMethod::MinMax, 100, nullptr, q.data(), threads);
-    quant::int_dequantize_rows(s.p, q.data(), R, K, 0, R, back.data());
+    if (mt.bytes[c] == kNotCandidate) {
+      out.e.push_back(std::numeric_limits<double>::infinity());
+      continue;
+    }
+    const MixedCandidate& s = cands[c];
+    std::vector<uint8_t> q(size_t(mt.bytes[c]));
+    if (s.format == Format::LMQ_INT) {
+      q.resize(quant::int_tensor_bytes(s.scheme.p, R, K));
+      quant::quantize_tensor(w.data(), R, K, s.scheme.p, quant::RangeMethod::MinMax, 100, nullptr, q.data(), threads);
+      quant::int_dequantize_rows(s.scheme.p, q.data(), R, K, 0, R, back.data());
+    } else {
+      ggml_round_trip(s.format, w.data(), R, K, nullptr, q.data(), back.data());
+    }
     double e = 0;
     for (int64_t r = 0; r < R; ++r) {
       double er = 0, er2 = 0;
@@ -107,13 +177,14 @@ Errors candidate_errors(const Tensor& t, const std::vector<quant::Scheme>& cands
       e += er * (row_w ? row_w[r] : 1.0) + er2;
     }
     out.e.push_back(e);
-    if (int(c) == probe) out.probe_bytes = std::move(q);
+    if (int(c) == mt.probe) out.probe_bytes = std::move(q);
   }
   return out;
 }
 
-// m with tensor t replaced by LMQ_INT bytes (held by the result).
-std::unique_ptr<Model> with_int_tensor(const Model& m, const Tensor& t, const IntParams& q, std::vector<uint8_t> bytes) {
+// m with tensor t replaced by candidate c's bytes (held by the result).
+std::unique_ptr<Model> with_candidate(const Model& m, const Tensor& t, const MixedCandidate& c,
+                                      std::vector<uint8_t> bytes) {
   auto held = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
   Model::Parts parts;
   parts.config = m.config();
@@ -122,13 +193,23 @@ std::unique_ptr<Model> with_int_tensor(const Model& m, const Tensor& t, const In
   parts.tensors = m.tensors();
   for (Tensor& pt : parts.tensors)
     if (pt.name == t.name) {
-      pt.format = Format::LMQ_INT;
-      pt.q = q;
+      pt.format = c.format;
+      pt.q = c.format == Format::LMQ_INT ? c.scheme.p : IntParams{};
       pt.data = held->data();
       pt.nbytes = held->size();
     }
   parts.storage.push_back(held);
   return Model::from_parts(std::move(parts));
+}
+
+// "^name$" with the regex metacharacters of the name escaped.
+std::string exact_name_regex(const std::string& name) {
+  std::string re = "^";
+  for (char ch : name) {
+    if (std::string_view("\\^$.|?*+()[]{}").find(ch) != std::string_view::npos) re += '\\';
+    re += ch;
+  }
+  return re + "$";
 }
 
 }  // namespace
@@ -145,9 +226,6 @@ void measure_sensitivity(const Model& m, MixedProblem& p, const std::vector<std:
     for (int id : w) freq[size_t(id)] += 1, ntok += 1;
   for (float& f : freq) f = float(f / ntok);
 
-  int probe = -1;
-  for (size_t c = 0; c < p.candidates.size(); ++c)
-    if (p.candidates[c].to_string() == quant::parse_scheme(kProbe).to_string()) probe = int(c);
   const bool tied = &m.lm_head() == &m.embed();
   std::vector<std::unique_ptr<Model>> probes;
   std::vector<Errors> errs;
@@ -155,10 +233,10 @@ void measure_sensitivity(const Model& m, MixedProblem& p, const std::vector<std:
     const Tensor& t = *mt.t;
     const InputStats* st = find_stats(stats, t.name);
     const float* col = st ? st->sq_mean.data() : nullptr;
-    Errors e = &t == &m.embed() ? candidate_errors(t, p.candidates, probe, freq.data(), nullptr, tied && st ? col : nullptr,
+    Errors e = &t == &m.embed() ? candidate_errors(mt, p.candidates, freq.data(), nullptr, tied && st ? col : nullptr,
                                                    o.threads)
-                                : candidate_errors(t, p.candidates, probe, nullptr, col, nullptr, o.threads);
-    probes.push_back(with_int_tensor(m, t, p.candidates[size_t(probe)].p, std::move(e.probe_bytes)));
+                                : candidate_errors(mt, p.candidates, nullptr, col, nullptr, o.threads);
+    probes.push_back(with_candidate(m, t, p.candidates[size_t(mt.probe)], std::move(e.probe_bytes)));
     errs.push_back(std::move(e));
   }
   Windows pw;
@@ -170,7 +248,7 @@ void measure_sensitivity(const Model& m, MixedProblem& p, const std::vector<std:
   for (size_t i = 0; i < p.tensors.size(); ++i) {
     MixedTensor& mt = p.tensors[i];
     mt.probe_kld = r[i].kld_mean;
-    const double ep = errs[i].e[size_t(probe)];
+    const double ep = errs[i].e[size_t(mt.probe)];
     mt.sens.clear();
     for (double e : errs[i].e) mt.sens.push_back(ep > 0 ? mt.probe_kld * e / ep : 0.0);
   }
@@ -180,7 +258,7 @@ Allocation allocate(const MixedProblem& p, double target) {
   check_target(p, target);
   const size_t n = p.tensors.size(), C = p.candidates.size();
   uint64_t most = 1;
-  for (const auto& t : p.tensors) most += *std::max_element(t.bytes.begin(), t.bytes.end());
+  for (const auto& t : p.tensors) most += largest(t);
   const uint64_t unit = (most + kUnits - 1) / kUnits;
   const double budget_bytes = std::floor(target * double(p.params) / 8.0) - double(p.fixed_bytes);
   const int64_t B = budget_bytes <= 0 ? -1 : int64_t(budget_bytes / double(unit));
@@ -194,6 +272,7 @@ Allocation allocate(const MixedProblem& p, double target) {
     for (int64_t b = 0; b <= B; ++b) {
       double best = inf;
       for (size_t c = 0; c < C; ++c) {
+        if (p.tensors[i].bytes[c] == kNotCandidate) continue;
         const int64_t u = units(i, c);
         if (u > b) continue;
         const double v = dp[size_t(b - u)] + p.tensors[i].sens[c];
@@ -223,22 +302,30 @@ Allocation allocate(const MixedProblem& p, double target) {
 void apply_allocation(const MixedProblem& p, const Allocation& a, QuantizeOptions& o) {
   std::vector<SchemeOverride> ovs;
   for (size_t i = 0; i < p.tensors.size(); ++i) {
-    std::string re = "^";
-    for (char ch : p.tensors[i].t->name) {
-      if (std::string_view("\\^$.|?*+()[]{}").find(ch) != std::string_view::npos) re += '\\';
-      re += ch;
-    }
-    re += "$";
+    const std::string re = exact_name_regex(p.tensors[i].t->name);
     // built directly: the scheme's text holds '=' ("s=f16"), which parse_override splits on
-    ovs.push_back({re, std::regex(re, std::regex::ECMAScript), p.candidates[size_t(a.pick[i])]});
+    ovs.push_back({re, std::regex(re, std::regex::ECMAScript), p.candidates[size_t(a.pick[i])].scheme});
+  }
+  o.overrides.insert(o.overrides.begin(), ovs.begin(), ovs.end());
+}
+
+void apply_allocation(const MixedProblem& p, const Allocation& a, GgufExportOptions& o) {
+  std::vector<GgufTypeOverride> ovs;
+  for (size_t i = 0; i < p.tensors.size(); ++i) {  // matched against the HF name (the GGUF name has no match)
+    const std::string re = exact_name_regex(p.tensors[i].t->name);
+    ovs.push_back({re, std::regex(re, std::regex::ECMAScript), p.candidates[size_t(a.pick[i])].format});
   }
   o.overrides.insert(o.overrides.begin(), ovs.begin(), ovs.end());
 }
 
 void save_sensitivity(const std::string& path, const MixedProblem& p) {
   nlohmann::json j;
-  for (const auto& c : p.candidates) j["candidates"].push_back(c.to_string());
-  for (const auto& t : p.tensors) j["tensors"][t.t->name] = {{"probe_kld", t.probe_kld}, {"sens", t.sens}};
+  for (const auto& c : p.candidates) j["candidates"].push_back(c.label);
+  for (const auto& t : p.tensors) {
+    nlohmann::json sens = nlohmann::json::array();  // a type the tensor cannot take (∞): null, JSON has no ∞
+    for (double v : t.sens) sens.push_back(std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr));
+    j["tensors"][t.t->name] = {{"probe_kld", t.probe_kld}, {"sens", sens}};
+  }
   const std::string text = j.dump(1) + "\n";
   AtomicFile f(path);
   f.write(text.data(), text.size());
@@ -250,13 +337,18 @@ void load_sensitivity(const std::string& path, MixedProblem& p) {
   try {
     j = nlohmann::json::parse(read_text_file(path));
     std::vector<std::string> names;
-    for (const auto& c : p.candidates) names.push_back(c.to_string());
+    for (const auto& c : p.candidates) names.push_back(c.label);
     if (j.at("candidates").get<std::vector<std::string>>() != names) fail("{}: other candidate schemes", path);
     for (MixedTensor& t : p.tensors) {
       const auto& e = j.at("tensors").at(t.t->name);
       t.probe_kld = e.at("probe_kld").get<double>();
-      t.sens = e.at("sens").get<std::vector<double>>();
+      t.sens.clear();
+      for (const auto& v : e.at("sens"))
+        t.sens.push_back(v.is_null() ? std::numeric_limits<double>::infinity() : v.get<double>());
       if (t.sens.size() != p.candidates.size()) fail("{}: '{}' has {} values", path, t.t->name, t.sens.size());
+      for (size_t c = 0; c < t.sens.size(); ++c)
+        if (!std::isfinite(t.sens[c]) && t.bytes[c] != kNotCandidate)
+          fail("{}: '{}' has no sensitivity for {}", path, t.t->name, p.candidates[c].label);
     }
   } catch (const nlohmann::json::exception& e) {
     fail("{}: not a sensitivity file of this model: {}", path, e.what());
@@ -270,18 +362,18 @@ std::string allocation_table(const MixedProblem& p, const Allocation& a) {
     int tensors = 0;
     uint64_t params = 0, bytes = 0;
   };
-  std::map<int, Sum> by_bits;
+  std::map<std::string, Sum> by_family;
   for (size_t i = 0; i < p.tensors.size(); ++i) {
     const MixedTensor& t = p.tensors[i];
     const size_t c = size_t(a.pick[i]);
     const uint64_t n = uint64_t(t.t->numel());
-    s += fmt::format("{:<48} {:<16} {:>10} {:>8.3f} {:>11.4g} {:>11.4g}\n", t.t->name, p.candidates[c].to_string(), n,
+    s += fmt::format("{:<48} {:<16} {:>10} {:>8.3f} {:>11.4g} {:>11.4g}\n", t.t->name, p.candidates[c].label, n,
                      8.0 * double(t.bytes[c]) / double(n), t.probe_kld, t.sens[c]);
-    Sum& b = by_bits[p.candidates[c].p.bits];
+    Sum& b = by_family[p.candidates[c].family];
     b.tensors++, b.params += n, b.bytes += t.bytes[c];
   }
-  for (const auto& [bits, b] : by_bits)
-    s += fmt::format("int{}: {} tensors, {} params ({:.1f}%), {:.3f} bpw\n", bits, b.tensors, b.params,
+  for (const auto& [family, b] : by_family)
+    s += fmt::format("{}: {} tensors, {} params ({:.1f}%), {:.3f} bpw\n", family, b.tensors, b.params,
                      100.0 * double(b.params) / double(p.params), 8.0 * double(b.bytes) / double(b.params));
   s += fmt::format("allocation: {:.4f} bits per weight (norms, biases and fixed tensors included), summed "
                    "sensitivity {:.5g}\n",

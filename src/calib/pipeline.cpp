@@ -79,17 +79,6 @@ void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<i
 
 bool is_awq(Method m) { return m == Method::Awq || m == Method::AwqGptq; }
 
-// H' = D⁻¹HD⁻¹ and E[x'²] = E[x²]/s²: the statistics of the scaled input x' = x / s.
-InputStats scaled_stats(const InputStats& st, const std::vector<float>& s) {
-  InputStats r = st;
-  const int64_t K = st.K;
-  for (int64_t i = 0; i < K; ++i) {
-    for (int64_t j = 0; j < K; ++j) r.hessian[size_t(i * K + j)] /= s[size_t(i)] * s[size_t(j)];
-    r.sq_mean[size_t(i)] /= s[size_t(i)] * s[size_t(i)];
-  }
-  return r;
-}
-
 // Quantizes one linear of a block with the calibrated method: w are its float weights (AWQ:
 // already column-scaled, with st the scaled statistics).
 PrequantizedTensor quantize_linear(const Model& src, const Tensor& t, const std::vector<float>& w,
@@ -194,11 +183,12 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
     parts.tensors = src.tensors();
     AwqBlock awq;
     if (is_awq(c.method)) {
-      awq = awq_block(src, l, block_stats, [&](const Tensor& t) { return resolve_scheme(t, o); }, c.awq);
+      awq = c.awq_round_trip ? awq_block(src, l, block_stats, c.awq_round_trip, c.awq)
+                             : awq_block(src, l, block_stats, [&](const Tensor& t) { return resolve_scheme(t, o); }, c.awq);
       rep.awq_groups.insert(rep.awq_groups.end(), awq.groups.begin(), awq.groups.end());
     }
     std::vector<float> w;
-    if (c.block_quantizer) c.block_quantizer(l, block_linears(lw), block_stats, parts);
+    if (c.block_quantizer) c.block_quantizer(l, block_linears(lw), block_stats, is_awq(c.method) ? &awq : nullptr, parts);
     else for (const Tensor* t : block_linears(lw)) {
       const quant::Scheme s = resolve_scheme(*t, o);
       if (s.kind != quant::Scheme::Int) continue;

@@ -339,30 +339,52 @@ void print_calib_summary(const calib::CalibQuantReport& crep, const std::string&
              double(peak_rss_bytes()) / (1 << 20));
 }
 
+// --target-bpw: measure the sensitivities, allocate, print the allocation (stderr with --json).
+// Options: QuantizeOptions (lmq's integer schemes) or GgufExportOptions (ggml block types).
+template <class Options>
+void choose_mixed_precision(const Model& m, Options& o, const std::vector<std::vector<int>>& windows, double target,
+                            int threads, const QuantOpts& q) {
+  calib::MixedProblem mp = calib::mixed_problem(m, o);
+  calib::check_target(mp, target);
+  if (!q.sens_in.empty()) {
+    calib::load_sensitivity(q.sens_in, mp);
+  } else {
+    calib::SensitivityOptions so;
+    so.threads = threads;
+    calib::measure_sensitivity(m, mp, windows, so);
+  }
+  if (!q.sens_out.empty()) calib::save_sensitivity(q.sens_out, mp);
+  const calib::Allocation a = calib::allocate(mp, target);
+  calib::apply_allocation(mp, a, o);
+  fmt::print(q.json ? stderr : stdout, "{}\n", calib::allocation_table(mp, a));
+}
+
 // --format gguf: llama.cpp's file, ggml type names (or llama.cpp mixtures) as schemes; the
 // --method chooses codes and scales within the block formats (calib/gguf_target.h).
 void cmd_quantize_gguf(const std::string& path, const QuantOpts& q, int threads) {
   if (!q.activations.empty()) fail("--activations {}: only for --format lmq (GGUF has no static activation scales)", q.activations);
-  if (q.target_bpw) fail("--target-bpw: only for --format lmq (GGUF exports take llama.cpp's type recipes)");
-  if (q.method == "awq" || q.method == "awq+gptq" || q.method == "gptq+awq")
-    fail("--method {}: only for --format lmq for now (GGUF exports take rtn, mse, awmse or gptq)", q.method);
   const auto t_start = std::chrono::steady_clock::now();
   auto m = Model::load(path);
   GgufExportOptions o;
   o.scheme = parse_gguf_scheme(q.scheme == "int8:channel:sym" ? "q8_0" : q.scheme);  // lmq's default → q8_0
   for (const auto& ov : q.overrides) o.overrides.push_back(parse_gguf_override(ov));
   const calib::CalibQuantOptions cq = calib_options(q, *m, path, threads);
-  if (q.hessian_fit && cq.method != calib::Method::Gptq) fail("--hessian-fit: only with --method gptq");
+  if (q.hessian_fit && cq.method != calib::Method::Gptq && cq.method != calib::Method::AwqGptq)
+    fail("--hessian-fit: only with --method gptq or awq+gptq");
+  if (q.target_bpw) choose_mixed_precision(*m, o, cq.windows, *q.target_bpw, threads, q);
   calib::CalibQuantReport crep;
   const calib::GgufCalibration cal = calib::calibrate_for_gguf(*m, gguf_tensor_types(*m, o), cq, q.hessian_fit,
                                                                &crep, block_progress(cq.method));
   o.prequantized = &cal.prequantized;
   o.importance = &cal.importance;
   o.weighted = cal.weighted;
+  o.float_values = &cal.float_values;
   const GgufProgress progress = tty_tensor_progress();
   const GgufExportReport r = export_gguf(*m, q.out, o, progress);
+  // with --target-bpw the allocation's overrides set every weight; the scheme only sets the rest
+  const std::string recipe = q.target_bpw ? fmt::format("mixed, --target-bpw {}", *q.target_bpw) : o.scheme.name;
   if (q.json) {
-    json j{{"model", path},         {"output", q.out},         {"format", "gguf"},    {"scheme", o.scheme.name},
+    json j{{"model", path},         {"output", q.out},         {"format", "gguf"},    {"scheme", recipe},
            {"params", r.params},    {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes},
            {"bpw", r.bpw},          {"rel_rms", r.rel_rms},    {"fallbacks", r.n_fallback},
            {"seconds", r.seconds},  {"peak_rss_bytes", peak_rss_bytes()}, {"method", q.method}};
@@ -380,28 +402,9 @@ void cmd_quantize_gguf(const std::string& path, const QuantOpts& q, int threads)
                t.rel_rms, t.note);
   fmt::print("\ntotal: {} params, {} tensor bytes = {:.3f} bits per weight, rel RMS {:.5f}, {} fallbacks\n", r.params,
              r.tensor_bytes, r.bpw, r.rel_rms, r.n_fallback);
-  fmt::print("wrote {} ({} bytes, GGUF {}) in {:.1f} s, peak memory {:.1f} MiB\n", q.out, r.file_bytes, o.scheme.name,
+  fmt::print("wrote {} ({} bytes, GGUF {}) in {:.1f} s, peak memory {:.1f} MiB\n", q.out, r.file_bytes, recipe,
              r.seconds, double(peak_rss_bytes()) / (1 << 20));
   if (cq.method != calib::Method::Rtn) print_calib_summary(crep, q.method, t_start, "llama.cpp's quantizer");
-}
-
-// --target-bpw: measure the sensitivities, allocate, print the allocation (stderr with --json).
-void choose_mixed_precision(const Model& m, QuantizeOptions& o, const std::vector<std::vector<int>>& windows,
-                            double target, int threads, const QuantOpts& q) {
-  calib::MixedProblem mp = calib::mixed_problem(m, o);
-  calib::check_target(mp, target);
-  if (!q.sens_in.empty()) {
-    calib::load_sensitivity(q.sens_in, mp);
-  } else {
-    calib::SensitivityOptions so;
-    so.threads = threads;
-    calib::measure_sensitivity(m, mp, windows, so);
-  }
-  if (!q.sens_out.empty()) calib::save_sensitivity(q.sens_out, mp);
-  const calib::Allocation a = calib::allocate(mp, target);
-  calib::apply_allocation(mp, a, o);
-  o.provenance["lmq.target_bpw"] = fmt::format("{}", target);
-  fmt::print(q.json ? stderr : stdout, "{}\n", calib::allocation_table(mp, a));
 }
 
 void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, const std::string& cmdline) {
@@ -425,7 +428,10 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
   if (cq.method == calib::Method::Gptq || cq.method == calib::Method::AwqGptq)
     o.provenance["lmq.gptq"] = fmt::format("damp={} act_order={}", q.damp, q.act_order ? "yes" : "no");
 
-  if (q.target_bpw) choose_mixed_precision(*m, o, cq.windows, *q.target_bpw, threads, q);
+  if (q.target_bpw) {
+    choose_mixed_precision(*m, o, cq.windows, *q.target_bpw, threads, q);
+    o.provenance["lmq.target_bpw"] = fmt::format("{}", *q.target_bpw);
+  }
   calib::CalibQuantReport crep;
   auto holder = calib::prepare_calibrated(*m, o, cq, &crep, block_progress(cq.method));
   const bool w8a8 = !q.activations.empty();
@@ -589,10 +595,11 @@ int main(int argc, char** argv) {
   quantize->add_option("--damp", qo.damp, "GPTQ damping, a fraction of mean(diag H)")->capture_default_str();
   quantize->add_flag("--act-order", qo.act_order, "GPTQ: columns by descending activation energy (static groups)");
   quantize->add_flag("--hessian-fit", qo.hessian_fit,
-                    "gguf + gptq: fit each block's scales weighted by diag(H) (like an imatrix)");
+                    "gguf + gptq or awq+gptq: fit each block's scales weighted by diag(H) (like an imatrix)");
   quantize->add_option("--target-bpw", qo.target_bpw,
-                       "mixed precision: a scheme per tensor (int2..int8, groups 32..128) chosen by measured "
-                       "sensitivity so the whole file stays within this many bits per weight (needs --calib)");
+                       "mixed precision: a scheme per tensor (int2..int8, groups 32..128; gguf: q2_k..q8_0) "
+                       "chosen by measured sensitivity so the whole file stays within this many bits per weight "
+                       "(needs --calib)");
   quantize->add_option("--save-sensitivity", qo.sens_out, "--target-bpw: write the measured sensitivities (JSON)");
   quantize->add_option("--sensitivity", qo.sens_in, "--target-bpw: use sensitivities saved by --save-sensitivity");
   quantize->add_option("--save-stats", qo.stats_out, "write the calibration statistics (safetensors)");

@@ -422,8 +422,15 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
     const Tensor& t = *it.t;
     if (progress) progress(i, plan.size(), it.name);
     const int64_t rows = t.shape.size() >= 2 ? t.rows() : 1, cols = t.shape.size() >= 2 ? t.cols() : t.numel();
-    f.resize(size_t(t.numel()));
-    dequantize_rows(t, 0, t.shape.size() >= 2 ? rows : 1, f.data());
+    const auto fv = o.float_values ? o.float_values->find(t.name) : decltype(o.float_values->end()){};
+    if (o.float_values && fv != o.float_values->end()) {
+      if (int64_t(fv->second.size()) != t.numel())
+        fail("float values of '{}': {} for {} parameters", t.name, fv->second.size(), t.numel());
+      f = fv->second;
+    } else {
+      f.resize(size_t(t.numel()));
+      dequantize_rows(t, 0, t.shape.size() >= 2 ? rows : 1, f.data());
+    }
     const auto pre = o.prequantized ? o.prequantized->find(t.name) : decltype(o.prequantized->end()){};
     const bool given = o.prequantized && pre != o.prequantized->end() && t.shape.size() >= 2;
     if (given) bytes = pre->second;

@@ -17,8 +17,10 @@
 // sqrt(max s · min s), α on the grid {0, 1/(grid−1), …, 1} (α = 0 is plain RTN). Each α is
 // scored by the group's output error on the calibration inputs,
 //   Σ_linears tr(Δ H Δᵀ)/2,  Δ = Q(W·diag(s))·diag(s)⁻¹ − W,  H = 2XXᵀ/n,
-// with Q the tensor's scheme using min/max ranges (the clip search comes afterwards, on the
-// scaled weights, in the pipeline). The α with the smallest error wins (the first on ties).
+// with Q the tensor's storage format: lmq's integer schemes with min/max ranges (the clip search
+// or GPTQ comes afterwards, on the scaled weights, in the pipeline), or for ggml block types the
+// quantizer that will store the tensor (calib/gguf_target.h). The α with the smallest error wins
+// (the first on ties).
 #pragma once
 #include <functional>
 #include <map>
@@ -51,13 +53,29 @@ struct AwqBlock {
   std::vector<AwqGroup> groups;
 };
 
+// w → dequant(quant(w)) of one linear's rows × K weights in its storage format (back: rows × K).
+// importance: E[x'²] per column of the scaled input x' = x / s, for quantizers that weight their fit.
+using RoundTrip =
+    std::function<void(const float* w, int64_t rows, int64_t K, const float* importance, float* back)>;
+// A linear's round trip; an empty function: the linear is not quantized (stays float).
+using RoundTripOf = std::function<RoundTrip(const Tensor&)>;
+
+// lmq's integer schemes with min/max ranges (non-integer schemes: empty).
+RoundTripOf int_round_trips(const std::function<quant::Scheme(const Tensor&)>& scheme_of, int threads);
+
 // s_j = m_j^α / sqrt(max · min) over the channels (m clamped below at 1e-8·max m so s > 0).
 std::vector<float> awq_scales(const std::vector<float>& mean_abs, double alpha);
 
-// Searches and folds block `layer` of `m`. `scheme_of` gives each linear's scheme; a group whose
-// linears are all non-integer keeps s = 1. stats: the block's input statistics (by stat_key).
+// Searches and folds block `layer` of `m`. `round_trip_of` gives each linear's quantizer; a group
+// whose linears are all unquantized keeps s = 1. stats: the block's input statistics (by stat_key).
+AwqBlock awq_block(const Model& m, int layer, const StatsMap& stats, const RoundTripOf& round_trip_of,
+                   const AwqOptions& o);
+// The same with lmq's integer scheme of each linear (int_round_trips).
 AwqBlock awq_block(const Model& m, int layer, const StatsMap& stats,
                    const std::function<quant::Scheme(const Tensor&)>& scheme_of, const AwqOptions& o);
+
+// H' = D⁻¹HD⁻¹ and E[x'²] = E[x²]/s²: the statistics of the scaled input x' = x / s.
+InputStats scaled_stats(const InputStats& st, const std::vector<float>& s);
 
 // Points parts' tensor `name` at the F32 values w (which must outlive the parts).
 void replace_with_floats(Model::Parts& parts, const std::string& name, const std::vector<float>& w);

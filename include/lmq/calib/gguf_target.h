@@ -1,5 +1,5 @@
 // lmq's calibrated methods into llama.cpp's block formats (`lmq quantize --format gguf
-// --method rtn|mse|awmse|gptq`): the method chooses the codes and scales, the bytes are ggml's
+// --method rtn|mse|awmse|gptq|awq|awq+gptq`): the method chooses the codes and scales, the bytes are ggml's
 // exact block layout (formats/ggml_blocks.h), so llama.cpp and lmq read the result unchanged.
 //
 //   rtn    llama.cpp's reference quantizers (byte-identical to llama-quantize without imatrix);
@@ -15,9 +15,13 @@
 //          nearest value of its sub-block's grid and the error fed back. With act-order the
 //          blocks are fitted up front (static groups). What is stored dequantizes to exactly the
 //          values the error feedback assumed.
-// A weight transform applied before quantization (AWQ's per-column scaling folded into the
-// previous operation) plugs in front: pass the transformed model as `src`; nothing here assumes
-// the weights are the checkpoint's.
+//   awq    AWQ (calib/awq.h), sequential like gptq: each group's α is scored with llama.cpp's
+//          reference quantizer of the linears' planned types, the scales are folded into the
+//          norms (stored F32, as llama.cpp keeps them), v_proj and up_proj, and each scaled
+//          linear gets the activation-weighted fit with E[(x/s)²] (awmse on the scaled weights);
+//   awq+gptq  the same scaling, then GPTQ as above on the scaled weights with H' = D⁻¹HD⁻¹.
+// The folded float tensors come back in float_values; export_gguf writes them in place of the
+// checkpoint's (GgufExportOptions::float_values).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -34,11 +38,19 @@ namespace lmq::calib {
 quant::QuantStats gptq_quantize_ggml(const float* w, int64_t rows, int64_t K, const float* H, Format f,
                                      const GptqOptions& o, bool hessian_fit, uint8_t* out, float* assumed = nullptr);
 
+// rows × K values of w into ggml format f (bytes: rows × ggml_row_bytes) by llama.cpp's reference
+// quantizer, or with `importance` (K values) lmq's weighted fit, and back to floats (back).
+void ggml_round_trip(Format f, const float* w, int64_t rows, int64_t K, const float* importance, uint8_t* bytes,
+                     float* back);
+
 // What export_gguf takes from a calibrated method (GgufExportOptions' fields of the same names).
 struct GgufCalibration {
   std::map<std::string, std::vector<uint8_t>> prequantized;  // HF name → ggml bytes, HF row order
   std::map<std::string, std::vector<float>> importance;      // HF name → per input column
   bool weighted = false;                                     // weighted fits (importance 1 if absent)
+  // awq, awq+gptq: HF name → F32 values of what AWQ changed and stores unquantized (folded norms,
+  // scaled biases, linears the type plan keeps float)
+  std::map<std::string, std::vector<float>> float_values;
 };
 
 // types: HF name → the ggml type export_gguf will store (gguf_tensor_types()).

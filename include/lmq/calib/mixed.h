@@ -19,27 +19,48 @@
 // (largest total)/20000, each tensor's size rounded UP and the budget DOWN, so the real total is
 // never above the target; ties go to the first candidate, so the result is deterministic, and a
 // higher target never gives a higher summed sensitivity (its feasible set contains the lower's).
+//
+// GGUF output (`--format gguf --target-bpw X`): the candidates are ggml block types instead
+// (q2_k q3_k q4_0 q4_1 q4_k q5_0 q5_1 q5_k q6_k q8_0, their exact block bytes), RTN = llama.cpp's
+// reference quantizer, probe q3_k. A type whose block does not divide a tensor's row length
+// (K-quants need multiples of 256) is not a candidate for that tensor (bytes kNotCandidate,
+// sensitivity ∞, null in sensitivity files): it chooses among the 32-value types, as llama.cpp's
+// fallback would store it; that tensor's probe is q4_0. Tensors whose rows are not whole 32-value
+// blocks stay at the export's fallback type (fixed bytes).
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include "lmq/formats/gguf_export.h"
 #include "lmq/model/model.h"
 #include "lmq/quant/quantize_model.h"
 
 namespace lmq::calib {
 
-std::vector<quant::Scheme> mixed_candidates();
+// One way to store a tensor: an lmq integer scheme or a ggml block type.
+struct MixedCandidate {
+  std::string label;                // "int4:g128:asym:s=f16", "q4_K": sensitivity files, the table
+  std::string family;               // the table's summary rows: "int4", "q4_K"
+  Format format = Format::LMQ_INT;  // LMQ_INT: `scheme`; else the ggml type
+  quant::Scheme scheme;
+};
+std::vector<MixedCandidate> mixed_candidates();       // lmq's integer schemes
+std::vector<MixedCandidate> gguf_mixed_candidates();  // ggml block types
+
+constexpr uint64_t kNotCandidate = std::numeric_limits<uint64_t>::max();  // bytes of a type that does not fit
 
 struct MixedTensor {
   const Tensor* t = nullptr;
-  std::vector<uint64_t> bytes;  // per candidate
+  std::vector<uint64_t> bytes;  // per candidate (kNotCandidate: not possible for this tensor)
   std::vector<double> sens;     // per candidate (after measure_sensitivity)
   double probe_kld = 0;
+  int probe = -1;  // the candidate of the KLD probe
 };
 
 struct MixedProblem {
-  std::vector<quant::Scheme> candidates;
+  std::vector<MixedCandidate> candidates;
   std::vector<MixedTensor> tensors;  // those that take part
   uint64_t fixed_bytes = 0, params = 0;  // fixed: norms, biases, tensors under a user --override
   double min_bpw() const;
@@ -48,6 +69,8 @@ struct MixedProblem {
 
 // The tensors of m (2-D, not matched by o's overrides) and their candidate sizes.
 MixedProblem mixed_problem(const Model& m, const QuantizeOptions& o);
+// The same for a GGUF export (o's overrides fixed at their type; 1-D tensors F32).
+MixedProblem mixed_problem(const Model& m, const GgufExportOptions& o);
 
 // Throws "--target-bpw X: …" unless min_bpw ≤ X ≤ max_bpw (NaN and infinities included).
 void check_target(const MixedProblem& p, double target_bpw);
@@ -77,6 +100,7 @@ Allocation allocate(const MixedProblem& p, double target_bpw);
 
 // Prepends one exact-name override per allocated tensor to o.overrides.
 void apply_allocation(const MixedProblem& p, const Allocation& a, QuantizeOptions& o);
+void apply_allocation(const MixedProblem& p, const Allocation& a, GgufExportOptions& o);
 
 // The allocation as text: one line per tensor, then tensors / params / bits per bit width.
 std::string allocation_table(const MixedProblem& p, const Allocation& a);

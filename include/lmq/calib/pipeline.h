@@ -36,11 +36,14 @@ enum class Method { Rtn, Mse, AwMse, Gptq, Awq, AwqGptq };
 Method parse_method(const std::string& s);  // rtn | mse | awmse | gptq | awq | awq+gptq (or gptq+awq)
 const char* method_name(Method m);
 
-// Replaces GPTQ into lmq's integer schemes for block l (gptq method): quantizes the block's
-// linears with their input statistics and points their entries in `parts` at the result, which
-// the pipeline then propagates through. Used to target other formats (calib/gguf_target.h).
+// Replaces GPTQ / AWQ's quantization into lmq's integer schemes for block l (gptq, awq,
+// awq+gptq): quantizes the block's linears with their input statistics and points their entries
+// in `parts` at the result, which the pipeline then propagates through. With AWQ, `awq` holds the
+// block's scaled weights and column scales: the quantizer takes a linear's scaled weights (and
+// scaled_stats) and erases the entries it stored quantized; the pipeline stores what is left as
+// F32 (CalibHolder::float_values). Used to target other formats (calib/gguf_target.h).
 using BlockQuantizer = std::function<void(int l, const std::vector<const Tensor*>& linears, const StatsMap& stats,
-                                          Model::Parts& parts)>;
+                                          AwqBlock* awq, Model::Parts& parts)>;
 
 struct CalibQuantOptions {
   Method method = Method::Rtn;
@@ -48,8 +51,9 @@ struct CalibQuantOptions {
   std::string stats_in, stats_out;
   std::map<std::string, std::string> stats_meta;  // written into --save-stats files
   GptqOptions gptq;
-  BlockQuantizer block_quantizer;  // gptq: set → used instead of lmq's integer GPTQ
+  BlockQuantizer block_quantizer;  // gptq, awq, awq+gptq: set → used instead of lmq's integer schemes
   AwqOptions awq;
+  RoundTripOf awq_round_trip;  // AWQ's α search: set → each linear's quantizer instead of o's schemes
 };
 
 struct CalibQuantReport {

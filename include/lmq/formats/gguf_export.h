@@ -5,7 +5,8 @@
 // llama.cpp's reference quantizers. Streamed: one tensor in memory at a time, written through
 // GgufWriter's streamed mode into an atomic file (temp file, fsync, rename). A calibrated method
 // (calib/gguf_target.h) hands in the bytes it chose (`prequantized`, in HF row order: the Q/K
-// permutation moves whole quantized rows) or importance for weighted fits.
+// permutation moves whole quantized rows), importance for weighted fits, or float values that
+// replace the checkpoint's (AWQ's folds).
 #pragma once
 #include <functional>
 #include <map>
@@ -51,6 +52,9 @@ struct GgufExportOptions {
   const std::map<std::string, std::vector<uint8_t>>* prequantized = nullptr;  // bytes of the planned type, HF row order
   const std::map<std::string, std::vector<float>>* importance = nullptr;      // per input column
   bool weighted = false;  // quantized tensors get ggml_quantize_row's weighted fit (importance 1 if absent)
+  // values that replace the checkpoint's (AWQ's folded norms, scaled biases and float linears),
+  // stored in the tensor's planned type
+  const std::map<std::string, std::vector<float>>* float_values = nullptr;
 };
 
 // The ggml type export_gguf stores each tensor of `src` in (by HF name), and why (a fallback note).
