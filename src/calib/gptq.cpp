@@ -191,13 +191,26 @@ quant::QuantStats gptq_quantize(const float* w, int64_t rows, int64_t K, const f
 }
 
 double output_error(const float* w, const float* wq, int64_t rows, int64_t K, const float* H) {
-  std::vector<double> D(static_cast<size_t>(rows * K)), Hd(H, H + K * K), M(size_t(rows * K));
-  for (int64_t i = 0; i < rows * K; ++i) D[size_t(i)] = double(w[i]) - double(wq[i]);
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(K), int(K), 1.0, D.data(), int(K), Hd.data(),
-              int(K), 0.0, M.data(), int(K));
-  double s = 0;
-  for (int64_t i = 0; i < rows * K; ++i) s += M[size_t(i)] * D[size_t(i)];
-  return s / 2;
+  const std::vector<double> Hd(H, H + K * K);
+  // Rows split over the threads, each slice's D·H one product with BLAS serial in its thread;
+  // the partial sums are added in thread order (deterministic for a given thread count).
+  const SerialBlas serial;
+  const int T = int(std::clamp<int64_t>(omp_get_max_threads(), 1, std::max<int64_t>(rows, 1)));
+  std::vector<double> part(static_cast<size_t>(T), 0.0);
+#pragma omp parallel num_threads(T)
+  {
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t r0 = rows * t / n, nr = rows * (t + 1) / n - r0;
+    std::vector<double> D(static_cast<size_t>(nr * K)), M(static_cast<size_t>(nr * K));
+    for (int64_t i = 0; i < nr * K; ++i) D[size_t(i)] = double(w[r0 * K + i]) - double(wq[r0 * K + i]);
+    if (nr > 0)
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nr), int(K), int(K), 1.0, D.data(), int(K),
+                  Hd.data(), int(K), 0.0, M.data(), int(K));
+    double s = 0;
+    for (int64_t i = 0; i < nr * K; ++i) s += M[size_t(i)] * D[size_t(i)];
+    part[size_t(t)] = s;
+  }
+  return std::accumulate(part.begin(), part.end(), 0.0) / 2;
 }
 
 }  // namespace lmq::calib
