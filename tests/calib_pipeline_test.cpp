@@ -25,10 +25,13 @@ using lmq::test::shared_path;
 
 namespace {
 
-const Model& llama() {
-  static const std::unique_ptr<Model> m = Model::load(shared_path("models/lmq-llama-25m"));
+const Model& load(const std::string& name) {
+  static std::map<std::string, std::unique_ptr<Model>> models;
+  auto& m = models[name];
+  if (!m) m = Model::load(shared_path("models/" + name));
   return *m;
 }
+const Model& llama() { return load("lmq-llama-25m"); }
 
 // The model with every decoder linear as F32 (what the pipeline hands the BLAS path).
 std::unique_ptr<Model> dense(const Model& m, std::map<std::string, std::vector<float>>& held) {
@@ -41,10 +44,10 @@ std::unique_ptr<Model> dense(const Model& m, std::map<std::string, std::vector<f
   return with_float_tensors(m, held);
 }
 
-std::vector<std::vector<int>> windows(int n, int len) {
+std::vector<std::vector<int>> windows(int n, int len, const Model& m = llama()) {
   const std::string text = read_text_file(shared_path("text/docs-valid.txt"));
   const std::string part = text.substr(text.find('\n', text.size() / 2) + 1, 60000);
-  return calib_windows(llama().tokenizer(), part, n, len, llama().config().bos_id);
+  return calib_windows(m.tokenizer(), part, n, len, m.config().bos_id);
 }
 
 // Every observed linear input of a run, in order.
@@ -68,11 +71,13 @@ double rel_rms_diff(const std::vector<float>& a, const std::vector<float>& b) {
 }  // namespace
 
 // 300 tokens in two calls (200, then 100 at position 200): both query chunkings of the BLAS
-// attention, a partial chunk and a non-zero start, through all 8 layers.
-TEST(RunnerBlas, MatchesTileKernels) {
+// attention, a partial chunk and a non-zero start, through all layers; qwen2 adds the biases.
+class RunnerBlas : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(RunnerBlas, MatchesTileKernels) {
   std::map<std::string, std::vector<float>> held;
-  const auto m = dense(llama(), held);
-  const auto win = windows(1, 300)[0];
+  const auto m = dense(load(GetParam()), held);
+  const auto win = windows(1, 300, load(GetParam()))[0];
   const int D = m->config().hidden, L = m->config().n_layers;
   std::vector<float> x0(size_t(300) * D);
   Runner tile(*m, 300), blas(*m, 300);
@@ -94,8 +99,10 @@ TEST(RunnerBlas, MatchesTileKernels) {
   for (size_t i = 0; i < ot.x.size(); ++i) EXPECT_LT(rel_rms_diff(ot.x[i], ob.x[i]), 1e-4) << ot.names[i];
 }
 
+INSTANTIATE_TEST_SUITE_P(Models, RunnerBlas, ::testing::Values("lmq-llama-25m", "lmq-qwen2-21m"));
+
 // inputs_only: the same inputs, bit for bit, up to and including the last layer's down_proj.
-TEST(RunnerBlas, InputsOnlyObservesTheSameInputs) {
+TEST(RunnerBlasInputsOnly, ObservesTheSameInputs) {
   std::map<std::string, std::vector<float>> held;
   const auto m = dense(llama(), held);
   const auto win = windows(1, 160)[0];
