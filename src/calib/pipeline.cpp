@@ -117,8 +117,10 @@ void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<i
   }
 #pragma omp parallel num_threads(T)
   {
+    // the team may be smaller than T (inside another parallel region): rounds of its size
+    const int nt = omp_get_num_threads();
     WindowWorker& wk = workers[size_t(omp_get_thread_num())];
-    for (int64_t r0 = 0; r0 < nw; r0 += T) {  // the same rounds in every thread (barriers)
+    for (int64_t r0 = 0; r0 < nw; r0 += nt) {  // the same rounds in every thread (barriers)
       const int64_t i = r0 + omp_get_thread_num();
       if (i < nw && !wk.error) try {
           std::vector<float>& hx = h.x[size_t(i)];
@@ -134,7 +136,7 @@ void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<i
 #pragma omp barrier
 #pragma omp for schedule(dynamic, 1)
       for (size_t k = 0; k < accs.size(); ++k)
-        for (int64_t t = 0; t < T && r0 + t < nw; ++t) {
+        for (int64_t t = 0; t < nt && r0 + t < nw; ++t) {
           const auto& batches = workers[size_t(t)].batch;
           if (auto it = batches.find(*accs[k].first); it != batches.end()) accs[k].second->merge(it->second);
         }
