@@ -198,7 +198,8 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
   auto holder = std::make_unique<CalibHolder>();
   CalibQuantReport rep;
   // Every BLAS call below runs in its calling thread: an idle OpenBLAS pool keeps yielding the
-  // CPU for a long while after each call it ran, which halved GPTQ's speed on 2 loaded cores.
+  // CPU for a long while after each call it ran (llama's GPTQ phase: 33 s with it, 9 s without,
+  // on 2 loaded cores).
   const SerialBlas serial;
   if (c.method == Method::Rtn) return holder;
   if (c.method == Method::Mse) {
