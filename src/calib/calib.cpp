@@ -85,26 +85,48 @@ StatsAccumulator::StatsAccumulator(int64_t K)
     : K_(checked_columns(K)), xtx_(static_cast<size_t>(K * K), 0.0), sum_abs_(static_cast<size_t>(K), 0.0), sum_sq_(static_cast<size_t>(K), 0.0),
       min_(static_cast<size_t>(K), INFINITY), max_(static_cast<size_t>(K), -INFINITY) {}
 
-void StatsAccumulator::add(const float* x, int n) {
-  if (n <= 0) return;
-  const int64_t K = K_;
-  tmp_.resize(size_t(K * K));
-  // tmp = XᵀX (upper triangle) in float for these n rows, then into the double accumulator.
-  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, int(K), n, 1.0f, x, int(K), 0.0f, tmp_.data(), int(K));
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < K; ++i)
-    for (int64_t j = i; j < K; ++j) xtx_[size_t(i * K + j)] += tmp_[size_t(i * K + j)];
-  for (int t = 0; t < n; ++t) {
+void StatsBatch::compute(const float* x, int rows, int64_t cols) {
+  K = cols;
+  n = rows;
+  xtx.resize(size_t(K * K));
+  if (rows > 0)  // XᵀX (upper triangle) in float for these rows
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, int(K), rows, 1.0f, x, int(K), 0.0f, xtx.data(), int(K));
+  sum_abs.assign(size_t(K), 0.0);
+  sum_sq.assign(size_t(K), 0.0);
+  min.assign(size_t(K), INFINITY);
+  max.assign(size_t(K), -INFINITY);
+  for (int t = 0; t < rows; ++t) {
     const float* r = x + int64_t(t) * K;
     for (int64_t j = 0; j < K; ++j) {
       const float v = r[j];
-      sum_abs_[j] += std::fabs(v);
-      sum_sq_[j] += double(v) * v;
-      min_[j] = std::min(min_[j], v);
-      max_[j] = std::max(max_[j], v);
+      sum_abs[j] += std::fabs(v);
+      sum_sq[j] += double(v) * v;
+      min[j] = std::min(min[j], v);
+      max[j] = std::max(max[j], v);
     }
   }
-  n_ += n;
+}
+
+void StatsAccumulator::add(const float* x, int n) {
+  if (n <= 0) return;
+  tmp_.compute(x, n, K_);
+  merge(tmp_);
+}
+
+void StatsAccumulator::merge(const StatsBatch& b) {
+  if (b.n <= 0) return;
+  if (b.K != K_) fail("internal: statistics of {} columns merged into {}", b.K, K_);
+  const int64_t K = K_;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < K; ++i)
+    for (int64_t j = i; j < K; ++j) xtx_[size_t(i * K + j)] += b.xtx[size_t(i * K + j)];
+  for (int64_t j = 0; j < K; ++j) {
+    sum_abs_[j] += b.sum_abs[j];
+    sum_sq_[j] += b.sum_sq[j];
+    min_[j] = std::min(min_[j], b.min[j]);
+    max_[j] = std::max(max_[j], b.max[j]);
+  }
+  n_ += b.n;
 }
 
 InputStats StatsAccumulator::finish() const {

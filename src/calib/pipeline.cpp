@@ -1,10 +1,15 @@
 #include "lmq/calib/pipeline.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <chrono>
+#include <exception>
 
 #include "lmq/error.h"
 #include "lmq/model/forward.h"
 #include "lmq/quant/int_format.h"
+#include "serial_blas.h"
 
 namespace lmq::calib {
 
@@ -51,30 +56,94 @@ struct Hidden {
   std::vector<std::vector<float>> x;  // per window, len × hidden
 };
 
-// Runs block l of `m` on every window's hidden state (in place) and feeds its linears' inputs
-// to `acc` (keyed by stat_key) when acc is non-null.
+// `m` with block l's linears as F32 copies (owned by the result), so Runner's BLAS mode runs
+// them through sgemm: each weight is dequantized once per pass instead of once per window.
+std::unique_ptr<Model> dense_block(const Model& m, int l) {
+  Model::Parts parts;
+  parts.config = m.config();
+  parts.path = m.path();
+  parts.kind = "memory";
+  parts.tensors = m.tensors();
+  parts.metadata = m.metadata();
+  for (const Tensor* t : block_linears(m.layers()[size_t(l)])) {
+    auto w = std::make_shared<std::vector<float>>(size_t(t->numel()));
+    dequantize_rows(*t, 0, t->rows(), w->data());
+    replace_with_floats(parts, t->name, *w);
+    parts.storage.push_back(w);
+  }
+  return Model::from_parts(std::move(parts));
+}
+
+// One thread's share of run_block: its Runner and the statistics of its current window.
+struct WindowWorker {
+  std::unique_ptr<Runner> run;
+  std::map<std::string, StatsBatch> batch;  // by stat_key
+  std::vector<float> x;                     // the window's hidden state when not propagated
+  std::exception_ptr error;
+};
+
+// Runs block l of `m` on every window's hidden state, one window per thread at a time (BLAS
+// serial inside each). With acc, the inputs of the block's linears are gathered (by stat_key):
+// each thread computes its window's batch, and after every round the batches are merged in
+// window order, so the statistics do not depend on the thread count. h is updated in place
+// only when `propagate`.
 void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<int>>& windows,
-               std::map<std::string, StatsAccumulator>* acc) {
+               std::map<std::string, StatsAccumulator>* acc, bool propagate) {
+  const SerialBlas serial;
+  const std::unique_ptr<Model> dense = dense_block(m, l);
+  const int64_t nw = int64_t(windows.size());
   int maxlen = 1;
   for (const auto& w : windows) maxlen = std::max(maxlen, int(w.size()));
-  Runner run(m, maxlen);
+  std::vector<std::pair<const std::string*, StatsAccumulator*>> accs;  // indexable for the parallel merge
   if (acc) {
-    const float* last_x = nullptr;
-    std::string last_key;
-    run.set_observer([&, acc](const Tensor& t, const float* x, int n) {
+    for (const Tensor* t : block_linears(dense->layers()[size_t(l)])) acc->try_emplace(stat_key(t->name), t->cols());
+    for (auto& [k, a] : *acc) accs.emplace_back(&k, &a);
+  }
+  const int T = int(std::clamp<int64_t>(omp_get_max_threads(), 1, std::max<int64_t>(nw, 1)));
+  std::vector<WindowWorker> workers(static_cast<size_t>(T));
+  for (WindowWorker& wk : workers) {
+    wk.run = std::make_unique<Runner>(*dense, maxlen);
+    wk.run->set_blas(true);
+    wk.run->set_inputs_only(!propagate);
+    if (!acc) continue;
+    wk.run->set_observer([&wk, last_x = (const float*)nullptr, last_key = std::string()](
+                             const Tensor& t, const float* x, int n) mutable {
       const std::string key = stat_key(t.name);
-      if (x == last_x && key == last_key) return;
+      if (x == last_x && key == last_key) return;  // k/v (up) read the same input as q (gate)
       last_x = x;
       last_key = key;
-      auto it = acc->find(key);
-      if (it == acc->end()) it = acc->emplace(key, StatsAccumulator(t.cols())).first;
-      it->second.add(x, n);
+      wk.batch[key].compute(x, n, t.cols());
     });
   }
-  for (size_t i = 0; i < windows.size(); ++i) {
-    run.reset();
-    run.forward_layers(h.x[i].data(), int(windows[i].size()), l, l + 1);
+#pragma omp parallel num_threads(T)
+  {
+    // the team may be smaller than T (inside another parallel region): rounds of its size
+    const int nt = omp_get_num_threads();
+    WindowWorker& wk = workers[size_t(omp_get_thread_num())];
+    for (int64_t r0 = 0; r0 < nw; r0 += nt) {  // the same rounds in every thread (barriers)
+      const int64_t i = r0 + omp_get_thread_num();
+      if (i < nw && !wk.error) try {
+          std::vector<float>& hx = h.x[size_t(i)];
+          if (!propagate) wk.x.assign(hx.begin(), hx.end());
+          float* x = propagate ? hx.data() : wk.x.data();
+          for (auto& [k, b] : wk.batch) b.n = 0;
+          wk.run->reset();
+          wk.run->forward_layers(x, int(windows[size_t(i)].size()), l, l + 1);
+        } catch (...) {
+          wk.error = std::current_exception();
+        }
+      if (!acc) continue;
+#pragma omp barrier
+#pragma omp for schedule(dynamic, 1)
+      for (size_t k = 0; k < accs.size(); ++k)
+        for (int64_t t = 0; t < nt && r0 + t < nw; ++t) {
+          const auto& batches = workers[size_t(t)].batch;
+          if (auto it = batches.find(*accs[k].first); it != batches.end()) accs[k].second->merge(it->second);
+        }
+    }
   }
+  for (const WindowWorker& wk : workers)
+    if (wk.error) std::rethrow_exception(wk.error);
 }
 
 bool is_awq(Method m) { return m == Method::Awq || m == Method::AwqGptq; }
@@ -117,6 +186,10 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
                                                 CalibQuantReport* report, const BlockProgress& progress) {
   auto holder = std::make_unique<CalibHolder>();
   CalibQuantReport rep;
+  // Every BLAS call below runs in its calling thread: an idle OpenBLAS pool keeps yielding the
+  // CPU for a long while after each call it ran (llama's GPTQ phase: 33 s with it, 9 s without,
+  // on 2 loaded cores).
+  const SerialBlas serial;
   if (c.method == Method::Rtn) return holder;
   if (c.method == Method::Mse) {
     use_mse(o);
@@ -151,12 +224,8 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
       if (progress) progress(l, L, "calibrating");
       const auto t0 = Clock::now();
       std::map<std::string, StatsAccumulator> acc;
-      if (c.method != Method::AwMse) {
-        Hidden copy = h;  // the float block's output is not propagated
-        run_block(src, l, copy, c.windows, &acc);
-      } else {
-        run_block(src, l, h, c.windows, &acc);  // awmse: float propagation
-      }
+      // the float block's output is propagated only by awmse (the others propagate the quantized block's)
+      run_block(src, l, h, c.windows, &acc, c.method == Method::AwMse);
       for (auto& [k, a] : acc) block_stats.emplace(k, a.finish());
       calib_s += since(t0);
     }
@@ -228,7 +297,7 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
       if (progress) progress(l, L, "propagating");
       const auto t2 = Clock::now();
       auto mixed = Model::from_parts(std::move(parts));
-      run_block(*mixed, l, h, c.windows, nullptr);
+      run_block(*mixed, l, h, c.windows, nullptr, true);
       calib_s += since(t2);
     }
   }

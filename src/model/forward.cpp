@@ -1,5 +1,6 @@
 #include "lmq/model/forward.h"
 
+#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -7,8 +8,8 @@
 
 #include "lmq/error.h"
 #include "lmq/kernels/int_matmul.h"
-#include "lmq/kernels/vec.h"
 #include "lmq/kernels/matmul.h"
+#include "lmq/kernels/vec.h"
 #include "lmq/model/memory_limit.h"
 
 namespace lmq {
@@ -40,6 +41,16 @@ void rope(float* v, int heads, int d, const float* cos, const float* sin, bool i
       p[b] = x1 * cos[i] + x0 * sin[i];
     }
   }
+}
+
+// One query row of causal attention: row[j] = softmax_j(row[j] · scale) over the visible
+// positions j < visible, 0 for the masked ones up to len.
+void softmax_causal(float* row, int visible, int len, float scale) {
+  float mx = -INFINITY;
+  for (int j = 0; j < visible; ++j) mx = std::max(mx, row[j] *= scale);
+  const float inv = float(1.0 / exp_shifted(row, visible, mx, row));  // the vector exp
+  for (int j = 0; j < visible; ++j) row[j] *= inv;
+  std::fill(row + visible, row + len, 0.f);
 }
 
 // Small 1-D weights (norms, biases) as float32, whatever their storage.
@@ -138,15 +149,7 @@ void Runner::attention(int layer, int n) {
       }
       // sc[i][j] = q_i · k_j, the queries read in place from q_
       dot_tile_f32_strided(k, d, len, q_.data() + size_t(i0) * Qd + size_t(h) * d, Qd, nq, d, sc.data(), len);
-      for (int i = 0; i < nq; ++i) {
-        float* row = sc.data() + size_t(i) * len;
-        const int visible = pos_ + i0 + i + 1;
-        float mx = -INFINITY;
-        for (int j = 0; j < visible; ++j) mx = std::max(mx, row[j] *= scale);
-        const float inv = float(1.0 / exp_shifted(row, visible, mx, row));
-        for (int j = 0; j < visible; ++j) row[j] *= inv;
-        std::fill(row + visible, row + len, 0.f);  // causal mask
-      }
+      for (int i = 0; i < nq; ++i) softmax_causal(sc.data() + size_t(i) * len, pos_ + i0 + i + 1, len, scale);
       // out[i][e] = Σ_j p[i][j] · v[j][e], written straight into att_'s head slot.
       dot_tile_f32_strided(vt, ldv, d, sc.data(), len, nq, len, att_.data() + size_t(i0) * Qd + size_t(h) * d, Qd);
     }
@@ -162,6 +165,15 @@ void Runner::linear(const Tensor& w, const Tensor* bias, const float* x, int n, 
   }
   const std::vector<float> b = bias ? to_f32(*bias) : std::vector<float>();
   const float* bp = bias ? b.data() : nullptr;
+  if (blas_ && w.format == Format::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0) {
+    const int64_t N = w.rows(), K = w.cols();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, int(N), int(K), 1.0f, x, int(K),
+                reinterpret_cast<const float*>(w.data), int(K), 0.0f, y, int(N));
+    if (bp)
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t r = 0; r < N; ++r) y[t * N + r] += bp[r];
+    return;
+  }
   if (act_quant_ != ActQuant::None && int_matmul_supported(w, act_block_)) {
     const IntMatmulPlan& plan = int_plan(w);
     const HeldActs want{plan.unit(), int(act_quant_), 0.f};
@@ -169,6 +181,29 @@ void Runner::linear(const Tensor& w, const Tensor* bias, const float* x, int n, 
     int_matmul_q(plan, xq_, y, bp);
   } else {
     matmul(w, x, n, y, bp);
+  }
+}
+
+// attention() through sgemm, reading Q straight from q_ and writing into att_. Queries go in
+// chunks of 128 so each chunk's products stop at the last position it can see (a prefill from
+// position 0 then does ~5/8 of the full square's work).
+void Runner::attention_blas(int layer, int n) {
+  constexpr int kChunk = 128;
+  const int H = c_.n_heads, d = c_.head_dim, Qd = c_.q_dim(), group = c_.n_heads / c_.n_kv_heads;
+  const int len = pos_ + n;
+  const float scale = 1.0f / std::sqrt(float(d));
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int h = 0; h < H; ++h) {
+    std::vector<float> k(size_t(len) * d), vt(size_t(d) * len), sc(size_t(std::min(n, kChunk)) * len);
+    kv_.read_head(layer, h / group, len, k.data(), vt.data());
+    for (int i0 = 0; i0 < n; i0 += kChunk) {
+      const int m = std::min(kChunk, n - i0), vis = pos_ + i0 + m;  // positions the chunk's last query sees
+      const float* q = q_.data() + size_t(i0) * Qd + size_t(h) * d;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, vis, d, scale, q, Qd, k.data(), d, 0.0f, sc.data(), vis);
+      for (int i = 0; i < m; ++i) softmax_causal(sc.data() + size_t(i) * vis, pos_ + i0 + i + 1, vis, 1.0f);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, d, vis, 1.0f, sc.data(), vis, vt.data(), len, 0.0f,
+                  att_.data() + size_t(i0) * Qd + size_t(h) * d, Qd);
+    }
   }
 }
 
@@ -201,12 +236,12 @@ void Runner::forward_layers(float* x, int n, int first, int last) {
     fail("internal: layers [{}, {}) out of range of {}", first, last, c_.n_layers);
   ensure_scratch(n);
   std::copy_n(x, size_t(n) * c_.hidden, x_.data());
-  for (int l = first; l < last; ++l) layer(l, n);
+  for (int l = first; l < last; ++l) layer(l, n, inputs_only_ && l == last - 1);
   std::copy_n(x_.data(), size_t(n) * c_.hidden, x);
   pos_ += n;
 }
 
-void Runner::layer(int l, int n) {
+void Runner::layer(int l, int n, bool skip_down) {
   const int D = c_.hidden, Q = c_.q_dim(), KV = c_.kv_dim(), F = c_.ffn, half = c_.head_dim / 2;
   {
     const LayerWeights& w = model_.layers()[l];
@@ -224,7 +259,8 @@ void Runner::layer(int l, int n) {
       rope(k_.data() + size_t(i) * KV, c_.n_kv_heads, c_.head_dim, cs, sn, c_.rope_interleaved);
       kv_.store(l, int(p), k_.data() + size_t(i) * KV, v_.data() + size_t(i) * KV);
     }
-    attention(l, n);
+    if (blas_) attention_blas(l, n);
+    else attention(l, n);
     linear(*w.wo, nullptr, att_.data(), n, h_.data());
     for (size_t i = 0; i < size_t(n) * D; ++i) x_[i] += h_[i];
 
@@ -234,6 +270,10 @@ void Runner::layer(int l, int n) {
     linear(*w.w_gate, nullptr, h_.data(), n, gate_.data(), held);
     linear(*w.w_up, nullptr, h_.data(), n, up_.data(), held);
     silu_mul(gate_.data(), up_.data(), int64_t(n) * F);
+    if (skip_down) {
+      if (observer_) observer_(*w.w_down, gate_.data(), n);
+      return;
+    }
     linear(*w.w_down, nullptr, gate_.data(), n, h_.data());
     for (size_t i = 0; i < size_t(n) * D; ++i) x_[i] += h_[i];
   }

@@ -9,8 +9,8 @@
 // is an error.
 //
 // Statistics of one linear layer's input x (K values per token, n tokens in all):
-//   hessian  H = 2·Σ x xᵀ / n   (K × K; Σ accumulated per forward call in float by BLAS
-//                                 ssyrk, then added into a double accumulator)
+//   hessian  H = 2·Σ x xᵀ / n   (K × K; Σ accumulated per forward call (one window) in float by
+//                                 BLAS ssyrk, then added into a double accumulator)
 //   mean_abs = Σ|x| / n,  sq_mean = Σ x² / n (= diag(H)/2),  min, max   (per input column)
 // Layers that read the same input share one statistic, keyed by the first of them:
 // q/k/v_proj → "…self_attn.q_proj", gate/up_proj → "…mlp.gate_proj" (stat_key()).
@@ -53,18 +53,30 @@ struct InputStats {
   std::vector<float> mean_abs, sq_mean, min, max;
 };
 
+// One batch of rows' share of the statistics (XᵀX's upper triangle in float by ssyrk, column
+// sums in double). Computed in any thread and merged into an accumulator in a fixed order, the
+// totals do not depend on which thread computed which batch.
+struct StatsBatch {
+  int64_t K = 0, n = 0;
+  std::vector<float> xtx;  // K × K, upper triangle set
+  std::vector<double> sum_abs, sum_sq;
+  std::vector<float> min, max;
+  void compute(const float* x, int rows, int64_t cols);  // x: rows × cols
+};
+
 // Accumulates one input's statistics.
 class StatsAccumulator {
  public:
   explicit StatsAccumulator(int64_t K);
-  void add(const float* x, int n);  // x: n × K
+  void add(const float* x, int n);  // x: n × K; = merge of one batch
+  void merge(const StatsBatch& b);
   InputStats finish() const;
   int64_t K() const { return K_; }
 
  private:
   int64_t K_, n_ = 0;
   std::vector<double> xtx_;  // upper triangle used
-  std::vector<float> tmp_;
+  StatsBatch tmp_;
   std::vector<double> sum_abs_, sum_sq_;
   std::vector<float> min_, max_;
 };

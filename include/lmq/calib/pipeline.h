@@ -9,8 +9,11 @@
 //          gathered by running its float weights on them, its linears are quantized, and the
 //          hidden states are then propagated through the QUANTIZED block l, so block l+1 sees
 //          the inputs the quantized model will give it. Embeddings and lm_head are quantized as
-//          the scheme says (RTN). Memory: the hidden states plus one block's statistics (all
-//          blocks' with --save-stats).
+//          the scheme says (RTN). Each pass over the windows runs one window per thread on an
+//          F32 copy of the block through BLAS (Runner's BLAS mode; the statistics pass stops at
+//          down_proj's input), and the windows' statistics are merged in window order, so they
+//          do not depend on the thread count. Memory: the hidden states plus one block's
+//          statistics (all blocks' with --save-stats), and per thread one window's.
 //   awq    AWQ (calib/awq.h), sequential like gptq: block l's scales are searched on its input
 //          statistics and folded (norms, v_proj, up_proj), then each scaled linear gets the
 //          activation-weighted clip search (awmse with E[(x/s)²]); the folded norms and scaled

@@ -66,10 +66,22 @@ class Runner {
   void set_kv_type(KvType t);
   const KvCache& kv_cache() const { return kv_; }
 
+  // BLAS mode, for calibration's long batches: linears whose weights are F32 (aligned) and the
+  // attention products run through OpenBLAS sgemm, the attention computing only the causally
+  // visible part of each 128-query chunk. Several times faster than the tile kernels at
+  // hundreds of tokens, but the summation order differs (results differ in the last bits and
+  // may depend on BLAS's threading), so inference keeps the default (off).
+  void set_blas(bool on) { blas_ = on; }
+  // For calibration that only gathers the linears' inputs of the layers it runs: the last
+  // layer's down_proj is observed but not computed, so forward_layers then leaves x unfinished
+  // (not that layer's output).
+  void set_inputs_only(bool on) { inputs_only_ = on; }
+
  private:
   void ensure_scratch(int n);
   void attention(int layer, int n);
-  void layer(int l, int n);
+  void attention_blas(int layer, int n);
+  void layer(int l, int n, bool skip_down = false);
 
   void linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y);
   // What xq_ holds of the input x the caller passes: linears that read one x (q/k/v, gate/up)
@@ -87,6 +99,7 @@ class Runner {
   LinearObserver observer_;
   ActQuant act_quant_ = default_act_quant();
   int64_t act_block_ = default_act_block();  // 0: per token, else 32 or 64 values per scale
+  bool blas_ = false, inputs_only_ = false;
   StaticLinears static_;
   std::unordered_map<const Tensor*, IntMatmulPlan> plans_;
   QuantizedActs xq_;  // the int8 activations of the linear being run

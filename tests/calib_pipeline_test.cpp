@@ -1,0 +1,173 @@
+// Calibration's fast path: Runner's BLAS mode (sgemm linears, causally chunked attention,
+// inputs-only stop) against the tile kernels, and the window-parallel block pipeline's
+// statistics against the plain single-threaded collection and across thread counts.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "lmq/calib/awq.h"
+#include "lmq/calib/calib.h"
+#include "lmq/calib/pipeline.h"
+#include "lmq/mapped_file.h"
+#include "lmq/model/forward.h"
+#include "lmq/quant/quantize_model.h"
+#include "lmq/quant/scheme.h"
+#include "test_support.h"
+
+using namespace lmq;
+using namespace lmq::calib;
+using lmq::test::shared_path;
+
+namespace {
+
+const Model& load(const std::string& name) {
+  static std::map<std::string, std::unique_ptr<Model>> models;
+  auto& m = models[name];
+  if (!m) m = Model::load(shared_path("models/" + name));
+  return *m;
+}
+const Model& llama() { return load("lmq-llama-25m"); }
+
+// The model with every decoder linear as F32 (what the pipeline hands the BLAS path).
+std::unique_ptr<Model> dense(const Model& m, std::map<std::string, std::vector<float>>& held) {
+  for (const LayerWeights& lw : m.layers())
+    for (const Tensor* t : {lw.wq, lw.wk, lw.wv, lw.wo, lw.w_gate, lw.w_up, lw.w_down}) {
+      std::vector<float>& w = held[t->name];
+      w.resize(size_t(t->numel()));
+      dequantize_rows(*t, 0, t->rows(), w.data());
+    }
+  return with_float_tensors(m, held);
+}
+
+std::vector<std::vector<int>> windows(int n, int len, const Model& m = llama()) {
+  const std::string text = read_text_file(shared_path("text/docs-valid.txt"));
+  const std::string part = text.substr(text.find('\n', text.size() / 2) + 1, 60000);
+  return calib_windows(m.tokenizer(), part, n, len, m.config().bos_id);
+}
+
+// Every observed linear input of a run, in order.
+struct Observed {
+  std::vector<std::string> names;
+  std::vector<std::vector<float>> x;
+  void attach(Runner& r) {
+    r.set_observer([this](const Tensor& t, const float* v, int n) {
+      names.push_back(t.name);
+      x.emplace_back(v, v + int64_t(n) * t.cols());
+    });
+  }
+};
+
+double rel_rms_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0, r = 0;
+  for (size_t i = 0; i < a.size(); ++i) d += (double(a[i]) - b[i]) * (double(a[i]) - b[i]), r += double(a[i]) * a[i];
+  return std::sqrt(d / r);
+}
+
+}  // namespace
+
+// 300 tokens in two calls (200, then 100 at position 200): both query chunkings of the BLAS
+// attention, a partial chunk and a non-zero start, through all layers; qwen2 adds the biases.
+class RunnerBlas : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(RunnerBlas, MatchesTileKernels) {
+  std::map<std::string, std::vector<float>> held;
+  const auto m = dense(load(GetParam()), held);
+  const auto win = windows(1, 300, load(GetParam()))[0];
+  const int D = m->config().hidden, L = m->config().n_layers;
+  std::vector<float> x0(size_t(300) * D);
+  Runner tile(*m, 300), blas(*m, 300);
+  blas.set_blas(true);
+  tile.embed_tokens(win.data(), 300, x0.data());
+  std::vector<float> xt = x0, xb = x0;
+  Observed ot, ob;
+  ot.attach(tile);
+  ob.attach(blas);
+  for (auto [r, x] : {std::pair{&tile, &xt}, std::pair{&blas, &xb}}) {
+    r->forward_layers(x->data(), 200, 0, L);
+    r->forward_layers(x->data() + size_t(200) * D, 100, 0, L);
+  }
+  const double out = rel_rms_diff(xt, xb);
+  std::printf("BLAS vs tile: relative RMS difference of the output %.3g\n", out);
+  EXPECT_LT(out, 1e-4);  // summation order only (measured 8e-7)
+  EXPECT_GT(out, 0.0);   // the BLAS path really ran
+  ASSERT_EQ(ot.names, ob.names);
+  for (size_t i = 0; i < ot.x.size(); ++i) EXPECT_LT(rel_rms_diff(ot.x[i], ob.x[i]), 1e-4) << ot.names[i];
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, RunnerBlas, ::testing::Values("lmq-llama-25m", "lmq-qwen2-21m"));
+
+// inputs_only: the same inputs, bit for bit, up to and including the last layer's down_proj.
+TEST(RunnerBlasInputsOnly, ObservesTheSameInputs) {
+  std::map<std::string, std::vector<float>> held;
+  const auto m = dense(llama(), held);
+  const auto win = windows(1, 160)[0];
+  const int D = m->config().hidden;
+  std::vector<float> x0(size_t(160) * D);
+  Runner full(*m, 160), part(*m, 160);
+  full.set_blas(true);
+  part.set_blas(true);
+  part.set_inputs_only(true);
+  full.embed_tokens(win.data(), 160, x0.data());
+  std::vector<float> xf = x0, xp = x0;
+  Observed of, op;
+  of.attach(full);
+  op.attach(part);
+  full.forward_layers(xf.data(), 160, 2, 4);
+  part.forward_layers(xp.data(), 160, 2, 4);
+  ASSERT_EQ(op.names, of.names);
+  EXPECT_EQ(op.names.back(), "model.layers.3.mlp.down_proj.weight");
+  for (size_t i = 0; i < of.x.size(); ++i) EXPECT_EQ(of.x[i], op.x[i]) << of.names[i];
+}
+
+namespace {
+StatsMap pipeline_stats(const std::vector<std::vector<int>>& wins, int threads, std::string* bytes) {
+  const std::string path = lmq::test::temp_dir() + "/s.safetensors";
+  QuantizeOptions o;
+  o.scheme = quant::parse_scheme("int4:g32:asym");
+  o.overrides.push_back(parse_override("layers\\.[2-7]\\.=bf16"));  // GPTQ on blocks 0–1 only, to stay fast
+  CalibQuantOptions c;
+  c.method = Method::Gptq;
+  c.windows = wins;
+  c.stats_out = path;
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  auto holder = prepare_calibrated(llama(), o, c);
+  omp_set_num_threads(before);
+  *bytes = "";
+  for (const auto& [name, pq] : holder->prequantized) bytes->append(pq.bytes.begin(), pq.bytes.end());
+  return load_stats(path);
+}
+}  // namespace
+
+// Five windows: with 2 threads two full rounds and a last one of a single window. The merged
+// statistics must not depend on the thread count, and block 0's (whose input is the float
+// embedding either way) must match collect_stats on the tile path.
+TEST(CalibPipeline, StatsMatchSerialCollectionAndIgnoreThreadCount) {
+  const auto wins = windows(5, 96);
+  std::string q1, q2;
+  const StatsMap s1 = pipeline_stats(wins, 1, &q1), s2 = pipeline_stats(wins, 2, &q2);
+  ASSERT_EQ(s1.size(), 32u);  // 8 blocks × (qkv, o, gate/up, down)
+  for (const auto& [key, a] : s1) {
+    const InputStats& b = s2.at(key);
+    EXPECT_EQ(a.tokens, 5 * 96) << key;
+    EXPECT_EQ(a.hessian, b.hessian) << key;
+    EXPECT_EQ(a.mean_abs, b.mean_abs) << key;
+    EXPECT_EQ(a.min, b.min) << key;
+  }
+  EXPECT_FALSE(q1.empty());
+  EXPECT_EQ(q1, q2);  // GPTQ's row slices do not change the result either
+
+  const StatsMap ref = collect_stats(llama(), wins, [](const std::string& n) { return n.starts_with("model.layers.0."); });
+  ASSERT_EQ(ref.size(), 4u);
+  for (const auto& [key, r] : ref) {
+    const InputStats& p = s1.at(key);
+    EXPECT_LT(rel_rms_diff(r.hessian, p.hessian), 1e-4) << key;
+    EXPECT_LT(rel_rms_diff(r.sq_mean, p.sq_mean), 1e-4) << key;
+    EXPECT_EQ(r.tokens, p.tokens) << key;
+  }
+}
