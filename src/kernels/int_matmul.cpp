@@ -151,6 +151,8 @@ void matmul_tiles(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, 
     for (int r = 0; r < 4; ++r)
       a.row[r] = v.codes + std::min(tile * 4 + r, N - 1) * int64_t(v.layout.row_code_bytes);
     a.nr = int(std::min<int64_t>(4, N - tile * 4));
+    // decode streams the weight once: fetch the next tile's lines while this one computes
+    a.prefetch = tile + 2 < tiles ? 4 * int64_t(v.layout.row_code_bytes) : 0;
     a.bits = w.q.bits;
     a.K = K, a.U = U, a.nu = nu, a.nu8 = (nu + 7) / 8 * 8;
     a.ldx = K;

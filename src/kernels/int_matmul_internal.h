@@ -59,6 +59,7 @@ struct TileArgs {
   const float* bias;  // nullable, bias of the tile's first row
   float* y;           // y[t·ldy + r]
   int64_t ldy;
+  int64_t prefetch;   // bytes from row[r] to the same row of the next tile (0: none)
 };
 bool tile_kernel_fits(int bits, int64_t K, int64_t U);
 void tile_avx512vnni(const TileArgs& a);

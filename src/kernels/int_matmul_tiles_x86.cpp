@@ -79,6 +79,7 @@ LMQ_VNNI void tile_t(const TileArgs& a) {
         for (int t = 0; t < NT; ++t) xv[t] = _mm512_loadu_si512(a.x + t * a.ldx + s * 64);
         for (int r = 0; r < 4; ++r) {
           const __m512i w = _mm512_loadu_si512(a.row[r] + s * 64);
+          if (NT == 1 && a.prefetch) _mm_prefetch(reinterpret_cast<const char*>(a.row[r] + a.prefetch + s * 64), _MM_HINT_T0);
           for (int t = 0; t < NT; ++t) acc[t][r] = _mm512_dpbusd_epi32(acc[t][r], w, xv[t]);
         }
       } else {
@@ -89,6 +90,7 @@ LMQ_VNNI void tile_t(const TileArgs& a) {
         }
         for (int r = 0; r < 4; ++r) {
           const __m512i w = _mm512_loadu_si512(a.row[r] + s * 64);
+          if (NT == 1 && a.prefetch) _mm_prefetch(reinterpret_cast<const char*>(a.row[r] + a.prefetch + s * 64), _MM_HINT_T0);
           const __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
           for (int t = 0; t < NT; ++t)
             acc[t][r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[t][r], lo, xe[t]), hi, xo[t]);
