@@ -354,6 +354,14 @@ TEST(BadInput, OverrideRegexHugeCount) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+// An lmq file whose tensor's shape does not fit its block format (a Q8_0 row of 33 values): the
+// error names the file and the tensor (fuzzing found it without them; the input is the
+// committed regression tests/fuzz/regressions/lmq_file/ggml-row-not-whole-blocks).
+TEST(BadInput, LmqFileTensorNotWholeBlocks) {
+  const std::string f = std::string(LMQ_SOURCE_DIR) + "/tests/fuzz/regressions/lmq_file/ggml-row-not-whole-blocks";
+  expect_error(run_lmq({"inspect", f}), {f, "tensor '", "not a whole number of 32-value Q8_0 blocks"});
+}
+
 // quantize and sweep take --threads as well: the same 1..1024 rule, checked before any work.
 TEST(BadInput, QuantizeAndSweepThreadsOutOfRange) {
   const std::string out = temp_dir() + "/q.lmq";

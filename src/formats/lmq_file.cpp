@@ -146,7 +146,12 @@ Model::Parts load_lmq_parts(const std::string& path) {
         else if (sc == "f32") t.q.scale_type = ScaleType::F32;
         else fail("{}: tensor '{}': unknown scale type '{}'", path, name, sc);
       }
-      const uint64_t want = stored_bytes(t.format, t.q, t.shape);
+      uint64_t want = 0;
+      try {  // shape/format mismatches (a Q8_0 row of 33 values) and overflows, named for the file
+        want = stored_bytes(t.format, t.q, t.shape);
+      } catch (const Error& e) {
+        fail("{}: tensor '{}': {}", path, name, e.what());
+      }
       if (d.at("bytes").get<uint64_t>() != want || want > st->tensor.nbytes)
         fail("{}: tensor '{}' needs {} bytes for its shape and format, but {} are stored", path, name, want,
              st->tensor.nbytes);
