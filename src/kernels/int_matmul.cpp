@@ -154,7 +154,7 @@ void matmul_tiles(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, 
     // decode streams the weight once: fetch the next tile's lines while this one computes
     a.prefetch = tile + 2 < tiles ? 4 * int64_t(v.layout.row_code_bytes) : 0;
     a.bits = w.q.bits;
-    a.K = K, a.U = U, a.nu = nu, a.nu8 = (nu + 7) / 8 * 8;
+    a.K = K, a.U = U, a.nu = nu;
     a.ldx = K;
     a.ld4 = nu * 4;
     a.sw4 = plan.tile_scales(tile);

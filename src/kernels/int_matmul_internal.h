@@ -46,7 +46,7 @@ struct TileArgs {
   const uint8_t* row[4];
   int nr;  // valid rows, 1..4
   int bits;
-  int64_t K, U, nu, nu8;
+  int64_t K, U, nu;  // nu: units per row (the padding to 8 slots follows from it)
   const int8_t* x;
   int64_t ldx;
   int nt;
