@@ -189,3 +189,43 @@ TEST(IntMatmul, RealWeights) {
     }
   }
 }
+
+// A fused product (q/k/v, gate/up in the forward pass) gives each weight exactly what its own
+// product gives, for every kernel and thread count: the joint tile split over the threads may
+// cut a weight anywhere, including inside its last partial tile's neighbours.
+TEST(IntMatmul, FusedJobsEqualSeparateProducts) {
+  const int64_t K = 384;
+  const int saved = omp_get_max_threads();
+  for (IntParams p : {IntParams{8, false, -1, ScaleType::F16}, IntParams{4, true, 32, ScaleType::F16},
+                      IntParams{8, true, 64, ScaleType::F16}}) {
+    std::vector<QWeight> ws;
+    for (int64_t N : {37, 128, 6, 1})  // partial tiles between full ones
+      ws.push_back(make_weight(randn(N * K, uint32_t(N), 0.05f), N, K, p));
+    std::vector<IntMatmulPlan> plans;
+    for (const QWeight& w : ws) plans.emplace_back(w.t);
+    const std::vector<float> bias = randn(128, 7);
+    for (int64_t T : {1, 5}) {
+      QuantizedActs xq;
+      const auto x = randn(T * K, uint32_t(T + 50));
+      quantize_activations(x.data(), T, K, ActQuant::DynamicAbsmax, 0, plans[0].unit(), xq);
+      for (IntKernel k : {IntKernel::Scalar, best_int_kernel()})
+        for (int threads : {1, 2, 3}) {
+          omp_set_num_threads(threads);
+          std::vector<std::vector<float>> sep(ws.size()), fused(ws.size());
+          std::vector<IntMatmulJob> jobs;
+          for (size_t j = 0; j < ws.size(); ++j) {
+            const size_t n = size_t(T * ws[j].t.rows());
+            sep[j].assign(n, 0.f), fused[j].assign(n, -1.f);
+            const float* b = j == 1 ? bias.data() : nullptr;
+            int_matmul_q(plans[j], xq, sep[j].data(), b, IntKernel::Scalar);
+            jobs.push_back({&plans[j], fused[j].data(), b});
+          }
+          int_matmul_q(jobs, xq, k);
+          for (size_t j = 0; j < ws.size(); ++j)
+            ASSERT_EQ(0, std::memcmp(sep[j].data(), fused[j].data(), sep[j].size() * 4))
+                << "job " << j << " kernel " << int_kernel_name(k) << " threads " << threads << " T " << T;
+        }
+    }
+  }
+  omp_set_num_threads(saved);
+}

@@ -1,7 +1,10 @@
 #include "lmq/kernels/int_matmul.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <numeric>
+#include <span>
 #include <vector>
 
 #include "int_matmul_internal.h"
@@ -129,46 +132,49 @@ void expand_act_scales(const QuantizedActs& xq, int64_t U, int64_t nu, int64_t l
       }
 }
 
-// The tiled VNNI kernel: tiles of 4 rows split over the threads, tokens 4 at a time.
-void matmul_tiles(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, const float* bias) {
-  const Tensor& w = plan.weight();
-  const int64_t N = w.rows(), K = w.cols(), T = xq.T, U = plan.unit(), nu = plan.units_per_row();
-  const quant::IntView v = quant::int_view(w.q, w.data, N, K);
-  std::vector<float> sx4;
-  std::vector<int32_t> xs4;
+// The tiled VNNI kernel over every job's tiles at once: the tiles of all jobs, in order, are
+// split into one contiguous share per thread, so a fused product (q/k/v) costs one parallel
+// region and each thread one kernel call per weight it touches.
+void matmul_tiles(std::span<const IntMatmulJob> jobs, const QuantizedActs& xq) {
+  const IntMatmulPlan& p0 = *jobs[0].plan;
+  const int64_t K = p0.weight().cols(), T = xq.T, U = p0.unit(), nu = p0.units_per_row();
+  // Scratch kept per thread: decode calls this ~60 times per token.
+  thread_local std::vector<float> sx4;
+  thread_local std::vector<int32_t> xs4;
+  thread_local std::vector<int8_t> split;
   expand_act_scales(xq, U, nu, nu * 4, 4, sx4, xs4);
   const int8_t* x = xq.q.data();
-  std::vector<int8_t> split;
-  if (w.q.bits == 4) {
+  if (p0.weight().q.bits == 4) {
     split.resize(xq.q.size());
     intk::split_nibble_order(x, T, K, split.data());
     x = split.data();
   }
-  const int64_t tiles = (N + 3) / 4;
-#pragma omp parallel for schedule(static)
-  for (int64_t tile = 0; tile < tiles; ++tile) {
-    intk::TileArgs a;
-    for (int r = 0; r < 4; ++r)
-      a.row[r] = v.codes + std::min(tile * 4 + r, N - 1) * int64_t(v.layout.row_code_bytes);
-    a.nr = int(std::min<int64_t>(4, N - tile * 4));
-    // decode streams the weight once: fetch the next tile's lines while this one computes
-    a.prefetch = tile + 2 < tiles ? 4 * int64_t(v.layout.row_code_bytes) : 0;
+  std::vector<intk::TileArgs> args(jobs.size());
+  std::vector<int64_t> first(jobs.size() + 1, 0);  // first[j]: job j's first tile in the joint order
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const IntMatmulPlan& plan = *jobs[j].plan;
+    const Tensor& w = plan.weight();
+    const quant::IntView v = quant::int_view(w.q, w.data, w.rows(), K);
+    intk::TileArgs& a = args[j];
+    a.codes = v.codes, a.row_bytes = v.layout.row_code_bytes, a.N = w.rows();
     a.bits = w.q.bits;
     a.K = K, a.U = U, a.nu = nu;
-    a.ldx = K;
-    a.ld4 = nu * 4;
-    a.sw4 = plan.tile_scales(tile);
-    a.zw4 = plan.tile_zeros(tile);
-    a.zc = plan.sym_zero();
-    a.bias = bias ? bias + tile * 4 : nullptr;
-    a.ldy = N;
-    for (int64_t t0 = 0; t0 < T; t0 += 4) {
-      a.nt = int(std::min<int64_t>(4, T - t0));
-      a.x = x + t0 * K;
-      a.sx4 = sx4.data() + t0 * a.ld4;
-      a.xs4 = xs4.data() + t0 * a.ld4;
-      a.y = y + t0 * N + tile * 4;
-      intk::tile_avx512vnni(a);
+    a.x = x, a.ldx = K, a.T = T;
+    a.sx4 = sx4.data(), a.xs4 = xs4.data(), a.ld4 = nu * 4;
+    a.sw4 = plan.tile_scales(0), a.zw4 = plan.tile_zeros(0), a.zc = plan.sym_zero();
+    a.bias = jobs[j].bias;
+    a.y = jobs[j].y, a.ldy = w.rows();
+    a.prefetch = T == 1;
+    first[j + 1] = first[j] + (w.rows() + 3) / 4;
+  }
+  const int64_t total = first.back();
+#pragma omp parallel
+  {
+    const int64_t nth = omp_get_num_threads(), me = omp_get_thread_num();
+    const int64_t lo = total * me / nth, hi = total * (me + 1) / nth;
+    for (size_t j = 0; j < jobs.size(); ++j) {
+      const int64_t a = std::max(lo, first[j]), b = std::min(hi, first[j + 1]);
+      if (a < b) intk::tiles_avx512vnni(args[j], a - first[j], b - first[j]);
     }
   }
 }
@@ -237,14 +243,23 @@ void matmul_rows(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, c
 
 }  // namespace
 
-void int_matmul_q(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, const float* bias, IntKernel kern) {
-  check_acts(plan, xq);
+void int_matmul_q(std::span<const IntMatmulJob> jobs, const QuantizedActs& xq, IntKernel kern) {
+  if (jobs.empty()) return;
+  for (const IntMatmulJob& j : jobs) check_acts(*j.plan, xq);
   if (kern == IntKernel::Auto) kern = best_int_kernel();
   if (!int_kernel_available(kern)) fail("int_matmul: kernel {} is not available here", int_kernel_name(kern));
-  const Tensor& w = plan.weight();
-  if (kern == IntKernel::Avx512Vnni && intk::tile_kernel_fits(w.q.bits, w.cols(), plan.unit()))
-    return matmul_tiles(plan, xq, y, bias);
-  matmul_rows(plan, xq, y, bias, kern);
+  const int bits = jobs[0].plan->weight().q.bits;
+  const bool tiles = kern == IntKernel::Avx512Vnni && std::all_of(jobs.begin(), jobs.end(), [&](const IntMatmulJob& j) {
+                       const Tensor& w = j.plan->weight();
+                       return w.q.bits == bits && intk::tile_kernel_fits(w.q.bits, w.cols(), j.plan->unit());
+                     });
+  if (tiles) return matmul_tiles(jobs, xq);
+  for (const IntMatmulJob& j : jobs) matmul_rows(*j.plan, xq, j.y, j.bias, kern);
+}
+
+void int_matmul_q(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, const float* bias, IntKernel kern) {
+  const IntMatmulJob job{&plan, y, bias};
+  int_matmul_q(std::span<const IntMatmulJob>(&job, 1), xq, kern);
 }
 
 void int_matmul_q(const Tensor& w, const QuantizedActs& xq, float* y, const float* bias, IntKernel kern) {

@@ -35,34 +35,35 @@ void row_avx2(const RowArgs& a);
 void row_avx512vnni(const RowArgs& a);
 void unpack4_sse(const uint8_t* packed, int64_t K, uint8_t* out);
 
-// The tiled AVX-512 VNNI kernel (int_matmul_tiles_x86.cpp): 4 weight rows (row[r]; rows past
-// the matrix repeat a valid one and are not written) × nt <= 4 tokens. K is a multiple of the
-// 64-byte step (S = 64 codes at 8 bits, 128 at 4 bits) and U divides S or S divides U.
-// x: per token ldx bytes; at 4 bits each 128-code step is stored as its 64 even-position codes
-// then its 64 odd-position ones (the order of the low and high nibbles of 64 packed bytes).
-// sx4/xs4: per token (at t·ld4), every unit's activation scale / code sum repeated 4 times
-// (sx4[u·4 + r] = sx[u]). sw4/zw4: the plan's tile (zw4 null: zero point zc everywhere).
+// The tiled AVX-512 VNNI kernel (int_matmul_tiles_x86.cpp): tiles of 4 weight rows (a last
+// partial tile repeats a valid row and writes only the real ones) × up to 4 tokens at a time.
+// K is a multiple of the 64-byte step (S = 64 codes at 8 bits, 128 at 4 bits) and U divides S
+// or S divides U. x: per token ldx bytes; at 4 bits each 128-code step is stored as its 64
+// even-position codes then its 64 odd-position ones (the order of the low and high nibbles of
+// 64 packed bytes). sx4/xs4: per token (at t·ld4), every unit's activation scale / code sum
+// repeated 4 times (sx4[u·4 + r] = sx[u]). sw4/zw4: the plan's scales / zero points, nu·4 per
+// tile (zw4 null: zero point zc everywhere). One call runs tiles [tile0, tile1) over all T
+// tokens, so a thread's share of a matmul costs one call.
 struct TileArgs {
-  const uint8_t* row[4];
-  int nr;  // valid rows, 1..4
+  const uint8_t* codes;  // row o's codes at codes + o·row_bytes
+  int64_t row_bytes, N;
   int bits;
   int64_t K, U, nu;  // nu: units per row (the padding to 8 slots follows from it)
   const int8_t* x;
-  int64_t ldx;
-  int nt;
+  int64_t ldx, T;
   const float* sx4;
   const int32_t* xs4;
   int64_t ld4;
   const float* sw4;
   const int32_t* zw4;
   int32_t zc;
-  const float* bias;  // nullable, bias of the tile's first row
-  float* y;           // y[t·ldy + r]
+  const float* bias;  // nullable, N values
+  float* y;           // y[t·ldy + o]
   int64_t ldy;
-  int64_t prefetch;   // bytes from row[r] to the same row of the next tile (0: none)
+  bool prefetch;  // fetch the next tile's lines while one computes (decode streams the weight once)
 };
 bool tile_kernel_fits(int bits, int64_t K, int64_t U);
-void tile_avx512vnni(const TileArgs& a);
+void tiles_avx512vnni(const TileArgs& a, int64_t tile0, int64_t tile1);
 // Reorders each 128-code step of T rows of K int8 codes into even-then-odd positions.
 void split_nibble_order(const int8_t* x, int64_t T, int64_t K, int8_t* out);
 

@@ -58,8 +58,19 @@ LMQ_VNNI inline void add_to_slots(__m512 (&slot)[2], int j0, __m512 f) {
   s = _mm512_mask_add_ps(s, m, s, v);
 }
 
+// One tile's own pointers, derived from TileArgs by tiles_t.
+struct Tile {
+  const uint8_t* row[4];
+  int nr;  // valid rows, 1..4
+  const int8_t* x;
+  const float *sx4, *sw4, *bias;
+  const int32_t *xs4, *zw4;
+  float* y;
+  int64_t prefetch;  // bytes from row[r] to the same row of the next tile (0: none)
+};
+
 template <int BITS, int P, int NT>
-LMQ_VNNI void tile_t(const TileArgs& a) {
+LMQ_VNNI __attribute__((always_inline)) inline void tile_t(const TileArgs& a, const Tile& b) {
   constexpr int64_t S = BITS == 4 ? 128 : 64;
   const __mmask16 m = __mmask16((1u << (4 * P)) - 1);
   const int64_t spu = P == 1 ? a.U / S : 1;  // steps per group of P units
@@ -76,21 +87,21 @@ LMQ_VNNI void tile_t(const TileArgs& a) {
     for (int64_t s = g * spu; s < (g + 1) * spu; ++s) {
       if constexpr (BITS == 8) {
         __m512i xv[NT];
-        for (int t = 0; t < NT; ++t) xv[t] = _mm512_loadu_si512(a.x + t * a.ldx + s * 64);
+        for (int t = 0; t < NT; ++t) xv[t] = _mm512_loadu_si512(b.x + t * a.ldx + s * 64);
         for (int r = 0; r < 4; ++r) {
-          const __m512i w = _mm512_loadu_si512(a.row[r] + s * 64);
-          if (NT == 1 && a.prefetch) _mm_prefetch(reinterpret_cast<const char*>(a.row[r] + a.prefetch + s * 64), _MM_HINT_T0);
+          const __m512i w = _mm512_loadu_si512(b.row[r] + s * 64);
+          if (NT == 1 && b.prefetch) _mm_prefetch(reinterpret_cast<const char*>(b.row[r] + b.prefetch + s * 64), _MM_HINT_T0);
           for (int t = 0; t < NT; ++t) acc[t][r] = _mm512_dpbusd_epi32(acc[t][r], w, xv[t]);
         }
       } else {
         __m512i xe[NT], xo[NT];
         for (int t = 0; t < NT; ++t) {
-          xe[t] = _mm512_loadu_si512(a.x + t * a.ldx + s * 128);
-          xo[t] = _mm512_loadu_si512(a.x + t * a.ldx + s * 128 + 64);
+          xe[t] = _mm512_loadu_si512(b.x + t * a.ldx + s * 128);
+          xo[t] = _mm512_loadu_si512(b.x + t * a.ldx + s * 128 + 64);
         }
         for (int r = 0; r < 4; ++r) {
-          const __m512i w = _mm512_loadu_si512(a.row[r] + s * 64);
-          if (NT == 1 && a.prefetch) _mm_prefetch(reinterpret_cast<const char*>(a.row[r] + a.prefetch + s * 64), _MM_HINT_T0);
+          const __m512i w = _mm512_loadu_si512(b.row[r] + s * 64);
+          if (NT == 1 && b.prefetch) _mm_prefetch(reinterpret_cast<const char*>(b.row[r] + b.prefetch + s * 64), _MM_HINT_T0);
           const __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
           for (int t = 0; t < NT; ++t)
             acc[t][r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[t][r], lo, xe[t]), hi, xo[t]);
@@ -99,21 +110,21 @@ LMQ_VNNI void tile_t(const TileArgs& a) {
     }
     // epilogue for units u0 .. u0 + P - 1: d = Σu·q − z·Σq, f = float(d)·(s_w·s_x), slot += f
     const int64_t u0 = g * P, off = u0 * 4;
-    const __m512 sw = _mm512_maskz_loadu_ps(m, a.sw4 + off);
-    const __m512i zw = a.zw4 ? _mm512_maskz_loadu_epi32(m, a.zw4 + off) : zc;
+    const __m512 sw = _mm512_maskz_loadu_ps(m, b.sw4 + off);
+    const __m512i zw = b.zw4 ? _mm512_maskz_loadu_epi32(m, b.zw4 + off) : zc;
     for (int t = 0; t < NT; ++t) {
       const __m512i D = fold_units<P>(reduce_rows4(acc[t]));
-      const __m512i xs = _mm512_maskz_loadu_epi32(m, a.xs4 + t * a.ld4 + off);
+      const __m512i xs = _mm512_maskz_loadu_epi32(m, b.xs4 + t * a.ld4 + off);
       const __m512i d = _mm512_sub_epi32(D, _mm512_mullo_epi32(zw, xs));
-      const __m512 sc = _mm512_mul_ps(sw, _mm512_maskz_loadu_ps(m, a.sx4 + t * a.ld4 + off));
+      const __m512 sc = _mm512_mul_ps(sw, _mm512_maskz_loadu_ps(m, b.sx4 + t * a.ld4 + off));
       add_to_slots<P>(slot[t], int(u0 % 8), _mm512_mul_ps(_mm512_cvtepi32_ps(d), sc));
     }
   }
   // The specification pads the units to a multiple of 8 with f = +0 (it turns a -0 slot into +0).
   const int pad_from = a.nu % 8 == 0 ? 8 : int(a.nu % 8);
   const uint32_t pad = pad_from < 8 ? 0xFFFFFFFFu << (4 * pad_from) : 0u;  // lanes of slots >= pad_from
-  const __mmask8 rows = __mmask8((1u << a.nr) - 1);
-  const __m128 bias = a.bias ? _mm_maskz_loadu_ps(rows, a.bias) : _mm_setzero_ps();
+  const __mmask8 rows = __mmask8((1u << b.nr) - 1);
+  const __m128 bias = b.bias ? _mm_maskz_loadu_ps(rows, b.bias) : _mm_setzero_ps();
   const __m512 zero = _mm512_setzero_ps();
   for (int t = 0; t < NT; ++t) {
     const __m512 s0 = _mm512_mask_add_ps(slot[t][0], __mmask16(pad), slot[t][0], zero);
@@ -121,29 +132,45 @@ LMQ_VNNI void tile_t(const TileArgs& a) {
     const __m512 p = _mm512_add_ps(s0, s1);  // 128-bit lane j: s_j + s_{j+4}
     const __m512 q = _mm512_add_ps(p, _mm512_shuffle_f32x4(p, p, _MM_SHUFFLE(3, 2, 3, 2)));  // lanes 0, 1: (s0+s4)+(s2+s6), (s1+s5)+(s3+s7)
     __m128 y = _mm_add_ps(_mm512_castps512_ps128(q), _mm512_extractf32x4_ps(q, 1));
-    if (a.bias) y = _mm_add_ps(y, bias);
-    _mm_mask_storeu_ps(a.y + t * a.ldy, rows, y);
+    if (b.bias) y = _mm_add_ps(y, bias);
+    _mm_mask_storeu_ps(b.y + t * a.ldy, rows, y);
   }
 }
 
 template <int BITS, int P>
-LMQ_VNNI void tile_nt(const TileArgs& a) {
-  switch (a.nt) {
-    case 1: return tile_t<BITS, P, 1>(a);
-    case 2: return tile_t<BITS, P, 2>(a);
-    case 3: return tile_t<BITS, P, 3>(a);
-    default: return tile_t<BITS, P, 4>(a);
+LMQ_VNNI void tiles_t(const TileArgs& a, int64_t tile0, int64_t tile1) {
+  for (int64_t tile = tile0; tile < tile1; ++tile) {
+    Tile b;
+    const int64_t o = tile * 4;
+    for (int r = 0; r < 4; ++r) b.row[r] = a.codes + std::min(o + r, a.N - 1) * a.row_bytes;
+    b.nr = int(std::min<int64_t>(4, a.N - o));
+    b.prefetch = a.prefetch && tile + 2 < tile1 ? 4 * a.row_bytes : 0;
+    b.sw4 = a.sw4 + tile * a.nu * 4;
+    b.zw4 = a.zw4 ? a.zw4 + tile * a.nu * 4 : nullptr;
+    b.bias = a.bias ? a.bias + o : nullptr;
+    for (int64_t t0 = 0; t0 < a.T; t0 += 4) {
+      b.x = a.x + t0 * a.ldx;
+      b.sx4 = a.sx4 + t0 * a.ld4;
+      b.xs4 = a.xs4 + t0 * a.ld4;
+      b.y = a.y + t0 * a.ldy + o;
+      switch (std::min<int64_t>(4, a.T - t0)) {
+        case 1: tile_t<BITS, P, 1>(a, b); break;
+        case 2: tile_t<BITS, P, 2>(a, b); break;
+        case 3: tile_t<BITS, P, 3>(a, b); break;
+        default: tile_t<BITS, P, 4>(a, b); break;
+      }
+    }
   }
 }
 
 }  // namespace
 
-void tile_avx512vnni(const TileArgs& a) {
+void tiles_avx512vnni(const TileArgs& a, int64_t tile0, int64_t tile1) {
   const int64_t S = a.bits == 4 ? 128 : 64;
   const int64_t P = a.U < S ? S / a.U : 1;
-  if (a.bits == 8) return P == 2 ? tile_nt<8, 2>(a) : tile_nt<8, 1>(a);
-  if (P == 4) return tile_nt<4, 4>(a);
-  return P == 2 ? tile_nt<4, 2>(a) : tile_nt<4, 1>(a);
+  if (a.bits == 8) return P == 2 ? tiles_t<8, 2>(a, tile0, tile1) : tiles_t<8, 1>(a, tile0, tile1);
+  if (P == 4) return tiles_t<4, 4>(a, tile0, tile1);
+  return P == 2 ? tiles_t<4, 2>(a, tile0, tile1) : tiles_t<4, 1>(a, tile0, tile1);
 }
 
 LMQ_VNNI void split_nibble_order(const int8_t* x, int64_t T, int64_t K, int8_t* out) {

@@ -155,15 +155,35 @@ void Runner::attention(int layer, int n) {
     }
 }
 
+Runner::HeldActs Runner::int_route(const Tensor& w) {
+  if (const auto it = static_.find(&w); it != static_.end()) return {int_plan(w).unit(), -1, it->second.s_x};
+  if (act_quant_ != ActQuant::None && int_matmul_supported(w, act_block_))
+    return {int_plan(w).unit(), int(act_quant_), 0.f};
+  return {};
+}
+
+void Runner::quantize_input(const HeldActs& want, const float* x, int n, int64_t K, HeldActs& held) {
+  if (held == want) return;
+  if (want.rule == -1) quantize_activations_static(x, n, K, want.s_x, want.unit, xq_);
+  else quantize_activations(x, n, K, ActQuant(want.rule), act_block_, want.unit, xq_);
+  held = want;
+}
+
+const float* Runner::int_bias(const Tensor& w, const Tensor* bias, std::vector<float>& store) const {
+  if (const auto it = static_.find(&w); it != static_.end()) return it->second.bias.empty() ? nullptr : it->second.bias.data();
+  if (!bias) return nullptr;
+  store = to_f32(*bias);
+  return store.data();
+}
+
 void Runner::linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y, HeldActs& held) {
   if (observer_) observer_(w, x, n);
-  if (const auto it = static_.find(&w); it != static_.end()) {
-    const IntMatmulPlan& plan = int_plan(w);
-    const HeldActs want{plan.unit(), -1, it->second.s_x};
-    if (!(held == want)) quantize_activations_static(x, n, w.cols(), it->second.s_x, plan.unit(), xq_), held = want;
-    return int_matmul_q(plan, xq_, y, it->second.bias.empty() ? nullptr : it->second.bias.data());
+  std::vector<float> b;
+  if (const HeldActs want = int_route(w); want.unit != 0) {
+    quantize_input(want, x, n, w.cols(), held);
+    return int_matmul_q(int_plan(w), xq_, y, int_bias(w, bias, b));
   }
-  const std::vector<float> b = bias ? to_f32(*bias) : std::vector<float>();
+  if (bias) b = to_f32(*bias);
   const float* bp = bias ? b.data() : nullptr;
   if (blas_ && w.format == Format::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0) {
     const int64_t N = w.rows(), K = w.cols();
@@ -174,14 +194,26 @@ void Runner::linear(const Tensor& w, const Tensor* bias, const float* x, int n, 
         for (int64_t r = 0; r < N; ++r) y[t * N + r] += bp[r];
     return;
   }
-  if (act_quant_ != ActQuant::None && int_matmul_supported(w, act_block_)) {
-    const IntMatmulPlan& plan = int_plan(w);
-    const HeldActs want{plan.unit(), int(act_quant_), 0.f};
-    if (!(held == want)) quantize_activations(x, n, w.cols(), act_quant_, act_block_, plan.unit(), xq_), held = want;
-    int_matmul_q(plan, xq_, y, bp);
-  } else {
-    matmul(w, x, n, y, bp);
+  matmul(w, x, n, y, bp);
+}
+
+void Runner::linears(std::span<const LinearOut> outs, const float* x, int n) {
+  const HeldActs want = int_route(*outs[0].w);
+  bool fused = want.unit != 0;
+  for (const LinearOut& o : outs) fused = fused && int_route(*o.w) == want && o.w->cols() == outs[0].w->cols();
+  HeldActs held;
+  if (!fused) {
+    for (const LinearOut& o : outs) linear(*o.w, o.bias, x, n, o.y, held);
+    return;
   }
+  std::vector<IntMatmulJob> jobs;
+  std::vector<std::vector<float>> biases(outs.size());
+  for (size_t i = 0; i < outs.size(); ++i) {
+    if (observer_) observer_(*outs[i].w, x, n);
+    jobs.push_back({&int_plan(*outs[i].w), outs[i].y, int_bias(*outs[i].w, outs[i].bias, biases[i])});
+  }
+  quantize_input(want, x, n, outs[0].w->cols(), held);
+  int_matmul_q(jobs, xq_);
 }
 
 // attention() through sgemm, reading Q straight from q_ and writing into att_. Queries go in
@@ -247,10 +279,8 @@ void Runner::layer(int l, int n, bool skip_down) {
     const LayerWeights& w = model_.layers()[l];
     // attention block
     rmsnorm(x_.data(), to_f32(*w.attn_norm).data(), h_.data(), n, D, c_.norm_eps);
-    HeldActs held;  // q, k and v read the same input: quantize it once for all three
-    linear(*w.wq, w.bq, h_.data(), n, q_.data(), held);
-    linear(*w.wk, w.bk, h_.data(), n, k_.data(), held);
-    linear(*w.wv, w.bv, h_.data(), n, v_.data(), held);
+    const LinearOut qkv[] = {{w.wq, w.bq, q_.data()}, {w.wk, w.bk, k_.data()}, {w.wv, w.bv, v_.data()}};
+    linears(qkv, h_.data(), n);
     for (int i = 0; i < n; ++i) {
       const size_t p = size_t(pos_ + i);
       const float* cs = rope_cos_.data() + p * half;
@@ -266,9 +296,8 @@ void Runner::layer(int l, int n, bool skip_down) {
 
     // MLP block (SwiGLU)
     rmsnorm(x_.data(), to_f32(*w.ffn_norm).data(), h_.data(), n, D, c_.norm_eps);
-    held = HeldActs();
-    linear(*w.w_gate, nullptr, h_.data(), n, gate_.data(), held);
-    linear(*w.w_up, nullptr, h_.data(), n, up_.data(), held);
+    const LinearOut gate_up[] = {{w.w_gate, nullptr, gate_.data()}, {w.w_up, nullptr, up_.data()}};
+    linears(gate_up, h_.data(), n);
     silu_mul(gate_.data(), up_.data(), int64_t(n) * F);
     if (skip_down) {
       if (observer_) observer_(*w.w_down, gate_.data(), n);

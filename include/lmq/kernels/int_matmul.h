@@ -25,6 +25,7 @@
 // order the kernels read them; build one per weight and reuse it (Runner does).
 #pragma once
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "lmq/kernels/act_quant.h"
@@ -69,6 +70,15 @@ class IntMatmulPlan {
 // xq.block a multiple of U (or the whole row). Throws lmq::Error if w is unsupported.
 void int_matmul_q(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, const float* bias = nullptr,
                   IntKernel k = IntKernel::Auto);
+// One weight's part of a fused product: weights that read the same activations (q/k/v,
+// gate/up) run in one parallel region, their tiles split over the threads together.
+struct IntMatmulJob {
+  const IntMatmulPlan* plan;
+  float* y;
+  const float* bias = nullptr;
+};
+// Every job against the same xq; the same results as one int_matmul_q call per job.
+void int_matmul_q(std::span<const IntMatmulJob> jobs, const QuantizedActs& xq, IntKernel k = IntKernel::Auto);
 // The same with a plan made for this call (tests, one-off products).
 void int_matmul_q(const Tensor& w, const QuantizedActs& xq, float* y, const float* bias = nullptr,
                   IntKernel k = IntKernel::Auto);

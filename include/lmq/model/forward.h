@@ -17,6 +17,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -84,15 +85,27 @@ class Runner {
   void layer(int l, int n, bool skip_down = false);
 
   void linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y);
-  // What xq_ holds of the input x the caller passes: linears that read one x (q/k/v, gate/up)
-  // share a HeldActs, so x is quantized once when their units and activation rules agree.
+  // Linears that read the same x (q/k/v, gate/up). x is quantized once when their units and
+  // activation rules agree, and on the integer kernels they then run as one fused product
+  // (one parallel region: decode pays ~60 fork/joins per token otherwise).
+  struct LinearOut {
+    const Tensor* w;
+    const Tensor* bias;  // nullable
+    float* y;
+  };
+  void linears(std::span<const LinearOut> outs, const float* x, int n);
+  // What xq_ holds of the input x: unit 0 for nothing (or, from int_route, the float path).
   struct HeldActs {
-    int64_t unit = 0;  // 0: nothing held
-    int rule = 0;      // ActQuant, or -1 for a static scale
+    int64_t unit = 0;
+    int rule = 0;  // ActQuant, or -1 for a static scale
     float s_x = 0;
     bool operator==(const HeldActs&) const = default;
   };
+  HeldActs int_route(const Tensor& w);  // how w's input is quantized for the integer kernels
   void linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y, HeldActs& held);
+  void quantize_input(const HeldActs& want, const float* x, int n, int64_t K, HeldActs& held);
+  // The float bias of an integer linear: the static one of a W8A8 file, else `bias` widened into store.
+  const float* int_bias(const Tensor& w, const Tensor* bias, std::vector<float>& store) const;
   const IntMatmulPlan& int_plan(const Tensor& w);  // made on first use, kept for the runner's life
 
   const Model& model_;
