@@ -85,6 +85,34 @@ void SiluMul(float* g, const float* up, int64_t n) {
   for (; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * up[i];
 }
 
+// y = x / sqrt(mean(x²) + eps) · w per row, as transformers' RMSNorm in float32: the squares
+// summed in float lanes (a tree, as PyTorch's reduction is), the lanes added in double.
+void RmsNorm(const float* x, const float* w, float* y, int64_t rows, int64_t n, float eps) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * n;
+    float* yr = y + r * n;
+    const float inv = 1.0f / std::sqrt(float(Dot(xr, xr, n)) / float(n) + eps);
+    const auto vi = hn::Set(d, inv);
+    int64_t i = 0;
+    for (; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, w + i), hn::Mul(hn::LoadU(d, xr + i), vi)), d, yr + i);
+    for (; i < n; ++i) yr[i] = w[i] * (xr[i] * inv);
+  }
+}
+
+bool AllFinite(const float* x, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  auto ok = hn::Eq(hn::Zero(d), hn::Zero(d));
+  int64_t i = 0;
+  for (; i + N <= n; i += N) ok = hn::And(ok, hn::IsFinite(hn::LoadU(d, x + i)));
+  if (!hn::AllTrue(d, ok)) return false;
+  for (; i < n; ++i)
+    if (!std::isfinite(x[i])) return false;
+  return true;
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace lmq
 HWY_AFTER_NAMESPACE();
@@ -95,6 +123,12 @@ HWY_EXPORT(LogSumExp);
 HWY_EXPORT(Dot);
 HWY_EXPORT(ExpShifted);
 HWY_EXPORT(SiluMul);
+HWY_EXPORT(RmsNorm);
+HWY_EXPORT(AllFinite);
+void rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t n, float eps) {
+  HWY_DYNAMIC_DISPATCH(RmsNorm)(x, w, y, rows, n, eps);
+}
+bool all_finite(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(AllFinite)(x, n); }
 void silu_mul(float* g, const float* up, int64_t n) { HWY_DYNAMIC_DISPATCH(SiluMul)(g, up, n); }
 double log_sum_exp(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(LogSumExp)(x, n); }
 double dot(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(Dot)(a, b, n); }

@@ -16,18 +16,6 @@ namespace lmq {
 
 namespace {
 
-// y = x / sqrt(mean(x²) + eps) · w, per row of n, as transformers' RMSNorm does in float32.
-void rmsnorm(const float* x, const float* w, float* y, int rows, int n, float eps) {
-  for (int r = 0; r < rows; ++r) {
-    const float* xr = x + int64_t(r) * n;
-    float* yr = y + int64_t(r) * n;
-    float ss = 0.f;
-    for (int i = 0; i < n; ++i) ss += xr[i] * xr[i];
-    const float inv = 1.0f / std::sqrt(ss / float(n) + eps);
-    for (int i = 0; i < n; ++i) yr[i] = w[i] * (xr[i] * inv);
-  }
-}
-
 // Rotates each head's vector by its position's angles. HF layout pairs i with i + d/2
 // (rotate_half); llama.cpp's permuted weights pair 2i with 2i+1.
 void rope(float* v, int heads, int d, const float* cos, const float* sin, bool interleaved) {
@@ -118,12 +106,14 @@ void Runner::ensure_scratch(int n) {
   up_.resize(N * c_.ffn);
 }
 
-// Causal attention of the n new positions over the whole cache, one (head, query block) per task.
-// Per task the work is two small matrix products on the float tile kernel: scores = Q·Kᵀ over the
-// cached positions, then out = softmax(scores)·V with V transposed, so both operands are rows.
-// An f32 cache is read in place (KvCache::keys / values_t); an int8 one is widened per head.
+// Causal attention of the n new positions over the whole cache, one (kv head, query block) per
+// task. Per query head the work is two small matrix products on the float tile kernel:
+// scores = Q·Kᵀ over the cached positions, then out = softmax(scores)·V with V transposed, so
+// both operands are rows. An f32 cache is read in place (KvCache::keys / values_t); an int8 one
+// is widened once per task. A decode step (one query) runs the query heads that share a kv head
+// (GQA) as the tokens of one product, so each key and value is loaded once for all of them.
 void Runner::attention(int layer, int n) {
-  const int H = c_.n_heads, d = c_.head_dim, Qd = c_.q_dim(), group = c_.n_heads / c_.n_kv_heads;
+  const int KVH = c_.n_kv_heads, d = c_.head_dim, Qd = c_.q_dim(), group = c_.n_heads / c_.n_kv_heads;
   const float scale = 1.0f / std::sqrt(float(d));
   const bool in_place = kv_.type() == KvType::F32;
   // Queries in blocks of kQB: a block needs keys only up to its last query (causal), which
@@ -131,12 +121,11 @@ void Runner::attention(int layer, int n) {
   constexpr int kQB = 64;
   const int nqb = (n + kQB - 1) / kQB;
 #pragma omp parallel for schedule(dynamic, 1) collapse(2)
-  for (int h = 0; h < H; ++h)
+  for (int kvh = 0; kvh < KVH; ++kvh)
     for (int b = 0; b < nqb; ++b) {
-      const int kvh = h / group, i0 = b * kQB, nq = std::min(kQB, n - i0);
+      const int i0 = b * kQB, nq = std::min(kQB, n - i0);
       const int len = pos_ + i0 + nq;  // positions the block's last query sees
       thread_local std::vector<float> kbuf, vbuf, sc;
-      sc.resize(size_t(nq) * len);
       const float *k, *vt;
       int64_t ldv;
       if (in_place) {
@@ -147,11 +136,20 @@ void Runner::attention(int layer, int n) {
         kv_.read_head(layer, kvh, len, kbuf.data(), vbuf.data());
         k = kbuf.data(), vt = vbuf.data(), ldv = len;
       }
-      // sc[i][j] = q_i · k_j, the queries read in place from q_
-      dot_tile_f32_strided(k, d, len, q_.data() + size_t(i0) * Qd + size_t(h) * d, Qd, nq, d, sc.data(), len);
-      for (int i = 0; i < nq; ++i) softmax_causal(sc.data() + size_t(i) * len, pos_ + i0 + i + 1, len, scale);
-      // out[i][e] = Σ_j p[i][j] · v[j][e], written straight into att_'s head slot.
-      dot_tile_f32_strided(vt, ldv, d, sc.data(), len, nq, len, att_.data() + size_t(i0) * Qd + size_t(h) * d, Qd);
+      // rows of queries: nq positions of one head (ld Qd), or in decode the group's heads (ld d)
+      const bool fuse = nq == 1;
+      const int heads = fuse ? 1 : group, rows = fuse ? group : nq;
+      const int64_t ldq = fuse ? d : Qd;
+      sc.resize(size_t(rows) * len);
+      for (int hg = 0; hg < heads; ++hg) {
+        const int64_t at = int64_t(i0) * Qd + int64_t(kvh * group + hg) * d;  // first row's q and out
+        // sc[r][j] = q_r · k_j, the queries read in place from q_
+        dot_tile_f32_strided(k, d, len, q_.data() + at, ldq, rows, d, sc.data(), len);
+        for (int r = 0; r < rows; ++r)
+          softmax_causal(sc.data() + size_t(r) * len, pos_ + i0 + (fuse ? 0 : r) + 1, len, scale);
+        // out[r][e] = Σ_j p[r][j] · v[j][e], written straight into att_'s head slots
+        dot_tile_f32_strided(vt, ldv, d, sc.data(), len, rows, len, att_.data() + at, ldq);
+      }
     }
 }
 
@@ -169,22 +167,25 @@ void Runner::quantize_input(const HeldActs& want, const float* x, int n, int64_t
   held = want;
 }
 
-const float* Runner::int_bias(const Tensor& w, const Tensor* bias, std::vector<float>& store) const {
+const float* Runner::int_bias(const Tensor& w, const Tensor* bias) {
   if (const auto it = static_.find(&w); it != static_.end()) return it->second.bias.empty() ? nullptr : it->second.bias.data();
   if (!bias) return nullptr;
-  store = to_f32(*bias);
-  return store.data();
+  return small_f32(*bias);
+}
+
+const float* Runner::small_f32(const Tensor& t) {
+  auto it = small_.find(&t);
+  if (it == small_.end()) it = small_.emplace(&t, to_f32(t)).first;
+  return it->second.data();
 }
 
 void Runner::linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y, HeldActs& held) {
   if (observer_) observer_(w, x, n);
-  std::vector<float> b;
   if (const HeldActs want = int_route(w); want.unit != 0) {
     quantize_input(want, x, n, w.cols(), held);
-    return int_matmul_q(int_plan(w), xq_, y, int_bias(w, bias, b));
+    return int_matmul_q(int_plan(w), xq_, y, int_bias(w, bias));
   }
-  if (bias) b = to_f32(*bias);
-  const float* bp = bias ? b.data() : nullptr;
+  const float* bp = bias ? small_f32(*bias) : nullptr;
   if (blas_ && w.format == Format::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0) {
     const int64_t N = w.rows(), K = w.cols();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, int(N), int(K), 1.0f, x, int(K),
@@ -206,14 +207,14 @@ void Runner::linears(std::span<const LinearOut> outs, const float* x, int n) {
     for (const LinearOut& o : outs) linear(*o.w, o.bias, x, n, o.y, held);
     return;
   }
-  std::vector<IntMatmulJob> jobs;
-  std::vector<std::vector<float>> biases(outs.size());
+  IntMatmulJob jobs[kMaxFused];
+  if (outs.size() > kMaxFused) fail("internal: {} fused linears, at most {}", outs.size(), kMaxFused);
   for (size_t i = 0; i < outs.size(); ++i) {
     if (observer_) observer_(*outs[i].w, x, n);
-    jobs.push_back({&int_plan(*outs[i].w), outs[i].y, int_bias(*outs[i].w, outs[i].bias, biases[i])});
+    jobs[i] = {&int_plan(*outs[i].w), outs[i].y, int_bias(*outs[i].w, outs[i].bias)};
   }
   quantize_input(want, x, n, outs[0].w->cols(), held);
-  int_matmul_q(jobs, xq_);
+  int_matmul_q(std::span<const IntMatmulJob>(jobs, outs.size()), xq_);
 }
 
 // attention() through sgemm, reading Q straight from q_ and writing into att_. Queries go in
@@ -278,7 +279,7 @@ void Runner::layer(int l, int n, bool skip_down) {
   {
     const LayerWeights& w = model_.layers()[l];
     // attention block
-    rmsnorm(x_.data(), to_f32(*w.attn_norm).data(), h_.data(), n, D, c_.norm_eps);
+    rms_norm(x_.data(), small_f32(*w.attn_norm), h_.data(), n, D, c_.norm_eps);
     const LinearOut qkv[] = {{w.wq, w.bq, q_.data()}, {w.wk, w.bk, k_.data()}, {w.wv, w.bv, v_.data()}};
     linears(qkv, h_.data(), n);
     for (int i = 0; i < n; ++i) {
@@ -295,7 +296,7 @@ void Runner::layer(int l, int n, bool skip_down) {
     for (size_t i = 0; i < size_t(n) * D; ++i) x_[i] += h_[i];
 
     // MLP block (SwiGLU)
-    rmsnorm(x_.data(), to_f32(*w.ffn_norm).data(), h_.data(), n, D, c_.norm_eps);
+    rms_norm(x_.data(), small_f32(*w.ffn_norm), h_.data(), n, D, c_.norm_eps);
     const LinearOut gate_up[] = {{w.w_gate, nullptr, gate_.data()}, {w.w_up, nullptr, up_.data()}};
     linears(gate_up, h_.data(), n);
     silu_mul(gate_.data(), up_.data(), int64_t(n) * F);
@@ -319,15 +320,16 @@ void Runner::forward(const int* tokens, int n, float* logits, bool all_logits) {
 
   const int first = all_logits ? 0 : n - 1;
   const int rows = n - first;
-  rmsnorm(x_.data() + size_t(first) * D, to_f32(model_.final_norm()).data(), h_.data(), rows, D, c_.norm_eps);
+  rms_norm(x_.data() + size_t(first) * D, small_f32(model_.final_norm()), h_.data(), rows, D, c_.norm_eps);
   linear(model_.lm_head(), nullptr, h_.data(), rows, logits);
   // NaN/Inf in weights (or an overflow) must surface as an error, not as made-up text or scores.
   const size_t count = size_t(rows) * size_t(c_.vocab);
-  for (size_t i = 0; i < count; ++i)
-    if (!std::isfinite(logits[i]))
-      fail("{}: the forward pass produced a non-finite logit at position {} (NaN/Inf in the weights or an "
-           "overflow in the activations)",
-           model_.path(), pos_ + first + int(i / size_t(c_.vocab)));
+  if (!all_finite(logits, int64_t(count)))
+    for (size_t i = 0; i < count; ++i)
+      if (!std::isfinite(logits[i]))
+        fail("{}: the forward pass produced a non-finite logit at position {} (NaN/Inf in the weights or an "
+             "overflow in the activations)",
+             model_.path(), pos_ + first + int(i / size_t(c_.vocab)));
   pos_ += n;
 }
 

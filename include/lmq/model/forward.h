@@ -104,8 +104,11 @@ class Runner {
   HeldActs int_route(const Tensor& w);  // how w's input is quantized for the integer kernels
   void linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y, HeldActs& held);
   void quantize_input(const HeldActs& want, const float* x, int n, int64_t K, HeldActs& held);
-  // The float bias of an integer linear: the static one of a W8A8 file, else `bias` widened into store.
-  const float* int_bias(const Tensor& w, const Tensor* bias, std::vector<float>& store) const;
+  static constexpr size_t kMaxFused = 4;
+  // The float bias of an integer linear: the static one of a W8A8 file, else small_f32(*bias).
+  const float* int_bias(const Tensor& w, const Tensor* bias);
+  // A norm or bias as float32, widened on first use and kept (weights never change under a Runner).
+  const float* small_f32(const Tensor& t);
   const IntMatmulPlan& int_plan(const Tensor& w);  // made on first use, kept for the runner's life
 
   const Model& model_;
@@ -115,6 +118,7 @@ class Runner {
   bool blas_ = false, inputs_only_ = false;
   StaticLinears static_;
   std::unordered_map<const Tensor*, IntMatmulPlan> plans_;
+  std::unordered_map<const Tensor*, std::vector<float>> small_;
   QuantizedActs xq_;  // the int8 activations of the linear being run
   const ModelConfig& c_;
   int max_seq_;
