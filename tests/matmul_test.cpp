@@ -1,20 +1,25 @@
 // matmul over every float storage format equals a plain double-precision product (within float
-// rounding), for odd shapes, tails and batch sizes.
+// rounding), for odd shapes, tails and batch sizes, on every SIMD target Highway compiled
+// (AVX-512, AVX2, SSE4, scalar) that this machine runs.
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include <cmath>
 #include <cstring>
 #include <random>
 
 #include "lmq/half.h"
+#include "lmq/kernels/gemm.h"
 #include "lmq/kernels/matmul.h"
 
 using namespace lmq;
 
-TEST(Matmul, FloatFormatsMatchDoubleReference) {
+namespace {
+
+void check_float_formats() {
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.f, 1.f);
-  for (auto [N, K, T] : {std::tuple{37, 53, 1}, {64, 384, 5}, {33, 17, 9}, {130, 256, 4}}) {
+  for (auto [N, K, T] : {std::tuple{37, 53, 1}, {64, 384, 5}, {33, 17, 9}, {130, 256, 4}, {8, 64, 3}, {12, 300, 1}}) {
     std::vector<float> w(size_t(N) * K), x(size_t(T) * K);
     for (auto& v : w) v = bf16_to_f32(f32_to_bf16(nd(rng)));  // exact in all three formats
     for (auto& v : x) v = nd(rng);
@@ -43,4 +48,46 @@ TEST(Matmul, FloatFormatsMatchDoubleReference) {
         }
     }
   }
+}
+
+}  // namespace
+
+TEST(Matmul, FloatFormatsMatchDoubleReference) {
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    check_float_formats();
+  }
+  hwy::SetSupportedTargetsForTest(0);  // back to the best target
+}
+
+// gemm_f32 (attention's products) against a double product, every target, with row tails
+// (M % 4), vector tails (N % L) and columns short of a vector, operands inside larger arrays.
+TEST(Gemm, MatchesDoubleReferenceOnEveryTarget) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 64, 64}, {3, 80, 64}, {64, 144, 64}, {6, 64, 1},
+                           {5, 64, 333}, {7, 21, 9}, {2, 3, 5}}) {
+      const int64_t lda = K + 3, ldb = N + 5, ldc = N + 2;
+      std::vector<float> A(size_t(M * lda)), B(size_t(K * ldb)), C(size_t(M * ldc), -7.f);
+      for (auto& v : A) v = nd(rng);
+      for (auto& v : B) v = nd(rng);
+      gemm_f32(M, N, K, A.data(), lda, B.data(), ldb, C.data(), ldc);
+      for (int64_t i = 0; i < M; ++i) {
+        for (int64_t j = 0; j < N; ++j) {
+          double ref = 0, mag = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            ref += double(A[size_t(i * lda + k)]) * B[size_t(k * ldb + j)];
+            mag += std::fabs(double(A[size_t(i * lda + k)]) * B[size_t(k * ldb + j)]);
+          }
+          ASSERT_NEAR(C[size_t(i * ldc + j)], ref, 1e-6 * mag + 1e-6) << "M=" << M << " N=" << N << " K=" << K;
+        }
+        for (int64_t j = N; j < ldc; ++j) ASSERT_EQ(C[size_t(i * ldc + j)], -7.f) << "wrote past column N";
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }

@@ -242,25 +242,34 @@ TEST(W8A8, Int32BiasesOnQwen2) {
 TEST(KvCache, Int8RoundTripWithinHalfAStep) {
   const int L = 2, S = 5, H = 2, d = 64;
   KvCache f(L, S, H, d, KvType::F32), q(L, S, H, d, KvType::Int8);
-  EXPECT_EQ(f.bytes(), uint64_t(2) * L * S * H * d * 4);
+  EXPECT_EQ(f.bytes(), uint64_t(2) * L * KvCache::padded(S) * H * d * 4);  // f32: positions padded to 16
   EXPECT_EQ(q.bytes(), uint64_t(2) * L * S * (H * d + 4 * H));
   std::vector<float> k = laplace(S * H * d, 11), v = laplace(S * H * d, 12);
   k[3] = 40.0f;  // an outlier only coarsens its own head at its own position
   for (int p = 0; p < S; ++p) q.store(1, p, k.data() + p * H * d, v.data() + p * H * d), f.store(1, p, k.data() + p * H * d, v.data() + p * H * d);
+  const int64_t ldk = KvCache::padded(S);
   for (int h = 0; h < H; ++h) {
-    std::vector<float> kr(S * d), vt(d * S), kf(S * d), vf(d * S);
-    q.read_head(1, h, S, kr.data(), vt.data());
-    f.read_head(1, h, S, kf.data(), vf.data());
+    std::vector<float> kr(d * ldk, -1.f), vr(S * d), kf(d * ldk, -1.f), vf(S * d);
+    q.read_head(1, h, S, kr.data(), ldk, vr.data());
+    f.read_head(1, h, S, kf.data(), ldk, vf.data());
     for (int p = 0; p < S; ++p) {
       const float* kx = k.data() + p * H * d + h * d;
       const float* vx = v.data() + p * H * d + h * d;
       const float sk = act_scale(kx, d, ActQuant::DynamicAbsmax), sv = act_scale(vx, d, ActQuant::DynamicAbsmax);
       for (int e = 0; e < d; ++e) {
-        EXPECT_EQ(kf[p * d + e], kx[e]);
-        EXPECT_LE(std::fabs(kr[p * d + e] - kx[e]), sk / 2 * 1.0001f);
-        EXPECT_LE(std::fabs(vt[e * S + p] - vx[e]), sv / 2 * 1.0001f);
+        EXPECT_EQ(kf[e * ldk + p], kx[e]);
+        EXPECT_EQ(f.keys_t(1, h)[e * f.keys_t_stride() + p], kx[e]);
+        EXPECT_EQ(vf[p * d + e], vx[e]);
+        EXPECT_EQ(f.values(1, h)[p * d + e], vx[e]);
+        EXPECT_LE(std::fabs(kr[e * ldk + p] - kx[e]), sk / 2 * 1.0001f);
+        EXPECT_LE(std::fabs(vr[p * d + e] - vx[e]), sv / 2 * 1.0001f);
       }
     }
+    for (int e = 0; e < d; ++e)
+      for (int64_t p = S; p < ldk; ++p) {
+        EXPECT_EQ(kr[e * ldk + p], 0.f);
+        EXPECT_EQ(kf[e * ldk + p], 0.f);
+      }
   }
   EXPECT_THROW(parse_kv_type("int4"), Error);
 }

@@ -325,6 +325,12 @@ calib::BlockProgress block_progress(calib::Method m) {
   };
 }
 
+// AWQ's searched α per group of linears that share an input, for --json (both formats).
+void add_awq_groups(json& j, const calib::CalibQuantReport& crep) {
+  for (const auto& g : crep.awq_groups)
+    j["awq_groups"].push_back({{"name", g.name}, {"alpha", g.alpha}, {"err", g.err}, {"rtn_err", g.rtn_err}});
+}
+
 void print_calib_summary(const calib::CalibQuantReport& crep, const std::string& method,
                          std::chrono::steady_clock::time_point t_start, const char* baseline) {
   if (!crep.layers.empty()) {
@@ -393,6 +399,7 @@ void cmd_quantize_gguf(const std::string& path, const QuantOpts& q, int threads)
                               {"params", t.params}, {"bytes", t.bytes}, {"rel_rms", t.rel_rms}, {"note", t.note}});
     for (const auto& l : crep.layers)
       j["gptq_layers"].push_back({{"name", l.name}, {"gptq_output_err", l.gptq_err}, {"ref_output_err", l.rtn_err}});
+    add_awq_groups(j, crep);
     fmt::print("{}\n", j.dump(1));
     return;
   }
@@ -450,8 +457,7 @@ void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, cons
            {"peak_rss_bytes", peak_rss_bytes()}};
     for (const auto& l : crep.layers)
       j["gptq_layers"].push_back({{"name", l.name}, {"gptq_output_err", l.gptq_err}, {"rtn_output_err", l.rtn_err}});
-    for (const auto& g : crep.awq_groups)
-      j["awq_groups"].push_back({{"name", g.name}, {"alpha", g.alpha}, {"err", g.err}, {"rtn_err", g.rtn_err}});
+    add_awq_groups(j, crep);
     for (const auto& t : r.tensors)
       j["tensors"].push_back({{"name", t.name}, {"scheme", t.scheme}, {"shape", t.shape}, {"params", t.params},
                               {"bytes", t.bytes}, {"bpw", t.bpw}, {"rel_rms", t.rel_rms}, {"max_abs", t.max_abs}});

@@ -47,6 +47,41 @@ struct LoadF16 {
   static float scalar(const uint16_t* p) { return f16_to_f32(*p); }
 };
 
+#if HWY_TARGET != HWY_SCALAR
+// The 128-bit blocks of v added together (4 lanes).
+template <class D>
+HWY_INLINE auto SumBlocks(D d, hn::Vec<D> v) {
+  if constexpr (hn::MaxLanes(d) <= 4) {
+    return v;
+  } else {
+    const hn::Half<D> dh;
+    return SumBlocks(dh, hn::Add(hn::LowerHalf(dh, v), hn::UpperHalf(dh, v)));
+  }
+}
+
+// out[r] = Σ of a_r's lanes, the four at once: a transpose-and-add tree that needs a third of
+// the shuffles of four SumOfLanes. A tile's dot products over a short K (attention's head
+// dimension of 64: 4 vector steps) spend most of their time here.
+template <class D>
+HWY_INLINE void Sum4(D d, hn::Vec<D> a0, hn::Vec<D> a1, hn::Vec<D> a2, hn::Vec<D> a3, float* out) {
+  // per 128-bit block, lanes (x0, x1, x2, x3): t01 = (a0_0+a0_2, a1_0+a1_2, a0_1+a0_3, a1_1+a1_3)
+  const auto t01 = hn::Add(hn::InterleaveLower(d, a0, a1), hn::InterleaveUpper(d, a0, a1));
+  const auto t23 = hn::Add(hn::InterleaveLower(d, a2, a3), hn::InterleaveUpper(d, a2, a3));
+  const hn::Repartition<uint64_t, D> du;
+  const auto lo = hn::InterleaveLower(du, hn::BitCast(du, t01), hn::BitCast(du, t23));
+  const auto hi = hn::InterleaveUpper(du, hn::BitCast(du, t01), hn::BitCast(du, t23));
+  const auto s = SumBlocks(d, hn::Add(hn::BitCast(d, lo), hn::BitCast(d, hi)));  // lane r: row r
+  const hn::Full128<float> d4;
+  hn::StoreU(s, d4, out);
+}
+#else
+template <class D>
+HWY_INLINE void Sum4(D d, hn::Vec<D> a0, hn::Vec<D> a1, hn::Vec<D> a2, hn::Vec<D> a3, float* out) {
+  (void)d;  // one lane: the sums are the lanes
+  out[0] = hn::GetLane(a0), out[1] = hn::GetLane(a1), out[2] = hn::GetLane(a2), out[3] = hn::GetLane(a3);
+}
+#endif
+
 // Rows of w are ldw apart, rows of x ldx apart.
 template <int NR, int NT, class Load, typename W>
 HWY_INLINE void Tile(const W* HWY_RESTRICT w, int64_t ldw, const float* HWY_RESTRICT x, int64_t ldx, int64_t K,
@@ -65,12 +100,18 @@ HWY_INLINE void Tile(const W* HWY_RESTRICT w, int64_t ldw, const float* HWY_REST
       for (int t = 0; t < NT; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
     }
   }
-  for (int r = 0; r < NR; ++r)
-    for (int t = 0; t < NT; ++t) {
-      float s = hn::GetLane(hn::SumOfLanes(d, acc[r][t]));
-      for (int64_t kk = k; kk < K; ++kk) s += Load::scalar(w + r * ldw + kk) * x[t * ldx + kk];
-      y[t * ldy + r] = s;
+  for (int t = 0; t < NT; ++t) {
+    float s[NR];
+    if constexpr (NR == 4) {
+      Sum4(d, acc[0][t], acc[1][t], acc[2][t], acc[3][t], s);
+    } else {
+      for (int r = 0; r < NR; ++r) s[r] = hn::GetLane(hn::SumOfLanes(d, acc[r][t]));
     }
+    for (int r = 0; r < NR; ++r) {
+      for (int64_t kk = k; kk < K; ++kk) s[r] += Load::scalar(w + r * ldw + kk) * x[t * ldx + kk];
+      y[t * ldy + r] = s[r];
+    }
+  }
 }
 
 template <int NR, class Load, typename W>

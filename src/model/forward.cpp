@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "lmq/error.h"
+#include "lmq/kernels/gemm.h"
 #include "lmq/kernels/int_matmul.h"
 #include "lmq/kernels/matmul.h"
 #include "lmq/kernels/vec.h"
@@ -107,11 +108,11 @@ void Runner::ensure_scratch(int n) {
 }
 
 // Causal attention of the n new positions over the whole cache, one (kv head, query block) per
-// task. Per query head the work is two small matrix products on the float tile kernel:
-// scores = Q·Kᵀ over the cached positions, then out = softmax(scores)·V with V transposed, so
-// both operands are rows. An f32 cache is read in place (KvCache::keys / values_t); an int8 one
-// is widened once per task. A decode step (one query) runs the query heads that share a kv head
-// (GQA) as the tokens of one product, so each key and value is loaded once for all of them.
+// task. Per query head the work is two small matrix products (kernels/gemm.h): scores = Q·Kᵀ
+// with the keys transposed, then out = softmax(scores)·V, both with B's rows along C's columns.
+// An f32 cache is read in place (KvCache::keys_t / values); an int8 one is widened once per
+// task. A decode step (one query) runs the query heads that share a kv head (GQA) as the rows
+// of one product, so each key and value is loaded once for all of them.
 void Runner::attention(int layer, int n) {
   const int KVH = c_.n_kv_heads, d = c_.head_dim, Qd = c_.q_dim(), group = c_.n_heads / c_.n_kv_heads;
   const float scale = 1.0f / std::sqrt(float(d));
@@ -124,31 +125,32 @@ void Runner::attention(int layer, int n) {
   for (int kvh = 0; kvh < KVH; ++kvh)
     for (int b = 0; b < nqb; ++b) {
       const int i0 = b * kQB, nq = std::min(kQB, n - i0);
-      const int len = pos_ + i0 + nq;  // positions the block's last query sees
+      const int len = pos_ + i0 + nq;                  // positions the block's last query sees
+      const int64_t ldk = KvCache::padded(len);        // scores are computed this wide, used to len
       thread_local std::vector<float> kbuf, vbuf, sc;
-      const float *k, *vt;
-      int64_t ldv;
+      const float *kt, *v;
+      int64_t ldkt;
       if (in_place) {
-        k = kv_.keys(layer, kvh), vt = kv_.values_t(layer, kvh), ldv = kv_.values_t_stride();
+        kt = kv_.keys_t(layer, kvh), v = kv_.values(layer, kvh), ldkt = kv_.keys_t_stride();
       } else {
-        kbuf.resize(size_t(len) * d);
+        kbuf.resize(size_t(d) * ldk);
         vbuf.resize(size_t(len) * d);
-        kv_.read_head(layer, kvh, len, kbuf.data(), vbuf.data());
-        k = kbuf.data(), vt = vbuf.data(), ldv = len;
+        kv_.read_head(layer, kvh, len, kbuf.data(), ldk, vbuf.data());
+        kt = kbuf.data(), v = vbuf.data(), ldkt = ldk;
       }
       // rows of queries: nq positions of one head (ld Qd), or in decode the group's heads (ld d)
       const bool fuse = nq == 1;
       const int heads = fuse ? 1 : group, rows = fuse ? group : nq;
       const int64_t ldq = fuse ? d : Qd;
-      sc.resize(size_t(rows) * len);
+      sc.resize(size_t(rows) * ldk);
       for (int hg = 0; hg < heads; ++hg) {
         const int64_t at = int64_t(i0) * Qd + int64_t(kvh * group + hg) * d;  // first row's q and out
         // sc[r][j] = q_r · k_j, the queries read in place from q_
-        dot_tile_f32_strided(k, d, len, q_.data() + at, ldq, rows, d, sc.data(), len);
+        gemm_f32(rows, ldk, d, q_.data() + at, ldq, kt, ldkt, sc.data(), ldk);
         for (int r = 0; r < rows; ++r)
-          softmax_causal(sc.data() + size_t(r) * len, pos_ + i0 + (fuse ? 0 : r) + 1, len, scale);
+          softmax_causal(sc.data() + size_t(r) * ldk, pos_ + i0 + (fuse ? 0 : r) + 1, len, scale);
         // out[r][e] = Σ_j p[r][j] · v[j][e], written straight into att_'s head slots
-        dot_tile_f32_strided(vt, ldv, d, sc.data(), len, rows, len, att_.data() + at, ldq);
+        gemm_f32(rows, d, len, sc.data(), ldk, v, d, att_.data() + at, ldq);
       }
     }
 }
@@ -227,14 +229,16 @@ void Runner::attention_blas(int layer, int n) {
   const float scale = 1.0f / std::sqrt(float(d));
 #pragma omp parallel for schedule(dynamic, 1)
   for (int h = 0; h < H; ++h) {
-    std::vector<float> k(size_t(len) * d), vt(size_t(d) * len), sc(size_t(std::min(n, kChunk)) * len);
-    kv_.read_head(layer, h / group, len, k.data(), vt.data());
+    const int64_t ldk = KvCache::padded(len);
+    std::vector<float> kt(size_t(d) * ldk), v(size_t(len) * d), sc(size_t(std::min(n, kChunk)) * len);
+    kv_.read_head(layer, h / group, len, kt.data(), ldk, v.data());
     for (int i0 = 0; i0 < n; i0 += kChunk) {
       const int m = std::min(kChunk, n - i0), vis = pos_ + i0 + m;  // positions the chunk's last query sees
       const float* q = q_.data() + size_t(i0) * Qd + size_t(h) * d;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, vis, d, scale, q, Qd, k.data(), d, 0.0f, sc.data(), vis);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, vis, d, scale, q, Qd, kt.data(), int(ldk), 0.0f,
+                  sc.data(), vis);
       for (int i = 0; i < m; ++i) softmax_causal(sc.data() + size_t(i) * vis, pos_ + i0 + i + 1, vis, 1.0f);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, d, vis, 1.0f, sc.data(), vis, vt.data(), len, 0.0f,
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, vis, 1.0f, sc.data(), vis, v.data(), d, 0.0f,
                   att_.data() + size_t(i0) * Qd + size_t(h) * d, Qd);
     }
   }

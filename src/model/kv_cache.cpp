@@ -22,11 +22,12 @@ void set_default_kv_type(KvType t) { g_default.store(t); }
 KvType default_kv_type() { return g_default.load(); }
 
 KvCache::KvCache(int layers, int max_seq, int kv_heads, int head_dim, KvType type)
-    : max_seq_(max_seq), heads_(kv_heads), d_(head_dim), type_(type) {
+    : max_seq_(max_seq), cap_(int(padded(max_seq))), heads_(kv_heads), d_(head_dim), type_(type) {
   const size_t n = size_t(layers) * size_t(max_seq) * size_t(kv_heads) * size_t(head_dim);
   if (type == KvType::F32) {
-    kf_.assign(n, 0.f);
-    vf_.assign(n, 0.f);
+    const size_t np = size_t(layers) * size_t(cap_) * size_t(kv_heads) * size_t(head_dim);
+    kf_.assign(np, 0.f);
+    vf_.assign(np, 0.f);
   } else {
     kq_.assign(n, 0);
     vq_.assign(n, 0);
@@ -39,9 +40,9 @@ void KvCache::store(int layer, int pos, const float* k, const float* v) {
   const size_t kvd = size_t(heads_) * d_, off = slot(layer, pos) * kvd;
   if (type_ == KvType::F32) {
     for (int h = 0; h < heads_; ++h) {
-      std::copy_n(k + size_t(h) * d_, d_, kf_.data() + (head(layer, h) * max_seq_ + size_t(pos)) * d_);
-      float* vt = vf_.data() + head(layer, h) * size_t(d_) * max_seq_ + size_t(pos);
-      for (int e = 0; e < d_; ++e) vt[size_t(e) * max_seq_] = v[size_t(h) * d_ + e];
+      float* kt = kf_.data() + head(layer, h) * size_t(d_) * cap_ + size_t(pos);
+      for (int e = 0; e < d_; ++e) kt[size_t(e) * cap_] = k[size_t(h) * d_ + e];
+      std::copy_n(v + size_t(h) * d_, d_, vf_.data() + (head(layer, h) * cap_ + size_t(pos)) * d_);
     }
     return;
   }
@@ -54,18 +55,20 @@ void KvCache::store(int layer, int pos, const float* k, const float* v) {
   }
 }
 
-void KvCache::read_head(int layer, int kvh, int len, float* k, float* vt) const {
-  const size_t kvd = size_t(heads_) * d_;
+void KvCache::read_head(int layer, int kvh, int len, float* kt, int64_t ldk, float* v) const {
+  if (ldk < padded(len)) fail("internal: KvCache::read_head ldk {} < padded length {}", ldk, padded(len));
+  for (int e = 0; e < d_; ++e) std::fill(kt + size_t(e) * ldk + len, kt + size_t(e + 1) * ldk, 0.f);
   if (type_ == KvType::F32) {
-    std::copy_n(keys(layer, kvh), size_t(len) * d_, k);
-    for (int e = 0; e < d_; ++e) std::copy_n(values_t(layer, kvh) + size_t(e) * max_seq_, len, vt + size_t(e) * len);
+    for (int e = 0; e < d_; ++e) std::copy_n(keys_t(layer, kvh) + size_t(e) * cap_, len, kt + size_t(e) * ldk);
+    std::copy_n(values(layer, kvh), size_t(len) * d_, v);
     return;
   }
+  const size_t kvd = size_t(heads_) * d_;
   for (int j = 0; j < len; ++j) {
     const size_t o = slot(layer, j) * kvd + size_t(kvh) * d_, so = slot(layer, j) * heads_ + kvh;
     const float sk = ks_[so], sv = vs_[so];
-    for (int e = 0; e < d_; ++e) k[size_t(j) * d_ + e] = sk * float(kq_[o + e]);
-    for (int e = 0; e < d_; ++e) vt[size_t(e) * len + j] = sv * float(vq_[o + e]);
+    for (int e = 0; e < d_; ++e) kt[size_t(e) * ldk + j] = sk * float(kq_[o + e]);
+    for (int e = 0; e < d_; ++e) v[size_t(j) * d_ + e] = sv * float(vq_[o + e]);
   }
 }
 
