@@ -297,12 +297,15 @@ TEST(KvCache, Int8OnLlamaStaysClose) {
 }
 
 // The bar: W8A8 (int8 per-channel weights, static per-tensor int8 activations on every
-// linear, SmoothQuant α = 0.5, min/max ranges from 4 calibration windows of 256 tokens of the
-// second half of docs-valid) against the float model on the first 16 windows of docs-valid.
+// linear, SmoothQuant at the default α = 0.6, min/max ranges from 8 calibration windows of 256
+// tokens of the second half of docs-valid) against the float model on the first 16 windows of
+// docs-valid. Top-1 moves by a few tenths of a point with the calibration sample (α 0.6: 0.9719 /
+// 0.9728 / 0.9726 from 4 / 8 / 16 windows; α 0.5: 0.9683 / 0.9720 / 0.9684, docs/results.md).
 TEST(W8A8, LlamaDocsValidNearFloat) {
   const Model& m = llama();
   W8A8Options w;
-  w.windows = calib_windows(m.tokenizer(), calib_text(), 4, 256, m.config().bos_id);
+  EXPECT_EQ(w.alpha, 0.6);
+  w.windows = calib_windows(m.tokenizer(), calib_text(), 8, 256, m.config().bos_id);
   QuantizeOptions o;
   o.scheme = quant::parse_scheme("int8:channel:sym");
   auto prep = prepare_w8a8(m, o, w);
@@ -311,7 +314,7 @@ TEST(W8A8, LlamaDocsValidNearFloat) {
   const Windows ev = make_windows(m.tokenizer(), read_text_file(shared_path("text/docs-valid.txt")), Protocol::Lmq, 512,
                                   m.config().bos_id, 16);
   const EvalResult r = evaluate(*q, &m, ev);
-  std::printf("W8A8 static minmax α=0.5, 16 windows: ppl %.4f vs %.4f (%+.3f%%), KLD mean %.6f p99 %.6f, top-1 %.4f\n",
+  std::printf("W8A8 static minmax α=0.6, 16 windows: ppl %.4f vs %.4f (%+.3f%%), KLD mean %.6f p99 %.6f, top-1 %.4f\n",
               r.ppl, r.base_ppl, 100 * (r.ppl / r.base_ppl - 1), r.kld_mean, r.kld_p99, r.top1_agreement);
   EXPECT_LT(r.ppl / r.base_ppl, 1.01);
   EXPECT_GE(r.top1_agreement, 0.97);

@@ -249,7 +249,7 @@ struct QuantOpts {
   double damp = 0.01;
   bool act_order = false, hessian_fit = false;
   // W8A8 (calib/w8a8.h)
-  std::string activations, smooth = "0.5", act_calib = "minmax";
+  std::string activations, smooth = "0.6", act_calib = "minmax";
   // mixed precision (calib/mixed.h)
   std::optional<double> target_bpw;
   std::string sens_in, sens_out;
