@@ -11,6 +11,7 @@
 #include "lmq/half.h"
 #include "lmq/kernels/gemm.h"
 #include "lmq/kernels/matmul.h"
+#include "lmq/quant/int_format.h"
 
 using namespace lmq;
 
@@ -88,6 +89,54 @@ TEST(Gemm, MatchesDoubleReferenceOnEveryTarget) {
         for (int64_t j = N; j < ldc; ++j) ASSERT_EQ(C[size_t(i * ldc + j)], -7.f) << "wrote past column N";
       }
     }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+// Weight-only LMQ_INT: the codes widened in registers (8/4 bits, groups of whole 16-value
+// steps) or dequantized rows (every other layout) give the product of the dequantized weight
+// with x, on every target, for sym/asym, per tensor / channel / group and row and token tails.
+TEST(Matmul, IntCodesMatchDequantizedProduct) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    for (IntParams p : {IntParams{8, false, -1, ScaleType::F16}, IntParams{8, true, 32, ScaleType::F16},
+                        IntParams{4, false, 32, ScaleType::F16}, IntParams{4, true, 128, ScaleType::BF16},
+                        IntParams{4, false, 16, ScaleType::F32}, IntParams{8, false, 0, ScaleType::F16},
+                        IntParams{3, false, 32, ScaleType::F16}, IntParams{4, false, 48, ScaleType::F16}})
+      for (auto [N, K, T] : {std::tuple<int64_t, int64_t, int64_t>{37, 384, 1}, {6, 256, 5}, {70, 96, 3}}) {
+        if (p.group > 0 && K % p.group != 0) continue;
+        std::vector<float> wf(size_t(N * K)), x(size_t(T * K));
+        for (auto& v : wf) v = 0.05f * nd(rng);
+        for (auto& v : x) v = nd(rng);
+        x[3] = 30.f;  // an outlier activation
+        std::vector<uint8_t> bytes(quant::int_tensor_bytes(p, N, K));
+        quant::quantize_tensor(wf.data(), N, K, p, quant::RangeMethod::MinMax, 99.9f, nullptr, bytes.data(), 1);
+        Tensor t;
+        t.name = "w";
+        t.shape = {N, K};
+        t.format = Format::LMQ_INT;
+        t.q = p;
+        t.data = bytes.data();
+        t.nbytes = bytes.size();
+        std::vector<float> deq(size_t(N * K)), y(size_t(T * N)), bias(static_cast<size_t>(N));
+        for (auto& v : bias) v = nd(rng);
+        dequantize_rows(t, 0, N, deq.data());
+        matmul(t, x.data(), T, y.data(), bias.data());
+        for (int64_t tt = 0; tt < T; ++tt)
+          for (int64_t o = 0; o < N; ++o) {
+            double ref = bias[size_t(o)], mag = std::fabs(bias[size_t(o)]);
+            for (int64_t k = 0; k < K; ++k) {
+              ref += double(deq[size_t(o * K + k)]) * x[size_t(tt * K + k)];
+              mag += std::fabs(double(deq[size_t(o * K + k)]) * x[size_t(tt * K + k)]);
+            }
+            ASSERT_NEAR(y[size_t(tt * N + o)], ref, 2e-6 * mag + 1e-6)
+                << int(p.bits) << " bits g" << p.group << (p.asym ? " asym" : " sym") << " N=" << N << " K=" << K
+                << " t=" << tt << " o=" << o;
+          }
+      }
   }
   hwy::SetSupportedTargetsForTest(0);
 }

@@ -130,6 +130,68 @@ HWY_INLINE void Rows(const W* w, int64_t ldw, int64_t nr, const float* x, int64_
   for (; r < nr; ++r) RowBlock<1, Load>(w + r * ldw, ldw, x, ldx, nt, K, y + r, ldy);
 }
 
+// Integer weight codes as bytes (rows ldu apart) against float activations, the codes widened
+// in registers: y[t·ldy + r] = Σ_g s[r·ng + g] · Σ_{k∈g} (u[r][k] − z[r·ng + g]) · x[t][k], groups
+// of G values (G % 16 == 0, K = ng·G). u − z is exact in int32, so each product is what the
+// dequantized weight s·(u − z) gives up to the one rounding of where s is applied.
+template <int NR, int NT>
+HWY_INLINE void CodeTile(const uint8_t* HWY_RESTRICT u, int64_t ldu, const float* HWY_RESTRICT x, int64_t K,
+                         int64_t G, const float* HWY_RESTRICT s, const int32_t* HWY_RESTRICT z, float* HWY_RESTRICT y,
+                         int64_t ldy) {
+  const hn::ScalableTag<float> d;
+  const hn::Rebind<int32_t, decltype(d)> di;
+  const hn::Rebind<uint8_t, decltype(d)> d8;
+  const int64_t N = int64_t(hn::Lanes(d)), ng = K / G;
+  hn::Vec<decltype(d)> tot[NR][NT];
+  for (int r = 0; r < NR; ++r)
+    for (int t = 0; t < NT; ++t) tot[r][t] = hn::Zero(d);
+  for (int64_t g = 0; g < ng; ++g) {
+    hn::Vec<decltype(d)> acc[NR][NT];
+    hn::Vec<decltype(di)> zv[NR];
+    for (int r = 0; r < NR; ++r) {
+      zv[r] = hn::Set(di, z[r * ng + g]);
+      for (int t = 0; t < NT; ++t) acc[r][t] = hn::Zero(d);
+    }
+    for (int64_t k = g * G; k < (g + 1) * G; k += N) {
+      hn::Vec<decltype(d)> xv[NT];
+      for (int t = 0; t < NT; ++t) xv[t] = hn::LoadU(d, x + t * K + k);
+      for (int r = 0; r < NR; ++r) {
+        const auto wv = hn::ConvertTo(d, hn::Sub(hn::PromoteTo(di, hn::LoadU(d8, u + r * ldu + k)), zv[r]));
+        for (int t = 0; t < NT; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
+      }
+    }
+    for (int r = 0; r < NR; ++r) {
+      const auto sv = hn::Set(d, s[r * ng + g]);
+      for (int t = 0; t < NT; ++t) tot[r][t] = hn::MulAdd(sv, acc[r][t], tot[r][t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    float out[NR];
+    if constexpr (NR == 4) {
+      Sum4(d, tot[0][t], tot[1][t], tot[2][t], tot[3][t], out);
+    } else {
+      for (int r = 0; r < NR; ++r) out[r] = hn::GetLane(hn::SumOfLanes(d, tot[r][t]));
+    }
+    for (int r = 0; r < NR; ++r) y[t * ldy + r] = out[r];
+  }
+}
+
+void DotTileCodes(const uint8_t* u, int64_t ldu, int64_t nr, const float* x, int64_t nt, int64_t K, int64_t G,
+                  const float* s, const int32_t* z, float* y, int64_t ldy) {
+  const int64_t ng = K / G;
+  int64_t r = 0;
+  for (; r + 4 <= nr; r += 4) {
+    int64_t t = 0;
+    for (; t + 4 <= nt; t += 4) CodeTile<4, 4>(u + r * ldu, ldu, x + t * K, K, G, s + r * ng, z + r * ng, y + t * ldy + r, ldy);
+    for (; t < nt; ++t) CodeTile<4, 1>(u + r * ldu, ldu, x + t * K, K, G, s + r * ng, z + r * ng, y + t * ldy + r, ldy);
+  }
+  for (; r < nr; ++r) {
+    int64_t t = 0;
+    for (; t + 4 <= nt; t += 4) CodeTile<1, 4>(u + r * ldu, ldu, x + t * K, K, G, s + r * ng, z + r * ng, y + t * ldy + r, ldy);
+    for (; t < nt; ++t) CodeTile<1, 1>(u + r * ldu, ldu, x + t * K, K, G, s + r * ng, z + r * ng, y + t * ldy + r, ldy);
+  }
+}
+
 void DotTileF32(const float* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
   Rows<LoadF32>(w, K, nr, x, K, nt, K, y, ldy);
 }
@@ -154,6 +216,11 @@ HWY_EXPORT(DotTileF32);
 HWY_EXPORT(DotTileF32Strided);
 HWY_EXPORT(DotTileBF16);
 HWY_EXPORT(DotTileF16);
+HWY_EXPORT(DotTileCodes);
+void dot_tile_codes(const uint8_t* u, int64_t ldu, int64_t nr, const float* x, int64_t nt, int64_t K, int64_t G,
+                    const float* s, const int32_t* z, float* y, int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(DotTileCodes)(u, ldu, nr, x, nt, K, G, s, z, y, ldy);
+}
 void dot_tile_f32(const float* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(DotTileF32)(w, nr, x, nt, K, y, ldy);
 }

@@ -5,15 +5,59 @@
 #include <vector>
 
 #include "lmq/error.h"
+#include "lmq/quant/int_format.h"
+#include "lmq/quant/scheme.h"
 
 namespace lmq {
 
 namespace {
 // Rows dequantized per step: 32 rows × K floats stay in L2 while a 4-token tile of x sits in L1.
 constexpr int64_t kRowChunk = 32;
+
+// LMQ_INT 8/4-bit weights whose groups are whole 16-value steps take dot_tile_codes; G = 0
+// when the layout does not fit (other widths, odd groups), which dequantizes instead.
+int64_t code_tile_group(const Tensor& w) {
+  if (w.format != Format::LMQ_INT || w.shape.size() != 2 || (w.q.bits != 8 && w.q.bits != 4)) return 0;
+  const int64_t K = w.cols(), G = w.q.group > 0 ? w.q.group : K;
+  return K > 0 && K % 16 == 0 && G % 16 == 0 && K % G == 0 ? G : 0;
+}
+
+// The weight-only integer path: per chunk of rows, the codes (4-bit ones unpacked to bytes) and
+// each row's group scales and zero points, then dot_tile_codes.
+void matmul_codes(const Tensor& w, int64_t G, const float* x, int64_t T, float* y, const float* bias) {
+  const int64_t N = w.rows(), K = w.cols(), ng = K / G;
+  const quant::IntView v = quant::int_view(w.q, w.data, N, K);
+  const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
+#pragma omp parallel
+  {
+    std::vector<uint8_t> codes(w.q.bits == 8 ? 0 : size_t(kRowChunk * K));
+    std::vector<float> sc(size_t(kRowChunk * ng));
+    std::vector<int32_t> zc(size_t(kRowChunk * ng));
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t r0 = c * kRowChunk, nr = std::min(kRowChunk, N - r0);
+      for (int64_t r = 0; r < nr; ++r) {
+        for (int64_t g = 0; g < ng; ++g) {
+          const int64_t idx = quant::int_scale_index(w.q, v.layout.groups_per_row, r0 + r, g * G);
+          sc[size_t(r * ng + g)] = quant::int_scale_at(v, idx);
+          zc[size_t(r * ng + g)] = quant::int_zero_at(v, idx);
+        }
+        if (w.q.bits == 4) quant::unpack_bits(v.codes + (r0 + r) * int64_t(v.layout.row_code_bytes), K, 4, codes.data() + r * K);
+      }
+      const uint8_t* u = w.q.bits == 8 ? v.codes + r0 * int64_t(v.layout.row_code_bytes) : codes.data();
+      const int64_t ldu = w.q.bits == 8 ? int64_t(v.layout.row_code_bytes) : K;
+      dot_tile_codes(u, ldu, nr, x, T, K, G, sc.data(), zc.data(), y + r0, N);
+      if (bias)
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t r = 0; r < nr; ++r) y[t * N + r0 + r] += bias[r0 + r];
+    }
+  }
+}
+
 }  // namespace
 
 void matmul(const Tensor& w, const float* x, int64_t T, float* y, const float* bias) {
+  if (const int64_t G = code_tile_group(w); G > 0) return matmul_codes(w, G, x, T, y, bias);
   const int64_t N = w.rows(), K = w.cols();
   const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
   // F32, BF16 and F16 rows feed the tile kernel straight from the map when aligned (a hostile

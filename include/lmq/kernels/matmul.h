@@ -24,5 +24,11 @@ void dot_tile_f32_strided(const float* w, int64_t ldw, int64_t nr, const float* 
 void dot_tile_bf16(const uint16_t* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy);
 // The same with IEEE half weight rows (F16C conversion where the CPU has it; exact).
 void dot_tile_f16(const uint16_t* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy);
+// Integer weight codes, one byte each (rows ldu apart; 4-bit codes unpacked first), against
+// float activations x [nt × K], widened in registers: y[t·ldy + r] = Σ_g s[r·ng + g] ·
+// Σ_{k∈g} (u[r][k] − z[r·ng + g]) · x[t][k] over ng = K/G groups of G (G a multiple of 16).
+// The weight-only path of LMQ_INT 8/4-bit weights: nothing is dequantized to memory.
+void dot_tile_codes(const uint8_t* u, int64_t ldu, int64_t nr, const float* x, int64_t nt, int64_t K, int64_t G,
+                    const float* s, const int32_t* z, float* y, int64_t ldy);
 
 }  // namespace lmq
