@@ -248,3 +248,31 @@ TEST(IntFormat, SubsetOfRowsEqualsTheFullDecode) {
   int_dequantize_rows(p, out.data(), rows, cols, 3, 2, part.data());
   for (int64_t i = 0; i < 2 * cols; ++i) EXPECT_EQ(part[i], all[3 * cols + i]);
 }
+
+// int_row_params reads each row's scales and zero points as int_scale_at / int_zero_at do, for
+// every granularity, scale type, width and symmetry (odd group counts, a short last group).
+TEST(IntFormat, RowParamsEqualPerGroupReads) {
+  const int64_t rows = 5, cols = 100;
+  std::vector<float> w(rows * cols);
+  for (int64_t i = 0; i < rows * cols; ++i) w[i] = std::cos(float(i) * 0.21f) * float(1 + i % 5);
+  for (ScaleType st : {ScaleType::F16, ScaleType::BF16, ScaleType::F32})
+    for (int bits : {3, 4, 8})
+      for (bool asym : {false, true})
+        for (int64_t group : {int64_t(-1), int64_t(0), int64_t(16), int64_t(48)}) {
+          const IntParams p{uint8_t(bits), asym, group, st};
+          std::vector<uint8_t> out(int_tensor_bytes(p, rows, cols));
+          quantize_tensor(w.data(), rows, cols, p, RangeMethod::MinMax, 99.0f, nullptr, out.data(), 1);
+          const IntView v = int_view(p, out.data(), rows, cols);
+          const int64_t n = v.layout.groups_per_row;
+          std::vector<float> s(static_cast<size_t>(n));
+          std::vector<int32_t> z(static_cast<size_t>(n));
+          for (int64_t r = 0; r < rows; ++r) {
+            int_row_params(v, r, s.data(), z.data());
+            for (int64_t g = 0; g < n; ++g) {
+              const int64_t idx = int_scale_index(p, n, r, g * (group > 0 ? group : cols));
+              ASSERT_EQ(s[size_t(g)], int_scale_at(v, idx)) << bits << " bits g" << group << " r" << r;
+              ASSERT_EQ(z[size_t(g)], int_zero_at(v, idx)) << bits << " bits g" << group << " r" << r;
+            }
+          }
+        }
+}

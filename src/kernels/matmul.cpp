@@ -27,6 +27,7 @@ int64_t code_tile_group(const Tensor& w) {
 void matmul_codes(const Tensor& w, int64_t G, const float* x, int64_t T, float* y, const float* bias) {
   const int64_t N = w.rows(), K = w.cols(), ng = K / G;
   const quant::IntView v = quant::int_view(w.q, w.data, N, K);
+  if (v.layout.groups_per_row != ng) fail("internal: {} groups per row, {} expected", v.layout.groups_per_row, ng);
   const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
 #pragma omp parallel
   {
@@ -37,11 +38,7 @@ void matmul_codes(const Tensor& w, int64_t G, const float* x, int64_t T, float* 
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t r0 = c * kRowChunk, nr = std::min(kRowChunk, N - r0);
       for (int64_t r = 0; r < nr; ++r) {
-        for (int64_t g = 0; g < ng; ++g) {
-          const int64_t idx = quant::int_scale_index(w.q, v.layout.groups_per_row, r0 + r, g * G);
-          sc[size_t(r * ng + g)] = quant::int_scale_at(v, idx);
-          zc[size_t(r * ng + g)] = quant::int_zero_at(v, idx);
-        }
+        quant::int_row_params(v, r0 + r, sc.data() + r * ng, zc.data() + r * ng);
         if (w.q.bits == 4) quant::unpack_bits(v.codes + (r0 + r) * int64_t(v.layout.row_code_bytes), K, 4, codes.data() + r * K);
       }
       const uint8_t* u = w.q.bits == 8 ? v.codes + r0 * int64_t(v.layout.row_code_bytes) : codes.data();

@@ -85,6 +85,24 @@ int32_t int_zero_at(const IntView& v, int64_t idx) {
   return v.zeros ? packed_at(v.zeros, idx, v.p.bits) : sym_zero(v.p.bits);
 }
 
+void int_row_params(const IntView& v, int64_t r, float* scales, int32_t* zeros) {
+  const int64_t n = v.layout.groups_per_row, idx0 = int_scale_index(v.p, n, r, 0);
+  const uint8_t* b = v.scales + uint64_t(idx0) * scale_size(v.p.scale_type);
+  switch (v.p.scale_type) {  // the type decided once per row, not per scale
+    case ScaleType::F32:
+      for (int64_t i = 0; i < n; ++i, b += 4)
+        scales[i] = bits_to_f32(uint32_t(b[0]) | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16 | uint32_t(b[3]) << 24);
+      break;
+    case ScaleType::F16:
+      for (int64_t i = 0; i < n; ++i, b += 2) scales[i] = f16_to_f32(uint16_t(b[0] | b[1] << 8));
+      break;
+    case ScaleType::BF16:
+      for (int64_t i = 0; i < n; ++i, b += 2) scales[i] = bf16_to_f32(uint16_t(b[0] | b[1] << 8));
+      break;
+  }
+  for (int64_t i = 0; i < n; ++i) zeros[i] = v.zeros ? packed_at(v.zeros, idx0 + i, v.p.bits) : sym_zero(v.p.bits);
+}
+
 namespace {
 
 void store_scale(uint8_t* scales, int64_t idx, float s, ScaleType t) {

@@ -1,8 +1,9 @@
 // y = x · Wᵀ (+ bias) for a weight W [N, K] in any lmq Format and float activations x [T, K]:
-// the linear layer of the forward pass. Rows of W are dequantized a block at a time into a
-// small per-thread buffer and consumed at once, so no float copy of a weight is ever made.
-// Threads split the output rows (OpenMP); each output sums in a fixed order, so results do
-// not depend on the thread count.
+// the linear layer of the forward pass. F32/BF16/F16 rows and the codes of 8/4-bit LMQ_INT
+// weights (groups of whole 16-value steps) feed the tile kernels directly, widened in
+// registers; other formats are dequantized a block of rows at a time into a small per-thread
+// buffer, so no float copy of a weight is ever made. Threads split the output rows (OpenMP);
+// each output sums in a fixed order, so results do not depend on the thread count.
 #pragma once
 #include <cstdint>
 
