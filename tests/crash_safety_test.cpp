@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
+#include "lmq/model/model.h"
 #include "test_support.h"
 
 extern char** environ;
@@ -36,6 +38,21 @@ pid_t spawn_quantize(const std::string& out) {
   return pid;
 }
 
+// Both files load and hold the same tensors, byte for byte.
+bool same_tensors(const std::string& a, const std::string& b) {
+  try {
+    const auto ma = lmq::Model::load(a), mb = lmq::Model::load(b);
+    if (ma->tensors().size() != mb->tensors().size()) return false;
+    for (const lmq::Tensor& t : ma->tensors()) {
+      const lmq::Tensor* u = mb->find(t.name);
+      if (!u || u->format != t.format || u->nbytes != t.nbytes || std::memcmp(u->data, t.data, t.nbytes) != 0) return false;
+    }
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 TEST(CrashSafety, SigkillDuringQuantizeKeepsThePreviousOutput) {
   const std::string dir = lmq::test::temp_dir();
   // How long a whole run takes here, so the kills land at 10%, 50% and 90% of the work.
@@ -47,7 +64,12 @@ TEST(CrashSafety, SigkillDuringQuantizeKeepsThePreviousOutput) {
   const auto full = clock_type::now() - t0;
 
   const std::string out = dir + "/model.lmq";
+  pid = spawn_quantize(out);  // a complete run under the final name holds the timing run's tensors
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_TRUE(same_tensors(out, dir + "/timing.lmq"));
   const std::string previous = "previous output that must survive\n";
+  ASSERT_FALSE(same_tensors(dir + "/timing.lmq", dir + "/missing.lmq"));
   lmq::test::write_file(out, previous);
   int killed_running = 0;
   for (double frac : {0.1, 0.5, 0.9}) {
@@ -59,15 +81,14 @@ TEST(CrashSafety, SigkillDuringQuantizeKeepsThePreviousOutput) {
       waitpid(pid, &status, 0);
       ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     }
-    // The final name holds the previous file or the complete new one (the same bytes as the
-    // timing run: quantization is deterministic), never anything in between. A kill can land
-    // after the rename but before the process exits; only kills that found the work unfinished
-    // count below.
-    const std::string now = lmq::test::read_file(out);
-    if (now == previous) {
+    // The final name holds the previous file or the complete new one (the same tensors as the
+    // timing run: quantization is deterministic; the metadata differs by the command line),
+    // never anything in between. A kill can land after the rename but before the process exits;
+    // only kills that found the work unfinished count below.
+    if (lmq::test::read_file(out) == previous) {
       killed_running += running;
     } else {
-      EXPECT_TRUE(now == lmq::test::read_file(dir + "/timing.lmq")) << "killed at " << frac << ": a partial file";
+      EXPECT_TRUE(same_tensors(out, dir + "/timing.lmq")) << "killed at " << frac << ": not the complete output";
       lmq::test::write_file(out, previous);  // the run replaced it whole; restore for the next kill
     }
     for (const auto& e : fs::directory_iterator(dir)) {
