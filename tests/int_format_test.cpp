@@ -258,7 +258,7 @@ TEST(IntFormat, RowParamsEqualPerGroupReads) {
   for (ScaleType st : {ScaleType::F16, ScaleType::BF16, ScaleType::F32})
     for (int bits : {3, 4, 8})
       for (bool asym : {false, true})
-        for (int64_t group : {int64_t(-1), int64_t(0), int64_t(16), int64_t(48)}) {
+        for (int32_t group : {-1, 0, 16, 48}) {
           const IntParams p{uint8_t(bits), asym, group, st};
           std::vector<uint8_t> out(int_tensor_bytes(p, rows, cols));
           quantize_tensor(w.data(), rows, cols, p, RangeMethod::MinMax, 99.0f, nullptr, out.data(), 1);
