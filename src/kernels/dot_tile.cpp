@@ -82,6 +82,16 @@ HWY_INLINE void Sum4(D d, hn::Vec<D> a0, hn::Vec<D> a1, hn::Vec<D> a2, hn::Vec<D
 }
 #endif
 
+// out[r] = Σ of the lanes of acc[r][t] for every row r of a tile (the 4-row tree when NR = 4).
+template <int NR, int NT, class D>
+HWY_INLINE void LaneSums(D d, const hn::Vec<D> (&acc)[NR][NT], int t, float* out) {
+  if constexpr (NR == 4) {
+    Sum4(d, acc[0][t], acc[1][t], acc[2][t], acc[3][t], out);
+  } else {
+    for (int r = 0; r < NR; ++r) out[r] = hn::GetLane(hn::SumOfLanes(d, acc[r][t]));
+  }
+}
+
 // Rows of w are ldw apart, rows of x ldx apart.
 template <int NR, int NT, class Load, typename W>
 HWY_INLINE void Tile(const W* HWY_RESTRICT w, int64_t ldw, const float* HWY_RESTRICT x, int64_t ldx, int64_t K,
@@ -102,11 +112,7 @@ HWY_INLINE void Tile(const W* HWY_RESTRICT w, int64_t ldw, const float* HWY_REST
   }
   for (int t = 0; t < NT; ++t) {
     float s[NR];
-    if constexpr (NR == 4) {
-      Sum4(d, acc[0][t], acc[1][t], acc[2][t], acc[3][t], s);
-    } else {
-      for (int r = 0; r < NR; ++r) s[r] = hn::GetLane(hn::SumOfLanes(d, acc[r][t]));
-    }
+    LaneSums(d, acc, t, s);
     for (int r = 0; r < NR; ++r) {
       for (int64_t kk = k; kk < K; ++kk) s[r] += Load::scalar(w + r * ldw + kk) * x[t * ldx + kk];
       y[t * ldy + r] = s[r];
@@ -167,11 +173,7 @@ HWY_INLINE void CodeTile(const uint8_t* HWY_RESTRICT u, int64_t ldu, const float
   }
   for (int t = 0; t < NT; ++t) {
     float out[NR];
-    if constexpr (NR == 4) {
-      Sum4(d, tot[0][t], tot[1][t], tot[2][t], tot[3][t], out);
-    } else {
-      for (int r = 0; r < NR; ++r) out[r] = hn::GetLane(hn::SumOfLanes(d, tot[r][t]));
-    }
+    LaneSums(d, tot, t, out);
     for (int r = 0; r < NR; ++r) y[t * ldy + r] = out[r];
   }
 }

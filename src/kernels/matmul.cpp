@@ -14,6 +14,13 @@ namespace {
 // Rows dequantized per step: 32 rows × K floats stay in L2 while a 4-token tile of x sits in L1.
 constexpr int64_t kRowChunk = 32;
 
+// y[t·N + r] += bias[r] for the chunk's rows [r0, r0 + nr); nothing without a bias.
+void add_bias(float* y, int64_t T, int64_t N, int64_t r0, int64_t nr, const float* bias) {
+  if (!bias) return;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t r = 0; r < nr; ++r) y[t * N + r0 + r] += bias[r0 + r];
+}
+
 // LMQ_INT 8/4-bit weights whose groups are whole 16-value steps take dot_tile_codes; G = 0
 // when the layout does not fit (other widths, odd groups), which dequantizes instead.
 int64_t code_tile_group(const Tensor& w) {
@@ -44,9 +51,7 @@ void matmul_codes(const Tensor& w, int64_t G, const float* x, int64_t T, float* 
       const uint8_t* u = w.q.bits == 8 ? v.codes + r0 * int64_t(v.layout.row_code_bytes) : codes.data();
       const int64_t ldu = w.q.bits == 8 ? int64_t(v.layout.row_code_bytes) : K;
       dot_tile_codes(u, ldu, nr, x, T, K, G, sc.data(), zc.data(), y + r0, N);
-      if (bias)
-        for (int64_t t = 0; t < T; ++t)
-          for (int64_t r = 0; r < nr; ++r) y[t * N + r0 + r] += bias[r0 + r];
+      add_bias(y, T, N, r0, nr, bias);
     }
   }
 }
@@ -77,9 +82,7 @@ void matmul(const Tensor& w, const float* x, int64_t T, float* y, const float* b
         dequantize_rows(w, r0, nr, buf.data());
         dot_tile_f32(buf.data(), nr, x, T, K, y + r0, N);
       }
-      if (bias)
-        for (int64_t t = 0; t < T; ++t)
-          for (int64_t r = 0; r < nr; ++r) y[t * N + r0 + r] += bias[r0 + r];
+      add_bias(y, T, N, r0, nr, bias);
     }
   }
 }
