@@ -103,8 +103,11 @@ TEST(GgufAwq, Qwen2Q4KExportStoresFoldsAndEvaluates) {
   // Measured here: KLD 0.021687 vs RTN 0.021008 (1.032×; 0.021253 before the forward pass's
   // float sums were reordered), output error 1.011× llama.cpp's quantizer's. At this scale AWQ's gain over RTN is within calibration noise (4 × 128 tokens
   // from the whole second half instead: 0.019427, 0.925×; 8 × 128 of these 60000 characters:
-  // 0.021847, 1.04×), as with lmq's own schemes (docs/results.md): the bound is RTN's + 5%.
-  EXPECT_LT(k_awq, 1.05 * k_rtn);
+  // 0.021847, 1.04×), as with lmq's own schemes (docs/results.md). On an AMD EPYC host, where
+  // OpenBLAS runs other sgemm kernels and near-tie α choices of the search fall the other way,
+  // the same test measured 0.022098 vs 0.021008 (1.052×): the bound is RTN's + 8%, which a
+  // broken fold (KLD several times RTN's) still fails.
+  EXPECT_LT(k_awq, 1.08 * k_rtn);
   EXPECT_LT(k_awq, 0.03);
   EXPECT_LT(e_awq, 1.02 * e_ref);
 }
