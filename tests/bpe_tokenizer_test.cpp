@@ -254,6 +254,37 @@ TEST(BpeAddedTokens, LongestMatchAndPrefixSpace) {
   EXPECT_EQ(tok.encode("x<a><b>y<a>"), cat({bytes_of(" x"), {257}, bytes_of(" y"), {256}}));
 }
 
+// tokenizers' split.rs test `basic`: an inverted word regex (so the spaces are the delimiters)
+// under each behaviour. With ignore_merges every expected piece is one vocabulary entry, so the
+// ids show where the pre-tokenizer cut.
+TEST(BpeSplit, BehaviorsAndInvertAsTokenizers) {
+  const std::map<std::string, std::vector<std::string>> want = {
+      {"Removed", {"How", "are", "you", "doing", "?"}},
+      {"Isolated", {"How", " ", "are", " ", "you", " ", "doing", "?"}},
+      {"MergedWithPrevious", {"How ", "are ", "you ", "doing", "?"}},
+      {"MergedWithNext", {"How", " are", " you", " doing", "?"}},
+      {"Contiguous", {"How", " ", "are", " ", "you", " ", "doing?"}},
+  };
+  for (const auto& [behavior, pieces] : want) {
+    json j = byte_vocab_tokenizer(json::array());
+    j["model"]["ignore_merges"] = true;
+    std::vector<int> ids;
+    for (const std::string& p : pieces) {
+      std::string key = p;
+      for (size_t i; (i = key.find(' ')) != std::string::npos;) key.replace(i, 1, "\u0120");
+      key = json::parse("\"" + key + "\"").get<std::string>();  // the byte-level spelling (Ġ for space)
+      if (!j["model"]["vocab"].contains(key)) j["model"]["vocab"][key] = int(j["model"]["vocab"].size());
+      ids.push_back(j["model"]["vocab"][key]);
+    }
+    j["pre_tokenizer"] = {{"type", "Sequence"},
+                          {"pretokenizers",
+                           {{{"type", "Split"}, {"pattern", {{"Regex", "\\w+|[^\\w\\s]+"}}}, {"behavior", behavior}, {"invert", true}},
+                            j["pre_tokenizer"]}}};
+    const BpeTokenizer tok = BpeTokenizer::from_json_text(j.dump(), "test.json");
+    EXPECT_EQ(tok.encode("How are you doing?"), ids) << behavior;
+  }
+}
+
 // A tiny vocabulary with merges in both spellings, where rank order matters.
 TEST(BpeModel, MergesApplyInRankOrderInBothSpellings) {
   for (const bool legacy : {false, true}) {
