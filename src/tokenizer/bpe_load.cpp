@@ -18,6 +18,7 @@ using json = nlohmann::json;
 using namespace bpe;
 
 constexpr int kMaxNesting = 16;  // Sequence in Sequence ...: real files nest one level
+constexpr size_t kMaxSteps = 64;  // normalizers or pre-tokenizers in all (encode recurses per step)
 constexpr std::string_view kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
@@ -206,6 +207,7 @@ void Loader::load_normalizer(const json& n, const std::string& where, int depth)
       {"NFKC", UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT},
       {"NFKD", UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT},
   };
+  if (t_.normalizer.utf8proc_options.size() >= kMaxSteps) bad(where, "more than {} normalizers", kMaxSteps);
   for (const auto& [name, options] : kForms)
     if (type == name) return t_.normalizer.utf8proc_options.push_back(options);
   if (type != "Sequence")
@@ -267,6 +269,7 @@ void Loader::load_pre(const json& p, const std::string& where, int depth) {
     for (size_t i = 0; i < list.size(); ++i) load_pre(list[i], at(where + ".pretokenizers", i), depth + 1);
     return;
   }
+  if (t_.pre_steps.size() >= kMaxSteps) bad(where, "more than {} pre-tokenizers", kMaxSteps);
   PreStep step;
   if (type == "ByteLevel") {
     step.kind = PreStep::Kind::ByteLevel;
