@@ -285,6 +285,37 @@ TEST(BpeSplit, BehaviorsAndInvertAsTokenizers) {
   }
 }
 
+// tokenizers' byte_level.rs tests: GPT-2's regex (use_regex) with and without add_prefix_space.
+// Every expected piece is one vocabulary entry under ignore_merges, so the ids show the splits.
+TEST(BpeByteLevel, Gpt2RegexAndPrefixSpaceAsTokenizers) {
+  const std::vector<std::string> sentence = {"Hello", "Ġmy", "Ġfriend", ",", "Ġhow", "Ġis", "Ġyour", "Ġday", "Ġgoing", "?"};
+  std::vector<std::string> prefixed = sentence;
+  prefixed[0] = "ĠHello";
+  const struct {
+    bool prefix_space;
+    std::string text;
+    std::vector<std::string> pieces;
+  } cases[] = {
+      {false, "Hello my friend, how is your day going?", sentence},
+      {true, "Hello my friend, how is your day going?", prefixed},
+      {true, " Hello my friend, how is your day going?", prefixed},
+      {false, "Hello there\nHello there", {"Hello", "Ġthere", "Ċ", "Hello", "Ġthere"}},
+      {false, "Hello there       dear", {"Hello", "Ġthere", "ĠĠĠĠĠĠ", "Ġdear"}},
+  };
+  for (const auto& c : cases) {
+    json j = byte_vocab_tokenizer(json::array(), c.prefix_space);
+    j["pre_tokenizer"]["use_regex"] = true;
+    j["model"]["ignore_merges"] = true;
+    std::vector<int> ids;
+    for (const std::string& p : c.pieces) {
+      if (!j["model"]["vocab"].contains(p)) j["model"]["vocab"][p] = int(j["model"]["vocab"].size());
+      ids.push_back(j["model"]["vocab"][p]);
+    }
+    const BpeTokenizer tok = BpeTokenizer::from_json_text(j.dump(), "test.json");
+    EXPECT_EQ(tok.encode(c.text), ids) << c.text;
+  }
+}
+
 // A tiny vocabulary with merges in both spellings, where rank order matters.
 TEST(BpeModel, MergesApplyInRankOrderInBothSpellings) {
   for (const bool legacy : {false, true}) {

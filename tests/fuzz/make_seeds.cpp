@@ -15,6 +15,7 @@
 #include "lmq/formats/gguf_writer.h"
 #include "lmq/formats/lmq_file.h"
 #include "lmq/formats/safetensors.h"
+#include "lmq/error.h"
 #include "lmq/eval/sweep.h"
 #include "lmq/mapped_file.h"
 #include "lmq/model/config.h"
@@ -223,8 +224,14 @@ int main(int argc, char** argv) try {
     lmq_file_seed(dir, tokenizer, m);
   }
   for (const char* m : {"lmq-qwen3-8m", "lmq-llama3-9m"}) bpe_seeds(shared / "models" / m, m);
-  for (const auto& e : fs::directory_iterator(shared / "gguf"))
-    if (e.path().extension() == ".gguf") gguf_seeds(e.path());
+  for (const auto& e : fs::directory_iterator(shared / "gguf")) {
+    if (e.path().extension() != ".gguf") continue;
+    try {
+      gguf_seeds(e.path());
+    } catch (const Error& err) {  // a fixture in a tensor type lmq does not read yet (IQ3_S, ...)
+      std::fprintf(stderr, "make_seeds: skipped %s\n", err.what());
+    }
+  }
   // Scheme strings: the sweep's full set, overrides and activation rules as the docs write them.
   int i = 0;
   for (const auto& s : default_sweep_schemes(true)) put("scheme", "sweep-" + std::to_string(i++), s);
