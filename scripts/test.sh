@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test command (README, command 2): a Release build and every test, then one clang 14
-# build instrumented with AddressSanitizer + UndefinedBehaviorSanitizer (+ libFuzzer coverage;
+# The test command (README, command 2): the Debian packages and a Release build (scripts/setup.sh
+# --tests), every test in that build (ctest), then one clang 14 build instrumented with AddressSanitizer + UndefinedBehaviorSanitizer (+ libFuzzer coverage;
 # CMakePresets.json: fuzz, RelWithDebInfo in build-fuzz/) that runs the bad-input group of the
 # unit tests under the sanitizers and then the libFuzzer smoke run: every fuzz target for 30 s
 # on its seeds and committed regression inputs (tests/fuzz/README.md). One instrumented build
@@ -9,8 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$jobs"
+bash scripts/setup.sh --tests  # Debian packages (tests included) and the Release build
 (cd build && ctest --output-on-failure -j"$jobs" --timeout 1500)
 
 cmake --preset fuzz >/dev/null

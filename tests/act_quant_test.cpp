@@ -65,7 +65,9 @@ TEST(ActQuant, MseNeverWorseThanAbsmax) {
     std::vector<int8_t> q(static_cast<size_t>(n));
     act_quantize_block(x.data(), n, sm, q.data());
     for (int64_t i = 0; i < n; ++i)
-      if (std::fabs(x[i]) <= 127 * sm) EXPECT_LE(std::fabs(x[i] - sm * q[i]), sm / 2 * (1 + 1e-5f));
+      if (std::fabs(x[i]) <= 127 * sm) {
+        EXPECT_LE(std::fabs(x[i] - sm * q[i]), sm / 2 * (1 + 1e-5f));
+      }
   }
   // with one big outlier, clipping must win on MSE
   auto x = random_acts(4096, 7, 200.f);

@@ -28,7 +28,7 @@ QWeight make_weight(const std::vector<float>& w, int64_t N, int64_t K, IntParams
   QWeight q;
   q.bytes.resize(quant::int_tensor_bytes(p, N, K));
   quant::quantize_tensor(w.data(), N, K, p, quant::RangeMethod::MinMax, 99.9f, nullptr, q.bytes.data(), 1);
-  q.t.name = "w";
+  q.t.name = std::string(1, 'w');  // not = "w": GCC 12 reports a false -Wrestrict on that assign (bug 105651)
   q.t.shape = {N, K};
   q.t.format = Format::LMQ_INT;
   q.t.q = p;

@@ -32,7 +32,9 @@ void check_sweep(const MixedProblem& p) {
     EXPECT_LE(a.bpw, t);
     // up to 6 bpw the candidates are fine-grained enough to come within 0.05; above, the two
     // 8M-parameter tensors (39% of the model each) can only jump from int6 to int8
-    if (t <= 6) EXPECT_GT(a.bpw, t - 0.05) << "target " << t;
+    if (t <= 6) {
+      EXPECT_GT(a.bpw, t - 0.05) << "target " << t;
+    }
     EXPECT_LE(a.sens, prev * (1 + 1e-12)) << "target " << t;
     prev = a.sens;
     uint64_t bytes = p.fixed_bytes;

@@ -144,7 +144,9 @@ TEST_P(Reference, LogitsAndTop8) {
           ++compared;
           agreed += order[size_t(k)] == ti[k];
         }
-        if (gap > 1e-2f) EXPECT_EQ(order[size_t(k)], ti[k]) << "window " << w << " pos " << p << " rank " << k;
+        if (gap > 1e-2f) {
+          EXPECT_EQ(order[size_t(k)], ti[k]) << "window " << w << " pos " << p << " rank " << k;
+        }
       }
     }
     EXPECT_GT(compared, 512 * 5);

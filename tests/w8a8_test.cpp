@@ -133,7 +133,9 @@ TEST(StaticActs, QuantizeWithFixedScale) {
   for (size_t i = 0; i < x.size(); ++i) {
     const float want = std::clamp(std::round(x[i] / s), -127.0f, 127.0f);
     EXPECT_EQ(q.q[i], int8_t(want));
-    if (std::fabs(x[i]) <= 127 * s) EXPECT_LE(std::fabs(x[i] - s * q.q[i]), s / 2 * (1 + 1e-6f));
+    if (std::fabs(x[i]) <= 127 * s) {
+      EXPECT_LE(std::fabs(x[i] - s * q.q[i]), s / 2 * (1 + 1e-6f));
+    }
   }
   for (int t = 0; t < 4; ++t)
     for (int g = 0; g < 3; ++g) {

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli/closed_output.h"
 #include "lmq/calib/calib.h"
 #include "lmq/calib/gguf_target.h"
 #include "lmq/calib/mixed.h"
@@ -59,9 +60,12 @@ uint64_t peak_rss_bytes() {
   return uint64_t(ru.ru_maxrss) * 1024;
 }
 
+// Called between units of long work: stops it once stdout's reader has gone (closed_output.h)
+// and shows "windows 3/16" on a TTY.
 Progress tty_progress(const char* what) {
-  if (!stderr_is_tty()) return {};
-  return [what](int done, int total) {
+  return [what, tty = stderr_is_tty()](int done, int total) {
+    cli::throw_if_stdout_gone();
+    if (!tty) return;
     fmt::print(stderr, "\r{} {}/{}{}", what, done, total, done == total ? "\n" : "");
     std::fflush(stderr);
   };
@@ -94,6 +98,14 @@ std::string shape_str(const std::vector<int64_t>& s) {
 void cmd_inspect(const std::string& path, bool as_json) {
   auto m = Model::load(path);
   const auto& c = m->config();
+  if (!as_json) {  // the model's identity first, before the seconds the value statistics take
+    fmt::print("model        {} ({})\n", path, m->source_kind());
+    fmt::print("architecture {}: hidden {}, layers {}, heads {} (kv {}), head_dim {}, ffn {}, vocab {}, context {}\n",
+               arch_name(c.arch), c.hidden, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn, c.vocab, c.max_pos);
+    fmt::print("             rms_norm_eps {:g}, rope_theta {:g}, tied embeddings {}, qkv bias {}\n", c.norm_eps,
+               c.rope_theta, c.tied_embeddings ? "yes" : "no", c.qkv_bias ? "yes" : "no");
+    cli::flush_stdout();
+  }
   InspectReport r = inspect_model(*m);
   json mem;
   for (const auto& [name, bits] : memory_precisions()) mem[name] = quant::bytes_at_bits(r.params, bits);
@@ -121,11 +133,6 @@ void cmd_inspect(const std::string& path, bool as_json) {
     fmt::print("{}\n", j.dump(1));
     return;
   }
-  fmt::print("model        {} ({})\n", path, m->source_kind());
-  fmt::print("architecture {}: hidden {}, layers {}, heads {} (kv {}), head_dim {}, ffn {}, vocab {}, context {}\n",
-             arch_name(c.arch), c.hidden, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn, c.vocab, c.max_pos);
-  fmt::print("             rms_norm_eps {:g}, rope_theta {:g}, tied embeddings {}, qkv bias {}\n", c.norm_eps,
-             c.rope_theta, c.tied_embeddings ? "yes" : "no", c.qkv_bias ? "yes" : "no");
   fmt::print("parameters   {}  in {} tensors, {} bytes on disk\n", r.params, r.tensors.size(), m->file_bytes());
   std::string fm;
   for (const auto& [f, n] : r.format_counts) fm += fmt::format("{} {}  ", n, f);
@@ -174,12 +181,12 @@ void cmd_run(const std::string& path, const RunOpts& o) {
   int prev = prompt.back();
   if (!o.json) {
     fmt::print("{}", o.prompt);
-    std::fflush(stdout);
+    cli::flush_stdout();
   }
   std::vector<int> ids = o.n == 0 ? prompt : generate(run, prompt, o.n, o.sample, [&](int id) {
     if (o.json) return;
     fmt::print("{}", tok.piece_text(prev, id));
-    std::fflush(stdout);
+    cli::flush_stdout();
     prev = id;
   });
   if (o.json) {
@@ -497,14 +504,22 @@ void cmd_sweep(const std::string& path, const SweepOpts& o) {
   so.schemes = o.schemes.empty() ? default_sweep_schemes(o.full) : o.schemes;
   so.out_dir = o.out_dir;
   so.bench = !o.no_bench;
-  SweepProgress progress;
-  if (stderr_is_tty())
-    progress = [](const std::string& stage) {
-      fmt::print(stderr, "\r\033[K{}", stage);
-      std::fflush(stderr);
-    };
+  if (!o.json) {  // what is being measured, before the minutes of work (and a reader like `head -3` can stop it)
+    fmt::print("model    {} ({} parameters, {:.2f} bits per weight)\n", path, base->param_count(),
+               8.0 * double(base->tensor_bytes()) / double(base->param_count()));
+    fmt::print("text     {} (lmq protocol, {} windows of {} tokens)\n", o.text, w.ids.size(), o.ctx);
+    fmt::print("schemes  {}, written to {}/\n\n", so.schemes.size(), o.out_dir);
+    cli::flush_stdout();
+  }
+  const bool tty = stderr_is_tty();
+  const SweepProgress progress = [tty](const std::string& stage) {
+    cli::throw_if_stdout_gone();
+    if (!tty) return;
+    fmt::print(stderr, "\r\033[K{}", stage);
+    std::fflush(stderr);
+  };
   SweepResult r = run_sweep(*base, w, o.text, so, progress);
-  if (progress) fmt::print(stderr, "\r\033[K");
+  if (tty) fmt::print(stderr, "\r\033[K");
   const std::string dir = o.out_dir + "/";
   write_atomically(dir + "sweep.json", sweep_json(r));
   write_atomically(dir + "sweep.svg", sweep_svg(r));
@@ -538,6 +553,7 @@ void cmd_bench(const std::string& path, int prefill, int decode, int reps, bool 
 }  // namespace
 
 int main(int argc, char** argv) {
+  cli::ignore_sigpipe();
   CLI::App app{"lmq: quantize causal language models, run them, and measure what every bit costs"};
   app.require_subcommand(1);
   int threads = 0;
@@ -662,7 +678,13 @@ int main(int argc, char** argv) {
     else if (*quantize) cmd_quantize(model, qo, threads, command_line(argc, argv));
     else if (*sweep) cmd_sweep(model, so);
     else if (*bench) cmd_bench(model, prefill, decode, reps, as_json);
+    cli::flush_stdout();
     return 0;
+  } catch (const cli::ClosedOutput&) {
+    cli::exit_as_closed_pipe();
+  } catch (const std::system_error& e) {
+    if (cli::is_closed_pipe(e)) cli::exit_as_closed_pipe();
+    print_error(e.what());
   } catch (const Error& e) {
     print_error(e.what());
   } catch (const std::bad_alloc&) {

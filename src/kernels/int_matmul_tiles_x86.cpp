@@ -5,11 +5,10 @@
 // unit sums d[u] of 4 rows side by side; the float epilogue then runs on vectors of P units ×
 // 4 rows with exactly the operations and order of the specification (lmq/kernels/int_matmul.h),
 // so the result is bit-identical to row_scalar. Compiled with -ffp-contract=off.
-#include <immintrin.h>
-
 #include <algorithm>
 
 #include "int_matmul_internal.h"
+#include "x86_intrinsics.h"
 
 namespace lmq::intk {
 

@@ -2,11 +2,10 @@
 // chosen at run time (__builtin_cpu_supports). Both compute exactly row_scalar's arithmetic:
 // the unit sums are exact int32, and the float rescale uses the same operations in the same
 // order (8 slots = the 8 lanes of a float vector, unit u in lane u mod 8).
-#include <immintrin.h>
-
 #include <algorithm>
 
 #include "int_matmul_internal.h"
+#include "x86_intrinsics.h"
 
 namespace lmq::intk {
 
