@@ -17,7 +17,7 @@ secs=60
 if [[ "${1:-}" =~ ^[0-9]+$ ]]; then secs=$1; shift; fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(safetensors shard_index config gguf gguf_tokenizer tokenizer lmq_file scheme)
+  targets=(safetensors shard_index config gguf gguf_tokenizer tokenizer tokenizer_json lmq_file scheme)
 fi
 [ -d "$fz/seeds" ] || { echo "fuzz.sh: no seeds in $fz (build the fuzz_all target first)" >&2; exit 1; }
 

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 packages=(build-essential cmake pkg-config
-  libsentencepiece-dev libhwy-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  libsentencepiece-dev libpcre2-dev libutf8proc-dev libhwy-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libopenblas-dev liblapacke-dev librapidcheck-dev libgtest-dev libgmock-dev libbenchmark-dev)
 if [ "${1:-}" = "--tests" ]; then
   packages+=(clang clang-14 libclang-rt-14-dev libomp-14-dev chromium fonts-dejavu-core)

@@ -7,6 +7,7 @@
 // its first pieces, a tiny complete model made of real config keys, names and bytes.
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "lmq/formats/ggml_blocks.h"
@@ -14,11 +15,13 @@
 #include "lmq/formats/gguf_writer.h"
 #include "lmq/formats/lmq_file.h"
 #include "lmq/formats/safetensors.h"
+#include "lmq/error.h"
 #include "lmq/eval/sweep.h"
 #include "lmq/mapped_file.h"
 #include "lmq/model/config.h"
 #include "lmq/model/tokenizer.h"
 #include "lmq/quant/scheme.h"
+#include "lmq/tokenizer/bpe.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -166,6 +169,39 @@ void lmq_file_seed(const fs::path& model_dir, const std::string& tokenizer, cons
   w.commit();
 }
 
+// A byte-level BPE tokenizer.json cut to its first kPieces vocabulary entries (the byte alphabet
+// and the first merges' results), the merges among them, and the added tokens renumbered after
+// them (the template's ids follow); written also with the legacy "a b" merge spelling.
+void bpe_seeds(const fs::path& model_dir, const std::string& tag) {
+  json j = json::parse(read_text_file((model_dir / "tokenizer.json").string()));
+  json& model = j["model"];
+  json vocab = json::object();
+  for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it)
+    if (it.value().get<size_t>() < kPieces) vocab[it.key()] = it.value();
+  json merges = json::array(), legacy = json::array();
+  for (const json& m : model["merges"]) {
+    const std::string a = m[0], b = m[1];
+    if (vocab.contains(a) && vocab.contains(b) && vocab.contains(a + b)) merges.push_back(m), legacy.push_back(a + " " + b);
+  }
+  std::map<int, int> renumbered;
+  for (json& a : j["added_tokens"]) {
+    const int id = int(kPieces + renumbered.size());
+    renumbered[a["id"].get<int>()] = id;
+    a["id"] = id;
+  }
+  if (j["post_processor"].contains("special_tokens"))
+    for (auto& [name, tok] : j["post_processor"]["special_tokens"].items())
+      for (json& id : tok["ids"]) id = renumbered.at(id.get<int>());
+  model["vocab"] = vocab;
+  model["merges"] = merges;
+  const std::string small = j.dump();
+  model["merges"] = legacy;
+  const std::string small_legacy = j.dump();
+  for (const std::string* s : {&small, &small_legacy}) BpeTokenizer::from_json_text(*s, tag);  // seeds must load
+  put("tokenizer_json", tag + "-trimmed.json", small);
+  put("tokenizer_json", tag + "-trimmed-legacy-merges.json", small_legacy);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -187,8 +223,15 @@ int main(int argc, char** argv) try {
       if (e.path().extension() == ".safetensors") safetensors_seeds(e.path(), std::string(m) + "-" + e.path().stem().string());
     lmq_file_seed(dir, tokenizer, m);
   }
-  for (const auto& e : fs::directory_iterator(shared / "gguf"))
-    if (e.path().extension() == ".gguf") gguf_seeds(e.path());
+  for (const char* m : {"lmq-qwen3-8m", "lmq-llama3-9m"}) bpe_seeds(shared / "models" / m, m);
+  for (const auto& e : fs::directory_iterator(shared / "gguf")) {
+    if (e.path().extension() != ".gguf") continue;
+    try {
+      gguf_seeds(e.path());
+    } catch (const Error& err) {  // a fixture in a tensor type lmq does not read yet (IQ3_S, ...)
+      std::fprintf(stderr, "make_seeds: skipped %s\n", err.what());
+    }
+  }
   // Scheme strings: the sweep's full set, overrides and activation rules as the docs write them.
   int i = 0;
   for (const auto& s : default_sweep_schemes(true)) put("scheme", "sweep-" + std::to_string(i++), s);
