@@ -7,7 +7,7 @@
 #include <exception>
 
 #include "lmq/error.h"
-#include "lmq/model/forward.h"
+#include "lmq/calib/block_runner.h"
 #include "lmq/quant/int_format.h"
 #include "serial_blas.h"
 
@@ -76,7 +76,8 @@ std::unique_ptr<Model> dense_block(const Model& m, int l) {
 
 // One thread's share of run_block: its Runner and the statistics of its current window.
 struct WindowWorker {
-  std::unique_ptr<Runner> run;
+  std::unique_ptr<BlockRunner> run;
+  SharedInputFilter shared;
   std::map<std::string, StatsBatch> batch;  // by stat_key
   std::vector<float> x;                     // the window's hidden state when not propagated
   std::exception_ptr error;
@@ -102,16 +103,13 @@ void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<i
   const int T = int(std::clamp<int64_t>(omp_get_max_threads(), 1, std::max<int64_t>(nw, 1)));
   std::vector<WindowWorker> workers(static_cast<size_t>(T));
   for (WindowWorker& wk : workers) {
-    wk.run = std::make_unique<Runner>(*dense, maxlen);
+    wk.run = std::make_unique<BlockRunner>(*dense, maxlen);
     wk.run->set_blas(true);
     wk.run->set_inputs_only(!propagate);
     if (!acc) continue;
-    wk.run->set_observer([&wk, last_x = (const float*)nullptr, last_key = std::string()](
-                             const Tensor& t, const float* x, int n) mutable {
+    wk.run->set_observer([&wk](const Tensor& t, const float* x, int n) {
       const std::string key = stat_key(t.name);
-      if (x == last_x && key == last_key) return;  // k/v (up) read the same input as q (gate)
-      last_x = x;
-      last_key = key;
+      if (!wk.shared.first(x, key)) return;
       wk.batch[key].compute(x, n, t.cols());
     });
   }

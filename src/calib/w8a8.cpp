@@ -9,7 +9,7 @@
 #include "lmq/calib/calib.h"
 #include "lmq/error.h"
 #include "lmq/kernels/int_matmul.h"
-#include "lmq/model/forward.h"
+#include "lmq/calib/block_runner.h"
 #include "lmq/quant/int_format.h"
 #include "lmq/quant/smooth.h"
 
@@ -45,20 +45,17 @@ using InputFn = std::function<void(const std::string& key, const float* x, int n
 void observe_inputs(const Model& m, const std::vector<std::vector<int>>& windows, const InputFn& f) {
   int maxlen = 1;
   for (const auto& w : windows) maxlen = std::max(maxlen, int(w.size()));
-  Runner run(m, maxlen);
-  run.set_act_quant(ActQuant::None);
-  const float* last_x = nullptr;
-  std::string last_key;
+  BlockRunner run(m, maxlen);  // float activations: RunOptions{}
+  SharedInputFilter shared;
   run.set_observer([&](const Tensor& t, const float* x, int n) {
     const std::string key = &t == &m.lm_head() ? "lm_head" : stat_key(t.name);
-    if (x == last_x && key == last_key) return;
-    last_x = x, last_key = key;
+    if (!shared.first(x, key)) return;
     f(key, x, n);
   });
   std::vector<float> logits;
   for (const auto& w : windows) {
     run.reset();
-    last_x = nullptr;
+    shared.reset();
     logits.resize(w.size() * size_t(m.config().vocab));
     run.forward(w.data(), int(w.size()), logits.data(), true);
   }

@@ -156,7 +156,7 @@ struct RunOpts {
   bool json = false;
 };
 
-void cmd_run(const std::string& path, const RunOpts& o) {
+void cmd_run(const std::string& path, const RunOpts& o, const RunOptions& ro) {
   auto m = Model::load(path);
   const auto& c = m->config();
   const Tokenizer& tok = m->tokenizer();
@@ -170,7 +170,7 @@ void cmd_run(const std::string& path, const RunOpts& o) {
   if (int64_t(prompt.size()) + o.n > c.max_pos)
     fail("-n {}: the prompt's {} tokens + {} new tokens exceed the context of {} tokens of {}", o.n, prompt.size(),
          o.n, c.max_pos, path);
-  Runner run(*m, int(prompt.size()) + std::max(o.n, 1));
+  Runner run(*m, int(prompt.size()) + std::max(o.n, 1), ro);
   int prev = prompt.back();
   if (!o.json) {
     fmt::print("{}", o.prompt);
@@ -199,7 +199,7 @@ struct EvalOpts {
   bool json = false;
 };
 
-void cmd_eval(const std::string& path, const EvalOpts& o) {
+void cmd_eval(const std::string& path, const EvalOpts& o, const RunOptions& ro) {
   auto m = Model::load(path);
   std::unique_ptr<Model> base = o.base.empty() ? nullptr : Model::load(o.base);
   const auto& c = m->config();
@@ -207,7 +207,7 @@ void cmd_eval(const std::string& path, const EvalOpts& o) {
   const std::string text = read_text_file(o.text);
   if (text.empty()) fail("{}: the text is empty", o.text);
   Windows w = make_windows(m->tokenizer(), text, parse_protocol(o.protocol), o.ctx, c.bos_id, o.windows, o.text);
-  EvalResult r = evaluate(*m, base.get(), w, tty_progress("windows"));
+  EvalResult r = evaluate(*m, base.get(), w, tty_progress("windows"), ro);
   const double bpw = 8.0 * double(m->tensor_bytes()) / double(m->param_count());
   if (o.json) {
     json j{{"model", path},           {"text", o.text},          {"protocol", o.protocol},
@@ -518,9 +518,9 @@ void cmd_sweep(const std::string& path, const SweepOpts& o) {
 }
 
 // ---------------------------------------------------------------- bench
-void cmd_bench(const std::string& path, int prefill, int decode, int reps, bool as_json) {
+void cmd_bench(const std::string& path, int prefill, int decode, int reps, bool as_json, const RunOptions& ro) {
   auto m = Model::load(path);
-  BenchResult b = bench_model(*m, prefill, decode, reps);
+  BenchResult b = bench_model(*m, prefill, decode, reps, ro);
   if (as_json) {
     fmt::print("{}\n", json{{"model", path}, {"threads", b.threads}, {"prefill_tokens", b.prefill_tokens},
                             {"decode_tokens", b.decode_tokens}, {"prefill_tok_s", b.prefill_tok_s},
@@ -653,15 +653,13 @@ int main(int argc, char** argv) {
   try {
     set_threads(threads, std::any_of(thread_opts.begin(), thread_opts.end(), [](auto* o) { return o->count() > 0; }));
     const ActQuantSpec aq = parse_act_quant_spec(act_quant);
-    set_default_act_quant(aq.rule);
-    set_default_act_block(aq.block);
-    set_default_kv_type(parse_kv_type(kv));
+    const RunOptions run_opts{.act_quant = aq.rule, .act_block = aq.block, .kv = parse_kv_type(kv)};
     if (*inspect) cmd_inspect(model, as_json);
-    else if (*run) cmd_run(model, ro);
-    else if (*ev) cmd_eval(model, eo);
+    else if (*run) cmd_run(model, ro, run_opts);
+    else if (*ev) cmd_eval(model, eo, run_opts);
     else if (*quantize) cmd_quantize(model, qo, threads, command_line(argc, argv));
     else if (*sweep) cmd_sweep(model, so);
-    else if (*bench) cmd_bench(model, prefill, decode, reps, as_json);
+    else if (*bench) cmd_bench(model, prefill, decode, reps, as_json, run_opts);
     return 0;
   } catch (const Error& e) {
     print_error(e.what());

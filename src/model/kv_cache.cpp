@@ -1,25 +1,17 @@
 #include "lmq/model/kv_cache.h"
 
 #include <algorithm>
-#include <atomic>
 
 #include "lmq/error.h"
 #include "lmq/kernels/act_quant.h"
 
 namespace lmq {
 
-namespace {
-std::atomic<KvType> g_default{KvType::F32};
-}
-
 KvType parse_kv_type(std::string_view s) {
   if (s == "f32") return KvType::F32;
   if (s == "int8") return KvType::Int8;
   fail("--kv '{}': expected f32 or int8", s);
 }
-std::string kv_type_name(KvType t) { return t == KvType::Int8 ? "int8" : "f32"; }
-void set_default_kv_type(KvType t) { g_default.store(t); }
-KvType default_kv_type() { return g_default.load(); }
 
 KvCache::KvCache(int layers, int max_seq, int kv_heads, int head_dim, KvType type)
     : max_seq_(max_seq), cap_(int(padded(max_seq))), heads_(kv_heads), d_(head_dim), type_(type) {
