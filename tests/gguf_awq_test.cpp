@@ -15,7 +15,7 @@
 
 #include "lmq/calib/calib.h"
 #include "lmq/calib/mixed.h"
-#include "lmq/formats/ggml_blocks.h"
+#include "lmq/codecs/ggml_blocks.h"
 #include "lmq/formats/gguf.h"
 #include "lmq/mapped_file.h"
 #include "test_support.h"

@@ -14,7 +14,7 @@
 #include "lmq/calib/calib.h"
 #include "lmq/calib/gguf_target.h"
 #include "lmq/error.h"
-#include "lmq/formats/ggml_blocks.h"
+#include "lmq/codecs/ggml_blocks.h"
 #include "lmq/formats/gguf.h"
 #include "lmq/calib/block_runner.h"
 #include "test_support.h"

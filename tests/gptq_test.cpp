@@ -16,7 +16,7 @@
 #include "lmq/error.h"
 #include "lmq/mapped_file.h"
 #include "lmq/calib/block_runner.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 #include "test_support.h"
 
 using namespace lmq;

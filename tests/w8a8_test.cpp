@@ -14,7 +14,7 @@
 #include "lmq/mapped_file.h"
 #include "lmq/model/forward.h"
 #include "lmq/model/kv_cache.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 #include "lmq/quant/quantize_model.h"
 #include "lmq/quant/smooth.h"
 #include "test_support.h"

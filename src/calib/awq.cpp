@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "lmq/error.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 
 namespace lmq::calib {
 

@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "lmq/error.h"
-#include "lmq/formats/ggml_blocks.h"
+#include "lmq/codecs/format_traits.h"
 
 namespace lmq::calib {
 
@@ -89,9 +89,7 @@ void ggml_round_trip(Format f, const float* w, int64_t rows, int64_t K, const fl
 
 namespace {
 
-bool is_block_format(Format f) {
-  return f != Format::F32 && f != Format::F16 && f != Format::BF16 && f != Format::I32 && f != Format::LMQ_INT;
-}
+bool is_block_format(Format f) { return format_traits(f).ggml && format_traits(f).quantized; }
 
 // The output error tr(ΔHΔᵀ)/2 of llama.cpp's reference quantizer for the same type.
 double reference_output_error(const std::vector<float>& w, int64_t rows, int64_t K, Format f, const float* H) {

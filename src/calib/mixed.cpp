@@ -12,10 +12,10 @@
 #include "lmq/error.h"
 #include "lmq/eval/evaluate.h"
 #include "lmq/formats/atomic_file.h"
-#include "lmq/formats/ggml_blocks.h"
+#include "lmq/codecs/ggml_blocks.h"
 #include "lmq/mapped_file.h"
 #include "lmq/formats/lmq_file.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 
 namespace lmq::calib {
 

@@ -8,7 +8,7 @@
 
 #include "lmq/error.h"
 #include "lmq/calib/block_runner.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 #include "serial_blas.h"
 
 namespace lmq::calib {

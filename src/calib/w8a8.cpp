@@ -10,7 +10,7 @@
 #include "lmq/error.h"
 #include "lmq/kernels/int_matmul.h"
 #include "lmq/calib/block_runner.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 #include "lmq/quant/smooth.h"
 
 namespace lmq::calib {

@@ -24,7 +24,7 @@
 #include "lmq/eval/inspect.h"
 #include "lmq/eval/sweep.h"
 #include "lmq/formats/atomic_file.h"
-#include "lmq/formats/gguf_export.h"
+#include "lmq/quant/gguf_export.h"
 #include "lmq/kernels/act_quant.h"
 #include "lmq/mapped_file.h"
 #include "lmq/model/forward.h"

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "lmq/error.h"
-#include "lmq/quant/int_format.h"
-#include "lmq/quant/scheme.h"
+#include "lmq/codecs/int_format.h"
+#include "lmq/codecs/int_bits.h"
 
 namespace lmq {
 

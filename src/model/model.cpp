@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "lmq/error.h"
+#include "lmq/formats/lmq_file.h"
 #include "lmq/formats/safetensors.h"
 
 namespace lmq {
@@ -44,6 +45,20 @@ FileKind sniff(const std::string& path) {
 }
 
 }  // namespace
+
+Model::Parts load_lmq_parts(const std::string& path) {
+  LmqFileContents f = read_lmq_file(path);
+  Model::Parts parts;
+  parts.path = path;
+  parts.kind = "lmq";
+  parts.file_bytes = f.file_bytes;
+  parts.config = ModelConfig::from_hf_json(f.config_json, path + " (lmq.config)");
+  parts.metadata = std::move(f.metadata);
+  parts.tokenizer_bytes = std::move(f.tokenizer_bytes);
+  parts.tensors = std::move(f.tensors);
+  parts.storage.push_back(std::move(f.storage));
+  return parts;
+}
 
 std::unique_ptr<Model> Model::load(const std::string& path) {
   std::error_code ec;

@@ -9,7 +9,7 @@
 #include "lmq/error.h"
 #include "lmq/formats/lmq_file.h"
 #include "lmq/half.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 
 namespace lmq {
 

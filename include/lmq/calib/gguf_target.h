@@ -1,6 +1,6 @@
 // lmq's calibrated methods into llama.cpp's block formats (`lmq quantize --format gguf
 // --method rtn|mse|awmse|gptq|awq|awq+gptq`): the method chooses the codes and scales, the bytes are ggml's
-// exact block layout (formats/ggml_blocks.h), so llama.cpp and lmq read the result unchanged.
+// exact block layout (codecs/ggml_blocks.h), so llama.cpp and lmq read the result unchanged.
 //
 //   rtn    llama.cpp's reference quantizers (byte-identical to llama-quantize without imatrix);
 //   mse    the scale fits weighted by w_i = sqrt(σ² + x_i²) alone (importance 1);

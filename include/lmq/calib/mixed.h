@@ -33,7 +33,7 @@
 #include <string>
 #include <vector>
 
-#include "lmq/formats/gguf_export.h"
+#include "lmq/quant/gguf_export.h"
 #include "lmq/model/model.h"
 #include "lmq/quant/quantize_model.h"
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "lmq/model/model.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 #include "lmq/quant/scheme.h"
 
 namespace lmq {

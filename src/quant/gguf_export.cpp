@@ -2,7 +2,7 @@
 // llama_tensor_get_type / tensor_type_fallback (src/llama-quant.cpp) for the architectures lmq
 // knows (llama, qwen2: no experts, not Falcon); the Q/K permutation follows
 // convert_hf_to_gguf.py's LlamaModel.permute (see the comment in model/load_gguf.cpp).
-#include "lmq/formats/gguf_export.h"
+#include "lmq/quant/gguf_export.h"
 
 #include <algorithm>
 #include <chrono>
@@ -14,7 +14,7 @@
 #include <fmt/format.h>
 
 #include "lmq/error.h"
-#include "lmq/formats/ggml_blocks.h"
+#include "lmq/codecs/format_traits.h"
 #include "lmq/quant/quantize_model.h"
 #include "lmq/formats/gguf_writer.h"
 #include "lmq/half.h"
@@ -29,26 +29,8 @@ std::string lower(std::string s) {
   return s;
 }
 
-bool is_quantized(Format f) { return f != Format::F32 && f != Format::F16 && f != Format::BF16; }
-
-const char* ggml_name(Format f) {
-  switch (f) {
-    case Format::F32: return "f32";
-    case Format::F16: return "f16";
-    case Format::BF16: return "bf16";
-    case Format::Q8_0: return "q8_0";
-    case Format::Q4_0: return "q4_0";
-    case Format::Q4_1: return "q4_1";
-    case Format::Q5_0: return "q5_0";
-    case Format::Q5_1: return "q5_1";
-    case Format::Q2_K: return "q2_K";
-    case Format::Q3_K: return "q3_K";
-    case Format::Q4_K: return "q4_K";
-    case Format::Q5_K: return "q5_K";
-    case Format::Q6_K: return "q6_K";
-    default: return "?";
-  }
-}
+bool is_quantized(Format f) { return format_traits(f).quantized; }
+const char* ggml_name(Format f) { return format_traits(f).ggml_name.data(); }
 
 // llama.cpp's use_more_bits: the first and last eighth of the layers, and every third between.
 bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
@@ -230,15 +212,12 @@ std::map<std::string, Format> gguf_tensor_types(const Model& src, const GgufExpo
 }
 
 Format parse_ggml_type(const std::string& s) {
-  static const std::map<std::string, Format> types = {
-      {"f32", Format::F32},   {"f16", Format::F16},   {"bf16", Format::BF16}, {"q8_0", Format::Q8_0},
-      {"q4_0", Format::Q4_0}, {"q4_1", Format::Q4_1}, {"q5_0", Format::Q5_0}, {"q5_1", Format::Q5_1},
-      {"q2_k", Format::Q2_K}, {"q3_k", Format::Q3_K}, {"q4_k", Format::Q4_K}, {"q5_k", Format::Q5_K},
-      {"q6_k", Format::Q6_K}};
-  auto it = types.find(lower(s));
-  if (it == types.end())
-    fail("'{}' is not a ggml type lmq writes (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k)", s);
-  return it->second;
+  const std::optional<Format> f = format_by_name(lower(s));
+  if (f && format_traits(*f).gguf_type >= 0) return *f;
+  std::string names;
+  for (const FormatTraits& t : all_format_traits())
+    if (t.gguf_type >= 0) names += (names.empty() ? "" : " ") + std::string(t.name);
+  fail("'{}' is not a ggml type lmq writes ({})", s, names);
 }
 
 GgufScheme parse_gguf_scheme(const std::string& s0) {
