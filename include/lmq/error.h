@@ -51,6 +51,8 @@ template <typename... Args>
     if (!(cond)) [[unlikely]]                                                             \
       ::lmq::check_failed(__FILE__, __LINE__, #cond, ::fmt::format(__VA_ARGS__));         \
   } while (0)
+// A place the code cannot reach when its invariants hold (a switch over every enum value).
+#define LMQ_UNREACHABLE(...) ::lmq::check_failed(__FILE__, __LINE__, "unreachable", ::fmt::format(__VA_ARGS__))
 
 // Checked arithmetic for sizes that come from files: a hostile header must not wrap around.
 inline uint64_t checked_mul(uint64_t a, uint64_t b, const char* what) {

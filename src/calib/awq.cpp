@@ -32,14 +32,14 @@ std::vector<float> awq_scales(const std::vector<float>& mean_abs, double alpha) 
 void replace_with_floats(Model::Parts& parts, const std::string& name, const std::vector<float>& w) {
   for (Tensor& t : parts.tensors)
     if (t.name == name) {
-      if (uint64_t(t.numel()) != w.size()) fail("internal: '{}' has {} values, the replacement {}", name, t.numel(), w.size());
+      LMQ_CHECK(uint64_t(t.numel()) == w.size(), "'{}' has {} values, the replacement {}", name, t.numel(), w.size());
       t.format = Format::F32;
       t.q = {};
       t.data = reinterpret_cast<const uint8_t*>(w.data());
       t.nbytes = w.size() * sizeof(float);
       return;
     }
-  fail("internal: no tensor '{}' to replace", name);
+  LMQ_UNREACHABLE("no tensor '{}' to replace", name);
 }
 
 std::unique_ptr<Model> with_float_tensors(const Model& m, const std::map<std::string, std::vector<float>>& w) {

@@ -115,7 +115,7 @@ void StatsAccumulator::add(const float* x, int n) {
 
 void StatsAccumulator::merge(const StatsBatch& b) {
   if (b.n <= 0) return;
-  if (b.K != K_) fail("internal: statistics of {} columns merged into {}", b.K, K_);
+  LMQ_CHECK(b.K == K_, "statistics of {} columns merged into {}", b.K, K_);
   const int64_t K = K_;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < K; ++i)

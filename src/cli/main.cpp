@@ -357,7 +357,7 @@ void choose_mixed_precision(const Model& m, Options& o, const std::vector<std::v
   } else {
     calib::SensitivityOptions so;
     so.threads = threads;
-    calib::measure_sensitivity(m, mp, windows, so);
+    calib::measure_sensitivity(m, mp, windows, so, kld_means);
   }
   if (!q.sens_out.empty()) calib::save_sensitivity(q.sens_out, mp);
   const calib::Allocation a = calib::allocate(mp, target);

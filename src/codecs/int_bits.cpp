@@ -47,7 +47,7 @@ void unpack_bits_generic(const uint8_t* in, int64_t n, int bits, uint8_t* u) {
 }  // namespace detail
 
 void pack_bits(const uint8_t* u, int64_t n, int bits, uint8_t* out) {
-  if (bits < 1 || bits > 8) fail("internal: pack_bits with {} bits", bits);
+  LMQ_CHECK(bits >= 1 && bits <= 8, "pack_bits with {} bits", bits);
   if (bits == 8) {
     std::copy(u, u + n, out);
   } else if (bits == 4) {
@@ -65,7 +65,7 @@ void pack_bits(const uint8_t* u, int64_t n, int bits, uint8_t* out) {
 }
 
 void unpack_bits(const uint8_t* in, int64_t n, int bits, uint8_t* u) {
-  if (bits < 1 || bits > 8) fail("internal: unpack_bits with {} bits", bits);
+  LMQ_CHECK(bits >= 1 && bits <= 8, "unpack_bits with {} bits", bits);
   if (bits == 8) {
     std::copy(in, in + n, u);
   } else if (bits == 4) {

@@ -78,7 +78,7 @@ float int_scale_at(const IntView& v, int64_t idx) {
     case ScaleType::F16: return f16_to_f32(uint16_t(b[0] | b[1] << 8));
     case ScaleType::BF16: return bf16_to_f32(uint16_t(b[0] | b[1] << 8));
   }
-  fail("internal: unknown scale type");
+  LMQ_UNREACHABLE("unknown scale type");
 }
 
 int32_t int_zero_at(const IntView& v, int64_t idx) {

@@ -170,6 +170,15 @@ std::vector<EvalResult> evaluate_models(const std::vector<const Model*>& models,
   return results;
 }
 
+std::vector<double> kld_means(const std::vector<const Model*>& models, const Model& base,
+                              const std::vector<std::vector<int>>& windows) {
+  Windows w;
+  w.ids = windows;
+  std::vector<double> r;
+  for (const EvalResult& e : evaluate_models(models, &base, w)) r.push_back(e.kld_mean);
+  return r;
+}
+
 EvalResult evaluate(const Model& model, const Model* base, const Windows& w, const Progress& progress,
                     const RunOptions& run) {
   return evaluate_models({&model}, base, w, progress, run).front();

@@ -48,7 +48,7 @@ void KvCache::store(int layer, int pos, const float* k, const float* v) {
 }
 
 void KvCache::read_head(int layer, int kvh, int len, float* kt, int64_t ldk, float* v) const {
-  if (ldk < padded(len)) fail("internal: KvCache::read_head ldk {} < padded length {}", ldk, padded(len));
+  LMQ_CHECK(ldk >= padded(len), "KvCache::read_head ldk {} < padded length {}", ldk, padded(len));
   for (int e = 0; e < d_; ++e) std::fill(kt + size_t(e) * ldk + len, kt + size_t(e + 1) * ldk, 0.f);
   if (type_ == KvType::F32) {
     for (int e = 0; e < d_; ++e) std::copy_n(keys_t(layer, kvh) + size_t(e) * cap_, len, kt + size_t(e) * ldk);

@@ -16,6 +16,7 @@
 #include "lmq/error.h"
 #include "lmq/codecs/format_traits.h"
 #include "lmq/quant/quantize_model.h"
+#include "lmq/formats/gguf_names.h"
 #include "lmq/formats/gguf_writer.h"
 #include "lmq/half.h"
 
@@ -276,31 +277,7 @@ GgufTypeOverride parse_gguf_override(const std::string& s) {
 }
 
 std::string gguf_tensor_name(const std::string& hf) {
-  if (hf == "model.embed_tokens.weight") return "token_embd.weight";
-  if (hf == "model.norm.weight") return "output_norm.weight";
-  if (hf == "lm_head.weight") return "output.weight";
-  static const std::string pre = "model.layers.";
-  if (hf.rfind(pre, 0) == 0) {
-    const size_t dot = hf.find('.', pre.size());
-    if (dot != std::string::npos) {
-      const std::string layer = hf.substr(pre.size(), dot - pre.size());
-      static const std::map<std::string, std::string> per_layer = {
-          {"input_layernorm.weight", "attn_norm.weight"},
-          {"self_attn.q_proj.weight", "attn_q.weight"},
-          {"self_attn.k_proj.weight", "attn_k.weight"},
-          {"self_attn.v_proj.weight", "attn_v.weight"},
-          {"self_attn.o_proj.weight", "attn_output.weight"},
-          {"self_attn.q_proj.bias", "attn_q.bias"},
-          {"self_attn.k_proj.bias", "attn_k.bias"},
-          {"self_attn.v_proj.bias", "attn_v.bias"},
-          {"post_attention_layernorm.weight", "ffn_norm.weight"},
-          {"mlp.gate_proj.weight", "ffn_gate.weight"},
-          {"mlp.up_proj.weight", "ffn_up.weight"},
-          {"mlp.down_proj.weight", "ffn_down.weight"},
-      };
-      if (auto it = per_layer.find(hf.substr(dot + 1)); it != per_layer.end()) return "blk." + layer + "." + it->second;
-    }
-  }
+  if (std::optional<std::string> g = gguf_name_of_hf(hf)) return *g;
   fail("tensor '{}' has no GGUF name lmq knows", hf);
 }
 

@@ -141,7 +141,7 @@ quant::QuantStats quantize_one(const Model& src, const Tensor& t, const LmqTenso
   if (o.prequantized)
     if (auto it = o.prequantized->find(t.name); it != o.prequantized->end()) {
       if (spec.format != Format::LMQ_INT || it->second.bytes.size() != spec.nbytes)
-        fail("internal: prequantized tensor '{}' has {} bytes, the plan {} ({})", t.name, it->second.bytes.size(),
+        LMQ_UNREACHABLE("prequantized tensor '{}' has {} bytes, the plan {} ({})", t.name, it->second.bytes.size(),
              spec.nbytes, spec.scheme);
       bytes = it->second.bytes;
       return it->second.stats;
@@ -157,7 +157,7 @@ quant::QuantStats quantize_one(const Model& src, const Tensor& t, const LmqTenso
   if (fv && fv->size() == w.size())
     w = *fv;
   else if (fv)
-    fail("internal: replacement for '{}' has {} values, the tensor {}", t.name, fv->size(), w.size());
+    LMQ_UNREACHABLE("replacement for '{}' has {} values, the tensor {}", t.name, fv->size(), w.size());
   else
     dequantize_rows(t, 0, t.rows(), w.data());
   if (o.transform) o.transform(t, w);

@@ -50,7 +50,7 @@ float round_scale_up(double s, ScaleType t) {
     case ScaleType::BF16:
       return bf16_to_f32(step_up_16(f32_to_bf16(f), f, 0x7f7f, bf16_to_f32));
   }
-  fail("internal: unknown scale type");
+  LMQ_UNREACHABLE("unknown scale type");
 }
 
 GroupQ params_from_range(double lo, double hi, const IntParams& p) {
@@ -163,7 +163,7 @@ GroupQ choose_group_params(const float* x, int64_t n, const IntParams& p, RangeM
       if (importance) check_finite(importance, n, "importance");
       return mse_params(x, n, p, *mn, *mx, importance);
   }
-  fail("internal: unknown range method");
+  LMQ_UNREACHABLE("unknown range method");
 }
 
 // ---- seeds' signed forms ----

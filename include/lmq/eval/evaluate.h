@@ -56,4 +56,9 @@ EvalResult evaluate(const Model& model, const Model* base, const Windows& w, con
 std::vector<EvalResult> evaluate_models(const std::vector<const Model*>& models, const Model* base, const Windows& w,
                                         const Progress& progress = {}, const RunOptions& run = {});
 
+// The mean KLD of each model from the base on the windows, every position scored (what
+// calib::measure_sensitivity's probes need: calib::KldOfModels).
+std::vector<double> kld_means(const std::vector<const Model*>& models, const Model& base,
+                              const std::vector<std::vector<int>>& windows);
+
 }  // namespace lmq
