@@ -66,13 +66,8 @@ quant::QuantStats gptq_quantize_ggml(const float* w, int64_t rows, int64_t K, co
       ggml_block_set_codes(f, out + uint64_t(r) * rb + uint64_t(b) * bb, codes.data() + r * K + b * bs);
 
   quant::QuantStats qs;
-  for (int64_t i = 0; i < rows * K; ++i) {
-    const double e = double(w[i]) - deq[size_t(i)];
-    qs.sq_err += e * e;
-    qs.sq_ref += double(w[i]) * w[i];
-    qs.max_abs = std::max(qs.max_abs, std::fabs(e));
-  }
-  qs.rel_rms = qs.sq_ref > 0 ? std::sqrt(qs.sq_err / qs.sq_ref) : 0.0;
+  for (int64_t i = 0; i < rows * K; ++i) qs.add(double(w[i]), deq[size_t(i)]);
+  qs.finish();
   if (assumed) std::copy(deq.begin(), deq.end(), assumed);
   return qs;
 }
@@ -139,7 +134,7 @@ GgufCalibration calibrate_for_gguf(const Model& src, const std::map<std::string,
   // Each linear of the block: GPTQ (gptq, awq+gptq) or the activation-weighted fit (awq, as
   // awmse) of its weights — with AWQ the column-scaled ones and the scaled input's statistics.
   cg.block_quantizer = [&](int, const std::vector<const Tensor*>& linears, const StatsMap& stats, AwqBlock* awq,
-                           Model::Parts& parts) {
+                           Model::Overlay& stored) {
     for (const Tensor* t : linears) {
       auto ty = types.find(t->name);
       if (ty == types.end() || !is_block_format(ty->second)) continue;  // stays as it is (AWQ: scaled F32)
@@ -173,12 +168,11 @@ GgufCalibration calibrate_for_gguf(const Model& src, const std::map<std::string,
       layers.push_back({t->name, output_error(wq->data(), back.data(), t->rows(), t->cols(), sq->hessian.data()),
                         reference_output_error(w, t->rows(), t->cols(), f, st->hessian.data())});
       if (awq) awq->weights.erase(t->name);
-      for (Tensor& pt : parts.tensors)
-        if (pt.name == t->name) {
-          pt.format = f;
-          pt.data = bytes.data();
-          pt.nbytes = bytes.size();
-        }
+      Tensor pt = *t;
+      pt.format = f;
+      pt.data = bytes.data();
+      pt.nbytes = bytes.size();
+      stored.put(std::move(pt));
     }
   };
   if (c.method != Method::Gptq) cg.awq_round_trip = ggml_round_trips(types, c.method == Method::Awq);

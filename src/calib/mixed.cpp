@@ -185,20 +185,12 @@ Errors candidate_errors(const MixedTensor& mt, const std::vector<MixedCandidate>
 std::unique_ptr<Model> with_candidate(const Model& m, const Tensor& t, const MixedCandidate& c,
                                       std::vector<uint8_t> bytes) {
   auto held = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
-  Model::Parts parts;
-  parts.config = m.config();
-  parts.path = m.path() + " [probe " + t.name + "]";
-  parts.kind = "memory";
-  parts.tensors = m.tensors();
-  for (Tensor& pt : parts.tensors)
-    if (pt.name == t.name) {
-      pt.format = c.format;
-      pt.q = c.format == Format::LMQ_INT ? c.scheme.p : IntParams{};
-      pt.data = held->data();
-      pt.nbytes = held->size();
-    }
-  parts.storage.push_back(held);
-  return Model::from_parts(std::move(parts));
+  Tensor pt = t;
+  pt.format = c.format;
+  pt.q = c.format == Format::LMQ_INT ? c.scheme.p : IntParams{};
+  pt.data = held->data();
+  pt.nbytes = held->size();
+  return Model::with_tensors(m, {{std::move(pt)}, {held}}, m.path() + " [probe " + t.name + "]");
 }
 
 // "^name$" with the regex metacharacters of the name escaped.

@@ -59,19 +59,14 @@ struct Hidden {
 // `m` with block l's linears as F32 copies (owned by the result), so Runner's BLAS mode runs
 // them through sgemm: each weight is dequantized once per pass instead of once per window.
 std::unique_ptr<Model> dense_block(const Model& m, int l) {
-  Model::Parts parts;
-  parts.config = m.config();
-  parts.path = m.path();
-  parts.kind = "memory";
-  parts.tensors = m.tensors();
-  parts.metadata = m.metadata();
+  Model::Overlay dense;
   for (const Tensor* t : block_linears(m.layers()[size_t(l)])) {
     auto w = std::make_shared<std::vector<float>>(size_t(t->numel()));
     dequantize_rows(*t, 0, t->rows(), w->data());
-    replace_with_floats(parts, t->name, *w);
-    parts.storage.push_back(w);
+    put_floats(dense, m, t->name, *w);
+    dense.storage.push_back(w);
   }
-  return Model::from_parts(std::move(parts));
+  return Model::with_tensors(m, std::move(dense), m.path());
 }
 
 // One thread's share of run_block: its Runner and the statistics of its current window.
@@ -242,12 +237,7 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
     // GPTQ / AWQ of block l's linears
     if (progress) progress(l, L, method_name(c.method));
     const auto t1 = Clock::now();
-    Model::Parts parts;
-    parts.config = cfg;
-    parts.path = src.path() + " [calibrated block " + std::to_string(l) + "]";
-    parts.kind = "memory";
-    parts.tokenizer_bytes = "";
-    parts.tensors = src.tensors();
+    Model::Overlay calibrated;  // block l's linears as the method stored them
     AwqBlock awq;
     if (is_awq(c.method)) {
       awq = c.awq_round_trip ? awq_block(src, l, block_stats, c.awq_round_trip, c.awq)
@@ -255,7 +245,7 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
       rep.awq_groups.insert(rep.awq_groups.end(), awq.groups.begin(), awq.groups.end());
     }
     std::vector<float> w;
-    if (c.block_quantizer) c.block_quantizer(l, block_linears(lw), block_stats, is_awq(c.method) ? &awq : nullptr, parts);
+    if (c.block_quantizer) c.block_quantizer(l, block_linears(lw), block_stats, is_awq(c.method) ? &awq : nullptr, calibrated);
     else for (const Tensor* t : block_linears(lw)) {
       const quant::Scheme s = resolve_scheme(*t, o);
       if (s.kind != quant::Scheme::Int) continue;
@@ -278,23 +268,23 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
       }
       awq.weights.erase(t->name);  // stored quantized; what is left is stored as floats
       auto [it, ok] = holder->prequantized.emplace(t->name, std::move(pq));
-      for (Tensor& pt : parts.tensors)
-        if (pt.name == t->name) {
-          pt.format = Format::LMQ_INT;
-          pt.q = s.p;
-          pt.data = it->second.bytes.data();
-          pt.nbytes = it->second.bytes.size();
-        }
+      Tensor pt = *t;
+      pt.format = Format::LMQ_INT;
+      pt.q = s.p;
+      pt.data = it->second.bytes.data();
+      pt.nbytes = it->second.bytes.size();
+      calibrated.put(std::move(pt));
     }
     for (auto& [name, v] : awq.weights) {
       const auto& held = holder->float_values[name] = std::move(v);
-      replace_with_floats(parts, name, held);
+      put_floats(calibrated, src, name, held);
     }
     quant_s += since(t1);
     if (!from_file) {  // propagate through the quantized block
       if (progress) progress(l, L, "propagating");
       const auto t2 = Clock::now();
-      auto mixed = Model::from_parts(std::move(parts));
+      auto mixed =
+          Model::with_tensors(src, std::move(calibrated), src.path() + " [calibrated block " + std::to_string(l) + "]");
       run_block(*mixed, l, h, c.windows, nullptr, true);
       calib_s += since(t2);
     }

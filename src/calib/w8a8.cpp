@@ -246,16 +246,10 @@ std::unique_ptr<W8A8Prepared> prepare_w8a8(const Model& src, QuantizeOptions& o,
   }
 
   // the model to quantize: the source's tensors with folded norms, biases and input scales
-  Model::Parts parts;
-  parts.config = src.config();
-  parts.path = src.path() + " [w8a8]";
-  parts.kind = "memory";
-  parts.tokenizer_bytes = src.tokenizer().serialized();
-  parts.metadata = src.metadata();
-  for (const Tensor& t : src.tensors()) {
-    const auto it = small.find(t.name);
-    parts.tensors.push_back(it == small.end() ? t : owned_tensor(t.name, t.shape, Format::F32, it->second, parts.storage));
-  }
+  Model::Overlay folded;
+  for (const Tensor& t : src.tensors())
+    if (const auto it = small.find(t.name); it != small.end())
+      folded.put(owned_tensor(t.name, t.shape, Format::F32, it->second, folded.storage));
   if (w.static_acts) {
     for (const LayerWeights& l : src.layers())
       for (auto [wt, bt] : {std::pair{l.wq, l.bq}, {l.wk, l.bk}, {l.wv, l.bv}}) {
@@ -263,15 +257,14 @@ std::unique_ptr<W8A8Prepared> prepare_w8a8(const Model& src, QuantizeOptions& o,
         const auto sm = small.find(bt->name);
         const std::vector<int32_t> b =
             int_bias(*p, *wt, sm != small.end() ? sm->second : to_f32(*bt), scale_of.at(wt->name), o);
-        for (Tensor& t : parts.tensors)
-          if (t.name == bt->name) t = owned_tensor(bt->name, bt->shape, Format::I32, b, parts.storage);
+        folded.put(owned_tensor(bt->name, bt->shape, Format::I32, b, folded.storage));
       }
     for (const auto& [key, i] : in)
       for (size_t r = 0; r < i.readers.size(); ++r)
-        parts.tensors.push_back(owned_tensor(i.scale_names[r], {1}, Format::F32,
-                                             std::vector<float>{scale_of.at(i.readers[r]->name)}, parts.storage));
+        folded.put(owned_tensor(i.scale_names[r], {1}, Format::F32, std::vector<float>{scale_of.at(i.readers[r]->name)},
+                                folded.storage));
   }
-  p->model = Model::from_parts(std::move(parts));
+  p->model = Model::with_tensors(src, std::move(folded), src.path() + " [w8a8]");
 
   p->metadata["lmq.activations"] = w.static_acts ? "int8:static" : "int8:dynamic";
   p->metadata["lmq.smooth"] = w.smooth ? fmt::format("{}", w.alpha) : "off";

@@ -78,8 +78,8 @@ std::string_view format_name(Format f) { return format_traits(f).name; }
 
 std::string tensor_format_label(const Tensor& t) {
   if (t.format != Format::LMQ_INT) return std::string(format_name(t.format));
-  std::string g = t.q.group == 0 ? "tensor" : t.q.group < 0 ? "channel" : "g" + std::to_string(t.q.group);
-  return "int" + std::to_string(t.q.bits) + ":" + g + (t.q.asym ? ":asym" : ":sym");
+  const std::string g = t.q.group == 0 ? "tensor" : t.q.group < 0 ? "channel" : fmt::format("g{}", t.q.group);
+  return fmt::format("int{}:{}:{}", int(t.q.bits), g, t.q.asym ? "asym" : "sym");
 }
 
 int64_t format_block_size(Format f) { return format_traits(f).block_size; }

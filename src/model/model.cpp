@@ -90,6 +90,35 @@ std::unique_ptr<Model> Model::from_parts(Parts p) {
   return m;
 }
 
+void Model::Overlay::put(Tensor t) {
+  for (Tensor& o : tensors)
+    if (o.name == t.name) {
+      o = std::move(t);
+      return;
+    }
+  tensors.push_back(std::move(t));
+}
+
+std::unique_ptr<Model> Model::with_tensors(const Model& base, Overlay overlay, std::string path) {
+  Parts p;
+  p.config = base.config_;
+  p.path = std::move(path);
+  p.kind = "memory";
+  p.tensors = base.tensors_;
+  for (Tensor& t : overlay.tensors) {
+    const auto it = base.index_.find(t.name);
+    if (it != base.index_.end()) p.tensors[it->second] = std::move(t);
+    else p.tensors.push_back(std::move(t));
+  }
+  for (const Tensor& t : p.tensors) p.file_bytes += t.nbytes;  // what it holds in memory
+  p.storage = base.storage_;
+  p.storage.insert(p.storage.end(), overlay.storage.begin(), overlay.storage.end());
+  p.tokenizer_path = base.tokenizer_path_;
+  p.tokenizer_bytes = base.tokenizer_bytes_;
+  p.metadata = base.metadata_;
+  return from_parts(std::move(p));
+}
+
 const Tensor* Model::find(const std::string& name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : &tensors_[it->second];

@@ -372,7 +372,7 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
   // ---- stream: one tensor's floats and bytes in memory at a time
   std::vector<float> f;
   std::vector<uint8_t> bytes;
-  double sq_err = 0, sq_ref = 0;
+  quant::QuantStats total;
   for (size_t i = 0; i < plan.size(); ++i) {
     const Item& it = plan[i];
     const Tensor& t = *it.t;
@@ -424,18 +424,20 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
     tr.shape = t.shape;
     tr.params = uint64_t(t.numel());
     tr.bytes = bytes.size();
-    tr.rel_rms = ref > 0 ? std::sqrt(err / ref) : 0;
+    quant::QuantStats st;
+    st.sq_err = err;
+    st.sq_ref = ref;
+    tr.rel_rms = st.finish().rel_rms;
     rep.params += tr.params;
     rep.tensor_bytes += tr.bytes;
-    sq_err += err;
-    sq_ref += ref;
+    total.merge(st);
     rep.tensors.push_back(std::move(tr));
   }
   if (progress) progress(plan.size(), plan.size(), "");
   w.finish();
   rep.file_bytes = fs::file_size(out);
   rep.bpw = rep.params ? 8.0 * double(rep.tensor_bytes) / double(rep.params) : 0;
-  rep.rel_rms = sq_ref > 0 ? std::sqrt(sq_err / sq_ref) : 0;
+  rep.rel_rms = total.finish().rel_rms;
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;
 }

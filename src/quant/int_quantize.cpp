@@ -17,10 +17,6 @@ namespace lmq::quant {
 
 namespace {
 
-struct RowStats {
-  double sq_err = 0, sq_ref = 0, max_abs = 0;
-};
-
 void check_tensor_finite(const float* w, int64_t rows, int64_t cols, const float* imp) {
   for (int64_t i = 0; i < rows * cols; ++i)
     if (!std::isfinite(w[i]))
@@ -57,11 +53,11 @@ GroupQ tensor_params(const float* w, int64_t rows, int64_t cols, const IntParams
 
 // Quantizes one row: chooses its groups' parameters (unless per tensor), writes packed codes,
 // records the GroupQ of each of its scale indices, and measures the error of what was stored.
-RowStats quantize_row(const float* x, int64_t r, int64_t cols, const IntParams& p, RangeMethod m,
+QuantStats quantize_row(const float* x, int64_t r, int64_t cols, const IntParams& p, RangeMethod m,
                       float pct, const float* imp, const IntLayout& l, GroupQ* qs,
                       std::vector<uint8_t>& u, uint8_t* out) {
   const int64_t span = p.group > 0 ? p.group : std::max<int64_t>(cols, 1);
-  RowStats st;
+  QuantStats st;
   for (int64_t c0 = 0; c0 < cols; c0 += span) {
     const int64_t len = std::min(span, cols - c0);
     const int64_t idx = int_scale_index(p, l.groups_per_row, r, c0);
@@ -69,10 +65,7 @@ RowStats quantize_row(const float* x, int64_t r, int64_t cols, const IntParams& 
     const GroupQ g = qs[idx];
     quantize_group(x + c0, len, g, p.bits, u.data() + c0);
     for (int64_t c = c0; c < c0 + len; ++c) {
-      const double e = double(x[c]) - double(dequant_code(g.scale, u[c], g.zero));
-      st.sq_err += e * e;
-      st.sq_ref += double(x[c]) * double(x[c]);
-      st.max_abs = std::max(st.max_abs, std::fabs(e));
+      st.add(double(x[c]), double(dequant_code(g.scale, u[c], g.zero)));
     }
   }
   pack_bits(u.data(), cols, p.bits, out + uint64_t(r) * l.row_code_bytes);
@@ -94,7 +87,7 @@ QuantStats quantize_tensor(const float* w, int64_t rows, int64_t cols, const Int
   std::vector<GroupQ> qs(static_cast<size_t>(l.n_scales));
   if (p.group == 0) qs[0] = tensor_params(w, rows, cols, p, m, percentile, col_importance, threads);
 
-  std::vector<RowStats> row_stats(static_cast<size_t>(rows));
+  std::vector<QuantStats> row_stats(static_cast<size_t>(rows));
   std::vector<std::exception_ptr> errors(static_cast<size_t>(rows));  // exceptions must not leave the omp region
 #pragma omp parallel num_threads(threads)
   {
@@ -116,13 +109,8 @@ QuantStats quantize_tensor(const float* w, int64_t rows, int64_t cols, const Int
   store_int_params(p, l, qs.data(), out);
 
   QuantStats s;
-  for (const RowStats& r : row_stats) {  // in row order: same sums for any thread count
-    s.sq_err += r.sq_err;
-    s.sq_ref += r.sq_ref;
-    s.max_abs = std::max(s.max_abs, r.max_abs);
-  }
-  s.rel_rms = s.sq_ref > 0 ? std::sqrt(s.sq_err / s.sq_ref) : 0.0;
-  return s;
+  for (const QuantStats& r : row_stats) s.merge(r);  // in row order: same sums for any thread count
+  return s.finish();
 }
 
 }  // namespace lmq::quant

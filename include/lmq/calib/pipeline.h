@@ -40,13 +40,13 @@ Method parse_method(const std::string& s);  // rtn | mse | awmse | gptq | awq | 
 const char* method_name(Method m);
 
 // Replaces GPTQ / AWQ's quantization into lmq's integer schemes for block l (gptq, awq,
-// awq+gptq): quantizes the block's linears with their input statistics and points their entries
-// in `parts` at the result, which the pipeline then propagates through. With AWQ, `awq` holds the
+// awq+gptq): quantizes the block's linears with their input statistics and puts them, as stored,
+// into `stored`, which the pipeline then propagates through. With AWQ, `awq` holds the
 // block's scaled weights and column scales: the quantizer takes a linear's scaled weights (and
 // scaled_stats) and erases the entries it stored quantized; the pipeline stores what is left as
 // F32 (CalibHolder::float_values). Used to target other formats (calib/gguf_target.h).
 using BlockQuantizer = std::function<void(int l, const std::vector<const Tensor*>& linears, const StatsMap& stats,
-                                          AwqBlock* awq, Model::Parts& parts)>;
+                                          AwqBlock* awq, Model::Overlay& stored)>;
 
 struct CalibQuantOptions {
   Method method = Method::Rtn;
