@@ -139,7 +139,7 @@ StatsMap pipeline_stats(const std::vector<std::vector<int>>& wins, int threads, 
   auto holder = prepare_calibrated(llama(), o, c);
   omp_set_num_threads(before);
   *bytes = "";
-  for (const auto& [name, pq] : holder->prequantized) bytes->append(pq.bytes.begin(), pq.bytes.end());
+  for (const auto& [name, tp] : holder->tensors) bytes->append(tp.bytes.begin(), tp.bytes.end());
   return load_stats(path);
 }
 }  // namespace

@@ -110,17 +110,17 @@ RoundTripOf ggml_round_trips(const std::map<std::string, Format>& types, bool we
 
 }  // namespace
 
-GgufCalibration calibrate_for_gguf(const Model& src, const std::map<std::string, Format>& types,
+QuantPlan calibrate_for_gguf(const Model& src, const std::map<std::string, Format>& types,
                                    const CalibQuantOptions& c, bool hessian_fit, CalibQuantReport* report,
                                    const BlockProgress& progress) {
-  GgufCalibration g;
+  QuantPlan g;
   QuantizeOptions unused;  // lmq's integer scheme options: not used for GGUF targets
   switch (c.method) {
     case Method::Rtn: return g;
     case Method::Mse: g.weighted = true; return g;
     case Method::AwMse: {
       auto holder = prepare_calibrated(src, unused, c, report, progress);
-      g.importance = std::move(holder->importance);
+      g.tensors = std::move(holder->tensors);  // importance only
       g.weighted = true;
       return g;
     }
@@ -153,7 +153,7 @@ GgufCalibration calibrate_for_gguf(const Model& src, const std::map<std::string,
         sq = &scaled;
         wq = &awq->weights.at(t->name);
       }
-      std::vector<uint8_t>& bytes = g.prequantized[t->name];
+      std::vector<uint8_t>& bytes = g.tensors[t->name].bytes;
       bytes.resize(size_t(ggml_row_bytes(f, t->cols()) * uint64_t(t->rows())));
       try {
         if (c.method == Method::Awq)
@@ -179,7 +179,8 @@ GgufCalibration calibrate_for_gguf(const Model& src, const std::map<std::string,
   cg.stats_meta["lmq.stats.sequential"] =
       c.stats_in.empty() ? std::string(method_name(c.method)) + ":gguf" : std::string("no");
   auto holder = prepare_calibrated(src, unused, cg, report, progress);
-  g.float_values = std::move(holder->float_values);
+  for (auto& [name, tp] : holder->tensors)
+    if (!tp.values.empty()) g.tensors[name].values = std::move(tp.values);
   if (report) report->layers = std::move(layers);
   return g;
 }

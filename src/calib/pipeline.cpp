@@ -143,9 +143,9 @@ bool is_awq(Method m) { return m == Method::Awq || m == Method::AwqGptq; }
 
 // Quantizes one linear of a block with the calibrated method: w are its float weights (AWQ:
 // already column-scaled, with st the scaled statistics).
-PrequantizedTensor quantize_linear(const Model& src, const Tensor& t, const std::vector<float>& w,
+TensorPlan quantize_linear(const Model& src, const Tensor& t, const std::vector<float>& w,
                                    const InputStats& st, const quant::Scheme& s, const CalibQuantOptions& c) {
-  PrequantizedTensor pq;
+  TensorPlan pq;
   pq.bytes.resize(quant::int_tensor_bytes(s.p, t.rows(), t.cols()));
   try {
     if (c.method == Method::Awq)  // the activation-weighted clip search on the scaled weights
@@ -161,7 +161,7 @@ PrequantizedTensor quantize_linear(const Model& src, const Tensor& t, const std:
 
 // Output error on the calibration set of the stored bytes vs w (the weights that were quantized,
 // with st their input statistics), and of RTN of w at the same scheme.
-CalibQuantReport::Layer layer_errors(const Tensor& t, const PrequantizedTensor& pq, const quant::Scheme& s,
+CalibQuantReport::Layer layer_errors(const Tensor& t, const TensorPlan& pq, const quant::Scheme& s,
                                      const std::vector<float>& w, const InputStats& st, int threads) {
   const int64_t rows = t.rows(), K = t.cols();
   std::vector<uint8_t> rtn(pq.bytes.size());
@@ -175,9 +175,9 @@ CalibQuantReport::Layer layer_errors(const Tensor& t, const PrequantizedTensor& 
 
 }  // namespace
 
-std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOptions& o, const CalibQuantOptions& c,
+std::unique_ptr<QuantPlan> prepare_calibrated(const Model& src, QuantizeOptions& o, const CalibQuantOptions& c,
                                                 CalibQuantReport* report, const BlockProgress& progress) {
-  auto holder = std::make_unique<CalibHolder>();
+  auto holder = std::make_unique<QuantPlan>();
   CalibQuantReport rep;
   // Every BLAS call below runs in its calling thread: an idle OpenBLAS pool keeps yielding the
   // CPU for a long while after each call it ran (llama's GPTQ phase: 33 s with it, 9 s without,
@@ -229,7 +229,7 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
       for (const Tensor* t : block_linears(lw)) {
         const InputStats* s = find_stats(block_stats, t->name);
         if (!s) fail("stats: no statistics for '{}'", t->name);
-        holder->importance[t->name] = s->sq_mean;
+        holder->tensors[t->name].importance = s->sq_mean;
       }
       continue;
     }
@@ -254,7 +254,7 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
       if (st->K != t->cols()) fail("stats for '{}' have {} inputs, the weight {}", t->name, st->K, t->cols());
       w.resize(size_t(t->numel()));
       dequantize_rows(*t, 0, t->rows(), w.data());
-      PrequantizedTensor pq;
+      TensorPlan pq;
       if (is_awq(c.method)) {  // report: the error vs RTN of the unscaled weights, both in the scaled space
         const InputStats sst = scaled_stats(*st, awq.col_scale.at(t->name));
         const std::vector<float>& ws = awq.weights.at(t->name);
@@ -267,16 +267,18 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
         rep.layers.push_back(layer_errors(*t, pq, s, w, *st, c.gptq.threads));
       }
       awq.weights.erase(t->name);  // stored quantized; what is left is stored as floats
-      auto [it, ok] = holder->prequantized.emplace(t->name, std::move(pq));
+      TensorPlan& planned = holder->tensors[t->name];
+      planned.bytes = std::move(pq.bytes);
+      planned.stats = pq.stats;
       Tensor pt = *t;
       pt.format = Format::LMQ_INT;
       pt.q = s.p;
-      pt.data = it->second.bytes.data();
-      pt.nbytes = it->second.bytes.size();
+      pt.data = planned.bytes.data();
+      pt.nbytes = planned.bytes.size();
       calibrated.put(std::move(pt));
     }
     for (auto& [name, v] : awq.weights) {
-      const auto& held = holder->float_values[name] = std::move(v);
+      const auto& held = holder->tensors[name].values = std::move(v);
       put_floats(calibrated, src, name, held);
     }
     quant_s += since(t1);
@@ -290,13 +292,8 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
     }
   }
   if (progress) progress(L, L, "done");
-  if (c.method == Method::AwMse) {
-    use_mse(o);
-    o.importance = &holder->importance;
-  } else {
-    o.prequantized = &holder->prequantized;
-    if (!holder->float_values.empty()) o.float_values = &holder->float_values;
-  }
+  if (c.method == Method::AwMse) use_mse(o);
+  o.plan = holder.get();
   if (!c.stats_out.empty()) {
     std::map<std::string, std::string> meta = c.stats_meta;
     if (!meta.count("lmq.stats.sequential"))  // a block_quantizer's caller names its own scheme

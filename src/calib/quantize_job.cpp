@@ -107,12 +107,9 @@ QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) 
   QuantizeOutcome r;
   r.gguf = true;
   r.method = cq.method;
-  const GgufCalibration cal = calibrate_for_gguf(*m, gguf_tensor_types(*m, o), cq, q.hessian_fit, &r.calib,
+  const QuantPlan plan = calibrate_for_gguf(*m, gguf_tensor_types(*m, o), cq, q.hessian_fit, &r.calib,
                                                  block_progress(cq.method, hooks));
-  o.prequantized = &cal.prequantized;
-  o.importance = &cal.importance;
-  o.weighted = cal.weighted;
-  o.float_values = &cal.float_values;
+  o.plan = &plan;
   r.gguf_report = export_gguf(*m, q.out, o, hooks.tensors);
   // with --target-bpw the allocation's overrides set every weight; the scheme only sets the rest
   r.scheme = q.target_bpw ? fmt::format("mixed, --target-bpw {}", *q.target_bpw) : o.scheme.name;

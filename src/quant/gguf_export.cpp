@@ -378,18 +378,17 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
     const Tensor& t = *it.t;
     if (progress) progress(i, plan.size(), it.name);
     const int64_t rows = t.shape.size() >= 2 ? t.rows() : 1, cols = t.shape.size() >= 2 ? t.cols() : t.numel();
-    const auto fv = o.float_values ? o.float_values->find(t.name) : decltype(o.float_values->end()){};
-    if (o.float_values && fv != o.float_values->end()) {
-      if (int64_t(fv->second.size()) != t.numel())
-        fail("float values of '{}': {} for {} parameters", t.name, fv->second.size(), t.numel());
-      f = fv->second;
+    const TensorPlan* tp = o.plan ? o.plan->find(t.name) : nullptr;
+    if (tp && !tp->values.empty()) {
+      if (int64_t(tp->values.size()) != t.numel())
+        fail("float values of '{}': {} for {} parameters", t.name, tp->values.size(), t.numel());
+      f = tp->values;
     } else {
       f.resize(size_t(t.numel()));
       dequantize_rows(t, 0, t.shape.size() >= 2 ? rows : 1, f.data());
     }
-    const auto pre = o.prequantized ? o.prequantized->find(t.name) : decltype(o.prequantized->end()){};
-    const bool given = o.prequantized && pre != o.prequantized->end() && t.shape.size() >= 2;
-    if (given) bytes = pre->second;
+    const bool given = tp && !tp->bytes.empty() && t.shape.size() >= 2;
+    if (given) bytes = tp->bytes;
     if (it.permute_heads) {
       if (t.shape.size() >= 2) permute_rows(reinterpret_cast<uint8_t*>(f.data()), rows, size_t(cols) * 4, it.permute_heads);
       else permute_rows(reinterpret_cast<uint8_t*>(f.data()), cols, 4, it.permute_heads);  // a bias: one value per row
@@ -397,12 +396,11 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
     }
     const float* imp = nullptr;
     std::vector<float> ones;
-    if (o.weighted && is_quantized(it.type) && t.shape.size() >= 2) {
-      const auto im = o.importance ? o.importance->find(t.name) : decltype(o.importance->end()){};
-      if (o.importance && im != o.importance->end()) {
-        if (int64_t(im->second.size()) != cols)
-          fail("importance of '{}': {} values for {} columns", t.name, im->second.size(), cols);
-        imp = im->second.data();
+    if (o.plan && o.plan->weighted && is_quantized(it.type) && t.shape.size() >= 2) {
+      if (tp && !tp->importance.empty()) {
+        if (int64_t(tp->importance.size()) != cols)
+          fail("importance of '{}': {} values for {} columns", t.name, tp->importance.size(), cols);
+        imp = tp->importance.data();
       } else {
         ones.assign(size_t(cols), 1.f);
         imp = ones.data();

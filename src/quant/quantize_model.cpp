@@ -134,22 +134,20 @@ Plan plan_model(const Model& src, const QuantizeOptions& o) {
 // Quantizes one tensor into `bytes` (spec.nbytes long); `w` is scratch for its float values.
 quant::QuantStats quantize_one(const Model& src, const Tensor& t, const LmqTensorSpec& spec, const quant::Scheme& s,
                                const QuantizeOptions& o, std::vector<float>& w, std::vector<uint8_t>& bytes) {
-  if (o.prequantized)
-    if (auto it = o.prequantized->find(t.name); it != o.prequantized->end()) {
-      if (spec.format != Format::LMQ_INT || it->second.bytes.size() != spec.nbytes)
-        LMQ_UNREACHABLE("prequantized tensor '{}' has {} bytes, the plan {} ({})", t.name, it->second.bytes.size(),
-             spec.nbytes, spec.scheme);
-      bytes = it->second.bytes;
-      return it->second.stats;
-    }
+  const TensorPlan* tp = o.plan ? o.plan->find(t.name) : nullptr;
+  if (tp && !tp->bytes.empty()) {
+    LMQ_CHECK(spec.format == Format::LMQ_INT && tp->bytes.size() == spec.nbytes,
+              "prequantized tensor '{}' has {} bytes, the plan {} ({})", t.name, tp->bytes.size(), spec.nbytes,
+              spec.scheme);
+    bytes = tp->bytes;
+    return tp->stats;
+  }
   if (t.format == Format::I32) {  // integer values (W8A8 biases): stored exactly as given
     bytes.assign(t.data, t.data + t.nbytes);
     return {};
   }
   w.resize(size_t(t.numel()));
-  const std::vector<float>* fv = nullptr;
-  if (o.float_values)
-    if (auto it = o.float_values->find(t.name); it != o.float_values->end()) fv = &it->second;
+  const std::vector<float>* fv = tp && !tp->values.empty() ? &tp->values : nullptr;
   if (fv && fv->size() == w.size())
     w = *fv;
   else if (fv)
@@ -159,9 +157,7 @@ quant::QuantStats quantize_one(const Model& src, const Tensor& t, const LmqTenso
   if (o.transform) o.transform(t, w);
   if (spec.format != Format::LMQ_INT) return store_float(w, spec.format, bytes);
   bytes.assign(spec.nbytes, 0);
-  const std::vector<float>* imp = nullptr;
-  if (o.importance)
-    if (auto it = o.importance->find(t.name); it != o.importance->end()) imp = &it->second;
+  const std::vector<float>* imp = tp && !tp->importance.empty() ? &tp->importance : nullptr;
   try {
     return quant::quantize_tensor(w.data(), t.rows(), t.cols(), spec.q, s.range, s.percentile,
                                   imp ? imp->data() : nullptr, bytes.data(), o.threads);

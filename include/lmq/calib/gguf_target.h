@@ -44,17 +44,13 @@ void ggml_round_trip(Format f, const float* w, int64_t rows, int64_t K, const fl
                      float* back);
 
 // What export_gguf takes from a calibrated method (GgufExportOptions' fields of the same names).
-struct GgufCalibration {
-  std::map<std::string, std::vector<uint8_t>> prequantized;  // HF name → ggml bytes, HF row order
-  std::map<std::string, std::vector<float>> importance;      // HF name → per input column
-  bool weighted = false;                                     // weighted fits (importance 1 if absent)
-  // awq, awq+gptq: HF name → F32 values of what AWQ changed and stores unquantized (folded norms,
-  // scaled biases, linears the type plan keeps float)
-  std::map<std::string, std::vector<float>> float_values;
-};
 
 // types: HF name → the ggml type export_gguf will store (gguf_tensor_types()).
-GgufCalibration calibrate_for_gguf(const Model& src, const std::map<std::string, Format>& types,
+// The plan for export_gguf, by HF name: ggml bytes in HF row order (gptq, awq, awq+gptq),
+// importance per input column and `weighted` (mse, awmse), and for awq / awq+gptq the F32
+// values of what AWQ changed and stores unquantized (folded norms, scaled biases, linears the
+// type plan keeps float).
+QuantPlan calibrate_for_gguf(const Model& src, const std::map<std::string, Format>& types,
                                    const CalibQuantOptions& c, bool hessian_fit, CalibQuantReport* report = nullptr,
                                    const BlockProgress& progress = {});
 

@@ -75,14 +75,10 @@ struct CalibQuantReport {
 // Called at each stage: block l of n_layers (l == n_layers: done), what is running.
 using BlockProgress = std::function<void(int block, int n_blocks, const std::string& stage)>;
 
-// Prepares `o` (range method, importance, prequantized tensors) for quantize_model /
-// quantize_in_memory. The returned holder owns what `o` points to; keep it alive until then.
-struct CalibHolder {
-  std::map<std::string, std::vector<float>> importance;
-  std::map<std::string, PrequantizedTensor> prequantized;
-  std::map<std::string, std::vector<float>> float_values;  // AWQ's folded norms, biases, float linears
-};
-std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOptions& o, const CalibQuantOptions& c,
+// Fills the plan (importance, prequantized tensors, AWQ's folded norms, biases and float linears)
+// and points `o` at it (o.plan; o.scheme's range for mse and awmse) for quantize_model /
+// quantize_in_memory. Keep the returned plan alive until then.
+std::unique_ptr<QuantPlan> prepare_calibrated(const Model& src, QuantizeOptions& o, const CalibQuantOptions& c,
                                                 CalibQuantReport* report = nullptr,
                                                 const BlockProgress& progress = {});
 
