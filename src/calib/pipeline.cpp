@@ -56,7 +56,7 @@ struct Hidden {
   std::vector<std::vector<float>> x;  // per window, len × hidden
 };
 
-// `m` with block l's linears as F32 copies (owned by the result), so Runner's BLAS mode runs
+// `m` with block l's linears as F32 copies (owned by the result), so BlockRunner's BLAS mode runs
 // them through sgemm: each weight is dequantized once per pass instead of once per window.
 std::unique_ptr<Model> dense_block(const Model& m, int l) {
   Model::Overlay dense;

@@ -20,8 +20,8 @@
 //          norms (stored F32, as llama.cpp keeps them), v_proj and up_proj, and each scaled
 //          linear gets the activation-weighted fit with E[(x/s)²] (awmse on the scaled weights);
 //   awq+gptq  the same scaling, then GPTQ as above on the scaled weights with H' = D⁻¹HD⁻¹.
-// The folded float tensors come back in float_values; export_gguf writes them in place of the
-// checkpoint's (GgufExportOptions::float_values).
+// The folded float tensors come back as the plan's values; export_gguf writes them in place of the
+// checkpoint's (GgufExportOptions::plan).
 #pragma once
 #include <cstdint>
 #include <map>

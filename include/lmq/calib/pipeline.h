@@ -10,7 +10,7 @@
 //          hidden states are then propagated through the QUANTIZED block l, so block l+1 sees
 //          the inputs the quantized model will give it. Embeddings and lm_head are quantized as
 //          the scheme says (RTN). Each pass over the windows runs one window per thread on an
-//          F32 copy of the block through BLAS (Runner's BLAS mode; the statistics pass stops at
+//          F32 copy of the block through BLAS (BlockRunner's BLAS mode; the statistics pass stops at
 //          down_proj's input), and the windows' statistics are merged in window order, so they
 //          do not depend on the thread count. Memory: the hidden states plus one block's
 //          statistics (all blocks' with --save-stats), and per thread one window's.
@@ -44,7 +44,7 @@ const char* method_name(Method m);
 // into `stored`, which the pipeline then propagates through. With AWQ, `awq` holds the
 // block's scaled weights and column scales: the quantizer takes a linear's scaled weights (and
 // scaled_stats) and erases the entries it stored quantized; the pipeline stores what is left as
-// F32 (CalibHolder::float_values). Used to target other formats (calib/gguf_target.h).
+// F32 (the plan's values). Used to target other formats (calib/gguf_target.h).
 using BlockQuantizer = std::function<void(int l, const std::vector<const Tensor*>& linears, const StatsMap& stats,
                                           AwqBlock* awq, Model::Overlay& stored)>;
 
