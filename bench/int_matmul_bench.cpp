@@ -10,7 +10,7 @@
 #include "lmq/half.h"
 #include "lmq/kernels/int_matmul.h"
 #include "lmq/kernels/matmul.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 
 using namespace lmq;
 

@@ -12,7 +12,7 @@
 #include "lmq/error.h"
 #include "lmq/mapped_file.h"
 #include "lmq/model/forward.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 #include "lmq/quant/quantize_model.h"
 #include "test_support.h"
 

@@ -14,7 +14,7 @@
 #include "lmq/calib/calib.h"
 #include "lmq/calib/pipeline.h"
 #include "lmq/mapped_file.h"
-#include "lmq/model/forward.h"
+#include "lmq/calib/block_runner.h"
 #include "lmq/quant/quantize_model.h"
 #include "lmq/quant/scheme.h"
 #include "test_support.h"
@@ -54,7 +54,7 @@ std::vector<std::vector<int>> windows(int n, int len, const Model& m = llama()) 
 struct Observed {
   std::vector<std::string> names;
   std::vector<std::vector<float>> x;
-  void attach(Runner& r) {
+  void attach(BlockRunner& r) {
     r.set_observer([this](const Tensor& t, const float* v, int n) {
       names.push_back(t.name);
       x.emplace_back(v, v + int64_t(n) * t.cols());
@@ -80,7 +80,7 @@ TEST_P(RunnerBlas, MatchesTileKernels) {
   const auto win = windows(1, 300, load(GetParam()))[0];
   const int D = m->config().hidden, L = m->config().n_layers;
   std::vector<float> x0(size_t(300) * D);
-  Runner tile(*m, 300), blas(*m, 300);
+  BlockRunner tile(*m, 300), blas(*m, 300);
   blas.set_blas(true);
   tile.embed_tokens(win.data(), 300, x0.data());
   std::vector<float> xt = x0, xb = x0;
@@ -108,7 +108,7 @@ TEST(RunnerBlasInputsOnly, ObservesTheSameInputs) {
   const auto win = windows(1, 160)[0];
   const int D = m->config().hidden;
   std::vector<float> x0(size_t(160) * D);
-  Runner full(*m, 160), part(*m, 160);
+  BlockRunner full(*m, 160), part(*m, 160);
   full.set_blas(true);
   part.set_blas(true);
   part.set_inputs_only(true);
@@ -139,7 +139,7 @@ StatsMap pipeline_stats(const std::vector<std::vector<int>>& wins, int threads, 
   auto holder = prepare_calibrated(llama(), o, c);
   omp_set_num_threads(before);
   *bytes = "";
-  for (const auto& [name, pq] : holder->prequantized) bytes->append(pq.bytes.begin(), pq.bytes.end());
+  for (const auto& [name, tp] : holder->tensors) bytes->append(tp.bytes.begin(), tp.bytes.end());
   return load_stats(path);
 }
 }  // namespace

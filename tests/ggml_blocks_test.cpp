@@ -1,5 +1,5 @@
 // ggml block formats: sizes, reference quantizer numerics, quantize->dequantize error bounds.
-#include "lmq/formats/ggml_blocks.h"
+#include "lmq/codecs/ggml_blocks.h"
 
 #include <gtest/gtest.h>
 

@@ -15,7 +15,8 @@
 
 #include "lmq/calib/calib.h"
 #include "lmq/calib/mixed.h"
-#include "lmq/formats/ggml_blocks.h"
+#include "lmq/eval/evaluate.h"
+#include "lmq/codecs/ggml_blocks.h"
 #include "lmq/formats/gguf.h"
 #include "lmq/mapped_file.h"
 #include "test_support.h"
@@ -171,7 +172,7 @@ TEST(GgufMixed, CliTargetsMeetBudgetAndAreMonotone) {
   so.probe_windows = 1;
   so.probe_len = 48;
   so.threads = 2;
-  measure_sensitivity(*m, p, windows, so);
+  measure_sensitivity(*m, p, windows, so, kld_means);
   for (const MixedTensor& t : p.tensors) {
     EXPECT_GT(t.probe_kld, 0) << t.t->name;
     EXPECT_GT(t.sens.front(), t.sens.back()) << t.t->name << ": q2_k must be more sensitive than q8_0";

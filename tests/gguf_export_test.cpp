@@ -11,9 +11,9 @@
 #include <random>
 
 #include "lmq/error.h"
-#include "lmq/formats/ggml_blocks.h"
+#include "lmq/codecs/ggml_blocks.h"
 #include "lmq/formats/gguf.h"
-#include "lmq/formats/gguf_export.h"
+#include "lmq/quant/gguf_export.h"
 #include "lmq/formats/gguf_writer.h"
 #include "lmq/model/model.h"
 #include "test_support.h"

@@ -14,9 +14,9 @@
 #include "lmq/calib/calib.h"
 #include "lmq/calib/gguf_target.h"
 #include "lmq/error.h"
-#include "lmq/formats/ggml_blocks.h"
+#include "lmq/codecs/ggml_blocks.h"
 #include "lmq/formats/gguf.h"
-#include "lmq/model/forward.h"
+#include "lmq/calib/block_runner.h"
 #include "test_support.h"
 
 using namespace lmq;
@@ -160,7 +160,7 @@ TEST(GptqGgml, Q4KBeatsLlamaCppQuantizerOnRealLayer) {
   const std::string part = text.substr(text.find('\n', text.size() / 2) + 1, 100000);
   const auto wins = calib_windows(m->tokenizer(), part, 10, 256, m->config().bos_id);
   std::vector<float> Xtrain, Xtest, *dst = nullptr;
-  Runner run(*m, 256);
+  calib::BlockRunner run(*m, 256);
   run.set_observer([&](const Tensor& wt, const float* x, int n) {
     if (wt.name == name) dst->insert(dst->end(), x, x + int64_t(n) * K);
   });

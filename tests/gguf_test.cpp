@@ -10,7 +10,7 @@
 #include <map>
 
 #include "lmq/error.h"
-#include "lmq/formats/ggml_blocks.h"
+#include "lmq/codecs/ggml_blocks.h"
 #include "lmq/formats/gguf_writer.h"
 #include "test_support.h"
 

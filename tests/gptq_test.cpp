@@ -15,8 +15,8 @@
 #include "lmq/calib/gptq.h"
 #include "lmq/error.h"
 #include "lmq/mapped_file.h"
-#include "lmq/model/forward.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/calib/block_runner.h"
+#include "lmq/quant/int_quantize.h"
 #include "test_support.h"
 
 using namespace lmq;
@@ -212,7 +212,7 @@ const RealLayer& real_layer() {
     size_t mid = text.find('\n', text.size() / 2) + 1;  // the second half, by lines
     const std::string part = text.substr(mid, 150000);
     const auto wins = calib_windows(r.m->tokenizer(), part, 10, 512, r.m->config().bos_id);
-    Runner run(*r.m, 512);
+    calib::BlockRunner run(*r.m, 512);
     std::vector<float>* dst = nullptr;
     run.set_observer([&](const Tensor& wt, const float* x, int n) {
       if (wt.name == name) dst->insert(dst->end(), x, x + int64_t(n) * r.K);

@@ -1,5 +1,5 @@
 // Tests of the LMQ_INT layout and quantize_tensor, decoding the bytes from the layout spec in
-// include/lmq/quant/int_format.h independently of the library's unpacker.
+// include/lmq/codecs/int_format.h independently of the library's unpacker.
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
@@ -9,7 +9,7 @@
 
 #include "lmq/error.h"
 #include "lmq/half.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 
 using namespace lmq;
 using namespace lmq::quant;

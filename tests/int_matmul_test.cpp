@@ -12,7 +12,7 @@
 #include "lmq/kernels/int_matmul.h"
 #include "lmq/kernels/matmul.h"
 #include "lmq/model/model.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 #include "test_support.h"
 
 using namespace lmq;

@@ -11,7 +11,7 @@
 #include "lmq/half.h"
 #include "lmq/kernels/gemm.h"
 #include "lmq/kernels/matmul.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 
 using namespace lmq;
 

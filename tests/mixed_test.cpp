@@ -8,6 +8,7 @@
 
 #include "lmq/calib/calib.h"
 #include "lmq/calib/mixed.h"
+#include "lmq/eval/evaluate.h"
 #include "lmq/error.h"
 #include "lmq/mapped_file.h"
 #include "test_support.h"
@@ -90,7 +91,7 @@ TEST(Mixed, RealSensitivitiesOnQwen2) {
   SensitivityOptions so;
   so.probe_windows = 1;
   so.probe_len = 48;
-  measure_sensitivity(m, p, windows, so);
+  measure_sensitivity(m, p, windows, so, kld_means);
   for (const MixedTensor& t : p.tensors) {
     EXPECT_GT(t.probe_kld, 0) << t.t->name;
     EXPECT_GT(t.sens.front(), t.sens.back()) << t.t->name << ": int2:g32 must be more sensitive than int8:g128";

@@ -14,7 +14,7 @@
 #include "lmq/mapped_file.h"
 #include "lmq/model/forward.h"
 #include "lmq/model/kv_cache.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 #include "lmq/quant/quantize_model.h"
 #include "lmq/quant/smooth.h"
 #include "test_support.h"
@@ -281,15 +281,7 @@ TEST(KvCache, Int8RoundTripWithinHalfAStep) {
 TEST(KvCache, Int8OnLlamaStaysClose) {
   const Windows w = make_windows(llama().tokenizer(), read_text_file(shared_path("text/docs-valid.txt")),
                                  Protocol::Lmq, 512, llama().config().bos_id, 4);
-  set_default_kv_type(KvType::Int8);
-  EvalResult r;
-  try {
-    r = evaluate(llama(), &llama(), w);
-  } catch (...) {
-    set_default_kv_type(KvType::F32);
-    throw;
-  }
-  set_default_kv_type(KvType::F32);
+  const EvalResult r = evaluate(llama(), &llama(), w, {}, RunOptions{.kv = KvType::Int8});
   std::printf("int8 KV, 4 windows: ppl %.4f vs f32 KV %.4f (%+.3f%%), KLD mean %.6f p99 %.6f, top-1 %.4f\n", r.ppl,
               r.base_ppl, 100 * (r.ppl / r.base_ppl - 1), r.kld_mean, r.kld_p99, r.top1_agreement);
   EXPECT_GT(r.kld_mean, 0);  // the cache really was int8

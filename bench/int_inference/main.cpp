@@ -131,8 +131,8 @@ int main(int argc, char** argv) {
       std::vector<BenchResult> best(configs.size());
       for (int r = 0; r < reps; ++r)
         for (size_t i = 0; i < configs.size(); ++i) {
-          set_default_act_quant(configs[i].act);
-          const BenchResult b = bench_model(*configs[i].model, prefill, decode, 1);
+          const BenchResult b =
+              bench_model(*configs[i].model, prefill, decode, 1, RunOptions{.act_quant = configs[i].act});
           BenchResult& k = best[i];
           if (r == 0) k = b;
           k.prefill_tok_s = std::max(k.prefill_tok_s, b.prefill_tok_s);
@@ -148,7 +148,6 @@ int main(int argc, char** argv) {
                    c.name, b.prefill_tok_s, b.prefill_tok_s / pp0, b.decode_tok_s, b.decode_tok_s / tg0,
                    b.decode_tok_s / tg1, mb, gbs, 100 * gbs / bw, 100 * gbs / bw_llc);
       }
-      set_default_act_quant(ActQuant::None);
     }
     return 0;
   } catch (const std::exception& e) {

@@ -4,6 +4,8 @@
 #pragma once
 #include <fmt/format.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -37,6 +39,20 @@ template <typename... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... args) {
   throw Error(fmt::format(f, std::forward<Args>(args)...));
 }
+
+// Internal invariants — programmer errors, never something a user's input can cause — abort
+// with the place and the condition instead of going down the user-error path (lmq::Error).
+[[noreturn]] inline void check_failed(const char* file, int line, const char* cond, const std::string& msg) {
+  std::fprintf(stderr, "lmq: internal error: %s:%d: %s (%s)\n", file, line, msg.c_str(), cond);
+  std::abort();
+}
+#define LMQ_CHECK(cond, ...)                                                               \
+  do {                                                                                    \
+    if (!(cond)) [[unlikely]]                                                             \
+      ::lmq::check_failed(__FILE__, __LINE__, #cond, ::fmt::format(__VA_ARGS__));         \
+  } while (0)
+// A place the code cannot reach when its invariants hold (a switch over every enum value).
+#define LMQ_UNREACHABLE(...) ::lmq::check_failed(__FILE__, __LINE__, "unreachable", ::fmt::format(__VA_ARGS__))
 
 // Checked arithmetic for sizes that come from files: a hostile header must not wrap around.
 inline uint64_t checked_mul(uint64_t a, uint64_t b, const char* what) {

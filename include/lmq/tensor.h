@@ -1,7 +1,7 @@
 // A weight is the same type everywhere in lmq: a name, a shape, a format and the bytes
 // (usually pointing into a memory-mapped file). Shape is in the PyTorch order: a linear
 // layer's weight is [out_features, in_features], so a "row" is one output channel and its
-// bytes are contiguous (or, for lmq's integer formats, its codes are; see quant/int_format.h).
+// bytes are contiguous (or, for lmq's integer formats, its codes are; see codecs/int_format.h).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -15,8 +15,8 @@ enum class Format : uint8_t {
   F16,
   BF16,
   I32,      // int32 values (e.g. W8A8 biases)
-  LMQ_INT,  // lmq's integer scheme: bits/granularity/sym in Tensor::q; layout in quant/int_format.h
-  // llama.cpp (ggml) block formats, rows made of whole blocks; layouts in formats/ggml_blocks.h
+  LMQ_INT,  // lmq's integer scheme: bits/granularity/sym in Tensor::q; layout in codecs/int_format.h
+  // llama.cpp (ggml) block formats, rows made of whole blocks; layouts in codecs/ggml_blocks.h
   Q8_0,
   Q4_0,
   Q4_1,

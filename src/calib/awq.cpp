@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "lmq/error.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 
 namespace lmq::calib {
 
@@ -29,27 +29,22 @@ std::vector<float> awq_scales(const std::vector<float>& mean_abs, double alpha) 
   return s;
 }
 
-void replace_with_floats(Model::Parts& parts, const std::string& name, const std::vector<float>& w) {
-  for (Tensor& t : parts.tensors)
-    if (t.name == name) {
-      if (uint64_t(t.numel()) != w.size()) fail("internal: '{}' has {} values, the replacement {}", name, t.numel(), w.size());
-      t.format = Format::F32;
-      t.q = {};
-      t.data = reinterpret_cast<const uint8_t*>(w.data());
-      t.nbytes = w.size() * sizeof(float);
-      return;
-    }
-  fail("internal: no tensor '{}' to replace", name);
+void put_floats(Model::Overlay& overlay, const Model& m, const std::string& name, const std::vector<float>& w) {
+  const Tensor* base = m.find(name);
+  LMQ_CHECK(base, "no tensor '{}' to replace", name);
+  LMQ_CHECK(uint64_t(base->numel()) == w.size(), "'{}' has {} values, the replacement {}", name, base->numel(), w.size());
+  Tensor t = *base;
+  t.format = Format::F32;
+  t.q = {};
+  t.data = reinterpret_cast<const uint8_t*>(w.data());
+  t.nbytes = w.size() * sizeof(float);
+  overlay.put(std::move(t));
 }
 
 std::unique_ptr<Model> with_float_tensors(const Model& m, const std::map<std::string, std::vector<float>>& w) {
-  Model::Parts parts;
-  parts.config = m.config();
-  parts.path = m.path() + " [scaled]";
-  parts.kind = "memory";
-  parts.tensors = m.tensors();
-  for (const auto& [name, v] : w) replace_with_floats(parts, name, v);
-  return Model::from_parts(std::move(parts));
+  Model::Overlay scaled;
+  for (const auto& [name, v] : w) put_floats(scaled, m, name, v);
+  return Model::with_tensors(m, std::move(scaled), m.path() + " [scaled]");
 }
 
 namespace {

@@ -12,7 +12,7 @@
 #include "lmq/formats/atomic_file.h"
 #include "lmq/formats/safetensors.h"
 #include "lmq/mapped_file.h"
-#include "lmq/model/forward.h"
+#include "lmq/calib/block_runner.h"
 #include "lmq/model/memory_limit.h"
 
 namespace lmq::calib {
@@ -115,7 +115,7 @@ void StatsAccumulator::add(const float* x, int n) {
 
 void StatsAccumulator::merge(const StatsBatch& b) {
   if (b.n <= 0) return;
-  if (b.K != K_) fail("internal: statistics of {} columns merged into {}", b.K, K_);
+  LMQ_CHECK(b.K == K_, "statistics of {} columns merged into {}", b.K, K_);
   const int64_t K = K_;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < K; ++i)
@@ -154,17 +154,14 @@ InputStats StatsAccumulator::finish() const {
 StatsMap collect_stats(const Model& m, const std::vector<std::vector<int>>& windows,
                        const std::function<bool(const std::string&)>& want) {
   std::map<std::string, StatsAccumulator> acc;
-  const float* last_x = nullptr;
-  std::string last_key;
+  SharedInputFilter shared;
   int maxlen = 1;
   for (const auto& w : windows) maxlen = std::max(maxlen, int(w.size()));
-  Runner run(m, maxlen);
+  BlockRunner run(m, maxlen);
   run.set_observer([&](const Tensor& t, const float* x, int n) {
     if (want && !want(t.name)) return;
     const std::string key = stat_key(t.name);
-    if (x == last_x && key == last_key) return;  // k/v (up) read the same input as q (gate)
-    last_x = x;
-    last_key = key;
+    if (!shared.first(x, key)) return;
     auto it = acc.find(key);
     if (it == acc.end()) it = acc.emplace(key, StatsAccumulator(t.cols())).first;
     it->second.add(x, n);
@@ -172,7 +169,7 @@ StatsMap collect_stats(const Model& m, const std::vector<std::vector<int>>& wind
   std::vector<float> logits(static_cast<size_t>(m.config().vocab));
   for (const auto& w : windows) {
     run.reset();
-    last_x = nullptr;
+    shared.reset();
     run.forward(w.data(), int(w.size()), logits.data(), false);
   }
   StatsMap out;

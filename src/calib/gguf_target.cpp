@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "lmq/error.h"
-#include "lmq/formats/ggml_blocks.h"
+#include "lmq/codecs/format_traits.h"
 
 namespace lmq::calib {
 
@@ -66,13 +66,8 @@ quant::QuantStats gptq_quantize_ggml(const float* w, int64_t rows, int64_t K, co
       ggml_block_set_codes(f, out + uint64_t(r) * rb + uint64_t(b) * bb, codes.data() + r * K + b * bs);
 
   quant::QuantStats qs;
-  for (int64_t i = 0; i < rows * K; ++i) {
-    const double e = double(w[i]) - deq[size_t(i)];
-    qs.sq_err += e * e;
-    qs.sq_ref += double(w[i]) * w[i];
-    qs.max_abs = std::max(qs.max_abs, std::fabs(e));
-  }
-  qs.rel_rms = qs.sq_ref > 0 ? std::sqrt(qs.sq_err / qs.sq_ref) : 0.0;
+  for (int64_t i = 0; i < rows * K; ++i) qs.add(double(w[i]), deq[size_t(i)]);
+  qs.finish();
   if (assumed) std::copy(deq.begin(), deq.end(), assumed);
   return qs;
 }
@@ -89,9 +84,7 @@ void ggml_round_trip(Format f, const float* w, int64_t rows, int64_t K, const fl
 
 namespace {
 
-bool is_block_format(Format f) {
-  return f != Format::F32 && f != Format::F16 && f != Format::BF16 && f != Format::I32 && f != Format::LMQ_INT;
-}
+bool is_block_format(Format f) { return format_traits(f).ggml && format_traits(f).quantized; }
 
 // The output error tr(ΔHΔᵀ)/2 of llama.cpp's reference quantizer for the same type.
 double reference_output_error(const std::vector<float>& w, int64_t rows, int64_t K, Format f, const float* H) {
@@ -117,17 +110,17 @@ RoundTripOf ggml_round_trips(const std::map<std::string, Format>& types, bool we
 
 }  // namespace
 
-GgufCalibration calibrate_for_gguf(const Model& src, const std::map<std::string, Format>& types,
+QuantPlan calibrate_for_gguf(const Model& src, const std::map<std::string, Format>& types,
                                    const CalibQuantOptions& c, bool hessian_fit, CalibQuantReport* report,
                                    const BlockProgress& progress) {
-  GgufCalibration g;
+  QuantPlan g;
   QuantizeOptions unused;  // lmq's integer scheme options: not used for GGUF targets
   switch (c.method) {
     case Method::Rtn: return g;
     case Method::Mse: g.weighted = true; return g;
     case Method::AwMse: {
       auto holder = prepare_calibrated(src, unused, c, report, progress);
-      g.importance = std::move(holder->importance);
+      g.tensors = std::move(holder->tensors);  // importance only
       g.weighted = true;
       return g;
     }
@@ -141,7 +134,7 @@ GgufCalibration calibrate_for_gguf(const Model& src, const std::map<std::string,
   // Each linear of the block: GPTQ (gptq, awq+gptq) or the activation-weighted fit (awq, as
   // awmse) of its weights — with AWQ the column-scaled ones and the scaled input's statistics.
   cg.block_quantizer = [&](int, const std::vector<const Tensor*>& linears, const StatsMap& stats, AwqBlock* awq,
-                           Model::Parts& parts) {
+                           Model::Overlay& stored) {
     for (const Tensor* t : linears) {
       auto ty = types.find(t->name);
       if (ty == types.end() || !is_block_format(ty->second)) continue;  // stays as it is (AWQ: scaled F32)
@@ -160,7 +153,7 @@ GgufCalibration calibrate_for_gguf(const Model& src, const std::map<std::string,
         sq = &scaled;
         wq = &awq->weights.at(t->name);
       }
-      std::vector<uint8_t>& bytes = g.prequantized[t->name];
+      std::vector<uint8_t>& bytes = g.tensors[t->name].bytes;
       bytes.resize(size_t(ggml_row_bytes(f, t->cols()) * uint64_t(t->rows())));
       try {
         if (c.method == Method::Awq)
@@ -175,19 +168,19 @@ GgufCalibration calibrate_for_gguf(const Model& src, const std::map<std::string,
       layers.push_back({t->name, output_error(wq->data(), back.data(), t->rows(), t->cols(), sq->hessian.data()),
                         reference_output_error(w, t->rows(), t->cols(), f, st->hessian.data())});
       if (awq) awq->weights.erase(t->name);
-      for (Tensor& pt : parts.tensors)
-        if (pt.name == t->name) {
-          pt.format = f;
-          pt.data = bytes.data();
-          pt.nbytes = bytes.size();
-        }
+      Tensor pt = *t;
+      pt.format = f;
+      pt.data = bytes.data();
+      pt.nbytes = bytes.size();
+      stored.put(std::move(pt));
     }
   };
   if (c.method != Method::Gptq) cg.awq_round_trip = ggml_round_trips(types, c.method == Method::Awq);
   cg.stats_meta["lmq.stats.sequential"] =
       c.stats_in.empty() ? std::string(method_name(c.method)) + ":gguf" : std::string("no");
   auto holder = prepare_calibrated(src, unused, cg, report, progress);
-  g.float_values = std::move(holder->float_values);
+  for (auto& [name, tp] : holder->tensors)
+    if (!tp.values.empty()) g.tensors[name].values = std::move(tp.values);
   if (report) report->layers = std::move(layers);
   return g;
 }

@@ -181,12 +181,9 @@ quant::QuantStats gptq_quantize(const float* w, int64_t rows, int64_t K, const f
     for (int64_t c = 0; c < K; ++c) {
       const GroupQ g = qs[size_t(quant::int_scale_index(p, gpr, r, c))];
       const double x = w[r * K + c];
-      const double e = x - double(quant::dequant_code(g.scale, codes[size_t(r * K + c)], g.zero));
-      qst.sq_err += e * e;
-      qst.sq_ref += x * x;
-      qst.max_abs = std::max(qst.max_abs, std::fabs(e));
+      qst.add(x, double(quant::dequant_code(g.scale, codes[size_t(r * K + c)], g.zero)));
     }
-  qst.rel_rms = qst.sq_ref > 0 ? std::sqrt(qst.sq_err / qst.sq_ref) : 0.0;
+  qst.finish();
   return qst;
 }
 

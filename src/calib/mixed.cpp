@@ -10,12 +10,11 @@
 #include "lmq/calib/calib.h"
 #include "lmq/calib/gguf_target.h"
 #include "lmq/error.h"
-#include "lmq/eval/evaluate.h"
 #include "lmq/formats/atomic_file.h"
-#include "lmq/formats/ggml_blocks.h"
+#include "lmq/codecs/ggml_blocks.h"
 #include "lmq/mapped_file.h"
 #include "lmq/formats/lmq_file.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 
 namespace lmq::calib {
 
@@ -36,7 +35,7 @@ int probe_of(const MixedProblem& p, const MixedTensor& t) {
   for (const std::string& name : probes)
     for (size_t c = 0; c < p.candidates.size(); ++c)
       if (p.candidates[c].label == name && t.bytes[c] != kNotCandidate) return int(c);
-  fail("internal: no probe candidate for '{}'", t.t->name);
+  LMQ_UNREACHABLE("no probe candidate for '{}'", t.t->name);
 }
 }  // namespace
 
@@ -186,20 +185,12 @@ Errors candidate_errors(const MixedTensor& mt, const std::vector<MixedCandidate>
 std::unique_ptr<Model> with_candidate(const Model& m, const Tensor& t, const MixedCandidate& c,
                                       std::vector<uint8_t> bytes) {
   auto held = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
-  Model::Parts parts;
-  parts.config = m.config();
-  parts.path = m.path() + " [probe " + t.name + "]";
-  parts.kind = "memory";
-  parts.tensors = m.tensors();
-  for (Tensor& pt : parts.tensors)
-    if (pt.name == t.name) {
-      pt.format = c.format;
-      pt.q = c.format == Format::LMQ_INT ? c.scheme.p : IntParams{};
-      pt.data = held->data();
-      pt.nbytes = held->size();
-    }
-  parts.storage.push_back(held);
-  return Model::from_parts(std::move(parts));
+  Tensor pt = t;
+  pt.format = c.format;
+  pt.q = c.format == Format::LMQ_INT ? c.scheme.p : IntParams{};
+  pt.data = held->data();
+  pt.nbytes = held->size();
+  return Model::with_tensors(m, {{std::move(pt)}, {held}}, m.path() + " [probe " + t.name + "]");
 }
 
 // "^name$" with the regex metacharacters of the name escaped.
@@ -215,7 +206,7 @@ std::string exact_name_regex(const std::string& name) {
 }  // namespace
 
 void measure_sensitivity(const Model& m, MixedProblem& p, const std::vector<std::vector<int>>& windows,
-                         const SensitivityOptions& o) {
+                         const SensitivityOptions& o, const KldOfModels& kld) {
   if (windows.empty()) fail("--target-bpw: needs calibration windows (--calib FILE)");
   const std::vector<std::vector<int>> stat_win(windows.begin(),
                                                windows.begin() + std::min<size_t>(windows.size(), o.stat_windows));
@@ -239,15 +230,15 @@ void measure_sensitivity(const Model& m, MixedProblem& p, const std::vector<std:
     probes.push_back(with_candidate(m, t, p.candidates[size_t(mt.probe)], std::move(e.probe_bytes)));
     errs.push_back(std::move(e));
   }
-  Windows pw;
+  std::vector<std::vector<int>> pw;
   for (size_t i = 0; i < windows.size() && int(i) < o.probe_windows; ++i)
-    pw.ids.emplace_back(windows[i].begin(), windows[i].begin() + std::min<size_t>(windows[i].size(), o.probe_len));
+    pw.emplace_back(windows[i].begin(), windows[i].begin() + std::min<size_t>(windows[i].size(), o.probe_len));
   std::vector<const Model*> ptrs;
   for (const auto& pm : probes) ptrs.push_back(pm.get());
-  const std::vector<EvalResult> r = evaluate_models(ptrs, &m, pw);
+  const std::vector<double> r = kld(ptrs, m, pw);
   for (size_t i = 0; i < p.tensors.size(); ++i) {
     MixedTensor& mt = p.tensors[i];
-    mt.probe_kld = r[i].kld_mean;
+    mt.probe_kld = r[i];
     const double ep = errs[i].e[size_t(mt.probe)];
     mt.sens.clear();
     for (double e : errs[i].e) mt.sens.push_back(ep > 0 ? mt.probe_kld * e / ep : 0.0);
@@ -268,7 +259,7 @@ Allocation allocate(const MixedProblem& p, double target) {
   std::vector<double> dp(size_t(std::max<int64_t>(B + 1, 0)), 0.0), next(dp.size());
   std::vector<uint8_t> choice(n * dp.size(), 0);
   for (size_t i = 0; i < n; ++i) {
-    if (p.tensors[i].sens.size() != C) fail("internal: tensor '{}' has no sensitivity", p.tensors[i].t->name);
+    LMQ_CHECK(p.tensors[i].sens.size() == C, "tensor '{}' has no sensitivity", p.tensors[i].t->name);
     for (int64_t b = 0; b <= B; ++b) {
       double best = inf;
       for (size_t c = 0; c < C; ++c) {

@@ -7,8 +7,8 @@
 #include <exception>
 
 #include "lmq/error.h"
-#include "lmq/model/forward.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/calib/block_runner.h"
+#include "lmq/quant/int_quantize.h"
 #include "serial_blas.h"
 
 namespace lmq::calib {
@@ -56,27 +56,23 @@ struct Hidden {
   std::vector<std::vector<float>> x;  // per window, len × hidden
 };
 
-// `m` with block l's linears as F32 copies (owned by the result), so Runner's BLAS mode runs
+// `m` with block l's linears as F32 copies (owned by the result), so BlockRunner's BLAS mode runs
 // them through sgemm: each weight is dequantized once per pass instead of once per window.
 std::unique_ptr<Model> dense_block(const Model& m, int l) {
-  Model::Parts parts;
-  parts.config = m.config();
-  parts.path = m.path();
-  parts.kind = "memory";
-  parts.tensors = m.tensors();
-  parts.metadata = m.metadata();
+  Model::Overlay dense;
   for (const Tensor* t : block_linears(m.layers()[size_t(l)])) {
     auto w = std::make_shared<std::vector<float>>(size_t(t->numel()));
     dequantize_rows(*t, 0, t->rows(), w->data());
-    replace_with_floats(parts, t->name, *w);
-    parts.storage.push_back(w);
+    put_floats(dense, m, t->name, *w);
+    dense.storage.push_back(w);
   }
-  return Model::from_parts(std::move(parts));
+  return Model::with_tensors(m, std::move(dense), m.path());
 }
 
 // One thread's share of run_block: its Runner and the statistics of its current window.
 struct WindowWorker {
-  std::unique_ptr<Runner> run;
+  std::unique_ptr<BlockRunner> run;
+  SharedInputFilter shared;
   std::map<std::string, StatsBatch> batch;  // by stat_key
   std::vector<float> x;                     // the window's hidden state when not propagated
   std::exception_ptr error;
@@ -102,16 +98,13 @@ void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<i
   const int T = int(std::clamp<int64_t>(omp_get_max_threads(), 1, std::max<int64_t>(nw, 1)));
   std::vector<WindowWorker> workers(static_cast<size_t>(T));
   for (WindowWorker& wk : workers) {
-    wk.run = std::make_unique<Runner>(*dense, maxlen);
+    wk.run = std::make_unique<BlockRunner>(*dense, maxlen);
     wk.run->set_blas(true);
     wk.run->set_inputs_only(!propagate);
     if (!acc) continue;
-    wk.run->set_observer([&wk, last_x = (const float*)nullptr, last_key = std::string()](
-                             const Tensor& t, const float* x, int n) mutable {
+    wk.run->set_observer([&wk](const Tensor& t, const float* x, int n) {
       const std::string key = stat_key(t.name);
-      if (x == last_x && key == last_key) return;  // k/v (up) read the same input as q (gate)
-      last_x = x;
-      last_key = key;
+      if (!wk.shared.first(x, key)) return;
       wk.batch[key].compute(x, n, t.cols());
     });
   }
@@ -150,9 +143,9 @@ bool is_awq(Method m) { return m == Method::Awq || m == Method::AwqGptq; }
 
 // Quantizes one linear of a block with the calibrated method: w are its float weights (AWQ:
 // already column-scaled, with st the scaled statistics).
-PrequantizedTensor quantize_linear(const Model& src, const Tensor& t, const std::vector<float>& w,
+TensorPlan quantize_linear(const Model& src, const Tensor& t, const std::vector<float>& w,
                                    const InputStats& st, const quant::Scheme& s, const CalibQuantOptions& c) {
-  PrequantizedTensor pq;
+  TensorPlan pq;
   pq.bytes.resize(quant::int_tensor_bytes(s.p, t.rows(), t.cols()));
   try {
     if (c.method == Method::Awq)  // the activation-weighted clip search on the scaled weights
@@ -168,7 +161,7 @@ PrequantizedTensor quantize_linear(const Model& src, const Tensor& t, const std:
 
 // Output error on the calibration set of the stored bytes vs w (the weights that were quantized,
 // with st their input statistics), and of RTN of w at the same scheme.
-CalibQuantReport::Layer layer_errors(const Tensor& t, const PrequantizedTensor& pq, const quant::Scheme& s,
+CalibQuantReport::Layer layer_errors(const Tensor& t, const TensorPlan& pq, const quant::Scheme& s,
                                      const std::vector<float>& w, const InputStats& st, int threads) {
   const int64_t rows = t.rows(), K = t.cols();
   std::vector<uint8_t> rtn(pq.bytes.size());
@@ -182,9 +175,9 @@ CalibQuantReport::Layer layer_errors(const Tensor& t, const PrequantizedTensor& 
 
 }  // namespace
 
-std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOptions& o, const CalibQuantOptions& c,
+std::unique_ptr<QuantPlan> prepare_calibrated(const Model& src, QuantizeOptions& o, const CalibQuantOptions& c,
                                                 CalibQuantReport* report, const BlockProgress& progress) {
-  auto holder = std::make_unique<CalibHolder>();
+  auto holder = std::make_unique<QuantPlan>();
   CalibQuantReport rep;
   // Every BLAS call below runs in its calling thread: an idle OpenBLAS pool keeps yielding the
   // CPU for a long while after each call it ran (llama's GPTQ phase: 33 s with it, 9 s without,
@@ -236,7 +229,7 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
       for (const Tensor* t : block_linears(lw)) {
         const InputStats* s = find_stats(block_stats, t->name);
         if (!s) fail("stats: no statistics for '{}'", t->name);
-        holder->importance[t->name] = s->sq_mean;
+        holder->tensors[t->name].importance = s->sq_mean;
       }
       continue;
     }
@@ -244,12 +237,7 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
     // GPTQ / AWQ of block l's linears
     if (progress) progress(l, L, method_name(c.method));
     const auto t1 = Clock::now();
-    Model::Parts parts;
-    parts.config = cfg;
-    parts.path = src.path() + " [calibrated block " + std::to_string(l) + "]";
-    parts.kind = "memory";
-    parts.tokenizer_bytes = "";
-    parts.tensors = src.tensors();
+    Model::Overlay calibrated;  // block l's linears as the method stored them
     AwqBlock awq;
     if (is_awq(c.method)) {
       awq = c.awq_round_trip ? awq_block(src, l, block_stats, c.awq_round_trip, c.awq)
@@ -257,7 +245,7 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
       rep.awq_groups.insert(rep.awq_groups.end(), awq.groups.begin(), awq.groups.end());
     }
     std::vector<float> w;
-    if (c.block_quantizer) c.block_quantizer(l, block_linears(lw), block_stats, is_awq(c.method) ? &awq : nullptr, parts);
+    if (c.block_quantizer) c.block_quantizer(l, block_linears(lw), block_stats, is_awq(c.method) ? &awq : nullptr, calibrated);
     else for (const Tensor* t : block_linears(lw)) {
       const quant::Scheme s = resolve_scheme(*t, o);
       if (s.kind != quant::Scheme::Int) continue;
@@ -266,7 +254,7 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
       if (st->K != t->cols()) fail("stats for '{}' have {} inputs, the weight {}", t->name, st->K, t->cols());
       w.resize(size_t(t->numel()));
       dequantize_rows(*t, 0, t->rows(), w.data());
-      PrequantizedTensor pq;
+      TensorPlan pq;
       if (is_awq(c.method)) {  // report: the error vs RTN of the unscaled weights, both in the scaled space
         const InputStats sst = scaled_stats(*st, awq.col_scale.at(t->name));
         const std::vector<float>& ws = awq.weights.at(t->name);
@@ -279,36 +267,33 @@ std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOption
         rep.layers.push_back(layer_errors(*t, pq, s, w, *st, c.gptq.threads));
       }
       awq.weights.erase(t->name);  // stored quantized; what is left is stored as floats
-      auto [it, ok] = holder->prequantized.emplace(t->name, std::move(pq));
-      for (Tensor& pt : parts.tensors)
-        if (pt.name == t->name) {
-          pt.format = Format::LMQ_INT;
-          pt.q = s.p;
-          pt.data = it->second.bytes.data();
-          pt.nbytes = it->second.bytes.size();
-        }
+      TensorPlan& planned = holder->tensors[t->name];
+      planned.bytes = std::move(pq.bytes);
+      planned.stats = pq.stats;
+      Tensor pt = *t;
+      pt.format = Format::LMQ_INT;
+      pt.q = s.p;
+      pt.data = planned.bytes.data();
+      pt.nbytes = planned.bytes.size();
+      calibrated.put(std::move(pt));
     }
     for (auto& [name, v] : awq.weights) {
-      const auto& held = holder->float_values[name] = std::move(v);
-      replace_with_floats(parts, name, held);
+      const auto& held = holder->tensors[name].values = std::move(v);
+      put_floats(calibrated, src, name, held);
     }
     quant_s += since(t1);
     if (!from_file) {  // propagate through the quantized block
       if (progress) progress(l, L, "propagating");
       const auto t2 = Clock::now();
-      auto mixed = Model::from_parts(std::move(parts));
+      auto mixed =
+          Model::with_tensors(src, std::move(calibrated), src.path() + " [calibrated block " + std::to_string(l) + "]");
       run_block(*mixed, l, h, c.windows, nullptr, true);
       calib_s += since(t2);
     }
   }
   if (progress) progress(L, L, "done");
-  if (c.method == Method::AwMse) {
-    use_mse(o);
-    o.importance = &holder->importance;
-  } else {
-    o.prequantized = &holder->prequantized;
-    if (!holder->float_values.empty()) o.float_values = &holder->float_values;
-  }
+  if (c.method == Method::AwMse) use_mse(o);
+  o.plan = holder.get();
   if (!c.stats_out.empty()) {
     std::map<std::string, std::string> meta = c.stats_meta;
     if (!meta.count("lmq.stats.sequential"))  // a block_quantizer's caller names its own scheme

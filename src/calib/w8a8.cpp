@@ -9,8 +9,8 @@
 #include "lmq/calib/calib.h"
 #include "lmq/error.h"
 #include "lmq/kernels/int_matmul.h"
-#include "lmq/model/forward.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/calib/block_runner.h"
+#include "lmq/quant/int_quantize.h"
 #include "lmq/quant/smooth.h"
 
 namespace lmq::calib {
@@ -45,20 +45,17 @@ using InputFn = std::function<void(const std::string& key, const float* x, int n
 void observe_inputs(const Model& m, const std::vector<std::vector<int>>& windows, const InputFn& f) {
   int maxlen = 1;
   for (const auto& w : windows) maxlen = std::max(maxlen, int(w.size()));
-  Runner run(m, maxlen);
-  run.set_act_quant(ActQuant::None);
-  const float* last_x = nullptr;
-  std::string last_key;
+  BlockRunner run(m, maxlen);  // float activations: RunOptions{}
+  SharedInputFilter shared;
   run.set_observer([&](const Tensor& t, const float* x, int n) {
     const std::string key = &t == &m.lm_head() ? "lm_head" : stat_key(t.name);
-    if (x == last_x && key == last_key) return;
-    last_x = x, last_key = key;
+    if (!shared.first(x, key)) return;
     f(key, x, n);
   });
   std::vector<float> logits;
   for (const auto& w : windows) {
     run.reset();
-    last_x = nullptr;
+    shared.reset();
     logits.resize(w.size() * size_t(m.config().vocab));
     run.forward(w.data(), int(w.size()), logits.data(), true);
   }
@@ -249,16 +246,10 @@ std::unique_ptr<W8A8Prepared> prepare_w8a8(const Model& src, QuantizeOptions& o,
   }
 
   // the model to quantize: the source's tensors with folded norms, biases and input scales
-  Model::Parts parts;
-  parts.config = src.config();
-  parts.path = src.path() + " [w8a8]";
-  parts.kind = "memory";
-  parts.tokenizer_bytes = src.tokenizer().serialized();
-  parts.metadata = src.metadata();
-  for (const Tensor& t : src.tensors()) {
-    const auto it = small.find(t.name);
-    parts.tensors.push_back(it == small.end() ? t : owned_tensor(t.name, t.shape, Format::F32, it->second, parts.storage));
-  }
+  Model::Overlay folded;
+  for (const Tensor& t : src.tensors())
+    if (const auto it = small.find(t.name); it != small.end())
+      folded.put(owned_tensor(t.name, t.shape, Format::F32, it->second, folded.storage));
   if (w.static_acts) {
     for (const LayerWeights& l : src.layers())
       for (auto [wt, bt] : {std::pair{l.wq, l.bq}, {l.wk, l.bk}, {l.wv, l.bv}}) {
@@ -266,15 +257,14 @@ std::unique_ptr<W8A8Prepared> prepare_w8a8(const Model& src, QuantizeOptions& o,
         const auto sm = small.find(bt->name);
         const std::vector<int32_t> b =
             int_bias(*p, *wt, sm != small.end() ? sm->second : to_f32(*bt), scale_of.at(wt->name), o);
-        for (Tensor& t : parts.tensors)
-          if (t.name == bt->name) t = owned_tensor(bt->name, bt->shape, Format::I32, b, parts.storage);
+        folded.put(owned_tensor(bt->name, bt->shape, Format::I32, b, folded.storage));
       }
     for (const auto& [key, i] : in)
       for (size_t r = 0; r < i.readers.size(); ++r)
-        parts.tensors.push_back(owned_tensor(i.scale_names[r], {1}, Format::F32,
-                                             std::vector<float>{scale_of.at(i.readers[r]->name)}, parts.storage));
+        folded.put(owned_tensor(i.scale_names[r], {1}, Format::F32, std::vector<float>{scale_of.at(i.readers[r]->name)},
+                                folded.storage));
   }
-  p->model = Model::from_parts(std::move(parts));
+  p->model = Model::with_tensors(src, std::move(folded), src.path() + " [w8a8]");
 
   p->metadata["lmq.activations"] = w.static_acts ? "int8:static" : "int8:dynamic";
   p->metadata["lmq.smooth"] = w.smooth ? fmt::format("{}", w.alpha) : "off";

@@ -15,17 +15,16 @@
 
 #include "cli/closed_output.h"
 #include "lmq/calib/calib.h"
-#include "lmq/calib/gguf_target.h"
 #include "lmq/calib/mixed.h"
 #include "lmq/calib/pipeline.h"
-#include "lmq/calib/w8a8.h"
+#include "lmq/calib/quantize_job.h"
 #include "lmq/error.h"
 #include "lmq/eval/bench.h"
 #include "lmq/eval/evaluate.h"
 #include "lmq/eval/inspect.h"
 #include "lmq/eval/sweep.h"
 #include "lmq/formats/atomic_file.h"
-#include "lmq/formats/gguf_export.h"
+#include "lmq/quant/gguf_export.h"
 #include "lmq/kernels/act_quant.h"
 #include "lmq/mapped_file.h"
 #include "lmq/model/forward.h"
@@ -163,7 +162,7 @@ struct RunOpts {
   bool json = false;
 };
 
-void cmd_run(const std::string& path, const RunOpts& o) {
+void cmd_run(const std::string& path, const RunOpts& o, const RunOptions& ro) {
   auto m = Model::load(path);
   const auto& c = m->config();
   const Tokenizer& tok = m->tokenizer();
@@ -177,7 +176,7 @@ void cmd_run(const std::string& path, const RunOpts& o) {
   if (int64_t(prompt.size()) + o.n > c.max_pos)
     fail("-n {}: the prompt's {} tokens + {} new tokens exceed the context of {} tokens of {}", o.n, prompt.size(),
          o.n, c.max_pos, path);
-  Runner run(*m, int(prompt.size()) + std::max(o.n, 1));
+  Runner run(*m, int(prompt.size()) + std::max(o.n, 1), ro);
   int prev = prompt.back();
   if (!o.json) {
     fmt::print("{}", o.prompt);
@@ -206,7 +205,7 @@ struct EvalOpts {
   bool json = false;
 };
 
-void cmd_eval(const std::string& path, const EvalOpts& o) {
+void cmd_eval(const std::string& path, const EvalOpts& o, const RunOptions& ro) {
   auto m = Model::load(path);
   std::unique_ptr<Model> base = o.base.empty() ? nullptr : Model::load(o.base);
   const auto& c = m->config();
@@ -214,7 +213,7 @@ void cmd_eval(const std::string& path, const EvalOpts& o) {
   const std::string text = read_text_file(o.text);
   if (text.empty()) fail("{}: the text is empty", o.text);
   Windows w = make_windows(m->tokenizer(), text, parse_protocol(o.protocol), o.ctx, c.bos_id, o.windows, o.text);
-  EvalResult r = evaluate(*m, base.get(), w, tty_progress("windows"));
+  EvalResult r = evaluate(*m, base.get(), w, tty_progress("windows"), ro);
   const double bpw = 8.0 * double(m->tensor_bytes()) / double(m->param_count());
   if (o.json) {
     json j{{"model", path},           {"text", o.text},          {"protocol", o.protocol},
@@ -247,39 +246,9 @@ void cmd_eval(const std::string& path, const EvalOpts& o) {
 
 // ---------------------------------------------------------------- quantize
 struct QuantOpts {
-  std::string out, scheme = "int8:channel:sym", format = "lmq";
-  std::vector<std::string> overrides;
+  calib::QuantizeJob job;
   bool json = false;
-  // calibration
-  std::string method = "rtn", calib, stats_in, stats_out;
-  calib::CalibOptions co;
-  double damp = 0.01;
-  bool act_order = false, hessian_fit = false;
-  // W8A8 (calib/w8a8.h)
-  std::string activations, smooth = "0.6", act_calib = "minmax";
-  // mixed precision (calib/mixed.h)
-  std::optional<double> target_bpw;
-  std::string sens_in, sens_out;
 };
-
-calib::W8A8Options w8a8_options(const QuantOpts& q, std::vector<std::vector<int>> windows) {
-  calib::W8A8Options w;
-  w.static_acts = calib::parse_activations_static(q.activations);
-  w.smooth = q.smooth != "off";
-  if (w.smooth) {
-    try {
-      size_t used = 0;
-      w.alpha = std::stod(q.smooth, &used);
-      if (used != q.smooth.size()) throw std::invalid_argument("trailing");
-    } catch (const std::exception&) {
-      fail("--smooth '{}': expected a number in [0, 1] or off", q.smooth);
-    }
-    if (!(w.alpha >= 0 && w.alpha <= 1)) fail("--smooth {}: α must be in [0, 1]", q.smooth);
-  }
-  w.range = calib::parse_act_range(q.act_calib);
-  w.windows = std::move(windows);
-  return w;
-}
 
 std::string command_line(int argc, char** argv) {
   std::string s;
@@ -287,43 +256,11 @@ std::string command_line(int argc, char** argv) {
   return s;
 }
 
-// --method's calibration options (both output formats): validation and the windows.
-calib::CalibQuantOptions calib_options(const QuantOpts& q, const Model& m, const std::string& path, int threads) {
-  calib::CalibQuantOptions cq;
-  cq.method = calib::parse_method(q.method);
-  cq.stats_in = q.stats_in;
-  cq.stats_out = q.stats_out;
-  cq.gptq.damp = q.damp;
-  cq.gptq.act_order = q.act_order;
-  cq.gptq.threads = threads;
-  const bool w8a8 = !q.activations.empty();
-  const bool needs_calib = cq.method != calib::Method::Rtn && cq.method != calib::Method::Mse;
-  if (w8a8 && (needs_calib || !q.stats_in.empty()))
-    fail("--activations: works with --method rtn or mse and --calib FILE (not {}, --stats)", q.method);
-  if (w8a8 && q.calib.empty()) fail("--activations {}: needs --calib FILE", q.activations);
-  if (q.target_bpw && q.calib.empty() && q.sens_in.empty())
-    fail("--target-bpw: needs --calib FILE or --sensitivity FILE");
-  if (!q.target_bpw && (!q.sens_in.empty() || !q.sens_out.empty()))
-    fail("--sensitivity, --save-sensitivity: only with --target-bpw");
-  if (!needs_calib && (!q.stats_in.empty() || !q.stats_out.empty() || (!q.calib.empty() && !q.target_bpw && !w8a8)))
-    fail("--method {}: takes no calibration (--calib, --stats, --save-stats are for awmse, gptq and awq)", q.method);
-  if (needs_calib && q.calib.empty() && q.stats_in.empty())
-    fail("--method {}: needs --calib FILE (or --stats FILE)", q.method);
-  if (!q.calib.empty() && !q.stats_in.empty()) fail("--calib and --stats: give one of them");
-  if (!q.calib.empty()) {
-    const std::string text = read_text_file(q.calib);
-    if (q.co.len > m.config().max_pos)
-      fail("--calib-len {}: exceeds the model's context of {} tokens", q.co.len, m.config().max_pos);
-    cq.windows = calib::calib_windows(m.tokenizer(), text, q.co.samples, q.co.len, m.config().bos_id);
-    cq.stats_meta["lmq.stats.calib"] = q.calib;
-    cq.stats_meta["lmq.stats.model"] = path;
-  }
-  return cq;
-}
-
-calib::BlockProgress block_progress(calib::Method m) {
-  if (!stderr_is_tty() || m == calib::Method::Rtn || m == calib::Method::Mse) return {};
-  return [t0 = std::chrono::steady_clock::now()](int b, int n, const std::string& stage) {
+// The calibration's block progress on a TTY: "gptq block 3/8 (12 s, ETA 20 s)".
+calib::BlockProgress block_progress() {
+  if (!stderr_is_tty()) return {};
+  return [t0 = std::chrono::steady_clock::time_point{}](int b, int n, const std::string& stage) mutable {
+    if (t0 == std::chrono::steady_clock::time_point{}) t0 = std::chrono::steady_clock::now();  // calibration starts
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const std::string eta = b > 0 && b < n ? fmt::format(", ETA {:.0f} s", el / b * (n - b)) : "";
     fmt::print(stderr, "\r\033[K{} block {}/{} ({:.0f} s{})", stage, std::min(b + 1, n), n, el, eta);
@@ -352,51 +289,14 @@ void print_calib_summary(const calib::CalibQuantReport& crep, const std::string&
              double(peak_rss_bytes()) / (1 << 20));
 }
 
-// --target-bpw: measure the sensitivities, allocate, print the allocation (stderr with --json).
-// Options: QuantizeOptions (lmq's integer schemes) or GgufExportOptions (ggml block types).
-template <class Options>
-void choose_mixed_precision(const Model& m, Options& o, const std::vector<std::vector<int>>& windows, double target,
-                            int threads, const QuantOpts& q) {
-  calib::MixedProblem mp = calib::mixed_problem(m, o);
-  calib::check_target(mp, target);
-  if (!q.sens_in.empty()) {
-    calib::load_sensitivity(q.sens_in, mp);
-  } else {
-    calib::SensitivityOptions so;
-    so.threads = threads;
-    calib::measure_sensitivity(m, mp, windows, so);
-  }
-  if (!q.sens_out.empty()) calib::save_sensitivity(q.sens_out, mp);
-  const calib::Allocation a = calib::allocate(mp, target);
-  calib::apply_allocation(mp, a, o);
-  fmt::print(q.json ? stderr : stdout, "{}\n", calib::allocation_table(mp, a));
-}
-
-// --format gguf: llama.cpp's file, ggml type names (or llama.cpp mixtures) as schemes; the
-// --method chooses codes and scales within the block formats (calib/gguf_target.h).
-void cmd_quantize_gguf(const std::string& path, const QuantOpts& q, int threads) {
-  if (!q.activations.empty()) fail("--activations {}: only for --format lmq (GGUF has no static activation scales)", q.activations);
-  const auto t_start = std::chrono::steady_clock::now();
-  auto m = Model::load(path);
-  GgufExportOptions o;
-  o.scheme = parse_gguf_scheme(q.scheme == "int8:channel:sym" ? "q8_0" : q.scheme);  // lmq's default → q8_0
-  for (const auto& ov : q.overrides) o.overrides.push_back(parse_gguf_override(ov));
-  const calib::CalibQuantOptions cq = calib_options(q, *m, path, threads);
-  if (q.hessian_fit && cq.method != calib::Method::Gptq && cq.method != calib::Method::AwqGptq)
-    fail("--hessian-fit: only with --method gptq or awq+gptq");
-  if (q.target_bpw) choose_mixed_precision(*m, o, cq.windows, *q.target_bpw, threads, q);
-  calib::CalibQuantReport crep;
-  const calib::GgufCalibration cal = calib::calibrate_for_gguf(*m, gguf_tensor_types(*m, o), cq, q.hessian_fit,
-                                                               &crep, block_progress(cq.method));
-  o.prequantized = &cal.prequantized;
-  o.importance = &cal.importance;
-  o.weighted = cal.weighted;
-  o.float_values = &cal.float_values;
-  const GgufProgress progress = tty_tensor_progress();
-  const GgufExportReport r = export_gguf(*m, q.out, o, progress);
-  // with --target-bpw the allocation's overrides set every weight; the scheme only sets the rest
-  const std::string recipe = q.target_bpw ? fmt::format("mixed, --target-bpw {}", *q.target_bpw) : o.scheme.name;
-  if (q.json) {
+void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
+                        std::chrono::steady_clock::time_point t_start) {
+  const calib::QuantizeJob& q = qo.job;
+  const std::string& path = q.model;
+  const GgufExportReport& r = out.gguf_report;
+  const calib::CalibQuantReport& crep = out.calib;
+  const std::string& recipe = out.scheme;
+  if (qo.json) {
     json j{{"model", path},         {"output", q.out},         {"format", "gguf"},    {"scheme", recipe},
            {"params", r.params},    {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes},
            {"bpw", r.bpw},          {"rel_rms", r.rel_rms},    {"fallbacks", r.n_fallback},
@@ -418,45 +318,24 @@ void cmd_quantize_gguf(const std::string& path, const QuantOpts& q, int threads)
              r.tensor_bytes, r.bpw, r.rel_rms, r.n_fallback);
   fmt::print("wrote {} ({} bytes, GGUF {}) in {:.1f} s, peak memory {:.1f} MiB\n", q.out, r.file_bytes, recipe,
              r.seconds, double(peak_rss_bytes()) / (1 << 20));
-  if (cq.method != calib::Method::Rtn) print_calib_summary(crep, q.method, t_start, "llama.cpp's quantizer");
+  if (out.method != calib::Method::Rtn) print_calib_summary(crep, q.method, t_start, "llama.cpp's quantizer");
 }
 
-void cmd_quantize(const std::string& path, const QuantOpts& q, int threads, const std::string& cmdline) {
-  if (q.out.empty()) fail("-o: an output path is required");
-  if (q.format == "gguf") return cmd_quantize_gguf(path, q, threads);
-  if (q.format != "lmq") fail("--format '{}': expected lmq or gguf", q.format);
-  if (q.hessian_fit) fail("--hessian-fit: only for --format gguf --method gptq");
+void cmd_quantize(const QuantOpts& qo) {
   const auto t_start = std::chrono::steady_clock::now();
-  auto m = Model::load(path);
-  QuantizeOptions o;
-  o.scheme = quant::parse_scheme(q.scheme);
-  for (const auto& ov : q.overrides) o.overrides.push_back(parse_override(ov));
-  o.threads = threads;
-  o.provenance["lmq.source"] = path;
-  o.provenance["lmq.command"] = cmdline;
-
-  const calib::CalibQuantOptions cq = calib_options(q, *m, path, threads);
-  if (!q.calib.empty())
-    o.provenance["lmq.calib"] = fmt::format("{} ({} windows of {})", q.calib, q.co.samples, q.co.len);
-  o.provenance["lmq.method"] = q.method;
-  if (cq.method == calib::Method::Gptq || cq.method == calib::Method::AwqGptq)
-    o.provenance["lmq.gptq"] = fmt::format("damp={} act_order={}", q.damp, q.act_order ? "yes" : "no");
-
-  if (q.target_bpw) {
-    choose_mixed_precision(*m, o, cq.windows, *q.target_bpw, threads, q);
-    o.provenance["lmq.target_bpw"] = fmt::format("{}", *q.target_bpw);
-  }
-  calib::CalibQuantReport crep;
-  auto holder = calib::prepare_calibrated(*m, o, cq, &crep, block_progress(cq.method));
-  const bool w8a8 = !q.activations.empty();
-  std::unique_ptr<calib::W8A8Prepared> w8 =
-      w8a8 ? calib::prepare_w8a8(*m, o, w8a8_options(q, cq.windows)) : nullptr;
-  if (w8) crep.calib_seconds += w8->seconds, crep.tokens += w8->tokens;
-
-  const TensorProgress progress = tty_tensor_progress();
-  QuantizeReport r = quantize_model(w8 ? *w8->model : *m, q.out, o, progress);
-  if (q.json) {
-    json j{{"model", path}, {"output", q.out}, {"scheme", o.scheme.to_string()}, {"params", r.params},
+  calib::QuantizeHooks hooks;
+  hooks.kld = kld_means;
+  hooks.allocation = [&](const std::string& table) { fmt::print(qo.json ? stderr : stdout, "{}\n", table); };
+  hooks.blocks = block_progress();
+  hooks.tensors = tty_tensor_progress();
+  const calib::QuantizeOutcome out = calib::run_quantize_job(qo.job, hooks);
+  if (out.gguf) return print_gguf_outcome(qo, out, t_start);
+  const calib::QuantizeJob& q = qo.job;
+  const std::string& path = q.model;
+  const QuantizeReport& r = out.lmq;
+  const calib::CalibQuantReport& crep = out.calib;
+  if (qo.json) {
+    json j{{"model", path}, {"output", q.out}, {"scheme", out.scheme}, {"params", r.params},
            {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes}, {"bpw", r.bpw}, {"rel_rms", r.rel_rms},
            {"seconds", r.seconds}, {"method", q.method}, {"calib_seconds", crep.calib_seconds},
            {"gptq_seconds", crep.quant_seconds}, {"calib_tokens", crep.tokens},
@@ -533,9 +412,9 @@ void cmd_sweep(const std::string& path, const SweepOpts& o) {
 }
 
 // ---------------------------------------------------------------- bench
-void cmd_bench(const std::string& path, int prefill, int decode, int reps, bool as_json) {
+void cmd_bench(const std::string& path, int prefill, int decode, int reps, bool as_json, const RunOptions& ro) {
   auto m = Model::load(path);
-  BenchResult b = bench_model(*m, prefill, decode, reps);
+  BenchResult b = bench_model(*m, prefill, decode, reps, ro);
   if (as_json) {
     fmt::print("{}\n", json{{"model", path}, {"threads", b.threads}, {"prefill_tokens", b.prefill_tokens},
                             {"decode_tokens", b.decode_tokens}, {"prefill_tok_s", b.prefill_tok_s},
@@ -601,35 +480,35 @@ int main(int argc, char** argv) {
   QuantOpts qo;
   auto* quantize = app.add_subcommand("quantize", "quantize a model into lmq's file");
   quantize->add_option("model", model, "model directory or file")->required();
-  quantize->add_option("-o,--output", qo.out, "output file")->required();
-  quantize->add_option("--scheme", qo.scheme,
+  quantize->add_option("-o,--output", qo.job.out, "output file")->required();
+  quantize->add_option("--scheme", qo.job.scheme,
                        "e.g. int4:g128:asym:mse, int8:channel:sym, bf16; with --format gguf a ggml type "
                        "(q8_0 q4_0 q4_1 q5_0 q5_1 q2_k..q6_k f16 f32) or q3_k_m, q4_k_m ...")->capture_default_str();
-  quantize->add_option("--format", qo.format, "output file: lmq (lmq's file) or gguf (llama.cpp)")->capture_default_str();
-  quantize->add_option("--override", qo.overrides,
+  quantize->add_option("--format", qo.job.format, "output file: lmq (lmq's file) or gguf (llama.cpp)")->capture_default_str();
+  quantize->add_option("--override", qo.job.overrides,
                        "REGEX=SCHEME (gguf: REGEX=TYPE) for matching tensors (repeatable, first match wins)");
-  quantize->add_option("--method", qo.method,
+  quantize->add_option("--method", qo.job.method,
                        "rtn, mse (clip search), awmse (activation-weighted clip search), gptq, awq, awq+gptq")
       ->capture_default_str();
-  quantize->add_option("--calib", qo.calib, "calibration text (awmse, gptq, awq)");
-  quantize->add_option("--calib-samples", qo.co.samples, "calibration windows")->capture_default_str();
-  quantize->add_option("--calib-len", qo.co.len, "tokens per calibration window (BOS included)")->capture_default_str();
-  quantize->add_option("--damp", qo.damp, "GPTQ damping, a fraction of mean(diag H)")->capture_default_str();
-  quantize->add_flag("--act-order", qo.act_order, "GPTQ: columns by descending activation energy (static groups)");
-  quantize->add_flag("--hessian-fit", qo.hessian_fit,
+  quantize->add_option("--calib", qo.job.calib, "calibration text (awmse, gptq, awq)");
+  quantize->add_option("--calib-samples", qo.job.co.samples, "calibration windows")->capture_default_str();
+  quantize->add_option("--calib-len", qo.job.co.len, "tokens per calibration window (BOS included)")->capture_default_str();
+  quantize->add_option("--damp", qo.job.damp, "GPTQ damping, a fraction of mean(diag H)")->capture_default_str();
+  quantize->add_flag("--act-order", qo.job.act_order, "GPTQ: columns by descending activation energy (static groups)");
+  quantize->add_flag("--hessian-fit", qo.job.hessian_fit,
                     "gguf + gptq or awq+gptq: fit each block's scales weighted by diag(H) (like an imatrix)");
-  quantize->add_option("--target-bpw", qo.target_bpw,
+  quantize->add_option("--target-bpw", qo.job.target_bpw,
                        "mixed precision: a scheme per tensor (int2..int8, groups 32..128; gguf: q2_k..q8_0) "
                        "chosen by measured sensitivity so the whole file stays within this many bits per weight "
                        "(needs --calib)");
-  quantize->add_option("--save-sensitivity", qo.sens_out, "--target-bpw: write the measured sensitivities (JSON)");
-  quantize->add_option("--sensitivity", qo.sens_in, "--target-bpw: use sensitivities saved by --save-sensitivity");
-  quantize->add_option("--save-stats", qo.stats_out, "write the calibration statistics (safetensors)");
-  quantize->add_option("--stats", qo.stats_in, "use statistics saved by --save-stats instead of --calib");
-  quantize->add_option("--activations", qo.activations,
+  quantize->add_option("--save-sensitivity", qo.job.sens_out, "--target-bpw: write the measured sensitivities (JSON)");
+  quantize->add_option("--sensitivity", qo.job.sens_in, "--target-bpw: use sensitivities saved by --save-sensitivity");
+  quantize->add_option("--save-stats", qo.job.stats_out, "write the calibration statistics (safetensors)");
+  quantize->add_option("--stats", qo.job.stats_in, "use statistics saved by --save-stats instead of --calib");
+  quantize->add_option("--activations", qo.job.activations,
                        "W8A8: int8 (= int8:static, calibrated scales) or int8:dynamic; needs --calib");
-  quantize->add_option("--smooth", qo.smooth, "W8A8: SmoothQuant α in [0, 1], or off")->capture_default_str();
-  quantize->add_option("--act-calib", qo.act_calib, "W8A8 static range rule: minmax, pctP (pct99.9), mse, kl")
+  quantize->add_option("--smooth", qo.job.smooth, "W8A8: SmoothQuant α in [0, 1], or off")->capture_default_str();
+  quantize->add_option("--act-calib", qo.job.act_calib, "W8A8 static range rule: minmax, pctP (pct99.9), mse, kl")
       ->capture_default_str();
   quantize->add_flag("--json", qo.json, "print JSON");
   thread_opts.push_back(quantize->add_option("--threads,-t", threads, "worker threads"));
@@ -669,15 +548,18 @@ int main(int argc, char** argv) {
   try {
     set_threads(threads, std::any_of(thread_opts.begin(), thread_opts.end(), [](auto* o) { return o->count() > 0; }));
     const ActQuantSpec aq = parse_act_quant_spec(act_quant);
-    set_default_act_quant(aq.rule);
-    set_default_act_block(aq.block);
-    set_default_kv_type(parse_kv_type(kv));
+    const RunOptions run_opts{.act_quant = aq.rule, .act_block = aq.block, .kv = parse_kv_type(kv)};
     if (*inspect) cmd_inspect(model, as_json);
-    else if (*run) cmd_run(model, ro);
-    else if (*ev) cmd_eval(model, eo);
-    else if (*quantize) cmd_quantize(model, qo, threads, command_line(argc, argv));
+    else if (*run) cmd_run(model, ro, run_opts);
+    else if (*ev) cmd_eval(model, eo, run_opts);
+    else if (*quantize) {
+      qo.job.model = model;
+      qo.job.threads = threads;
+      qo.job.command_line = command_line(argc, argv);
+      cmd_quantize(qo);
+    }
     else if (*sweep) cmd_sweep(model, so);
-    else if (*bench) cmd_bench(model, prefill, decode, reps, as_json);
+    else if (*bench) cmd_bench(model, prefill, decode, reps, as_json, run_opts);
     cli::flush_stdout();
     return 0;
   } catch (const cli::ClosedOutput&) {

@@ -19,7 +19,7 @@ double median(std::vector<double> v) {
 }
 }  // namespace
 
-BenchResult bench_model(const Model& m, int prefill, int decode, int reps) {
+BenchResult bench_model(const Model& m, int prefill, int decode, int reps, const RunOptions& opts) {
   const auto& c = m.config();
   if (prefill < 1 || decode < 1 || reps < 1) fail("bench: token counts and repetitions must be ≥ 1");
   if (prefill + 1 > c.max_pos || decode + 1 > c.max_pos)
@@ -28,7 +28,7 @@ BenchResult bench_model(const Model& m, int prefill, int decode, int reps) {
   std::uniform_int_distribution<int> tok(3, c.vocab - 1);
   std::vector<int> ids(size_t(std::max(prefill, decode)));
   for (int& t : ids) t = tok(rng);
-  Runner run(m, std::max(prefill, decode) + 1);
+  Runner run(m, std::max(prefill, decode) + 1, opts);
   std::vector<float> logits(size_t(c.vocab));
   using clock = std::chrono::steady_clock;
   std::vector<double> pp, tg;

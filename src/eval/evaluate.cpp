@@ -100,7 +100,7 @@ void finish(EvalResult& r, const Acc& a, int64_t scored, bool has_base, const Ac
 }  // namespace
 
 std::vector<EvalResult> evaluate_models(const std::vector<const Model*>& models, const Model* base, const Windows& w,
-                                        const Progress& progress) {
+                                        const Progress& progress, const RunOptions& run) {
   if (models.empty()) fail("evaluate: no model");
   const int V = models.front()->config().vocab;
   for (const Model* m : models)
@@ -110,11 +110,12 @@ std::vector<EvalResult> evaluate_models(const std::vector<const Model*>& models,
   const int ctx = int(w.ids.front().size());
   std::vector<Runner> runners;
   runners.reserve(models.size());
-  for (const Model* m : models) runners.emplace_back(*m, ctx);
+  for (const Model* m : models) runners.emplace_back(*m, ctx, run);
   std::optional<Runner> base_run;
   if (base) {
-    base_run.emplace(*base, ctx);
-    base_run->set_kv_type(KvType::F32);  // the reference keeps the exact cache whatever --kv says
+    RunOptions base_opts = run;
+    base_opts.kv = KvType::F32;  // the reference keeps the exact cache whatever --kv says
+    base_run.emplace(*base, ctx, base_opts);
   }
   // One window at a time: the base's softmax is taken once and every model is scored against it.
   std::vector<float> logits(size_t(ctx) * V), base_logits(base ? size_t(ctx) * V : 0);
@@ -169,8 +170,18 @@ std::vector<EvalResult> evaluate_models(const std::vector<const Model*>& models,
   return results;
 }
 
-EvalResult evaluate(const Model& model, const Model* base, const Windows& w, const Progress& progress) {
-  return evaluate_models({&model}, base, w, progress).front();
+std::vector<double> kld_means(const std::vector<const Model*>& models, const Model& base,
+                              const std::vector<std::vector<int>>& windows) {
+  Windows w;
+  w.ids = windows;
+  std::vector<double> r;
+  for (const EvalResult& e : evaluate_models(models, &base, w)) r.push_back(e.kld_mean);
+  return r;
+}
+
+EvalResult evaluate(const Model& model, const Model* base, const Windows& w, const Progress& progress,
+                    const RunOptions& run) {
+  return evaluate_models({&model}, base, w, progress, run).front();
 }
 
 }  // namespace lmq

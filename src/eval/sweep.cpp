@@ -102,10 +102,7 @@ SweepResult run_sweep(const Model& base, const Windows& windows, const std::stri
       row.prefill_tok_s = b.prefill_tok_s;
       row.decode_tok_s = b.decode_tok_s;
       if (int_matmul_supported(*models[i]->layers().front().wq)) {
-        const ActQuant saved = default_act_quant();
-        set_default_act_quant(ActQuant::DynamicAbsmax);
-        const BenchResult a = bench_model(*models[i], 128, 64, 1);
-        set_default_act_quant(saved);
+        const BenchResult a = bench_model(*models[i], 128, 64, 1, RunOptions{.act_quant = ActQuant::DynamicAbsmax});
         row.prefill_a8_tok_s = a.prefill_tok_s;
         row.decode_a8_tok_s = a.decode_tok_s;
       }

@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "lmq/error.h"
-#include "lmq/formats/ggml_blocks.h"
+#include "lmq/codecs/format_traits.h"
 
 namespace lmq {
 
@@ -68,41 +68,15 @@ GgufValue GgufValue::string_array(const std::vector<std::string>& xs) {
 }
 
 bool ggml_type_to_format(uint32_t id, Format& out) {
-  switch (id) {
-    case 0: out = Format::F32; return true;
-    case 1: out = Format::F16; return true;
-    case 2: out = Format::Q4_0; return true;
-    case 3: out = Format::Q4_1; return true;
-    case 6: out = Format::Q5_0; return true;
-    case 7: out = Format::Q5_1; return true;
-    case 8: out = Format::Q8_0; return true;
-    case 10: out = Format::Q2_K; return true;
-    case 11: out = Format::Q3_K; return true;
-    case 12: out = Format::Q4_K; return true;
-    case 13: out = Format::Q5_K; return true;
-    case 14: out = Format::Q6_K; return true;
-    case 30: out = Format::BF16; return true;
-    default: return false;
-  }
+  const std::optional<Format> f = format_by_gguf_type(id);
+  if (f) out = *f;
+  return f.has_value();
 }
 
 uint32_t format_to_ggml_type(Format f) {
-  switch (f) {
-    case Format::F32: return 0;
-    case Format::F16: return 1;
-    case Format::Q4_0: return 2;
-    case Format::Q4_1: return 3;
-    case Format::Q5_0: return 6;
-    case Format::Q5_1: return 7;
-    case Format::Q8_0: return 8;
-    case Format::Q2_K: return 10;
-    case Format::Q3_K: return 11;
-    case Format::Q4_K: return 12;
-    case Format::Q5_K: return 13;
-    case Format::Q6_K: return 14;
-    case Format::BF16: return 30;
-    default: fail("format {} cannot be stored in GGUF", int(f));
-  }
+  const int id = format_traits(f).gguf_type;
+  if (id < 0) fail("format {} cannot be stored in GGUF", int(f));
+  return uint32_t(id);
 }
 
 bool is_gguf_magic(const uint8_t* p, size_t n) {

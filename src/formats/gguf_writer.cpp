@@ -11,7 +11,7 @@
 
 #include "lmq/error.h"
 #include "lmq/formats/atomic_file.h"
-#include "lmq/formats/ggml_blocks.h"
+#include "lmq/codecs/ggml_blocks.h"
 
 namespace lmq {
 namespace {

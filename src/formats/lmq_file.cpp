@@ -4,8 +4,8 @@
 
 #include "lmq/error.h"
 #include "lmq/formats/safetensors.h"
-#include "lmq/model/model.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/codecs/format_traits.h"
+#include "lmq/codecs/int_format.h"
 
 namespace lmq {
 
@@ -20,10 +20,7 @@ const char* scale_type_name(ScaleType t) {
 }
 
 Format format_from_name(const std::string& s, const std::string& path) {
-  for (Format f : {Format::F32, Format::F16, Format::BF16, Format::I32, Format::LMQ_INT, Format::Q8_0, Format::Q4_0,
-                   Format::Q4_1, Format::Q5_0, Format::Q5_1, Format::Q2_K, Format::Q3_K, Format::Q4_K, Format::Q5_K,
-                   Format::Q6_K})
-    if (format_name(f) == s) return f;
+  if (const std::optional<Format> f = format_by_name(s)) return *f;
   fail("{}: unknown tensor format '{}'", path, s);
 }
 
@@ -88,7 +85,7 @@ void LmqFileWriter::commit() {
 }
 
 // ------------------------------------------------------------------------------------ reader
-Model::Parts load_lmq_parts(const std::string& path) {
+LmqFileContents read_lmq_file(const std::string& path) {
   auto file = std::make_shared<SafetensorsFile>(path);
   const auto& meta = file->metadata();
   auto need = [&](const char* key) -> const std::string& {
@@ -98,11 +95,9 @@ Model::Parts load_lmq_parts(const std::string& path) {
   };
   if (need("lmq.format") != kLmqFormatVersion)
     fail("{}: lmq file format '{}' is not supported (this lmq reads {})", path, need("lmq.format"), kLmqFormatVersion);
-  Model::Parts parts;
-  parts.path = path;
-  parts.kind = "lmq";
+  LmqFileContents parts;
   parts.file_bytes = file->file_size();
-  parts.config = ModelConfig::from_hf_json(need("lmq.config"), path + " (lmq.config)");
+  parts.config_json = need("lmq.config");
   for (const auto& [k, v] : meta) parts.metadata[k] = v;
   const StTensor* tok = file->find("lmq.tokenizer");
   if (!tok) fail("{}: lmq file without the lmq.tokenizer tensor", path);
@@ -162,7 +157,7 @@ Model::Parts load_lmq_parts(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     fail("{}: bad entry in lmq.tensors: {}", path, e.what());
   }
-  parts.storage.push_back(file);
+  parts.storage = file;
   return parts;
 }
 

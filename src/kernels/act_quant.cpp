@@ -1,7 +1,6 @@
 #include "lmq/kernels/act_quant.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 
 #include "act_quant_simd.h"
@@ -10,8 +9,6 @@
 namespace lmq {
 
 namespace {
-std::atomic<ActQuant> g_default{ActQuant::None};
-std::atomic<int64_t> g_block{0};
 constexpr int kClipSteps = 20;  // ratios 1, 0.975, ..., 0.5
 }  // namespace
 
@@ -44,14 +41,6 @@ std::string act_quant_name(ActQuant a) {
   }
   return "?";
 }
-
-void set_default_act_quant(ActQuant a) { g_default.store(a); }
-ActQuant default_act_quant() { return g_default.load(); }
-void set_default_act_block(int64_t block) {
-  if (block != 0 && block != 32 && block != 64) fail("activation block {} (0, 32 or 64)", block);
-  g_block.store(block);
-}
-int64_t default_act_block() { return g_block.load(); }
 
 void act_quantize_block(const float* x, int64_t n, float s, int8_t* q) {
   if (!(s > 0)) {

@@ -197,10 +197,6 @@ void DotTileCodes(const uint8_t* u, int64_t ldu, int64_t nr, const float* x, int
 void DotTileF32(const float* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
   Rows<LoadF32>(w, K, nr, x, K, nt, K, y, ldy);
 }
-void DotTileF32Strided(const float* w, int64_t ldw, int64_t nr, const float* x, int64_t ldx, int64_t nt, int64_t K,
-                       float* y, int64_t ldy) {
-  Rows<LoadF32>(w, ldw, nr, x, ldx, nt, K, y, ldy);
-}
 void DotTileBF16(const uint16_t* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
   Rows<LoadBF16>(w, K, nr, x, K, nt, K, y, ldy);
 }
@@ -215,7 +211,6 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace lmq {
 HWY_EXPORT(DotTileF32);
-HWY_EXPORT(DotTileF32Strided);
 HWY_EXPORT(DotTileBF16);
 HWY_EXPORT(DotTileF16);
 HWY_EXPORT(DotTileCodes);
@@ -225,10 +220,6 @@ void dot_tile_codes(const uint8_t* u, int64_t ldu, int64_t nr, const float* x, i
 }
 void dot_tile_f32(const float* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(DotTileF32)(w, nr, x, nt, K, y, ldy);
-}
-void dot_tile_f32_strided(const float* w, int64_t ldw, int64_t nr, const float* x, int64_t ldx, int64_t nt, int64_t K,
-                          float* y, int64_t ldy) {
-  HWY_DYNAMIC_DISPATCH(DotTileF32Strided)(w, ldw, nr, x, ldx, nt, K, y, ldy);
 }
 void dot_tile_bf16(const uint16_t* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(DotTileBF16)(w, nr, x, nt, K, y, ldy);

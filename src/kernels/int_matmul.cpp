@@ -9,7 +9,8 @@
 
 #include "int_matmul_internal.h"
 #include "lmq/error.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/codecs/format_traits.h"
+#include "lmq/codecs/int_format.h"
 
 namespace lmq {
 
@@ -73,7 +74,7 @@ IntKernel best_int_kernel() {
 }
 
 int64_t int_matmul_unit(const Tensor& w, int64_t act_block) {
-  if (w.format != Format::LMQ_INT || w.shape.size() != 2) return 0;
+  if (!format_traits(w.format).int_matmul || w.shape.size() != 2) return 0;
   if (w.q.bits != 8 && w.q.bits != 4) return 0;
   const int64_t K = w.cols();
   if (K <= 0 || K % 32 != 0) return 0;

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "lmq/error.h"
-#include "lmq/quant/int_format.h"
-#include "lmq/quant/scheme.h"
+#include "lmq/codecs/int_format.h"
+#include "lmq/codecs/int_bits.h"
 
 namespace lmq {
 
@@ -34,7 +34,7 @@ int64_t code_tile_group(const Tensor& w) {
 void matmul_codes(const Tensor& w, int64_t G, const float* x, int64_t T, float* y, const float* bias) {
   const int64_t N = w.rows(), K = w.cols(), ng = K / G;
   const quant::IntView v = quant::int_view(w.q, w.data, N, K);
-  if (v.layout.groups_per_row != ng) fail("internal: {} groups per row, {} expected", v.layout.groups_per_row, ng);
+  LMQ_CHECK(v.layout.groups_per_row == ng, "{} groups per row, {} expected", v.layout.groups_per_row, ng);
   const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
 #pragma omp parallel
   {

@@ -135,5 +135,12 @@ double dot(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPA
 double exp_shifted(const float* x, int64_t n, float shift, float* out) {
   return HWY_DYNAMIC_DISPATCH(ExpShifted)(x, n, shift, out);
 }
+void softmax_causal(float* row, int visible, int len, float scale) {
+  float mx = -INFINITY;
+  for (int j = 0; j < visible; ++j) mx = std::max(mx, row[j] *= scale);
+  const float inv = float(1.0 / exp_shifted(row, visible, mx, row));  // the vector exp
+  for (int j = 0; j < visible; ++j) row[j] *= inv;
+  std::fill(row + visible, row + len, 0.f);
+}
 }  // namespace lmq
 #endif

@@ -1,25 +1,17 @@
 #include "lmq/model/kv_cache.h"
 
 #include <algorithm>
-#include <atomic>
 
 #include "lmq/error.h"
 #include "lmq/kernels/act_quant.h"
 
 namespace lmq {
 
-namespace {
-std::atomic<KvType> g_default{KvType::F32};
-}
-
 KvType parse_kv_type(std::string_view s) {
   if (s == "f32") return KvType::F32;
   if (s == "int8") return KvType::Int8;
   fail("--kv '{}': expected f32 or int8", s);
 }
-std::string kv_type_name(KvType t) { return t == KvType::Int8 ? "int8" : "f32"; }
-void set_default_kv_type(KvType t) { g_default.store(t); }
-KvType default_kv_type() { return g_default.load(); }
 
 KvCache::KvCache(int layers, int max_seq, int kv_heads, int head_dim, KvType type)
     : max_seq_(max_seq), cap_(int(padded(max_seq))), heads_(kv_heads), d_(head_dim), type_(type) {
@@ -56,7 +48,7 @@ void KvCache::store(int layer, int pos, const float* k, const float* v) {
 }
 
 void KvCache::read_head(int layer, int kvh, int len, float* kt, int64_t ldk, float* v) const {
-  if (ldk < padded(len)) fail("internal: KvCache::read_head ldk {} < padded length {}", ldk, padded(len));
+  LMQ_CHECK(ldk >= padded(len), "KvCache::read_head ldk {} < padded length {}", ldk, padded(len));
   for (int e = 0; e < d_; ++e) std::fill(kt + size_t(e) * ldk + len, kt + size_t(e + 1) * ldk, 0.f);
   if (type_ == KvType::F32) {
     for (int e = 0; e < d_; ++e) std::copy_n(keys_t(layer, kvh) + size_t(e) * cap_, len, kt + size_t(e) * ldk);

@@ -18,6 +18,7 @@
 
 #include "lmq/error.h"
 #include "lmq/formats/gguf.h"
+#include "lmq/formats/gguf_names.h"
 #include "lmq/model/model.h"
 #include "lmq/model/spm_proto.h"
 
@@ -25,41 +26,6 @@ namespace lmq {
 namespace fs = std::filesystem;
 
 namespace {
-
-// llama.cpp tensor name → HF name; empty if unknown.
-std::string hf_name(const std::string& g, bool& is_output) {
-  is_output = false;
-  if (g == "token_embd.weight") return "model.embed_tokens.weight";
-  if (g == "output_norm.weight") return "model.norm.weight";
-  if (g == "output.weight") {
-    is_output = true;
-    return "lm_head.weight";
-  }
-  if (g.rfind("blk.", 0) != 0) return {};
-  const size_t dot = g.find('.', 4);
-  if (dot == std::string::npos || dot == 4) return {};
-  const std::string layer = g.substr(4, dot - 4);
-  for (char ch : layer)
-    if (ch < '0' || ch > '9') return {};
-  if (layer.size() > 1 && layer[0] == '0') return {};
-  static const std::map<std::string, std::string> per_layer = {
-      {"attn_norm.weight", "input_layernorm.weight"},
-      {"attn_q.weight", "self_attn.q_proj.weight"},
-      {"attn_k.weight", "self_attn.k_proj.weight"},
-      {"attn_v.weight", "self_attn.v_proj.weight"},
-      {"attn_output.weight", "self_attn.o_proj.weight"},
-      {"attn_q.bias", "self_attn.q_proj.bias"},
-      {"attn_k.bias", "self_attn.k_proj.bias"},
-      {"attn_v.bias", "self_attn.v_proj.bias"},
-      {"ffn_norm.weight", "post_attention_layernorm.weight"},
-      {"ffn_gate.weight", "mlp.gate_proj.weight"},
-      {"ffn_up.weight", "mlp.up_proj.weight"},
-      {"ffn_down.weight", "mlp.down_proj.weight"},
-  };
-  auto it = per_layer.find(g.substr(dot + 1));
-  if (it == per_layer.end()) return {};
-  return "model.layers." + layer + "." + it->second;
-}
 
 int positive(const GgufFile& f, const std::string& key) {
   const uint32_t v = f.get_u32(key);
@@ -180,11 +146,11 @@ Model::Parts load_gguf_parts(const std::string& path) {
 
   bool has_output = false;
   for (const Tensor& t : f.tensors()) {
-    bool is_output = false;
+    const std::optional<std::string> hf = hf_name_of_gguf(t.name);
+    if (!hf) fail("{}: unknown tensor '{}' (not a llama/qwen2 tensor lmq knows)", path, t.name);
     Tensor r = t;
-    r.name = hf_name(t.name, is_output);
-    if (r.name.empty()) fail("{}: unknown tensor '{}' (not a llama/qwen2 tensor lmq knows)", path, t.name);
-    has_output |= is_output;
+    r.name = *hf;
+    has_output |= t.name == "output.weight";
     parts.tensors.push_back(std::move(r));
   }
   c.tied_embeddings = !has_output;

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "lmq/error.h"
+#include "lmq/formats/lmq_file.h"
 #include "lmq/formats/safetensors.h"
 
 namespace lmq {
@@ -45,6 +46,20 @@ FileKind sniff(const std::string& path) {
 
 }  // namespace
 
+Model::Parts load_lmq_parts(const std::string& path) {
+  LmqFileContents f = read_lmq_file(path);
+  Model::Parts parts;
+  parts.path = path;
+  parts.kind = "lmq";
+  parts.file_bytes = f.file_bytes;
+  parts.config = ModelConfig::from_hf_json(f.config_json, path + " (lmq.config)");
+  parts.metadata = std::move(f.metadata);
+  parts.tokenizer_bytes = std::move(f.tokenizer_bytes);
+  parts.tensors = std::move(f.tensors);
+  parts.storage.push_back(std::move(f.storage));
+  return parts;
+}
+
 std::unique_ptr<Model> Model::load(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) fail("{}: no such file or directory", path);
@@ -73,6 +88,35 @@ std::unique_ptr<Model> Model::from_parts(Parts p) {
   for (size_t i = 0; i < m->tensors_.size(); ++i) m->index_[m->tensors_[i].name] = i;
   m->bind_weights();
   return m;
+}
+
+void Model::Overlay::put(Tensor t) {
+  for (Tensor& o : tensors)
+    if (o.name == t.name) {
+      o = std::move(t);
+      return;
+    }
+  tensors.push_back(std::move(t));
+}
+
+std::unique_ptr<Model> Model::with_tensors(const Model& base, Overlay overlay, std::string path) {
+  Parts p;
+  p.config = base.config_;
+  p.path = std::move(path);
+  p.kind = "memory";
+  p.tensors = base.tensors_;
+  for (Tensor& t : overlay.tensors) {
+    const auto it = base.index_.find(t.name);
+    if (it != base.index_.end()) p.tensors[it->second] = std::move(t);
+    else p.tensors.push_back(std::move(t));
+  }
+  for (const Tensor& t : p.tensors) p.file_bytes += t.nbytes;  // what it holds in memory
+  p.storage = base.storage_;
+  p.storage.insert(p.storage.end(), overlay.storage.begin(), overlay.storage.end());
+  p.tokenizer_path = base.tokenizer_path_;
+  p.tokenizer_bytes = base.tokenizer_bytes_;
+  p.metadata = base.metadata_;
+  return from_parts(std::move(p));
 }
 
 const Tensor* Model::find(const std::string& name) const {

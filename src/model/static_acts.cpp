@@ -4,7 +4,7 @@
 
 #include "lmq/error.h"
 #include "lmq/kernels/int_matmul.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/codecs/int_format.h"
 
 namespace lmq {
 

@@ -9,7 +9,7 @@
 #include "lmq/error.h"
 #include "lmq/formats/lmq_file.h"
 #include "lmq/half.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 
 namespace lmq {
 
@@ -99,13 +99,9 @@ quant::QuantStats store_float(const std::vector<float>& w, Format f, std::vector
       std::memcpy(out.data() + 2 * i, &h, 2);
       back = f == Format::F16 ? f16_to_f32(h) : bf16_to_f32(h);
     }
-    const double e = double(w[i]) - back;
-    st.sq_err += e * e;
-    st.sq_ref += double(w[i]) * w[i];
-    st.max_abs = std::max(st.max_abs, std::fabs(e));
+    st.add(double(w[i]), back);
   }
-  st.rel_rms = st.sq_ref > 0 ? std::sqrt(st.sq_err / st.sq_ref) : 0;
-  return st;
+  return st.finish();
 }
 
 }  // namespace
@@ -138,34 +134,30 @@ Plan plan_model(const Model& src, const QuantizeOptions& o) {
 // Quantizes one tensor into `bytes` (spec.nbytes long); `w` is scratch for its float values.
 quant::QuantStats quantize_one(const Model& src, const Tensor& t, const LmqTensorSpec& spec, const quant::Scheme& s,
                                const QuantizeOptions& o, std::vector<float>& w, std::vector<uint8_t>& bytes) {
-  if (o.prequantized)
-    if (auto it = o.prequantized->find(t.name); it != o.prequantized->end()) {
-      if (spec.format != Format::LMQ_INT || it->second.bytes.size() != spec.nbytes)
-        fail("internal: prequantized tensor '{}' has {} bytes, the plan {} ({})", t.name, it->second.bytes.size(),
-             spec.nbytes, spec.scheme);
-      bytes = it->second.bytes;
-      return it->second.stats;
-    }
+  const TensorPlan* tp = o.plan ? o.plan->find(t.name) : nullptr;
+  if (tp && !tp->bytes.empty()) {
+    LMQ_CHECK(spec.format == Format::LMQ_INT && tp->bytes.size() == spec.nbytes,
+              "prequantized tensor '{}' has {} bytes, the plan {} ({})", t.name, tp->bytes.size(), spec.nbytes,
+              spec.scheme);
+    bytes = tp->bytes;
+    return tp->stats;
+  }
   if (t.format == Format::I32) {  // integer values (W8A8 biases): stored exactly as given
     bytes.assign(t.data, t.data + t.nbytes);
     return {};
   }
   w.resize(size_t(t.numel()));
-  const std::vector<float>* fv = nullptr;
-  if (o.float_values)
-    if (auto it = o.float_values->find(t.name); it != o.float_values->end()) fv = &it->second;
+  const std::vector<float>* fv = tp && !tp->values.empty() ? &tp->values : nullptr;
   if (fv && fv->size() == w.size())
     w = *fv;
   else if (fv)
-    fail("internal: replacement for '{}' has {} values, the tensor {}", t.name, fv->size(), w.size());
+    LMQ_UNREACHABLE("replacement for '{}' has {} values, the tensor {}", t.name, fv->size(), w.size());
   else
     dequantize_rows(t, 0, t.rows(), w.data());
   if (o.transform) o.transform(t, w);
   if (spec.format != Format::LMQ_INT) return store_float(w, spec.format, bytes);
   bytes.assign(spec.nbytes, 0);
-  const std::vector<float>* imp = nullptr;
-  if (o.importance)
-    if (auto it = o.importance->find(t.name); it != o.importance->end()) imp = &it->second;
+  const std::vector<float>* imp = tp && !tp->importance.empty() ? &tp->importance : nullptr;
   try {
     return quant::quantize_tensor(w.data(), t.rows(), t.cols(), spec.q, s.range, s.percentile,
                                   imp ? imp->data() : nullptr, bytes.data(), o.threads);
@@ -179,7 +171,7 @@ QuantizeReport run_plan(const Model& src, const Plan& plan, const QuantizeOption
                         const std::function<void(size_t, std::vector<uint8_t>&)>& sink) {
   const auto t0 = std::chrono::steady_clock::now();
   QuantizeReport r;
-  double sq_err = 0, sq_ref = 0;
+  quant::QuantStats total;
   std::vector<float> w;
   for (size_t i = 0; i < plan.specs.size(); ++i) {
     const Tensor& t = src.tensors()[i];
@@ -199,13 +191,12 @@ QuantizeReport run_plan(const Model& src, const Plan& plan, const QuantizeOption
     tr.max_abs = st.max_abs;
     r.params += tr.params;
     r.tensor_bytes += tr.bytes;
-    sq_err += st.sq_err;
-    sq_ref += st.sq_ref;
+    total.merge(st);
     r.tensors.push_back(std::move(tr));
   }
   if (progress) progress(plan.specs.size(), plan.specs.size(), "");
   r.bpw = 8.0 * double(r.tensor_bytes) / double(r.params);
-  r.rel_rms = sq_ref > 0 ? std::sqrt(sq_err / sq_ref) : 0;
+  r.rel_rms = total.finish().rel_rms;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }
@@ -229,11 +220,7 @@ QuantizeReport quantize_model(const Model& src, const std::string& out, const Qu
 std::unique_ptr<Model> quantize_in_memory(const Model& src, const QuantizeOptions& o, QuantizeReport* report,
                                           const TensorProgress& progress) {
   const Plan plan = plan_model(src, o);
-  Model::Parts parts;
-  parts.config = src.config();
-  parts.path = src.path() + " [" + o.scheme.to_string() + "]";
-  parts.kind = "memory";
-  parts.tokenizer_bytes = src.tokenizer().serialized();
+  Model::Overlay quantized;
   QuantizeReport r = run_plan(src, plan, o, progress, [&](size_t i, std::vector<uint8_t>& bytes) {
     auto held = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
     Tensor t;
@@ -243,12 +230,11 @@ std::unique_ptr<Model> quantize_in_memory(const Model& src, const QuantizeOption
     t.q = plan.specs[i].q;
     t.data = held->data();
     t.nbytes = held->size();
-    parts.tensors.push_back(std::move(t));
-    parts.storage.push_back(held);
+    quantized.tensors.push_back(std::move(t));
+    quantized.storage.push_back(held);
   });
-  parts.file_bytes = r.tensor_bytes;
   if (report) *report = r;
-  return Model::from_parts(std::move(parts));
+  return Model::with_tensors(src, std::move(quantized), src.path() + " [" + o.scheme.to_string() + "]");
 }
 
 }  // namespace lmq

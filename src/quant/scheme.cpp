@@ -50,7 +50,7 @@ float round_scale_up(double s, ScaleType t) {
     case ScaleType::BF16:
       return bf16_to_f32(step_up_16(f32_to_bf16(f), f, 0x7f7f, bf16_to_f32));
   }
-  fail("internal: unknown scale type");
+  LMQ_UNREACHABLE("unknown scale type");
 }
 
 GroupQ params_from_range(double lo, double hi, const IntParams& p) {
@@ -88,12 +88,6 @@ inline int32_t code_of(float x, GroupQ g, float top) {
 void quantize_group(const float* x, int64_t n, GroupQ g, int bits, uint8_t* u) {
   const float top = float(code_max(bits));
   for (int64_t i = 0; i < n; ++i) u[i] = uint8_t(code_of(x[i], g, top));
-}
-
-// Hot in weight-only inference: compiled for AVX-512 and AVX2 too, picked at load time (ifunc).
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void dequantize_group(const uint8_t* u, int64_t n, GroupQ g, float* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = dequant_code(g.scale, u[i], g.zero);
 }
 
 double group_sq_error(const float* x, int64_t n, GroupQ g, int bits, const float* w) {
@@ -169,7 +163,7 @@ GroupQ choose_group_params(const float* x, int64_t n, const IntParams& p, RangeM
       if (importance) check_finite(importance, n, "importance");
       return mse_params(x, n, p, *mn, *mx, importance);
   }
-  fail("internal: unknown range method");
+  LMQ_UNREACHABLE("unknown range method");
 }
 
 // ---- seeds' signed forms ----
@@ -195,92 +189,6 @@ int32_t seed_sym_quantize(float x, float s_seed, int bits) {
   return int32_t(std::clamp(std::round(s_seed * x), -qm, qm));
 }
 
-// ---- bit packing ----
-
-uint64_t packed_bytes(int64_t n, int bits) { return (uint64_t(n) * unsigned(bits) + 7) / 8; }
-
-namespace detail {
-
-void pack_bits_generic(const uint8_t* u, int64_t n, int bits, uint8_t* out) {
-  const uint32_t mask = (1u << bits) - 1u;
-  uint32_t acc = 0;  // pending stream bits, LSB first; never holds more than 15
-  int have = 0;
-  uint8_t* o = out;
-  for (int64_t i = 0; i < n; ++i) {
-    acc |= (u[i] & mask) << have;
-    have += bits;
-    while (have >= 8) *o++ = uint8_t(acc), acc >>= 8, have -= 8;
-  }
-  if (have > 0) *o = uint8_t(acc);  // high bits of the last byte stay zero
-}
-
-void unpack_bits_generic(const uint8_t* in, int64_t n, int bits, uint8_t* u) {
-  const uint32_t mask = (1u << bits) - 1u;
-  uint32_t acc = 0;
-  int have = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    if (have < bits) acc |= uint32_t(*in++) << have, have += 8;
-    u[i] = uint8_t(acc & mask);
-    acc >>= bits;
-    have -= bits;
-  }
-}
-
-}  // namespace detail
-
-void pack_bits(const uint8_t* u, int64_t n, int bits, uint8_t* out) {
-  if (bits < 1 || bits > 8) fail("internal: pack_bits with {} bits", bits);
-  if (bits == 8) {
-    std::copy(u, u + n, out);
-  } else if (bits == 4) {
-    int64_t i = 0;
-    for (; i + 1 < n; i += 2) *out++ = uint8_t((u[i] & 15) | (u[i + 1] & 15) << 4);
-    if (i < n) *out = uint8_t(u[i] & 15);
-  } else if (bits == 2) {
-    int64_t i = 0;
-    for (; i + 3 < n; i += 4)
-      *out++ = uint8_t((u[i] & 3) | (u[i + 1] & 3) << 2 | (u[i + 2] & 3) << 4 | (u[i + 3] & 3) << 6);
-    if (i < n) detail::pack_bits_generic(u + i, n - i, 2, out);
-  } else {
-    detail::pack_bits_generic(u, n, bits, out);
-  }
-}
-
-void unpack_bits(const uint8_t* in, int64_t n, int bits, uint8_t* u) {
-  if (bits < 1 || bits > 8) fail("internal: unpack_bits with {} bits", bits);
-  if (bits == 8) {
-    std::copy(in, in + n, u);
-  } else if (bits == 4) {
-    // Whole bytes first (a loop the compiler vectorizes), then an odd last code.
-    const int64_t pairs = n / 2;
-    for (int64_t b = 0; b < pairs; ++b) {
-      u[2 * b] = uint8_t(in[b] & 15);
-      u[2 * b + 1] = uint8_t(in[b] >> 4);
-    }
-    if (n & 1) u[n - 1] = uint8_t(in[pairs] & 15);
-  } else if (bits == 2) {
-    const int64_t quads = n / 4;
-    for (int64_t b = 0; b < quads; ++b)
-      for (int j = 0; j < 4; ++j) u[4 * b + j] = uint8_t(in[b] >> (2 * j) & 3);
-    for (int64_t i = quads * 4; i < n; ++i) u[i] = uint8_t(in[i >> 2] >> ((i & 3) * 2) & 3);
-  } else {
-    detail::unpack_bits_generic(in, n, bits, u);
-  }
-}
-
-uint8_t packed_at(const uint8_t* in, int64_t i, int bits) {
-  const uint64_t bit = uint64_t(i) * unsigned(bits);
-  const uint64_t byte = bit / 8;
-  const unsigned shift = unsigned(bit % 8);
-  uint32_t v = in[byte] >> shift;
-  if (shift + unsigned(bits) > 8) v |= uint32_t(in[byte + 1]) << (8 - shift);  // straddles
-  return uint8_t(v & ((1u << bits) - 1u));
-}
-
-uint64_t bytes_at_bits(uint64_t params, unsigned bits) {
-  const uint64_t total_bits = checked_mul(params, bits, "bytes_at_bits");
-  return total_bits / 8 + (total_bits % 8 != 0);
-}
 
 
 // ---- scheme strings ----

@@ -9,7 +9,7 @@ namespace lmq::quant {
 
 std::vector<float> smooth_factors(const std::vector<float>& act_absmax, const std::vector<float>& w_absmax,
                                   double alpha) {
-  if (act_absmax.size() != w_absmax.size()) fail("internal: smooth_factors: {} vs {} columns", act_absmax.size(), w_absmax.size());
+  LMQ_CHECK(act_absmax.size() == w_absmax.size(), "smooth_factors: {} vs {} columns", act_absmax.size(), w_absmax.size());
   if (!(alpha >= 0 && alpha <= 1)) fail("--smooth {}: α must be in [0, 1]", alpha);
   std::vector<float> s(act_absmax.size(), 1.0f);
   for (size_t j = 0; j < s.size(); ++j) {

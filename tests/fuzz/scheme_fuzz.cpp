@@ -2,7 +2,7 @@
 // Input: the bytes up to the first NUL go to every parser. An accepted scheme must print to a
 // canonical form that parses back to the same scheme.
 #include "fuzz_support.h"
-#include "lmq/formats/gguf_export.h"
+#include "lmq/quant/gguf_export.h"
 #include "lmq/kernels/act_quant.h"
 #include "lmq/quant/quantize_model.h"
 #include "lmq/quant/scheme.h"

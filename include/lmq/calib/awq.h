@@ -77,8 +77,9 @@ AwqBlock awq_block(const Model& m, int layer, const StatsMap& stats,
 // H' = D⁻¹HD⁻¹ and E[x'²] = E[x²]/s²: the statistics of the scaled input x' = x / s.
 InputStats scaled_stats(const InputStats& st, const std::vector<float>& s);
 
-// Points parts' tensor `name` at the F32 values w (which must outlive the parts).
-void replace_with_floats(Model::Parts& parts, const std::string& name, const std::vector<float>& w);
+// Puts m's tensor `name` into the overlay as the F32 values w (which must outlive the model
+// made from it).
+void put_floats(Model::Overlay& overlay, const Model& m, const std::string& name, const std::vector<float>& w);
 
 // The model with some tensors replaced by F32 values (name → values, the tensor's shape); the
 // rest point into `m`, which must outlive the result.

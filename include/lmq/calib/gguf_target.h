@@ -1,6 +1,6 @@
 // lmq's calibrated methods into llama.cpp's block formats (`lmq quantize --format gguf
 // --method rtn|mse|awmse|gptq|awq|awq+gptq`): the method chooses the codes and scales, the bytes are ggml's
-// exact block layout (formats/ggml_blocks.h), so llama.cpp and lmq read the result unchanged.
+// exact block layout (codecs/ggml_blocks.h), so llama.cpp and lmq read the result unchanged.
 //
 //   rtn    llama.cpp's reference quantizers (byte-identical to llama-quantize without imatrix);
 //   mse    the scale fits weighted by w_i = sqrt(σ² + x_i²) alone (importance 1);
@@ -20,8 +20,8 @@
 //          norms (stored F32, as llama.cpp keeps them), v_proj and up_proj, and each scaled
 //          linear gets the activation-weighted fit with E[(x/s)²] (awmse on the scaled weights);
 //   awq+gptq  the same scaling, then GPTQ as above on the scaled weights with H' = D⁻¹HD⁻¹.
-// The folded float tensors come back in float_values; export_gguf writes them in place of the
-// checkpoint's (GgufExportOptions::float_values).
+// The folded float tensors come back as the plan's values; export_gguf writes them in place of the
+// checkpoint's (GgufExportOptions::plan).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -44,17 +44,13 @@ void ggml_round_trip(Format f, const float* w, int64_t rows, int64_t K, const fl
                      float* back);
 
 // What export_gguf takes from a calibrated method (GgufExportOptions' fields of the same names).
-struct GgufCalibration {
-  std::map<std::string, std::vector<uint8_t>> prequantized;  // HF name → ggml bytes, HF row order
-  std::map<std::string, std::vector<float>> importance;      // HF name → per input column
-  bool weighted = false;                                     // weighted fits (importance 1 if absent)
-  // awq, awq+gptq: HF name → F32 values of what AWQ changed and stores unquantized (folded norms,
-  // scaled biases, linears the type plan keeps float)
-  std::map<std::string, std::vector<float>> float_values;
-};
 
 // types: HF name → the ggml type export_gguf will store (gguf_tensor_types()).
-GgufCalibration calibrate_for_gguf(const Model& src, const std::map<std::string, Format>& types,
+// The plan for export_gguf, by HF name: ggml bytes in HF row order (gptq, awq, awq+gptq),
+// importance per input column and `weighted` (mse, awmse), and for awq / awq+gptq the F32
+// values of what AWQ changed and stores unquantized (folded norms, scaled biases, linears the
+// type plan keeps float).
+QuantPlan calibrate_for_gguf(const Model& src, const std::map<std::string, Format>& types,
                                    const CalibQuantOptions& c, bool hessian_fit, CalibQuantReport* report = nullptr,
                                    const BlockProgress& progress = {});
 

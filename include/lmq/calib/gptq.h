@@ -23,7 +23,7 @@
 #include <functional>
 #include <vector>
 
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
 #include "lmq/quant/scheme.h"
 
 namespace lmq::calib {

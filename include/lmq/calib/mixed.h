@@ -29,11 +29,12 @@
 // blocks stay at the export's fallback type (fixed bytes).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
 
-#include "lmq/formats/gguf_export.h"
+#include "lmq/quant/gguf_export.h"
 #include "lmq/model/model.h"
 #include "lmq/quant/quantize_model.h"
 
@@ -81,9 +82,14 @@ struct SensitivityOptions {
   int probe_len = 128;
   int threads = 0;
 };
+// The mean KL divergence of each model from the base over the windows (every position scored):
+// the evaluation the probes need, given by the caller (eval::kld_means) because calibration
+// sits below evaluation.
+using KldOfModels = std::function<std::vector<double>(const std::vector<const Model*>& models, const Model& base,
+                                                      const std::vector<std::vector<int>>& windows)>;
 // Fills every tensor's sens from the calibration windows (see above).
 void measure_sensitivity(const Model& m, MixedProblem& p, const std::vector<std::vector<int>>& windows,
-                         const SensitivityOptions& o);
+                         const SensitivityOptions& o, const KldOfModels& kld);
 
 // --save-sensitivity / --sensitivity: the measured sens and probe KLDs as JSON (candidate names,
 // then per tensor), so several targets can share one measurement. Loading checks the candidates

@@ -10,7 +10,7 @@
 //          hidden states are then propagated through the QUANTIZED block l, so block l+1 sees
 //          the inputs the quantized model will give it. Embeddings and lm_head are quantized as
 //          the scheme says (RTN). Each pass over the windows runs one window per thread on an
-//          F32 copy of the block through BLAS (Runner's BLAS mode; the statistics pass stops at
+//          F32 copy of the block through BLAS (BlockRunner's BLAS mode; the statistics pass stops at
 //          down_proj's input), and the windows' statistics are merged in window order, so they
 //          do not depend on the thread count. Memory: the hidden states plus one block's
 //          statistics (all blocks' with --save-stats), and per thread one window's.
@@ -40,13 +40,13 @@ Method parse_method(const std::string& s);  // rtn | mse | awmse | gptq | awq | 
 const char* method_name(Method m);
 
 // Replaces GPTQ / AWQ's quantization into lmq's integer schemes for block l (gptq, awq,
-// awq+gptq): quantizes the block's linears with their input statistics and points their entries
-// in `parts` at the result, which the pipeline then propagates through. With AWQ, `awq` holds the
+// awq+gptq): quantizes the block's linears with their input statistics and puts them, as stored,
+// into `stored`, which the pipeline then propagates through. With AWQ, `awq` holds the
 // block's scaled weights and column scales: the quantizer takes a linear's scaled weights (and
 // scaled_stats) and erases the entries it stored quantized; the pipeline stores what is left as
-// F32 (CalibHolder::float_values). Used to target other formats (calib/gguf_target.h).
+// F32 (the plan's values). Used to target other formats (calib/gguf_target.h).
 using BlockQuantizer = std::function<void(int l, const std::vector<const Tensor*>& linears, const StatsMap& stats,
-                                          AwqBlock* awq, Model::Parts& parts)>;
+                                          AwqBlock* awq, Model::Overlay& stored)>;
 
 struct CalibQuantOptions {
   Method method = Method::Rtn;
@@ -75,14 +75,10 @@ struct CalibQuantReport {
 // Called at each stage: block l of n_layers (l == n_layers: done), what is running.
 using BlockProgress = std::function<void(int block, int n_blocks, const std::string& stage)>;
 
-// Prepares `o` (range method, importance, prequantized tensors) for quantize_model /
-// quantize_in_memory. The returned holder owns what `o` points to; keep it alive until then.
-struct CalibHolder {
-  std::map<std::string, std::vector<float>> importance;
-  std::map<std::string, PrequantizedTensor> prequantized;
-  std::map<std::string, std::vector<float>> float_values;  // AWQ's folded norms, biases, float linears
-};
-std::unique_ptr<CalibHolder> prepare_calibrated(const Model& src, QuantizeOptions& o, const CalibQuantOptions& c,
+// Fills the plan (importance, prequantized tensors, AWQ's folded norms, biases and float linears)
+// and points `o` at it (o.plan; o.scheme's range for mse and awmse) for quantize_model /
+// quantize_in_memory. Keep the returned plan alive until then.
+std::unique_ptr<QuantPlan> prepare_calibrated(const Model& src, QuantizeOptions& o, const CalibQuantOptions& c,
                                                 CalibQuantReport* report = nullptr,
                                                 const BlockProgress& progress = {});
 

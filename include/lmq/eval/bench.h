@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "lmq/model/model.h"
+#include "lmq/model/run_options.h"
 
 namespace lmq {
 
@@ -14,6 +15,6 @@ struct BenchResult {
   uint64_t weight_bytes_per_token = 0;  // bytes of weights one decode step streams
 };
 
-BenchResult bench_model(const Model& m, int prefill, int decode, int reps);
+BenchResult bench_model(const Model& m, int prefill, int decode, int reps, const RunOptions& run = {});
 
 }  // namespace lmq

@@ -7,7 +7,8 @@
 //     predicting ctx/2+1 .. ctx−1) is scored.
 // With a base model, both models run on the same windows in the same pass, and at every scored
 // position the KL divergence KL(base ‖ model) and argmax agreement are taken (no logit files).
-// The base always runs with the f32 KV cache (the default KV type, --kv, applies to the models).
+// The models run with `run` (activation quantization, KV type); the base with the same options
+// but always the f32 KV cache.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "lmq/model/model.h"
+#include "lmq/model/run_options.h"
 
 namespace lmq {
 
@@ -48,9 +50,15 @@ struct EvalResult {
 };
 
 using Progress = std::function<void(int done, int total)>;
-EvalResult evaluate(const Model& model, const Model* base, const Windows& w, const Progress& progress = {});
+EvalResult evaluate(const Model& model, const Model* base, const Windows& w, const Progress& progress = {},
+                    const RunOptions& run = {});
 // Several models on the same windows against one base, which runs once per window.
 std::vector<EvalResult> evaluate_models(const std::vector<const Model*>& models, const Model* base, const Windows& w,
-                                        const Progress& progress = {});
+                                        const Progress& progress = {}, const RunOptions& run = {});
+
+// The mean KLD of each model from the base on the windows, every position scored (what
+// calib::measure_sensitivity's probes need: calib::KldOfModels).
+std::vector<double> kld_means(const std::vector<const Model*>& models, const Model& base,
+                              const std::vector<std::vector<int>>& windows);
 
 }  // namespace lmq

@@ -39,6 +39,18 @@ struct LmqTensorSpec {
 // Exact stored bytes of a tensor of this shape and format.
 uint64_t stored_bytes(Format f, const IntParams& q, const std::vector<int64_t>& shape);
 
+// What an lmq file holds, checked (format version, every tensor's bytes against its shape and
+// format) but not interpreted: model/ turns it into a Model.
+struct LmqFileContents {
+  std::string config_json;      // "lmq.config", a Hugging Face style config
+  std::string tokenizer_bytes;  // the serialized SentencePiece model
+  std::map<std::string, std::string> metadata;  // every "__metadata__" key
+  std::vector<Tensor> tensors;  // pointing into the mapped file
+  std::shared_ptr<void> storage;  // keeps the mapping alive
+  uint64_t file_bytes = 0;
+};
+LmqFileContents read_lmq_file(const std::string& path);
+
 class LmqFileWriter {
  public:
   // Writes the header at once; then write_tensor() must be called for every spec, in order.

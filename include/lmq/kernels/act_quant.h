@@ -28,12 +28,6 @@ ActQuantSpec parse_act_quant_spec(std::string_view s);
 inline ActQuant parse_act_quant(std::string_view s) { return parse_act_quant_spec(s).rule; }
 std::string act_quant_name(ActQuant a);
 
-// The process-wide defaults that new Runners start with (the CLI's --act-quant sets them).
-void set_default_act_quant(ActQuant a);
-ActQuant default_act_quant();
-void set_default_act_block(int64_t block);
-int64_t default_act_block();
-
 struct QuantizedActs {
   int64_t T = 0, K = 0;
   int64_t block = 0;      // values per scale (== K for one scale per row)

@@ -17,10 +17,6 @@ void matmul(const Tensor& w, const float* x, int64_t T, float* y, const float* b
 // The float tile kernel under matmul (Highway, runtime-dispatched): for r < nr, t < nt,
 // y[t*ldy + r] = Σ_k w[r*K + k] · x[t*K + k].
 void dot_tile_f32(const float* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy);
-// The same with rows of w ldw floats apart and rows of x ldx apart (operands inside larger
-// arrays, e.g. one head of the KV cache).
-void dot_tile_f32_strided(const float* w, int64_t ldw, int64_t nr, const float* x, int64_t ldx, int64_t nt, int64_t K,
-                          float* y, int64_t ldy);
 // The same with bfloat16 weight rows, widened in registers (bit-exact with widening first).
 void dot_tile_bf16(const uint16_t* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy);
 // The same with IEEE half weight rows (F16C conversion where the CPU has it; exact).

@@ -16,6 +16,9 @@ double exp_shifted(const float* x, int64_t n, float shift, float* out);
 void silu_mul(float* g, const float* up, int64_t n);
 // y = x / sqrt(mean(x²) + eps) · w for each of `rows` rows of n (x and y may not overlap).
 void rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t n, float eps);
+// One query row of causal attention: row[j] = softmax_j(row[j] · scale) over the visible
+// positions j < visible, 0 for the masked ones up to len.
+void softmax_causal(float* row, int visible, int len, float scale);
 // Whether no x_i is NaN or ±Inf.
 bool all_finite(const float* x, int64_t n);
 

@@ -15,10 +15,6 @@ namespace lmq {
 
 enum class KvType { F32, Int8 };
 KvType parse_kv_type(std::string_view s);  // "f32" | "int8"; throws naming --kv
-std::string kv_type_name(KvType t);
-// The process-wide default new Runners start with (the CLI's --kv sets it).
-void set_default_kv_type(KvType t);
-KvType default_kv_type();
 
 class KvCache {
  public:

@@ -63,6 +63,19 @@ class Model {
   };
   static std::unique_ptr<Model> from_parts(Parts parts);
 
+  // Tensors to lay over a model's: each replaces the tensor of the same name, or is added
+  // (appended) when the model has none; `storage` keeps their bytes alive.
+  struct Overlay {
+    std::vector<Tensor> tensors;
+    std::vector<std::shared_ptr<void>> storage;
+    void put(Tensor t);  // replaces an entry of the same name, else appends
+  };
+  // The one way to make a model from another (calibration's block models, AWQ's scaled
+  // weights, W8A8's folded model, mixed precision's probes): base's config, tokenizer and
+  // metadata with the overlay's tensors, named `path` in messages. The result shares the
+  // base's storage, so the tensors it keeps stay valid after the base is gone.
+  static std::unique_ptr<Model> with_tensors(const Model& base, Overlay overlay, std::string path);
+
  private:
   Model() = default;
   void bind_weights();

@@ -10,7 +10,8 @@
 #include <vector>
 
 #include "lmq/model/model.h"
-#include "lmq/quant/int_format.h"
+#include "lmq/quant/int_quantize.h"
+#include "lmq/quant/quant_plan.h"
 #include "lmq/quant/scheme.h"
 
 namespace lmq {
@@ -27,30 +28,18 @@ std::regex override_regex(const std::string& pattern, const std::string& arg);
 // "REGEX=SCHEME", e.g. "mlp\.down_proj=int6:g64"; throws naming the flag on a bad regex or scheme.
 SchemeOverride parse_override(const std::string& s);
 
-// A tensor already quantized elsewhere (GPTQ): its LMQ_INT bytes in the planned scheme and the
-// error of what they store.
-struct PrequantizedTensor {
-  std::vector<uint8_t> bytes;
-  quant::QuantStats stats;
-};
-
 struct QuantizeOptions {
   quant::Scheme scheme;
   std::vector<SchemeOverride> overrides;
   int threads = 0;
   std::map<std::string, std::string> provenance;  // extra lmq.* metadata (command, source)
-  // Optional per-tensor input-column importance (e.g. E[x²] per input from calibration), used
-  // by the MSE clip search as weights: name → cols floats.
-  const std::map<std::string, std::vector<float>>* importance = nullptr;
-  // Optional tensors quantized beforehand (name → bytes), used as they are instead of
-  // quantizing; their size must be the planned one.
-  const std::map<std::string, PrequantizedTensor>* prequantized = nullptr;
+  // What calibration decided (quant/quant_plan.h): LMQ_INT bytes quantized beforehand (their
+  // size must be the planned one), float values replacing the source's before it is stored or
+  // quantized, and input-column importance weighting the MSE clip search.
+  const QuantPlan* plan = nullptr;
   // Optional rewrite of a tensor's float values before it is quantized (SmoothQuant folding,
   // calib/w8a8.h); one tensor at a time, so no second copy of the model is made.
   std::function<void(const Tensor& t, std::vector<float>& values)> transform;
-  // Optional float values replacing a source tensor's before it is stored or quantized (AWQ's
-  // folded norms and scaled biases): name → numel floats.
-  const std::map<std::string, std::vector<float>>* float_values = nullptr;
 };
 
 struct TensorQuantReport {

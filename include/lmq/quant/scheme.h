@@ -1,5 +1,5 @@
-// Quantization math for lmq's integer formats: scales, zero points, range selection, bit
-// packing, memory arithmetic, and the scheme strings the CLI accepts ("int4:g128:asym:mse").
+// Quantization math for lmq's integer formats: scales, zero points, range selection and the
+// scheme strings the CLI accepts ("int4:g128:asym:mse").
 //
 // ---------------------------------------------------------------------------------------------
 // Derivation (b = bits, all codes stored unsigned, u in [0, 2^b - 1])
@@ -46,27 +46,12 @@
 #include <string>
 #include <string_view>
 
+#include "lmq/codecs/int_bits.h"
 #include "lmq/tensor.h"
 
 namespace lmq::quant {
 
 enum class RangeMethod { MinMax, Percentile, Mse };
-
-// One group's stored parameters. scale is already rounded to the storage ScaleType; zero is
-// the unsigned code of 0.0 (2^(b-1) for symmetric). sym is not stored: it makes quantization
-// clamp to code 1 (q >= -q_max) so a clipped symmetric range stays symmetric.
-struct GroupQ {
-  float scale = 0;
-  int32_t zero = 0;
-  bool sym = false;
-};
-
-inline int32_t code_max(int bits) { return (1 << bits) - 1; }
-inline int32_t sym_qmax(int bits) { return (1 << (bits - 1)) - 1; }
-inline int32_t sym_zero(int bits) { return 1 << (bits - 1); }
-// The one dequantization expression; everything (stats, dequantize_rows) uses it so results
-// agree bit for bit.
-inline float dequant_code(float s, int32_t u, int32_t z) { return s * float(u - z); }
 
 // Rounds s >= 0 up to the nearest value representable in t (clamped to t's max finite).
 float round_scale_up(double s, ScaleType t);
@@ -83,7 +68,6 @@ GroupQ choose_group_params(const float* x, int64_t n, const IntParams& p, RangeM
 // u[i] = clamp(round(x[i]/s) + z, sym ? 1 : 0, 2^bits - 1), round half away from zero;
 // s = 0 gives u = z. x must be finite.
 void quantize_group(const float* x, int64_t n, GroupQ g, int bits, uint8_t* u);
-void dequantize_group(const uint8_t* u, int64_t n, GroupQ g, float* out);
 
 // Σ w_j (x_j - x'_j)² (w = nullptr: all ones), accumulated in double in index order.
 double group_sq_error(const float* x, int64_t n, GroupQ g, int bits, const float* w);
@@ -108,23 +92,6 @@ int32_t seed_asym_quantize(float x, SeedAsym p, int bits);
 inline float seed_asym_dequantize(int32_t q, SeedAsym p) { return float(q - p.Z) / p.s; }
 float seed_sym_scale(float absmax, int bits);  // q_max / absmax
 int32_t seed_sym_quantize(float x, float s_seed, int bits);
-
-// ---- bit packing: LSB-first bitstream, value i in stream bits [i·b, (i+1)·b), byte k holds
-// stream bits 8k..8k+7 (bit 0 of the byte first). out has ceil(n·b/8) bytes; unused high bits
-// of the last byte are zero. Only the low b bits of each u are used. b in 1..8.
-uint64_t packed_bytes(int64_t n, int bits);
-void pack_bits(const uint8_t* u, int64_t n, int bits, uint8_t* out);
-void unpack_bits(const uint8_t* in, int64_t n, int bits, uint8_t* u);
-// The value at index i of a packed stream.
-uint8_t packed_at(const uint8_t* in, int64_t i, int bits);
-namespace detail {  // the generic paths, exposed so tests can compare the fast paths with them
-void pack_bits_generic(const uint8_t* u, int64_t n, int bits, uint8_t* out);
-void unpack_bits_generic(const uint8_t* in, int64_t n, int bits, uint8_t* u);
-}  // namespace detail
-
-// Bytes that `params` values take at `bits` bits each: params·bits/8, rounded up only when
-// not integral. Throws on overflow.
-uint64_t bytes_at_bits(uint64_t params, unsigned bits);
 
 // ---- scheme strings ----
 // Grammar: intB[:GRAN][:sym|:asym][:minmax|:mse|:pctP][:s=f16|bf16|f32]

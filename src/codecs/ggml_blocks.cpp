@@ -1,19 +1,18 @@
 // Scalar (de)quantization of ggml's block formats. Written from ggml's documented layouts
 // (see the header); the arithmetic mirrors llama.cpp's reference code operation for operation
 // so results match it bit for bit on IEEE float hardware without -ffast-math / FMA contraction.
-#include "lmq/formats/ggml_blocks.h"
+#include "lmq/codecs/ggml_blocks.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "ggml_rows.h"
+#include "lmq/codecs/format_traits.h"
 #include "lmq/error.h"
 #include "lmq/half.h"
 
-namespace lmq {
-namespace {
-
-using namespace ggml;
+namespace lmq::ggml {
 
 inline float h2f(const uint8_t* p) {
   uint16_t h;
@@ -23,27 +22,6 @@ inline float h2f(const uint8_t* p) {
 inline void f2h(uint8_t* p, float f) {
   uint16_t h = f32_to_f16(f);
   std::memcpy(p, &h, 2);
-}
-
-std::string_view name_of(Format f) {
-  switch (f) {
-    case Format::F32: return "F32";
-    case Format::F16: return "F16";
-    case Format::BF16: return "BF16";
-    case Format::I32: return "I32";
-    case Format::LMQ_INT: return "LMQ_INT";
-    case Format::Q8_0: return "Q8_0";
-    case Format::Q4_0: return "Q4_0";
-    case Format::Q4_1: return "Q4_1";
-    case Format::Q5_0: return "Q5_0";
-    case Format::Q5_1: return "Q5_1";
-    case Format::Q2_K: return "Q2_K";
-    case Format::Q3_K: return "Q3_K";
-    case Format::Q4_K: return "Q4_K";
-    case Format::Q5_K: return "Q5_K";
-    case Format::Q6_K: return "Q6_K";
-  }
-  return "?";
 }
 
 void dq_q8_0(const uint8_t* src, float* y, int64_t nb) {
@@ -744,111 +722,24 @@ void q_q6_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
       }
     }
     std::memcpy(out, &y, sizeof y);
-    ggml_block_set_codes(Format::Q6_K, out, reinterpret_cast<const uint8_t*>(L));
+    codes_q6_K(out, reinterpret_cast<const uint8_t*>(L));
   }
 }
 
-int64_t whole_blocks(Format f, int64_t k, const char* what) {
-  const int64_t bs = ggml_block_size(f);
-  if (k < 0 || k % bs != 0)
-    fail("{}: {} values is not a whole number of {}-value {} blocks", what, k, bs, name_of(f));
-  return k / bs;
+// Floats as ggml stores them (block size 1): F32 as is, F16 and BF16 widened.
+void dq_f32(const uint8_t* src, float* y, int64_t n) { std::memcpy(y, src, size_t(n) * 4); }
+void dq_f16(const uint8_t* src, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = h2f(src + 2 * i);
 }
-
-}  // namespace
-
-int64_t ggml_block_size(Format f) {
-  switch (f) {
-    case Format::F32:
-    case Format::F16:
-    case Format::BF16: return 1;
-    case Format::Q8_0:
-    case Format::Q4_0:
-    case Format::Q4_1:
-    case Format::Q5_0:
-    case Format::Q5_1: return 32;
-    case Format::Q2_K:
-    case Format::Q3_K:
-    case Format::Q4_K:
-    case Format::Q5_K:
-    case Format::Q6_K: return ggml::QK_K;
-    default: fail("format {} is not a ggml block format", name_of(f));
+void dq_bf16(const uint8_t* src, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, src + 2 * i, 2);
+    y[i] = bf16_to_f32(h);
   }
 }
 
-size_t ggml_block_bytes(Format f) {
-  switch (f) {
-    case Format::F32: return 4;
-    case Format::F16:
-    case Format::BF16: return 2;
-    case Format::Q8_0: return sizeof(ggml::block_q8_0);
-    case Format::Q4_0: return sizeof(ggml::block_q4_0);
-    case Format::Q4_1: return sizeof(ggml::block_q4_1);
-    case Format::Q5_0: return sizeof(ggml::block_q5_0);
-    case Format::Q5_1: return sizeof(ggml::block_q5_1);
-    case Format::Q2_K: return sizeof(ggml::block_q2_K);
-    case Format::Q3_K: return sizeof(ggml::block_q3_K);
-    case Format::Q4_K: return sizeof(ggml::block_q4_K);
-    case Format::Q5_K: return sizeof(ggml::block_q5_K);
-    case Format::Q6_K: return sizeof(ggml::block_q6_K);
-    default: fail("format {} is not a ggml block format", name_of(f));
-  }
-}
-
-uint64_t ggml_row_bytes(Format f, int64_t k) {
-  const int64_t nb = whole_blocks(f, k, "ggml row");
-  return checked_mul(uint64_t(nb), ggml_block_bytes(f), "ggml row");
-}
-
-void ggml_dequantize_row(Format f, const uint8_t* src, float* dst, int64_t k) {
-  const int64_t nb = whole_blocks(f, k, "ggml_dequantize_row");
-  switch (f) {
-    case Format::F32: std::memcpy(dst, src, size_t(k) * 4); return;
-    case Format::F16:
-      for (int64_t i = 0; i < k; ++i) dst[i] = h2f(src + 2 * i);
-      return;
-    case Format::BF16:
-      for (int64_t i = 0; i < k; ++i) {
-        uint16_t h;
-        std::memcpy(&h, src + 2 * i, 2);
-        dst[i] = bf16_to_f32(h);
-      }
-      return;
-    case Format::Q8_0: return dq_q8_0(src, dst, nb);
-    case Format::Q4_0: return dq_q4_0(src, dst, nb);
-    case Format::Q4_1: return dq_q4_1(src, dst, nb);
-    case Format::Q5_0: return dq_q5_0(src, dst, nb);
-    case Format::Q5_1: return dq_q5_1(src, dst, nb);
-    case Format::Q2_K: return dq_q2_K(src, dst, nb);
-    case Format::Q3_K: return dq_q3_K(src, dst, nb);
-    case Format::Q4_K: return dq_q4_K(src, dst, nb);
-    case Format::Q5_K: return dq_q5_K(src, dst, nb);
-    case Format::Q6_K: return dq_q6_K(src, dst, nb);
-    default: fail("ggml_dequantize_row: format {} is not a ggml format", name_of(f));
-  }
-}
-
-void ggml_quantize_row(Format f, const float* src, uint8_t* dst, int64_t k, const float* importance) {
-  switch (f) {
-    case Format::Q8_0: return q_q8_0(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
-    case Format::Q4_0: return q_q4_0(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
-    case Format::Q4_1: return q_q4_1(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
-    case Format::Q5_0: return q_q5_0(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
-    case Format::Q5_1: return q_q5_1(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
-    case Format::Q2_K: return q_q2_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
-    case Format::Q3_K: return q_q3_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
-    case Format::Q4_K: return q_q4_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
-    case Format::Q5_K: return q_q5_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
-    case Format::Q6_K: return q_q6_K(src, dst, whole_blocks(f, k, "ggml_quantize_row"), importance);
-    default: fail("ggml_quantize_row: no reference quantizer for {}", name_of(f));
-  }
-}
-
-}  // namespace lmq
-
-// ---- grids and codes (ggml_block_grids / ggml_block_set_codes) ----
-namespace lmq {
-namespace {
+// ---- grids and codes of one block (ggml_block_grids / ggml_block_set_codes) ----
 
 // The 6-bit signed scales of a Q3_K block (see the header), minus 32.
 void q3_scales(const uint8_t* scales, int* sc) {
@@ -880,7 +771,117 @@ void set_k4_codes(uint8_t* qs, uint8_t* qh, const uint8_t* L) {
     }
 }
 
+void grids_q8_0(const uint8_t* b, GgmlGrid* g) { g[0] = {h2f(b), 0.f, 128, 255}; }
+void grids_q4_0(const uint8_t* b, GgmlGrid* g) { g[0] = {h2f(b), 0.f, 8, 15}; }
+void grids_q5_0(const uint8_t* b, GgmlGrid* g) { g[0] = {h2f(b), 0.f, 16, 31}; }
+void grids_q4_1(const uint8_t* b, GgmlGrid* g) { g[0] = {h2f(b), h2f(b + 2), 0, 15}; }
+void grids_q5_1(const uint8_t* b, GgmlGrid* g) { g[0] = {h2f(b), h2f(b + 2), 0, 31}; }
+void grids_q2_K(const uint8_t* b, GgmlGrid* g) {
+  const float d = h2f(b + offsetof(block_q2_K, d)), dmin = h2f(b + offsetof(block_q2_K, dmin));
+  for (int s = 0; s < 16; ++s) {
+    const uint8_t sc = b[offsetof(block_q2_K, scales) + s];
+    g[s] = {d * (sc & 0xF), -(dmin * (sc >> 4)), 0, 3};
+  }
+}
+void grids_q3_K(const uint8_t* b, GgmlGrid* g) {
+  int sc[16];
+  q3_scales(b + offsetof(block_q3_K, scales), sc);
+  const float d = h2f(b + offsetof(block_q3_K, d));
+  for (int s = 0; s < 16; ++s) g[s] = {d * sc[s], 0.f, 4, 7};
+}
+// Q4_K and Q5_K: the same scales, codes up to qmax.
+void grids_k4(const uint8_t* b, GgmlGrid* g, int qmax) {
+  static_assert(offsetof(block_q4_K, scales) == offsetof(block_q5_K, scales));
+  const float d = h2f(b), dmin = h2f(b + 2);
+  for (int s = 0; s < 8; ++s) {
+    int sc, mn;
+    scale_min_k4(s, b + offsetof(block_q4_K, scales), sc, mn);
+    g[s] = {d * sc, -(dmin * mn), 0, qmax};
+  }
+}
+void grids_q4_K(const uint8_t* b, GgmlGrid* g) { grids_k4(b, g, 15); }
+void grids_q5_K(const uint8_t* b, GgmlGrid* g) { grids_k4(b, g, 31); }
+void grids_q6_K(const uint8_t* b, GgmlGrid* g) {
+  const float d = h2f(b + offsetof(block_q6_K, d));
+  const int8_t* sc = reinterpret_cast<const int8_t*>(b + offsetof(block_q6_K, scales));
+  for (int s = 0; s < 16; ++s) g[s] = {d * sc[s], 0.f, 32, 63};
+}
+
+void codes_q8_0(uint8_t* b, const uint8_t* L) {
+  for (int j = 0; j < 32; ++j) b[2 + j] = uint8_t(int8_t(int(L[j]) - 128));
+}
+void codes_q4_0(uint8_t* b, const uint8_t* L) { set_legacy_codes(b + 2, nullptr, L); }
+void codes_q4_1(uint8_t* b, const uint8_t* L) { set_legacy_codes(b + 4, nullptr, L); }
+void codes_q5_0(uint8_t* b, const uint8_t* L) { set_legacy_codes(b + 6, b + 2, L); }
+void codes_q5_1(uint8_t* b, const uint8_t* L) { set_legacy_codes(b + 8, b + 4, L); }
+void codes_q2_K(uint8_t* b, const uint8_t* L) { pack_2bit(L, b + offsetof(block_q2_K, qs)); }
+void codes_q3_K(uint8_t* b, const uint8_t* L) {
+  uint8_t* hmask = b + offsetof(block_q3_K, hmask);
+  uint8_t U[QK_K];
+  std::memset(hmask, 0, QK_K / 8);
+  for (int j = 0; j < QK_K; ++j) {
+    U[j] = uint8_t(L[j] & 3);
+    if (L[j] > 3) hmask[j % 32] = uint8_t(hmask[j % 32] | (1 << (j / 32)));
+  }
+  pack_2bit(U, b + offsetof(block_q3_K, qs));
+}
+void codes_q4_K(uint8_t* b, const uint8_t* L) { set_k4_codes(b + offsetof(block_q4_K, qs), nullptr, L); }
+void codes_q5_K(uint8_t* b, const uint8_t* L) {
+  set_k4_codes(b + offsetof(block_q5_K, qs), b + offsetof(block_q5_K, qh), L);
+}
+void codes_q6_K(uint8_t* b, const uint8_t* L) {
+  uint8_t* ql = b + offsetof(block_q6_K, ql);
+  uint8_t* qh = b + offsetof(block_q6_K, qh);
+  for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32)
+    for (int l = 0; l < 32; ++l) {
+      const uint8_t* q = L + j + l;
+      ql[l] = uint8_t((q[0] & 0xF) | ((q[64] & 0xF) << 4));
+      ql[l + 32] = uint8_t((q[32] & 0xF) | ((q[96] & 0xF) << 4));
+      qh[l] = uint8_t((q[0] >> 4) | ((q[32] >> 4) << 2) | ((q[64] >> 4) << 4) | ((q[96] >> 4) << 6));
+    }
+}
+
+}  // namespace lmq::ggml
+
+// ---- the public entry points: every per-format choice comes from the traits table ----
+namespace lmq {
+namespace {
+
+// The row of a ggml storage type (floats or blocks); other formats are refused.
+const FormatTraits& ggml_traits(Format f) {
+  const FormatTraits& t = format_traits(f);
+  if (!t.ggml) fail("format {} is not a ggml block format", t.upper);
+  return t;
+}
+
+int64_t whole_blocks(const FormatTraits& t, int64_t k, const char* what) {
+  const int64_t bs = t.block_size;
+  if (k < 0 || k % bs != 0)
+    fail("{}: {} values is not a whole number of {}-value {} blocks", what, k, bs, t.upper);
+  return k / bs;
+}
+
 }  // namespace
+
+int64_t ggml_block_size(Format f) { return ggml_traits(f).block_size; }
+size_t ggml_block_bytes(Format f) { return ggml_traits(f).block_bytes; }
+
+uint64_t ggml_row_bytes(Format f, int64_t k) {
+  const FormatTraits& t = ggml_traits(f);
+  const int64_t nb = whole_blocks(t, k, "ggml row");
+  return checked_mul(uint64_t(nb), t.block_bytes, "ggml row");
+}
+
+void ggml_dequantize_row(Format f, const uint8_t* src, float* dst, int64_t k) {
+  const FormatTraits& t = ggml_traits(f);
+  t.dequantize_row(src, dst, whole_blocks(t, k, "ggml_dequantize_row"));
+}
+
+void ggml_quantize_row(Format f, const float* src, uint8_t* dst, int64_t k, const float* importance) {
+  const FormatTraits& t = format_traits(f);
+  if (!t.quantize_row) fail("ggml_quantize_row: no reference quantizer for {}", t.upper);
+  t.quantize_row(src, dst, whole_blocks(t, k, "ggml_quantize_row"), importance);
+}
 
 int ggml_grid_nearest(const GgmlGrid& g, float x) {
   if (g.a == 0) return std::clamp(g.off, 0, g.qmax);
@@ -898,97 +899,21 @@ int ggml_grid_nearest(const GgmlGrid& g, float x) {
 }
 
 int64_t ggml_sub_block_size(Format f) {
-  switch (f) {
-    case Format::Q2_K:
-    case Format::Q3_K:
-    case Format::Q6_K: return 16;
-    case Format::Q4_K:
-    case Format::Q5_K: return 32;
-    default: break;
-  }
-  if (ggml_block_size(f) == 32) return 32;
-  fail("format {} has no sub-blocks (not a quantized ggml format)", name_of(f));
+  const FormatTraits& t = ggml_traits(f);
+  if (t.sub_block_size == 0) fail("format {} has no sub-blocks (not a quantized ggml format)", t.upper);
+  return t.sub_block_size;
 }
 
 void ggml_block_grids(Format f, const uint8_t* b, GgmlGrid* g) {
-  switch (f) {
-    case Format::Q8_0: g[0] = {h2f(b), 0.f, 128, 255}; return;
-    case Format::Q4_0: g[0] = {h2f(b), 0.f, 8, 15}; return;
-    case Format::Q5_0: g[0] = {h2f(b), 0.f, 16, 31}; return;
-    case Format::Q4_1: g[0] = {h2f(b), h2f(b + 2), 0, 15}; return;
-    case Format::Q5_1: g[0] = {h2f(b), h2f(b + 2), 0, 31}; return;
-    case Format::Q2_K: {
-      const float d = h2f(b + offsetof(block_q2_K, d)), dmin = h2f(b + offsetof(block_q2_K, dmin));
-      for (int s = 0; s < 16; ++s) {
-        const uint8_t sc = b[offsetof(block_q2_K, scales) + s];
-        g[s] = {d * (sc & 0xF), -(dmin * (sc >> 4)), 0, 3};
-      }
-      return;
-    }
-    case Format::Q3_K: {
-      int sc[16];
-      q3_scales(b + offsetof(block_q3_K, scales), sc);
-      const float d = h2f(b + offsetof(block_q3_K, d));
-      for (int s = 0; s < 16; ++s) g[s] = {d * sc[s], 0.f, 4, 7};
-      return;
-    }
-    case Format::Q4_K:
-    case Format::Q5_K: {
-      static_assert(offsetof(block_q4_K, scales) == offsetof(block_q5_K, scales));
-      const float d = h2f(b), dmin = h2f(b + 2);
-      for (int s = 0; s < 8; ++s) {
-        int sc, mn;
-        scale_min_k4(s, b + offsetof(block_q4_K, scales), sc, mn);
-        g[s] = {d * sc, -(dmin * mn), 0, f == Format::Q4_K ? 15 : 31};
-      }
-      return;
-    }
-    case Format::Q6_K: {
-      const float d = h2f(b + offsetof(block_q6_K, d));
-      const int8_t* sc = reinterpret_cast<const int8_t*>(b + offsetof(block_q6_K, scales));
-      for (int s = 0; s < 16; ++s) g[s] = {d * sc[s], 0.f, 32, 63};
-      return;
-    }
-    default: fail("ggml_block_grids: {} is not a quantized ggml format", name_of(f));
-  }
+  const FormatTraits& t = format_traits(f);
+  if (!t.block_grids) fail("ggml_block_grids: {} is not a quantized ggml format", t.upper);
+  t.block_grids(b, g);
 }
 
 void ggml_block_set_codes(Format f, uint8_t* b, const uint8_t* L) {
-  switch (f) {
-    case Format::Q8_0:
-      for (int j = 0; j < 32; ++j) b[2 + j] = uint8_t(int8_t(int(L[j]) - 128));
-      return;
-    case Format::Q4_0: return set_legacy_codes(b + 2, nullptr, L);
-    case Format::Q4_1: return set_legacy_codes(b + 4, nullptr, L);
-    case Format::Q5_0: return set_legacy_codes(b + 6, b + 2, L);
-    case Format::Q5_1: return set_legacy_codes(b + 8, b + 4, L);
-    case Format::Q2_K: return pack_2bit(L, b + offsetof(block_q2_K, qs));
-    case Format::Q3_K: {
-      uint8_t* hmask = b + offsetof(block_q3_K, hmask);
-      uint8_t U[QK_K];
-      std::memset(hmask, 0, QK_K / 8);
-      for (int j = 0; j < QK_K; ++j) {
-        U[j] = uint8_t(L[j] & 3);
-        if (L[j] > 3) hmask[j % 32] = uint8_t(hmask[j % 32] | (1 << (j / 32)));
-      }
-      return pack_2bit(U, b + offsetof(block_q3_K, qs));
-    }
-    case Format::Q4_K: return set_k4_codes(b + offsetof(block_q4_K, qs), nullptr, L);
-    case Format::Q5_K: return set_k4_codes(b + offsetof(block_q5_K, qs), b + offsetof(block_q5_K, qh), L);
-    case Format::Q6_K: {
-      uint8_t* ql = b + offsetof(block_q6_K, ql);
-      uint8_t* qh = b + offsetof(block_q6_K, qh);
-      for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32)
-        for (int l = 0; l < 32; ++l) {
-          const uint8_t* q = L + j + l;
-          ql[l] = uint8_t((q[0] & 0xF) | ((q[64] & 0xF) << 4));
-          ql[l + 32] = uint8_t((q[32] & 0xF) | ((q[96] & 0xF) << 4));
-          qh[l] = uint8_t((q[0] >> 4) | ((q[32] >> 4) << 2) | ((q[64] >> 4) << 4) | ((q[96] >> 4) << 6));
-        }
-      return;
-    }
-    default: fail("ggml_block_set_codes: {} is not a quantized ggml format", name_of(f));
-  }
+  const FormatTraits& t = format_traits(f);
+  if (!t.set_codes) fail("ggml_block_set_codes: {} is not a quantized ggml format", t.upper);
+  t.set_codes(b, L);
 }
 
 }  // namespace lmq

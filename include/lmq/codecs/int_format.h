@@ -24,11 +24,11 @@
 //   The tensor ends there (total = zeros_offset + zeros_bytes); there is no trailing padding.
 //
 // Value (r, c) dequantizes to x' = s·(u - z) with s, z those of its scale index (see
-// quant/scheme.h for how s and z are chosen).
+// quant/scheme.h for how s and z are chosen; quant/int_quantize.h quantizes whole tensors).
 #pragma once
 #include <cstdint>
 
-#include "lmq/quant/scheme.h"
+#include "lmq/codecs/int_bits.h"
 #include "lmq/tensor.h"
 
 namespace lmq::quant {
@@ -73,26 +73,12 @@ void int_row_params(const IntView& v, int64_t r, float* scales, int32_t* zeros);
 void int_dequantize_rows(const IntParams& p, const uint8_t* data, int64_t rows, int64_t cols,
                          int64_t row0, int64_t n, float* out);
 
-struct QuantStats {
-  double rel_rms = 0;  // sqrt(Σ(w - w')² / Σw²), 0 when Σw² = 0
-  double max_abs = 0;  // max |w - w'|
-  double sq_err = 0;   // Σ(w - w')²
-  double sq_ref = 0;   // Σw²
-};
-
-// Quantizes w[rows·cols] into out[int_tensor_bytes(p, rows, cols)] and reports the error of
-// exactly what was stored. col_importance (nullable, length cols) weights the MSE search.
-// Parallel over rows with `threads` OpenMP threads (<= 0: the OpenMP default); the bytes and
-// the stats do not depend on the thread count. Throws lmq::Error on NaN/Inf in w (message
-// gives row and column; the caller adds the tensor name) or in col_importance.
-QuantStats quantize_tensor(const float* w, int64_t rows, int64_t cols, const IntParams& p,
-                           RangeMethod m, float percentile, const float* col_importance,
-                           uint8_t* out, int threads);
-
 // Writes a tensor from its codes (rows × cols unsigned codes, row-major, already in range) and
 // the GroupQ of every scale index (int_scale_count of them) into out[int_tensor_bytes], in the
 // layout above. For quantizers that choose codes themselves (GPTQ).
 void store_int_tensor(const IntParams& p, int64_t rows, int64_t cols, const uint8_t* codes, const GroupQ* qs,
                       uint8_t* out);
+// The scales and zero points part of the layout: the GroupQ of every scale index, stored.
+void store_int_params(const IntParams& p, const IntLayout& l, const GroupQ* qs, uint8_t* out);
 
 }  // namespace lmq::quant

@@ -2,7 +2,7 @@
 // llama_tensor_get_type / tensor_type_fallback (src/llama-quant.cpp) for the architectures lmq
 // knows (llama, qwen2: no experts, not Falcon); the Q/K permutation follows
 // convert_hf_to_gguf.py's LlamaModel.permute (see the comment in model/load_gguf.cpp).
-#include "lmq/formats/gguf_export.h"
+#include "lmq/quant/gguf_export.h"
 
 #include <algorithm>
 #include <chrono>
@@ -14,8 +14,9 @@
 #include <fmt/format.h>
 
 #include "lmq/error.h"
-#include "lmq/formats/ggml_blocks.h"
+#include "lmq/codecs/format_traits.h"
 #include "lmq/quant/quantize_model.h"
+#include "lmq/formats/gguf_names.h"
 #include "lmq/formats/gguf_writer.h"
 #include "lmq/half.h"
 
@@ -29,26 +30,8 @@ std::string lower(std::string s) {
   return s;
 }
 
-bool is_quantized(Format f) { return f != Format::F32 && f != Format::F16 && f != Format::BF16; }
-
-const char* ggml_name(Format f) {
-  switch (f) {
-    case Format::F32: return "f32";
-    case Format::F16: return "f16";
-    case Format::BF16: return "bf16";
-    case Format::Q8_0: return "q8_0";
-    case Format::Q4_0: return "q4_0";
-    case Format::Q4_1: return "q4_1";
-    case Format::Q5_0: return "q5_0";
-    case Format::Q5_1: return "q5_1";
-    case Format::Q2_K: return "q2_K";
-    case Format::Q3_K: return "q3_K";
-    case Format::Q4_K: return "q4_K";
-    case Format::Q5_K: return "q5_K";
-    case Format::Q6_K: return "q6_K";
-    default: return "?";
-  }
-}
+bool is_quantized(Format f) { return format_traits(f).quantized; }
+const char* ggml_name(Format f) { return format_traits(f).ggml_name.data(); }
 
 // llama.cpp's use_more_bits: the first and last eighth of the layers, and every third between.
 bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
@@ -230,15 +213,15 @@ std::map<std::string, Format> gguf_tensor_types(const Model& src, const GgufExpo
 }
 
 Format parse_ggml_type(const std::string& s) {
-  static const std::map<std::string, Format> types = {
-      {"f32", Format::F32},   {"f16", Format::F16},   {"bf16", Format::BF16}, {"q8_0", Format::Q8_0},
-      {"q4_0", Format::Q4_0}, {"q4_1", Format::Q4_1}, {"q5_0", Format::Q5_0}, {"q5_1", Format::Q5_1},
-      {"q2_k", Format::Q2_K}, {"q3_k", Format::Q3_K}, {"q4_k", Format::Q4_K}, {"q5_k", Format::Q5_K},
-      {"q6_k", Format::Q6_K}};
-  auto it = types.find(lower(s));
-  if (it == types.end())
-    fail("'{}' is not a ggml type lmq writes (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k)", s);
-  return it->second;
+  const std::optional<Format> f = format_by_name(lower(s));
+  if (f && format_traits(*f).gguf_type >= 0) return *f;
+  std::string names;
+  for (const FormatTraits& t : all_format_traits()) {
+    if (t.gguf_type < 0) continue;
+    if (!names.empty()) names += ' ';
+    names += t.name;
+  }
+  fail("'{}' is not a ggml type lmq writes ({})", s, names);
 }
 
 GgufScheme parse_gguf_scheme(const std::string& s0) {
@@ -297,31 +280,7 @@ GgufTypeOverride parse_gguf_override(const std::string& s) {
 }
 
 std::string gguf_tensor_name(const std::string& hf) {
-  if (hf == "model.embed_tokens.weight") return "token_embd.weight";
-  if (hf == "model.norm.weight") return "output_norm.weight";
-  if (hf == "lm_head.weight") return "output.weight";
-  static const std::string pre = "model.layers.";
-  if (hf.rfind(pre, 0) == 0) {
-    const size_t dot = hf.find('.', pre.size());
-    if (dot != std::string::npos) {
-      const std::string layer = hf.substr(pre.size(), dot - pre.size());
-      static const std::map<std::string, std::string> per_layer = {
-          {"input_layernorm.weight", "attn_norm.weight"},
-          {"self_attn.q_proj.weight", "attn_q.weight"},
-          {"self_attn.k_proj.weight", "attn_k.weight"},
-          {"self_attn.v_proj.weight", "attn_v.weight"},
-          {"self_attn.o_proj.weight", "attn_output.weight"},
-          {"self_attn.q_proj.bias", "attn_q.bias"},
-          {"self_attn.k_proj.bias", "attn_k.bias"},
-          {"self_attn.v_proj.bias", "attn_v.bias"},
-          {"post_attention_layernorm.weight", "ffn_norm.weight"},
-          {"mlp.gate_proj.weight", "ffn_gate.weight"},
-          {"mlp.up_proj.weight", "ffn_up.weight"},
-          {"mlp.down_proj.weight", "ffn_down.weight"},
-      };
-      if (auto it = per_layer.find(hf.substr(dot + 1)); it != per_layer.end()) return "blk." + layer + "." + it->second;
-    }
-  }
+  if (std::optional<std::string> g = gguf_name_of_hf(hf)) return *g;
   fail("tensor '{}' has no GGUF name lmq knows", hf);
 }
 
@@ -416,24 +375,23 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
   // ---- stream: one tensor's floats and bytes in memory at a time
   std::vector<float> f;
   std::vector<uint8_t> bytes;
-  double sq_err = 0, sq_ref = 0;
+  quant::QuantStats total;
   for (size_t i = 0; i < plan.size(); ++i) {
     const Item& it = plan[i];
     const Tensor& t = *it.t;
     if (progress) progress(i, plan.size(), it.name);
     const int64_t rows = t.shape.size() >= 2 ? t.rows() : 1, cols = t.shape.size() >= 2 ? t.cols() : t.numel();
-    const auto fv = o.float_values ? o.float_values->find(t.name) : decltype(o.float_values->end()){};
-    if (o.float_values && fv != o.float_values->end()) {
-      if (int64_t(fv->second.size()) != t.numel())
-        fail("float values of '{}': {} for {} parameters", t.name, fv->second.size(), t.numel());
-      f = fv->second;
+    const TensorPlan* tp = o.plan ? o.plan->find(t.name) : nullptr;
+    if (tp && !tp->values.empty()) {
+      if (int64_t(tp->values.size()) != t.numel())
+        fail("float values of '{}': {} for {} parameters", t.name, tp->values.size(), t.numel());
+      f = tp->values;
     } else {
       f.resize(size_t(t.numel()));
       dequantize_rows(t, 0, t.shape.size() >= 2 ? rows : 1, f.data());
     }
-    const auto pre = o.prequantized ? o.prequantized->find(t.name) : decltype(o.prequantized->end()){};
-    const bool given = o.prequantized && pre != o.prequantized->end() && t.shape.size() >= 2;
-    if (given) bytes = pre->second;
+    const bool given = tp && !tp->bytes.empty() && t.shape.size() >= 2;
+    if (given) bytes = tp->bytes;
     if (it.permute_heads) {
       if (t.shape.size() >= 2) permute_rows(reinterpret_cast<uint8_t*>(f.data()), rows, size_t(cols) * 4, it.permute_heads);
       else permute_rows(reinterpret_cast<uint8_t*>(f.data()), cols, 4, it.permute_heads);  // a bias: one value per row
@@ -441,12 +399,11 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
     }
     const float* imp = nullptr;
     std::vector<float> ones;
-    if (o.weighted && is_quantized(it.type) && t.shape.size() >= 2) {
-      const auto im = o.importance ? o.importance->find(t.name) : decltype(o.importance->end()){};
-      if (o.importance && im != o.importance->end()) {
-        if (int64_t(im->second.size()) != cols)
-          fail("importance of '{}': {} values for {} columns", t.name, im->second.size(), cols);
-        imp = im->second.data();
+    if (o.plan && o.plan->weighted && is_quantized(it.type) && t.shape.size() >= 2) {
+      if (tp && !tp->importance.empty()) {
+        if (int64_t(tp->importance.size()) != cols)
+          fail("importance of '{}': {} values for {} columns", t.name, tp->importance.size(), cols);
+        imp = tp->importance.data();
       } else {
         ones.assign(size_t(cols), 1.f);
         imp = ones.data();
@@ -468,18 +425,20 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
     tr.shape = t.shape;
     tr.params = uint64_t(t.numel());
     tr.bytes = bytes.size();
-    tr.rel_rms = ref > 0 ? std::sqrt(err / ref) : 0;
+    quant::QuantStats st;
+    st.sq_err = err;
+    st.sq_ref = ref;
+    tr.rel_rms = st.finish().rel_rms;
     rep.params += tr.params;
     rep.tensor_bytes += tr.bytes;
-    sq_err += err;
-    sq_ref += ref;
+    total.merge(st);
     rep.tensors.push_back(std::move(tr));
   }
   if (progress) progress(plan.size(), plan.size(), "");
   w.finish();
   rep.file_bytes = fs::file_size(out);
   rep.bpw = rep.params ? 8.0 * double(rep.tensor_bytes) / double(rep.params) : 0;
-  rep.rel_rms = sq_ref > 0 ? std::sqrt(sq_err / sq_ref) : 0;
+  rep.rel_rms = total.finish().rel_rms;
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;
 }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "lmq/model/model.h"
+#include "lmq/quant/quant_plan.h"
 
 namespace lmq {
 
@@ -48,13 +49,11 @@ struct GgufExportOptions {
   GgufScheme scheme;
   std::vector<GgufTypeOverride> overrides;  // first match wins; then the fallback applies
   std::string name;  // general.name; empty: from the model's path ("lmq-llama-25m" → "Lmq Llama 25m")
-  // From a calibrated method (calib/gguf_target.h), by HF tensor name:
-  const std::map<std::string, std::vector<uint8_t>>* prequantized = nullptr;  // bytes of the planned type, HF row order
-  const std::map<std::string, std::vector<float>>* importance = nullptr;      // per input column
-  bool weighted = false;  // quantized tensors get ggml_quantize_row's weighted fit (importance 1 if absent)
-  // values that replace the checkpoint's (AWQ's folded norms, scaled biases and float linears),
-  // stored in the tensor's planned type
-  const std::map<std::string, std::vector<float>>* float_values = nullptr;
+  // From a calibrated method (calib/gguf_target.h), by HF tensor name (quant/quant_plan.h):
+  // bytes of the planned type in HF row order; values that replace the checkpoint's (AWQ's
+  // folded norms, scaled biases and float linears), stored in the tensor's planned type;
+  // importance per input column for the weighted fit that plan->weighted asks for.
+  const QuantPlan* plan = nullptr;
 };
 
 // The ggml type export_gguf stores each tensor of `src` in (by HF name), and why (a fallback note).

@@ -1,0 +1,58 @@
+// `lmq quantize` as one library function, a straight line for both output formats:
+//   load the model → the calibration windows → mixed precision (--target-bpw) sets the
+//   per-tensor schemes → calibration (GPTQ/AWQ, W8A8) fills what the writer takes → one writer
+//   streams the file (lmq's, or GGUF).
+// The CLI only fills a QuantizeJob from its flags and prints the QuantizeOutcome.
+#pragma once
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lmq/calib/calib.h"
+#include "lmq/calib/mixed.h"
+#include "lmq/calib/pipeline.h"
+#include "lmq/quant/gguf_export.h"
+#include "lmq/quant/quantize_model.h"
+
+namespace lmq::calib {
+
+// What `lmq quantize` was asked (its flags, as given).
+struct QuantizeJob {
+  std::string model, out, scheme = "int8:channel:sym", format = "lmq";
+  std::vector<std::string> overrides;
+  int threads = 0;
+  std::string command_line;  // recorded in lmq files (lmq.command)
+  // calibration
+  std::string method = "rtn", calib, stats_in, stats_out;
+  CalibOptions co;
+  double damp = 0.01;
+  bool act_order = false, hessian_fit = false;
+  // W8A8 (calib/w8a8.h)
+  std::string activations, smooth = "0.6", act_calib = "minmax";
+  // mixed precision (calib/mixed.h)
+  std::optional<double> target_bpw;
+  std::string sens_in, sens_out;
+};
+
+// What the job reports while it runs (each may be empty).
+struct QuantizeHooks {
+  KldOfModels kld;  // mixed precision's KLD probes (eval::kld_means); needed with --target-bpw
+  std::function<void(const std::string& table)> allocation;  // --target-bpw's chosen schemes
+  BlockProgress blocks;                                       // calibration, block by block
+  TensorProgress tensors;                                     // the writer, tensor by tensor
+};
+
+struct QuantizeOutcome {
+  bool gguf = false;
+  std::string scheme;  // lmq: the canonical scheme; gguf: the recipe ("q4_k_m", "mixed, --target-bpw 5")
+  Method method = Method::Rtn;
+  QuantizeReport lmq;        // lmq's file
+  GgufExportReport gguf_report;  // GGUF
+  CalibQuantReport calib;
+};
+
+QuantizeOutcome run_quantize_job(const QuantizeJob& job, const QuantizeHooks& hooks);
+
+}  // namespace lmq::calib

@@ -1,0 +1,155 @@
+#include "lmq/calib/quantize_job.h"
+
+#include <fmt/format.h>
+
+#include "lmq/calib/gguf_target.h"
+#include "lmq/calib/w8a8.h"
+#include "lmq/error.h"
+#include "lmq/mapped_file.h"
+#include "lmq/model/model.h"
+#include "lmq/quant/scheme.h"
+
+namespace lmq::calib {
+
+namespace {
+
+W8A8Options w8a8_options(const QuantizeJob& q, std::vector<std::vector<int>> windows) {
+  W8A8Options w;
+  w.static_acts = parse_activations_static(q.activations);
+  w.smooth = q.smooth != "off";
+  if (w.smooth) {
+    try {
+      size_t used = 0;
+      w.alpha = std::stod(q.smooth, &used);
+      if (used != q.smooth.size()) throw std::invalid_argument("trailing");
+    } catch (const std::exception&) {
+      fail("--smooth '{}': expected a number in [0, 1] or off", q.smooth);
+    }
+    if (!(w.alpha >= 0 && w.alpha <= 1)) fail("--smooth {}: α must be in [0, 1]", q.smooth);
+  }
+  w.range = parse_act_range(q.act_calib);
+  w.windows = std::move(windows);
+  return w;
+}
+
+// --method's calibration options (both output formats): validation and the windows.
+CalibQuantOptions calib_options(const QuantizeJob& q, const Model& m) {
+  CalibQuantOptions cq;
+  cq.method = parse_method(q.method);
+  cq.stats_in = q.stats_in;
+  cq.stats_out = q.stats_out;
+  cq.gptq.damp = q.damp;
+  cq.gptq.act_order = q.act_order;
+  cq.gptq.threads = q.threads;
+  const bool w8a8 = !q.activations.empty();
+  const bool needs_calib = cq.method != Method::Rtn && cq.method != Method::Mse;
+  if (w8a8 && (needs_calib || !q.stats_in.empty()))
+    fail("--activations: works with --method rtn or mse and --calib FILE (not {}, --stats)", q.method);
+  if (w8a8 && q.calib.empty()) fail("--activations {}: needs --calib FILE", q.activations);
+  if (q.target_bpw && q.calib.empty() && q.sens_in.empty())
+    fail("--target-bpw: needs --calib FILE or --sensitivity FILE");
+  if (!q.target_bpw && (!q.sens_in.empty() || !q.sens_out.empty()))
+    fail("--sensitivity, --save-sensitivity: only with --target-bpw");
+  if (!needs_calib && (!q.stats_in.empty() || !q.stats_out.empty() || (!q.calib.empty() && !q.target_bpw && !w8a8)))
+    fail("--method {}: takes no calibration (--calib, --stats, --save-stats are for awmse, gptq and awq)", q.method);
+  if (needs_calib && q.calib.empty() && q.stats_in.empty())
+    fail("--method {}: needs --calib FILE (or --stats FILE)", q.method);
+  if (!q.calib.empty() && !q.stats_in.empty()) fail("--calib and --stats: give one of them");
+  if (!q.calib.empty()) {
+    const std::string text = read_text_file(q.calib);
+    if (q.co.len > m.config().max_pos)
+      fail("--calib-len {}: exceeds the model's context of {} tokens", q.co.len, m.config().max_pos);
+    cq.windows = calib_windows(m.tokenizer(), text, q.co.samples, q.co.len, m.config().bos_id);
+    cq.stats_meta["lmq.stats.calib"] = q.calib;
+    cq.stats_meta["lmq.stats.model"] = q.model;
+  }
+  return cq;
+}
+
+// --target-bpw: measure the sensitivities, allocate, and set the options' per-tensor schemes.
+// Options: QuantizeOptions (lmq's integer schemes) or GgufExportOptions (ggml block types).
+template <class Options>
+void choose_mixed_precision(const Model& m, Options& o, const std::vector<std::vector<int>>& windows,
+                            const QuantizeJob& q, const QuantizeHooks& hooks) {
+  MixedProblem mp = mixed_problem(m, o);
+  check_target(mp, *q.target_bpw);
+  if (!q.sens_in.empty()) {
+    load_sensitivity(q.sens_in, mp);
+  } else {
+    SensitivityOptions so;
+    so.threads = q.threads;
+    measure_sensitivity(m, mp, windows, so, hooks.kld);
+  }
+  if (!q.sens_out.empty()) save_sensitivity(q.sens_out, mp);
+  const Allocation a = allocate(mp, *q.target_bpw);
+  apply_allocation(mp, a, o);
+  if (hooks.allocation) hooks.allocation(allocation_table(mp, a));
+}
+
+// Calibration's block progress only for the methods that calibrate block by block.
+BlockProgress block_progress(Method m, const QuantizeHooks& hooks) {
+  return m == Method::Rtn || m == Method::Mse ? BlockProgress{} : hooks.blocks;
+}
+
+// --format gguf: llama.cpp's file, ggml type names (or llama.cpp mixtures) as schemes; the
+// --method chooses codes and scales within the block formats (calib/gguf_target.h).
+QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) {
+  if (!q.activations.empty())
+    fail("--activations {}: only for --format lmq (GGUF has no static activation scales)", q.activations);
+  auto m = Model::load(q.model);
+  GgufExportOptions o;
+  o.scheme = parse_gguf_scheme(q.scheme == "int8:channel:sym" ? "q8_0" : q.scheme);  // lmq's default → q8_0
+  for (const auto& ov : q.overrides) o.overrides.push_back(parse_gguf_override(ov));
+  const CalibQuantOptions cq = calib_options(q, *m);
+  if (q.hessian_fit && cq.method != Method::Gptq && cq.method != Method::AwqGptq)
+    fail("--hessian-fit: only with --method gptq or awq+gptq");
+  if (q.target_bpw) choose_mixed_precision(*m, o, cq.windows, q, hooks);
+  QuantizeOutcome r;
+  r.gguf = true;
+  r.method = cq.method;
+  const QuantPlan plan = calibrate_for_gguf(*m, gguf_tensor_types(*m, o), cq, q.hessian_fit, &r.calib,
+                                                 block_progress(cq.method, hooks));
+  o.plan = &plan;
+  r.gguf_report = export_gguf(*m, q.out, o, hooks.tensors);
+  // with --target-bpw the allocation's overrides set every weight; the scheme only sets the rest
+  r.scheme = q.target_bpw ? fmt::format("mixed, --target-bpw {}", *q.target_bpw) : o.scheme.name;
+  return r;
+}
+
+}  // namespace
+
+QuantizeOutcome run_quantize_job(const QuantizeJob& q, const QuantizeHooks& hooks) {
+  if (q.out.empty()) fail("-o: an output path is required");
+  if (q.format == "gguf") return quantize_gguf(q, hooks);
+  if (q.format != "lmq") fail("--format '{}': expected lmq or gguf", q.format);
+  if (q.hessian_fit) fail("--hessian-fit: only for --format gguf --method gptq");
+  auto m = Model::load(q.model);
+  QuantizeOptions o;
+  o.scheme = quant::parse_scheme(q.scheme);
+  for (const auto& ov : q.overrides) o.overrides.push_back(parse_override(ov));
+  o.threads = q.threads;
+  o.provenance["lmq.source"] = q.model;
+  o.provenance["lmq.command"] = q.command_line;
+
+  const CalibQuantOptions cq = calib_options(q, *m);
+  if (!q.calib.empty())
+    o.provenance["lmq.calib"] = fmt::format("{} ({} windows of {})", q.calib, q.co.samples, q.co.len);
+  o.provenance["lmq.method"] = q.method;
+  if (cq.method == Method::Gptq || cq.method == Method::AwqGptq)
+    o.provenance["lmq.gptq"] = fmt::format("damp={} act_order={}", q.damp, q.act_order ? "yes" : "no");
+
+  if (q.target_bpw) {
+    choose_mixed_precision(*m, o, cq.windows, q, hooks);
+    o.provenance["lmq.target_bpw"] = fmt::format("{}", *q.target_bpw);
+  }
+  QuantizeOutcome r;
+  r.method = cq.method;
+  auto holder = prepare_calibrated(*m, o, cq, &r.calib, block_progress(cq.method, hooks));
+  std::unique_ptr<W8A8Prepared> w8 = q.activations.empty() ? nullptr : prepare_w8a8(*m, o, w8a8_options(q, cq.windows));
+  if (w8) r.calib.calib_seconds += w8->seconds, r.calib.tokens += w8->tokens;
+  r.lmq = quantize_model(w8 ? *w8->model : *m, q.out, o, hooks.tensors);
+  r.scheme = o.scheme.to_string();
+  return r;
+}
+
+}  // namespace lmq::calib

@@ -1,0 +1,108 @@
+// The one table of weight formats (codecs/format_traits.h), and tensor.h's format functions,
+// which read it.
+#include <array>
+#include <cstring>
+
+#include "ggml_rows.h"
+#include "lmq/codecs/format_traits.h"
+#include "lmq/codecs/int_format.h"
+#include "lmq/error.h"
+#include "lmq/tensor.h"
+
+namespace lmq {
+
+namespace {
+using namespace ggml;
+
+// One row per Format, in the enum's order (checked below).
+//   format  name  ggml_name  upper  gguf  block  sub  bytes  ggml  quantized  dequantize  quantize  grids  codes
+//   float_matmul  int_matmul
+constexpr FormatTraits kTraits[] = {
+    {Format::F32, "f32", "f32", "F32", 0, 1, 0, 4, true, false, dq_f32, nullptr, nullptr, nullptr, true, false},
+    {Format::F16, "f16", "f16", "F16", 1, 1, 0, 2, true, false, dq_f16, nullptr, nullptr, nullptr, true, false},
+    {Format::BF16, "bf16", "bf16", "BF16", 30, 1, 0, 2, true, false, dq_bf16, nullptr, nullptr, nullptr, true, false},
+    {Format::I32, "i32", "i32", "I32", -1, 1, 0, 4, false, false, nullptr, nullptr, nullptr, nullptr, false, false},
+    {Format::LMQ_INT, "int", "int", "LMQ_INT", -1, 1, 0, 0, false, true, nullptr, nullptr, nullptr, nullptr, true,
+     true},
+    {Format::Q8_0, "q8_0", "q8_0", "Q8_0", 8, QK8_0, 32, sizeof(block_q8_0), true, true, dq_q8_0, q_q8_0,
+     grids_q8_0, codes_q8_0, true, false},
+    {Format::Q4_0, "q4_0", "q4_0", "Q4_0", 2, QK4_0, 32, sizeof(block_q4_0), true, true, dq_q4_0, q_q4_0,
+     grids_q4_0, codes_q4_0, true, false},
+    {Format::Q4_1, "q4_1", "q4_1", "Q4_1", 3, QK4_1, 32, sizeof(block_q4_1), true, true, dq_q4_1, q_q4_1,
+     grids_q4_1, codes_q4_1, true, false},
+    {Format::Q5_0, "q5_0", "q5_0", "Q5_0", 6, QK5_0, 32, sizeof(block_q5_0), true, true, dq_q5_0, q_q5_0,
+     grids_q5_0, codes_q5_0, true, false},
+    {Format::Q5_1, "q5_1", "q5_1", "Q5_1", 7, QK5_1, 32, sizeof(block_q5_1), true, true, dq_q5_1, q_q5_1,
+     grids_q5_1, codes_q5_1, true, false},
+    {Format::Q2_K, "q2_k", "q2_K", "Q2_K", 10, QK_K, 16, sizeof(block_q2_K), true, true, dq_q2_K, q_q2_K,
+     grids_q2_K, codes_q2_K, true, false},
+    {Format::Q3_K, "q3_k", "q3_K", "Q3_K", 11, QK_K, 16, sizeof(block_q3_K), true, true, dq_q3_K, q_q3_K,
+     grids_q3_K, codes_q3_K, true, false},
+    {Format::Q4_K, "q4_k", "q4_K", "Q4_K", 12, QK_K, 32, sizeof(block_q4_K), true, true, dq_q4_K, q_q4_K,
+     grids_q4_K, codes_q4_K, true, false},
+    {Format::Q5_K, "q5_k", "q5_K", "Q5_K", 13, QK_K, 32, sizeof(block_q5_K), true, true, dq_q5_K, q_q5_K,
+     grids_q5_K, codes_q5_K, true, false},
+    {Format::Q6_K, "q6_k", "q6_K", "Q6_K", 14, QK_K, 16, sizeof(block_q6_K), true, true, dq_q6_K, q_q6_K,
+     grids_q6_K, codes_q6_K, true, false},
+};
+
+constexpr bool in_enum_order() {
+  for (size_t i = 0; i < std::size(kTraits); ++i)
+    if (size_t(kTraits[i].format) != i) return false;
+  return std::size(kTraits) == size_t(Format::Q6_K) + 1;
+}
+static_assert(in_enum_order(), "kTraits: one row per Format, in the enum's order");
+
+}  // namespace
+
+const FormatTraits& format_traits(Format f) {
+  LMQ_CHECK(size_t(f) < std::size(kTraits), "Format {} outside the traits table", int(f));
+  return kTraits[size_t(f)];
+}
+
+std::span<const FormatTraits> all_format_traits() { return kTraits; }
+
+std::optional<Format> format_by_name(std::string_view s) {
+  for (const FormatTraits& t : kTraits)
+    if (t.name == s) return t.format;
+  return std::nullopt;
+}
+
+std::optional<Format> format_by_gguf_type(uint32_t id) {
+  for (const FormatTraits& t : kTraits)
+    if (t.gguf_type >= 0 && uint32_t(t.gguf_type) == id) return t.format;
+  return std::nullopt;
+}
+
+std::string_view format_name(Format f) { return format_traits(f).name; }
+
+std::string tensor_format_label(const Tensor& t) {
+  if (t.format != Format::LMQ_INT) return std::string(format_name(t.format));
+  const std::string g = t.q.group == 0 ? "tensor" : t.q.group < 0 ? "channel" : fmt::format("g{}", t.q.group);
+  return fmt::format("int{}:{}:{}", int(t.q.bits), g, t.q.asym ? "asym" : "sym");
+}
+
+int64_t format_block_size(Format f) { return format_traits(f).block_size; }
+
+uint64_t format_row_bytes(Format f, int64_t cols) {
+  const FormatTraits& t = format_traits(f);
+  if (f == Format::LMQ_INT) fail("format int: rows have no fixed byte size (scales are stored apart)");
+  if (t.block_size == 1) return uint64_t(cols) * t.block_bytes;
+  return ggml_row_bytes(f, cols);
+}
+
+void dequantize_rows(const Tensor& t, int64_t row0, int64_t n, float* out) {
+  const int64_t K = t.cols();
+  const size_t count = size_t(n * K);
+  if (count == 0) return;  // an empty tensor ([4, 0]): out may be the null data() of an empty buffer
+  const FormatTraits& tr = format_traits(t.format);
+  if (t.format == Format::LMQ_INT) return quant::int_dequantize_rows(t.q, t.data, t.rows(), K, row0, n, out);
+  if (!tr.dequantize_row) fail("tensor '{}': int32 values are not weights", t.name);
+  // 16-bit values may sit at any byte offset of a mapped file: the row functions load with
+  // memcpy, never through a uint16_t* (misaligned).
+  if (tr.block_size == 1) return tr.dequantize_row(t.data + uint64_t(row0 * K) * tr.block_bytes, out, int64_t(count));
+  const uint64_t rb = ggml_row_bytes(t.format, K);
+  for (int64_t r = 0; r < n; ++r) ggml_dequantize_row(t.format, t.data + uint64_t(row0 + r) * rb, out + r * K, K);
+}
+
+}  // namespace lmq

@@ -1,0 +1,60 @@
+// The per-format functions of ggml's storage types (codecs/ggml_blocks.cpp) that the traits
+// table (codecs/format_traits.h) points at. Internal to codecs/: everyone else goes through
+// the table or the ggml_* entry points of codecs/ggml_blocks.h.
+#pragma once
+#include <cstdint>
+
+#include "lmq/codecs/ggml_blocks.h"
+
+namespace lmq::ggml {
+
+// nb blocks (for the floats: nb values) into y.
+void dq_f32(const uint8_t* src, float* y, int64_t nb);
+void dq_f16(const uint8_t* src, float* y, int64_t nb);
+void dq_bf16(const uint8_t* src, float* y, int64_t nb);
+void dq_q8_0(const uint8_t* src, float* y, int64_t nb);
+void dq_q4_0(const uint8_t* src, float* y, int64_t nb);
+void dq_q4_1(const uint8_t* src, float* y, int64_t nb);
+void dq_q5_0(const uint8_t* src, float* y, int64_t nb);
+void dq_q5_1(const uint8_t* src, float* y, int64_t nb);
+void dq_q2_K(const uint8_t* src, float* y, int64_t nb);
+void dq_q3_K(const uint8_t* src, float* y, int64_t nb);
+void dq_q4_K(const uint8_t* src, float* y, int64_t nb);
+void dq_q5_K(const uint8_t* src, float* y, int64_t nb);
+void dq_q6_K(const uint8_t* src, float* y, int64_t nb);
+
+// nb blocks of x into out: the reference quantizer, or the importance-weighted one (imp non-null).
+void q_q8_0(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_q4_0(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_q4_1(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_q5_0(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_q5_1(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_q2_K(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_q3_K(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_q4_K(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_q5_K(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_q6_K(const float* x, uint8_t* out, int64_t nb, const float* imp);
+
+// One block's sub-block grids, and its codes replaced (ggml_block_grids / ggml_block_set_codes).
+void grids_q8_0(const uint8_t* b, GgmlGrid* g);
+void grids_q4_0(const uint8_t* b, GgmlGrid* g);
+void grids_q4_1(const uint8_t* b, GgmlGrid* g);
+void grids_q5_0(const uint8_t* b, GgmlGrid* g);
+void grids_q5_1(const uint8_t* b, GgmlGrid* g);
+void grids_q2_K(const uint8_t* b, GgmlGrid* g);
+void grids_q3_K(const uint8_t* b, GgmlGrid* g);
+void grids_q4_K(const uint8_t* b, GgmlGrid* g);
+void grids_q5_K(const uint8_t* b, GgmlGrid* g);
+void grids_q6_K(const uint8_t* b, GgmlGrid* g);
+void codes_q8_0(uint8_t* b, const uint8_t* L);
+void codes_q4_0(uint8_t* b, const uint8_t* L);
+void codes_q4_1(uint8_t* b, const uint8_t* L);
+void codes_q5_0(uint8_t* b, const uint8_t* L);
+void codes_q5_1(uint8_t* b, const uint8_t* L);
+void codes_q2_K(uint8_t* b, const uint8_t* L);
+void codes_q3_K(uint8_t* b, const uint8_t* L);
+void codes_q4_K(uint8_t* b, const uint8_t* L);
+void codes_q5_K(uint8_t* b, const uint8_t* L);
+void codes_q6_K(uint8_t* b, const uint8_t* L);
+
+}  // namespace lmq::ggml

@@ -1,0 +1,102 @@
+#include "lmq/model/linear_router.h"
+
+#include "lmq/error.h"
+#include "lmq/kernels/matmul.h"
+
+namespace lmq {
+
+namespace {
+// Small 1-D weights (norms, biases) as float32, whatever their storage.
+std::vector<float> to_f32(const Tensor& t) {
+  std::vector<float> v(size_t(t.numel()));
+  dequantize_rows(t, 0, t.rows(), v.data());
+  return v;
+}
+
+// A file made with --activations int8:dynamic runs its linears on dynamic int8 activations
+// unless the run chose a rule itself.
+ActQuant effective_act_quant(const Model& m, ActQuant chosen) {
+  const auto act = m.metadata().find("lmq.activations");
+  if (act != m.metadata().end() && act->second == "int8:dynamic" && chosen == ActQuant::None)
+    return ActQuant::DynamicAbsmax;
+  return chosen;
+}
+}  // namespace
+
+LinearRouter::LinearRouter(const Model& model, const RunOptions& opts)
+    : act_quant_(effective_act_quant(model, opts.act_quant)),
+      act_block_(opts.act_block),
+      static_(load_static_linears(model)) {
+  if (act_block_ != 0 && act_block_ != 32 && act_block_ != 64)
+    fail("activation block {} (0, 32 or 64)", act_block_);
+}
+
+LinearRouter::HeldActs LinearRouter::route(const Tensor& w) {
+  if (const auto it = static_.find(&w); it != static_.end()) return {int_plan(w).unit(), -1, it->second.s_x};
+  if (act_quant_ != ActQuant::None && int_matmul_supported(w, act_block_))
+    return {int_plan(w).unit(), int(act_quant_), 0.f};
+  return {};
+}
+
+void LinearRouter::quantize_input(const HeldActs& want, const float* x, int n, int64_t K, HeldActs& held) {
+  if (held == want) return;
+  if (want.rule == -1) quantize_activations_static(x, n, K, want.s_x, want.unit, xq_);
+  else quantize_activations(x, n, K, ActQuant(want.rule), act_block_, want.unit, xq_);
+  held = want;
+}
+
+const float* LinearRouter::int_bias(const Tensor& w, const Tensor* bias) {
+  if (const auto it = static_.find(&w); it != static_.end()) return it->second.bias.empty() ? nullptr : it->second.bias.data();
+  if (!bias) return nullptr;
+  return small_f32(*bias);
+}
+
+const float* LinearRouter::small_f32(const Tensor& t) {
+  auto it = small_.find(&t);
+  if (it == small_.end()) it = small_.emplace(&t, to_f32(t)).first;
+  return it->second.data();
+}
+
+const IntMatmulPlan& LinearRouter::int_plan(const Tensor& w) {
+  auto it = plans_.find(&w);
+  // a static input scale is one per tensor: those plans never use activation blocks
+  if (it == plans_.end()) it = plans_.emplace(&w, IntMatmulPlan(w, static_.contains(&w) ? 0 : act_block_)).first;
+  return it->second;
+}
+
+void LinearRouter::linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y, HeldActs& held) {
+  observe(w, x, n);
+  if (const HeldActs want = route(w); want.unit != 0) {
+    quantize_input(want, x, n, w.cols(), held);
+    return int_matmul_q(int_plan(w), xq_, y, int_bias(w, bias));
+  }
+  const float* bp = bias ? small_f32(*bias) : nullptr;
+  if (float_linear_) return float_linear_(w, bp, x, n, y);
+  matmul(w, x, n, y, bp);
+}
+
+void LinearRouter::linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y) {
+  HeldActs none;
+  linear(w, bias, x, n, y, none);
+}
+
+void LinearRouter::linears(std::span<const LinearOut> outs, const float* x, int n) {
+  const HeldActs want = route(*outs[0].w);
+  bool fused = want.unit != 0;
+  for (const LinearOut& o : outs) fused = fused && route(*o.w) == want && o.w->cols() == outs[0].w->cols();
+  HeldActs held;
+  if (!fused) {
+    for (const LinearOut& o : outs) linear(*o.w, o.bias, x, n, o.y, held);
+    return;
+  }
+  LMQ_CHECK(outs.size() <= kMaxFused, "{} fused linears, at most {}", outs.size(), kMaxFused);
+  IntMatmulJob jobs[kMaxFused];
+  for (size_t i = 0; i < outs.size(); ++i) {
+    observe(*outs[i].w, x, n);
+    jobs[i] = {&int_plan(*outs[i].w), outs[i].y, int_bias(*outs[i].w, outs[i].bias)};
+  }
+  quantize_input(want, x, n, outs[0].w->cols(), held);
+  int_matmul_q(std::span<const IntMatmulJob>(jobs, outs.size()), xq_);
+}
+
+}  // namespace lmq
