@@ -41,7 +41,12 @@ constexpr const char* kMissing =
 
 // chromium --headless with a profile of its own (tests run in parallel) and a time limit.
 test::RunResult run_chromium(const std::vector<std::string>& args) {
-  std::vector<std::string> a = {"120", chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+  std::vector<std::string> a = {"120",
+                                chromium(),
+                                "--headless",
+                                "--no-sandbox",
+                                "--disable-gpu",
+                                "--hide-scrollbars",
                                 "--user-data-dir=" + test::temp_dir()};
   a.insert(a.end(), args.begin(), args.end());
   return test::run_program("timeout", a);
@@ -108,9 +113,9 @@ void check_in_browser(const std::string& svg_path) {
           << "chromium draws '" << seen[i].text << "' over '" << seen[j].text << "'";
   }
   const std::string png = fs::path(svg_path).replace_extension(".png").string();
-  const test::RunResult r = run_chromium({"--screenshot=" + png,
-                                          fmt::format("--window-size={:.0f},{:.0f}", svg.width, svg.height),
-                                          "file://" + fs::absolute(svg_path).string()});
+  const test::RunResult r =
+      run_chromium({"--screenshot=" + png, fmt::format("--window-size={:.0f},{:.0f}", svg.width, svg.height),
+                    "file://" + fs::absolute(svg_path).string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const chart_check::PngStats p = chart_check::read_png(png);
   EXPECT_EQ(p.width, int(svg.width));

@@ -2,6 +2,8 @@
 // and its overlap report, the zero band; the sweep's chart and table built on it; reading other
 // tools' reference figures (shared/gguf/llamacpp.json and lmq's own shape). The charts of real
 // sweeps, in a real browser, are in chart_e2e_test.cpp.
+#include "lmq/eval/chart.h"
+
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
@@ -11,7 +13,6 @@
 
 #include "lmq/chart_check/chart_check.h"
 #include "lmq/error.h"
-#include "lmq/eval/chart.h"
 #include "lmq/eval/reference_points.h"
 #include "lmq/eval/sweep_chart.h"
 #include "test_support.h"
@@ -24,13 +25,14 @@ using test::shared_path;
 
 // ---------------------------------------------------------------- metrics
 TEST(ChartMetrics, WidthsAreDejaVuSansAdvances) {
-  // Chromium 156 (Debian) measured these with getComputedTextLength() on SVG text in DejaVu Sans,
-  // kerning off: 113.359375 px and 402.109375 px (it rounds advances to 1/64 px).
+  // Chromium 156 (Debian bookworm, fonts-dejavu-core 2.37) measured these with
+  // getComputedTextLength() on SVG text in DejaVu Sans with kerning and ligatures off, as the
+  // charts draw it (it rounds advances to 1/64 px). Pairs that kern (AV, To) and ligatures (fi)
+  // would come out narrower with them on; non-ASCII from the table (Δ, →, ★).
   EXPECT_NEAR(text_width("int4:g128:asym:mse", 11), 113.359375, 0.05);
   EXPECT_NEAR(text_width("What each bit costs: lmq-llama-25m on docs-valid.txt", 15), 402.109375, 0.05);
-  // 'W' is 2025 units and 'i' 569 in the font's hmtx table (2048 per em).
-  EXPECT_DOUBLE_EQ(text_width("W", 2048), 2025);
-  EXPECT_DOUBLE_EQ(text_width("i", 2048), 569);
+  EXPECT_NEAR(text_width("AVAWAY To Ty fi fl ffi", 11), 116.515625, 0.05);
+  EXPECT_NEAR(text_width("0 (lossless) 1e-4 0.001 \u0394 \u2192 \u2605", 12), 176.65625, 0.05);
   // A code point the font lacks counts as a whole em (never narrower than what a browser draws).
   EXPECT_DOUBLE_EQ(text_width("\xe4\xb8\xad", 10), 10);  // U+4E2D
   EXPECT_DOUBLE_EQ(text_width("", 10), 0);
@@ -50,9 +52,9 @@ TEST(ChartMetrics, TextBoxFollowsTheAnchor) {
 TEST(ChartMetrics, SegmentHitsBox) {
   const Box b{10, 10, 20, 20};
   EXPECT_TRUE(segment_hits_box({0, 0, 30, 30}, b));
-  EXPECT_TRUE(segment_hits_box({15, 15, 16, 16}, b));   // inside
+  EXPECT_TRUE(segment_hits_box({15, 15, 16, 16}, b));  // inside
   EXPECT_FALSE(segment_hits_box({0, 0, 30, 5}, b));
-  EXPECT_FALSE(segment_hits_box({0, 10, 30, 10}, b));   // along an edge
+  EXPECT_FALSE(segment_hits_box({0, 10, 30, 10}, b));  // along an edge
   EXPECT_FALSE(segment_hits_box({21, 0, 21, 30}, b));
 }
 
@@ -77,11 +79,12 @@ std::vector<std::string> labels_of(const std::vector<Tick>& t) {
 }
 
 TEST(ChartAxis, LogTicksAreReadableDecimals) {
+  EXPECT_EQ(labels_of(axis_ticks({"", 0.9e-4, 0.75, true})), (std::vector<std::string>{"1e-4", "0.001", "0.01", "0.1"}));
+  // Under four decades: 2 and 5 between the powers of ten.
   EXPECT_EQ(labels_of(axis_ticks({"", 1.2e-4, 0.75, true})),
-            (std::vector<std::string>{"0.001", "0.01", "0.1"}));
-  EXPECT_EQ(labels_of(axis_ticks({"", 3e-7, 2e-3, true})),
-            (std::vector<std::string>{"1e-6", "1e-5", "1e-4", "0.001"}));
-  // Under three decades: 2 and 5 between the powers of ten.
+            (std::vector<std::string>{"2e-4", "5e-4", "0.001", "0.002", "0.005", "0.01", "0.02", "0.05", "0.1", "0.2",
+                                      "0.5"}));
+  EXPECT_EQ(labels_of(axis_ticks({"", 3e-7, 2e-3, true})), (std::vector<std::string>{"1e-6", "1e-5", "1e-4", "0.001"}));
   EXPECT_EQ(labels_of(axis_ticks({"", 30, 1100, true})), (std::vector<std::string>{"50", "100", "200", "500", "1000"}));
 }
 
@@ -165,9 +168,10 @@ TEST(ChartLayout, CrowdedClusterPlacesEveryLabelClear) {
   // The int4 cluster of the default sweep: six schemes within 25 px of each other.
   const Box area{80, 50, 700, 410};
   Scene s;
-  const char* names[] = {"int4:channel:sym", "int4:g128:sym", "int4:g128:asym", "int4:g128:asym:mse",
+  const char* names[] = {"int4:channel:sym",  "int4:g128:sym", "int4:g128:asym", "int4:g128:asym:mse",
                          "int4:g32:asym:mse", "int4:g64:asym", "int3:g128:asym", "int3:g128:asym:mse"};
-  const double xy[][2] = {{300, 200}, {305, 210}, {307, 216}, {307, 221}, {330, 232}, {318, 214}, {250, 150}, {250, 166}};
+  const double xy[][2] = {{300, 200}, {305, 210}, {307, 216}, {307, 221},
+                          {330, 232}, {318, 214}, {250, 150}, {250, 166}};
   for (int i = 0; i < 8; ++i) s.add(xy[i][0], xy[i][1], names[i], std::to_string(i + 1), area);
   const LabelLayout l = place_labels(s.req, s.markers);
   EXPECT_TRUE(l.overlaps.empty()) << l.overlaps.front();
@@ -446,9 +450,9 @@ TEST(BadInputReference, SweepRefusesBeforeAnyWork) {
   // The sweep's own protocol (lmq) against llama.cpp's figures: one line, exit 1, and not one
   // quantized file written (the check comes before the minutes of work).
   const std::string out = test::temp_dir() + "/sweep";
-  const auto r = test::run_lmq({"sweep", shared_path("models/lmq-llama-25m"), "--text",
-                                shared_path("text/docs-valid.txt"), "--windows", "4", "--out-dir", out,
-                                "--reference", shared_path("gguf/llamacpp.json")});
+  const auto r =
+      test::run_lmq({"sweep", shared_path("models/lmq-llama-25m"), "--text", shared_path("text/docs-valid.txt"),
+                     "--windows", "4", "--out-dir", out, "--reference", shared_path("gguf/llamacpp.json")});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err.rfind("lmq: error: ", 0), 0u) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;

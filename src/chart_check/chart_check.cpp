@@ -85,9 +85,11 @@ struct Reader {
     if (t.empty()) return b;
     static const std::regex re(R"(^\s*rotate\(\s*([-+.\deE]+)(?:[\s,]+([-+.\deE]+)[\s,]+([-+.\deE]+))?\s*\)\s*$)");
     std::smatch m;
-    if (!std::regex_match(t, m, re)) fail("{}: line {}: transform \"{}\": only rotate() is understood", path, n->line, t);
+    if (!std::regex_match(t, m, re))
+      fail("{}: line {}: transform \"{}\": only rotate() is understood", path, n->line, t);
     const double a = number(m[1], n, "transform") * std::numbers::pi / 180;
-    const double cx = m[2].matched ? number(m[2], n, "transform") : 0, cy = m[3].matched ? number(m[3], n, "transform") : 0;
+    const double cx = m[2].matched ? number(m[2], n, "transform") : 0,
+                 cy = m[3].matched ? number(m[3], n, "transform") : 0;
     Box r{1e300, 1e300, -1e300, -1e300};
     for (const auto& [x, y] : {std::pair{b.x0, b.y0}, {b.x1, b.y0}, {b.x0, b.y1}, {b.x1, b.y1}}) {
       const double rx = cx + (x - cx) * std::cos(a) - (y - cy) * std::sin(a);
@@ -108,9 +110,9 @@ struct Reader {
       const double x = num_attr(n, "x"), y = num_attr(n, "y");
       b = {x, y, x + num_attr(n, "width"), y + num_attr(n, "height")};
     } else if (e == "polygon" || e == "polyline" || e == "line") {
-      std::vector<double> v = e == "line" ? std::vector<double>{num_attr(n, "x1"), num_attr(n, "y1"), num_attr(n, "x2"),
-                                                                num_attr(n, "y2")}
-                                          : numbers(attr(n, "points"), n);
+      std::vector<double> v =
+          e == "line" ? std::vector<double>{num_attr(n, "x1"), num_attr(n, "y1"), num_attr(n, "x2"), num_attr(n, "y2")}
+                      : numbers(attr(n, "points"), n);
       if (v.size() < 2 || v.size() % 2) fail("{}: line {}: <{}> has an odd list of coordinates", path, n->line, e);
       b = {1e300, 1e300, -1e300, -1e300};
       for (size_t i = 0; i < v.size(); i += 2)

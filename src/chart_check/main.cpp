@@ -39,8 +39,8 @@ int check(const std::string& svg_path, const std::string& png_path, const std::v
     if (std::abs(p.width - svg.width) > 1 || std::abs(p.height - svg.height) > 1)
       problems.push_back(fmt::format("{}: {}x{}, not the SVG's size", png_path, p.width, p.height));
     if (drawn < 0.01 || p.colored < 200)
-      problems.push_back(fmt::format("{}: blank or nearly so ({:.2f}% drawn, {} coloured pixels)", png_path,
-                                     100 * drawn, p.colored));
+      problems.push_back(
+          fmt::format("{}: blank or nearly so ({:.2f}% drawn, {} coloured pixels)", png_path, 100 * drawn, p.colored));
   }
   for (const std::string& p : problems) fmt::print(stderr, "lmq_chart_check: {}\n", p);
   if (problems.empty()) fmt::print("no overlaps\n");
@@ -54,9 +54,12 @@ int main(int argc, char** argv) {
     std::vector<std::string> files, expect;
     bool size = false;
     for (int i = 1; i < argc; ++i) {
-      if (!std::strcmp(argv[i], "--size")) size = true;
-      else if (!std::strcmp(argv[i], "--points") && i + 1 < argc) expect.push_back(argv[++i]);
-      else files.push_back(argv[i]);
+      if (!std::strcmp(argv[i], "--size"))
+        size = true;
+      else if (!std::strcmp(argv[i], "--points") && i + 1 < argc)
+        expect.push_back(argv[++i]);
+      else
+        files.push_back(argv[i]);
     }
     if (files.empty() || files.size() > 2 || (size && files.size() != 1)) {
       fmt::print(stderr, "usage: lmq_chart_check [--points GROUP=N] FILE.svg [FILE.png] | --size FILE.svg\n");

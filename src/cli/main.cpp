@@ -498,8 +498,8 @@ void cmd_sweep(const std::string& path, const SweepOpts& o) {
                            o.text);
   std::optional<ReferenceSet> ref;  // checked before minutes of quantizing
   if (!o.reference.empty())
-    ref = load_reference(o.reference, {model_name(path), std::filesystem::path(o.text).filename().string(), o.protocol,
-                                       o.ctx, int(w.ids.size())});
+    ref = load_reference(o.reference, {model_name(path), std::filesystem::path(o.text).filename().string(),
+                                       o.protocol, o.ctx, int(w.ids.size())});
   SweepOptions so;
   so.schemes = o.schemes.empty() ? default_sweep_schemes(o.full) : o.schemes;
   so.out_dir = o.out_dir;

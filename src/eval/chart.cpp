@@ -36,7 +36,8 @@ char32_t next_code_point(std::string_view s, size_t& i) {
 
 uint16_t advance(char32_t c) {
   const auto& t = dejavu::kAdvances;
-  const auto it = std::lower_bound(t.begin(), t.end(), c, [](const dejavu::Advance& a, char32_t v) { return a.code < v; });
+  const auto it =
+      std::lower_bound(t.begin(), t.end(), c, [](const dejavu::Advance& a, char32_t v) { return a.code < v; });
   return it != t.end() && it->code == c ? it->width : dejavu::kMaxWidth;
 }
 
@@ -66,8 +67,10 @@ bool segment_hits_box(const Segment& s, const Box& b) {
       continue;
     }
     const double t = q[k] / p[k];
-    if (p[k] < 0) t0 = std::max(t0, t);
-    else t1 = std::min(t1, t);
+    if (p[k] < 0)
+      t0 = std::max(t0, t);
+    else
+      t1 = std::min(t1, t);
     if (t0 >= t1) return false;
   }
   return true;
@@ -136,7 +139,7 @@ std::string log_label(double v) {
 std::vector<Tick> log_ticks(const Axis& a) {
   const double l0 = std::log10(a.lo), l1 = std::log10(a.hi);
   std::vector<Tick> t;
-  const bool fine = std::floor(l1 + 1e-9) - std::ceil(l0 - 1e-9) + 1 < 3;
+  const bool fine = std::floor(l1 + 1e-9) - std::ceil(l0 - 1e-9) + 1 < 4;
   for (int e = int(std::floor(l0)); e <= int(std::ceil(l1)); ++e)
     for (double m : fine ? std::vector<double>{1, 2, 5} : std::vector<double>{1}) {
       const double v = m * std::pow(10.0, e);
@@ -177,10 +180,10 @@ std::vector<Candidate> candidates(const LabelRequest& r, const std::string& text
   const double w = text_width(text, r.size), h = (font_ascent() + font_descent()) * r.size;
   const double g = r.radius + 2.5, d = g * std::numbers::sqrt2 / 2;
   const double x = r.x, y = r.y;
-  std::vector<Box> b = {{x + g, y - h / 2, x + g + w, y + h / 2},         {x - g - w, y - h / 2, x - g, y + h / 2},
-                        {x - w / 2, y - g - h, x + w / 2, y - g},         {x - w / 2, y + g, x + w / 2, y + g + h},
-                        {x + d, y - d - h, x + d + w, y - d},             {x + d, y + d, x + d + w, y + d + h},
-                        {x - d - w, y - d - h, x - d, y - d},             {x - d - w, y + d, x - d, y + d + h}};
+  std::vector<Box> b = {{x + g, y - h / 2, x + g + w, y + h / 2}, {x - g - w, y - h / 2, x - g, y + h / 2},
+                        {x - w / 2, y - g - h, x + w / 2, y - g}, {x - w / 2, y + g, x + w / 2, y + g + h},
+                        {x + d, y - d - h, x + d + w, y - d},     {x + d, y + d, x + d + w, y + d + h},
+                        {x - d - w, y - d - h, x - d, y - d},     {x - d - w, y + d, x - d, y + d + h}};
   for (int k = 1; k <= 6; ++k)
     for (double s : {-1.0, 1.0}) {
       const double ym = y + s * k * h / 2;
@@ -235,7 +238,9 @@ struct Placer {
   }
 
   static bool crosses(const Segment& a, const Segment& b) {
-    auto side = [](const Segment& s, double x, double y) { return (s.x1 - s.x0) * (y - s.y0) - (s.y1 - s.y0) * (x - s.x0); };
+    auto side = [](const Segment& s, double x, double y) {
+      return (s.x1 - s.x0) * (y - s.y0) - (s.y1 - s.y0) * (x - s.x0);
+    };
     return side(a, b.x0, b.y0) * side(a, b.x1, b.y1) < 0 && side(b, a.x0, a.y0) * side(b, a.x1, a.y1) < 0;
   }
 
@@ -287,8 +292,8 @@ LabelLayout place_in_order(const std::vector<LabelRequest>& requests, const std:
       const auto& [text, is_fallback] = texts.back();
       const Candidate c = candidates(r, text).front();
       out.labels[i] = make_label(r, text, c, is_fallback);
-      out.overlaps.push_back(fmt::format("label '{}' of the point at ({:.0f}, {:.0f}) overlaps {}", text, r.x, r.y,
-                                         pl.describe(r, c)));
+      out.overlaps.push_back(
+          fmt::format("label '{}' of the point at ({:.0f}, {:.0f}) overlaps {}", text, r.x, r.y, pl.describe(r, c)));
     }
     pl.boxes.push_back(out.labels[i].box.grown(kPad));
     if (out.labels[i].leader) pl.leaders.push_back(out.labels[i].leader_line);
@@ -326,17 +331,20 @@ std::vector<size_t> crowded_first(const std::vector<LabelRequest>& req) {
 
 LabelLayout place_labels(const std::vector<LabelRequest>& requests, const std::vector<Box>& obstacles,
                          const std::vector<Segment>& soft) {
-  // Greedy placement depends on the order; try the crowded-first order and shuffles of it (within
-  // each priority), keep the cheapest. A fixed seed and a hand-written shuffle keep the chart
-  // the same on every machine.
-  std::vector<size_t> order = crowded_first(requests);
-  LabelLayout best = place_in_order(requests, order, obstacles, soft);
+  // Greedy placement depends on the order: try the crowded-first order (higher priority first),
+  // then shuffles of it, within each priority on even rounds and across them on odd ones, and keep
+  // the cheapest layout. A fixed seed and a hand-written shuffle keep the chart the same on every
+  // machine.
+  const std::vector<size_t> first = crowded_first(requests);
+  LabelLayout best = place_in_order(requests, first, obstacles, soft);
   double best_cost = cost(best, requests);
   std::mt19937 rng(12345);
-  for (int round = 0; round < 60 && best_cost >= 1e3; ++round) {
+  for (int round = 0; round < 80 && best_cost >= 1e3; ++round) {
+    std::vector<size_t> order = first;
     for (size_t i = order.size(); i > 1; --i) {
       const size_t j = rng() % i;
-      if (requests[order[i - 1]].priority == requests[order[j]].priority) std::swap(order[i - 1], order[j]);
+      if (round % 2 || requests[order[i - 1]].priority == requests[order[j]].priority)
+        std::swap(order[i - 1], order[j]);
     }
     LabelLayout l = place_in_order(requests, order, obstacles, soft);
     const double c = cost(l, requests);

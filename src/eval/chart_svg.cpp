@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 
 #include "lmq/eval/chart.h"
 
@@ -19,11 +20,20 @@ std::string esc(std::string_view s) {
   std::string r;
   for (char c : s) {
     switch (c) {
-      case '&': r += "&amp;"; break;
-      case '<': r += "&lt;"; break;
-      case '>': r += "&gt;"; break;
-      case '"': r += "&quot;"; break;
-      default: r += c;
+      case '&':
+        r += "&amp;";
+        break;
+      case '<':
+        r += "&lt;";
+        break;
+      case '>':
+        r += "&gt;";
+        break;
+      case '"':
+        r += "&quot;";
+        break;
+      default:
+        r += c;
     }
   }
   return r;
@@ -39,7 +49,9 @@ std::string text_el(double x, double y, double size, Anchor a, std::string_view 
                      anchor_name(a), attrs.empty() ? "" : " ", attrs, esc(s));
 }
 
-double half_size(Marker m, bool emph) { return (m == Marker::Circle ? 4.5 : m == Marker::Square ? 4 : 5.5) + (emph ? 0.8 : 0); }
+double half_size(Marker m, bool emph) {
+  return (m == Marker::Circle ? 4.5 : m == Marker::Square ? 4 : 5.5) + (emph ? 0.8 : 0);
+}
 
 Box marker_box(Marker m, double x, double y, bool emph) {
   const double h = half_size(m, emph);
@@ -52,7 +64,8 @@ std::string marker_el(Marker m, double x, double y, const std::string& color, bo
   const std::string style = fmt::format("fill=\"{}\"{}", color, emph ? " stroke=\"#111\" stroke-width=\"1.6\"" : "");
   const std::string inner = tooltip.empty() ? "" : fmt::format("<title>{}</title>", esc(tooltip));
   if (m == Marker::Circle)
-    return fmt::format("<circle {} cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"{}\" {}>{}</circle>\n", attrs, x, y, h, style, inner);
+    return fmt::format("<circle {} cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"{}\" {}>{}</circle>\n", attrs, x, y, h, style,
+                       inner);
   if (m == Marker::Square)
     return fmt::format("<rect {} x=\"{:.1f}\" y=\"{:.1f}\" width=\"{}\" height=\"{}\" {}>{}</rect>\n", attrs, x - h,
                        y - h, 2 * h, 2 * h, style, inner);
@@ -114,9 +127,10 @@ struct Legend {
       if (e.kind == LegendEntry::MarkerSwatch)
         svg += marker_el(e.marker, x + 6, cy, e.color, false, "class=\"swatch\"", "");
       if (e.kind == LegendEntry::LineSwatch)
-        svg += fmt::format("<line class=\"swatch-line\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" "
-                           "stroke=\"{}\" stroke-width=\"1.6\"{}/>\n",
-                           x - 2, cy, x + 14, cy, e.color, e.dashed ? " stroke-dasharray=\"5 3\"" : "");
+        svg += fmt::format(
+            "<line class=\"swatch-line\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" "
+            "stroke=\"{}\" stroke-width=\"1.6\"{}/>\n",
+            x - 2, cy, x + 14, cy, e.color, e.dashed ? " stroke-dasharray=\"5 3\"" : "");
       add_text(e.kind == LegendEntry::Text ? x : x + 20, e.text, e.kind == LegendEntry::Text ? e.color : "#222");
     }
   }
@@ -173,36 +187,39 @@ class PanelRenderer {
       svg_ += text_el(f_.L, f_.T - 8, kPanelTitle, Anchor::Start, p_.title, "class=\"panel-title\" fill=\"#222\"");
     for (const Tick& t : axis_ticks(p_.y)) {
       const double y = f_.py(t.value);
-      svg_ += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#e4e4e4\"/>\n", b.x0, y,
-                          b.x1, y);
-      svg_ += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#333\"/>\n", b.x0 - 5, y,
-                          b.x0, y);
+      svg_ += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#e4e4e4\"/>\n", b.x0,
+                          y, b.x1, y);
+      svg_ += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#333\"/>\n", b.x0 - 5,
+                          y, b.x0, y);
       svg_ += text_el(b.x0 - 7, centred_baseline(y, kTick), kTick, Anchor::End, t.label, "class=\"tick\"");
     }
     if (p_.y.log) minor_log_ticks();
     const double xb = f_.bottom();
     for (const Tick& t : axis_ticks(p_.x)) {
       const double x = f_.px(t.value);
-      svg_ += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#eeeeee\"/>\n", x, b.y0,
-                          x, b.y1);
+      svg_ += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#eeeeee\"/>\n", x,
+                          b.y0, x, b.y1);
       svg_ += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#333\"/>\n", x, xb, x,
                           xb + 5);
       svg_ += text_el(x, xb + 18, kTick, Anchor::Middle, t.label, "class=\"tick\"");
     }
     svg_ += text_el(f_.L + f_.W / 2, xb + 36, kAxisTitle, Anchor::Middle, p_.x.title, "class=\"axis-title\"");
     y_title();
-    svg_ += fmt::format("<rect class=\"frame\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"none\" "
-                        "stroke=\"#333\"/>\n",
-                        b.x0, b.y0, f_.W, f_.H);
+    svg_ += fmt::format(
+        "<rect class=\"frame\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"none\" "
+        "stroke=\"#333\"/>\n",
+        b.x0, b.y0, f_.W, f_.H);
     if (f_.band > 0) zero_band();
   }
 
   void y_title() {
-    const double size = std::min(kAxisTitle, kAxisTitle * (f_.H - 4) / std::max(1.0, text_width(p_.y.title, kAxisTitle)));
+    const double size =
+        std::min(kAxisTitle, kAxisTitle * (f_.H - 4) / std::max(1.0, text_width(p_.y.title, kAxisTitle)));
     const double x = 8 + font_ascent() * size, y = f_.T + f_.H / 2;
-    svg_ += fmt::format("<text class=\"axis-title\" x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"{:.2f}\" text-anchor=\"middle\" "
-                        "transform=\"rotate(-90 {:.1f} {:.1f})\">{}</text>\n",
-                        x, y, size, x, y, esc(p_.y.title));
+    svg_ += fmt::format(
+        "<text class=\"axis-title\" x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"{:.2f}\" text-anchor=\"middle\" "
+        "transform=\"rotate(-90 {:.1f} {:.1f})\">{}</text>\n",
+        x, y, size, x, y, esc(p_.y.title));
   }
 
   void minor_log_ticks() {
@@ -217,39 +234,45 @@ class PanelRenderer {
 
   void zero_band() {
     const Box z = f_.band_box();
-    svg_ += fmt::format("<rect class=\"zero-band\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" "
-                        "fill=\"#f3f3f3\" stroke=\"#999\" stroke-dasharray=\"3 2\"/>\n",
-                        z.x0, z.y0, z.x1 - z.x0, z.y1 - z.y0);
+    svg_ += fmt::format(
+        "<rect class=\"zero-band\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" "
+        "fill=\"#f3f3f3\" stroke=\"#999\" stroke-dasharray=\"3 2\"/>\n",
+        z.x0, z.y0, z.x1 - z.x0, z.y1 - z.y0);
     svg_ += text_el(z.x0 - 7, centred_baseline((z.y0 + z.y1) / 2, kTick), kTick, Anchor::End, p_.zero_label,
                     "class=\"tick\"");
   }
 
-  // The line across the plot, its label above or below its right or left end, clear of the markers.
+  // The line across the plot; its label just above or below it, at the right end, else the left,
+  // else anywhere along it, clear of the markers and of the other lines' labels.
   void hline(const HLine& h, std::vector<std::string>& overlaps) {
     const double y = f_.py(h.y), x0 = f_.L, x1 = f_.L + f_.W;
-    svg_ += fmt::format("<line class=\"hline\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" "
-                        "stroke-dasharray=\"5 3\"/>\n",
-                        x0, y, x1, y, h.color);
+    svg_ += fmt::format(
+        "<line class=\"hline\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" "
+        "stroke-dasharray=\"5 3\"/>\n",
+        x0, y, x1, y, h.color);
     soft_.push_back({x0, y, x1, y});
-    const double above = y - 4, below = y + 4 + font_ascent() * kLabel;
-    struct Spot {
-      double x, y;
-      Anchor a;
-    };
-    const Spot spots[] = {{x1 - 4, above, Anchor::End}, {x0 + 4, above, Anchor::Start},
-                          {x1 - 4, below, Anchor::End}, {x0 + 4, below, Anchor::Start}};
-    auto box = [&](const Spot& p) { return text_box(h.label, p.x, p.y, kLabel, p.a); };
-    auto clear = [&](const Box& b) {
-      return f_.plot().grown(-1).contains(b) &&
-             std::none_of(obstacles_.begin(), obstacles_.end(), [&](const Box& o) { return o.intersects(b.grown(1.5)); });
-    };
-    const Spot* pick = std::find_if(std::begin(spots), std::end(spots), [&](const Spot& p) { return clear(box(p)); });
-    if (pick == std::end(spots)) {
-      pick = spots;
+    const double w = text_width(h.label, kLabel);
+    std::vector<double> starts = {x1 - 4 - w, x0 + 4};
+    for (double x = x1 - 24 - w; x > x0 + 4; x -= 20) starts.push_back(x);
+    std::optional<Box> pick;
+    for (const double base : {y - 4, y + 4 + font_ascent() * kLabel}) {
+      for (const double x : starts) {
+        const Box b = text_box(h.label, x, base, kLabel);
+        const bool clear =
+            f_.plot().grown(-1).contains(b) && std::none_of(obstacles_.begin(), obstacles_.end(),
+                                                            [&](const Box& o) { return o.intersects(b.grown(1.5)); });
+        if (clear) pick = b;
+        if (pick) break;
+      }
+      if (pick) break;
+    }
+    if (!pick) {
+      pick = text_box(h.label, starts.front(), y - 4, kLabel);
       overlaps.push_back(fmt::format("{}: the label '{}' of a line overlaps a marker or the frame", p_.id, h.label));
     }
-    svg_ += text_el(pick->x, pick->y, kLabel, pick->a, h.label, fmt::format("class=\"hline-label\" fill=\"{}\"", h.color));
-    obstacles_.push_back(box(*pick));
+    svg_ += text_el(pick->x0, pick->y0 + font_ascent() * kLabel, kLabel, Anchor::Start, h.label,
+                    fmt::format("class=\"hline-label\" fill=\"{}\"", h.color));
+    obstacles_.push_back(*pick);
   }
 
   void line(const Line& l) {
@@ -260,23 +283,25 @@ class PanelRenderer {
       pts += fmt::format("{}{:.1f},{:.1f}", i ? " " : "", x, y);
       if (i) soft_.push_back({f_.px(l.xy[i - 1].first), f_.py(l.xy[i - 1].second), x, y});
     }
-    svg_ += fmt::format("<polyline class=\"series-line\" data-name=\"{}\" points=\"{}\" fill=\"none\" stroke=\"{}\" "
-                        "stroke-width=\"1.6\"{}/>\n",
-                        esc(l.name), pts, l.color, l.dashed ? " stroke-dasharray=\"5 3\"" : "");
+    svg_ += fmt::format(
+        "<polyline class=\"series-line\" data-name=\"{}\" points=\"{}\" fill=\"none\" stroke=\"{}\" "
+        "stroke-width=\"1.6\"{}/>\n",
+        esc(l.name), pts, l.color, l.dashed ? " stroke-dasharray=\"5 3\"" : "");
   }
 
   void point(const Point& q, std::string& svg) {
     const Series& s = p_.series.at(size_t(q.series));
     const double x = f_.px(q.x), y = f_.py(q.y);
     svg += marker_el(s.marker, x, y, s.color, q.emphasize,
-                      fmt::format("class=\"point\" data-series=\"{}\" data-label=\"{}\"", esc(s.name), esc(q.label)),
-                      q.tooltip);
+                     fmt::format("class=\"point\" data-series=\"{}\" data-label=\"{}\"", esc(s.name), esc(q.label)),
+                     q.tooltip);
     obstacles_.push_back(marker_box(s.marker, x, y, q.emphasize));
     if (const int side = f_.side(q.x)) {  // off the axis: a chevron points to where it lies
       const double a = x + side * 7, b = x + side * 11;
-      svg += fmt::format("<polyline class=\"off-axis\" points=\"{:.1f},{:.1f} {:.1f},{:.1f} {:.1f},{:.1f}\" fill=\"none\" "
-                          "stroke=\"{}\" stroke-width=\"1.6\"/>\n",
-                          a, y - 4, b, y, a, y + 4, s.color);
+      svg += fmt::format(
+          "<polyline class=\"off-axis\" points=\"{:.1f},{:.1f} {:.1f},{:.1f} {:.1f},{:.1f}\" fill=\"none\" "
+          "stroke=\"{}\" stroke-width=\"1.6\"/>\n",
+          a, y - 4, b, y, a, y + 4, s.color);
       obstacles_.push_back({std::min(a, b), y - 4, std::max(a, b), y + 4});
     }
     LabelRequest r;
@@ -295,9 +320,10 @@ class PanelRenderer {
       const Point& q = p_.points[i];
       const std::string& color = p_.series.at(size_t(q.series)).color;
       if (l.leader)
-        svg_ += fmt::format("<line class=\"leader\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#666\" "
-                            "stroke-width=\"1\"/>\n",
-                            l.leader_line.x0, l.leader_line.y0, l.leader_line.x1, l.leader_line.y1);
+        svg_ += fmt::format(
+            "<line class=\"leader\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#666\" "
+            "stroke-width=\"1\"/>\n",
+            l.leader_line.x0, l.leader_line.y0, l.leader_line.x1, l.leader_line.y1);
       svg_ += text_el(l.x, l.y, kLabel, Anchor::Start, l.text,
                       fmt::format("class=\"label\" fill=\"{}\" stroke=\"white\" stroke-width=\"3\" "
                                   "stroke-linejoin=\"round\" paint-order=\"stroke\"",
@@ -342,7 +368,7 @@ std::vector<LegendEntry> numbered_legend(std::vector<std::pair<std::string, cons
   for (size_t i = 0; i < n.size(); ++i) {
     const Series& s = owner[i]->series.at(size_t(n[i].second->series));
     sorted[{n[i].first.size(), n[i].first}] = {LegendEntry::Text, Marker::Circle, s.color,
-                                              fmt::format("{}  {}", n[i].first, n[i].second->label)};
+                                               fmt::format("{}  {}", n[i].first, n[i].second->label)};
   }
   std::vector<LegendEntry> e;
   for (auto& [k, v] : sorted) e.push_back(v);

@@ -47,7 +47,8 @@ double need_number(const json& v, const std::string& what, const std::string& pa
 
 ReferencePoint make_point(std::string label, const json& bpw, const json& kld, const std::string& where,
                           const std::string& path) {
-  ReferencePoint p{std::move(label), need_number(bpw, where + ": bpw", path), need_number(kld, where + ": kld_mean", path)};
+  ReferencePoint p{std::move(label), need_number(bpw, where + ": bpw", path),
+                   need_number(kld, where + ": kld_mean", path)};
   if (!(p.bpw > 0 && p.bpw <= 64)) fail("{}: {}: bpw {} is not a bit width (0 < bpw ≤ 64)", path, where, p.bpw);
   if (!(p.kld_mean >= 0 && std::isfinite(p.kld_mean)))
     fail("{}: {}: kld_mean {} is not a KL divergence (≥ 0)", path, where, p.kld_mean);
@@ -61,8 +62,7 @@ void same_measurement(const std::string& path, const std::string& where, const s
     fail("{}: {} was measured on {}, the sweep on {}: the figures are not comparable", path, where, file_name(text),
          m.text);
   if (windows != m.windows)
-    fail("{}: {} was measured on {} windows, the sweep on {} (--windows {})", path, where, windows, m.windows,
-         windows);
+    fail("{}: {} was measured on {} windows, the sweep on {} (--windows {})", path, where, windows, m.windows, windows);
 }
 
 void same_protocol(const std::string& path, const std::string& protocol, int ctx, const Measurement& m) {
@@ -85,9 +85,10 @@ PerplexityCommand parse_command(const std::string& protocol, const std::string& 
   std::string tool, flag, value;
   in >> tool;
   if (tool != "llama-perplexity")
-    fail("{}: 'protocol' must start with the llama-perplexity command line (\"llama-perplexity -f FILE -c N "
-         "--chunks N: …\")",
-         path);
+    fail(
+        "{}: 'protocol' must start with the llama-perplexity command line (\"llama-perplexity -f FILE -c N "
+        "--chunks N: …\")",
+        path);
   PerplexityCommand c;
   while (in >> flag) {
     if (!(in >> value)) break;
@@ -110,7 +111,8 @@ ReferenceSet read_llamacpp(const json& j, const std::string& path, const Measure
   same_protocol(path, "llamacpp", cmd.ctx, m);
   ReferenceSet r;
   r.path = path;
-  const std::string producer = j.contains("producer") && j["producer"].is_string() ? j["producer"].get<std::string>() : "";
+  const std::string producer =
+      j.contains("producer") && j["producer"].is_string() ? j["producer"].get<std::string>() : "";
   r.tool = producer.empty() ? "llama.cpp" : producer.substr(0, producer.find(':'));
   const json& fixtures = need(j, "fixtures", "the file", path);
   if (!fixtures.is_object()) fail("{}: 'fixtures' must be an object", path);
@@ -172,7 +174,8 @@ ReferenceSet load_reference(const std::string& path, const Measurement& m) {
   if (!j.is_object()) fail("{}: not a JSON object", path);
   ReferenceSet r;
   if (j.contains("format")) {
-    if (j["format"] != "lmq-reference/1") fail("{}: unknown 'format' {} (lmq reads lmq-reference/1)", path, j["format"].dump());
+    if (j["format"] != "lmq-reference/1")
+      fail("{}: unknown 'format' {} (lmq reads lmq-reference/1)", path, j["format"].dump());
     r = read_lmq(j, path, m);
   } else if (j.contains("fixtures")) {
     r = read_llamacpp(j, path, m);

@@ -132,8 +132,8 @@ std::string sweep_table(const SweepResult& r) {
   auto speed = [](double v) { return v > 0 ? fmt::format("{:.1f}", v) : std::string("-"); };
   for (size_t i = 0; i < r.rows.size(); ++i) {
     const SweepRow& x = r.rows[i];
-    s += fmt::format("{12} {0:<32} {1:>6.3f} {2:>11} {3:>9.4f} {4:>+8.3f} {5:>10.6f} {6:>10.6f} {7:>7.4f} {8:>9} {9:>9} "
-                     "{10:>9} {11:>9}\n",
+    s += fmt::format("{12} {0:<32} {1:>6.3f} {2:>11} {3:>9.4f} {4:>+8.3f} {5:>10.6f} {6:>10.6f} {7:>7.4f} {8:>9} "
+                     "{9:>9} {10:>9} {11:>9}\n",
                      x.scheme, x.bpw, x.file_bytes, x.ppl, x.dppl_pct, x.kld_mean, x.kld_p99, x.top1,
                      speed(x.prefill_tok_s), speed(x.decode_tok_s), speed(x.prefill_a8_tok_s),
                      speed(x.decode_a8_tok_s), front[i] ? "*" : " ");
@@ -159,9 +159,9 @@ std::string sweep_json(const SweepResult& r) {
   for (size_t i = 0; i < r.rows.size(); ++i) {
     const SweepRow& x = r.rows[i];
     j["rows"].push_back({{"scheme", x.scheme}, {"pareto", bool(front[i])}, {"file", x.file}, {"bpw", x.bpw},
-                         {"file_bytes", x.file_bytes}, {"tensor_bytes", x.tensor_bytes}, {"ppl", x.ppl}, {"dppl_pct", x.dppl_pct},
-                         {"kld_mean", x.kld_mean}, {"kld_p99", x.kld_p99}, {"kld_max", x.kld_max},
-                         {"top1_agreement", x.top1}, {"quantize_seconds", x.quantize_seconds},
+                         {"file_bytes", x.file_bytes}, {"tensor_bytes", x.tensor_bytes}, {"ppl", x.ppl},
+                         {"dppl_pct", x.dppl_pct}, {"kld_mean", x.kld_mean}, {"kld_p99", x.kld_p99},
+                         {"kld_max", x.kld_max}, {"top1_agreement", x.top1}, {"quantize_seconds", x.quantize_seconds},
                          {"prefill_tok_s", x.prefill_tok_s}, {"decode_tok_s", x.decode_tok_s},
                          {"prefill_a8_tok_s", x.prefill_a8_tok_s}, {"decode_a8_tok_s", x.decode_a8_tok_s}});
   }

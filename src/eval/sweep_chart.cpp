@@ -73,27 +73,32 @@ chart::Panel quality_panel(const SweepResult& r, const ReferenceSet* ref, const 
   std::vector<double> klds;
   bool all_zero = true;
   for (const SweepRow& x : r.rows) {
-    if (!lossless(x.kld_mean)) klds.push_back(x.kld_mean);
-    else all_zero = all_zero && x.kld_mean == 0;
+    if (!lossless(x.kld_mean))
+      klds.push_back(x.kld_mean);
+    else
+      all_zero = all_zero && x.kld_mean == 0;
   }
   if (ref) {
     for (const ReferencePoint& q : ref->points) {
-      if (!lossless(q.kld_mean)) klds.push_back(q.kld_mean);
-      else all_zero = all_zero && q.kld_mean == 0;
+      if (!lossless(q.kld_mean))
+        klds.push_back(q.kld_mean);
+      else
+        all_zero = all_zero && q.kld_mean == 0;
     }
   }
   p.y = chart::fit_axis("mean KLD to the float model (log scale)", klds, true, 0.06);
   p.zero_below = kLosslessBelow;
   p.zero_label = all_zero ? "0 (lossless)" : "≈ 0 (< 1e-6)";
-  p.series = {{"symmetric, min/max", "#2ca02c"},     {"asymmetric, min/max", "#1f77b4"},
-              {"MSE-optimal clipping", "#d62728"},   {"percentile clipping", "#9467bd"},
-              {"float storage", "#666666"},          {ref ? ref->tool : "", "#e07b00", chart::Marker::Diamond}};
+  p.series = {{"symmetric, min/max", "#2ca02c"},   {"asymmetric, min/max", "#1f77b4"},
+              {"MSE-optimal clipping", "#d62728"}, {"percentile clipping", "#9467bd"},
+              {"float storage", "#666666"},        {ref ? ref->tool : "", "#e07b00", chart::Marker::Diamond}};
   std::vector<std::pair<double, double>> line;
   for (size_t i = 0; i < r.rows.size(); ++i) {
     const SweepRow& x = r.rows[i];
-    p.points.push_back({x.bpw, x.kld_mean, family(x.scheme), point_label(x, p.x), std::to_string(i + 1),
-                        fmt::format("{}: {:.3f} bpw, KLD mean {:.6f}, top-1 {:.4f}", x.scheme, x.bpw, x.kld_mean, x.top1),
-                        bool(front[i])});
+    p.points.push_back(
+        {x.bpw, x.kld_mean, family(x.scheme), point_label(x, p.x), std::to_string(i + 1),
+         fmt::format("{}: {:.3f} bpw, KLD mean {:.6f}, top-1 {:.4f}", x.scheme, x.bpw, x.kld_mean, x.top1),
+         bool(front[i])});
     if (front[i]) line.push_back({x.bpw, x.kld_mean});
   }
   if (ref)
@@ -102,7 +107,8 @@ chart::Panel quality_panel(const SweepResult& r, const ReferenceSet* ref, const 
       p.points.push_back({q.bpw, q.kld_mean, kReference, q.label, fmt::format("r{}", k + 1),
                           fmt::format("{} {}: {:.3f} bpw, KLD mean {:.6f}", ref->tool, q.label, q.bpw, q.kld_mean)});
     }
-  std::sort(line.begin(), line.end(), [](auto a, auto b) { return a.first != b.first ? a.first < b.first : a.second > b.second; });
+  std::sort(line.begin(), line.end(),
+            [](auto a, auto b) { return a.first != b.first ? a.first < b.first : a.second > b.second; });
   p.lines.push_back({"Pareto frontier (lmq schemes)", "#333333", line, false});
   return p;
 }
@@ -126,7 +132,7 @@ chart::Panel speed_panel(const SweepResult& r, const chart::Axis& bpw) {
       if (v <= 0) continue;
       const std::string what = a8 ? "int8 activations" : "float activations";
       if (off_axis(bpw, x.bpw))
-        p.hlines.push_back({v, fmt::format("{} ({:.2f} bpw), {}: {:.1f} tok/s", label, x.bpw, what, v),
+        p.hlines.push_back({v, fmt::format("{} ({:.2f} bpw{}): {:.1f} tok/s", label, x.bpw, a8 ? ", A8" : "", v),
                             p.series[size_t(a8)].color});
       else
         p.points.push_back({x.bpw, v, a8, label, number,
@@ -147,22 +153,27 @@ std::vector<std::string> notes(const SweepResult& r, const ReferenceSet* ref, co
       "sweep.txt, \"pareto\": true in sweep.json)."};
   std::vector<std::string> zero, tiny, beyond;
   for (const SweepRow& x : r.rows) {
-    if (x.kld_mean == 0) zero.push_back(short_label(x.scheme));
-    else if (lossless(x.kld_mean)) tiny.push_back(fmt::format("{} {}", short_label(x.scheme), small(x.kld_mean)));
+    if (x.kld_mean == 0)
+      zero.push_back(short_label(x.scheme));
+    else if (lossless(x.kld_mean))
+      tiny.push_back(fmt::format("{} {}", short_label(x.scheme), small(x.kld_mean)));
     if (off_axis(bpw, x.bpw)) beyond.push_back(short_label(x.scheme));
   }
   if (!zero.empty())
-    n.push_back(fmt::format("KLD exactly 0: {} reproduce{} the float model's predictions exactly; a log axis has no 0, "
-                            "so {} in the band under it.",
-                            fmt::join(zero, ", "), zero.size() == 1 ? "s" : "", zero.size() == 1 ? "it sits" : "they sit"));
+    n.push_back(
+        fmt::format("KLD exactly 0: {} reproduce{} the float model's predictions exactly; a log axis has no 0, "
+                    "so {} in the band under it.",
+                    fmt::join(zero, ", "), zero.size() == 1 ? "s" : "", zero.size() == 1 ? "it sits" : "they sit"));
   if (!tiny.empty())
-    n.push_back(fmt::format("KLD below 1e-6 ({}): float rounding, not quantization; drawn in the band under the log "
-                            "axis, not on an axis stretched down to it.",
-                            fmt::join(tiny, ", ")));
+    n.push_back(
+        fmt::format("KLD below 1e-6 ({}): float rounding, not quantization; drawn in the band under the log "
+                    "axis, not on an axis stretched down to it.",
+                    fmt::join(tiny, ", ")));
   if (!beyond.empty())
-    n.push_back(fmt::format("{} lie{} beyond the bits-per-weight axis: a chevron on its edge points to where, the "
-                            "label gives the value.",
-                            fmt::join(beyond, ", "), beyond.size() == 1 ? "s" : ""));
+    n.push_back(
+        fmt::format("{} lie{} beyond the bits-per-weight axis: a chevron on its edge points to where, the "
+                    "label gives the value.",
+                    fmt::join(beyond, ", "), beyond.size() == 1 ? "s" : ""));
   if (ref)
     n.push_back(fmt::format("Diamonds: {} ({} points from {}), measured on the same text with the same protocol.",
                             ref->tool, ref->points.size(), std::filesystem::path(ref->path).filename().string()));

@@ -24,8 +24,8 @@ struct ShapeItem {
 struct Svg {
   double width = 0, height = 0;
   std::vector<TextItem> texts;
-  std::vector<ShapeItem> markers;  // circles, rects and polygons of class "point" or "swatch"
-  std::vector<ShapeItem> shapes;   // every other element with a class (frames, bands, lines)
+  std::vector<ShapeItem> markers;   // circles, rects and polygons of class "point" or "swatch"
+  std::vector<ShapeItem> shapes;    // every other element with a class (frames, bands, lines)
   std::vector<std::string> groups;  // ids of the <g> elements
 
   std::vector<const ShapeItem*> points(const std::string& group) const;

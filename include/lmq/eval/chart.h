@@ -52,7 +52,7 @@ struct Axis {
 Axis fit_axis(std::string title, const std::vector<double>& values, bool log, double margin = 0.05);
 // Linear: a step of 1, 2, 2.5 or 5 × 10^k giving 4–8 ticks, labelled with the decimals the step needs.
 // Log: each power of ten in range ("0.001", "0.01", …; "1e-4", "2e-5", … below 0.001), with 2 and 5 between
-// them when fewer than three powers fit.
+// them when fewer than four powers fit.
 struct Tick {
   double value;
   std::string label;
@@ -66,11 +66,11 @@ struct LabelRequest {
   std::string text;      // the label
   std::string fallback;  // a shorter one (e.g. a number) for when `text` fits nowhere; may be empty
   double size = 11;
-  Box area;              // the label must lie inside
-  int priority = 0;      // higher places first
+  Box area;          // the label must lie inside
+  int priority = 0;  // higher places first
 };
 struct PlacedLabel {
-  std::string text;  // what is drawn: the request's text or its fallback
+  std::string text;     // what is drawn: the request's text or its fallback
   double x = 0, y = 0;  // start of the baseline (anchor start)
   Box box;
   bool fallback = false;
@@ -97,13 +97,13 @@ struct Series {
 struct Point {
   double x = 0, y = 0;
   int series = 0;
-  std::string label;     // drawn beside the point when it fits
-  std::string fallback;  // drawn instead when it does not (a number), and listed "fallback  label" in the legend
-  std::string tooltip;   // the <title> a browser shows on hover
+  std::string label;       // drawn beside the point when it fits
+  std::string fallback;    // drawn instead when it does not (a number), and listed "fallback  label" in the legend
+  std::string tooltip;     // the <title> a browser shows on hover
   bool emphasize = false;  // outlined and labelled first (e.g. the frontier)
 };
 struct Line {
-  std::string name, color;  // name: its legend entry (none if empty)
+  std::string name, color;                    // name: its legend entry (none if empty)
   std::vector<std::pair<double, double>> xy;  // data coordinates, drawn in this order
   bool dashed = false;
 };
@@ -127,7 +127,7 @@ struct Panel {
 };
 struct Chart {
   std::string title;
-  std::vector<Panel> panels;      // stacked, same width; each x value outside its axis sits on the edge
+  std::vector<Panel> panels;       // stacked, same width; each x value outside its axis sits on the edge
   std::vector<std::string> notes;  // under the chart, wrapped to its width
   double plot_width = 620;
 };
