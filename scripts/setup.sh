@@ -10,7 +10,8 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 packages=(build-essential cmake pkg-config
   libsentencepiece-dev libpcre2-dev libutf8proc-dev libhwy-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-  libopenblas-dev liblapacke-dev librapidcheck-dev libgtest-dev libgmock-dev libbenchmark-dev)
+  libopenblas-dev liblapacke-dev librapidcheck-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libxml2-dev libpng-dev)
 if [ "${1:-}" = "--tests" ]; then
   packages+=(clang clang-14 libclang-rt-14-dev libomp-14-dev chromium fonts-dejavu-core)
 fi

@@ -57,7 +57,9 @@ void write_file(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), std::streamsize(bytes.size()));
 }
 
-RunResult run_lmq(const std::vector<std::string>& args) {
+RunResult run_lmq(const std::vector<std::string>& args) { return run_program(LMQ_BINARY, args); }
+
+RunResult run_program(const std::string& exe, const std::vector<std::string>& args) {
   std::string dir = temp_dir();
   std::string out_path = dir + "/stdout", err_path = dir + "/stderr";
   posix_spawn_file_actions_t fa;
@@ -65,16 +67,17 @@ RunResult run_lmq(const std::vector<std::string>& args) {
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<std::string> all{LMQ_BINARY};
+  std::vector<std::string> all{exe};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : all) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid;
   RunResult r;
-  if (posix_spawn(&pid, LMQ_BINARY, &fa, nullptr, argv.data(), environ) != 0) {
+  // posix_spawnp: a name without a slash is looked up in PATH (the chart tests run chromium, timeout).
+  if (posix_spawnp(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ) != 0) {
     posix_spawn_file_actions_destroy(&fa);
-    throw std::runtime_error("cannot spawn " LMQ_BINARY);
+    throw std::runtime_error("cannot spawn " + exe);
   }
   posix_spawn_file_actions_destroy(&fa);
   int status = 0;

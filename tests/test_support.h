@@ -17,6 +17,8 @@ struct RunResult {
 };
 // Runs build/lmq with the arguments (no shell), capturing stdout and stderr.
 RunResult run_lmq(const std::vector<std::string>& args);
+// The same for another program (a path, or a name looked up in PATH).
+RunResult run_program(const std::string& exe, const std::vector<std::string>& args);
 
 void write_file(const std::string& path, const std::string& bytes);
 std::string read_file(const std::string& path);

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -23,6 +24,7 @@
 #include "lmq/eval/evaluate.h"
 #include "lmq/eval/inspect.h"
 #include "lmq/eval/sweep.h"
+#include "lmq/eval/sweep_chart.h"
 #include "lmq/formats/atomic_file.h"
 #include "lmq/quant/gguf_export.h"
 #include "lmq/kernels/act_quant.h"
@@ -361,7 +363,7 @@ void cmd_quantize(const QuantOpts& qo) {
 
 // ---------------------------------------------------------------- sweep
 struct SweepOpts {
-  std::string text, out_dir = "lmq-sweep";
+  std::string text, out_dir = "lmq-sweep", protocol = "lmq", reference;
   std::vector<std::string> schemes;
   int windows = 16, ctx = 512;
   bool full = false, no_bench = false, json = false;
@@ -378,7 +380,12 @@ void cmd_sweep(const std::string& path, const SweepOpts& o) {
   const std::string text = read_text_file(o.text);
   if (text.empty()) fail("{}: the text is empty", o.text);
   if (o.ctx > base->config().max_pos) fail("--ctx {}: exceeds the model's context of {} tokens", o.ctx, base->config().max_pos);
-  Windows w = make_windows(base->tokenizer(), text, Protocol::Lmq, o.ctx, base->config().bos_id, o.windows, o.text);
+  Windows w = make_windows(base->tokenizer(), text, parse_protocol(o.protocol), o.ctx, base->config().bos_id, o.windows,
+                           o.text);
+  std::optional<ReferenceSet> ref;  // checked before minutes of quantizing
+  if (!o.reference.empty())
+    ref = load_reference(o.reference, {model_name(path), std::filesystem::path(o.text).filename().string(),
+                                       o.protocol, o.ctx, int(w.ids.size())});
   SweepOptions so;
   so.schemes = o.schemes.empty() ? default_sweep_schemes(o.full) : o.schemes;
   so.out_dir = o.out_dir;
@@ -386,7 +393,7 @@ void cmd_sweep(const std::string& path, const SweepOpts& o) {
   if (!o.json) {  // what is being measured, before the minutes of work (and a reader like `head -3` can stop it)
     fmt::print("model    {} ({} parameters, {:.2f} bits per weight)\n", path, base->param_count(),
                8.0 * double(base->tensor_bytes()) / double(base->param_count()));
-    fmt::print("text     {} (lmq protocol, {} windows of {} tokens)\n", o.text, w.ids.size(), o.ctx);
+    fmt::print("text     {} ({} protocol, {} windows of {} tokens)\n", o.text, o.protocol, w.ids.size(), o.ctx);
     fmt::print("schemes  {}, written to {}/\n\n", so.schemes.size(), o.out_dir);
     cli::flush_stdout();
   }
@@ -398,10 +405,15 @@ void cmd_sweep(const std::string& path, const SweepOpts& o) {
     std::fflush(stderr);
   };
   SweepResult r = run_sweep(*base, w, o.text, so, progress);
+  r.protocol = o.protocol;
+  r.ctx = o.ctx;
+  r.reference = std::move(ref);
   if (tty) fmt::print(stderr, "\r\033[K");
   const std::string dir = o.out_dir + "/";
   write_atomically(dir + "sweep.json", sweep_json(r));
-  write_atomically(dir + "sweep.svg", sweep_svg(r));
+  const chart::Rendered svg = sweep_chart(r);
+  write_atomically(dir + "sweep.svg", svg.svg);
+  for (const std::string& msg : svg.overlaps) fmt::print(stderr, "lmq: warning: {}sweep.svg: {}\n", dir, msg);
   write_atomically(dir + "sweep.txt", sweep_table(r));
   if (o.json) {
     fmt::print("{}\n", sweep_json(r));
@@ -519,6 +531,10 @@ int main(int argc, char** argv) {
   sweep->add_option("--text", so.text, "evaluation text")->required();
   sweep->add_option("--windows", so.windows, "evaluation windows")->capture_default_str();
   sweep->add_option("--ctx", so.ctx, "window length")->capture_default_str();
+  sweep->add_option("--protocol", so.protocol, "lmq or llamacpp (as for eval)")->capture_default_str();
+  sweep->add_option("--reference", so.reference,
+                    "JSON of other tools' bpw/KLD figures on the same text and protocol, drawn in the chart "
+                    "(docs/chart.md)");
   sweep->add_option("--out-dir", so.out_dir, "where the files, table, JSON and chart go")->capture_default_str();
   sweep->add_option("--schemes", so.schemes, "schemes to try (default: the standard set)")->delimiter(',');
   sweep->add_flag("--full", so.full, "the larger set of schemes");

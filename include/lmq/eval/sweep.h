@@ -1,12 +1,14 @@
 // The main job: quantize one float model into a set of schemes, evaluate every result against
 // the float model on the same windows, and report what each bit costs — as a table, JSON and
-// an SVG chart of bits per weight against KLD.
+// an SVG chart of bits per weight against KLD and speed.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "lmq/eval/evaluate.h"
+#include "lmq/eval/reference_points.h"
 #include "lmq/model/model.h"
 
 namespace lmq {
@@ -29,10 +31,12 @@ struct SweepOptions {
 
 struct SweepResult {
   std::string base_path, text;
-  int windows = 0;
+  std::string protocol = "lmq";  // how the windows were cut and scored (lmq eval --protocol)
+  int ctx = 0, windows = 0;
   int64_t tokens_scored = 0;
   double base_ppl = 0, base_bpw = 0;
   std::vector<SweepRow> rows;
+  std::optional<ReferenceSet> reference;  // other tools' figures (--reference): in the JSON and the chart
 };
 
 // The default set: float storage, int8 per channel, and int6..int2 over granularities,
@@ -43,9 +47,11 @@ using SweepProgress = std::function<void(const std::string& stage)>;
 SweepResult run_sweep(const Model& base, const Windows& windows, const std::string& text_name, const SweepOptions& o,
                       const SweepProgress& progress = {});
 
+// For each row: on the Pareto frontier of bits per weight and mean KLD (no other row is no larger
+// on both and smaller on one). The table marks these rows with *, the JSON with "pareto": true.
+std::vector<bool> sweep_frontier(const SweepResult& r);
 std::string sweep_table(const SweepResult& r);
 std::string sweep_json(const SweepResult& r);
-// bpw (x) against mean KLD (y, log scale), one labelled point per scheme.
-std::string sweep_svg(const SweepResult& r);
+// The chart (sweep.svg) is in lmq/eval/sweep_chart.h.
 
 }  // namespace lmq
