@@ -14,6 +14,7 @@
 
 #include "lmq/chart_check/chart_check.h"
 #include "lmq/eval/chart.h"
+#include "lmq/eval/sweep.h"
 #include "test_support.h"
 
 namespace lmq {
@@ -193,6 +194,16 @@ TEST(ChartEndToEnd, DefaultSweepReadsCleanly) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
   check_sweep_dir(dir, 15);
+  // What CI checks of the main job's folder (lmq_chart_check --sweep): complete here, and a lost
+  // row or a broken figure is found.
+  const std::vector<std::string> want = default_sweep_schemes(false);
+  const std::vector<std::string> none = chart_check::sweep_problems(dir, want);
+  EXPECT_TRUE(none.empty()) << none.front();
+  auto j = nlohmann::json::parse(test::read_file(dir + "/sweep.json"));
+  j["rows"].erase(j["rows"].begin());
+  j["rows"][0]["ppl"] = nullptr;
+  test::write_file(dir + "/sweep.json", j.dump());
+  EXPECT_EQ(chart_check::sweep_problems(dir, want).size(), 3u);  // the row, the figure, the count
   if (no_browser()) GTEST_SKIP() << "LMQ_NO_BROWSER=1: the SVG checks passed, the browser checks are skipped";
   ASSERT_FALSE(chromium().empty()) << kMissing;
   check_in_browser(dir + "/sweep.svg");

@@ -6,11 +6,16 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <numbers>
 #include <regex>
 
 #include "lmq/error.h"
+#include "lmq/quant/scheme.h"
 
 namespace lmq::chart_check {
 namespace {
@@ -214,6 +219,51 @@ PngStats read_png(const std::string& path) {
     if (std::max({r, g, b}) - std::min({r, g, b}) > 60) ++s.colored;
   }
   return s;
+}
+
+std::vector<std::string> sweep_problems(const std::string& dir, const std::vector<std::string>& expected) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> problems;
+  for (const char* f : {"sweep.json", "sweep.txt", "sweep.svg"})
+    if (!fs::is_regular_file(fs::path(dir) / f) || fs::file_size(fs::path(dir) / f) == 0)
+      problems.push_back(fmt::format("{}/{}: missing or empty", dir, f));
+  if (!problems.empty()) return problems;
+  std::ifstream in(fs::path(dir) / "sweep.json");
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.contains("rows") || !j["rows"].is_array())
+    return {fmt::format("{}/sweep.json: not a sweep's JSON", dir)};
+  std::map<std::string, nlohmann::json> rows;
+  for (const auto& r : j["rows"])
+    if (r.contains("scheme") && r["scheme"].is_string()) rows[r["scheme"].get<std::string>()] = r;
+  auto number = [](const nlohmann::json& r, const char* k) {
+    return r.contains(k) && r[k].is_number() ? r[k].get<double>() : std::nan("");
+  };
+  for (const std::string& want : expected) {
+    const std::string name = quant::parse_scheme(want).to_string();
+    const auto it = rows.find(name);
+    if (it == rows.end()) {
+      problems.push_back(fmt::format("{}/sweep.json: no row for scheme {}", dir, name));
+      continue;
+    }
+    const nlohmann::json& r = it->second;
+    const double bpw = number(r, "bpw"), ppl = number(r, "ppl"), kld = number(r, "kld_mean"),
+                 top1 = number(r, "top1_agreement"), bytes = number(r, "file_bytes");
+    if (!(bpw > 0 && bpw <= 33 && ppl > 1 && std::isfinite(ppl) && kld >= 0 && std::isfinite(kld) && top1 >= 0 &&
+          top1 <= 1))
+      problems.push_back(fmt::format("{}/sweep.json: scheme {}: figures missing or out of range "
+                                     "(bpw {}, ppl {}, kld_mean {}, top1 {})",
+                                     dir, name, bpw, ppl, kld, top1));
+    std::string file = r.contains("file") && r["file"].is_string() ? r["file"].get<std::string>() : "";
+    if (!file.empty() && !fs::exists(file)) file = (fs::path(dir) / fs::path(file).filename()).string();  // moved
+    std::error_code ec;
+    const uint64_t size = fs::file_size(file, ec);
+    if (file.empty() || ec || double(size) != bytes)
+      problems.push_back(fmt::format("{}/sweep.json: scheme {}: file '{}' missing or not {} bytes", dir, name, file,
+                                     bytes));
+  }
+  if (rows.size() != expected.size())
+    problems.push_back(fmt::format("{}/sweep.json: {} rows, {} schemes expected", dir, rows.size(), expected.size()));
+  return problems;
 }
 
 }  // namespace lmq::chart_check

@@ -6,6 +6,9 @@
 //     not blank. Exit 0 when all hold, 1 with one line per problem.
 //   lmq_chart_check --size FILE.svg
 //     prints the SVG's size as W,H (for chromium --window-size).
+//   lmq_chart_check --sweep DIR [--full]
+//     DIR holds a complete sweep of lmq's default scheme set (or --full's): sweep.json/txt/svg,
+//     one row per scheme with sane figures, each quantized file at its stated size.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -15,6 +18,7 @@
 
 #include "lmq/chart_check/chart_check.h"
 #include "lmq/error.h"
+#include "lmq/eval/sweep.h"
 
 namespace {
 
@@ -52,18 +56,30 @@ int check(const std::string& svg_path, const std::string& png_path, const std::v
 int main(int argc, char** argv) {
   try {
     std::vector<std::string> files, expect;
-    bool size = false;
+    bool size = false, sweep = false, full = false;
     for (int i = 1; i < argc; ++i) {
       if (!std::strcmp(argv[i], "--size"))
         size = true;
+      else if (!std::strcmp(argv[i], "--sweep"))
+        sweep = true;
+      else if (!std::strcmp(argv[i], "--full"))
+        full = true;
       else if (!std::strcmp(argv[i], "--points") && i + 1 < argc)
         expect.push_back(argv[++i]);
       else
         files.push_back(argv[i]);
     }
-    if (files.empty() || files.size() > 2 || (size && files.size() != 1)) {
-      fmt::print(stderr, "usage: lmq_chart_check [--points GROUP=N] FILE.svg [FILE.png] | --size FILE.svg\n");
+    if (files.empty() || files.size() > 2 || ((size || sweep) && files.size() != 1)) {
+      fmt::print(stderr,
+                 "usage: lmq_chart_check [--points GROUP=N] FILE.svg [FILE.png] | --size FILE.svg | --sweep DIR [--full]\n");
       return 1;
+    }
+    if (sweep) {
+      const std::vector<std::string> want = lmq::default_sweep_schemes(full);
+      const std::vector<std::string> problems = lmq::chart_check::sweep_problems(files[0], want);
+      for (const std::string& p : problems) fmt::print(stderr, "lmq_chart_check: {}\n", p);
+      if (problems.empty()) fmt::print("{}: complete, {} schemes\n", files[0], want.size());
+      return problems.empty() ? 0 : 1;
     }
     if (size) {
       const auto svg = lmq::chart_check::read_svg(files[0]);

@@ -46,4 +46,9 @@ struct PngStats {
 };
 PngStats read_png(const std::string& path);
 
+// The problems of a sweep's output folder (empty when complete): sweep.json, sweep.txt and
+// sweep.svg present, one row per scheme of `expected` (scheme strings as `lmq sweep` takes them),
+// each with finite, sane figures and its quantized file on disk at the size the row states.
+std::vector<std::string> sweep_problems(const std::string& dir, const std::vector<std::string>& expected);
+
 }  // namespace lmq::chart_check
