@@ -94,7 +94,7 @@ MixedProblem mixed_problem(const Model& m, const QuantizeOptions& o) {
 MixedProblem mixed_problem(const Model& m, const GgufExportOptions& o) {
   MixedProblem p;
   p.candidates = gguf_mixed_candidates();
-  const std::map<std::string, Format> planned = gguf_tensor_types(m, o);
+  const QuantPlan planned = plan_gguf_targets(m, o);
   for (const Tensor& t : m.tensors()) {
     p.params += uint64_t(t.numel());
     const std::string g = gguf_tensor_name(t.name);
@@ -110,7 +110,7 @@ MixedProblem mixed_problem(const Model& m, const GgufExportOptions& o) {
       any = any || fits;
     }
     if (user || !any) {  // norms, biases, user overrides; rows not of 32: llama.cpp's fallback (F16)
-      const Format f = planned.at(t.name);
+      const Format f = planned.target(t.name)->format;
       p.fixed_bytes += t.shape.size() >= 2 ? ggml_row_bytes(f, t.cols()) * uint64_t(t.rows())
                                            : stored_bytes(f, {}, t.shape);
       continue;
@@ -191,16 +191,6 @@ std::unique_ptr<Model> with_candidate(const Model& m, const Tensor& t, const Mix
   pt.data = held->data();
   pt.nbytes = held->size();
   return Model::with_tensors(m, {{std::move(pt)}, {held}}, m.path() + " [probe " + t.name + "]");
-}
-
-// "^name$" with the regex metacharacters of the name escaped.
-std::string exact_name_regex(const std::string& name) {
-  std::string re = "^";
-  for (char ch : name) {
-    if (std::string_view("\\^$.|?*+()[]{}").find(ch) != std::string_view::npos) re += '\\';
-    re += ch;
-  }
-  return re + "$";
 }
 
 }  // namespace
@@ -290,23 +280,14 @@ Allocation allocate(const MixedProblem& p, double target) {
   return a;
 }
 
-void apply_allocation(const MixedProblem& p, const Allocation& a, QuantizeOptions& o) {
-  std::vector<SchemeOverride> ovs;
+void apply_allocation(const MixedProblem& p, const Allocation& a, QuantPlan& plan) {
   for (size_t i = 0; i < p.tensors.size(); ++i) {
-    const std::string re = exact_name_regex(p.tensors[i].t->name);
-    // built directly: the scheme's text holds '=' ("s=f16"), which parse_override splits on
-    ovs.push_back({re, std::regex(re, std::regex::ECMAScript), p.candidates[size_t(a.pick[i])].scheme});
+    const MixedCandidate& c = p.candidates[size_t(a.pick[i])];
+    TensorTarget target;  // a chosen ggml type fits the row: no fallback, no note
+    if (c.format == Format::LMQ_INT) target = lmq_target(c.scheme);
+    else target.format = c.format;
+    plan.tensors[p.tensors[i].t->name].target = std::move(target);
   }
-  o.overrides.insert(o.overrides.begin(), ovs.begin(), ovs.end());
-}
-
-void apply_allocation(const MixedProblem& p, const Allocation& a, GgufExportOptions& o) {
-  std::vector<GgufTypeOverride> ovs;
-  for (size_t i = 0; i < p.tensors.size(); ++i) {  // matched against the HF name (the GGUF name has no match)
-    const std::string re = exact_name_regex(p.tensors[i].t->name);
-    ovs.push_back({re, std::regex(re, std::regex::ECMAScript), p.candidates[size_t(a.pick[i])].format});
-  }
-  o.overrides.insert(o.overrides.begin(), ovs.begin(), ovs.end());
 }
 
 void save_sensitivity(const std::string& path, const MixedProblem& p) {

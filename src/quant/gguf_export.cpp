@@ -197,15 +197,15 @@ Format tensor_type(const Tensor& t, const std::string& g, const GgufExportOption
 
 }  // namespace
 
-std::map<std::string, Format> gguf_tensor_types(const Model& src, const GgufExportOptions& o,
-                                                std::map<std::string, std::string>* notes) {
-  std::map<std::string, Format> r;
+QuantPlan plan_gguf_targets(const Model& src, const GgufExportOptions& o) {
+  QuantPlan p;
+  p.gguf = true;
   for (const Tensor& t : src.tensors()) {
-    std::string note;
-    r[t.name] = tensor_type(t, gguf_tensor_name(t.name), o, src.config(), &note);
-    if (notes && !note.empty()) (*notes)[t.name] = note;
+    TensorTarget target;
+    target.format = tensor_type(t, gguf_tensor_name(t.name), o, src.config(), &target.note);
+    p.tensors[t.name].target = std::move(target);
   }
-  return r;
+  return p;
 }
 
 Format parse_ggml_type(const std::string& s) {
@@ -358,7 +358,10 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
   const bool permute = c.arch == Arch::Llama && !c.rope_interleaved;
   for (const Tensor& t : src.tensors()) {
     Item it{&t, gguf_tensor_name(t.name), "", Format::F32};
-    it.type = tensor_type(t, it.name, o, c, &it.note);
+    if (const TensorTarget* target = o.plan ? o.plan->target(t.name) : nullptr)
+      it.type = target->format, it.note = target->note;
+    else
+      it.type = tensor_type(t, it.name, o, c, &it.note);
     if (!it.note.empty()) ++rep.n_fallback;
     if (permute) {
       if (t.name.find("self_attn.q_proj.") != std::string::npos) it.permute_heads = c.n_heads;

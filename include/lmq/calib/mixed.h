@@ -104,9 +104,8 @@ struct Allocation {
 };
 Allocation allocate(const MixedProblem& p, double target_bpw);
 
-// Prepends one exact-name override per allocated tensor to o.overrides.
-void apply_allocation(const MixedProblem& p, const Allocation& a, QuantizeOptions& o);
-void apply_allocation(const MixedProblem& p, const Allocation& a, GgufExportOptions& o);
+// Sets the plan's target of every allocated tensor (an lmq scheme or a ggml type).
+void apply_allocation(const MixedProblem& p, const Allocation& a, QuantPlan& plan);
 
 // The allocation as text: one line per tensor, then tensors / params / bits per bit width.
 std::string allocation_table(const MixedProblem& p, const Allocation& a);
