@@ -65,14 +65,11 @@ CalibQuantOptions calib_options(const QuantizeJob& q, const Model& m) {
   return cq;
 }
 
-// --target-bpw: measure the sensitivities, allocate, and set the plan's targets.
-// Options: QuantizeOptions (lmq's integer schemes) or GgufExportOptions (ggml block types): the
-// tensors their --override fixes do not take part.
-template <class Options>
-void choose_mixed_precision(const Model& m, const Options& o, QuantPlan& plan,
-                            const std::vector<std::vector<int>>& windows, const QuantizeJob& q,
-                            const QuantizeHooks& hooks) {
-  MixedProblem mp = mixed_problem(m, o);
+// --target-bpw: measure the sensitivities, allocate, and set the plan's targets (those a user
+// --override fixed do not take part).
+void choose_mixed_precision(const Model& m, QuantPlan& plan, const std::vector<std::vector<int>>& windows,
+                            const QuantizeJob& q, const QuantizeHooks& hooks) {
+  MixedProblem mp = mixed_problem(m, plan);
   check_target(mp, *q.target_bpw);
   if (!q.sens_in.empty()) {
     load_sensitivity(q.sens_in, mp);
@@ -108,7 +105,7 @@ QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) 
   cq.target_name = "gguf";
   // the straight line: targets (llama.cpp's recipe) → mixed precision → calibration → writer
   QuantPlan plan = plan_gguf_targets(*m, o);
-  if (q.target_bpw) choose_mixed_precision(*m, o, plan, cq.windows, q, hooks);
+  if (q.target_bpw) choose_mixed_precision(*m, plan, cq.windows, q, hooks);
   QuantizeOutcome r;
   r.gguf = true;
   r.method = cq.method;
@@ -146,7 +143,7 @@ QuantizeOutcome run_quantize_job(const QuantizeJob& q, const QuantizeHooks& hook
   // the straight line: targets (--scheme, --override) → mixed precision → calibration → writer
   QuantPlan plan = plan_targets(*m, o);
   if (q.target_bpw) {
-    choose_mixed_precision(*m, o, plan, cq.windows, q, hooks);
+    choose_mixed_precision(*m, plan, cq.windows, q, hooks);
     o.provenance["lmq.target_bpw"] = fmt::format("{}", *q.target_bpw);
   }
   QuantizeOutcome r;

@@ -201,8 +201,12 @@ QuantPlan plan_gguf_targets(const Model& src, const GgufExportOptions& o) {
   QuantPlan p;
   p.gguf = true;
   for (const Tensor& t : src.tensors()) {
+    const std::string g = gguf_tensor_name(t.name);
     TensorTarget target;
-    target.format = tensor_type(t, gguf_tensor_name(t.name), o, src.config(), &target.note);
+    target.format = tensor_type(t, g, o, src.config(), &target.note);
+    target.fixed = std::any_of(o.overrides.begin(), o.overrides.end(), [&](const GgufTypeOverride& ov) {
+      return std::regex_search(g, ov.re) || std::regex_search(t.name, ov.re);
+    });
     p.tensors[t.name].target = std::move(target);
   }
   return p;

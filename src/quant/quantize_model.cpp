@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include <algorithm>
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -93,7 +95,11 @@ TensorTarget lmq_target(const quant::Scheme& s) {
 
 QuantPlan plan_targets(const Model& src, const QuantizeOptions& o) {
   QuantPlan p;
-  for (const Tensor& t : src.tensors()) p.tensors[t.name].target = lmq_target(resolve_scheme(t, o));
+  for (const Tensor& t : src.tensors()) {
+    TensorTarget& target = *(p.tensors[t.name].target = lmq_target(resolve_scheme(t, o)));
+    target.fixed = std::any_of(o.overrides.begin(), o.overrides.end(),
+                               [&](const SchemeOverride& ov) { return std::regex_search(t.name, ov.re); });
+  }
   return p;
 }
 

@@ -23,6 +23,7 @@ struct TensorTarget {
   Format format = Format::F32;  // LMQ_INT / F32 / F16 / BF16 (lmq's file), or a ggml type (GGUF)
   quant::Scheme scheme;         // lmq's file: the scheme `format` comes from
   std::string note;             // GGUF: why the type is not the recipe's (llama.cpp's fallback)
+  bool fixed = false;           // chosen by a user --override: mixed precision leaves it
 };
 
 struct TensorPlan {
