@@ -136,10 +136,11 @@ StatsMap pipeline_stats(const std::vector<std::vector<int>>& wins, int threads, 
   c.stats_out = path;
   const int before = omp_get_max_threads();
   omp_set_num_threads(threads);
-  auto holder = prepare_calibrated(llama(), o, c);
+  QuantPlan plan = plan_targets(llama(), o);
+  prepare_calibrated(llama(), plan, c);
   omp_set_num_threads(before);
   *bytes = "";
-  for (const auto& [name, tp] : holder->tensors) bytes->append(tp.bytes.begin(), tp.bytes.end());
+  for (const auto& [name, tp] : plan.tensors) bytes->append(tp.bytes.begin(), tp.bytes.end());
   return load_stats(path);
 }
 }  // namespace

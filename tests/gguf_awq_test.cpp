@@ -118,7 +118,7 @@ TEST(GgufMixed, CandidateBytesAndShapes) {
   const std::string llama = shared_path("models/lmq-llama-25m"), qwen = shared_path("models/lmq-qwen2-21m");
   if (!std::filesystem::exists(llama) || !std::filesystem::exists(qwen)) GTEST_SKIP() << "missing model";
   auto ml = Model::load(llama), mq = Model::load(qwen);
-  const MixedProblem pl = mixed_problem(*ml, GgufExportOptions{}), pq = mixed_problem(*mq, GgufExportOptions{});
+  const MixedProblem pl = mixed_problem(*ml, plan_gguf_targets(*ml, GgufExportOptions{})), pq = mixed_problem(*mq, plan_gguf_targets(*mq, GgufExportOptions{}));
   ASSERT_EQ(pq.tensors.size(), 44u);  // 6 blocks × 7 linears, embedding, lm_head
   auto idx = [&](const MixedProblem& p, const char* label) {
     for (size_t c = 0; c < p.candidates.size(); ++c)
@@ -166,7 +166,7 @@ TEST(GgufMixed, CliTargetsMeetBudgetAndAreMonotone) {
   const std::string model = shared_path("models/lmq-qwen2-21m");
   if (!std::filesystem::exists(model)) GTEST_SKIP() << "missing model";
   auto m = Model::load(model);
-  MixedProblem p = mixed_problem(*m, GgufExportOptions{});
+  MixedProblem p = mixed_problem(*m, plan_gguf_targets(*m, GgufExportOptions{}));
   const auto windows = calib_windows(m->tokenizer(), calib_text(20000), 1, 96, m->config().bos_id);
   SensitivityOptions so;
   so.probe_windows = 1;

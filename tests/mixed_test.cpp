@@ -52,7 +52,7 @@ void check_sweep(const MixedProblem& p) {
 }  // namespace
 
 TEST(Mixed, BudgetMonotoneDeterministicSynthetic) {
-  MixedProblem p = mixed_problem(qwen2(), QuantizeOptions{});
+  MixedProblem p = mixed_problem(qwen2(), plan_targets(qwen2(), QuantizeOptions{}));
   ASSERT_EQ(p.tensors.size(), 44u);  // 6 blocks × 7 linears, embedding, lm_head
   // synthetic sensitivities: a per-tensor weight times 4^-bits, group size adding a little
   uint32_t seed = 12345;
@@ -82,7 +82,7 @@ TEST(Mixed, BudgetMonotoneDeterministicSynthetic) {
 
 TEST(Mixed, RealSensitivitiesOnQwen2) {
   const Model& m = qwen2();
-  MixedProblem p = mixed_problem(m, QuantizeOptions{});
+  MixedProblem p = mixed_problem(m, plan_targets(m, QuantizeOptions{}));
   const std::string text = read_text_file(shared_path("text/docs-valid.txt"));
   const size_t lines = size_t(std::count(text.begin(), text.end(), '\n'));
   size_t pos = 0;

@@ -194,7 +194,9 @@ TEST(W8A8, SmoothingFoldIsExactInFloat) {
   w.windows = calib_windows(m.tokenizer(), calib_text(), 2, 64, m.config().bos_id);
   QuantizeOptions o;
   o.scheme = quant::parse_scheme("f32");
-  auto prep = prepare_w8a8(m, o, w);
+  QuantPlan plan = plan_targets(m, o);
+  auto prep = prepare_w8a8(m, plan, w);
+  o.plan = &plan;
   ASSERT_FALSE(prep->col_scale.empty());
   double far = 0;  // how far from 1 the factors go: the fold must be doing something
   for (const auto& [n, s] : prep->col_scale)
@@ -213,7 +215,9 @@ TEST(W8A8, Int32BiasesOnQwen2) {
   w.windows = calib_windows(m->tokenizer(), calib_text(), 2, 64, m->config().bos_id);
   QuantizeOptions o;
   o.scheme = quant::parse_scheme("int8:channel:sym");
-  auto prep = prepare_w8a8(*m, o, w);
+  QuantPlan plan = plan_targets(*m, o);
+  auto prep = prepare_w8a8(*m, plan, w);
+  o.plan = &plan;
   auto q = quantize_in_memory(*prep->model, o);
   const Tensor& bq = *q->find("model.layers.1.self_attn.q_proj.bias");
   const Tensor& wq = *q->find("model.layers.1.self_attn.q_proj.weight");
@@ -302,7 +306,9 @@ TEST(W8A8, LlamaDocsValidNearFloat) {
   w.windows = calib_windows(m.tokenizer(), calib_text(), 8, 256, m.config().bos_id);
   QuantizeOptions o;
   o.scheme = quant::parse_scheme("int8:channel:sym");
-  auto prep = prepare_w8a8(m, o, w);
+  QuantPlan plan = plan_targets(m, o);
+  auto prep = prepare_w8a8(m, plan, w);
+  o.plan = &plan;
   auto q = quantize_in_memory(*prep->model, o);
   EXPECT_EQ(load_static_linears(*q).size(), size_t(7 * m.config().n_layers + 1));
   const Windows ev = make_windows(m.tokenizer(), read_text_file(shared_path("text/docs-valid.txt")), Protocol::Lmq, 512,

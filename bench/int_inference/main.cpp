@@ -105,7 +105,9 @@ int main(int argc, char** argv) {
     w.windows = calib::calib_windows(src->tokenizer(), calib, 8, 256, src->config().bos_id);
     QuantizeOptions o;
     o.scheme = quant::parse_scheme("int8:channel:sym");
-    auto prep = calib::prepare_w8a8(*src, o, w);
+    QuantPlan plan = plan_targets(*src, o);
+    auto prep = calib::prepare_w8a8(*src, plan, w);
+    o.plan = &plan;
     auto w8a8 = quantize_in_memory(*prep->model, o);
     const std::vector<Config> configs = {{"FP32 (f32 weights)", f32.get(), ActQuant::None},
                                          {"BF16 (float acts)", src.get(), ActQuant::None},

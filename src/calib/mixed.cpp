@@ -69,50 +69,37 @@ double MixedProblem::max_bpw() const {
   return 8.0 * double(b) / double(params);
 }
 
-MixedProblem mixed_problem(const Model& m, const QuantizeOptions& o) {
-  MixedProblem p;
-  p.candidates = mixed_candidates();
-  for (const Tensor& t : m.tensors()) {
-    p.params += uint64_t(t.numel());
-    const bool user = std::any_of(o.overrides.begin(), o.overrides.end(),
-                                  [&](const SchemeOverride& ov) { return std::regex_search(t.name, ov.re); });
-    if (t.shape.size() < 2 || user) {
-      const quant::Scheme s = resolve_scheme(t, o);
-      p.fixed_bytes += stored_bytes(storage_format(s), s.p, t.shape);
-      continue;
-    }
-    MixedTensor mt;
-    mt.t = &t;
-    for (const auto& c : p.candidates) mt.bytes.push_back(stored_bytes(Format::LMQ_INT, c.scheme.p, t.shape));
-    mt.probe = probe_of(p, mt);
-    p.tensors.push_back(std::move(mt));
-  }
-  if (p.params == 0) fail("{}: no parameters", m.path());
-  return p;
+namespace {
+
+// The bytes of t stored as its plan target.
+uint64_t target_bytes(const Tensor& t, const TensorTarget& target, bool gguf) {
+  if (gguf && t.shape.size() >= 2) return ggml_row_bytes(target.format, t.cols()) * uint64_t(t.rows());
+  return stored_bytes(target.format, gguf ? IntParams{} : target.scheme.p, t.shape);
 }
 
-MixedProblem mixed_problem(const Model& m, const GgufExportOptions& o) {
+}  // namespace
+
+MixedProblem mixed_problem(const Model& m, const QuantPlan& plan) {
   MixedProblem p;
-  p.candidates = gguf_mixed_candidates();
-  const std::map<std::string, Format> planned = gguf_tensor_types(m, o);
+  p.candidates = plan.gguf ? gguf_mixed_candidates() : mixed_candidates();
   for (const Tensor& t : m.tensors()) {
     p.params += uint64_t(t.numel());
-    const std::string g = gguf_tensor_name(t.name);
-    const bool user = std::any_of(o.overrides.begin(), o.overrides.end(), [&](const GgufTypeOverride& ov) {
-      return std::regex_search(g, ov.re) || std::regex_search(t.name, ov.re);
-    });
+    const TensorTarget* target = plan.target(t.name);
+    LMQ_CHECK(target, "no target for '{}'", t.name);
     MixedTensor mt;
     mt.t = &t;
     bool any = false;
     for (const auto& c : p.candidates) {
-      const bool fits = t.shape.size() >= 2 && t.cols() % ggml_block_size(c.format) == 0;
-      mt.bytes.push_back(fits ? ggml_row_bytes(c.format, t.cols()) * uint64_t(t.rows()) : kNotCandidate);
+      const bool lmq = c.format == Format::LMQ_INT;
+      const bool fits = t.shape.size() >= 2 && (lmq || t.cols() % ggml_block_size(c.format) == 0);
+      mt.bytes.push_back(!fits ? kNotCandidate
+                         : lmq ? stored_bytes(Format::LMQ_INT, c.scheme.p, t.shape)
+                               : ggml_row_bytes(c.format, t.cols()) * uint64_t(t.rows()));
       any = any || fits;
     }
-    if (user || !any) {  // norms, biases, user overrides; rows not of 32: llama.cpp's fallback (F16)
-      const Format f = planned.at(t.name);
-      p.fixed_bytes += t.shape.size() >= 2 ? ggml_row_bytes(f, t.cols()) * uint64_t(t.rows())
-                                           : stored_bytes(f, {}, t.shape);
+    // norms, biases, user overrides; GGUF rows not of 32: llama.cpp's fallback (F16)
+    if (target->fixed || !any) {
+      p.fixed_bytes += target_bytes(t, *target, plan.gguf);
       continue;
     }
     mt.probe = probe_of(p, mt);
@@ -191,16 +178,6 @@ std::unique_ptr<Model> with_candidate(const Model& m, const Tensor& t, const Mix
   pt.data = held->data();
   pt.nbytes = held->size();
   return Model::with_tensors(m, {{std::move(pt)}, {held}}, m.path() + " [probe " + t.name + "]");
-}
-
-// "^name$" with the regex metacharacters of the name escaped.
-std::string exact_name_regex(const std::string& name) {
-  std::string re = "^";
-  for (char ch : name) {
-    if (std::string_view("\\^$.|?*+()[]{}").find(ch) != std::string_view::npos) re += '\\';
-    re += ch;
-  }
-  return re + "$";
 }
 
 }  // namespace
@@ -290,23 +267,14 @@ Allocation allocate(const MixedProblem& p, double target) {
   return a;
 }
 
-void apply_allocation(const MixedProblem& p, const Allocation& a, QuantizeOptions& o) {
-  std::vector<SchemeOverride> ovs;
+void apply_allocation(const MixedProblem& p, const Allocation& a, QuantPlan& plan) {
   for (size_t i = 0; i < p.tensors.size(); ++i) {
-    const std::string re = exact_name_regex(p.tensors[i].t->name);
-    // built directly: the scheme's text holds '=' ("s=f16"), which parse_override splits on
-    ovs.push_back({re, std::regex(re, std::regex::ECMAScript), p.candidates[size_t(a.pick[i])].scheme});
+    const MixedCandidate& c = p.candidates[size_t(a.pick[i])];
+    TensorTarget target;  // a chosen ggml type fits the row: no fallback, no note
+    if (c.format == Format::LMQ_INT) target = lmq_target(c.scheme);
+    else target.format = c.format;
+    plan.tensors[p.tensors[i].t->name].target = std::move(target);
   }
-  o.overrides.insert(o.overrides.begin(), ovs.begin(), ovs.end());
-}
-
-void apply_allocation(const MixedProblem& p, const Allocation& a, GgufExportOptions& o) {
-  std::vector<GgufTypeOverride> ovs;
-  for (size_t i = 0; i < p.tensors.size(); ++i) {  // matched against the HF name (the GGUF name has no match)
-    const std::string re = exact_name_regex(p.tensors[i].t->name);
-    ovs.push_back({re, std::regex(re, std::regex::ECMAScript), p.candidates[size_t(a.pick[i])].format});
-  }
-  o.overrides.insert(o.overrides.begin(), ovs.begin(), ovs.end());
 }
 
 void save_sensitivity(const std::string& path, const MixedProblem& p) {

@@ -8,6 +8,8 @@
 
 #include "lmq/error.h"
 #include "lmq/calib/block_runner.h"
+#include "lmq/calib/gguf_target.h"
+#include "lmq/codecs/format_traits.h"
 #include "lmq/quant/int_quantize.h"
 #include "serial_blas.h"
 
@@ -42,13 +44,6 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 
 std::vector<const Tensor*> block_linears(const LayerWeights& w) {
   return {w.wq, w.wk, w.wv, w.wo, w.w_gate, w.w_up, w.w_down};
-}
-
-// Makes the MSE search the range method of the default scheme and of every integer override.
-void use_mse(QuantizeOptions& o) {
-  if (o.scheme.kind == quant::Scheme::Int) o.scheme.range = quant::RangeMethod::Mse;
-  for (auto& ov : o.overrides)
-    if (ov.scheme.kind == quant::Scheme::Int) ov.scheme.range = quant::RangeMethod::Mse;
 }
 
 // Hidden states of all windows, kept between blocks.
@@ -141,52 +136,130 @@ void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<i
 
 bool is_awq(Method m) { return m == Method::Awq || m == Method::AwqGptq; }
 
-// Quantizes one linear of a block with the calibrated method: w are its float weights (AWQ:
-// already column-scaled, with st the scaled statistics).
-TensorPlan quantize_linear(const Model& src, const Tensor& t, const std::vector<float>& w,
-                                   const InputStats& st, const quant::Scheme& s, const CalibQuantOptions& c) {
-  TensorPlan pq;
-  pq.bytes.resize(quant::int_tensor_bytes(s.p, t.rows(), t.cols()));
+bool is_block_format(Format f) { return format_traits(f).ggml && format_traits(f).quantized; }
+
+// How a linear is stored, the one thing the per-linear loop asks of its target: an lmq integer
+// scheme (lmq's file) or a ggml block type (GGUF). Any other target (floats) is not calibrated.
+struct LinearStore {
+  const TensorTarget& target;
+  bool ggml() const { return target.format != Format::LMQ_INT; }
+  static bool calibrated(const TensorTarget& t) {
+    return t.format == Format::LMQ_INT ? t.scheme.kind == quant::Scheme::Int : is_block_format(t.format);
+  }
+  size_t bytes(int64_t rows, int64_t K) const {
+    return ggml() ? size_t(ggml_row_bytes(target.format, K) * uint64_t(rows))
+                  : quant::int_tensor_bytes(target.scheme.p, rows, K);
+  }
+  // The method's choice for w (rows × K, input statistics st) into `out`; back: what was stored.
+  quant::QuantStats quantize(const CalibQuantOptions& c, const float* w, int64_t rows, int64_t K,
+                             const InputStats& st, uint8_t* out, float* back) const {
+    const quant::Scheme& s = target.scheme;
+    const Format f = target.format;
+    if (c.method == Method::Awq) {  // the activation-weighted fit (awmse on the scaled weights)
+      if (!ggml()) {
+        const quant::QuantStats qs = quant::quantize_tensor(w, rows, K, s.p, quant::RangeMethod::Mse, s.percentile,
+                                                            st.sq_mean.data(), out, c.gptq.threads);
+        quant::int_dequantize_rows(s.p, out, rows, K, 0, rows, back);
+        return qs;
+      }
+      ggml_round_trip(f, w, rows, K, st.sq_mean.data(), out, back);
+      quant::QuantStats qs;
+      for (int64_t i = 0; i < rows * K; ++i) qs.add(double(w[i]), back[i]);
+      return qs.finish();
+    }
+    if (ggml()) return gptq_quantize_ggml(w, rows, K, st.hessian.data(), f, c.gptq, c.hessian_fit, out, back);
+    const quant::QuantStats qs = gptq_quantize(w, rows, K, st.hessian.data(), s, c.gptq, out);
+    quant::int_dequantize_rows(s.p, out, rows, K, 0, rows, back);
+    return qs;
+  }
+  // The reference the report compares with: RTN of the same scheme, or llama.cpp's quantizer.
+  void reference(const float* w, int64_t rows, int64_t K, int threads, float* back) const {
+    std::vector<uint8_t> q(bytes(rows, K));
+    if (ggml()) return ggml_round_trip(target.format, w, rows, K, nullptr, q.data(), back);
+    const quant::Scheme& s = target.scheme;
+    quant::quantize_tensor(w, rows, K, s.p, s.range, s.percentile, nullptr, q.data(), threads);
+    quant::int_dequantize_rows(s.p, q.data(), rows, K, 0, rows, back);
+  }
+  // t as stored, for the propagation through the block (bytes owned by the plan).
+  Tensor stored(const Tensor& t, const std::vector<uint8_t>& b) const {
+    Tensor pt = t;
+    pt.format = target.format;
+    if (!ggml()) pt.q = target.scheme.p;
+    pt.data = b.data();
+    pt.nbytes = b.size();
+    return pt;
+  }
+};
+
+// AWQ's α search scores each linear in its target with the fit that will store it: lmq's
+// integer schemes with min/max ranges; ggml types with awq's activation-weighted fit (so the
+// α = 0 end is awmse, and the chosen α never scores worse), or for awq+gptq llama.cpp's
+// reference quantizer (GPTQ's error feedback comes afterwards).
+RoundTripOf awq_round_trips(const QuantPlan& plan, Method m, int threads) {
+  if (!plan.gguf)
+    return int_round_trips(
+        [&plan](const Tensor& t) {
+          const TensorTarget* target = plan.target(t.name);
+          LMQ_CHECK(target, "no target for '{}'", t.name);
+          return target->scheme;
+        },
+        threads);
+  const bool weighted = m == Method::Awq;
+  return [&plan, weighted](const Tensor& t) -> RoundTrip {
+    const TensorTarget* target = plan.target(t.name);
+    if (!target || !is_block_format(target->format)) return {};
+    return [f = target->format, weighted](const float* w, int64_t rows, int64_t K, const float* imp, float* back) {
+      std::vector<uint8_t> bytes(size_t(ggml_row_bytes(f, K) * uint64_t(rows)));
+      ggml_round_trip(f, w, rows, K, weighted ? imp : nullptr, bytes.data(), back);
+    };
+  };
+}
+
+// The calibrated method on one linear of block l into its plan entry (and `calibrated`, for the
+// propagation): w are its float weights, st their input statistics; with AWQ the column-scaled
+// weights and the scaled input's statistics are quantized. The report compares the method's
+// error (in its own, scaled space) with the reference quantizer's of the unscaled weights.
+void calibrate_linear(const Model& src, const Tensor& t, const LinearStore& store, const InputStats& st,
+                      AwqBlock* awq, const CalibQuantOptions& c, TensorPlan& planned, Model::Overlay& calibrated,
+                      CalibQuantReport& rep) {
+  const int64_t rows = t.rows(), K = t.cols();
+  std::vector<float> w(size_t(t.numel())), back(w.size());
+  dequantize_rows(t, 0, rows, w.data());
+  InputStats scaled;
+  const std::vector<float>* wq = &w;
+  const InputStats* sq = &st;
+  if (awq) {
+    scaled = scaled_stats(st, awq->col_scale.at(t.name));
+    sq = &scaled;
+    wq = &awq->weights.at(t.name);
+  }
+  planned.bytes.resize(store.bytes(rows, K));
   try {
-    if (c.method == Method::Awq)  // the activation-weighted clip search on the scaled weights
-      pq.stats = quant::quantize_tensor(w.data(), t.rows(), t.cols(), s.p, quant::RangeMethod::Mse, s.percentile,
-                                        st.sq_mean.data(), pq.bytes.data(), c.gptq.threads);
-    else
-      pq.stats = gptq_quantize(w.data(), t.rows(), t.cols(), st.hessian.data(), s, c.gptq, pq.bytes.data());
+    planned.stats = store.quantize(c, wq->data(), rows, K, *sq, planned.bytes.data(), back.data());
   } catch (const Error& e) {
     fail("{}: tensor '{}': {}", src.path(), t.name, e.what());
   }
-  return pq;
-}
-
-// Output error on the calibration set of the stored bytes vs w (the weights that were quantized,
-// with st their input statistics), and of RTN of w at the same scheme.
-CalibQuantReport::Layer layer_errors(const Tensor& t, const TensorPlan& pq, const quant::Scheme& s,
-                                     const std::vector<float>& w, const InputStats& st, int threads) {
-  const int64_t rows = t.rows(), K = t.cols();
-  std::vector<uint8_t> rtn(pq.bytes.size());
-  quant::quantize_tensor(w.data(), rows, K, s.p, s.range, s.percentile, nullptr, rtn.data(), threads);
-  std::vector<float> wg(w.size()), wr(w.size());
-  quant::int_dequantize_rows(s.p, pq.bytes.data(), rows, K, 0, rows, wg.data());
-  quant::int_dequantize_rows(s.p, rtn.data(), rows, K, 0, rows, wr.data());
-  return {t.name, output_error(w.data(), wg.data(), rows, K, st.hessian.data()),
-          output_error(w.data(), wr.data(), rows, K, st.hessian.data())};
+  const double err = output_error(wq->data(), back.data(), rows, K, sq->hessian.data());
+  store.reference(w.data(), rows, K, c.gptq.threads, back.data());
+  rep.layers.push_back({t.name, err, output_error(w.data(), back.data(), rows, K, st.hessian.data())});
+  if (awq) awq->weights.erase(t.name);  // stored quantized; what is left is stored as floats
+  calibrated.put(store.stored(t, planned.bytes));
 }
 
 }  // namespace
 
-std::unique_ptr<QuantPlan> prepare_calibrated(const Model& src, QuantizeOptions& o, const CalibQuantOptions& c,
-                                                CalibQuantReport* report, const BlockProgress& progress) {
-  auto holder = std::make_unique<QuantPlan>();
+void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptions& c, CalibQuantReport* report,
+                        const BlockProgress& progress) {
   CalibQuantReport rep;
   // Every BLAS call below runs in its calling thread: an idle OpenBLAS pool keeps yielding the
   // CPU for a long while after each call it ran (llama's GPTQ phase: 33 s with it, 9 s without,
   // on 2 loaded cores).
   const SerialBlas serial;
-  if (c.method == Method::Rtn) return holder;
+  if (c.method == Method::Rtn) return;
   if (c.method == Method::Mse) {
-    use_mse(o);
-    return holder;
+    if (plan.gguf) plan.weighted = true;
+    else use_mse(plan);
+    return;
   }
   const ModelConfig& cfg = src.config();
   const int L = cfg.n_layers;
@@ -196,7 +269,6 @@ std::unique_ptr<QuantPlan> prepare_calibrated(const Model& src, QuantizeOptions&
   if (from_file) file_stats = load_stats(c.stats_in);
 
   Hidden h;
-  const auto t_start = Clock::now();
   if (!from_file) {
     Runner run(src, 1);
     for (const auto& w : c.windows) {
@@ -229,7 +301,7 @@ std::unique_ptr<QuantPlan> prepare_calibrated(const Model& src, QuantizeOptions&
       for (const Tensor* t : block_linears(lw)) {
         const InputStats* s = find_stats(block_stats, t->name);
         if (!s) fail("stats: no statistics for '{}'", t->name);
-        holder->tensors[t->name].importance = s->sq_mean;
+        plan.tensors[t->name].importance = s->sq_mean;
       }
       continue;
     }
@@ -240,45 +312,21 @@ std::unique_ptr<QuantPlan> prepare_calibrated(const Model& src, QuantizeOptions&
     Model::Overlay calibrated;  // block l's linears as the method stored them
     AwqBlock awq;
     if (is_awq(c.method)) {
-      awq = c.awq_round_trip ? awq_block(src, l, block_stats, c.awq_round_trip, c.awq)
-                             : awq_block(src, l, block_stats, [&](const Tensor& t) { return resolve_scheme(t, o); }, c.awq);
+      awq = awq_block(src, l, block_stats, awq_round_trips(plan, c.method, c.awq.threads), c.awq);
       rep.awq_groups.insert(rep.awq_groups.end(), awq.groups.begin(), awq.groups.end());
     }
-    std::vector<float> w;
-    if (c.block_quantizer) c.block_quantizer(l, block_linears(lw), block_stats, is_awq(c.method) ? &awq : nullptr, calibrated);
-    else for (const Tensor* t : block_linears(lw)) {
-      const quant::Scheme s = resolve_scheme(*t, o);
-      if (s.kind != quant::Scheme::Int) continue;
+    for (const Tensor* t : block_linears(lw)) {
+      const TensorTarget* target = plan.target(t->name);
+      LMQ_CHECK(target, "no target for '{}'", t->name);
+      if (!LinearStore::calibrated(*target)) continue;  // stays float (AWQ: its scaled F32 values)
       const InputStats* st = find_stats(block_stats, t->name);
       if (!st) fail("stats: no statistics for '{}'", t->name);
       if (st->K != t->cols()) fail("stats for '{}' have {} inputs, the weight {}", t->name, st->K, t->cols());
-      w.resize(size_t(t->numel()));
-      dequantize_rows(*t, 0, t->rows(), w.data());
-      TensorPlan pq;
-      if (is_awq(c.method)) {  // report: the error vs RTN of the unscaled weights, both in the scaled space
-        const InputStats sst = scaled_stats(*st, awq.col_scale.at(t->name));
-        const std::vector<float>& ws = awq.weights.at(t->name);
-        pq = quantize_linear(src, *t, ws, sst, s, c);
-        CalibQuantReport::Layer e = layer_errors(*t, pq, s, ws, sst, c.gptq.threads);
-        e.rtn_err = layer_errors(*t, pq, s, w, *st, c.gptq.threads).rtn_err;
-        rep.layers.push_back(e);
-      } else {
-        pq = quantize_linear(src, *t, w, *st, s, c);
-        rep.layers.push_back(layer_errors(*t, pq, s, w, *st, c.gptq.threads));
-      }
-      awq.weights.erase(t->name);  // stored quantized; what is left is stored as floats
-      TensorPlan& planned = holder->tensors[t->name];
-      planned.bytes = std::move(pq.bytes);
-      planned.stats = pq.stats;
-      Tensor pt = *t;
-      pt.format = Format::LMQ_INT;
-      pt.q = s.p;
-      pt.data = planned.bytes.data();
-      pt.nbytes = planned.bytes.size();
-      calibrated.put(std::move(pt));
+      calibrate_linear(src, *t, LinearStore{*target}, *st, is_awq(c.method) ? &awq : nullptr, c,
+                       plan.tensors[t->name], calibrated, rep);
     }
     for (auto& [name, v] : awq.weights) {
-      const auto& held = holder->tensors[name].values = std::move(v);
+      const auto& held = plan.tensors[name].values = std::move(v);
       put_floats(calibrated, src, name, held);
     }
     quant_s += since(t1);
@@ -292,22 +340,21 @@ std::unique_ptr<QuantPlan> prepare_calibrated(const Model& src, QuantizeOptions&
     }
   }
   if (progress) progress(L, L, "done");
-  if (c.method == Method::AwMse) use_mse(o);
-  o.plan = holder.get();
+  if (c.method == Method::AwMse) {
+    if (plan.gguf) plan.weighted = true;
+    else use_mse(plan);
+  }
   if (!c.stats_out.empty()) {
     std::map<std::string, std::string> meta = c.stats_meta;
-    if (!meta.count("lmq.stats.sequential"))  // a block_quantizer's caller names its own scheme
-      meta["lmq.stats.sequential"] =
-          c.method != Method::AwMse && !from_file ? std::string(method_name(c.method)) + ":" + o.scheme.to_string() : "no";
+    meta["lmq.stats.sequential"] =
+        c.method != Method::AwMse && !from_file ? std::string(method_name(c.method)) + ":" + c.target_name : "no";
     meta["lmq.stats.windows"] = std::to_string(c.windows.size());
     meta["lmq.stats.tokens"] = std::to_string(rep.tokens);
     save_stats(c.stats_out, saved, meta);
   }
   rep.calib_seconds = calib_s;
   rep.quant_seconds = quant_s;
-  (void)t_start;
   if (report) *report = rep;
-  return holder;
 }
 
 }  // namespace lmq::calib

@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include "lmq/calib/gguf_target.h"
 #include "lmq/calib/w8a8.h"
 #include "lmq/error.h"
 #include "lmq/mapped_file.h"
@@ -66,12 +65,11 @@ CalibQuantOptions calib_options(const QuantizeJob& q, const Model& m) {
   return cq;
 }
 
-// --target-bpw: measure the sensitivities, allocate, and set the options' per-tensor schemes.
-// Options: QuantizeOptions (lmq's integer schemes) or GgufExportOptions (ggml block types).
-template <class Options>
-void choose_mixed_precision(const Model& m, Options& o, const std::vector<std::vector<int>>& windows,
+// --target-bpw: measure the sensitivities, allocate, and set the plan's targets (those a user
+// --override fixed do not take part).
+void choose_mixed_precision(const Model& m, QuantPlan& plan, const std::vector<std::vector<int>>& windows,
                             const QuantizeJob& q, const QuantizeHooks& hooks) {
-  MixedProblem mp = mixed_problem(m, o);
+  MixedProblem mp = mixed_problem(m, plan);
   check_target(mp, *q.target_bpw);
   if (!q.sens_in.empty()) {
     load_sensitivity(q.sens_in, mp);
@@ -82,7 +80,7 @@ void choose_mixed_precision(const Model& m, Options& o, const std::vector<std::v
   }
   if (!q.sens_out.empty()) save_sensitivity(q.sens_out, mp);
   const Allocation a = allocate(mp, *q.target_bpw);
-  apply_allocation(mp, a, o);
+  apply_allocation(mp, a, plan);
   if (hooks.allocation) hooks.allocation(allocation_table(mp, a));
 }
 
@@ -100,18 +98,21 @@ QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) 
   GgufExportOptions o;
   o.scheme = parse_gguf_scheme(q.scheme == "int8:channel:sym" ? "q8_0" : q.scheme);  // lmq's default → q8_0
   for (const auto& ov : q.overrides) o.overrides.push_back(parse_gguf_override(ov));
-  const CalibQuantOptions cq = calib_options(q, *m);
+  CalibQuantOptions cq = calib_options(q, *m);
   if (q.hessian_fit && cq.method != Method::Gptq && cq.method != Method::AwqGptq)
     fail("--hessian-fit: only with --method gptq or awq+gptq");
-  if (q.target_bpw) choose_mixed_precision(*m, o, cq.windows, q, hooks);
+  cq.hessian_fit = q.hessian_fit;
+  cq.target_name = "gguf";
+  // the straight line: targets (llama.cpp's recipe) → mixed precision → calibration → writer
+  QuantPlan plan = plan_gguf_targets(*m, o);
+  if (q.target_bpw) choose_mixed_precision(*m, plan, cq.windows, q, hooks);
   QuantizeOutcome r;
   r.gguf = true;
   r.method = cq.method;
-  const QuantPlan plan = calibrate_for_gguf(*m, gguf_tensor_types(*m, o), cq, q.hessian_fit, &r.calib,
-                                                 block_progress(cq.method, hooks));
+  prepare_calibrated(*m, plan, cq, &r.calib, block_progress(cq.method, hooks));
   o.plan = &plan;
   r.gguf_report = export_gguf(*m, q.out, o, hooks.tensors);
-  // with --target-bpw the allocation's overrides set every weight; the scheme only sets the rest
+  // with --target-bpw the allocation sets every weight's target; the scheme only sets the rest
   r.scheme = q.target_bpw ? fmt::format("mixed, --target-bpw {}", *q.target_bpw) : o.scheme.name;
   return r;
 }
@@ -131,22 +132,32 @@ QuantizeOutcome run_quantize_job(const QuantizeJob& q, const QuantizeHooks& hook
   o.provenance["lmq.source"] = q.model;
   o.provenance["lmq.command"] = q.command_line;
 
-  const CalibQuantOptions cq = calib_options(q, *m);
+  CalibQuantOptions cq = calib_options(q, *m);
+  cq.target_name = o.scheme.to_string();
   if (!q.calib.empty())
     o.provenance["lmq.calib"] = fmt::format("{} ({} windows of {})", q.calib, q.co.samples, q.co.len);
   o.provenance["lmq.method"] = q.method;
   if (cq.method == Method::Gptq || cq.method == Method::AwqGptq)
     o.provenance["lmq.gptq"] = fmt::format("damp={} act_order={}", q.damp, q.act_order ? "yes" : "no");
 
+  // the straight line: targets (--scheme, --override) → mixed precision → calibration → writer
+  QuantPlan plan = plan_targets(*m, o);
   if (q.target_bpw) {
-    choose_mixed_precision(*m, o, cq.windows, q, hooks);
+    choose_mixed_precision(*m, plan, cq.windows, q, hooks);
     o.provenance["lmq.target_bpw"] = fmt::format("{}", *q.target_bpw);
   }
   QuantizeOutcome r;
   r.method = cq.method;
-  auto holder = prepare_calibrated(*m, o, cq, &r.calib, block_progress(cq.method, hooks));
-  std::unique_ptr<W8A8Prepared> w8 = q.activations.empty() ? nullptr : prepare_w8a8(*m, o, w8a8_options(q, cq.windows));
-  if (w8) r.calib.calib_seconds += w8->seconds, r.calib.tokens += w8->tokens;
+  prepare_calibrated(*m, plan, cq, &r.calib, block_progress(cq.method, hooks));
+  // the recorded scheme names the range search that mse and awmse gave the plan's targets
+  if ((cq.method == Method::Mse || cq.method == Method::AwMse) && o.scheme.kind == quant::Scheme::Int)
+    o.scheme.range = quant::RangeMethod::Mse;
+  std::unique_ptr<W8A8Prepared> w8 = q.activations.empty() ? nullptr : prepare_w8a8(*m, plan, w8a8_options(q, cq.windows));
+  if (w8) {
+    r.calib.calib_seconds += w8->seconds, r.calib.tokens += w8->tokens;
+    for (const auto& [k, v] : w8->metadata) o.provenance[k] = v;
+  }
+  o.plan = &plan;
   r.lmq = quantize_model(w8 ? *w8->model : *m, q.out, o, hooks.tensors);
   r.scheme = o.scheme.to_string();
   return r;

@@ -144,21 +144,18 @@ void fold_block(const Model& m, int l, std::map<std::string, Input>& in, double 
   }
 }
 
-void apply_fold(const W8A8Prepared& p, const Tensor& t, std::vector<float>& v) {
-  const int64_t R = t.rows(), K = t.cols();
-  if (auto it = p.col_scale.find(t.name); it != p.col_scale.end())
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t j = 0; j < K; ++j) v[size_t(r * K + j)] *= it->second[size_t(j)];
-  if (auto it = p.row_scale.find(t.name); it != p.row_scale.end())
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t j = 0; j < K; ++j) v[size_t(r * K + j)] *= it->second[size_t(r)];
+// The scheme the plan stores a linear in (an lmq plan has a target for every source tensor).
+const quant::Scheme& scheme_of(const QuantPlan& plan, const Tensor& t) {
+  const TensorTarget* target = plan.target(t.name);
+  LMQ_CHECK(target && !plan.gguf, "no lmq target for '{}'", t.name);
+  return target->scheme;
 }
 
 // The integer kernels must be able to run every linear of a W8A8 file.
-void check_schemes(const std::map<std::string, Input>& in, const QuantizeOptions& o) {
+void check_schemes(const std::map<std::string, Input>& in, const QuantPlan& plan) {
   for (const auto& [key, i] : in)
     for (const Tensor* t : i.readers) {
-      const quant::Scheme s = resolve_scheme(*t, o);
+      const quant::Scheme& s = scheme_of(plan, *t);
       Tensor probe = *t;
       probe.format = Format::LMQ_INT;
       probe.q = s.p;
@@ -170,12 +167,12 @@ void check_schemes(const std::map<std::string, Input>& in, const QuantizeOptions
 }
 
 // b_int[o] = round(b[o] / (s_w[o]·s_x)) with s_w[o] the scale row o of the folded weight gets.
-std::vector<int32_t> int_bias(const W8A8Prepared& p, const Tensor& w, const std::vector<float>& b, float s_x,
-                              const QuantizeOptions& o) {
-  const quant::Scheme s = resolve_scheme(w, o);
+std::vector<int32_t> int_bias(const Tensor& w, const std::vector<float>& b, float s_x,
+                              const QuantPlan& plan) {
+  const quant::Scheme& s = scheme_of(plan, w);
   if (s.p.group != -1) fail("--activations int8: int32 biases need per-channel weights; '{}' gets {}", w.name, s.to_string());
   std::vector<float> v = to_f32(w);
-  apply_fold(p, w, v);
+  if (const TensorPlan* tp = plan.find(w.name)) fold_values(*tp, w, v);
   std::vector<int32_t> out(b.size());
   for (int64_t r = 0; r < w.rows(); ++r) {
     const quant::GroupQ g =
@@ -203,12 +200,12 @@ Tensor owned_tensor(const std::string& name, std::vector<int64_t> shape, Format 
 
 }  // namespace
 
-std::unique_ptr<W8A8Prepared> prepare_w8a8(const Model& src, QuantizeOptions& o, const W8A8Options& w) {
+std::unique_ptr<W8A8Prepared> prepare_w8a8(const Model& src, QuantPlan& plan, const W8A8Options& w) {
   const auto t0 = std::chrono::steady_clock::now();
   if (w.windows.empty()) fail("--activations int8: needs --calib FILE");
   auto p = std::make_unique<W8A8Prepared>();
   std::map<std::string, Input> in = list_inputs(src);
-  if (w.static_acts) check_schemes(in, o);
+  if (w.static_acts) check_schemes(in, plan);
   for (const auto& win : w.windows) p->tokens += int64_t(win.size());
 
   // pass 1: per-column maxima of every linear input
@@ -220,6 +217,9 @@ std::unique_ptr<W8A8Prepared> prepare_w8a8(const Model& src, QuantizeOptions& o,
   std::map<std::string, std::vector<float>> small;  // folded norms / V biases
   if (w.smooth)
     for (int l = 0; l < src.config().n_layers; ++l) fold_block(src, l, in, w.alpha, *p, small);
+
+  for (const auto& [name, s] : p->col_scale) plan.tensors[name].col_scale = s;
+  for (const auto& [name, s] : p->row_scale) plan.tensors[name].row_scale = s;
 
   // pass 2: histograms of the smoothed inputs, one static scale per input
   std::map<std::string, float> scale_of;  // weight name → s_x
@@ -256,7 +256,7 @@ std::unique_ptr<W8A8Prepared> prepare_w8a8(const Model& src, QuantizeOptions& o,
         if (!bt) continue;
         const auto sm = small.find(bt->name);
         const std::vector<int32_t> b =
-            int_bias(*p, *wt, sm != small.end() ? sm->second : to_f32(*bt), scale_of.at(wt->name), o);
+            int_bias(*wt, sm != small.end() ? sm->second : to_f32(*bt), scale_of.at(wt->name), plan);
         folded.put(owned_tensor(bt->name, bt->shape, Format::I32, b, folded.storage));
       }
     for (const auto& [key, i] : in)
@@ -269,9 +269,6 @@ std::unique_ptr<W8A8Prepared> prepare_w8a8(const Model& src, QuantizeOptions& o,
   p->metadata["lmq.activations"] = w.static_acts ? "int8:static" : "int8:dynamic";
   p->metadata["lmq.smooth"] = w.smooth ? fmt::format("{}", w.alpha) : "off";
   if (w.static_acts) p->metadata["lmq.act_calib"] = act_range_name(w.range);
-  for (const auto& [k, v] : p->metadata) o.provenance[k] = v;
-  const W8A8Prepared* raw = p.get();
-  o.transform = [raw](const Tensor& t, std::vector<float>& v) { apply_fold(*raw, t, v); };
   p->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return p;
 }

@@ -115,24 +115,25 @@ void permute_rows(uint8_t* w, int64_t rows, size_t row_bytes, int n_head) {
   std::memcpy(w, out.data(), out.size());
 }
 
-// Quantizes (or converts) `rows` rows into `out` and returns Σ(w − ŵ)² (and Σw² in *ref).
+// Quantizes (or converts) `rows` rows into `out` and returns the error of what was stored.
 // imp: cols importance values for a weighted fit, or null. With `given`, out already holds the
 // bytes (a calibrated method's) and only the error is measured.
-double encode(Format f, const float* w, int64_t rows, int64_t cols, const float* imp, bool given,
-              std::vector<uint8_t>& out, double* ref) {
+#pragma omp declare reduction(merge : quant::QuantStats : omp_out.merge(omp_in)) initializer(omp_priv = quant::QuantStats{})
+quant::QuantStats encode(Format f, const float* w, int64_t rows, int64_t cols, const float* imp, bool given,
+                         std::vector<uint8_t>& out) {
   const uint64_t rb = ggml_row_bytes(f, cols);
   if (!given) out.assign(size_t(rb * uint64_t(rows)), 0);
   else if (out.size() != rb * uint64_t(rows))
     fail("calibrated bytes: {} for a {} × {} {} tensor of {} bytes", out.size(), rows, cols, ggml_name(f),
          rb * uint64_t(rows));
-  double err = 0, sref = 0;
-#pragma omp parallel for schedule(dynamic, 16) reduction(+ : err, sref)
+  quant::QuantStats st;
+#pragma omp parallel for schedule(dynamic, 16) reduction(merge : st)
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = w + r * cols;
     uint8_t* dst = out.data() + uint64_t(r) * rb;
     if (f == Format::F32 && !given) {
       std::memcpy(dst, x, size_t(cols) * 4);
-      for (int64_t j = 0; j < cols; ++j) sref += double(x[j]) * x[j];
+      for (int64_t j = 0; j < cols; ++j) st.add(double(x[j]), x[j]);
       continue;
     }
     if (given) {
@@ -146,14 +147,9 @@ double encode(Format f, const float* w, int64_t rows, int64_t cols, const float*
     }
     std::vector<float> back(static_cast<size_t>(cols));
     ggml_dequantize_row(f, dst, back.data(), cols);
-    for (int64_t j = 0; j < cols; ++j) {
-      const double e = double(x[j]) - back[size_t(j)];
-      err += e * e;
-      sref += double(x[j]) * x[j];
-    }
+    for (int64_t j = 0; j < cols; ++j) st.add(double(x[j]), back[size_t(j)]);
   }
-  *ref = sref;
-  return err;
+  return st;
 }
 
 std::string title_case(const std::string& s) {
@@ -201,15 +197,19 @@ Format tensor_type(const Tensor& t, const std::string& g, const GgufExportOption
 
 }  // namespace
 
-std::map<std::string, Format> gguf_tensor_types(const Model& src, const GgufExportOptions& o,
-                                                std::map<std::string, std::string>* notes) {
-  std::map<std::string, Format> r;
+QuantPlan plan_gguf_targets(const Model& src, const GgufExportOptions& o) {
+  QuantPlan p;
+  p.gguf = true;
   for (const Tensor& t : src.tensors()) {
-    std::string note;
-    r[t.name] = tensor_type(t, gguf_tensor_name(t.name), o, src.config(), &note);
-    if (notes && !note.empty()) (*notes)[t.name] = note;
+    const std::string g = gguf_tensor_name(t.name);
+    TensorTarget target;
+    target.format = tensor_type(t, g, o, src.config(), &target.note);
+    target.fixed = std::any_of(o.overrides.begin(), o.overrides.end(), [&](const GgufTypeOverride& ov) {
+      return std::regex_search(g, ov.re) || std::regex_search(t.name, ov.re);
+    });
+    p.tensors[t.name].target = std::move(target);
   }
-  return r;
+  return p;
 }
 
 Format parse_ggml_type(const std::string& s) {
@@ -362,7 +362,10 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
   const bool permute = c.arch == Arch::Llama && !c.rope_interleaved;
   for (const Tensor& t : src.tensors()) {
     Item it{&t, gguf_tensor_name(t.name), "", Format::F32};
-    it.type = tensor_type(t, it.name, o, c, &it.note);
+    if (const TensorTarget* target = o.plan ? o.plan->target(t.name) : nullptr)
+      it.type = target->format, it.note = target->note;
+    else
+      it.type = tensor_type(t, it.name, o, c, &it.note);
     if (!it.note.empty()) ++rep.n_fallback;
     if (permute) {
       if (t.name.find("self_attn.q_proj.") != std::string::npos) it.permute_heads = c.n_heads;
@@ -409,10 +412,9 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
         imp = ones.data();
       }
     }
-    double ref = 0;
-    double err;
+    quant::QuantStats st;
     try {
-      err = encode(it.type, f.data(), rows, cols, imp, given, bytes, &ref);
+      st = encode(it.type, f.data(), rows, cols, imp, given, bytes);
     } catch (const Error& e) {
       fail("{}: tensor '{}': {}", src.path(), t.name, e.what());
     }
@@ -425,9 +427,6 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
     tr.shape = t.shape;
     tr.params = uint64_t(t.numel());
     tr.bytes = bytes.size();
-    quant::QuantStats st;
-    st.sq_err = err;
-    st.sq_ref = ref;
     tr.rel_rms = st.finish().rel_rms;
     rep.params += tr.params;
     rep.tensor_bytes += tr.bytes;

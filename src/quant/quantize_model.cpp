@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include <algorithm>
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -84,6 +86,38 @@ Format storage_format(const quant::Scheme& s) {
   return Format::F32;
 }
 
+TensorTarget lmq_target(const quant::Scheme& s) {
+  TensorTarget t;
+  t.format = storage_format(s);
+  t.scheme = s;
+  return t;
+}
+
+QuantPlan plan_targets(const Model& src, const QuantizeOptions& o) {
+  QuantPlan p;
+  for (const Tensor& t : src.tensors()) {
+    TensorTarget& target = *(p.tensors[t.name].target = lmq_target(resolve_scheme(t, o)));
+    target.fixed = std::any_of(o.overrides.begin(), o.overrides.end(),
+                               [&](const SchemeOverride& ov) { return std::regex_search(t.name, ov.re); });
+  }
+  return p;
+}
+
+void use_mse(QuantPlan& plan) {
+  for (auto& [name, tp] : plan.tensors)
+    if (tp.target && tp.target->scheme.kind == quant::Scheme::Int) tp.target->scheme.range = quant::RangeMethod::Mse;
+}
+
+void fold_values(const TensorPlan& tp, const Tensor& t, std::vector<float>& v) {
+  const int64_t R = t.rows(), K = t.cols();
+  if (!tp.col_scale.empty())
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t j = 0; j < K; ++j) v[size_t(r * K + j)] *= tp.col_scale[size_t(j)];
+  if (!tp.row_scale.empty())
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t j = 0; j < K; ++j) v[size_t(r * K + j)] *= tp.row_scale[size_t(r)];
+}
+
 namespace {
 
 // Stores float values as F32/F16/BF16 (round to nearest even) and measures the error.
@@ -113,11 +147,14 @@ struct Plan {
   std::vector<quant::Scheme> schemes;
 };
 
-// Every tensor's scheme, format and exact size, known before any quantization runs.
+// Every tensor's scheme, format and exact size, known before any quantization runs: the
+// plan's target, or for a tensor the plan does not know (W8A8's input scales and biases) the
+// options' scheme.
 Plan plan_model(const Model& src, const QuantizeOptions& o) {
   Plan p;
   for (const Tensor& t : src.tensors()) {
-    const quant::Scheme s = resolve_scheme(t, o);
+    const TensorTarget* target = o.plan ? o.plan->target(t.name) : nullptr;
+    const quant::Scheme s = target ? target->scheme : resolve_scheme(t, o);
     LmqTensorSpec spec;
     spec.name = t.name;
     spec.shape = t.shape;
@@ -154,7 +191,7 @@ quant::QuantStats quantize_one(const Model& src, const Tensor& t, const LmqTenso
     LMQ_UNREACHABLE("replacement for '{}' has {} values, the tensor {}", t.name, fv->size(), w.size());
   else
     dequantize_rows(t, 0, t.rows(), w.data());
-  if (o.transform) o.transform(t, w);
+  if (tp) fold_values(*tp, t, w);
   if (spec.format != Format::LMQ_INT) return store_float(w, spec.format, bytes);
   bytes.assign(spec.nbytes, 0);
   const std::vector<float>* imp = tp && !tp->importance.empty() ? &tp->importance : nullptr;

@@ -20,15 +20,15 @@
 //          norms (stored F32, as llama.cpp keeps them), v_proj and up_proj, and each scaled
 //          linear gets the activation-weighted fit with E[(x/s)²] (awmse on the scaled weights);
 //   awq+gptq  the same scaling, then GPTQ as above on the scaled weights with H' = D⁻¹HD⁻¹.
-// The folded float tensors come back as the plan's values; export_gguf writes them in place of the
+// The per-linear loop is calib::prepare_calibrated's (calib/pipeline.h) for both sinks: a
+// linear whose plan target is a ggml block type goes through the two functions here. The folded
+// float tensors come back as the plan's values; export_gguf writes them in place of the
 // checkpoint's (GgufExportOptions::plan).
 #pragma once
 #include <cstdint>
-#include <map>
-#include <string>
-#include <vector>
 
-#include "lmq/calib/pipeline.h"
+#include "lmq/calib/gptq.h"
+#include "lmq/tensor.h"
 
 namespace lmq::calib {
 
@@ -42,16 +42,5 @@ quant::QuantStats gptq_quantize_ggml(const float* w, int64_t rows, int64_t K, co
 // quantizer, or with `importance` (K values) lmq's weighted fit, and back to floats (back).
 void ggml_round_trip(Format f, const float* w, int64_t rows, int64_t K, const float* importance, uint8_t* bytes,
                      float* back);
-
-// What export_gguf takes from a calibrated method (GgufExportOptions' fields of the same names).
-
-// types: HF name → the ggml type export_gguf will store (gguf_tensor_types()).
-// The plan for export_gguf, by HF name: ggml bytes in HF row order (gptq, awq, awq+gptq),
-// importance per input column and `weighted` (mse, awmse), and for awq / awq+gptq the F32
-// values of what AWQ changed and stores unquantized (folded norms, scaled biases, linears the
-// type plan keeps float).
-QuantPlan calibrate_for_gguf(const Model& src, const std::map<std::string, Format>& types,
-                                   const CalibQuantOptions& c, bool hessian_fit, CalibQuantReport* report = nullptr,
-                                   const BlockProgress& progress = {});
 
 }  // namespace lmq::calib

@@ -68,10 +68,9 @@ struct MixedProblem {
   double max_bpw() const;
 };
 
-// The tensors of m (2-D, not matched by o's overrides) and their candidate sizes.
-MixedProblem mixed_problem(const Model& m, const QuantizeOptions& o);
-// The same for a GGUF export (o's overrides fixed at their type; 1-D tensors F32).
-MixedProblem mixed_problem(const Model& m, const GgufExportOptions& o);
+// The tensors of m whose plan target is not fixed (2-D, not chosen by a user --override) and
+// their candidate sizes: lmq's integer schemes, or ggml block types for a GGUF plan.
+MixedProblem mixed_problem(const Model& m, const QuantPlan& plan);
 
 // Throws "--target-bpw X: …" unless min_bpw ≤ X ≤ max_bpw (NaN and infinities included).
 void check_target(const MixedProblem& p, double target_bpw);
@@ -104,9 +103,8 @@ struct Allocation {
 };
 Allocation allocate(const MixedProblem& p, double target_bpw);
 
-// Prepends one exact-name override per allocated tensor to o.overrides.
-void apply_allocation(const MixedProblem& p, const Allocation& a, QuantizeOptions& o);
-void apply_allocation(const MixedProblem& p, const Allocation& a, GgufExportOptions& o);
+// Sets the plan's target of every allocated tensor (an lmq scheme or a ggml type).
+void apply_allocation(const MixedProblem& p, const Allocation& a, QuantPlan& plan);
 
 // The allocation as text: one line per tensor, then tensors / params / bits per bit width.
 std::string allocation_table(const MixedProblem& p, const Allocation& a);

@@ -2,7 +2,7 @@
 //   rtn    the scheme as given (no calibration);
 //   mse    the scheme with the MSE clip search (no calibration);
 //   awmse  the MSE clip search weighted per input column by E[x_j²] from calibration
-//          (activation-weighted clipping, through QuantizeOptions::importance);
+//          (activation-weighted clipping, through the plan's importance);
 //   gptq   GPTQ (calib/gptq.h) for every linear layer of the decoder blocks whose resolved
 //          scheme is an integer one, sequentially: the calibration hidden states are kept
 //          between blocks (windows × len × hidden floats), block l's input statistics are
@@ -39,24 +39,15 @@ enum class Method { Rtn, Mse, AwMse, Gptq, Awq, AwqGptq };
 Method parse_method(const std::string& s);  // rtn | mse | awmse | gptq | awq | awq+gptq (or gptq+awq)
 const char* method_name(Method m);
 
-// Replaces GPTQ / AWQ's quantization into lmq's integer schemes for block l (gptq, awq,
-// awq+gptq): quantizes the block's linears with their input statistics and puts them, as stored,
-// into `stored`, which the pipeline then propagates through. With AWQ, `awq` holds the
-// block's scaled weights and column scales: the quantizer takes a linear's scaled weights (and
-// scaled_stats) and erases the entries it stored quantized; the pipeline stores what is left as
-// F32 (the plan's values). Used to target other formats (calib/gguf_target.h).
-using BlockQuantizer = std::function<void(int l, const std::vector<const Tensor*>& linears, const StatsMap& stats,
-                                          AwqBlock* awq, Model::Overlay& stored)>;
-
 struct CalibQuantOptions {
   Method method = Method::Rtn;
   std::vector<std::vector<int>> windows;  // calibration windows (empty with stats_in)
   std::string stats_in, stats_out;
   std::map<std::string, std::string> stats_meta;  // written into --save-stats files
+  std::string target_name;  // recorded as lmq.stats.sequential = METHOD:TARGET ("int4:g128:...", "gguf")
   GptqOptions gptq;
-  BlockQuantizer block_quantizer;  // gptq, awq, awq+gptq: set → used instead of lmq's integer schemes
+  bool hessian_fit = false;  // ggml targets, gptq and awq+gptq: block scales fitted weighted by diag(H)
   AwqOptions awq;
-  RoundTripOf awq_round_trip;  // AWQ's α search: set → each linear's quantizer instead of o's schemes
 };
 
 struct CalibQuantReport {
@@ -75,11 +66,13 @@ struct CalibQuantReport {
 // Called at each stage: block l of n_layers (l == n_layers: done), what is running.
 using BlockProgress = std::function<void(int block, int n_blocks, const std::string& stage)>;
 
-// Fills the plan (importance, prequantized tensors, AWQ's folded norms, biases and float linears)
-// and points `o` at it (o.plan; o.scheme's range for mse and awmse) for quantize_model /
-// quantize_in_memory. Keep the returned plan alive until then.
-std::unique_ptr<QuantPlan> prepare_calibrated(const Model& src, QuantizeOptions& o, const CalibQuantOptions& c,
-                                                CalibQuantReport* report = nullptr,
-                                                const BlockProgress& progress = {});
+// Fills the plan's bytes, float values and importance (AWQ's folded norms, biases and float
+// linears) for its targets, block by block. One per-linear loop serves both sinks: a linear
+// whose target is an lmq integer scheme is quantized by gptq_quantize / quantize_tensor, one
+// whose target is a ggml block type by gptq_quantize_ggml / ggml_round_trip (calib/gguf_target.h);
+// other targets (floats) are left to the writer. mse, awmse: lmq targets get the MSE range search
+// (use_mse), a GGUF plan the weighted fit (plan.weighted).
+void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptions& c,
+                        CalibQuantReport* report = nullptr, const BlockProgress& progress = {});
 
 }  // namespace lmq::calib

@@ -1,7 +1,9 @@
-// `lmq quantize` as one library function, a straight line for both output formats:
-//   load the model → the calibration windows → mixed precision (--target-bpw) sets the
-//   per-tensor schemes → calibration (GPTQ/AWQ, W8A8) fills what the writer takes → one writer
-//   streams the file (lmq's, or GGUF).
+// `lmq quantize` as one library function, a straight line for both output formats over one
+// QuantPlan (quant/quant_plan.h):
+//   load the model → the calibration windows → the plan's targets (--scheme/--override, or
+//   llama.cpp's GGUF recipe) → mixed precision (--target-bpw) edits the targets → calibration
+//   (GPTQ/AWQ, W8A8) fills the plan's bytes, values, folding and importance → one writer
+//   streams the plan into the file (lmq's, or GGUF).
 // The CLI only fills a QuantizeJob from its flags and prints the QuantizeOutcome.
 #pragma once
 #include <functional>

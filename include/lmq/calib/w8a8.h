@@ -18,10 +18,10 @@
 // b_int[o] = round(b[o] / (s_w[o]·s_x)) with s_w[o] the scale the weight row will be stored
 // with, so the bias adds to the int32 accumulator's scale exactly.
 //
-// The result is a model to hand to quantize_model with the returned transform in
-// QuantizeOptions: the source's tensors (borrowed, unchanged), the folded norms, the biases
-// and the input scales (held here), with the weight folding applied one tensor at a time as
-// it is quantized. Memory: the calibration windows' activations are never kept, only per-
+// The result is a model to hand to quantize_model with the plan: the source's tensors
+// (borrowed, unchanged), the folded norms, the biases and the input scales (held here); the
+// weight folding goes into the plan (TensorPlan::col_scale, row_scale) and the writer applies it
+// one tensor at a time as it quantizes. Memory: the calibration windows' activations are never kept, only per-
 // column maxima and one 2048-bin histogram per linear input.
 #pragma once
 #include <map>
@@ -60,9 +60,8 @@ struct W8A8Prepared {
   double seconds = 0;
 };
 
-// Fills o.transform (which points into the returned object: keep it alive while quantizing) and
-// o.provenance. o.scheme / o.overrides must already be final (their weight scales fix the
-// int32 biases).
-std::unique_ptr<W8A8Prepared> prepare_w8a8(const Model& src, QuantizeOptions& o, const W8A8Options& w);
+// Puts the folding factors into the plan. The plan's targets (lmq schemes) must already be
+// final: their weight scales fix the int32 biases. The metadata go into the file's provenance.
+std::unique_ptr<W8A8Prepared> prepare_w8a8(const Model& src, QuantPlan& plan, const W8A8Options& w);
 
 }  // namespace lmq::calib

@@ -3,10 +3,10 @@
 // permuted as convert_hf_to_gguf.py does, norms and biases in F32, 2-D weights in a ggml type
 // chosen as llama-quantize chooses it (see GgufScheme), quantized by lmq's byte-exact copies of
 // llama.cpp's reference quantizers. Streamed: one tensor in memory at a time, written through
-// GgufWriter's streamed mode into an atomic file (temp file, fsync, rename). A calibrated method
-// (calib/gguf_target.h) hands in the bytes it chose (`prequantized`, in HF row order: the Q/K
-// permutation moves whole quantized rows), importance for weighted fits, or float values that
-// replace the checkpoint's (AWQ's folds).
+// GgufWriter's streamed mode into an atomic file (temp file, fsync, rename). The plan
+// (quant/quant_plan.h) gives each tensor's type and what a calibrated method (calib/pipeline.h)
+// decided: the bytes it chose (in HF row order: the Q/K permutation moves whole quantized rows),
+// importance for weighted fits, or float values that replace the checkpoint's (AWQ's folds).
 #pragma once
 #include <functional>
 #include <map>
@@ -49,16 +49,17 @@ struct GgufExportOptions {
   GgufScheme scheme;
   std::vector<GgufTypeOverride> overrides;  // first match wins; then the fallback applies
   std::string name;  // general.name; empty: from the model's path ("lmq-llama-25m" → "Lmq Llama 25m")
-  // From a calibrated method (calib/gguf_target.h), by HF tensor name (quant/quant_plan.h):
-  // bytes of the planned type in HF row order; values that replace the checkpoint's (AWQ's
-  // folded norms, scaled biases and float linears), stored in the tensor's planned type;
-  // importance per input column for the weighted fit that plan->weighted asks for.
+  // The plan (quant/quant_plan.h), by HF tensor name: each tensor's ggml type (unset: from
+  // these options) and what a calibrated method decided: bytes of the target type in HF row
+  // order; values that replace the checkpoint's (AWQ's folded norms, scaled biases and float
+  // linears), stored in the tensor's type; importance per input column for the weighted fit
+  // that plan->weighted asks for.
   const QuantPlan* plan = nullptr;
 };
 
-// The ggml type export_gguf stores each tensor of `src` in (by HF name), and why (a fallback note).
-std::map<std::string, Format> gguf_tensor_types(const Model& src, const GgufExportOptions& o,
-                                                std::map<std::string, std::string>* notes = nullptr);
+// The plan's first step: the ggml type of each tensor of `src` (by HF name) under these options
+// (llama.cpp's recipe, the overrides, the fallback, noted in the target); plan.gguf is set.
+QuantPlan plan_gguf_targets(const Model& src, const GgufExportOptions& o);
 
 struct GgufTensorReport {
   std::string name, hf_name, type, note;  // note: "fallback from q4_K" etc.

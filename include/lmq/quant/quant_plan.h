@@ -1,30 +1,53 @@
-// What calibration decided for the tensors of one quantization, by (Hugging Face) tensor name.
-// The writers — quant::quantize_model into lmq's file, quant::export_gguf into GGUF — take each
-// tensor's entry as given and quantize the rest themselves; calibration (calib/pipeline.h,
-// calib/gguf_target.h) fills it. A field left empty means "not decided": the writer's default.
+// One quantization's plan, by (Hugging Face) tensor name: how each tensor is stored (its
+// target: an lmq scheme or a ggml type) and what calibration decided for it. The pipeline is a
+// straight line over it (calib/quantize_job.h): the writer's options build the targets
+// (plan_targets in quant/quantize_model.h, plan_gguf_targets in quant/gguf_export.h), mixed
+// precision edits them (calib/mixed.h), calibration fills bytes, values and importance
+// (calib/pipeline.h, calib/w8a8.h), and one writer — quant::quantize_model into lmq's file,
+// quant::export_gguf into GGUF — streams the plan into its sink. A field left empty means "not
+// decided": the writer's default.
 #pragma once
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "lmq/quant/int_quantize.h"
+#include "lmq/quant/scheme.h"
 
 namespace lmq {
 
+// How one tensor is stored.
+struct TensorTarget {
+  Format format = Format::F32;  // LMQ_INT / F32 / F16 / BF16 (lmq's file), or a ggml type (GGUF)
+  quant::Scheme scheme;         // lmq's file: the scheme `format` comes from
+  std::string note;             // GGUF: why the type is not the recipe's (llama.cpp's fallback)
+  bool fixed = false;           // chosen by a user --override: mixed precision leaves it
+};
+
 struct TensorPlan {
-  std::vector<uint8_t> bytes;      // stored bytes a method chose (GPTQ, AWQ), in the planned format
+  std::optional<TensorTarget> target;  // unset: the writer resolves it from its options
+  std::vector<uint8_t> bytes;      // stored bytes a method chose (GPTQ, AWQ), in the target format
   quant::QuantStats stats;         // the error of `bytes` (lmq's file reports it)
   std::vector<float> values;       // float values replacing the source's (AWQ's folded norms, biases)
   std::vector<float> importance;   // per input column, weighting the writer's own fit (awmse)
+  // SmoothQuant's folding (calib/w8a8.h), applied to the float values before they are quantized,
+  // one tensor at a time: w[r][j] ·= col_scale[j] · row_scale[r] (each optional).
+  std::vector<float> col_scale, row_scale;
 };
 
 struct QuantPlan {
   std::map<std::string, TensorPlan> tensors;
+  bool gguf = false;      // targets are ggml types (export_gguf) rather than lmq schemes
   bool weighted = false;  // GGUF: every quantized tensor gets the weighted fit (importance 1 where none)
   const TensorPlan* find(const std::string& name) const {
     const auto it = tensors.find(name);
     return it == tensors.end() ? nullptr : &it->second;
+  }
+  const TensorTarget* target(const std::string& name) const {
+    const TensorPlan* tp = find(name);
+    return tp && tp->target ? &*tp->target : nullptr;
   }
 };
 

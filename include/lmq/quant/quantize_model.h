@@ -1,7 +1,8 @@
-// Quantizing a whole model into lmq's file: choose a scheme per tensor (the default, the first
-// matching --override, and the defaults that keep norms and biases in F32 and embeddings /
-// lm_head at 8 bits; I32 tensors such as W8A8 biases are copied as they are), quantize tensor by tensor (one tensor in memory at a time) and stream
-// each into the output file, reporting bits per weight and error per tensor.
+// Quantizing a whole model into lmq's file: a scheme per tensor (the plan's target, which
+// plan_targets builds from the default, the first matching --override, and the defaults that
+// keep norms and biases in F32 and embeddings / lm_head at 8 bits; I32 tensors such as W8A8
+// biases are copied as they are), quantized tensor by tensor (one tensor in memory at a time)
+// and streamed into the output file, reporting bits per weight and error per tensor.
 #pragma once
 #include <functional>
 #include <map>
@@ -33,13 +34,11 @@ struct QuantizeOptions {
   std::vector<SchemeOverride> overrides;
   int threads = 0;
   std::map<std::string, std::string> provenance;  // extra lmq.* metadata (command, source)
-  // What calibration decided (quant/quant_plan.h): LMQ_INT bytes quantized beforehand (their
-  // size must be the planned one), float values replacing the source's before it is stored or
-  // quantized, and input-column importance weighting the MSE clip search.
+  // The plan (quant/quant_plan.h): each tensor's target (unset: resolve_scheme of these
+  // options), the LMQ_INT bytes a method chose (their size must be the planned one), float
+  // values replacing the source's, SmoothQuant's folding factors, and input-column importance
+  // weighting the MSE clip search. Null: every tensor from these options.
   const QuantPlan* plan = nullptr;
-  // Optional rewrite of a tensor's float values before it is quantized (SmoothQuant folding,
-  // calib/w8a8.h); one tensor at a time, so no second copy of the model is made.
-  std::function<void(const Tensor& t, std::vector<float>& values)> transform;
 };
 
 struct TensorQuantReport {
@@ -61,6 +60,14 @@ struct QuantizeReport {
 quant::Scheme resolve_scheme(const Tensor& t, const QuantizeOptions& o);
 // The format a scheme is stored in (LMQ_INT, F16, BF16, F32).
 Format storage_format(const quant::Scheme& s);
+// A scheme as a plan target (its storage_format).
+TensorTarget lmq_target(const quant::Scheme& s);
+// The plan's first step: every tensor's target from these options (resolve_scheme).
+QuantPlan plan_targets(const Model& src, const QuantizeOptions& o);
+// SmoothQuant's folding (calib/w8a8.h) of the plan applied to t's float values v, columns first.
+void fold_values(const TensorPlan& tp, const Tensor& t, std::vector<float>& v);
+// Makes the MSE search the range method of every integer target (--method mse, awmse).
+void use_mse(QuantPlan& plan);
 
 using TensorProgress = std::function<void(size_t done, size_t total, const std::string& name)>;
 // Quantizes into lmq's file at `out` (streamed, atomic). report.file_bytes is the file's size.
