@@ -246,3 +246,15 @@ TEST(BadInputGgufBpe, IdsAndMissingKeys) {
   tokens[7] = tokens[6];
   expect_vocab_error(kv3, "token 7 ('");
 }
+
+// The equivalent tokenizer.json (what lmq's file stores for a GGUF BPE) reads back as the same
+// tokenizer, BOS template included.
+TEST(GgufBpe, EquivalentTokenizerJsonIsTheSameTokenizer) {
+  const GgufFile f(shared_path(kFixture));
+  const BpeTokenizer again = BpeTokenizer::from_json_text(BpeTokenizer::json_of(bpe_parts_from_gguf(f)), "again.json");
+  const BpeTokenizer& tok = gguf_llama3();
+  EXPECT_EQ(again.prefix_ids(), tok.prefix_ids());
+  EXPECT_EQ(again.merges(), tok.merges());
+  for (const json& c : reference("lmq-llama3-9m").at("tokenizer_cases"))
+    EXPECT_EQ(again.encode(c.at("text").get<std::string>()), c.at("ids").get<std::vector<int>>());
+}

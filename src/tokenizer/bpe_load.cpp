@@ -9,6 +9,7 @@
 #include "bpe_internal.h"
 #include "lmq/error.h"
 #include "lmq/mapped_file.h"
+#include "lmq/tokenizer/utf8.h"
 
 namespace lmq {
 
@@ -418,12 +419,31 @@ BpeTokenizer BpeTokenizer::from_file(const std::string& path) { return from_json
 
 namespace {
 
+// The single-sequence TemplateProcessing that puts `prefix` and `suffix` around the text.
+json template_of(const BpeParts& p) {
+  json single = json::array(), specials = json::object();
+  auto special = [&](int id) {
+    const std::string name = id >= 0 && size_t(id) < p.tokens.size() ? p.tokens[size_t(id)] : std::to_string(id);
+    single.push_back({{"SpecialToken", {{"id", name}, {"type_id", 0}}}});
+    specials[name] = {{"id", name}, {"ids", {id}}, {"tokens", {name}}};
+  };
+  for (const int id : p.prefix) special(id);
+  single.push_back({{"Sequence", {{"id", "A"}, {"type_id", 0}}}});
+  for (const int id : p.suffix) special(id);
+  return {{"type", "TemplateProcessing"}, {"single", single}, {"pair", json::array()}, {"special_tokens", specials}};
+}
+
 // The tokenizer.json a BpeParts stands for. The vocabulary of the BPE model ends after its last
 // ordinary token; added tokens (control, user-defined) past it exist only as added tokens, as in
 // tokenizers' files, and those inside it are in both.
 json json_of_parts(const BpeParts& p) {
+  if (p.tokens.empty()) fail("{}: the vocabulary is empty", p.origin);
+  if (p.token_types.size() != p.tokens.size())
+    fail("{}: {} token types for {} tokens", p.origin, p.token_types.size(), p.tokens.size());
   const size_t n = p.tokens.size();
-  auto added_type = [&](size_t id) { return id < p.token_types.size() && (p.token_types[id] == 3 || p.token_types[id] == 4); };
+  for (size_t id = 0; id < n; ++id)
+    if (!utf8_valid(p.tokens[id])) fail("{}: token {} is not valid UTF-8", p.origin, id);
+  auto added_type = [&](size_t id) { return p.token_types[id] == 3 || p.token_types[id] == 4; };
   size_t model_size = n;
   while (model_size > 0 && added_type(model_size - 1)) --model_size;
   json vocab = json::object();
@@ -443,29 +463,27 @@ json json_of_parts(const BpeParts& p) {
           {"model", std::move(model)},
           {"added_tokens", std::move(added)},
           {"pre_tokenizer", {{"type", "Sequence"}, {"pretokenizers", std::move(steps)}}},
+          {"post_processor", template_of(p)},
           {"decoder", {{"type", "ByteLevel"}}}};
 }
 
 }  // namespace
 
 BpeTokenizer BpeTokenizer::from_parts(const BpeParts& p) {
-  if (p.tokens.empty()) fail("{}: the vocabulary is empty", p.origin);
-  if (p.token_types.size() != p.tokens.size())
-    fail("{}: {} token types for {} tokens", p.origin, p.token_types.size(), p.tokens.size());
+  const json root = json_of_parts(p);
   auto impl = std::make_shared<Impl>();
   impl->origin = p.origin;
   try {
-    Loader(*impl).load(json_of_parts(p));
+    Loader(*impl).load(root);
   } catch (const json::exception& e) {
     fail("{}: unexpected structure: {}", p.origin, e.what());
   }
-  for (const std::vector<int>* ids : {&p.prefix, &p.suffix})
-    for (const int id : *ids)
-      if (id < 0 || size_t(id) >= impl->pieces.size())
-        fail("{}: special token id {} is outside the vocabulary (0..{})", p.origin, id, impl->pieces.size() - 1);
-  impl->prefix = p.prefix;
-  impl->suffix = p.suffix;
   return BpeTokenizer(std::move(impl));
+}
+
+std::string BpeTokenizer::json_of(const BpeParts& p) {
+  from_parts(p);  // checked as it will be read
+  return json_of_parts(p).dump();
 }
 
 std::vector<std::string> BpeTokenizer::merges() const {

@@ -77,7 +77,7 @@ const LlamaCppPre* llamacpp_pre_of_regexes(const std::vector<std::string>& regex
   return nullptr;
 }
 
-BpeTokenizer bpe_from_gguf(const GgufFile& f) {
+BpeParts bpe_parts_from_gguf(const GgufFile& f) {
   const std::string& model = f.get_string("tokenizer.ggml.model");
   if (model != "gpt2") fail("{}: tokenizer.ggml.model is '{}', not a byte-level BPE ('gpt2')", f.path(), model);
   BpeParts p;
@@ -112,8 +112,10 @@ BpeTokenizer bpe_from_gguf(const GgufFile& f) {
     if (!f.has("tokenizer.ggml.eos_token_id")) fail("{}: tokenizer.ggml.add_eos_token is set but there is no eos_token_id", f.path());
     p.suffix.push_back(id_of(f, "tokenizer.ggml.eos_token_id", n));
   }
-  return BpeTokenizer::from_parts(p);
+  return p;
 }
+
+BpeTokenizer bpe_from_gguf(const GgufFile& f) { return BpeTokenizer::from_parts(bpe_parts_from_gguf(f)); }
 
 GgufBpeVocab gguf_bpe_vocab(const BpeTokenizer& tok, int vocab_rows, int bos_id, int eos_id) {
   GgufBpeVocab out;

@@ -36,6 +36,9 @@ class BpeTokenizer {
   static BpeTokenizer from_file(const std::string& path);
   // Checked as a tokenizer.json is (the same loader reads the equivalent document).
   static BpeTokenizer from_parts(const BpeParts& parts);
+  // That equivalent tokenizer.json (what lmq's file stores for a tokenizer read from GGUF);
+  // from_json_text of it gives the same tokenizer. Checks as from_parts does.
+  static std::string json_of(const BpeParts& parts);
   // `origin` names where the text came from (a path), for errors.
   static BpeTokenizer from_json_text(std::string_view json_text, const std::string& origin);
 

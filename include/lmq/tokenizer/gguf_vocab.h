@@ -39,6 +39,8 @@ const std::vector<LlamaCppPre>& llamacpp_pres();
 // the file for an unknown tokenizer.ggml.pre, token_type or merges that do not fit the tokens,
 // ids outside the vocabulary, and everything BpeTokenizer::from_parts refuses.
 BpeTokenizer bpe_from_gguf(const GgufFile& f);
+// The parts it is built from (BpeTokenizer::json_of gives the equivalent tokenizer.json).
+BpeParts bpe_parts_from_gguf(const GgufFile& f);
 
 // The tokenizer.ggml.* metadata that writes `tok` for llama.cpp, with `vocab_rows` rows in the
 // embedding (llama.cpp pads the token list to it as the converter does). The pre-tokenizer name
