@@ -89,7 +89,7 @@ TEST_P(GgufModel, LoadsInspectsAndRuns) {
   EXPECT_EQ(c.n_kv_heads, h.n_kv_heads);
   EXPECT_EQ(c.head_dim, h.head_dim);
   EXPECT_EQ(c.ffn, h.ffn);
-  EXPECT_EQ(c.rope_theta, h.rope_theta);
+  EXPECT_EQ(c.rope.theta, h.rope.theta);
   EXPECT_NEAR(c.norm_eps, h.norm_eps, 1e-12);
   EXPECT_EQ(m->param_count(), hf->param_count());
 

@@ -94,6 +94,27 @@ std::string shape_str(const std::vector<int64_t>& s) {
 }
 
 // ---------------------------------------------------------------- inspect
+// "llama3 θ 500000, factor 32, low/high freq factor 1/4, original context 8192"
+std::string rope_summary(const ModelConfig& c) {
+  const RopeParams& r = c.rope;
+  std::string s = fmt::format("{} θ {:g}", rope_type_name(r.type), r.theta);
+  if (r.type != RopeType::Default) s += fmt::format(", factor {:g}", r.factor);
+  if (r.type == RopeType::Llama3) s += fmt::format(", low/high freq factor {:g}/{:g}", r.low_freq_factor, r.high_freq_factor);
+  if (r.type == RopeType::Yarn) s += fmt::format(", beta fast/slow {:g}/{:g}", r.beta_fast, r.beta_slow);
+  if (r.original_max_position_embeddings > 0) s += fmt::format(", original context {}", r.original_max_position_embeddings);
+  if (r.partial_rotary_factor != 1.0) s += fmt::format(", partial rotary factor {:g}", r.partial_rotary_factor);
+  if (!c.rope_freq_factors.empty()) s += fmt::format(", {} frequency factors (rope_freqs)", c.rope_freq_factors.size());
+  if (c.sliding_window > 0) s += fmt::format("; sliding_window {}", c.sliding_window);
+  return s;
+}
+
+// "bpe, 16003 tokens, no BOS" / "sentencepiece, 32000 tokens, BOS 1"
+std::string tokenizer_summary(const Model& m) {
+  const Tokenizer& t = m.tokenizer();
+  return fmt::format("{}, {} tokens, {}", tokenizer_kind_name(t.kind()), t.vocab_size(),
+                     t.adds_bos() ? fmt::format("BOS {} ('{}')", t.bos_id(), t.piece(t.bos_id())) : std::string("no BOS"));
+}
+
 void cmd_inspect(const std::string& path, bool as_json) {
   auto m = Model::load(path);
   const auto& c = m->config();
@@ -101,8 +122,11 @@ void cmd_inspect(const std::string& path, bool as_json) {
     fmt::print("model        {} ({})\n", path, m->source_kind());
     fmt::print("architecture {}: hidden {}, layers {}, heads {} (kv {}), head_dim {}, ffn {}, vocab {}, context {}\n",
                arch_name(c.arch), c.hidden, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn, c.vocab, c.max_pos);
-    fmt::print("             rms_norm_eps {:g}, rope_theta {:g}, tied embeddings {}, qkv bias {}\n", c.norm_eps,
-               c.rope_theta, c.tied_embeddings ? "yes" : "no", c.qkv_bias ? "yes" : "no");
+    fmt::print("             rms_norm_eps {:g}, rope_theta {:g}, tied embeddings {}, qkv bias {}, q/k norm {}\n",
+               c.norm_eps, c.rope.theta, c.tied_embeddings ? "yes" : "no", c.qkv_bias ? "yes" : "no",
+               c.qk_norm ? "yes" : "no");
+    fmt::print("rope         {}\n", rope_summary(c));
+    fmt::print("tokenizer    {}\n", tokenizer_summary(*m));
     cli::flush_stdout();
   }
   InspectReport r = inspect_model(*m);
@@ -117,6 +141,10 @@ void cmd_inspect(const std::string& path, bool as_json) {
     j["tensor_count"] = r.tensors.size();
     j["file_bytes"] = m->file_bytes();
     j["config"] = json::parse(c.to_hf_json());
+    j["rope"] = rope_summary(c);
+    j["tokenizer"] = {{"kind", tokenizer_kind_name(m->tokenizer().kind())},
+                      {"vocab_size", m->tokenizer().vocab_size()},
+                      {"bos_id", m->tokenizer().adds_bos() ? json(m->tokenizer().bos_id()) : json(nullptr)}};
     j["formats"] = r.format_counts;
     j["memory_bytes"] = mem;
     for (const auto& [g, n] : r.group_params) {
@@ -166,8 +194,7 @@ void cmd_run(const std::string& path, const RunOpts& o, const RunOptions& ro) {
   auto m = Model::load(path);
   const auto& c = m->config();
   const Tokenizer& tok = m->tokenizer();
-  std::vector<int> prompt = tok.encode(o.prompt);
-  if (c.add_bos) prompt.insert(prompt.begin(), c.bos_id);
+  std::vector<int> prompt = tok.encode_with_specials(o.prompt);
   if (o.n < 0) fail("-n {}: must be ≥ 0", o.n);
   check_sample_options(o.sample);  // before the prompt is echoed: an error leaves stdout empty
   if (prompt.empty()) fail("--prompt: empty, and {} adds no BOS token to start from", path);
@@ -177,16 +204,15 @@ void cmd_run(const std::string& path, const RunOpts& o, const RunOptions& ro) {
     fail("-n {}: the prompt's {} tokens + {} new tokens exceed the context of {} tokens of {}", o.n, prompt.size(),
          o.n, c.max_pos, path);
   Runner run(*m, int(prompt.size()) + std::max(o.n, 1), ro);
-  int prev = prompt.back();
+  Tokenizer::Stream text = tok.stream(prompt.back());
   if (!o.json) {
     fmt::print("{}", o.prompt);
     cli::flush_stdout();
   }
   std::vector<int> ids = o.n == 0 ? prompt : generate(run, prompt, o.n, o.sample, [&](int id) {
     if (o.json) return;
-    fmt::print("{}", tok.piece_text(prev, id));
+    fmt::print("{}", text.push(id));
     cli::flush_stdout();
-    prev = id;
   });
   if (o.json) {
     std::vector<int> gen(ids.begin() + long(prompt.size()), ids.end());
@@ -194,7 +220,7 @@ void cmd_run(const std::string& path, const RunOpts& o, const RunOptions& ro) {
                             {"peak_rss_bytes", peak_rss_bytes()}}
                            .dump());
   } else {
-    fmt::print("\n");
+    fmt::print("{}\n", text.flush());
   }
 }
 
@@ -212,7 +238,7 @@ void cmd_eval(const std::string& path, const EvalOpts& o, const RunOptions& ro) 
   if (o.ctx > c.max_pos) fail("--ctx {}: exceeds the model's context of {} tokens", o.ctx, c.max_pos);
   const std::string text = read_text_file(o.text);
   if (text.empty()) fail("{}: the text is empty", o.text);
-  Windows w = make_windows(m->tokenizer(), text, parse_protocol(o.protocol), o.ctx, c.bos_id, o.windows, o.text);
+  Windows w = make_windows(m->tokenizer(), text, parse_protocol(o.protocol), o.ctx, m->tokenizer().bos_id(), o.windows, o.text);
   EvalResult r = evaluate(*m, base.get(), w, tty_progress("windows"), ro);
   const double bpw = 8.0 * double(m->tensor_bytes()) / double(m->param_count());
   if (o.json) {
@@ -378,7 +404,7 @@ void cmd_sweep(const std::string& path, const SweepOpts& o) {
   const std::string text = read_text_file(o.text);
   if (text.empty()) fail("{}: the text is empty", o.text);
   if (o.ctx > base->config().max_pos) fail("--ctx {}: exceeds the model's context of {} tokens", o.ctx, base->config().max_pos);
-  Windows w = make_windows(base->tokenizer(), text, Protocol::Lmq, o.ctx, base->config().bos_id, o.windows, o.text);
+  Windows w = make_windows(base->tokenizer(), text, Protocol::Lmq, o.ctx, base->tokenizer().bos_id(), o.windows, o.text);
   SweepOptions so;
   so.schemes = o.schemes.empty() ? default_sweep_schemes(o.full) : o.schemes;
   so.out_dir = o.out_dir;

@@ -39,22 +39,25 @@ Windows make_windows(const Tokenizer& tok, const std::string& text, Protocol p, 
   const int64_t need = max_windows > 0 ? int64_t(max_windows) * ctx + 1 : 0;
   std::vector<int> ids = encode_prefix(tok, text, need);
   Windows w;
+  // A tokenizer that adds no BOS (bos < 0, e.g. Qwen's) gets windows of ctx plain text tokens.
+  const bool has_bos = bos >= 0;
   if (p == Protocol::Lmq) {
-    const size_t step = size_t(ctx - 1);
+    const size_t step = size_t(has_bos ? ctx - 1 : ctx);
     for (size_t k = 0; (k + 1) * step <= ids.size(); ++k) {
       if (max_windows > 0 && int(w.ids.size()) >= max_windows) break;
-      std::vector<int> win{bos};
+      std::vector<int> win;
+      if (has_bos) win.push_back(bos);
       win.insert(win.end(), ids.begin() + k * step, ids.begin() + (k + 1) * step);
       w.ids.push_back(std::move(win));
     }
     w.score_from = 0;
   } else {
-    ids.insert(ids.begin(), bos);
+    if (has_bos) ids.insert(ids.begin(), bos);
     const size_t step = size_t(ctx);
     for (size_t k = 0; (k + 1) * step <= ids.size(); ++k) {
       if (max_windows > 0 && int(w.ids.size()) >= max_windows) break;
       std::vector<int> win(ids.begin() + k * step, ids.begin() + (k + 1) * step);
-      win[0] = bos;
+      if (has_bos) win[0] = bos;
       w.ids.push_back(std::move(win));
     }
     w.score_from = ctx / 2;

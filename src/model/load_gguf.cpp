@@ -119,7 +119,8 @@ Model::Parts load_gguf_parts(const std::string& path) {
   c.ffn = positive(f, a + "feed_forward_length");
   c.max_pos = positive(f, a + "context_length");
   c.norm_eps = f.get_f32(a + "attention.layer_norm_rms_epsilon");
-  c.rope_theta = f.get_f32_or(a + "rope.freq_base", 10000.f);
+  c.rope.theta = f.get_f32_or(a + "rope.freq_base", 10000.f);
+  c.rope.origin = path;
   c.head_dim = f.has(a + "attention.key_length") ? positive(f, a + "attention.key_length") : c.hidden / c.n_heads;
   if (f.has(a + "attention.value_length") && positive(f, a + "attention.value_length") != c.head_dim)
     fail("{}: attention.value_length differs from the key length {}; not supported", path, c.head_dim);

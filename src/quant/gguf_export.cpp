@@ -312,7 +312,7 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
   w.set(a + "feed_forward_length", GgufValue::u32(uint32_t(c.ffn)));
   w.set(a + "attention.head_count", GgufValue::u32(uint32_t(c.n_heads)));
   w.set(a + "attention.head_count_kv", GgufValue::u32(uint32_t(c.n_kv_heads)));
-  w.set(a + "rope.freq_base", GgufValue::f32(float(c.rope_theta)));
+  w.set(a + "rope.freq_base", GgufValue::f32(float(c.rope.theta)));
   w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::f32(c.norm_eps));
   w.set(a + "attention.key_length", GgufValue::u32(uint32_t(c.head_dim)));
   w.set(a + "attention.value_length", GgufValue::u32(uint32_t(c.head_dim)));
