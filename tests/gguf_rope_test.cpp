@@ -6,7 +6,10 @@
 
 #include "lmq/formats/gguf.h"
 #include "lmq/mapped_file.h"
+#include "lmq/error.h"
+#include "lmq/formats/gguf_writer.h"
 #include "lmq/model/gguf_rope.h"
+#include "lmq/model/model.h"
 #include "test_support.h"
 
 using namespace lmq;
@@ -27,4 +30,51 @@ TEST(GgufRope, Llama3RopeFreqsAreTheConvertersBytes) {
   // The three regimes are all present: unscaled high frequencies, factor 32, smoothed between.
   EXPECT_EQ(want.front(), 1.0f);
   EXPECT_EQ(want.back(), 32.0f);
+}
+
+namespace {
+
+// The fixture rewritten with rope_freqs.weight replaced by `freqs` (every other tensor and key kept).
+std::string with_rope_freqs(const std::vector<float>& freqs, const std::string& name) {
+  const GgufFile f(shared_path("gguf/lmq-llama3-9m-Q8_0.gguf"));
+  const std::string out = lmq::test::temp_dir() + "/" + name;
+  GgufWriter w(out);
+  for (const auto& [k, v] : f.metadata()) w.set(k, v);
+  for (const Tensor& t : f.tensors())
+    if (t.name == "rope_freqs.weight")
+      w.add_tensor(t.name, {int64_t(freqs.size())}, Format::F32, reinterpret_cast<const uint8_t*>(freqs.data()),
+                   freqs.size() * 4);
+    else
+      w.add_tensor(t);
+  w.finish();
+  return out;
+}
+
+}  // namespace
+
+// llama.cpp divides each pair's frequency by its rope_freqs entry: the fixture's model reads
+// them into the config as they are.
+TEST(GgufRope, FixtureLoadsItsRopeFreqs) {
+  const auto m = Model::load(shared_path("gguf/lmq-llama3-9m-Q8_0.gguf"));
+  const GgufFile f(shared_path("gguf/lmq-llama3-9m-Q8_0.gguf"));
+  const float* v = reinterpret_cast<const float*>(f.find("rope_freqs.weight")->data);
+  EXPECT_EQ(m->config().rope_freq_factors, std::vector<float>(v, v + 32));
+  EXPECT_EQ(m->tokenizer().kind(), TokenizerKind::Bpe);
+  EXPECT_EQ(m->find("rope_freqs.weight"), nullptr);
+}
+
+TEST(BadInputGgufRope, RopeFreqsOfTheWrongSize) {
+  const std::string p = with_rope_freqs(std::vector<float>(31, 1.0f), "short.gguf");
+  try {
+    Model::load(p);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(p), std::string::npos) << msg;
+    EXPECT_NE(msg.find("rope_freqs.weight must be 32 F32 values"), std::string::npos) << msg;
+  }
+  const std::string z = with_rope_freqs(std::vector<float>(32, 0.0f), "zero.gguf");
+  auto r = lmq::test::run_lmq({"eval", z, "--text", shared_path("text/docs-valid.txt"), "--windows", "1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("lmq: error: " + z + ": rope_freqs.weight holds 0"), std::string::npos) << r.err;
 }

@@ -322,6 +322,7 @@ void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
   const GgufExportReport& r = out.gguf_report;
   const calib::CalibQuantReport& crep = out.calib;
   const std::string& recipe = out.scheme;
+  for (const std::string& w : r.warnings) fmt::print(stderr, "lmq: warning: {}\n", w);
   if (qo.json) {
     json j{{"model", path},         {"output", q.out},         {"format", "gguf"},    {"scheme", recipe},
            {"params", r.params},    {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes},
