@@ -182,6 +182,23 @@ void cmd_inspect(const std::string& path, bool as_json) {
                shape_str(t.shape), t.min, t.max, t.absmax, t.std, 100 * t.outlier_share);
 }
 
+// ---------------------------------------------------------------- tokenize
+// Like llama.cpp's llama-tokenize: the ids the tokenizer gives (its own special tokens added),
+// one "id -> 'text'" line each (the token's text, invalid UTF-8 as U+FFFD); --json prints the
+// ids, the vocabulary pieces (always valid UTF-8: "Ġthe", "▁the", "<0x0A>") and the decoded text.
+void cmd_tokenize(const std::string& path, const std::string& text, bool as_json) {
+  auto m = Model::load(path);
+  const Tokenizer& tok = m->tokenizer();
+  const std::vector<int> ids = tok.encode_with_specials(text);
+  if (as_json) {
+    std::vector<std::string> pieces;
+    for (int id : ids) pieces.push_back(tok.piece(id));
+    fmt::print("{}\n", json{{"ids", ids}, {"pieces", pieces}, {"text", utf8_lossy(tok.decode(ids))}}.dump());
+    return;
+  }
+  for (int id : ids) fmt::print("{:>6} -> '{}'\n", id, utf8_lossy(tok.decode({id})));
+}
+
 // ---------------------------------------------------------------- run
 struct RunOpts {
   std::string prompt;
@@ -473,6 +490,12 @@ int main(int argc, char** argv) {
   inspect->add_flag("--json", as_json, "print JSON");
   thread_opts.push_back(inspect->add_option("--threads,-t", threads, "worker threads"));
 
+  std::string tokenize_text;
+  auto* tokenize = app.add_subcommand("tokenize", "the token ids and pieces of a text");
+  tokenize->add_option("model", model, "model directory or file")->required();
+  tokenize->add_option("-p,--prompt", tokenize_text, "text to tokenize")->required();
+  tokenize->add_flag("--json", as_json, "print {\"ids\": [...], \"pieces\": [...], \"text\": \"...\"}");
+
   RunOpts ro;
   auto* run = app.add_subcommand("run", "generate text");
   run->add_option("model", model, "model directory or file")->required();
@@ -577,6 +600,7 @@ int main(int argc, char** argv) {
     const ActQuantSpec aq = parse_act_quant_spec(act_quant);
     const RunOptions run_opts{.act_quant = aq.rule, .act_block = aq.block, .kv = parse_kv_type(kv)};
     if (*inspect) cmd_inspect(model, as_json);
+    else if (*tokenize) cmd_tokenize(model, tokenize_text, as_json);
     else if (*run) cmd_run(model, ro, run_opts);
     else if (*ev) cmd_eval(model, eo, run_opts);
     else if (*quantize) {

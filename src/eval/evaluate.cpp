@@ -18,14 +18,19 @@ Protocol parse_protocol(const std::string& s) {
 
 std::vector<int> encode_prefix(const Tokenizer& tok, const std::string& text, int64_t need) {
   if (need <= 0) return tok.encode(text);
-  // Llama's SentencePiece vocabulary has no piece containing '\n' (newlines are byte-fallback
-  // tokens), so no merge spans a newline and the encoding of text cut just after a newline is
-  // exactly the start of the whole text's encoding (tested against whole-text encodings).
+  // The text is cut just after a newline that a non-whitespace character follows. No token
+  // spans such a cut: Llama's SentencePiece vocabulary has no piece containing '\n' (newlines
+  // are byte-fallback tokens), and the byte-level BPE pre-tokenizers (Llama-3's and Qwen's
+  // regexes) end a pre-token after a run of whitespace that holds a newline; the next character
+  // starts the next one. So the encoding of the cut text is exactly the start of the whole text's
+  // encoding (tested against whole-text encodings of both families).
+  auto is_space = [](char ch) { return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t' || ch == '\v' || ch == '\f'; };
   size_t len = size_t(need) * 8 + 4096;
   while (true) {
     if (len >= text.size()) return tok.encode(text);
-    const size_t nl = text.find('\n', len);
-    if (nl == std::string::npos) return tok.encode(text);
+    size_t nl = text.find('\n', len);
+    while (nl != std::string::npos && nl + 1 < text.size() && is_space(text[nl + 1])) nl = text.find('\n', nl + 1);
+    if (nl == std::string::npos || nl + 1 >= text.size()) return tok.encode(text);
     std::vector<int> ids = tok.encode(std::string_view(text).substr(0, nl + 1));
     if (int64_t(ids.size()) >= need) return ids;
     len *= 2;
