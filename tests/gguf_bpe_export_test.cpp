@@ -131,3 +131,38 @@ TEST(GgufBpeExport, UnknownPreTokenizerRegexIsWarnedByName) {
   EXPECT_NE(r.err.find("'\\p{L}+|\\p{N}|\\s+|[^\\s\\p{L}\\p{N}]+' matches none of llama.cpp's"), std::string::npos) << r.err;
   EXPECT_EQ(GgufFile(out).get_string("tokenizer.ggml.pre"), "default");
 }
+
+// YaRN goes out as llama.cpp's rope.scaling.* keys and reads back to the same RoPE: the GGUF
+// (f32) gives the logits of the Hugging Face directory it came from.
+TEST(GgufBpeExport, YarnKeysRoundTrip) {
+  const std::string src = shared_path("models/lmq-qwen3-8m");
+  const std::string dir = lmq::test::temp_dir() + "/yarn-qwen3";
+  fs::create_directories(dir);
+  for (const auto& e : fs::directory_iterator(src))
+    if (e.path().filename() != "config.json") fs::create_symlink(e.path(), dir + "/" + e.path().filename().string());
+  nlohmann::json cj = nlohmann::json::parse(read_text_file(src + "/config.json"));
+  cj["rope_parameters"] = {{"rope_theta", 1000000.0}, {"rope_type", "yarn"}, {"factor", 4.0},
+                           {"original_max_position_embeddings", 512}, {"beta_fast", 16.0}};
+  std::ofstream(dir + "/config.json") << cj.dump();
+  const std::string out = export_gguf_of(dir, "f32", "yarn.gguf");
+  const GgufFile g(out);
+  EXPECT_EQ(g.get_string("qwen3.rope.scaling.type"), "yarn");
+  EXPECT_EQ(g.get_f32("qwen3.rope.scaling.factor"), 4.0f);
+  EXPECT_EQ(g.get_u32("qwen3.rope.scaling.original_context_length"), 512u);
+  EXPECT_EQ(g.get_f32("qwen3.rope.scaling.yarn_beta_fast"), 16.0f);
+  EXPECT_EQ(g.get_f32("qwen3.rope.scaling.yarn_beta_slow"), 1.0f);
+  const auto hf = Model::load(dir);
+  const auto back = Model::load(out);
+  EXPECT_EQ(back->config().rope.type, RopeType::Yarn);
+  EXPECT_EQ(back->config().rope.factor, 4.0);
+  EXPECT_EQ(back->config().rope.original_max_position_embeddings, 512);
+  const std::vector<int> ids = hf->tokenizer().encode(read_text_file(shared_path("text/docs-valid.txt")).substr(0, 4000));
+  ASSERT_GE(ids.size(), 600u);
+  const int n = 600, V = hf->config().vocab;  // past the original context, where YaRN matters
+  std::vector<float> a(size_t(n) * V), b(size_t(n) * V);
+  Runner(*hf, n).forward(ids.data(), n, a.data(), true);
+  Runner(*back, n).forward(ids.data(), n, b.data(), true);
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::fabs(a[i] - b[i])));
+  EXPECT_LT(worst, 1e-3);
+}
