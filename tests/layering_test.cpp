@@ -20,8 +20,9 @@ namespace fs = std::filesystem;
 
 // folder → the lmq folders its files must not include
 const std::map<std::string, std::set<std::string>> kForbidden = {
-    {"codecs", {"formats", "kernels", "model", "quant", "calib", "eval", "cli"}},
-    {"formats", {"kernels", "model", "quant", "calib", "eval", "cli"}},
+    {"codecs", {"formats", "tokenizer", "kernels", "model", "quant", "calib", "eval", "cli"}},
+    {"formats", {"tokenizer", "kernels", "model", "quant", "calib", "eval", "cli"}},
+    {"tokenizer", {"kernels", "model", "quant", "calib", "eval", "cli"}},
     {"kernels", {"formats", "model", "quant", "calib", "eval", "cli"}},
     {"model", {"quant", "calib", "eval", "cli"}},
     {"quant", {"calib", "eval", "cli"}},
