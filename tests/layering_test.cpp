@@ -23,6 +23,7 @@ const std::map<std::string, std::set<std::string>> kForbidden = {
     {"codecs", {"formats", "kernels", "model", "quant", "calib", "eval", "cli"}},
     {"formats", {"kernels", "model", "quant", "calib", "eval", "cli"}},
     {"kernels", {"formats", "model", "quant", "calib", "eval", "cli"}},
+    {"tokenizer", {"codecs", "formats", "kernels", "model", "quant", "calib", "eval", "cli"}},
     {"model", {"quant", "calib", "eval", "cli"}},
     {"quant", {"calib", "eval", "cli"}},
     {"calib", {"eval", "cli"}},
