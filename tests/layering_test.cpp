@@ -22,7 +22,8 @@ namespace fs = std::filesystem;
 const std::map<std::string, std::set<std::string>> kForbidden = {
     {"codecs", {"formats", "tokenizer", "kernels", "model", "quant", "calib", "eval", "cli"}},
     {"formats", {"tokenizer", "kernels", "model", "quant", "calib", "eval", "cli"}},
-    {"tokenizer", {"kernels", "model", "quant", "calib", "eval", "cli"}},
+    // tokenizer/ reads formats/ (a GGUF vocabulary), nothing else of lmq's
+    {"tokenizer", {"codecs", "kernels", "model", "quant", "calib", "eval", "cli"}},
     {"kernels", {"formats", "model", "quant", "calib", "eval", "cli"}},
     {"model", {"quant", "calib", "eval", "cli"}},
     {"quant", {"calib", "eval", "cli"}},

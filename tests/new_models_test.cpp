@@ -242,3 +242,14 @@ TEST(BadInputNewModels, UnsupportedTokenizerJsonKind) {
   expect_load_error(d, {"tokenizer.json", "WordPiece"});
   expect_error(run_lmq({"tokenize", d, "-p", "hello"}), {"tokenizer.json", "WordPiece"});
 }
+
+// max_position_embeddings 131072 must not size the KV cache: a 64-token run of Llama-3 stays
+// within its file + 64 MiB of peak RSS (38 MB measured for a 17 MB file).
+TEST(NewModelsMemory, Llama3RunPeakRssWithinFilePlus64MiB) {
+  RunResult r = run_lmq({"run", llama3(), "-p", "The kernel", "-n", "64", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  uint64_t file_bytes = 0;
+  for (const auto& e : fs::directory_iterator(llama3()))
+    if (e.path().extension() == ".safetensors") file_bytes += e.file_size();
+  EXPECT_LE(json::parse(r.out)["peak_rss_bytes"].get<uint64_t>(), file_bytes + (uint64_t(64) << 20));
+}
