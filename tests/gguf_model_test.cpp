@@ -89,7 +89,7 @@ TEST_P(GgufModel, LoadsInspectsAndRuns) {
   EXPECT_EQ(c.n_kv_heads, h.n_kv_heads);
   EXPECT_EQ(c.head_dim, h.head_dim);
   EXPECT_EQ(c.ffn, h.ffn);
-  EXPECT_EQ(c.rope_theta, h.rope_theta);
+  EXPECT_EQ(c.rope.theta, h.rope.theta);
   EXPECT_NEAR(c.norm_eps, h.norm_eps, 1e-12);
   EXPECT_EQ(m->param_count(), hf->param_count());
 
@@ -287,10 +287,11 @@ TEST(GgufBadModel, ClearErrors) {
   EXPECT_NE(e.find(p), std::string::npos) << e;
   EXPECT_NE(e.find("architecture 'gpt2'"), std::string::npos) << e;
 
+  // A SentencePiece vocabulary labelled as byte-level BPE: its byte tokens give it away.
   p = variant(fx, "tokenizer.ggml.model", &gpt2);
   e = load_error(p);
   EXPECT_NE(e.find(p), std::string::npos) << e;
-  EXPECT_NE(e.find("tokenizer.ggml.model is 'gpt2'"), std::string::npos) << e;
+  EXPECT_NE(e.find("is a byte token (type 6), which only SentencePiece vocabularies have"), std::string::npos) << e;
 
   p = variant(fx, "", nullptr, "blk.0.attn_qkv.weight");
   e = load_error(p);
@@ -368,4 +369,14 @@ INSTANTIATE_TEST_SUITE_P(All, GgufPerplexitySlow,
                            for (char& ch : s)
                              if (!isalnum(uint8_t(ch))) ch = '_';
                            return s;
+                         });
+
+// llama.cpp's byte-level BPE Llama-3 files (rope_freqs, llama-bpe): 86 s and 94 s wall (45 s CPU
+// each) on the shared 2-core host, so `slow` too; measured -0.012% and -0.015% from llama.cpp.
+INSTANTIATE_TEST_SUITE_P(Llama3, GgufPerplexitySlow,
+                         ::testing::Values(PplCase{"lmq-llama3-9m-Q8_0.gguf", 0.002},
+                                           PplCase{"lmq-llama3-9m-Q4_K_M.gguf", 0.005}),
+                         [](const auto& info) {
+                           const std::string& f = info.param.fixture;
+                           return f.substr(14, f.find(".gguf") - 14);
                          });

@@ -20,8 +20,10 @@ namespace fs = std::filesystem;
 
 // folder → the lmq folders its files must not include
 const std::map<std::string, std::set<std::string>> kForbidden = {
-    {"codecs", {"formats", "kernels", "model", "quant", "calib", "eval", "cli"}},
-    {"formats", {"kernels", "model", "quant", "calib", "eval", "cli"}},
+    {"codecs", {"formats", "tokenizer", "kernels", "model", "quant", "calib", "eval", "cli"}},
+    {"formats", {"tokenizer", "kernels", "model", "quant", "calib", "eval", "cli"}},
+    // tokenizer/ reads formats/ (a GGUF vocabulary), nothing else of lmq's
+    {"tokenizer", {"codecs", "kernels", "model", "quant", "calib", "eval", "cli"}},
     {"kernels", {"formats", "model", "quant", "calib", "eval", "cli"}},
     {"model", {"quant", "calib", "eval", "cli"}},
     {"quant", {"calib", "eval", "cli"}},

@@ -22,14 +22,15 @@ std::vector<std::vector<int>> calib_windows(const Tokenizer& tok, const std::str
   if (samples < 1) fail("--calib-samples {}: must be ≥ 1", samples);
   if (len < 2) fail("--calib-len {}: must be ≥ 2", len);
   const std::vector<int> ids = tok.encode(text);
-  const int64_t body = len - 1;
+  const int64_t body = bos >= 0 ? len - 1 : len;  // bos < 0: the tokenizer adds none
   if (int64_t(ids.size()) < body)
     fail("calibration text has {} tokens, fewer than one window of {}", ids.size(), len);
   const int64_t starts = int64_t(ids.size()) - body + 1;
   std::vector<std::vector<int>> w;
   for (int k = 0; k < samples; ++k) {
     const int64_t s = samples == 1 ? 0 : int64_t(k) * (starts - 1) / (samples - 1);
-    std::vector<int> win{bos};
+    std::vector<int> win;
+    if (bos >= 0) win.push_back(bos);
     win.insert(win.end(), ids.begin() + s, ids.begin() + s + body);
     w.push_back(std::move(win));
   }

@@ -58,7 +58,7 @@ CalibQuantOptions calib_options(const QuantizeJob& q, const Model& m) {
     const std::string text = read_text_file(q.calib);
     if (q.co.len > m.config().max_pos)
       fail("--calib-len {}: exceeds the model's context of {} tokens", q.co.len, m.config().max_pos);
-    cq.windows = calib_windows(m.tokenizer(), text, q.co.samples, q.co.len, m.config().bos_id);
+    cq.windows = calib_windows(m.tokenizer(), text, q.co.samples, q.co.len, m.tokenizer().bos_id());
     cq.stats_meta["lmq.stats.calib"] = q.calib;
     cq.stats_meta["lmq.stats.model"] = q.model;
   }

@@ -96,6 +96,27 @@ std::string shape_str(const std::vector<int64_t>& s) {
 }
 
 // ---------------------------------------------------------------- inspect
+// "llama3 θ 500000, factor 32, low/high freq factor 1/4, original context 8192"
+std::string rope_summary(const ModelConfig& c) {
+  const RopeParams& r = c.rope;
+  std::string s = fmt::format("{} θ {:g}", rope_type_name(r.type), r.theta);
+  if (r.type != RopeType::Default) s += fmt::format(", factor {:g}", r.factor);
+  if (r.type == RopeType::Llama3) s += fmt::format(", low/high freq factor {:g}/{:g}", r.low_freq_factor, r.high_freq_factor);
+  if (r.type == RopeType::Yarn) s += fmt::format(", beta fast/slow {:g}/{:g}", r.beta_fast, r.beta_slow);
+  if (r.original_max_position_embeddings > 0) s += fmt::format(", original context {}", r.original_max_position_embeddings);
+  if (r.partial_rotary_factor != 1.0) s += fmt::format(", partial rotary factor {:g}", r.partial_rotary_factor);
+  if (!c.rope_freq_factors.empty()) s += fmt::format(", {} frequency factors (rope_freqs)", c.rope_freq_factors.size());
+  if (c.sliding_window > 0) s += fmt::format("; sliding_window {}", c.sliding_window);
+  return s;
+}
+
+// "bpe, 16003 tokens, no BOS" / "sentencepiece, 32000 tokens, BOS 1"
+std::string tokenizer_summary(const Model& m) {
+  const Tokenizer& t = m.tokenizer();
+  return fmt::format("{}, {} tokens, {}", tokenizer_kind_name(t.kind()), t.vocab_size(),
+                     t.adds_bos() ? fmt::format("BOS {} ('{}')", t.bos_id(), t.piece(t.bos_id())) : std::string("no BOS"));
+}
+
 void cmd_inspect(const std::string& path, bool as_json) {
   auto m = Model::load(path);
   const auto& c = m->config();
@@ -103,8 +124,11 @@ void cmd_inspect(const std::string& path, bool as_json) {
     fmt::print("model        {} ({})\n", path, m->source_kind());
     fmt::print("architecture {}: hidden {}, layers {}, heads {} (kv {}), head_dim {}, ffn {}, vocab {}, context {}\n",
                arch_name(c.arch), c.hidden, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn, c.vocab, c.max_pos);
-    fmt::print("             rms_norm_eps {:g}, rope_theta {:g}, tied embeddings {}, qkv bias {}\n", c.norm_eps,
-               c.rope_theta, c.tied_embeddings ? "yes" : "no", c.qkv_bias ? "yes" : "no");
+    fmt::print("             rms_norm_eps {:g}, rope_theta {:g}, tied embeddings {}, qkv bias {}, q/k norm {}\n",
+               c.norm_eps, c.rope.theta, c.tied_embeddings ? "yes" : "no", c.qkv_bias ? "yes" : "no",
+               c.qk_norm ? "yes" : "no");
+    fmt::print("rope         {}\n", rope_summary(c));
+    fmt::print("tokenizer    {}\n", tokenizer_summary(*m));
     cli::flush_stdout();
   }
   InspectReport r = inspect_model(*m);
@@ -119,6 +143,10 @@ void cmd_inspect(const std::string& path, bool as_json) {
     j["tensor_count"] = r.tensors.size();
     j["file_bytes"] = m->file_bytes();
     j["config"] = json::parse(c.to_hf_json());
+    j["rope"] = rope_summary(c);
+    j["tokenizer"] = {{"kind", tokenizer_kind_name(m->tokenizer().kind())},
+                      {"vocab_size", m->tokenizer().vocab_size()},
+                      {"bos_id", m->tokenizer().adds_bos() ? json(m->tokenizer().bos_id()) : json(nullptr)}};
     j["formats"] = r.format_counts;
     j["memory_bytes"] = mem;
     for (const auto& [g, n] : r.group_params) {
@@ -156,6 +184,23 @@ void cmd_inspect(const std::string& path, bool as_json) {
                shape_str(t.shape), t.min, t.max, t.absmax, t.std, 100 * t.outlier_share);
 }
 
+// ---------------------------------------------------------------- tokenize
+// Like llama.cpp's llama-tokenize: the ids the tokenizer gives (its own special tokens added),
+// one "id -> 'text'" line each (the token's text, invalid UTF-8 as U+FFFD); --json prints the
+// ids, the vocabulary pieces (always valid UTF-8: "Ġthe", "▁the", "<0x0A>") and the decoded text.
+void cmd_tokenize(const std::string& path, const std::string& text, bool as_json) {
+  auto m = Model::load(path);
+  const Tokenizer& tok = m->tokenizer();
+  const std::vector<int> ids = tok.encode_with_specials(text);
+  if (as_json) {
+    std::vector<std::string> pieces;
+    for (int id : ids) pieces.push_back(tok.piece(id));
+    fmt::print("{}\n", json{{"ids", ids}, {"pieces", pieces}, {"text", utf8_lossy(tok.decode(ids))}}.dump());
+    return;
+  }
+  for (int id : ids) fmt::print("{:>6} -> '{}'\n", id, utf8_lossy(tok.decode({id})));
+}
+
 // ---------------------------------------------------------------- run
 struct RunOpts {
   std::string prompt;
@@ -168,8 +213,7 @@ void cmd_run(const std::string& path, const RunOpts& o, const RunOptions& ro) {
   auto m = Model::load(path);
   const auto& c = m->config();
   const Tokenizer& tok = m->tokenizer();
-  std::vector<int> prompt = tok.encode(o.prompt);
-  if (c.add_bos) prompt.insert(prompt.begin(), c.bos_id);
+  std::vector<int> prompt = tok.encode_with_specials(o.prompt);
   if (o.n < 0) fail("-n {}: must be ≥ 0", o.n);
   check_sample_options(o.sample);  // before the prompt is echoed: an error leaves stdout empty
   if (prompt.empty()) fail("--prompt: empty, and {} adds no BOS token to start from", path);
@@ -179,16 +223,15 @@ void cmd_run(const std::string& path, const RunOpts& o, const RunOptions& ro) {
     fail("-n {}: the prompt's {} tokens + {} new tokens exceed the context of {} tokens of {}", o.n, prompt.size(),
          o.n, c.max_pos, path);
   Runner run(*m, int(prompt.size()) + std::max(o.n, 1), ro);
-  int prev = prompt.back();
+  Tokenizer::Stream text = tok.stream(prompt.back());
   if (!o.json) {
     fmt::print("{}", o.prompt);
     cli::flush_stdout();
   }
   std::vector<int> ids = o.n == 0 ? prompt : generate(run, prompt, o.n, o.sample, [&](int id) {
     if (o.json) return;
-    fmt::print("{}", tok.piece_text(prev, id));
+    fmt::print("{}", text.push(id));
     cli::flush_stdout();
-    prev = id;
   });
   if (o.json) {
     std::vector<int> gen(ids.begin() + long(prompt.size()), ids.end());
@@ -196,7 +239,7 @@ void cmd_run(const std::string& path, const RunOpts& o, const RunOptions& ro) {
                             {"peak_rss_bytes", peak_rss_bytes()}}
                            .dump());
   } else {
-    fmt::print("\n");
+    fmt::print("{}\n", text.flush());
   }
 }
 
@@ -214,7 +257,7 @@ void cmd_eval(const std::string& path, const EvalOpts& o, const RunOptions& ro) 
   if (o.ctx > c.max_pos) fail("--ctx {}: exceeds the model's context of {} tokens", o.ctx, c.max_pos);
   const std::string text = read_text_file(o.text);
   if (text.empty()) fail("{}: the text is empty", o.text);
-  Windows w = make_windows(m->tokenizer(), text, parse_protocol(o.protocol), o.ctx, c.bos_id, o.windows, o.text);
+  Windows w = make_windows(m->tokenizer(), text, parse_protocol(o.protocol), o.ctx, m->tokenizer().bos_id(), o.windows, o.text);
   EvalResult r = evaluate(*m, base.get(), w, tty_progress("windows"), ro);
   const double bpw = 8.0 * double(m->tensor_bytes()) / double(m->param_count());
   if (o.json) {
@@ -298,6 +341,7 @@ void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
   const GgufExportReport& r = out.gguf_report;
   const calib::CalibQuantReport& crep = out.calib;
   const std::string& recipe = out.scheme;
+  for (const std::string& w : r.warnings) fmt::print(stderr, "lmq: warning: {}\n", w);
   if (qo.json) {
     json j{{"model", path},         {"output", q.out},         {"format", "gguf"},    {"scheme", recipe},
            {"params", r.params},    {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes},
@@ -380,7 +424,7 @@ void cmd_sweep(const std::string& path, const SweepOpts& o) {
   const std::string text = read_text_file(o.text);
   if (text.empty()) fail("{}: the text is empty", o.text);
   if (o.ctx > base->config().max_pos) fail("--ctx {}: exceeds the model's context of {} tokens", o.ctx, base->config().max_pos);
-  Windows w = make_windows(base->tokenizer(), text, parse_protocol(o.protocol), o.ctx, base->config().bos_id, o.windows,
+  Windows w = make_windows(base->tokenizer(), text, parse_protocol(o.protocol), o.ctx, base->tokenizer().bos_id(), o.windows,
                            o.text);
   std::optional<ReferenceSet> ref;  // checked before minutes of quantizing
   if (!o.reference.empty())
@@ -457,6 +501,12 @@ int main(int argc, char** argv) {
   inspect->add_option("model", model, "model directory or file")->required();
   inspect->add_flag("--json", as_json, "print JSON");
   thread_opts.push_back(inspect->add_option("--threads,-t", threads, "worker threads"));
+
+  std::string tokenize_text;
+  auto* tokenize = app.add_subcommand("tokenize", "the token ids and pieces of a text");
+  tokenize->add_option("model", model, "model directory or file")->required();
+  tokenize->add_option("-p,--prompt", tokenize_text, "text to tokenize")->required();
+  tokenize->add_flag("--json", as_json, "print {\"ids\": [...], \"pieces\": [...], \"text\": \"...\"}");
 
   RunOpts ro;
   auto* run = app.add_subcommand("run", "generate text");
@@ -566,6 +616,7 @@ int main(int argc, char** argv) {
     const ActQuantSpec aq = parse_act_quant_spec(act_quant);
     const RunOptions run_opts{.act_quant = aq.rule, .act_block = aq.block, .kv = parse_kv_type(kv)};
     if (*inspect) cmd_inspect(model, as_json);
+    else if (*tokenize) cmd_tokenize(model, tokenize_text, as_json);
     else if (*run) cmd_run(model, ro, run_opts);
     else if (*ev) cmd_eval(model, eo, run_opts);
     else if (*quantize) {

@@ -18,14 +18,19 @@ Protocol parse_protocol(const std::string& s) {
 
 std::vector<int> encode_prefix(const Tokenizer& tok, const std::string& text, int64_t need) {
   if (need <= 0) return tok.encode(text);
-  // Llama's SentencePiece vocabulary has no piece containing '\n' (newlines are byte-fallback
-  // tokens), so no merge spans a newline and the encoding of text cut just after a newline is
-  // exactly the start of the whole text's encoding (tested against whole-text encodings).
+  // The text is cut just after a newline that a non-whitespace character follows. No token
+  // spans such a cut: Llama's SentencePiece vocabulary has no piece containing '\n' (newlines
+  // are byte-fallback tokens), and the byte-level BPE pre-tokenizers (Llama-3's and Qwen's
+  // regexes) end a pre-token after a run of whitespace that holds a newline; the next character
+  // starts the next one. So the encoding of the cut text is exactly the start of the whole text's
+  // encoding (tested against whole-text encodings of both families).
+  auto is_space = [](char ch) { return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t' || ch == '\v' || ch == '\f'; };
   size_t len = size_t(need) * 8 + 4096;
   while (true) {
     if (len >= text.size()) return tok.encode(text);
-    const size_t nl = text.find('\n', len);
-    if (nl == std::string::npos) return tok.encode(text);
+    size_t nl = text.find('\n', len);
+    while (nl != std::string::npos && nl + 1 < text.size() && is_space(text[nl + 1])) nl = text.find('\n', nl + 1);
+    if (nl == std::string::npos || nl + 1 >= text.size()) return tok.encode(text);
     std::vector<int> ids = tok.encode(std::string_view(text).substr(0, nl + 1));
     if (int64_t(ids.size()) >= need) return ids;
     len *= 2;
@@ -39,22 +44,25 @@ Windows make_windows(const Tokenizer& tok, const std::string& text, Protocol p, 
   const int64_t need = max_windows > 0 ? int64_t(max_windows) * ctx + 1 : 0;
   std::vector<int> ids = encode_prefix(tok, text, need);
   Windows w;
+  // A tokenizer that adds no BOS (bos < 0, e.g. Qwen's) gets windows of ctx plain text tokens.
+  const bool has_bos = bos >= 0;
   if (p == Protocol::Lmq) {
-    const size_t step = size_t(ctx - 1);
+    const size_t step = size_t(has_bos ? ctx - 1 : ctx);
     for (size_t k = 0; (k + 1) * step <= ids.size(); ++k) {
       if (max_windows > 0 && int(w.ids.size()) >= max_windows) break;
-      std::vector<int> win{bos};
+      std::vector<int> win;
+      if (has_bos) win.push_back(bos);
       win.insert(win.end(), ids.begin() + k * step, ids.begin() + (k + 1) * step);
       w.ids.push_back(std::move(win));
     }
     w.score_from = 0;
   } else {
-    ids.insert(ids.begin(), bos);
+    if (has_bos) ids.insert(ids.begin(), bos);
     const size_t step = size_t(ctx);
     for (size_t k = 0; (k + 1) * step <= ids.size(); ++k) {
       if (max_windows > 0 && int(w.ids.size()) >= max_windows) break;
       std::vector<int> win(ids.begin() + k * step, ids.begin() + (k + 1) * step);
-      win[0] = bos;
+      if (has_bos) win[0] = bos;
       w.ids.push_back(std::move(win));
     }
     w.score_from = ctx / 2;

@@ -6,7 +6,15 @@
 
 namespace lmq {
 
-const char* arch_name(Arch a) { return a == Arch::Llama ? "llama" : "qwen2"; }
+const char* arch_name(Arch a) {
+  switch (a) {
+    case Arch::Llama: return "llama";
+    case Arch::Qwen2: return "qwen2";
+    case Arch::Qwen3: return "qwen3";
+    case Arch::Mistral: return "mistral";
+  }
+  return "?";
+}
 
 namespace {
 using json = nlohmann::json;
@@ -57,7 +65,9 @@ ModelConfig ModelConfig::from_hf_json(const std::string& text, const std::string
   const std::string type = mt.get<std::string>();
   if (type == "llama") c.arch = Arch::Llama;
   else if (type == "qwen2") c.arch = Arch::Qwen2;
-  else fail("{}: unknown model_type '{}' (lmq supports llama and qwen2)", path, type);
+  else if (type == "qwen3") c.arch = Arch::Qwen3;
+  else if (type == "mistral") c.arch = Arch::Mistral;
+  else fail("{}: unknown model_type '{}' (lmq supports llama, mistral, qwen2 and qwen3)", path, type);
 
   c.hidden = need_int(j, "hidden_size", path);
   c.n_layers = need_int(j, "num_hidden_layers", path);
@@ -70,23 +80,24 @@ ModelConfig ModelConfig::from_hf_json(const std::string& text, const std::string
   c.vocab = need_int(j, "vocab_size", path);
   c.max_pos = need_int(j, "max_position_embeddings", path);
   c.norm_eps = float(get_number(j, "rms_norm_eps", 1e-6, path));
-  // transformers 5 keeps θ in rope_parameters; older configs at the top level.
-  double theta = get_number(j, "rope_theta", 10000.0, path);
-  if (auto rp = j.find("rope_parameters"); rp != j.end() && rp->is_object()) {
-    theta = get_number(*rp, "rope_theta", theta, path);
-    if (auto rt = rp->find("rope_type"); rt != rp->end() && rt->is_string() && *rt != "default")
-      fail("{}: rope_type '{}' is not supported (only default RoPE)", path, rt->get<std::string>());
-  }
-  if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null())
-    fail("{}: rope_scaling is not supported", path);
-  c.rope_theta = theta;
+  // Both config styles (rope_parameters; legacy rope_theta + rope_scaling), as transformers reads them.
+  c.rope = RopeParams::from_config(j, path);
+  (void)c.rope.rotary_dim(c.head_dim);  // a factor that leaves no rotary dims is the config's error
   auto tie = j.find("tie_word_embeddings");
-  c.tied_embeddings = tie != j.end() && tie->is_boolean() ? tie->get<bool>() : (c.arch == Arch::Llama ? false : false);
+  c.tied_embeddings = tie != j.end() && tie->is_boolean() && tie->get<bool>();
   c.qkv_bias = c.arch == Arch::Qwen2 ||
                (j.contains("attention_bias") && j["attention_bias"].is_boolean() && j["attention_bias"].get<bool>());
+  c.qk_norm = c.arch == Arch::Qwen3;
+  if (auto sw = j.find("sliding_window"); sw != j.end() && !sw->is_null() && c.arch == Arch::Mistral) {
+    // Qwen2/3 configs name a window that use_sliding_window (false) switches off; Mistral's is live.
+    if (!sw->is_number_integer() || sw->get<int64_t>() <= 0 || sw->get<int64_t>() > (int64_t(1) << 30))
+      fail("{}: config key 'sliding_window' = {} must be null or a positive integer", path, sw->dump());
+    c.sliding_window = int(sw->get<int64_t>());
+  }
   if (auto act = j.find("hidden_act"); act != j.end() && act->is_string() && *act != "silu")
     fail("{}: hidden_act '{}' is not supported (only silu)", path, act->get<std::string>());
   c.bos_id = get_token_id(j, "bos_token_id", 1, path);
+  if (auto ab = j.find("add_bos_token"); ab != j.end() && ab->is_boolean()) c.add_bos = ab->get<bool>();
   c.eos_id = get_token_id(j, "eos_token_id", 2, path);
   c.validate(path);
   return c;
@@ -102,7 +113,10 @@ void ModelConfig::validate(const std::string& path) const {
   if (vocab > (1 << 24)) fail("{}: vocab_size {} is absurd", path, vocab);
   if (hidden > (1 << 20) || ffn > (1 << 22) || n_layers > 4096 || max_pos > (1 << 24))
     fail("{}: dimensions are absurd (hidden {}, ffn {}, layers {}, context {})", path, hidden, ffn, n_layers, max_pos);
-  if (!(norm_eps > 0) || !(rope_theta > 0)) fail("{}: rms_norm_eps and rope_theta must be positive", path);
+  if (!(norm_eps > 0) || !(rope.theta > 0)) fail("{}: rms_norm_eps and rope_theta must be positive", path);
+  if (!rope_freq_factors.empty() && int(rope_freq_factors.size()) != rope.rotary_dim(head_dim) / 2)
+    fail("{}: {} RoPE frequency factors, expected {} (one per rotated pair)", path, rope_freq_factors.size(),
+         rope.rotary_dim(head_dim) / 2);
   if (bos_id < 0 || bos_id >= vocab || eos_id < 0 || eos_id >= vocab)
     fail("{}: bos/eos token ids must lie in the vocabulary", path);
 }
@@ -119,7 +133,9 @@ std::string ModelConfig::to_hf_json() const {
   j["vocab_size"] = vocab;
   j["max_position_embeddings"] = max_pos;
   j["rms_norm_eps"] = norm_eps;
-  j["rope_theta"] = rope_theta;
+  rope.to_config(j);
+  if (sliding_window > 0) j["sliding_window"] = sliding_window;
+  if (!add_bos) j["add_bos_token"] = false;  // lmq's own record of the SentencePiece rule
   j["tie_word_embeddings"] = tied_embeddings;
   j["attention_bias"] = qkv_bias;
   j["hidden_act"] = "silu";

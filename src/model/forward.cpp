@@ -14,10 +14,10 @@ namespace lmq {
 
 namespace {
 
-// Rotates each head's vector by its position's angles. HF layout pairs i with i + d/2
-// (rotate_half); llama.cpp's permuted weights pair 2i with 2i+1.
-void rope(float* v, int heads, int d, const float* cos, const float* sin, bool interleaved) {
-  const int half = d / 2;
+// Rotates the first `rot` dims of each head's vector (stride d) by its position's angles. HF
+// layout pairs i with i + rot/2 (rotate_half); llama.cpp's permuted weights pair 2i with 2i+1.
+void rope(float* v, int heads, int d, int rot, const float* cos, const float* sin, bool interleaved) {
+  const int half = rot / 2;
   for (int h = 0; h < heads; ++h) {
     float* p = v + int64_t(h) * d;
     for (int i = 0; i < half; ++i) {
@@ -39,7 +39,27 @@ int checked_max_seq(const Model& m, int max_seq) {
   const size_t cache = size_t(c.n_layers) * size_t(max_seq) * size_t(c.kv_dim());
   require_memory(2 * cache * sizeof(float) + size_t(max_seq) * size_t(c.head_dim) * sizeof(float),
                  fmt::format("{}: the KV cache of {} tokens", m.path(), max_seq));
+  if (c.sliding_window > 0 && max_seq > c.sliding_window)
+    fail("{}: sliding_window {} of config.json is smaller than the {} tokens of this run (lmq has no sliding-window "
+         "attention; use a shorter --ctx or fewer tokens)",
+         m.path(), c.sliding_window, max_seq);
   return max_seq;
+}
+
+// The inverse frequencies of the rotated pairs, as transformers computes them in float32.
+std::vector<float> inverse_frequencies(const ModelConfig& c, int max_seq) {
+  const int rot = c.rope.rotary_dim(c.head_dim);
+  std::vector<float> inv(size_t(rot / 2));
+  if (c.rope.type == RopeType::Default || !c.rope_freq_factors.empty()) {
+    // 1 / θ^(2i/d) with the exponent rounded to float first, as torch's arange(0, d, 2).float() / d.
+    for (int i = 0; i < rot / 2; ++i) {
+      const float expo = float(2 * i) / float(rot);
+      inv[size_t(i)] = 1.0f / float(std::pow(c.rope.theta, double(expo)));
+      if (!c.rope_freq_factors.empty()) inv[size_t(i)] /= c.rope_freq_factors[size_t(i)];
+    }
+    return inv;
+  }
+  return rope_frequencies(c.rope, c.head_dim, max_seq).inv_freq;
 }
 
 // RunOptions::threads for the parallel regions of one call, the caller's setting restored after.
@@ -67,19 +87,21 @@ Runner::Runner(const Model& model, int max_seq, const RunOptions& opts)
       router_(model, opts),
       max_seq_(checked_max_seq(model, max_seq)),
       kv_(c_.n_layers, max_seq_, c_.n_kv_heads, c_.head_dim, opts.kv) {
-  // RoPE angles as transformers computes them in float32: inv_freq = 1 / θ^(2i/d), angle = pos · inv_freq.
-  const int half = c_.head_dim / 2;
-  rope_cos_.resize(size_t(max_seq) * half);
-  rope_sin_.resize(size_t(max_seq) * half);
-  for (int i = 0; i < half; ++i) {
-    const float expo = float(2 * i) / float(c_.head_dim);
-    const float inv_freq = 1.0f / float(std::pow(c_.rope_theta, double(expo)));
-    for (int p = 0; p < max_seq; ++p) {
-      const float angle = float(p) * inv_freq;
-      rope_cos_[size_t(p) * half + i] = float(std::cos(double(angle)));
-      rope_sin_[size_t(p) * half + i] = float(std::sin(double(angle)));
+  // RoPE angles as transformers computes them in float32: angle = pos · inv_freq, then cos and
+  // sin times the attention scaling (yarn's attention factor, else 1).
+  const std::vector<float> inv = inverse_frequencies(c_, max_seq_);
+  const float scaling = c_.rope.type == RopeType::Default || !c_.rope_freq_factors.empty()
+                            ? 1.0f
+                            : rope_frequencies(c_.rope, c_.head_dim, max_seq_).attention_scaling;
+  const size_t half = inv.size();
+  rope_cos_.resize(size_t(max_seq_) * half);
+  rope_sin_.resize(size_t(max_seq_) * half);
+  for (size_t i = 0; i < half; ++i)
+    for (int p = 0; p < max_seq_; ++p) {
+      const float angle = float(p) * inv[i];
+      rope_cos_[size_t(p) * half + i] = float(std::cos(double(angle))) * scaling;
+      rope_sin_[size_t(p) * half + i] = float(std::sin(double(angle))) * scaling;
     }
-  }
 }
 
 void Runner::ensure_scratch(int n) {
@@ -186,17 +208,22 @@ void Runner::forward(const int* tokens, int n, float* logits, bool all_logits) {
 }
 
 void Runner::attention_block(int l, int n) {
-  const int D = c_.hidden, Q = c_.q_dim(), KV = c_.kv_dim(), half = c_.head_dim / 2;
+  const int D = c_.hidden, Q = c_.q_dim(), KV = c_.kv_dim(), d = c_.head_dim;
+  const size_t half = rope_cos_.size() / size_t(max_seq_);
   const LayerWeights& w = model_.layers()[l];
   rms_norm(x_.data(), router_.small_f32(*w.attn_norm), h_.data(), n, D, c_.norm_eps);
   const LinearRouter::LinearOut qkv[] = {{w.wq, w.bq, q_.data()}, {w.wk, w.bk, k_.data()}, {w.wv, w.bv, v_.data()}};
   router_.linears(qkv, h_.data(), n);
+  if (w.q_norm) {  // Qwen3: RMSNorm over each head's q and k, before RoPE (in place, row by row)
+    rms_norm(q_.data(), router_.small_f32(*w.q_norm), q_.data(), int64_t(n) * c_.n_heads, d, c_.norm_eps);
+    rms_norm(k_.data(), router_.small_f32(*w.k_norm), k_.data(), int64_t(n) * c_.n_kv_heads, d, c_.norm_eps);
+  }
   for (int i = 0; i < n; ++i) {
     const size_t p = size_t(pos_ + i);
     const float* cs = rope_cos_.data() + p * half;
     const float* sn = rope_sin_.data() + p * half;
-    rope(q_.data() + size_t(i) * Q, c_.n_heads, c_.head_dim, cs, sn, c_.rope_interleaved);
-    rope(k_.data() + size_t(i) * KV, c_.n_kv_heads, c_.head_dim, cs, sn, c_.rope_interleaved);
+    rope(q_.data() + size_t(i) * Q, c_.n_heads, d, int(2 * half), cs, sn, c_.rope_interleaved);
+    rope(k_.data() + size_t(i) * KV, c_.n_kv_heads, d, int(2 * half), cs, sn, c_.rope_interleaved);
     kv_.store(l, int(p), k_.data() + size_t(i) * KV, v_.data() + size_t(i) * KV);
   }
   attend(l, n);

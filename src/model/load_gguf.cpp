@@ -1,6 +1,8 @@
-// GGUF files (llama.cpp): config from the `<arch>.*` metadata, the SentencePiece tokenizer
-// rebuilt from `tokenizer.ggml.*`, and every tensor renamed from llama.cpp's names to the
-// Hugging Face names the rest of lmq uses. Tensor data stays in the mapped file.
+// GGUF files (llama.cpp): config from the `<arch>.*` metadata (llama, qwen2, qwen3; RoPE scaling
+// from rope.scaling.* or the rope_freqs tensor), the tokenizer rebuilt from `tokenizer.ggml.*`
+// (SentencePiece "llama" or byte-level BPE "gpt2", tokenizer/gguf_vocab.h), and every tensor
+// renamed from llama.cpp's names to the Hugging Face names the rest of lmq uses. Tensor data
+// stays in the mapped file.
 //
 // Q/K rows of llama GGUFs. llama.cpp's converter (convert_hf_to_gguf.py, LlamaModel.permute)
 // reorders the rows of q_proj / k_proj within each head (heads of K counted with n_head_kv):
@@ -12,6 +14,8 @@
 // are then the HF q and k under the same permutation P of coordinates, and since
 // (Pq)·(Pk) = q·k the attention scores, and everything after them, are unchanged (V and O are
 // not permuted). Qwen2 GGUFs are stored unpermuted (llama.cpp uses NEOX-style RoPE for them).
+#include <fmt/ranges.h>
+
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -21,6 +25,7 @@
 #include "lmq/formats/gguf_names.h"
 #include "lmq/model/model.h"
 #include "lmq/model/spm_proto.h"
+#include "lmq/tokenizer/gguf_vocab.h"
 
 namespace lmq {
 namespace fs = std::filesystem;
@@ -100,6 +105,51 @@ std::string gguf_tokenizer_model(const GgufFile& f) {
   return serialize_spm_model(spec);
 }
 
+namespace {
+
+// RoPE scaling as llama.cpp stores it: keys for linear and YaRN; Llama-3's as the rope_freqs
+// tensor of per-pair divisors (applied as llama.cpp's ggml_rope_ext does: θ_i / factor_i).
+void read_rope(const GgufFile& f, const std::string& a, ModelConfig& c) {
+  const std::string& path = f.path();
+  c.rope.theta = f.get_f32_or(a + "rope.freq_base", 10000.f);
+  c.rope.origin = path;
+  if (f.has(a + "rope.dimension_count")) {
+    const int rot = positive(f, a + "rope.dimension_count");
+    if (rot > c.head_dim || rot % 2)
+      fail("{}: rope.dimension_count {} does not fit head_dim {}", path, rot, c.head_dim);
+    c.rope.partial_rotary_factor = double(rot) / double(c.head_dim);
+  }
+  const std::string type = f.has(a + "rope.scaling.type") ? f.get_string(a + "rope.scaling.type") : "none";
+  if (type == "linear" || type == "yarn") {
+    c.rope.type = type == "linear" ? RopeType::Linear : RopeType::Yarn;
+    c.rope.factor = f.get_f32(a + "rope.scaling.factor");
+    if (!(c.rope.factor >= 1.0 && c.rope.factor < 1e6))
+      fail("{}: rope.scaling.factor {} is out of range", path, c.rope.factor);
+  } else if (type != "none") {
+    fail("{}: RoPE scaling '{}' is not supported (lmq reads none, linear, yarn and rope_freqs)", path, type);
+  }
+  if (c.rope.type == RopeType::Yarn) {
+    c.rope.original_max_position_embeddings = positive(f, a + "rope.scaling.original_context_length");
+    c.rope.max_position_embeddings = c.max_pos;
+    c.rope.beta_fast = f.get_f32_or(a + "rope.scaling.yarn_beta_fast", 32.f);
+    c.rope.beta_slow = f.get_f32_or(a + "rope.scaling.yarn_beta_slow", 1.f);
+    if (f.has(a + "rope.scaling.yarn_attn_factor")) c.rope.attention_factor = f.get_f32(a + "rope.scaling.yarn_attn_factor");
+  }
+  if (const Tensor* t = f.find("rope_freqs.weight")) {
+    const int64_t want = c.rope.rotary_dim(c.head_dim) / 2;
+    if (t->format != Format::F32 || t->shape.size() != 1 || t->shape[0] != want)
+      fail("{}: rope_freqs.weight must be {} F32 values (one per rotated pair), found {} of shape [{}]", path, want,
+           format_name(t->format), fmt::join(t->shape, ", "));
+    if (c.rope.type != RopeType::Default) fail("{}: both rope_freqs.weight and RoPE scaling '{}'", path, type);
+    const float* v = reinterpret_cast<const float*>(t->data);
+    c.rope_freq_factors.assign(v, v + want);
+    for (const float x : c.rope_freq_factors)
+      if (!(x > 0 && x < 1e6f)) fail("{}: rope_freqs.weight holds {}, not a frequency divisor", path, x);
+  }
+}
+
+}  // namespace
+
 Model::Parts load_gguf_parts(const std::string& path) {
   auto file = std::make_shared<GgufFile>(path);
   const GgufFile& f = *file;
@@ -109,7 +159,8 @@ Model::Parts load_gguf_parts(const std::string& path) {
   ModelConfig& c = parts.config;
   if (arch == "llama") c.arch = Arch::Llama;
   else if (arch == "qwen2") c.arch = Arch::Qwen2;
-  else fail("{}: GGUF architecture '{}' is not supported (lmq supports llama and qwen2)", path, arch);
+  else if (arch == "qwen3") c.arch = Arch::Qwen3;
+  else fail("{}: GGUF architecture '{}' is not supported (lmq supports llama, qwen2 and qwen3)", path, arch);
   const std::string a = arch + ".";
 
   c.hidden = positive(f, a + "embedding_length");
@@ -119,15 +170,11 @@ Model::Parts load_gguf_parts(const std::string& path) {
   c.ffn = positive(f, a + "feed_forward_length");
   c.max_pos = positive(f, a + "context_length");
   c.norm_eps = f.get_f32(a + "attention.layer_norm_rms_epsilon");
-  c.rope_theta = f.get_f32_or(a + "rope.freq_base", 10000.f);
   c.head_dim = f.has(a + "attention.key_length") ? positive(f, a + "attention.key_length") : c.hidden / c.n_heads;
   if (f.has(a + "attention.value_length") && positive(f, a + "attention.value_length") != c.head_dim)
     fail("{}: attention.value_length differs from the key length {}; not supported", path, c.head_dim);
-  if (f.has(a + "rope.dimension_count") && positive(f, a + "rope.dimension_count") != c.head_dim)
-    fail("{}: rope.dimension_count {} differs from head_dim {}: partial RoPE is not supported", path,
-         f.get_u32(a + "rope.dimension_count"), c.head_dim);
-  if (f.has(a + "rope.scaling.type") && f.get_string(a + "rope.scaling.type") != "none")
-    fail("{}: RoPE scaling '{}' is not supported", path, f.get_string(a + "rope.scaling.type"));
+  read_rope(f, a, c);
+  c.qk_norm = c.arch == Arch::Qwen3;
   c.qkv_bias = c.arch == Arch::Qwen2 || f.find("blk.0.attn_q.bias") != nullptr;
   c.rope_interleaved = c.arch == Arch::Llama;  // see the comment at the top
 
@@ -147,7 +194,8 @@ Model::Parts load_gguf_parts(const std::string& path) {
   bool has_output = false;
   for (const Tensor& t : f.tensors()) {
     const std::optional<std::string> hf = hf_name_of_gguf(t.name);
-    if (!hf) fail("{}: unknown tensor '{}' (not a llama/qwen2 tensor lmq knows)", path, t.name);
+    if (t.name == "rope_freqs.weight") continue;  // read into the config above
+    if (!hf) fail("{}: unknown tensor '{}' (not a llama/qwen2/qwen3 tensor lmq knows)", path, t.name);
     Tensor r = t;
     r.name = *hf;
     has_output |= t.name == "output.weight";
@@ -159,7 +207,14 @@ Model::Parts load_gguf_parts(const std::string& path) {
   parts.path = path;
   parts.kind = "gguf";
   parts.file_bytes = fs::file_size(path);
-  parts.tokenizer_bytes = gguf_tokenizer_model(f);
+  // SentencePiece ("llama") as its ModelProto bytes; byte-level BPE ("gpt2") as the equivalent
+  // tokenizer.json (BpeTokenizer::json_of), both checked here so a bad vocabulary fails the load.
+  if (f.has("tokenizer.ggml.model") && f.get_string("tokenizer.ggml.model") == "gpt2") {
+    parts.tokenizer_kind = TokenizerKind::Bpe;
+    parts.tokenizer_bytes = BpeTokenizer::json_of(bpe_parts_from_gguf(f));
+  } else {
+    parts.tokenizer_bytes = gguf_tokenizer_model(f);
+  }
   parts.storage.push_back(file);
   return parts;
 }

@@ -1,5 +1,6 @@
 // Hugging Face directories: config.json + model.safetensors or model.safetensors.index.json
-// (its weight_map names the shards) + tokenizer.model.
+// (its weight_map names the shards) + tokenizer.model (SentencePiece), else tokenizer.json
+// (byte-level BPE).
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -51,6 +52,21 @@ std::vector<std::string> shard_paths(const fs::path& dir) {
   fail("{}: no model.safetensors or model.safetensors.index.json: not a model directory", dir.string());
 }
 
+// transformers' LlamaTokenizer adds a BOS unless tokenizer_config.json says add_bos_token false.
+bool spm_adds_bos(const fs::path& tokenizer_config) {
+  if (!fs::exists(tokenizer_config)) return true;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_text_file(tokenizer_config.string()));
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: not valid JSON: {}", tokenizer_config.string(), e.what());
+  }
+  const auto it = j.is_object() ? j.find("add_bos_token") : j.end();
+  if (!j.is_object() || it == j.end() || it->is_null()) return true;
+  if (!it->is_boolean()) fail("{}: add_bos_token must be true or false", tokenizer_config.string());
+  return it->get<bool>();
+}
+
 }  // namespace
 
 Model::Parts load_hf_parts(const std::string& path) {
@@ -79,8 +95,15 @@ Model::Parts load_hf_parts(const std::string& path) {
     }
     parts.storage.push_back(file);
   }
-  const fs::path tok = dir / "tokenizer.model";
-  if (fs::exists(tok)) parts.tokenizer_path = tok.string();
+  // A BPE tokenizer.json of a SentencePiece-style model (Metaspace) has the real thing beside it.
+  const fs::path spm = dir / "tokenizer.model", bpe = dir / "tokenizer.json";
+  if (fs::exists(spm)) {
+    parts.tokenizer_path = spm.string();
+    parts.config.add_bos = spm_adds_bos(dir / "tokenizer_config.json");
+  } else if (fs::exists(bpe)) {
+    parts.tokenizer_path = bpe.string();
+    parts.tokenizer_kind = TokenizerKind::Bpe;
+  }
   return parts;
 }
 

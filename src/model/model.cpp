@@ -55,6 +55,11 @@ Model::Parts load_lmq_parts(const std::string& path) {
   parts.config = ModelConfig::from_hf_json(f.config_json, path + " (lmq.config)");
   parts.metadata = std::move(f.metadata);
   parts.tokenizer_bytes = std::move(f.tokenizer_bytes);
+  // Absent in files of SentencePiece models (written before BPE existed): their kind.
+  if (const auto k = parts.metadata.find("lmq.tokenizer_kind"); k != parts.metadata.end()) {
+    if (k->second == "bpe") parts.tokenizer_kind = TokenizerKind::Bpe;
+    else if (k->second != "sentencepiece") fail("{}: lmq.tokenizer_kind '{}' is unknown", path, k->second);
+  }
   parts.tensors = std::move(f.tensors);
   parts.storage.push_back(std::move(f.storage));
   return parts;
@@ -82,8 +87,10 @@ std::unique_ptr<Model> Model::from_parts(Parts p) {
   m->file_bytes_ = p.file_bytes;
   m->tensors_ = std::move(p.tensors);
   m->storage_ = std::move(p.storage);
+  m->tokenizer_kind_ = p.tokenizer_kind;
   m->tokenizer_path_ = std::move(p.tokenizer_path);
   m->tokenizer_bytes_ = std::move(p.tokenizer_bytes);
+  m->tokenizer_ = std::move(p.tokenizer);
   m->metadata_ = std::move(p.metadata);
   for (size_t i = 0; i < m->tensors_.size(); ++i) m->index_[m->tensors_[i].name] = i;
   m->bind_weights();
@@ -113,8 +120,10 @@ std::unique_ptr<Model> Model::with_tensors(const Model& base, Overlay overlay, s
   for (const Tensor& t : p.tensors) p.file_bytes += t.nbytes;  // what it holds in memory
   p.storage = base.storage_;
   p.storage.insert(p.storage.end(), overlay.storage.begin(), overlay.storage.end());
+  p.tokenizer_kind = base.tokenizer_kind_;
   p.tokenizer_path = base.tokenizer_path_;
   p.tokenizer_bytes = base.tokenizer_bytes_;
+  p.tokenizer = base.tokenizer_;
   p.metadata = base.metadata_;
   return from_parts(std::move(p));
 }
@@ -126,13 +135,18 @@ const Tensor* Model::find(const std::string& name) const {
 
 const Tokenizer& Model::tokenizer() const {
   if (!tokenizer_) {
-    if (!tokenizer_bytes_.empty()) tokenizer_.emplace(Tokenizer::from_bytes(tokenizer_bytes_, path_));
-    else if (!tokenizer_path_.empty()) tokenizer_.emplace(Tokenizer::from_file(tokenizer_path_));
-    else fail("{}: the model has no tokenizer", path_);
-    if (tokenizer_->vocab_size() > config_.vocab)
-      fail("{}: tokenizer has {} pieces but the model's vocabulary is {}", path_, tokenizer_->vocab_size(),
-           config_.vocab);
+    std::optional<Tokenizer> t;
+    if (!tokenizer_bytes_.empty()) t.emplace(Tokenizer::from_serialized(tokenizer_kind_, tokenizer_bytes_, path_));
+    else if (tokenizer_path_.empty()) fail("{}: the model has no tokenizer", path_);
+    else if (tokenizer_kind_ == TokenizerKind::Bpe) t.emplace(Tokenizer::from_bpe_file(tokenizer_path_));
+    else t.emplace(Tokenizer::from_file(tokenizer_path_));
+    t->set_bos(config_.add_bos, config_.bos_id);
+    tokenizer_ = std::make_shared<const Tokenizer>(std::move(*t));
   }
+  // Fewer tokens than embedding rows is fine (padding rows, as real Qwen models have).
+  if (tokenizer_->vocab_size() > config_.vocab)
+    fail("{}: tokenizer has {} pieces but the model's vocabulary is {}", path_, tokenizer_->vocab_size(),
+         config_.vocab);
   return *tokenizer_;
 }
 
@@ -180,6 +194,11 @@ void Model::bind_weights() {
     w.bq = get(p + "self_attn.q_proj.bias", {Q}, c.qkv_bias, true);
     w.bk = get(p + "self_attn.k_proj.bias", {KV}, c.qkv_bias, true);
     w.bv = get(p + "self_attn.v_proj.bias", {KV}, c.qkv_bias, true);
+    w.q_norm = get(p + "self_attn.q_norm.weight", {c.head_dim}, c.qk_norm);
+    w.k_norm = get(p + "self_attn.k_norm.weight", {c.head_dim}, c.qk_norm);
+    if (!c.qk_norm && (w.q_norm || w.k_norm))
+      fail("{}: tensor '{}' is a Qwen3 q/k norm but the model is {}", path_, p + "self_attn.q_norm.weight",
+           arch_name(c.arch));
     w.ffn_norm = get(p + "post_attention_layernorm.weight", {H});
     w.w_gate = get(p + "mlp.gate_proj.weight", {F, H});
     w.w_up = get(p + "mlp.up_proj.weight", {F, H});

@@ -168,6 +168,28 @@ RopeParams RopeParams::from_config_text(std::string_view text, const std::string
   return from_config(c, origin);
 }
 
+void RopeParams::to_config(json& c) const {
+  c["rope_theta"] = theta;
+  if (partial_rotary_factor != 1.0) c["partial_rotary_factor"] = partial_rotary_factor;
+  if (type == RopeType::Default) return;
+  json s{{"rope_type", rope_type_name(type)}, {"factor", factor}};
+  if (type == RopeType::Yarn || type == RopeType::Llama3)
+    s["original_max_position_embeddings"] = original_max_position_embeddings;
+  if (type == RopeType::Llama3) {
+    s["low_freq_factor"] = low_freq_factor;
+    s["high_freq_factor"] = high_freq_factor;
+  }
+  if (type == RopeType::Yarn) {
+    s["beta_fast"] = beta_fast;
+    s["beta_slow"] = beta_slow;
+    s["truncate"] = truncate;
+    if (attention_factor) s["attention_factor"] = *attention_factor;
+    if (mscale) s["mscale"] = *mscale;
+    if (mscale_all_dim) s["mscale_all_dim"] = *mscale_all_dim;
+  }
+  c["rope_scaling"] = std::move(s);
+}
+
 int RopeParams::rotary_dim(int head_dim) const {
   const int dim = int(head_dim * partial_rotary_factor);  // transformers: int(head_dim * factor)
   const int min_dim = type == RopeType::Dynamic ? 4 : 2;  // dynamic raises to dim / (dim - 2)

@@ -19,6 +19,8 @@
 #include "lmq/formats/gguf_names.h"
 #include "lmq/formats/gguf_writer.h"
 #include "lmq/half.h"
+#include "lmq/model/gguf_rope.h"
+#include "lmq/tokenizer/gguf_vocab.h"
 
 namespace lmq {
 namespace fs = std::filesystem;
@@ -284,44 +286,12 @@ std::string gguf_tensor_name(const std::string& hf) {
   fail("tensor '{}' has no GGUF name lmq knows", hf);
 }
 
-GgufExportReport export_gguf(const Model& src, const std::string& out, const GgufExportOptions& o,
-                             const GgufProgress& progress) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const ModelConfig& c = src.config();
-  const std::string arch = c.arch == Arch::Qwen2 ? "qwen2" : "llama";
-  const Tokenizer& tok = src.tokenizer();
+namespace {
 
-  GgufWriter w(out);
-  // ---- metadata
-  std::string dir_name = fs::path(src.path()).filename().string();
-  if (dir_name.empty()) dir_name = fs::path(src.path()).parent_path().filename().string();
-  if (fs::path(dir_name).has_extension() && !fs::is_directory(src.path())) dir_name = fs::path(dir_name).stem().string();
-  const std::string label = size_label(src.param_count());
-  std::string basename = dir_name;
-  if (const size_t dash = basename.rfind('-'); dash != std::string::npos && lower(basename.substr(dash + 1)) == lower(label))
-    basename = basename.substr(0, dash);
-  w.set("general.architecture", GgufValue::str(arch));
-  w.set("general.type", GgufValue::str("model"));
-  w.set("general.name", GgufValue::str(o.name.empty() ? title_case(dir_name) : o.name));
-  w.set("general.basename", GgufValue::str(basename));
-  w.set("general.size_label", GgufValue::str(label));
-  const std::string a = arch + ".";
-  w.set(a + "block_count", GgufValue::u32(uint32_t(c.n_layers)));
-  w.set(a + "context_length", GgufValue::u32(uint32_t(c.max_pos)));
-  w.set(a + "embedding_length", GgufValue::u32(uint32_t(c.hidden)));
-  w.set(a + "feed_forward_length", GgufValue::u32(uint32_t(c.ffn)));
-  w.set(a + "attention.head_count", GgufValue::u32(uint32_t(c.n_heads)));
-  w.set(a + "attention.head_count_kv", GgufValue::u32(uint32_t(c.n_kv_heads)));
-  w.set(a + "rope.freq_base", GgufValue::f32(float(c.rope_theta)));
-  w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::f32(c.norm_eps));
-  w.set(a + "attention.key_length", GgufValue::u32(uint32_t(c.head_dim)));
-  w.set(a + "attention.value_length", GgufValue::u32(uint32_t(c.head_dim)));
-  w.set(a + "vocab_size", GgufValue::u32(uint32_t(c.vocab)));
-  w.set(a + "rope.dimension_count", GgufValue::u32(uint32_t(c.head_dim)));
-
-  // ---- tokenizer (SentencePiece → llama.cpp's "llama" vocabulary)
+// SentencePiece → llama.cpp's "llama" vocabulary.
+void write_spm_vocab(GgufWriter& w, const Tokenizer& tok, const ModelConfig& c, const std::string& path) {
   const int n_sp = tok.vocab_size();
-  if (n_sp > c.vocab) fail("{}: the tokenizer has {} pieces, the embedding only {} rows", src.path(), n_sp, c.vocab);
+  if (n_sp > c.vocab) fail("{}: the tokenizer has {} pieces, the embedding only {} rows", path, n_sp, c.vocab);
   std::vector<GgufValue> tokens, scores, types;
   int unk = -1;
   for (int i = 0; i < c.vocab; ++i) {
@@ -347,6 +317,83 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
   if (unk >= 0) w.set("tokenizer.ggml.unknown_token_id", GgufValue::u32(uint32_t(unk)));
   w.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(c.add_bos));
   w.set("tokenizer.ggml.add_eos_token", GgufValue::boolean(false));
+}
+
+// RoPE scaling the way llama.cpp's converter stores it: linear and YaRN as keys, Llama-3's as the
+// rope_freqs tensor (returned, to be written first as the converter does; empty otherwise).
+std::vector<float> write_rope_scaling(GgufWriter& w, const std::string& a, const ModelConfig& c, const std::string& path) {
+  const RopeParams& r = c.rope;
+  if (!c.rope_freq_factors.empty()) return c.rope_freq_factors;  // read from a GGUF: kept as they are
+  switch (r.type) {
+    case RopeType::Default: return {};
+    case RopeType::Llama3: return llamacpp_rope_freqs(r, c.head_dim);
+    case RopeType::Linear:
+      w.set(a + "rope.scaling.type", GgufValue::str("linear"));
+      w.set(a + "rope.scaling.factor", GgufValue::f32(float(r.factor)));
+      return {};
+    case RopeType::Yarn:
+      w.set(a + "rope.scaling.type", GgufValue::str("yarn"));
+      w.set(a + "rope.scaling.factor", GgufValue::f32(float(r.factor)));
+      w.set(a + "rope.scaling.original_context_length", GgufValue::u32(uint32_t(r.original_max_position_embeddings)));
+      if (r.attention_factor) w.set(a + "rope.scaling.yarn_attn_factor", GgufValue::f32(float(*r.attention_factor)));
+      w.set(a + "rope.scaling.yarn_beta_fast", GgufValue::f32(float(r.beta_fast)));
+      w.set(a + "rope.scaling.yarn_beta_slow", GgufValue::f32(float(r.beta_slow)));
+      // llama.cpp has no yarn mscale/mscale_all_dim keys for these architectures, nor truncate.
+      if (r.mscale || r.mscale_all_dim || !r.truncate)
+        fail("{}: YaRN with mscale, mscale_all_dim or truncate=false cannot be written for llama.cpp", path);
+      return {};
+    case RopeType::Dynamic: break;
+  }
+  fail("{}: RoPE type {} has no GGUF form llama.cpp reads", path, rope_type_name(r.type));
+}
+
+}  // namespace
+
+GgufExportReport export_gguf(const Model& src, const std::string& out, const GgufExportOptions& o,
+                             const GgufProgress& progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const ModelConfig& c = src.config();
+  // Mistral is written as llama.cpp's converter writes it: the llama architecture.
+  const std::string arch = c.arch == Arch::Qwen2 ? "qwen2" : c.arch == Arch::Qwen3 ? "qwen3" : "llama";
+  const Tokenizer& tok = src.tokenizer();
+
+  GgufWriter w(out);
+  // ---- metadata
+  std::string dir_name = fs::path(src.path()).filename().string();
+  if (dir_name.empty()) dir_name = fs::path(src.path()).parent_path().filename().string();
+  if (fs::path(dir_name).has_extension() && !fs::is_directory(src.path())) dir_name = fs::path(dir_name).stem().string();
+  const std::string label = size_label(src.param_count());
+  std::string basename = dir_name;
+  if (const size_t dash = basename.rfind('-'); dash != std::string::npos && lower(basename.substr(dash + 1)) == lower(label))
+    basename = basename.substr(0, dash);
+  w.set("general.architecture", GgufValue::str(arch));
+  w.set("general.type", GgufValue::str("model"));
+  w.set("general.name", GgufValue::str(o.name.empty() ? title_case(dir_name) : o.name));
+  w.set("general.basename", GgufValue::str(basename));
+  w.set("general.size_label", GgufValue::str(label));
+  const std::string a = arch + ".";
+  w.set(a + "block_count", GgufValue::u32(uint32_t(c.n_layers)));
+  w.set(a + "context_length", GgufValue::u32(uint32_t(c.max_pos)));
+  w.set(a + "embedding_length", GgufValue::u32(uint32_t(c.hidden)));
+  w.set(a + "feed_forward_length", GgufValue::u32(uint32_t(c.ffn)));
+  w.set(a + "attention.head_count", GgufValue::u32(uint32_t(c.n_heads)));
+  w.set(a + "attention.head_count_kv", GgufValue::u32(uint32_t(c.n_kv_heads)));
+  w.set(a + "rope.freq_base", GgufValue::f32(float(c.rope.theta)));
+  w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::f32(c.norm_eps));
+  w.set(a + "attention.key_length", GgufValue::u32(uint32_t(c.head_dim)));
+  w.set(a + "attention.value_length", GgufValue::u32(uint32_t(c.head_dim)));
+  w.set(a + "vocab_size", GgufValue::u32(uint32_t(c.vocab)));
+  w.set(a + "rope.dimension_count", GgufValue::u32(uint32_t(c.rope.rotary_dim(c.head_dim))));
+  const std::vector<float> rope_freqs = write_rope_scaling(w, a, c, src.path());
+  GgufExportReport rep;
+
+  if (const BpeTokenizer* bpe = tok.bpe()) {
+    GgufBpeVocab v = gguf_bpe_vocab(*bpe, c.vocab, c.bos_id, c.eos_id);
+    if (!v.warning.empty()) rep.warnings.push_back(src.path() + ": " + v.warning);
+    for (auto& [k, val] : v.metadata) w.set(k, std::move(val));
+  } else {
+    write_spm_vocab(w, tok, c, src.path());
+  }
   w.set("general.quantization_version", GgufValue::u32(2));
   w.set("general.file_type", GgufValue::u32(o.scheme.file_type));
 
@@ -358,8 +405,8 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
     int permute_heads = 0;  // > 0: llama Q/K rows to permute with this many heads
   };
   std::vector<Item> plan;
-  GgufExportReport rep;
-  const bool permute = c.arch == Arch::Llama && !c.rope_interleaved;
+  if (!rope_freqs.empty()) w.plan_tensor("rope_freqs.weight", {int64_t(rope_freqs.size())}, Format::F32);
+  const bool permute = (c.arch == Arch::Llama || c.arch == Arch::Mistral) && !c.rope_interleaved;
   for (const Tensor& t : src.tensors()) {
     Item it{&t, gguf_tensor_name(t.name), "", Format::F32};
     if (const TensorTarget* target = o.plan ? o.plan->target(t.name) : nullptr)
@@ -376,6 +423,8 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
   }
 
   // ---- stream: one tensor's floats and bytes in memory at a time
+  if (!rope_freqs.empty())
+    w.write_tensor("rope_freqs.weight", reinterpret_cast<const uint8_t*>(rope_freqs.data()), rope_freqs.size() * 4);
   std::vector<float> f;
   std::vector<uint8_t> bytes;
   quant::QuantStats total;

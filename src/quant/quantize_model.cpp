@@ -245,6 +245,8 @@ QuantizeReport quantize_model(const Model& src, const std::string& out, const Qu
   const Plan plan = plan_model(src, o);
   std::map<std::string, std::string> meta = o.provenance;
   meta["lmq.scheme"] = o.scheme.to_string();
+  if (src.tokenizer().kind() != TokenizerKind::SentencePiece)  // absent: SentencePiece (older files)
+    meta["lmq.tokenizer_kind"] = tokenizer_kind_name(src.tokenizer().kind());
   LmqFileWriter writer(out, src.config().to_hf_json(), src.tokenizer().serialized(), meta, plan.specs);
   QuantizeReport r = run_plan(src, plan, o, progress, [&](size_t i, std::vector<uint8_t>& bytes) {
     writer.write_tensor(plan.specs[i].name, bytes.data(), bytes.size());

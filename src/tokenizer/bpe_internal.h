@@ -94,6 +94,8 @@ struct PreStep {
   SplitBehavior behavior = SplitBehavior::Isolated;
   bool invert = false;
   bool add_prefix_space = false;  // ByteLevel
+  std::string pattern;            // the regex's text as the file wrote it (GGUF export)
+  bool literal = false;           // Split with a String pattern
 };
 
 // The BPE model over the raw bytes of one pre-token (the ByteLevel mapping is implicit: byte b

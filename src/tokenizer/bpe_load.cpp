@@ -9,6 +9,7 @@
 #include "bpe_internal.h"
 #include "lmq/error.h"
 #include "lmq/mapped_file.h"
+#include "lmq/tokenizer/utf8.h"
 
 namespace lmq {
 
@@ -277,6 +278,7 @@ void Loader::load_pre(const json& p, const std::string& where, int depth) {
     if (flag(p, "use_regex", true, where)) {
       t_.regexes.push_back(std::make_unique<Regex>(kGpt2Pattern, false, t_.origin + ": " + where + " (ByteLevel)"));
       step.regex = t_.regexes.back().get();
+      step.pattern = kGpt2Pattern;
     }
   } else if (type == "Split") {
     const json* pattern = get(p, "pattern");
@@ -286,6 +288,8 @@ void Loader::load_pre(const json& p, const std::string& where, int depth) {
     const std::string& text = str(re ? *re : *lit, where + ".pattern");
     t_.regexes.push_back(std::make_unique<Regex>(text, !re, t_.origin + ": " + where + " (Split)"));
     step.regex = t_.regexes.back().get();
+    step.pattern = text;
+    step.literal = !re;
     const json* behavior = get(p, "behavior");
     if (!behavior) bad(where, "Split needs a behavior");
     static const std::pair<const char*, SplitBehavior> kBehaviors[] = {
@@ -412,5 +416,101 @@ BpeTokenizer BpeTokenizer::from_json_text(std::string_view text, const std::stri
 }
 
 BpeTokenizer BpeTokenizer::from_file(const std::string& path) { return from_json_text(read_text_file(path), path); }
+
+namespace {
+
+// The single-sequence TemplateProcessing that puts `prefix` and `suffix` around the text.
+json template_of(const BpeParts& p) {
+  json single = json::array(), specials = json::object();
+  auto special = [&](int id) {
+    const std::string name = id >= 0 && size_t(id) < p.tokens.size() ? p.tokens[size_t(id)] : std::to_string(id);
+    single.push_back({{"SpecialToken", {{"id", name}, {"type_id", 0}}}});
+    specials[name] = {{"id", name}, {"ids", {id}}, {"tokens", {name}}};
+  };
+  for (const int id : p.prefix) special(id);
+  single.push_back({{"Sequence", {{"id", "A"}, {"type_id", 0}}}});
+  for (const int id : p.suffix) special(id);
+  return {{"type", "TemplateProcessing"}, {"single", single}, {"pair", json::array()}, {"special_tokens", specials}};
+}
+
+// The tokenizer.json a BpeParts stands for. The vocabulary of the BPE model ends after its last
+// ordinary token; added tokens (control, user-defined) past it exist only as added tokens, as in
+// tokenizers' files, and those inside it are in both.
+json json_of_parts(const BpeParts& p) {
+  if (p.tokens.empty()) fail("{}: the vocabulary is empty", p.origin);
+  if (p.token_types.size() != p.tokens.size())
+    fail("{}: {} token types for {} tokens", p.origin, p.token_types.size(), p.tokens.size());
+  const size_t n = p.tokens.size();
+  for (size_t id = 0; id < n; ++id)
+    if (!utf8_valid(p.tokens[id])) fail("{}: token {} is not valid UTF-8", p.origin, id);
+  auto added_type = [&](size_t id) { return p.token_types[id] == 3 || p.token_types[id] == 4; };
+  size_t model_size = n;
+  while (model_size > 0 && added_type(model_size - 1)) --model_size;
+  json vocab = json::object();
+  for (size_t id = 0; id < model_size; ++id)
+    if (!vocab.emplace(p.tokens[id], id).second)
+      fail("{}: token {} ('{}') is also token {}", p.origin, id, p.tokens[id], vocab[p.tokens[id]].get<size_t>());
+  json added = json::array();
+  for (size_t id = 0; id < n; ++id)
+    if (added_type(id))
+      added.push_back({{"id", id}, {"content", p.tokens[id]}, {"special", p.token_types[id] == 3}, {"normalized", false}});
+  json steps = json::array();
+  for (const std::string& re : p.split_regexes)
+    steps.push_back({{"type", "Split"}, {"pattern", {{"Regex", re}}}, {"behavior", "Isolated"}, {"invert", false}});
+  steps.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}});
+  json model = {{"type", "BPE"}, {"vocab", std::move(vocab)}, {"merges", p.merges}, {"ignore_merges", p.ignore_merges}};
+  return {{"version", "1.0"},
+          {"model", std::move(model)},
+          {"added_tokens", std::move(added)},
+          {"pre_tokenizer", {{"type", "Sequence"}, {"pretokenizers", std::move(steps)}}},
+          {"post_processor", template_of(p)},
+          {"decoder", {{"type", "ByteLevel"}}}};
+}
+
+}  // namespace
+
+BpeTokenizer BpeTokenizer::from_parts(const BpeParts& p) {
+  const json root = json_of_parts(p);
+  auto impl = std::make_shared<Impl>();
+  impl->origin = p.origin;
+  try {
+    Loader(*impl).load(root);
+  } catch (const json::exception& e) {
+    fail("{}: unexpected structure: {}", p.origin, e.what());
+  }
+  return BpeTokenizer(std::move(impl));
+}
+
+std::string BpeTokenizer::json_of(const BpeParts& p) {
+  from_parts(p);  // checked as it will be read
+  return json_of_parts(p).dump();
+}
+
+std::vector<std::string> BpeTokenizer::merges() const {
+  std::vector<std::pair<int, uint64_t>> by_rank;
+  for (const auto& [pair, merged] : impl_->model.merges) by_rank.emplace_back(merged.first, pair);
+  std::sort(by_rank.begin(), by_rank.end());
+  std::vector<std::string> out;
+  out.reserve(by_rank.size());
+  for (const auto& [rank, pair] : by_rank)
+    out.push_back(impl_->pieces[size_t(pair >> 32)] + " " + impl_->pieces[size_t(uint32_t(pair))]);
+  return out;
+}
+
+bool BpeTokenizer::ignore_merges() const { return impl_->model.ignore_merges; }
+
+std::optional<std::vector<std::string>> BpeTokenizer::split_regexes() const {
+  std::vector<std::string> out;
+  for (const PreStep& s : impl_->pre_steps) {
+    if (s.kind == PreStep::Kind::ByteLevel) {
+      if (s.add_prefix_space) return std::nullopt;
+      if (s.regex) out.push_back(s.pattern);
+    } else {
+      if (s.literal || s.invert || s.behavior != SplitBehavior::Isolated) return std::nullopt;
+      out.push_back(s.pattern);
+    }
+  }
+  return out;
+}
 
 }  // namespace lmq

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "lmq/codecs/ggml_blocks.h"
@@ -104,6 +105,25 @@ GgufValue truncated(const GgufValue& v) {
   return GgufValue::array(v.elem_type, std::move(elems));
 }
 
+// A gpt2 vocabulary's merges whose tokens are all among the first kPieces (so the cut vocabulary
+// still loads).
+GgufValue merges_within(const GgufFile& f, const GgufValue& merges) {
+  std::set<std::string> kept;
+  for (const std::string& t : f.get_string_array("tokenizer.ggml.tokens")) {
+    if (kept.size() == kPieces) break;
+    kept.insert(t);
+  }
+  std::vector<std::string> out;
+  for (const GgufValue& m : std::get<std::vector<GgufValue>>(merges.v)) {
+    const std::string& s = std::get<std::string>(m.v);
+    const size_t sp = s.find(' ');
+    if (sp != std::string::npos && kept.count(s.substr(0, sp)) && kept.count(s.substr(sp + 1)) &&
+        kept.count(s.substr(0, sp) + s.substr(sp + 1)))
+      out.push_back(s);
+  }
+  return GgufValue::string_array(out);
+}
+
 // A fixture's metadata (vocabulary cut to kPieces), and with its tensor infos too, each tensor
 // shrunk to one row of one block with the fixture's own first bytes.
 void gguf_seeds(const fs::path& fixture) {
@@ -114,7 +134,11 @@ void gguf_seeds(const fs::path& fixture) {
     fs::create_directories(dest.parent_path());
     GgufWriter w(dest.string());
     for (const auto& [k, v] : f.metadata())
-      if (k != "general.alignment") w.set(k, truncated(v));
+      if (k == "tokenizer.ggml.merges") w.set(k, merges_within(f, v));
+      else if ((k == "tokenizer.ggml.bos_token_id" || k == "tokenizer.ggml.eos_token_id") && v.is_unsigned() &&
+               std::get<uint64_t>(v.v) >= kPieces)
+        w.set(k, GgufValue::u32(uint32_t(kPieces - 1)));  // the cut vocabulary's last token
+      else if (k != "general.alignment") w.set(k, truncated(v));
     if (with_tensors)
       for (const Tensor& t : f.tensors()) {
         const int64_t bs = ggml_block_size(t.format), cols = bs > 1 ? bs : 4;

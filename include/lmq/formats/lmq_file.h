@@ -9,7 +9,8 @@
 //   - "__metadata__" (written first) holds "lmq.format" = "lmq-1", "lmq.config" (Hugging Face
 //     style config JSON), "lmq.tensors" (JSON: per tensor its format, shape, integer
 //     parameters, scheme and exact byte length), and free-form "lmq.*" provenance keys;
-//   - the tensor "lmq.tokenizer" holds the SentencePiece model's serialized bytes.
+//   - the tensor "lmq.tokenizer" holds the tokenizer's serialized bytes: the SentencePiece model,
+//     or with metadata lmq.tokenizer_kind = "bpe" the tokenizer.json text.
 // The writer streams: the header is computed from the planned sizes, then each tensor is
 // written as it is produced (never two full copies of a model in memory), through AtomicFile.
 #pragma once
@@ -43,7 +44,7 @@ uint64_t stored_bytes(Format f, const IntParams& q, const std::vector<int64_t>& 
 // format) but not interpreted: model/ turns it into a Model.
 struct LmqFileContents {
   std::string config_json;      // "lmq.config", a Hugging Face style config
-  std::string tokenizer_bytes;  // the serialized SentencePiece model
+  std::string tokenizer_bytes;  // the serialized tokenizer (see lmq.tokenizer_kind)
   std::map<std::string, std::string> metadata;  // every "__metadata__" key
   std::vector<Tensor> tensors;  // pointing into the mapped file
   std::shared_ptr<void> storage;  // keeps the mapping alive

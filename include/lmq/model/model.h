@@ -1,7 +1,8 @@
 // A loaded causal LM: its config, its tokenizer and its weights, each weight a Tensor that
 // points into a memory-mapped file (never copied). Sources, recognized by content:
 //   - a Hugging Face directory: config.json + model.safetensors or a sharded
-//     model.safetensors.index.json, tokenizer.model;
+//     model.safetensors.index.json, and tokenizer.model (SentencePiece) or else tokenizer.json
+//     (byte-level BPE);
 //   - lmq's own quantized file (a safetensors container, see docs/file-format.md);
 //   - a GGUF file (llama.cpp).
 // Tensors carry the Hugging Face names whatever the source ("model.layers.0.self_attn.q_proj.weight").
@@ -22,6 +23,7 @@ struct LayerWeights {
   const Tensor* attn_norm = nullptr;
   const Tensor *wq = nullptr, *wk = nullptr, *wv = nullptr, *wo = nullptr;
   const Tensor *bq = nullptr, *bk = nullptr, *bv = nullptr;  // Qwen2 only
+  const Tensor *q_norm = nullptr, *k_norm = nullptr;         // Qwen3 only: [head_dim]
   const Tensor* ffn_norm = nullptr;
   const Tensor *w_gate = nullptr, *w_up = nullptr, *w_down = nullptr;
 };
@@ -35,7 +37,9 @@ class Model {
   const std::string& path() const { return path_; }
   const std::string& source_kind() const { return kind_; }  // "hf", "lmq" or "gguf"
   uint64_t file_bytes() const { return file_bytes_; }       // bytes of the model files on disk
-  const Tokenizer& tokenizer() const;                       // loaded on first use
+  // Loaded on first use (an unsupported tokenizer file fails here, naming it); SentencePiece's
+  // BOS rule comes from the config's add_bos/bos_id, BPE's from its template.
+  const Tokenizer& tokenizer() const;
 
   const std::vector<Tensor>& tensors() const { return tensors_; }  // every tensor, source order
   const Tensor* find(const std::string& name) const;
@@ -57,8 +61,12 @@ class Model {
     uint64_t file_bytes = 0;
     std::vector<Tensor> tensors;
     std::vector<std::shared_ptr<void>> storage;
-    std::string tokenizer_path;   // a tokenizer.model file, or
-    std::string tokenizer_bytes;  // its serialized bytes
+    // The tokenizer: a file (tokenizer.model / tokenizer.json), or its serialized bytes
+    // (Tokenizer::serialized()), or one already built (shared, e.g. by GGUF's loader).
+    TokenizerKind tokenizer_kind = TokenizerKind::SentencePiece;
+    std::string tokenizer_path;
+    std::string tokenizer_bytes;
+    std::shared_ptr<const Tokenizer> tokenizer;
     std::map<std::string, std::string> metadata;
   };
   static std::unique_ptr<Model> from_parts(Parts parts);
@@ -87,8 +95,9 @@ class Model {
   std::vector<std::shared_ptr<void>> storage_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
+  TokenizerKind tokenizer_kind_ = TokenizerKind::SentencePiece;
   std::string tokenizer_path_, tokenizer_bytes_;
-  mutable std::optional<Tokenizer> tokenizer_;
+  mutable std::shared_ptr<const Tokenizer> tokenizer_;
   const Tensor *embed_ = nullptr, *final_norm_ = nullptr, *lm_head_ = nullptr;
   std::vector<LayerWeights> layers_;
 };

@@ -37,6 +37,9 @@ struct RopeParams {
   // `config` is a parsed config.json; `origin` names it for errors.
   static RopeParams from_config(const nlohmann::json& config, const std::string& origin);
   static RopeParams from_config_text(std::string_view config_json, const std::string& origin);
+  // Writes these settings into a config.json object in the legacy style (top-level rope_theta,
+  // rope_scaling with rope_type; partial_rotary_factor when not 1), which from_config reads back.
+  void to_config(nlohmann::json& config) const;
   // The number of rotated dims of a head of `head_dim` (even; checked against the factor).
   int rotary_dim(int head_dim) const;
 };

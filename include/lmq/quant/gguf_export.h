@@ -72,6 +72,9 @@ struct GgufExportReport {
   uint64_t params = 0, tensor_bytes = 0, file_bytes = 0;
   double bpw = 0, rel_rms = 0, seconds = 0;
   int n_fallback = 0;
+  // What llama.cpp will do differently from the model (a pre-tokenizer regex it does not know),
+  // one line each, for the caller to print.
+  std::vector<std::string> warnings;
 };
 
 // The ggml name of an HF tensor name ("model.layers.3.mlp.down_proj.weight" → "blk.3.ffn_down.weight");

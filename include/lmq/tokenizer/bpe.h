@@ -16,9 +16,29 @@
 
 namespace lmq {
 
+// A byte-level BPE given by its parts rather than a tokenizer.json: what a GGUF vocabulary holds
+// (include/lmq/tokenizer/gguf_vocab.h). Pre-tokenization is the regexes in order, each splitting
+// the pieces of the one before and keeping the text between matches as pieces too (tokenizers'
+// Split with Isolated, llama.cpp's unicode_regex_split), then the byte-level mapping.
+struct BpeParts {
+  std::string origin;                      // the file, for errors
+  std::vector<std::string> tokens;         // id → byte-level string ("Ġthe") or added token text
+  std::vector<int> token_types;            // llama.cpp's, per id: 3 control and 4 user-defined are
+                                           // added tokens (3 special), the rest the BPE vocabulary
+  std::vector<std::string> merges;         // "a b", highest priority first
+  std::vector<std::string> split_regexes;  // Oniguruma syntax, as tokenizer.json writes them
+  bool ignore_merges = false;              // a word that is a vocabulary entry is one token
+  std::vector<int> prefix, suffix;         // put around the text when add_special (BOS, EOS)
+};
+
 class BpeTokenizer {
  public:
   static BpeTokenizer from_file(const std::string& path);
+  // Checked as a tokenizer.json is (the same loader reads the equivalent document).
+  static BpeTokenizer from_parts(const BpeParts& parts);
+  // That equivalent tokenizer.json (what lmq's file stores for a tokenizer read from GGUF);
+  // from_json_text of it gives the same tokenizer. Checks as from_parts does.
+  static std::string json_of(const BpeParts& parts);
   // `origin` names where the text came from (a path), for errors.
   static BpeTokenizer from_json_text(std::string_view json_text, const std::string& origin);
 
@@ -52,6 +72,14 @@ class BpeTokenizer {
   int bos_id() const { return adds_bos() ? prefix_ids().front() : -1; }
 
   const std::string& origin() const;
+
+  // For writers of other formats (GGUF): the merges as "a b" by rank, ignore_merges, and the
+  // pre-tokenizer as a list of Isolated regex splits (BpeParts::split_regexes; the ByteLevel
+  // step's own regex counts as the last one) — nothing when it is not such a list (an inverted
+  // or non-Isolated Split, a literal pattern, add_prefix_space).
+  std::vector<std::string> merges() const;
+  bool ignore_merges() const;
+  std::optional<std::vector<std::string>> split_regexes() const;
 
   struct Impl;
 
