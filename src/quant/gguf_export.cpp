@@ -248,22 +248,8 @@ GgufScheme parse_gguf_scheme(const std::string& s0) {
          "q6_k) or a llama.cpp mixture (q3_k_s q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m)",
          s0);
   }
-  switch (r.base) {
-    case Format::F32: r.file_type = 0; break;
-    case Format::F16: r.file_type = 1; break;
-    case Format::BF16: r.file_type = 32; break;
-    case Format::Q4_0: r.file_type = 2; break;
-    case Format::Q4_1: r.file_type = 3; break;
-    case Format::Q8_0: r.file_type = 7; break;
-    case Format::Q5_0: r.file_type = 8; break;
-    case Format::Q5_1: r.file_type = 9; break;
-    case Format::Q2_K: r.file_type = 10; break;
-    case Format::Q3_K: r.file_type = 11; break;
-    case Format::Q4_K: r.file_type = 14; break;
-    case Format::Q5_K: r.file_type = 16; break;
-    case Format::Q6_K: r.file_type = 18; break;
-    default: break;
-  }
+  LMQ_CHECK(format_traits(r.base).llama_ftype >= 0, "ggml type {} without a llama_ftype", format_traits(r.base).name);
+  r.file_type = uint32_t(format_traits(r.base).llama_ftype);
   return r;
 }
 
