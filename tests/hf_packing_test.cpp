@@ -148,7 +148,10 @@ RC_GTEST_PROP(HfPacking, CompressedTensorsMatchesReferenceAndRoundTrips, ()) {
       const uint32_t field = (uint32_t(p[o * words + i / per]) >> ((i % per) * bits)) & ((1u << bits) - 1);
       RC_ASSERT(field == codes[o * in + i]);
     }
-  if (in % per) RC_ASSERT(uint32_t(p[words - 1]) >> ((in % per) * bits) == 0u);  // zero padding
+  if (in % per) {  // the tail of each row's last word is zero padding
+    const uint32_t tail = uint32_t(p[words - 1]) >> ((in % per) * bits);
+    RC_ASSERT(tail == 0u);
+  }
   std::vector<uint8_t> back(codes.size());
   ct_unpack_weight(p.data(), out, in, bits, back.data());
   RC_ASSERT(back == codes);
