@@ -1,6 +1,7 @@
 #include "lmq/formats/atomic_dir.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -42,6 +43,9 @@ AtomicDir::AtomicDir(std::string dest) : dest_(std::move(dest)) {
   }
   tmp_ = dest_ + ".tmp-XXXXXX";
   if (!::mkdtemp(tmp_.data())) fail("{}: cannot create a temporary directory beside it: {}", dest_, std::strerror(errno));
+  const mode_t mask = ::umask(0);  // mkdtemp makes it 0700; a model directory is as mkdir would make it
+  ::umask(mask);
+  ::chmod(tmp_.c_str(), 0777 & ~mask);
 }
 
 AtomicDir::~AtomicDir() {

@@ -391,6 +391,13 @@ void write_text(const std::string& path, const std::string& text) {
   f.commit();
 }
 
+// A copy with the mode of every file lmq writes (the source's may be read-only).
+void copy_file(const std::string& from, const std::string& to) {
+  std::ifstream in(from, std::ios::binary);
+  if (!in) fail("{}: cannot read", from);
+  write_text(to, std::string(std::istreambuf_iterator<char>(in), {}));
+}
+
 ojson read_json(const std::string& path) {
   std::ifstream in(path);
   if (!in) fail("{}: cannot read", path);
@@ -408,13 +415,13 @@ void write_side_files(const Model& src, const std::string& from, const std::stri
   config["quantization_config"] = qc;
   write_text(dir + "/config.json", config.dump(2) + "\n");
   if (fs::exists(from + "/generation_config.json"))
-    fs::copy_file(from + "/generation_config.json", dir + "/generation_config.json");
+    copy_file(from + "/generation_config.json", dir + "/generation_config.json");
   else
     write_text(dir + "/generation_config.json",
                ojson{{"bos_token_id", src.config().bos_id}, {"eos_token_id", src.config().eos_id}}.dump(2) + "\n");
   for (const char* f : {"tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                         "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json"})
-    if (fs::exists(from + "/" + f)) fs::copy_file(from + "/" + f, dir + "/" + f);
+    if (fs::exists(from + "/" + f)) copy_file(from + "/" + f, dir + "/" + f);
 }
 
 }  // namespace
