@@ -1,0 +1,414 @@
+// `lmq quantize --format gptq|awq|compressed-tensors` (quant/hf_export.h), checked independently
+// of the writer: every exported tensor is unpacked by the small unpackers below, written from
+// the formats' documents (AutoGPTQ's qlinear pack, AutoAWQ's WQLinear_GEMM, compressed-tensors'
+// pack_quantized), not calling the writer or codecs/hf_packing.h. Their dequantized weights are
+// compared with
+//   - the source's float weights: for round-to-nearest exports every element lies within the
+//     quantization step (the scale) of its group, and a deliberately mis-ordered unpacker fails
+//     that check;
+//   - lmq's own file of the same quantization, read by lmq's reader: identical, for the
+//     calibrated methods (GPTQ with and without act-order, AWQ), whose weights moved away from
+//     the source's on purpose.
+// The bad-input suite (BadInputHfExport) runs each scheme a format cannot hold.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "lmq/formats/safetensors.h"
+#include "lmq/half.h"
+#include "lmq/mapped_file.h"
+#include "lmq/model/model.h"
+#include "lmq/kernels/matmul.h"
+#include "test_support.h"
+
+using namespace lmq;
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using lmq::test::read_file;
+using lmq::test::run_lmq;
+using lmq::test::shared_path;
+using lmq::test::temp_dir;
+
+namespace {
+
+// ---- reading a checkpoint directory (one file, or shards with an index) ----
+struct Ckpt {
+  std::vector<std::unique_ptr<SafetensorsFile>> files;
+  std::map<std::string, const StTensor*> t;
+  json config;
+  explicit Ckpt(const std::string& dir) {
+    std::set<std::string> names;
+    if (fs::exists(dir + "/model.safetensors.index.json")) {
+      const json idx = json::parse(read_file(dir + "/model.safetensors.index.json"));
+      for (const auto& [k, v] : idx["weight_map"].items()) names.insert(v.get<std::string>());
+    } else {
+      names.insert("model.safetensors");
+    }
+    for (const std::string& n : names) {
+      files.push_back(std::make_unique<SafetensorsFile>(dir + "/" + n));
+      for (const StTensor& s : files.back()->tensors()) t[s.tensor.name] = &s;
+    }
+    config = json::parse(read_file(dir + "/config.json"));
+  }
+  bool has(const std::string& n) const { return t.count(n) != 0; }
+  const StTensor& at(const std::string& n) const {
+    const auto it = t.find(n);
+    if (it == t.end()) throw std::runtime_error("missing tensor " + n);
+    return *it->second;
+  }
+  std::vector<int64_t> shape(const std::string& n) const { return at(n).tensor.shape; }
+  // int32 values (packed words, g_idx), as stored little-endian
+  std::vector<uint32_t> u32(const std::string& n) const {
+    const StTensor& s = at(n);
+    EXPECT_EQ(s.dtype, StDType::I32) << n;
+    std::vector<uint32_t> v(s.tensor.nbytes / 4);
+    std::memcpy(v.data(), s.tensor.data, s.tensor.nbytes);
+    return v;
+  }
+  // float values of an F16 / BF16 / F32 tensor
+  std::vector<float> f32(const std::string& n) const {
+    const StTensor& s = at(n);
+    const size_t k = s.tensor.nbytes / st_dtype_size(s.dtype);
+    std::vector<float> v(k);
+    for (size_t i = 0; i < k; ++i) {
+      const uint8_t* p = s.tensor.data + i * st_dtype_size(s.dtype);
+      uint16_t h = 0;
+      if (s.dtype == StDType::F32) {
+        std::memcpy(&v[i], p, 4);
+        continue;
+      }
+      std::memcpy(&h, p, 2);
+      if (s.dtype == StDType::F16) v[i] = f16_to_f32(h);
+      else if (s.dtype == StDType::BF16) v[i] = bf16_to_f32(h);
+      else ADD_FAILURE() << n << ": not a float tensor";
+    }
+    return v;
+  }
+};
+
+// ---- the unpackers, from the formats' documents ----
+// Field k of b bits in an LSB-first bitstream over 32-bit words, where word(w) gives word w:
+// AutoGPTQ packs 32/b fields per word for b = 2/4/8 and, for b = 3, 32 fields into 3 words with
+// fields 10 and 21 straddling the word boundaries — both are this one stream.
+template <typename Word>
+uint32_t field(const Word& word, int64_t k, int b) {
+  const int64_t bit = k * b;
+  const int64_t w = bit / 32, sh = bit % 32;
+  uint64_t v = word(w);
+  if (sh + b > 32) v |= uint64_t(word(w + 1)) << 32;
+  return uint32_t((v >> sh) & ((1u << b) - 1));
+}
+
+struct Deq {
+  std::vector<float> w;     // [out, in]
+  std::vector<float> step;  // the scale of each element's group
+};
+
+// GPTQ: qweight [in·b/32, out] packed along the inputs (column j is a stream over the inputs),
+// qzeros [groups, out·b/32] packed along the outputs, zero point stored minus one in v1
+// ("gptq"), as is in v2; scales [groups, out]; g_idx [in]; w = s·(q − z).
+Deq deq_gptq(const Ckpt& c, const std::string& base, int b, bool v1) {
+  const auto qw = c.u32(base + ".qweight"), qz = c.u32(base + ".qzeros"), gi = c.u32(base + ".g_idx");
+  const auto sc = c.f32(base + ".scales");
+  const int64_t out = c.shape(base + ".qweight")[1], in = c.shape(base + ".g_idx")[0];
+  const int64_t zw = c.shape(base + ".qzeros")[1];
+  Deq d{std::vector<float>(size_t(out * in)), std::vector<float>(size_t(out * in))};
+  for (int64_t j = 0; j < out; ++j)
+    for (int64_t i = 0; i < in; ++i) {
+      const int64_t g = int64_t(gi[size_t(i)]);
+      const uint32_t q = field([&](int64_t w) { return qw[size_t(w * out + j)]; }, i, b);
+      const int32_t z = int32_t(field([&](int64_t w) { return qz[size_t(g * zw + w)]; }, j, b)) + (v1 ? 1 : 0);
+      const float s = sc[size_t(g * out + j)];
+      d.w[size_t(j * in + i)] = s * float(int32_t(q) - z);
+      d.step[size_t(j * in + i)] = s;
+    }
+  return d;
+}
+
+// AWQ gemm: qweight [in, out/8], word w of row i holds outputs 8w..8w+7, nibble k (bits 4k..)
+// holding output 8w + order[k] with AutoAWQ's order {0, 2, 4, 6, 1, 3, 5, 7}; qzeros [groups,
+// out/8] the same; scales [groups, out]; groups of consecutive inputs; w = s·(q − z).
+constexpr std::array<int, 8> kAwqDocOrder = {0, 2, 4, 6, 1, 3, 5, 7};
+Deq deq_awq(const Ckpt& c, const std::string& base, const std::array<int, 8>& order) {
+  const auto qw = c.u32(base + ".qweight"), qz = c.u32(base + ".qzeros");
+  const auto sc = c.f32(base + ".scales");
+  const int64_t in = c.shape(base + ".qweight")[0], out = c.shape(base + ".scales")[1];
+  const int64_t groups = c.shape(base + ".scales")[0], G = in / groups;
+  const auto nib = [&](const std::vector<uint32_t>& m, int64_t row, int64_t o) {
+    for (int k = 0; k < 8; ++k)
+      if (o % 8 == order[size_t(k)]) return int32_t((m[size_t(row * (out / 8) + o / 8)] >> (4 * k)) & 15);
+    return -1;
+  };
+  Deq d{std::vector<float>(size_t(out * in)), std::vector<float>(size_t(out * in))};
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t i = 0; i < in; ++i) {
+      const float s = sc[size_t(i / G * out + o)];
+      d.w[size_t(o * in + i)] = s * float(nib(qw, i, o) - nib(qz, i / G, o));
+      d.step[size_t(o * in + i)] = s;
+    }
+  return d;
+}
+
+// compressed-tensors pack-quantized: signed q in [−2^(b−1), 2^(b−1)) stored as q + 2^(b−1),
+// weight_packed [out, ceil(in·b/32)] packed along dim 1; weight_zero_point (asymmetric only)
+// [ceil(out·b/32), groups] packed along dim 0, also offset by 2^(b−1); weight_scale [out,
+// groups]; weight_shape = [out, in]; w = s·(q − zp).
+Deq deq_ct_packed(const Ckpt& c, const std::string& base, int b) {
+  const auto wp = c.u32(base + ".weight_packed");
+  const auto sc = c.f32(base + ".weight_scale");
+  const StTensor& shp = c.at(base + ".weight_shape");
+  EXPECT_EQ(shp.dtype, StDType::I64);
+  int64_t dims[2];
+  std::memcpy(dims, shp.tensor.data, 16);
+  const int64_t out = dims[0], in = dims[1], words = c.shape(base + ".weight_packed")[1];
+  const int64_t groups = c.shape(base + ".weight_scale")[1], G = in / groups;
+  const bool asym = c.has(base + ".weight_zero_point");
+  const std::vector<uint32_t> zp = asym ? c.u32(base + ".weight_zero_point") : std::vector<uint32_t>{};
+  const int32_t off = 1 << (b - 1);
+  Deq d{std::vector<float>(size_t(out * in)), std::vector<float>(size_t(out * in))};
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t i = 0; i < in; ++i) {
+      const int64_t g = i / G;
+      const int32_t q = int32_t(field([&](int64_t w) { return wp[size_t(o * words + w)]; }, i, b)) - off;
+      const int32_t z = asym ? int32_t(field([&](int64_t w) { return zp[size_t(w * groups + g)]; }, o, b)) - off : 0;
+      const float s = sc[size_t(o * groups + g)];
+      d.w[size_t(o * in + i)] = s * float(q - z);
+      d.step[size_t(o * in + i)] = s;
+    }
+  return d;
+}
+
+// compressed-tensors int-quantized: weight int8 [out, in] = q, weight_scale [out, 1]; w = s·q.
+Deq deq_ct_int8(const Ckpt& c, const std::string& base) {
+  const StTensor& w = c.at(base + ".weight");
+  EXPECT_EQ(w.dtype, StDType::I8);
+  const auto sc = c.f32(base + ".weight_scale");
+  const int64_t out = w.tensor.shape[0], in = w.tensor.shape[1];
+  Deq d{std::vector<float>(size_t(out * in)), std::vector<float>(size_t(out * in))};
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t i = 0; i < in; ++i) {
+      d.w[size_t(o * in + i)] = sc[size_t(o)] * float(int8_t(w.tensor.data[o * in + i]));
+      d.step[size_t(o * in + i)] = sc[size_t(o)];
+    }
+  return d;
+}
+
+const char* kLinears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                          "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+
+// Every decoder linear of the export, dequantized by `deq`.
+template <typename F>
+std::map<std::string, Deq> deq_all(const Ckpt& c, int layers, F&& deq) {
+  std::map<std::string, Deq> m;
+  for (int l = 0; l < layers; ++l)
+    for (const char* lin : kLinears) {
+      const std::string base = "model.layers." + std::to_string(l) + "." + lin;
+      m[base + ".weight"] = deq(base);
+    }
+  return m;
+}
+
+// Elements farther than their group's step from the source's float weights.
+int64_t outside_step(const Ckpt& src, const std::map<std::string, Deq>& deq) {
+  int64_t bad = 0;
+  for (const auto& [name, d] : deq) {
+    const std::vector<float> w = src.f32(name);
+    EXPECT_EQ(w.size(), d.w.size()) << name;
+    for (size_t k = 0; k < w.size() && k < d.w.size(); ++k)
+      if (!(std::fabs(w[k] - d.w[k]) <= d.step[k] * (1 + 1e-6f) + 1e-12f)) ++bad;
+  }
+  return bad;
+}
+
+int n_layers(const std::string& model) { return json::parse(read_file(model + "/config.json"))["num_hidden_layers"]; }
+
+std::string export_dir(const std::string& model, const std::vector<std::string>& flags) {
+  const std::string out = temp_dir() + "/export";
+  std::vector<std::string> args = {"quantize", model, "-o", out, "--threads", "2"};
+  args.insert(args.end(), flags.begin(), flags.end());
+  const auto r = run_lmq(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return out;
+}
+
+struct Model2 {
+  std::string name;
+  std::string path() const { return shared_path("models/" + name); }
+};
+
+class HfExportRtn : public ::testing::TestWithParam<std::string> {};
+
+}  // namespace
+
+// Round to nearest into every format: each element within its group's step of the source's
+// weights; GPTQ also 3-bit and 8-bit per-channel, v1 and v2; mis-ordered unpacking fails.
+TEST_P(HfExportRtn, EveryElementWithinItsStep) {
+  const std::string model = shared_path("models/" + GetParam());
+  if (!fs::exists(model)) GTEST_SKIP() << "missing model";
+  const Ckpt src(model);
+  const int L = n_layers(model);
+  {
+    const Ckpt c(export_dir(model, {"--format", "gptq", "--scheme", "int4:g128"}));
+    EXPECT_EQ(c.config["quantization_config"]["checkpoint_format"], "gptq");
+    EXPECT_EQ(outside_step(src, deq_all(c, L, [&](const std::string& b) { return deq_gptq(c, b, 4, true); })), 0);
+    // v2 zero points read as v1 are off by one code: most elements leave their step
+    EXPECT_GT(outside_step(src, deq_all(c, L, [&](const std::string& b) { return deq_gptq(c, b, 4, false); })), 0);
+  }
+  {
+    const Ckpt c(export_dir(model, {"--format", "gptq", "--scheme", "int3:g128:asym"}));
+    EXPECT_EQ(c.config["quantization_config"]["checkpoint_format"], "gptq_v2");
+    EXPECT_EQ(c.config["quantization_config"]["sym"], false);
+    EXPECT_EQ(outside_step(src, deq_all(c, L, [&](const std::string& b) { return deq_gptq(c, b, 3, false); })), 0);
+  }
+  {
+    const Ckpt c(export_dir(model, {"--format", "gptq", "--scheme", "int8:channel"}));
+    EXPECT_EQ(c.config["quantization_config"]["group_size"], -1);
+    EXPECT_EQ(outside_step(src, deq_all(c, L, [&](const std::string& b) { return deq_gptq(c, b, 8, true); })), 0);
+  }
+  {
+    const Ckpt c(export_dir(model, {"--format", "awq", "--scheme", "int4:g128:asym"}));
+    EXPECT_EQ(c.config["quantization_config"]["version"], "gemm");
+    EXPECT_EQ(outside_step(src, deq_all(c, L, [&](const std::string& b) { return deq_awq(c, b, kAwqDocOrder); })), 0);
+    // the nibbles in plain order (0..7) instead of AWQ's: the check fails
+    const std::array<int, 8> plain = {0, 1, 2, 3, 4, 5, 6, 7};
+    EXPECT_GT(outside_step(src, deq_all(c, L, [&](const std::string& b) { return deq_awq(c, b, plain); })), 0);
+  }
+  for (const char* scheme : {"int4:g128", "int4:g128:asym", "int8:channel:asym"}) {
+    const Ckpt c(export_dir(model, {"--format", "compressed-tensors", "--scheme", scheme}));
+    EXPECT_EQ(c.config["quantization_config"]["format"], "pack-quantized");
+    const int b = scheme[3] - '0';
+    EXPECT_EQ(outside_step(src, deq_all(c, L, [&](const std::string& x) { return deq_ct_packed(c, x, b); })), 0)
+        << scheme;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, HfExportRtn, ::testing::Values("lmq-llama-25m", "lmq-qwen2-21m"));
+
+namespace {
+
+const char* kFloatRest = "(embed_tokens|lm_head|norm|bias)=bf16";  // what the exports keep in bf16
+
+std::string calib_file() {
+  static const std::string path = [] {
+    const std::string text = read_file(shared_path("text/docs-valid.txt"));
+    const std::string p = temp_dir() + "/calib.txt";
+    lmq::test::write_file(p, text.substr(text.size() / 2, 20000));  // not the evaluation half
+    return p;
+  }();
+  return path;
+}
+
+// The same quantization into lmq's file, every tensor but the decoder linears in bf16 as the
+// exports keep them; its linears dequantized by lmq's reader.
+std::map<std::string, std::vector<float>> lmq_file_linears(const std::string& model, std::vector<std::string> flags) {
+  const std::string out = temp_dir() + "/same.lmq";
+  std::vector<std::string> args = {"quantize", model, "-o", out, "--threads", "2", "--override", kFloatRest};
+  args.insert(args.end(), flags.begin(), flags.end());
+  const auto r = run_lmq(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::map<std::string, std::vector<float>> m;
+  const auto q = Model::load(out);
+  for (const Tensor& t : q->tensors()) {
+    if (t.format != Format::LMQ_INT) continue;
+    std::vector<float> v(size_t(t.numel()));
+    dequantize_rows(t, 0, t.rows(), v.data());
+    m[t.name] = std::move(v);
+  }
+  return m;
+}
+
+// Elements of the export (independently unpacked) that differ from lmq's file.
+int64_t differ(const std::map<std::string, Deq>& deq, const std::map<std::string, std::vector<float>>& lmq) {
+  int64_t bad = 0;
+  EXPECT_EQ(deq.size(), lmq.size());
+  for (const auto& [name, d] : deq) {
+    const auto it = lmq.find(name);
+    if (it == lmq.end()) {
+      ADD_FAILURE() << name << " not quantized in lmq's file";
+      continue;
+    }
+    for (size_t k = 0; k < d.w.size(); ++k) bad += d.w[k] != it->second[k];
+  }
+  return bad;
+}
+
+class HfExportCalibrated : public ::testing::TestWithParam<std::string> {};
+
+}  // namespace
+
+// GPTQ (with and without act-order) and AWQ exports hold exactly lmq's quantization: the
+// independently unpacked weights equal those of lmq's file made with the same flags.
+TEST_P(HfExportCalibrated, IdenticalToLmqFile) {
+  const std::string model = shared_path("models/" + GetParam());
+  if (!fs::exists(model)) GTEST_SKIP() << "missing model";
+  const int L = n_layers(model);
+  const std::vector<std::string> calib = {"--calib", calib_file(), "--calib-samples", "4", "--calib-len", "128"};
+  const auto with = [&](std::vector<std::string> a) {
+    a.insert(a.end(), calib.begin(), calib.end());
+    return a;
+  };
+  for (bool act_order : {false, true}) {
+    std::vector<std::string> f = with({"--scheme", "int4:g128", "--method", "gptq"});
+    if (act_order) f.push_back("--act-order");
+    std::vector<std::string> fx = f;
+    fx.insert(fx.end(), {"--format", "gptq"});
+    const Ckpt c(export_dir(model, fx));
+    const json& qc = c.config["quantization_config"];
+    EXPECT_EQ(qc["desc_act"], act_order);
+    EXPECT_EQ(qc["static_groups"], act_order);
+    EXPECT_EQ(qc["group_size"], 128);
+    EXPECT_EQ(qc["bits"], 4);
+    EXPECT_EQ(differ(deq_all(c, L, [&](const std::string& b) { return deq_gptq(c, b, 4, true); }),
+                     lmq_file_linears(model, f)),
+              0)
+        << "act_order " << act_order;
+  }
+  {
+    const std::vector<std::string> f = with({"--scheme", "int4:g128:asym", "--method", "awq"});
+    std::vector<std::string> fx = f;
+    fx.insert(fx.end(), {"--format", "awq"});
+    const Ckpt c(export_dir(model, fx));
+    const auto lmq = lmq_file_linears(model, f);
+    EXPECT_EQ(differ(deq_all(c, L, [&](const std::string& b) { return deq_awq(c, b, kAwqDocOrder); }), lmq), 0);
+    const std::array<int, 8> swapped = {0, 2, 4, 6, 1, 3, 7, 5};  // two nibbles swapped
+    EXPECT_GT(differ(deq_all(c, L, [&](const std::string& b) { return deq_awq(c, b, swapped); }), lmq), 0);
+  }
+  {  // compressed-tensors with act-order: weight_g_idx, actorder "group"
+    const std::vector<std::string> f = with({"--scheme", "int4:g128:asym", "--method", "gptq", "--act-order"});
+    std::vector<std::string> fx = f;
+    fx.insert(fx.end(), {"--format", "compressed-tensors"});
+    const Ckpt c(export_dir(model, fx));
+    EXPECT_EQ(c.config["quantization_config"]["config_groups"]["group_0"]["weights"]["actorder"], "group");
+    EXPECT_TRUE(c.has("model.layers.0.mlp.down_proj.weight_g_idx"));
+    EXPECT_EQ(differ(deq_all(c, L, [&](const std::string& b) { return deq_ct_packed(c, b, 4); }),
+                     lmq_file_linears(model, f)),
+              0);
+  }
+}
+
+// lmq's W8A8 (SmoothQuant folded, dynamic per-token activations) as compressed-tensors
+// int-quantized: int8 weights equal to lmq's file of the same quantization.
+TEST(HfExportW8A8, IntQuantizedIdenticalToLmqFile) {
+  const std::string model = shared_path("models/lmq-qwen2-21m");
+  if (!fs::exists(model)) GTEST_SKIP() << "missing model";
+  const std::vector<std::string> f = {"--scheme",      "int8:channel", "--activations", "int8:dynamic",
+                                      "--calib",       calib_file(),   "--calib-samples", "2",
+                                      "--calib-len",   "64"};
+  std::vector<std::string> fx = f;
+  fx.insert(fx.end(), {"--format", "compressed-tensors"});
+  const Ckpt c(export_dir(model, fx));
+  const json& qc = c.config["quantization_config"];
+  EXPECT_EQ(qc["format"], "int-quantized");
+  EXPECT_EQ(qc["config_groups"]["group_0"]["input_activations"]["strategy"], "token");
+  EXPECT_EQ(qc["config_groups"]["group_0"]["input_activations"]["dynamic"], true);
+  EXPECT_EQ(qc["config_groups"]["group_0"]["weights"]["strategy"], "channel");
+  EXPECT_EQ(differ(deq_all(c, n_layers(model), [&](const std::string& b) { return deq_ct_int8(c, b); }),
+                   lmq_file_linears(model, f)),
+            0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, HfExportCalibrated, ::testing::Values("lmq-llama-25m", "lmq-qwen2-21m"));
