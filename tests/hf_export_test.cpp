@@ -409,3 +409,112 @@ TEST(HfExportW8A8, IntQuantizedIdenticalToLmqFile) {
   EXPECT_EQ(qc["config_groups"]["group_0"]["input_activations"]["dynamic"], true);
   EXPECT_EQ(qc["config_groups"]["group_0"]["weights"]["strategy"], "channel");
 }
+
+// Each scheme a format cannot hold: exit 1, one line naming the flag and saying what the format
+// holds; nothing written.
+TEST(BadInputHfExport, SchemesTheFormatCannotHold) {
+  const std::string model = shared_path("models/lmq-qwen2-21m");
+  if (!fs::exists(model)) GTEST_SKIP() << "missing model";
+  const std::string calib = calib_file();
+  struct Case {
+    std::vector<std::string> flags;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {{"--format", "awq", "--scheme", "int3:g128:asym"}, "3 bits; awq holds 4 bits"},
+      {{"--format", "gptq", "--scheme", "int5:g128"}, "5 bits; gptq holds 2, 3, 4 or 8 bits"},
+      {{"--format", "gptq", "--scheme", "int4:tensor"}, "one scale per tensor; gptq holds"},
+      {{"--format", "awq", "--scheme", "int4:channel:asym"}, "per-channel scales; awq holds 4 bits in groups"},
+      {{"--format", "gptq", "--scheme", "int4:g96"}, "group size 96 does not divide its 256 inputs"},
+      {{"--format", "gptq", "--scheme", "int4:g128:s=bf16"}, "scales not f16"},
+      {{"--format", "compressed-tensors", "--scheme", "int3:g128"}, "3 bits; compressed-tensors pack-quantized holds 4 or 8"},
+      {{"--format", "gptq", "--scheme", "int4:g128", "--override", "k_proj=int8:g128"},
+       "holds one bit width and group size for every decoder linear (vLLM fuses q/k/v and gate/up)"},
+      {{"--format", "gptq", "--scheme", "int4:g128", "--override", "down_proj=bf16"},
+       "the format holds every decoder linear quantized"},
+      {{"--format", "awq", "--scheme", "int4:g128", "--target-bpw", "4.5", "--calib", calib},
+       "--target-bpw: --format awq holds one bit width"},
+      {{"--format", "awq", "--scheme", "int8:channel", "--activations", "int8:dynamic", "--calib", calib},
+       "W8A8 is written as --format compressed-tensors"},
+      {{"--format", "compressed-tensors", "--scheme", "int8:channel", "--activations", "int8", "--calib", calib},
+       "use --activations int8:dynamic"},
+      {{"--format", "compressed-tensors", "--scheme", "int4:g128", "--activations", "int8:dynamic", "--calib", calib},
+       "int-quantized holds int8:channel:sym weights"},
+      {{"--format", "gptq-v3", "--scheme", "int4:g128"}, "expected lmq, gguf, gptq, awq or compressed-tensors"},
+  };
+  for (const Case& c : cases) {
+    const std::string out = temp_dir() + "/out";
+    std::vector<std::string> args = {"quantize", model, "-o", out};
+    args.insert(args.end(), c.flags.begin(), c.flags.end());
+    const auto r = run_lmq(args);
+    EXPECT_EQ(r.exit_code, 1) << c.expect;
+    EXPECT_EQ(r.err.rfind("lmq: error: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_FALSE(fs::exists(out)) << c.expect;
+  }
+}
+
+// A source that is not a Hugging Face directory, and an output that is a foreign directory.
+TEST(BadInputHfExport, SourceAndOutput) {
+  const std::string model = shared_path("models/lmq-qwen2-21m");
+  if (!fs::exists(model)) GTEST_SKIP() << "missing model";
+  const std::string dir = temp_dir(), lmqf = dir + "/m.lmq";
+  ASSERT_EQ(run_lmq({"quantize", model, "-o", lmqf, "--scheme", "bf16"}).exit_code, 0);
+  auto r = run_lmq({"quantize", lmqf, "-o", dir + "/out", "--format", "gptq", "--scheme", "int4:g128"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("needs a Hugging Face model directory as the source"), std::string::npos) << r.err;
+  fs::create_directory(dir + "/notes");
+  lmq::test::write_file(dir + "/notes/keep.txt", "keep");
+  r = run_lmq({"quantize", model, "-o", dir + "/notes", "--format", "gptq", "--scheme", "int4:g128"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not a model directory"), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(dir + "/notes/keep.txt"), "keep");
+}
+
+// Legal checkpoints that miss vLLM's Marlin kernels: one warning line each; a Marlin-friendly one
+// prints none. A second export over the first replaces the directory whole.
+TEST(HfExport, MarlinWarningsAndReplacingAnExport) {
+  const std::string model = shared_path("models/lmq-qwen2-21m");
+  if (!fs::exists(model)) GTEST_SKIP() << "missing model";
+  const std::string out = temp_dir() + "/out";
+  auto r = run_lmq({"quantize", model, "-o", out, "--format", "gptq", "--scheme", "int4:g128", "--max-shard-bytes",
+                    "4000000"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(out + "/model.safetensors.index.json"));  // sharded by the flag
+  EXPECT_TRUE(fs::exists(out + "/tokenizer.model"));
+  EXPECT_TRUE(fs::exists(out + "/generation_config.json"));
+  const Ckpt sharded(out);
+  EXPECT_GE(sharded.files.size(), 3u);
+  EXPECT_FALSE(sharded.has("lm_head.qweight"));
+  EXPECT_EQ(sharded.at("lm_head.weight").dtype, StDType::BF16);  // untied lm_head stays float
+  EXPECT_EQ(sharded.at("model.embed_tokens.weight").dtype, StDType::BF16);
+  EXPECT_EQ(sharded.at("model.layers.0.self_attn.q_proj.bias").dtype, StDType::BF16);
+
+  r = run_lmq({"quantize", model, "-o", out, "--format", "gptq", "--scheme", "int4:g256:asym"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("lmq: warning: --format gptq: group size 256 misses vLLM's Marlin kernels"), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(out + "/model.safetensors.index.json"));  // the old shards went with the old directory
+  const Ckpt one(out);
+  EXPECT_EQ(one.config["quantization_config"]["checkpoint_format"], "gptq_v2");
+
+  r = run_lmq({"quantize", model, "-o", out, "--format", "gptq", "--scheme", "int4:g128:asym"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("lmq: warning: --format gptq: asymmetric weights are written as checkpoint_format gptq_v2"),
+            std::string::npos)
+      << r.err;
+}
+
+// A tied model keeps one embedding (no lm_head tensor written), in the source's bf16.
+TEST(HfExport, TiedEmbeddingsStayTied) {
+  const std::string model = shared_path("models/lmq-llama-25m");
+  if (!fs::exists(model)) GTEST_SKIP() << "missing model";
+  const Ckpt c(export_dir(model, {"--format", "awq", "--scheme", "int4:g128"}));
+  EXPECT_FALSE(c.has("lm_head.weight"));
+  EXPECT_EQ(c.at("model.embed_tokens.weight").dtype, StDType::BF16);
+  EXPECT_EQ(c.config["tie_word_embeddings"], true);
+  EXPECT_EQ(c.at("model.layers.0.input_layernorm.weight").dtype, StDType::BF16);
+}
