@@ -4,7 +4,8 @@
 // (plan_targets in quant/quantize_model.h, plan_gguf_targets in quant/gguf_export.h), mixed
 // precision edits them (calib/mixed.h), calibration fills bytes, values and importance
 // (calib/pipeline.h, calib/w8a8.h), and one writer — quant::quantize_model into lmq's file,
-// quant::export_gguf into GGUF — streams the plan into its sink. A field left empty means "not
+// quant::export_gguf into GGUF, quant::export_hf into a GPTQ/AWQ/compressed-tensors directory —
+// streams the plan into its sink. A field left empty means "not
 // decided": the writer's default.
 #pragma once
 #include <cstdint>
