@@ -441,6 +441,8 @@ TEST(BadInputHfExport, SchemesTheFormatCannotHold) {
       {{"--format", "compressed-tensors", "--scheme", "int4:g128", "--activations", "int8:dynamic", "--calib", calib},
        "int-quantized holds int8:channel:sym weights"},
       {{"--format", "gptq-v3", "--scheme", "int4:g128"}, "expected lmq, gguf, gptq, awq or compressed-tensors"},
+      {{"--format", "gptq", "--scheme", "int4:g128", "--override", "embed_tokens=int8"},
+       "--format gptq quantizes only the decoder blocks' linears; 'model.embed_tokens.weight' can be f32, f16 or bf16"},
   };
   for (const Case& c : cases) {
     const std::string out = temp_dir() + "/out";
@@ -517,4 +519,8 @@ TEST(HfExport, TiedEmbeddingsStayTied) {
   EXPECT_EQ(c.at("model.embed_tokens.weight").dtype, StDType::BF16);
   EXPECT_EQ(c.config["tie_word_embeddings"], true);
   EXPECT_EQ(c.at("model.layers.0.input_layernorm.weight").dtype, StDType::BF16);
+  // asked for, a float tensor takes another float dtype
+  const Ckpt f(export_dir(model, {"--format", "awq", "--scheme", "int4:g128", "--override", "norm=f32"}));
+  EXPECT_EQ(f.at("model.layers.0.input_layernorm.weight").dtype, StDType::F32);
+  EXPECT_EQ(f.at("model.embed_tokens.weight").dtype, StDType::BF16);
 }

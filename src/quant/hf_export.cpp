@@ -131,14 +131,20 @@ QuantPlan plan_hf_targets(const Model& src, const HfExportOptions& o) {
   const TensorTarget keep = lmq_target(float_scheme(src));
   for (const Tensor& t : src.tensors()) {
     TensorTarget& target = *(p.tensors[t.name].target = keep);
-    if (!is_block_linear(t.name)) continue;
-    target = lmq_target(o.q.scheme);
-    for (const auto& ov : o.q.overrides)
-      if (std::regex_search(t.name, ov.re)) {
-        target = lmq_target(ov.scheme);
-        target.fixed = true;
-        break;
-      }
+    const bool linear = is_block_linear(t.name);
+    if (linear) target = lmq_target(o.q.scheme);
+    for (const auto& ov : o.q.overrides) {
+      if (!std::regex_search(t.name, ov.re)) continue;
+      // the formats quantize the decoder linears only; the rest may change float dtype, and
+      // the biases and norms of a linear an integer override names stay as they are
+      if (!linear && ov.scheme.kind == quant::Scheme::Int && t.shape.size() < 2) break;
+      if (!linear && ov.scheme.kind == quant::Scheme::Int)
+        fail("--override '{}={}': --format {} quantizes only the decoder blocks' linears; '{}' can be f32, f16 or bf16",
+             ov.pattern, ov.scheme.to_string(), hf_format_name(o.format), t.name);
+      target = lmq_target(ov.scheme);
+      target.fixed = true;
+      break;
+    }
   }
   return p;
 }

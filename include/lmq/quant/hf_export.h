@@ -46,8 +46,9 @@ struct HfExportOptions {
 
 // True for the linears of the decoder blocks (model.layers.N.{self_attn,mlp}.X_proj.weight).
 bool is_block_linear(const std::string& name);
-// The plan's first step: the decoder linears get o.q.scheme (first matching --override), every
-// other tensor the source's float dtype.
+// The plan's first step: the decoder linears get o.q.scheme, every other tensor the source's
+// float dtype; the first matching --override replaces either (a float one only for the others:
+// throws for an integer scheme on an embedding or lm_head; 1-D tensors keep theirs).
 QuantPlan plan_hf_targets(const Model& src, const HfExportOptions& o);
 // Throws (one line, saying what the format holds) for a scheme or shape the format cannot hold;
 // returns the warnings (vLLM's Marlin kernels missed), one line each.
