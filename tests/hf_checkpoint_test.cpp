@@ -125,6 +125,48 @@ TEST(HfCheckpoint, AwqGroup64) {
   check_reads_exactly(c, false, true, 4);
 }
 
+TEST(HfCheckpoint, CompressedTensorsPackQuantizedAsymActOrder) {
+  CraftSpec s;
+  s.method = "ct-pack";
+  s.bits = 4;
+  s.group = 32;
+  s.sym = false;
+  s.act_order = true;
+  const Crafted c = craft_checkpoint(s);
+  check_reads_exactly(c, true, true, 4);
+}
+
+TEST(HfCheckpoint, CompressedTensorsPackQuantizedSym8BitChannel) {
+  CraftSpec s;
+  s.method = "ct-pack";
+  s.bits = 8;
+  s.group = -1;
+  s.sym = true;
+  const Crafted c = craft_checkpoint(s);
+  check_reads_exactly(c, false, false, 8);
+}
+
+TEST(HfCheckpoint, CompressedTensorsW8A8RunsOnDynamicActivations) {
+  CraftSpec s;
+  s.method = "ct-int8";
+  s.bits = 8;
+  s.group = -1;
+  s.sym = true;
+  const Crafted c = craft_checkpoint(s);
+  const auto m = Model::load(c.dir);
+  for (const auto& [name, want] : c.expected) {
+    const Tensor& t = *m->find(name);
+    ASSERT_EQ(t.format, Format::LMQ_INT);
+    EXPECT_FALSE(t.q.asym);
+    std::vector<float> got(want.size());
+    dequantize_rows(t, 0, t.rows(), got.data());
+    ASSERT_EQ(got, want) << name;
+  }
+  // The checkpoint asks for dynamic per-token int8 activations: a plain run uses them.
+  Runner r(*m, 4);
+  EXPECT_EQ(r.act_quant(), ActQuant::DynamicAbsmax);
+}
+
 TEST(HfCheckpoint, CliRunsAndInspectsACraftedCheckpoint) {
   CraftSpec s;
   s.method = "gptq";
@@ -139,4 +181,15 @@ TEST(HfCheckpoint, CliRunsAndInspectsACraftedCheckpoint) {
   EXPECT_NE(ins.out.find("int4:g32:asym"), std::string::npos) << ins.out;
   const RunResult run = run_lmq({"run", c.dir, "-p", "The kernel", "-n", "8"});
   ASSERT_EQ(run.exit_code, 0) << run.err;
+  const std::string text = shared_path("text/docs-valid.txt");
+  const RunResult ev = run_lmq({"eval", c.dir, "--text", text, "--windows", "2", "--ctx", "64"});
+  ASSERT_EQ(ev.exit_code, 0) << ev.err;
+  // Calibration-free quantization from the checkpoint, into lmq's file and GGUF.
+  const std::string out = temp_dir() + "/from-gptq.lmq", gg = temp_dir() + "/from-gptq.gguf";
+  const RunResult q = run_lmq({"quantize", c.dir, "-o", out, "--scheme", "int8:channel:sym"});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  const RunResult g = run_lmq({"quantize", c.dir, "-o", gg, "--format", "gguf", "--scheme", "q8_0"});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  const RunResult ev2 = run_lmq({"eval", gg, "--text", text, "--windows", "2", "--ctx", "64", "--base", c.dir});
+  ASSERT_EQ(ev2.exit_code, 0) << ev2.err;
 }
