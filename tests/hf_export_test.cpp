@@ -23,6 +23,7 @@
 #include "lmq/mapped_file.h"
 #include "lmq/model/model.h"
 #include "lmq/kernels/matmul.h"
+#include "lmq/model/forward.h"
 #include "test_support.h"
 
 using namespace lmq;
@@ -283,6 +284,8 @@ TEST_P(HfExportRtn, EveryElementWithinItsStep) {
 
 INSTANTIATE_TEST_SUITE_P(Models, HfExportRtn, ::testing::Values("lmq-llama-25m", "lmq-qwen2-21m"));
 
+
+
 namespace {
 
 const char* kFloatRest = "(embed_tokens|lm_head|norm|bias)=bf16";  // what the exports keep in bf16
@@ -298,22 +301,52 @@ std::string calib_file() {
 }
 
 // The same quantization into lmq's file, every tensor but the decoder linears in bf16 as the
-// exports keep them; its linears dequantized by lmq's reader.
-std::map<std::string, std::vector<float>> lmq_file_linears(const std::string& model, std::vector<std::string> flags) {
+// exports keep them: the model, and its linears dequantized by lmq's reader.
+struct LmqSame {
+  std::unique_ptr<Model> model;
+  std::map<std::string, std::vector<float>> linears;
+};
+LmqSame lmq_file(const std::string& model, std::vector<std::string> flags) {
   const std::string out = temp_dir() + "/same.lmq";
   std::vector<std::string> args = {"quantize", model, "-o", out, "--threads", "2", "--override", kFloatRest};
   args.insert(args.end(), flags.begin(), flags.end());
   const auto r = run_lmq(args);
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  std::map<std::string, std::vector<float>> m;
-  const auto q = Model::load(out);
-  for (const Tensor& t : q->tensors()) {
+  LmqSame s;
+  s.model = Model::load(out);
+  for (const Tensor& t : s.model->tensors()) {
     if (t.format != Format::LMQ_INT) continue;
     std::vector<float> v(size_t(t.numel()));
     dequantize_rows(t, 0, t.rows(), v.data());
-    m[t.name] = std::move(v);
+    s.linears[t.name] = std::move(v);
   }
-  return m;
+  return s;
+}
+
+std::vector<float> logits_of(const Model& m) {
+  const std::vector<int> ids = {1, 450, 8466, 310, 278, 1824, 338, 263, 1243, 29889, 13, 1576};
+  Runner r(m, int(ids.size()));
+  std::vector<float> out(ids.size() * size_t(m.config().vocab));
+  r.forward(ids.data(), int(ids.size()), out.data(), true);
+  return out;
+}
+
+// The round trip through lmq's reader of these checkpoints (model/hf_quant.h): the export read
+// back has the dequantized weights and the logits of lmq's file of the same quantization, exactly.
+void expect_round_trip(const std::string& dir, const LmqSame& same) {
+  const auto back = Model::load(dir);
+  size_t quantized = 0;
+  for (const Tensor& t : back->tensors()) {
+    if (t.format != Format::LMQ_INT) continue;
+    ++quantized;
+    std::vector<float> v(size_t(t.numel()));
+    dequantize_rows(t, 0, t.rows(), v.data());
+    const auto it = same.linears.find(t.name);
+    ASSERT_NE(it, same.linears.end()) << t.name;
+    EXPECT_TRUE(v == it->second) << t.name << " read back differs from lmq's file";
+  }
+  EXPECT_EQ(quantized, same.linears.size()) << dir;
+  EXPECT_TRUE(logits_of(*back) == logits_of(*same.model)) << dir << ": logits differ from lmq's file";
 }
 
 // Elements of the export (independently unpacked) that differ from lmq's file.
@@ -332,17 +365,21 @@ int64_t differ(const std::map<std::string, Deq>& deq, const std::map<std::string
 }
 
 // Runs `flags` (and the calibration) into the format and into lmq's file; the export's decoder
-// linears, unpacked by `deq`, must equal the file's exactly. Returns the export.
+// linears, unpacked by `deq`, must equal the file's exactly, and so must the export read back by
+// lmq (weights and logits). Returns the export.
 template <typename Deq_>
 Ckpt expect_identical(const std::string& model, std::vector<std::string> flags, const std::string& format,
                       Deq_&& deq, std::map<std::string, std::vector<float>>* lmq_out = nullptr) {
   flags.insert(flags.end(), {"--calib", calib_file(), "--calib-samples", "2", "--calib-len", "64"});
   std::vector<std::string> fx = flags;
   fx.insert(fx.end(), {"--format", format});
-  Ckpt c(export_dir(model, fx));
-  auto lmq = lmq_file_linears(model, flags);
-  EXPECT_EQ(differ(deq_all(c, n_layers(model), [&](const std::string& b) { return deq(c, b); }), lmq), 0) << format;
-  if (lmq_out) *lmq_out = std::move(lmq);
+  const std::string dir = export_dir(model, fx);
+  Ckpt c(dir);
+  LmqSame same = lmq_file(model, flags);
+  EXPECT_EQ(differ(deq_all(c, n_layers(model), [&](const std::string& b) { return deq(c, b); }), same.linears), 0)
+      << format;
+  expect_round_trip(dir, same);
+  if (lmq_out) *lmq_out = std::move(same.linears);
   return c;
 }
 
@@ -524,3 +561,27 @@ TEST(HfExport, TiedEmbeddingsStayTied) {
   EXPECT_EQ(f.at("model.layers.0.input_layernorm.weight").dtype, StDType::F32);
   EXPECT_EQ(f.at("model.embed_tokens.weight").dtype, StDType::BF16);
 }
+
+namespace {
+class HfExportRoundTrip : public ::testing::TestWithParam<std::string> {};
+}  // namespace
+
+// Every format, round to nearest, read back by lmq: the weights and logits of lmq's file of the
+// same scheme (the calibrated exports do the same in expect_identical).
+TEST_P(HfExportRoundTrip, ReadBackEqualsLmqFile) {
+  const std::string model = shared_path("models/" + GetParam());
+  if (!fs::exists(model)) GTEST_SKIP() << "missing model";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"gptq", "int4:g128"},
+      {"gptq", "int4:g128:asym"},
+      {"awq", "int4:g128:asym"},
+      {"compressed-tensors", "int4:g128"},
+      {"compressed-tensors", "int4:g128:asym"},
+  };
+  for (const auto& [format, scheme] : cases) {
+    SCOPED_TRACE(format + " " + scheme);
+    expect_round_trip(export_dir(model, {"--format", format, "--scheme", scheme}), lmq_file(model, {"--scheme", scheme}));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, HfExportRoundTrip, ::testing::Values("lmq-llama-25m", "lmq-qwen2-21m"));
