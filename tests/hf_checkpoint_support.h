@@ -30,6 +30,7 @@ struct CraftSpec {
   bool sym = true;
   bool act_order = false;                   // a shuffled, non-monotone g_idx
   bool v1 = true;                           // GPTQ checkpoint_format gptq (else gptq_v2); v1 needs zeros >= 1
+  bool coarse_scales = false;               // scales of 7 significant bits: −s·z exact in fp16 (Q4_1)
   unsigned seed = 7;
 };
 
@@ -41,6 +42,12 @@ struct Crafted {
 namespace craft {
 
 inline float f16r(float x) { return f16_to_f32(f32_to_f16(x)); }
+// x to 7 significant bits (then a 4-bit zero point times it fits fp16's 11).
+inline float coarse(float x) {
+  int e;
+  const float m = std::frexp(x, &e);
+  return f16r(std::ldexp(std::round(m * 128) / 128, e));
+}
 
 struct Rtn {
   std::vector<uint8_t> codes;                // [out, in]
@@ -51,7 +58,7 @@ struct Rtn {
 
 // Round-to-nearest of w [out, in] with the groups that g_idx assigns.
 inline Rtn rtn(const std::vector<float>& w, int64_t out, int64_t in, int bits, const std::vector<int32_t>& g_idx,
-               int64_t groups, bool sym) {
+               int64_t groups, bool sym, bool coarse_scales = false) {
   const int32_t qmax = (1 << bits) - 1;
   std::vector<std::vector<int64_t>> cols(static_cast<size_t>(groups));
   for (int64_t c = 0; c < in; ++c) cols[size_t(g_idx[size_t(c)])].push_back(c);
@@ -75,6 +82,10 @@ inline Rtn rtn(const std::vector<float>& w, int64_t out, int64_t in, int bits, c
       } else {
         s = f16r(std::max(hi - lo, 1e-6f) / float(qmax));
         z = std::clamp(int32_t(std::lround(-lo / s)), 0, qmax);
+      }
+      if (coarse_scales) {
+        s = coarse(s);
+        if (!sym) z = std::clamp(int32_t(std::lround(-lo / s)), 0, qmax);
       }
       r.scales[size_t(o * groups + g)] = s;
       r.zeros[size_t(o * groups + g)] = z;
@@ -180,7 +191,7 @@ inline Crafted craft_checkpoint(const CraftSpec& s) {
     std::iota(order.begin(), order.end(), 0);
     if (s.act_order) std::shuffle(order.begin(), order.end(), rng);
     for (int64_t k = 0; k < in; ++k) g_idx[size_t(order[size_t(k)])] = int32_t(k / G);
-    const craft::Rtn q = craft::rtn(w, out, in, s.bits, g_idx, groups, s.sym);
+    const craft::Rtn q = craft::rtn(w, out, in, s.bits, g_idx, groups, s.sym, s.coarse_scales);
     craft::add_linear(s, t.name.substr(0, t.name.size() - 7), out, in, groups, q, g_idx, entries);
     c.expected[t.name] = q.expected;
   }

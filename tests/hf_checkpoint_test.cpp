@@ -25,9 +25,9 @@ using namespace lmq::test;
 namespace {
 
 // Logits of the first 12 tokens of a fixed id sequence.
-std::vector<float> logits_of(const Model& m) {
+std::vector<float> logits_of(const Model& m, RunOptions opts = {}) {
   const std::vector<int> ids = {1, 450, 8466, 310, 278, 1824, 338, 263, 1243, 29889, 13, 1576};
-  Runner r(m, int(ids.size()));
+  Runner r(m, int(ids.size()), opts);
   std::vector<float> out(ids.size() * size_t(m.config().vocab));
   r.forward(ids.data(), int(ids.size()), out.data(), true);
   return out;
@@ -113,6 +113,19 @@ TEST(HfCheckpoint, GptqV2Asymmetric4BitActOrderOnCodeKernels) {
   s.v1 = false;
   const Crafted c = craft_checkpoint(s);
   check_reads_exactly(c, true, true, 4);
+  // On the int8-activation kernels too (the permuted input is quantized per token): only
+  // activation rounding separates it from the float model of the same weights.
+  const auto m = Model::load(c.dir);
+  const auto ref = float_model_of(*Model::load(shared_path("models/lmq-llama-25m")), c);
+  RunOptions dyn;
+  dyn.act_quant = ActQuant::DynamicAbsmax;
+  const auto a = logits_of(*m, dyn), b = logits_of(*ref);
+  double max_diff = 0, max_abs = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    max_diff = std::max(max_diff, double(std::fabs(a[i] - b[i])));
+    max_abs = std::max(max_abs, double(std::fabs(b[i])));
+  }
+  EXPECT_LT(max_diff, 0.05 * max_abs) << "max |logit| " << max_abs;
 }
 
 TEST(HfCheckpoint, AwqGroup64) {
@@ -181,6 +194,9 @@ TEST(HfCheckpoint, CliRunsAndInspectsACraftedCheckpoint) {
   EXPECT_NE(ins.out.find("int4:g32:asym"), std::string::npos) << ins.out;
   const RunResult run = run_lmq({"run", c.dir, "-p", "The kernel", "-n", "8"});
   ASSERT_EQ(run.exit_code, 0) << run.err;
+  const RunResult bench = run_lmq({"bench", c.dir, "--prefill", "16", "--decode", "4", "--reps", "1",
+                                   "--act-quant", "dynamic"});
+  ASSERT_EQ(bench.exit_code, 0) << bench.err;
   const std::string text = shared_path("text/docs-valid.txt");
   const RunResult ev = run_lmq({"eval", c.dir, "--text", text, "--windows", "2", "--ctx", "64"});
   ASSERT_EQ(ev.exit_code, 0) << ev.err;

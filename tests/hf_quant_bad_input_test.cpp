@@ -138,6 +138,12 @@ TEST(BadInputHfQuant, PackedTensorWithTheWrongDtype) {
   expect_error(checkpoint(gptq_config(), e), {"model.safetensors", kPrefix + ".scales", "dtype I16"});
 }
 
+TEST(BadInputHfQuant, PackedAndFloatWeightOfOneLinear) {
+  auto e = gptq_linear();
+  e.push_back({kPrefix + ".weight", "F16", {kOut, kIn}, zeros_of(kOut * kIn, 2)});
+  expect_error(checkpoint(gptq_config(), e), {"model.safetensors", kPrefix + ".qweight", "both claim the same linear"});
+}
+
 TEST(BadInputHfQuant, ActOrderGroupsOfTheWrongSize) {
   auto e = gptq_linear();  // 40 inputs in group 0, 24 in group 1: not a layout of group_size 32
   std::vector<int32_t> g(kIn, 1);

@@ -110,6 +110,7 @@ QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) 
   r.gguf = true;
   r.method = cq.method;
   prepare_calibrated(*m, plan, cq, &r.calib, block_progress(cq.method, hooks));
+  carry_exact_blocks(*m, plan);  // a quantized source's codes, where the block type holds them
   o.plan = &plan;
   r.gguf_report = export_gguf(*m, q.out, o, hooks.tensors);
   // with --target-bpw the allocation sets every weight's target; the scheme only sets the rest

@@ -334,6 +334,13 @@ void print_calib_summary(const calib::CalibQuantReport& crep, const std::string&
              double(peak_rss_bytes()) / (1 << 20));
 }
 
+// GgufTensorReport::path in words.
+std::string gguf_path_label(const std::string& path) {
+  if (path == "carried") return "carried exactly";
+  if (path == "requantized") return "requantized from the dequantized weights";
+  return path;
+}
+
 void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
                         std::chrono::steady_clock::time_point t_start) {
   const calib::QuantizeJob& q = qo.job;
@@ -346,10 +353,12 @@ void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
     json j{{"model", path},         {"output", q.out},         {"format", "gguf"},    {"scheme", recipe},
            {"params", r.params},    {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes},
            {"bpw", r.bpw},          {"rel_rms", r.rel_rms},    {"fallbacks", r.n_fallback},
+           {"carried", r.n_carried}, {"requantized", r.n_requantized},
            {"seconds", r.seconds},  {"peak_rss_bytes", peak_rss_bytes()}, {"method", q.method}};
     for (const auto& t : r.tensors)
       j["tensors"].push_back({{"name", t.name}, {"hf_name", t.hf_name}, {"type", t.type}, {"shape", t.shape},
-                              {"params", t.params}, {"bytes", t.bytes}, {"rel_rms", t.rel_rms}, {"note", t.note}});
+                              {"params", t.params}, {"bytes", t.bytes}, {"rel_rms", t.rel_rms}, {"note", t.note},
+                              {"path", t.path}});
     for (const auto& l : crep.layers)
       j["gptq_layers"].push_back({{"name", l.name}, {"gptq_output_err", l.gptq_err}, {"ref_output_err", l.rtn_err}});
     add_awq_groups(j, crep);
@@ -358,10 +367,13 @@ void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
   }
   fmt::print("{:<32} {:<6} {:>8} {:>10}  {}\n", "tensor", "type", "bpw", "rel RMS", "");
   for (const auto& t : r.tensors)
-    fmt::print("{:<32} {:<6} {:>8.3f} {:>10.5f}  {}\n", t.name, t.type, 8.0 * double(t.bytes) / double(t.params),
-               t.rel_rms, t.note);
+    fmt::print("{:<32} {:<6} {:>8.3f} {:>10.5f}  {}{}{}\n", t.name, t.type, 8.0 * double(t.bytes) / double(t.params),
+               t.rel_rms, t.note, t.note.empty() || t.path.empty() ? "" : "; ", gguf_path_label(t.path));
   fmt::print("\ntotal: {} params, {} tensor bytes = {:.3f} bits per weight, rel RMS {:.5f}, {} fallbacks\n", r.params,
              r.tensor_bytes, r.bpw, r.rel_rms, r.n_fallback);
+  if (r.n_carried + r.n_requantized > 0)
+    fmt::print("quantized source: {} tensors carried exactly (codes and scales as they are), {} requantized from "
+               "their dequantized weights\n", r.n_carried, r.n_requantized);
   fmt::print("wrote {} ({} bytes, GGUF {}) in {:.1f} s, peak memory {:.1f} MiB\n", q.out, r.file_bytes, recipe,
              r.seconds, double(peak_rss_bytes()) / (1 << 20));
   if (out.method != calib::Method::Rtn) print_calib_summary(crep, q.method, t_start, "llama.cpp's quantizer");

@@ -446,6 +446,8 @@ std::vector<HfTensor> load_hf_quantized(const HfQuantConfig& q, const std::vecto
     if (!ends_with(n, "." + suffixes[0])) continue;
     if (q.method == HfQuantMethod::CtInt8 && t.st->dtype != StDType::I8) continue;
     const std::string prefix = n.substr(0, n.size() - suffixes[0].size() - 1);
+    if (q.method != HfQuantMethod::CtInt8 && by_name.contains(prefix + ".weight"))
+      fail("{} and a float '{}.weight' both claim the same linear", what(t), prefix);
     Pieces p{prefix, {}};
     for (const std::string& s : suffixes)
       if (const auto it = by_name.find(prefix + "." + s); it != by_name.end()) p.by_suffix[s] = it->second;

@@ -30,6 +30,8 @@ struct TensorTarget {
 struct TensorPlan {
   std::optional<TensorTarget> target;  // unset: the writer resolves it from its options
   std::vector<uint8_t> bytes;      // stored bytes a method chose (GPTQ, AWQ), in the target format
+  bool carried = false;            // GGUF: `bytes` are the source's own LMQ_INT codes and scales, carried
+                                   // over exactly (quant::carry_exact_blocks), not a second rounding
   quant::QuantStats stats;         // the error of `bytes` (lmq's file reports it)
   std::vector<float> values;       // float values replacing the source's (AWQ's folded norms, biases)
   std::vector<float> importance;   // per input column, weighting the writer's own fit (awmse)
