@@ -585,3 +585,31 @@ TEST_P(HfExportRoundTrip, ReadBackEqualsLmqFile) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, HfExportRoundTrip, ::testing::Values("lmq-llama-25m", "lmq-qwen2-21m"));
+
+// lmq's own GPTQ export (symmetric 4-bit g32) into GGUF Q4_0: every decoder linear carried
+// over without a second rounding (the reader's hand-off, quant/gguf_carry.cpp), so the GGUF's
+// linears dequantize to the export's read back.
+TEST(HfExport, GptqG32ExportCarriedIntoQ4_0) {
+  const std::string model = shared_path("models/lmq-llama-25m");
+  if (!fs::exists(model)) GTEST_SKIP() << "missing model";
+  const std::string dir = export_dir(model, {"--format", "gptq", "--scheme", "int4:g32"});
+  const std::string gguf = temp_dir() + "/x.gguf";
+  // the embedding kept in bf16 as in the export (llama.cpp's recipe would give it Q6_K)
+  const auto r = run_lmq(
+      {"quantize", dir, "-o", gguf, "--format", "gguf", "--scheme", "q4_0", "--override", "embed_tokens=bf16", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  int carried = 0;
+  for (const auto& t : j["tensors"]) {
+    const bool linear = t["hf_name"].get<std::string>().find("_proj.weight") != std::string::npos;
+    EXPECT_EQ(t["path"] == "carried", linear) << t["hf_name"];
+    carried += t["path"] == "carried";
+  }
+  EXPECT_EQ(carried, 8 * 7);
+  // the GGUF computes what the export computes
+  const auto a = Model::load(dir), b = Model::load(gguf);
+  const auto la = logits_of(*a), lb = logits_of(*b);
+  float mx = 0, diff = 0;
+  for (size_t k = 0; k < la.size(); ++k) mx = std::max(mx, std::fabs(la[k])), diff = std::max(diff, std::fabs(la[k] - lb[k]));
+  EXPECT_LT(diff, 1e-3f * mx) << "max |Δlogit| " << diff << " of " << mx;
+}
