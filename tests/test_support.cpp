@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <nlohmann/json.hpp>
 
 extern char** environ;
 
@@ -86,6 +87,21 @@ RunResult run_program(const std::string& exe, const std::vector<std::string>& ar
   r.out = read_file(out_path);
   r.err = read_file(err_path);
   return r;
+}
+
+void write_safetensors(const std::string& path, const std::vector<StEntry>& tensors) {
+  nlohmann::json h;
+  h["__metadata__"] = {{"format", "pt"}};
+  std::string data;
+  for (const StEntry& t : tensors) {
+    h[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {data.size(), data.size() + t.bytes.size()}}};
+    data += t.bytes;
+  }
+  std::string header = h.dump();
+  header.append((8 - header.size() % 8) % 8, ' ');
+  std::string head(8, '\0');
+  for (int i = 0; i < 8; ++i) head[size_t(i)] = char((uint64_t(header.size()) >> (8 * i)) & 0xff);
+  write_file(path, head + header + data);
 }
 
 }  // namespace lmq::test

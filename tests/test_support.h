@@ -1,5 +1,6 @@
 // Helpers for tests: where ../shared is, and running the lmq binary as a user would.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,21 @@ RunResult run_lmq(const std::vector<std::string>& args);
 RunResult run_program(const std::string& exe, const std::vector<std::string>& args);
 
 void write_file(const std::string& path, const std::string& bytes);
+
+// One tensor of a safetensors file: dtype as the format spells it ("F16", "I32", ...), the
+// little-endian bytes of its values.
+struct StEntry {
+  std::string name, dtype;
+  std::vector<int64_t> shape;
+  std::string bytes;
+};
+// Writes a safetensors file by the format's rules ({"format": "pt"} metadata, header padded to
+// 8 bytes, tensors in order); for crafting checkpoints that lmq did not write.
+void write_safetensors(const std::string& path, const std::vector<StEntry>& tensors);
+template <typename T>
+std::string bytes_of(const std::vector<T>& v) {
+  return {reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T)};
+}
 std::string read_file(const std::string& path);
 
 }  // namespace lmq::test

@@ -49,6 +49,11 @@ struct Tensor {
   IntParams q{};  // meaningful for LMQ_INT only
   const uint8_t* data = nullptr;
   uint64_t nbytes = 0;
+  // Act-order checkpoints (model/hf_quant.h): LMQ_INT codes stored over permuted inputs, stored
+  // input j being original input in_perm[j] (cols() entries, kept alive by the tensor's owner).
+  // dequantize_rows gives the original order; kernels that read the codes directly take the
+  // permuted activation (LinearRouter applies it). nullptr: inputs in order.
+  const int32_t* in_perm = nullptr;
 
   int64_t numel() const {
     int64_t n = 1;
@@ -73,8 +78,9 @@ uint64_t format_row_bytes(Format f, int64_t cols);
 // Elements per block (1 for floats).
 int64_t format_block_size(Format f);
 
-// Dequantizes rows [row0, row0+n) of a 2-D (or 1-D, as one row) tensor into out[n * cols].
-// Works for every format; this is the one place the formats meet the forward pass.
+// Dequantizes rows [row0, row0+n) of a 2-D (or 1-D, as one row) tensor into out[n * cols],
+// in the original input order (un-permuting in_perm). Works for every format; this is the one
+// place the formats meet the forward pass.
 void dequantize_rows(const Tensor& t, int64_t row0, int64_t n, float* out);
 
 }  // namespace lmq

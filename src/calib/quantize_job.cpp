@@ -110,10 +110,61 @@ QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) 
   r.gguf = true;
   r.method = cq.method;
   prepare_calibrated(*m, plan, cq, &r.calib, block_progress(cq.method, hooks));
+  carry_exact_blocks(*m, plan);  // a quantized source's codes, where the block type holds them
   o.plan = &plan;
   r.gguf_report = export_gguf(*m, q.out, o, hooks.tensors);
   // with --target-bpw the allocation sets every weight's target; the scheme only sets the rest
   r.scheme = q.target_bpw ? fmt::format("mixed, --target-bpw {}", *q.target_bpw) : o.scheme.name;
+  return r;
+}
+
+// --format gptq|awq|compressed-tensors: a Hugging Face directory (quant/hf_export.h). The
+// decoder linears get the scheme, everything else keeps the source's float dtype; the format's
+// limits are checked before calibration runs.
+QuantizeOutcome quantize_hf(const QuantizeJob& q, const QuantizeHooks& hooks) {
+  HfExportOptions h;
+  h.format = parse_hf_format(q.format);
+  const std::string flag = fmt::format("--format {}", q.format);
+  if (q.hessian_fit) fail("--hessian-fit: only for --format gguf --method gptq");
+  if (q.target_bpw)
+    fail("--target-bpw: {} holds one bit width and group size for every decoder linear (vLLM fuses q/k/v and "
+         "gate/up); mixed precision is for --format lmq or gguf",
+         flag);
+  h.w8a8 = !q.activations.empty();
+  if (h.w8a8 && h.format != HfFormat::CompressedTensors)
+    fail("--activations {}: W8A8 is written as --format compressed-tensors (int-quantized) or lmq", q.activations);
+  if (h.w8a8 && parse_activations_static(q.activations))
+    fail("--activations {}: compressed-tensors int-quantized is written with dynamic per-token int8 activations; "
+         "use --activations int8:dynamic",
+         q.activations);
+  auto m = Model::load(q.model);
+  h.q.scheme = quant::parse_scheme(q.scheme);
+  for (const auto& ov : q.overrides) h.q.overrides.push_back(parse_override(ov));
+  h.q.threads = q.threads;
+  h.damp = q.damp;
+  h.method = q.method;
+  h.source_dir = q.model;
+  h.shard_bytes = q.max_shard_bytes;
+  CalibQuantOptions cq = calib_options(q, *m);
+  cq.target_name = h.q.scheme.to_string();
+  h.act_order = q.act_order && (cq.method == Method::Gptq || cq.method == Method::AwqGptq);
+  // the straight line: targets → (checked) → calibration → W8A8 folding → writer
+  QuantPlan plan = plan_hf_targets(*m, h);
+  check_hf_targets(*m, plan, h);
+  QuantizeOutcome r;
+  r.hf = true;
+  r.method = cq.method;
+  prepare_calibrated(*m, plan, cq, &r.calib, block_progress(cq.method, hooks));
+  if ((cq.method == Method::Mse || cq.method == Method::AwMse) && h.q.scheme.kind == quant::Scheme::Int)
+    h.q.scheme.range = quant::RangeMethod::Mse;
+  std::unique_ptr<W8A8Prepared> w8;
+  if (h.w8a8) {
+    w8 = prepare_w8a8(*m, plan, w8a8_options(q, cq.windows));
+    r.calib.calib_seconds += w8->seconds, r.calib.tokens += w8->tokens;
+  }
+  h.q.plan = &plan;
+  r.hf_report = export_hf(w8 ? *w8->model : *m, q.out, h, hooks.tensors);
+  r.scheme = h.q.scheme.to_string();
   return r;
 }
 
@@ -122,7 +173,8 @@ QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) 
 QuantizeOutcome run_quantize_job(const QuantizeJob& q, const QuantizeHooks& hooks) {
   if (q.out.empty()) fail("-o: an output path is required");
   if (q.format == "gguf") return quantize_gguf(q, hooks);
-  if (q.format != "lmq") fail("--format '{}': expected lmq or gguf", q.format);
+  if (is_hf_format(q.format)) return quantize_hf(q, hooks);
+  if (q.format != "lmq") fail("--format '{}': expected lmq, gguf, gptq, awq or compressed-tensors", q.format);
   if (q.hessian_fit) fail("--hessian-fit: only for --format gguf --method gptq");
   auto m = Model::load(q.model);
   QuantizeOptions o;

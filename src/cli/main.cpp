@@ -334,6 +334,13 @@ void print_calib_summary(const calib::CalibQuantReport& crep, const std::string&
              double(peak_rss_bytes()) / (1 << 20));
 }
 
+// GgufTensorReport::path in words.
+std::string gguf_path_label(const std::string& path) {
+  if (path == "carried") return "carried exactly";
+  if (path == "requantized") return "requantized from the dequantized weights";
+  return path;
+}
+
 void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
                         std::chrono::steady_clock::time_point t_start) {
   const calib::QuantizeJob& q = qo.job;
@@ -346,10 +353,12 @@ void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
     json j{{"model", path},         {"output", q.out},         {"format", "gguf"},    {"scheme", recipe},
            {"params", r.params},    {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes},
            {"bpw", r.bpw},          {"rel_rms", r.rel_rms},    {"fallbacks", r.n_fallback},
+           {"carried", r.n_carried}, {"requantized", r.n_requantized},
            {"seconds", r.seconds},  {"peak_rss_bytes", peak_rss_bytes()}, {"method", q.method}};
     for (const auto& t : r.tensors)
       j["tensors"].push_back({{"name", t.name}, {"hf_name", t.hf_name}, {"type", t.type}, {"shape", t.shape},
-                              {"params", t.params}, {"bytes", t.bytes}, {"rel_rms", t.rel_rms}, {"note", t.note}});
+                              {"params", t.params}, {"bytes", t.bytes}, {"rel_rms", t.rel_rms}, {"note", t.note},
+                              {"path", t.path}});
     for (const auto& l : crep.layers)
       j["gptq_layers"].push_back({{"name", l.name}, {"gptq_output_err", l.gptq_err}, {"ref_output_err", l.rtn_err}});
     add_awq_groups(j, crep);
@@ -358,13 +367,43 @@ void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
   }
   fmt::print("{:<32} {:<6} {:>8} {:>10}  {}\n", "tensor", "type", "bpw", "rel RMS", "");
   for (const auto& t : r.tensors)
-    fmt::print("{:<32} {:<6} {:>8.3f} {:>10.5f}  {}\n", t.name, t.type, 8.0 * double(t.bytes) / double(t.params),
-               t.rel_rms, t.note);
+    fmt::print("{:<32} {:<6} {:>8.3f} {:>10.5f}  {}{}{}\n", t.name, t.type, 8.0 * double(t.bytes) / double(t.params),
+               t.rel_rms, t.note, t.note.empty() || t.path.empty() ? "" : "; ", gguf_path_label(t.path));
   fmt::print("\ntotal: {} params, {} tensor bytes = {:.3f} bits per weight, rel RMS {:.5f}, {} fallbacks\n", r.params,
              r.tensor_bytes, r.bpw, r.rel_rms, r.n_fallback);
+  if (r.n_carried + r.n_requantized > 0)
+    fmt::print("quantized source: {} tensors carried exactly (codes and scales as they are), {} requantized from "
+               "their dequantized weights\n", r.n_carried, r.n_requantized);
   fmt::print("wrote {} ({} bytes, GGUF {}) in {:.1f} s, peak memory {:.1f} MiB\n", q.out, r.file_bytes, recipe,
              r.seconds, double(peak_rss_bytes()) / (1 << 20));
   if (out.method != calib::Method::Rtn) print_calib_summary(crep, q.method, t_start, "llama.cpp's quantizer");
+}
+
+void print_hf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
+                      std::chrono::steady_clock::time_point t_start) {
+  const calib::QuantizeJob& q = qo.job;
+  const HfExportReport& h = out.hf_report;
+  const QuantizeReport& r = h.q;
+  for (const std::string& w : h.warnings) fmt::print(stderr, "lmq: warning: {}\n", w);
+  if (qo.json) {
+    json j{{"model", q.model},        {"output", q.out},          {"format", q.format},   {"layout", h.detail},
+           {"scheme", out.scheme},    {"params", r.params},       {"dir_bytes", h.dir_bytes}, {"files", h.files},
+           {"rel_rms", r.rel_rms},    {"seconds", r.seconds},     {"method", q.method},   {"warnings", h.warnings},
+           {"peak_rss_bytes", peak_rss_bytes()}};
+    for (const auto& t : r.tensors)
+      j["tensors"].push_back({{"name", t.name}, {"scheme", t.scheme}, {"shape", t.shape}, {"params", t.params},
+                              {"rel_rms", t.rel_rms}, {"max_abs", t.max_abs}});
+    add_awq_groups(j, out.calib);
+    fmt::print("{}\n", j.dump(1));
+    return;
+  }
+  fmt::print("{:<48} {:<28} {:>10} {:>10}\n", "tensor", "scheme", "rel RMS", "max |err|");
+  for (const auto& t : r.tensors)
+    fmt::print("{:<48} {:<28} {:>10.5f} {:>10.6f}\n", t.name, t.scheme, t.rel_rms, t.max_abs);
+  fmt::print("\ntotal: {} params, rel RMS {:.5f}\n", r.params, r.rel_rms);
+  fmt::print("wrote {} ({}, {} safetensors file{}, {} bytes)\n", q.out, h.detail, h.files.size(),
+             h.files.size() == 1 ? "" : "s", h.dir_bytes);
+  print_calib_summary(out.calib, q.method, t_start, "rtn");
 }
 
 void cmd_quantize(const QuantOpts& qo) {
@@ -376,6 +415,7 @@ void cmd_quantize(const QuantOpts& qo) {
   hooks.tensors = tty_tensor_progress();
   const calib::QuantizeOutcome out = calib::run_quantize_job(qo.job, hooks);
   if (out.gguf) return print_gguf_outcome(qo, out, t_start);
+  if (out.hf) return print_hf_outcome(qo, out, t_start);
   const calib::QuantizeJob& q = qo.job;
   const std::string& path = q.model;
   const QuantizeReport& r = out.lmq;
@@ -540,13 +580,18 @@ int main(int argc, char** argv) {
   ev->add_option("--kv", kv, kv_help)->capture_default_str();
 
   QuantOpts qo;
-  auto* quantize = app.add_subcommand("quantize", "quantize a model into lmq's file");
+  auto* quantize = app.add_subcommand("quantize", "quantize a model into lmq's file, GGUF, or a GPTQ/AWQ/"
+                                                  "compressed-tensors directory for vLLM and transformers");
   quantize->add_option("model", model, "model directory or file")->required();
-  quantize->add_option("-o,--output", qo.job.out, "output file")->required();
+  quantize->add_option("-o,--output", qo.job.out, "output file (gptq, awq, compressed-tensors: a directory)")->required();
   quantize->add_option("--scheme", qo.job.scheme,
                        "e.g. int4:g128:asym:mse, int8:channel:sym, bf16; with --format gguf a ggml type "
                        "(q8_0 q4_0 q4_1 q5_0 q5_1 q2_k..q6_k f16 f32) or q3_k_m, q4_k_m ...")->capture_default_str();
-  quantize->add_option("--format", qo.job.format, "output file: lmq (lmq's file) or gguf (llama.cpp)")->capture_default_str();
+  quantize->add_option("--format", qo.job.format,
+                       "lmq (lmq's file), gguf (llama.cpp), or a Hugging Face directory: gptq, awq, "
+                       "compressed-tensors (docs/serving-formats.md)")->capture_default_str();
+  quantize->add_option("--max-shard-bytes", qo.job.max_shard_bytes,
+                       "gptq/awq/compressed-tensors: bytes of tensor data per safetensors shard")->capture_default_str();
   quantize->add_option("--override", qo.job.overrides,
                        "REGEX=SCHEME (gguf: REGEX=TYPE) for matching tensors (repeatable, first match wins)");
   quantize->add_option("--method", qo.job.method,

@@ -1,7 +1,9 @@
 // The one table of weight formats (codecs/format_traits.h), and tensor.h's format functions,
 // which read it.
+#include <algorithm>
 #include <array>
 #include <cstring>
+#include <vector>
 
 #include "ggml_rows.h"
 #include "lmq/codecs/format_traits.h"
@@ -91,12 +93,28 @@ uint64_t format_row_bytes(Format f, int64_t cols) {
   return ggml_row_bytes(f, cols);
 }
 
+namespace {
+// Stored input j of each row goes back to original input perm[j].
+void unpermute_inputs(const int32_t* perm, int64_t n, int64_t K, float* out) {
+  std::vector<float> row(static_cast<size_t>(K));
+  for (int64_t r = 0; r < n; ++r) {
+    float* o = out + r * K;
+    std::copy(o, o + K, row.begin());
+    for (int64_t j = 0; j < K; ++j) o[perm[j]] = row[size_t(j)];
+  }
+}
+}  // namespace
+
 void dequantize_rows(const Tensor& t, int64_t row0, int64_t n, float* out) {
   const int64_t K = t.cols();
   const size_t count = size_t(n * K);
   if (count == 0) return;  // an empty tensor ([4, 0]): out may be the null data() of an empty buffer
   const FormatTraits& tr = format_traits(t.format);
-  if (t.format == Format::LMQ_INT) return quant::int_dequantize_rows(t.q, t.data, t.rows(), K, row0, n, out);
+  if (t.format == Format::LMQ_INT) {
+    quant::int_dequantize_rows(t.q, t.data, t.rows(), K, row0, n, out);
+    if (t.in_perm) unpermute_inputs(t.in_perm, n, K, out);
+    return;
+  }
   if (!tr.dequantize_row) fail("tensor '{}': int32 values are not weights", t.name);
   // 16-bit values may sit at any byte offset of a mapped file: the row functions load with
   // memcpy, never through a uint16_t* (misaligned).

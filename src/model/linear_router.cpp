@@ -64,8 +64,32 @@ const IntMatmulPlan& LinearRouter::int_plan(const Tensor& w) {
   return it->second;
 }
 
+const Tensor& LinearRouter::stored_order(const Tensor& w) {
+  auto it = stored_.find(&w);
+  if (it == stored_.end()) {
+    Tensor s = w;
+    s.in_perm = nullptr;
+    it = stored_.emplace(&w, std::move(s)).first;
+  }
+  return it->second;
+}
+
+const float* LinearRouter::permute_input(const Tensor& w, const float* x, int n) {
+  const int64_t K = w.cols();
+  xp_.resize(size_t(n * K));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t j = 0; j < K; ++j) xp_[size_t(t * K + j)] = x[t * K + w.in_perm[j]];
+  return xp_.data();
+}
+
 void LinearRouter::linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y, HeldActs& held) {
   observe(w, x, n);
+  if (!w.in_perm) return run_linear(w, bias, x, n, y, held);
+  HeldActs own;  // the permuted input is not the x that `held` describes
+  run_linear(stored_order(w), bias, permute_input(w, x, n), n, y, own);
+}
+
+void LinearRouter::run_linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y, HeldActs& held) {
   if (const HeldActs want = route(w); want.unit != 0) {
     quantize_input(want, x, n, w.cols(), held);
     return int_matmul_q(int_plan(w), xq_, y, int_bias(w, bias));
@@ -81,8 +105,10 @@ void LinearRouter::linear(const Tensor& w, const Tensor* bias, const float* x, i
 }
 
 void LinearRouter::linears(std::span<const LinearOut> outs, const float* x, int n) {
-  const HeldActs want = route(*outs[0].w);
-  bool fused = want.unit != 0;
+  bool fused = true;
+  for (const LinearOut& o : outs) fused = fused && !o.w->in_perm;
+  const HeldActs want = fused ? route(*outs[0].w) : HeldActs{};
+  fused = fused && want.unit != 0;
   for (const LinearOut& o : outs) fused = fused && route(*o.w) == want && o.w->cols() == outs[0].w->cols();
   HeldActs held;
   if (!fused) {

@@ -2,12 +2,14 @@
 // (its weight_map names the shards) + tokenizer.model (SentencePiece), else tokenizer.json
 // (byte-level BPE).
 #include <filesystem>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "lmq/error.h"
 #include "lmq/formats/safetensors.h"
 #include "lmq/mapped_file.h"
+#include "lmq/model/hf_quant.h"
 #include "lmq/model/model.h"
 
 namespace lmq {
@@ -76,24 +78,33 @@ Model::Parts load_hf_parts(const std::string& path) {
   const fs::path cfg = dir / "config.json";
   if (!fs::exists(cfg)) fail("{}: no config.json: not a model directory", dir.string());
   Model::Parts parts;
-  parts.config = ModelConfig::from_hf_json(read_text_file(cfg.string()), cfg.string());
   parts.path = path;
   parts.kind = "hf";
+  const std::string cfg_text = read_text_file(cfg.string());
+  parts.config = ModelConfig::from_hf_json(cfg_text, cfg.string());
   const std::vector<std::string> shards =
       fs::is_directory(path) ? shard_paths(dir) : std::vector<std::string>{path};
+  const std::optional<HfQuantConfig> quant = parse_quantization_config(cfg_text, cfg.string());
   std::set<std::string> seen;
+  std::vector<HfTensor> all;
   for (const auto& shard : shards) {
     auto file = std::make_shared<SafetensorsFile>(shard);
     parts.file_bytes += file->file_size();
     for (const auto& st : file->tensors()) {
       if (!seen.insert(st.tensor.name).second)
         fail("{}: tensor '{}' appears in more than one shard", shard, st.tensor.name);
-      if (st.dtype != StDType::F32 && st.dtype != StDType::F16 && st.dtype != StDType::BF16)
-        fail("{}: tensor '{}' has dtype {}; weights must be F32, F16 or BF16", shard, st.tensor.name,
-             st_dtype_name(st.dtype));
-      parts.tensors.push_back(st.tensor);
+      all.push_back({&st, shard});
     }
     parts.storage.push_back(file);
+  }
+  // A quantized checkpoint's linears become LMQ_INT tensors; everything else is taken as stored.
+  const std::vector<HfTensor> plain = quant ? load_hf_quantized(*quant, all, parts) : all;
+  for (const HfTensor& t : plain) {
+    const StTensor& st = *t.st;
+    if (st.dtype != StDType::F32 && st.dtype != StDType::F16 && st.dtype != StDType::BF16)
+      fail("{}: tensor '{}' has dtype {}; weights must be F32, F16 or BF16", t.file, st.tensor.name,
+           st_dtype_name(st.dtype));
+    parts.tensors.push_back(st.tensor);
   }
   // A BPE tokenizer.json of a SentencePiece-style model (Metaspace) has the real thing beside it.
   const fs::path spm = dir / "tokenizer.model", bpe = dir / "tokenizer.json";

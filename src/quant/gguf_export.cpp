@@ -459,6 +459,11 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
     tr.hf_name = t.name;
     tr.type = ggml_name(it.type);
     tr.note = it.note;
+    if (t.format == Format::LMQ_INT && is_quantized(it.type)) {
+      const bool carried = given && tp->carried;
+      tr.path = carried ? "carried" : "requantized";
+      ++(carried ? rep.n_carried : rep.n_requantized);
+    }
     tr.shape = t.shape;
     tr.params = uint64_t(t.numel());
     tr.bytes = bytes.size();

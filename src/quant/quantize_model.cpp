@@ -240,6 +240,15 @@ QuantizeReport run_plan(const Model& src, const Plan& plan, const QuantizeOption
 
 }  // namespace
 
+std::vector<LmqTensorSpec> plan_specs(const Model& src, const QuantizeOptions& o) { return plan_model(src, o).specs; }
+
+QuantizeReport quantize_stream(const Model& src, const QuantizeOptions& o, const TensorProgress& progress,
+                               const TensorSink& sink) {
+  const Plan plan = plan_model(src, o);
+  return run_plan(src, plan, o, progress,
+                  [&](size_t i, std::vector<uint8_t>& bytes) { sink(plan.specs[i], bytes); });
+}
+
 QuantizeReport quantize_model(const Model& src, const std::string& out, const QuantizeOptions& o,
                               const TensorProgress& progress) {
   const Plan plan = plan_model(src, o);

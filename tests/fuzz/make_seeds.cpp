@@ -196,6 +196,30 @@ void lmq_file_seed(const fs::path& model_dir, const std::string& tokenizer, cons
 // A byte-level BPE tokenizer.json cut to its first kPieces vocabulary entries (the byte alphabet
 // and the first merges' results), the merges among them, and the added tokens renumbered after
 // them (the template's ids follow); written also with the legacy "a b" merge spelling.
+// The config with the quantization_config blocks the GPU tool-chains write (model/hf_quant.h).
+void quant_config_seeds(const std::string& config_text, const std::string& tag) {
+  const json weights = {{"num_bits", 4}, {"type", "int"}, {"symmetric", false}, {"strategy", "group"},
+                        {"group_size", 128}, {"actorder", "group"}, {"dynamic", false}};
+  const json blocks[] = {
+      {{"quant_method", "gptq"}, {"bits", 4}, {"group_size", 128}, {"sym", true}, {"desc_act", true},
+       {"checkpoint_format", "gptq"}},
+      {{"quant_method", "gptq"}, {"bits", 3}, {"group_size", -1}, {"sym", false}, {"checkpoint_format", "gptq_v2"}},
+      {{"quant_method", "awq"}, {"bits", 4}, {"group_size", 128}, {"zero_point", true}, {"version", "gemm"}},
+      {{"quant_method", "compressed-tensors"}, {"format", "pack-quantized"},
+       {"config_groups", {{"group_0", {{"targets", {"Linear"}}, {"weights", weights}}}}}, {"ignore", {"lm_head"}}},
+      {{"quant_method", "compressed-tensors"}, {"format", "int-quantized"},
+       {"config_groups", {{"group_0", {{"targets", {"Linear"}},
+                                       {"weights", {{"num_bits", 8}, {"type", "int"}, {"strategy", "channel"}}},
+                                       {"input_activations", {{"num_bits", 8}, {"type", "int"}, {"dynamic", true},
+                                                              {"strategy", "token"}}}}}}}}};
+  int i = 0;
+  for (const json& b : blocks) {
+    json c = json::parse(config_text);
+    c["quantization_config"] = b;
+    put("config", tag + "-quant" + std::to_string(i++) + ".json", c.dump());
+  }
+}
+
 void bpe_seeds(const fs::path& model_dir, const std::string& tag) {
   json j = json::parse(read_text_file((model_dir / "tokenizer.json").string()));
   json& model = j["model"];
@@ -242,6 +266,7 @@ int main(int argc, char** argv) try {
   for (const char* m : {"lmq-llama-25m", "lmq-qwen2-21m"}) {
     const fs::path dir = shared / "models" / m;
     put("config", std::string(m) + ".json", read_text_file((dir / "config.json").string()));
+    quant_config_seeds(read_text_file((dir / "config.json").string()), m);
     put("shard_index", std::string(m) + ".json", read_text_file((dir / "model.safetensors.index.json").string()));
     for (const auto& e : fs::directory_iterator(dir))
       if (e.path().extension() == ".safetensors") safetensors_seeds(e.path(), std::string(m) + "-" + e.path().stem().string());

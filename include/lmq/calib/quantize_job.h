@@ -1,9 +1,9 @@
-// `lmq quantize` as one library function, a straight line for both output formats over one
+// `lmq quantize` as one library function, a straight line for every output format over one
 // QuantPlan (quant/quant_plan.h):
 //   load the model → the calibration windows → the plan's targets (--scheme/--override, or
 //   llama.cpp's GGUF recipe) → mixed precision (--target-bpw) edits the targets → calibration
 //   (GPTQ/AWQ, W8A8) fills the plan's bytes, values, folding and importance → one writer
-//   streams the plan into the file (lmq's, or GGUF).
+//   streams the plan into the file (lmq's, GGUF, or a Hugging Face directory for vLLM).
 // The CLI only fills a QuantizeJob from its flags and prints the QuantizeOutcome.
 #pragma once
 #include <functional>
@@ -16,6 +16,7 @@
 #include "lmq/calib/mixed.h"
 #include "lmq/calib/pipeline.h"
 #include "lmq/quant/gguf_export.h"
+#include "lmq/quant/hf_export.h"
 #include "lmq/quant/quantize_model.h"
 
 namespace lmq::calib {
@@ -36,6 +37,8 @@ struct QuantizeJob {
   // mixed precision (calib/mixed.h)
   std::optional<double> target_bpw;
   std::string sens_in, sens_out;
+  // --format gptq|awq|compressed-tensors (quant/hf_export.h)
+  uint64_t max_shard_bytes = kDefaultShardBytes;
 };
 
 // What the job reports while it runs (each may be empty).
@@ -48,10 +51,12 @@ struct QuantizeHooks {
 
 struct QuantizeOutcome {
   bool gguf = false;
+  bool hf = false;  // a Hugging Face directory (gptq, awq, compressed-tensors): hf_report
   std::string scheme;  // lmq: the canonical scheme; gguf: the recipe ("q4_k_m", "mixed, --target-bpw 5")
   Method method = Method::Rtn;
   QuantizeReport lmq;        // lmq's file
   GgufExportReport gguf_report;  // GGUF
+  HfExportReport hf_report;      // gptq, awq, compressed-tensors
   CalibQuantReport calib;
 };
 

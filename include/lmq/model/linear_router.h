@@ -5,6 +5,9 @@
 // Linears that read the same input (q/k/v, gate/up) quantize it once when their units and
 // rules agree, and then run as one fused integer product (one parallel region: decode pays
 // ~60 fork/joins per token otherwise).
+// An act-order weight (Tensor::in_perm, model/hf_quant.h) stores its codes over permuted
+// inputs: the router gathers x into that order and runs the weight as stored (in_perm cleared),
+// so below the router every kernel sees stored order; such a linear is never fused.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -58,6 +61,10 @@ class LinearRouter {
   };
   HeldActs route(const Tensor& w);  // how w's input is quantized for the integer kernels
   void linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y, HeldActs& held);
+  void run_linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y, HeldActs& held);
+  // w as stored, in_perm cleared, made on first use; xp_ receives x gathered into its order.
+  const Tensor& stored_order(const Tensor& w);
+  const float* permute_input(const Tensor& w, const float* x, int n);
   void quantize_input(const HeldActs& want, const float* x, int n, int64_t K, HeldActs& held);
   // The float bias of an integer linear: the static one of a W8A8 file, else small_f32(*bias).
   const float* int_bias(const Tensor& w, const Tensor* bias);
@@ -69,6 +76,8 @@ class LinearRouter {
   StaticLinears static_;
   std::unordered_map<const Tensor*, IntMatmulPlan> plans_;
   std::unordered_map<const Tensor*, std::vector<float>> small_;
+  std::unordered_map<const Tensor*, Tensor> stored_;
+  std::vector<float> xp_;  // the permuted input of an act-order linear
   QuantizedActs xq_;  // the int8 activations of the linear being run
   Observer observer_;
   FloatLinear float_linear_ = nullptr;  // null: lmq::matmul

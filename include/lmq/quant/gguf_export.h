@@ -63,6 +63,10 @@ QuantPlan plan_gguf_targets(const Model& src, const GgufExportOptions& o);
 
 struct GgufTensorReport {
   std::string name, hf_name, type, note;  // note: "fallback from q4_K" etc.
+  // A tensor the source holds quantized (LMQ_INT, e.g. read from a GPTQ checkpoint) into a
+  // quantized type: "carried" (its codes and scales as they are) or "requantized" (from its
+  // dequantized weights); empty for float sources.
+  std::string path;
   std::vector<int64_t> shape;
   uint64_t params = 0, bytes = 0;
   double rel_rms = 0;  // ‖w − dequant(quant(w))‖ / ‖w‖
@@ -72,6 +76,7 @@ struct GgufExportReport {
   uint64_t params = 0, tensor_bytes = 0, file_bytes = 0;
   double bpw = 0, rel_rms = 0, seconds = 0;
   int n_fallback = 0;
+  int n_carried = 0, n_requantized = 0;  // GgufTensorReport::path counts
   // What llama.cpp will do differently from the model (a pre-tokenizer regex it does not know),
   // one line each, for the caller to print.
   std::vector<std::string> warnings;
@@ -80,6 +85,18 @@ struct GgufExportReport {
 // The ggml name of an HF tensor name ("model.layers.3.mlp.down_proj.weight" → "blk.3.ffn_down.weight");
 // throws for names lmq does not know.
 std::string gguf_tensor_name(const std::string& hf_name);
+
+// The GGUF hand-off without a second rounding: for every tensor that `src` holds as LMQ_INT
+// and whose planned ggml type holds its codes and scales exactly, fills the plan's bytes with
+// them and marks the tensor carried. Exact means group 32, fp16 scales, inputs in order (no
+// act-order permutation), and
+//   symmetric 4-bit → Q4_0   (d = s, q = u),
+//   symmetric 8-bit → Q8_0   (d = s, q = u − 128),
+//   4-bit           → Q4_1   (d = s, m = −s·z, when m is exact in fp16 in every block);
+// ggml's dequantization then gives s·(u − z) bit for bit. Tensors a method already decided
+// (bytes, values, folding) and plans with the weighted fit are left to the writer, which
+// requantizes the rest from the dequantized weights.
+void carry_exact_blocks(const Model& src, QuantPlan& plan);
 
 using GgufProgress = std::function<void(size_t done, size_t total, const std::string& name)>;
 GgufExportReport export_gguf(const Model& src, const std::string& out, const GgufExportOptions& o,

@@ -4,7 +4,8 @@
 // (plan_targets in quant/quantize_model.h, plan_gguf_targets in quant/gguf_export.h), mixed
 // precision edits them (calib/mixed.h), calibration fills bytes, values and importance
 // (calib/pipeline.h, calib/w8a8.h), and one writer — quant::quantize_model into lmq's file,
-// quant::export_gguf into GGUF — streams the plan into its sink. A field left empty means "not
+// quant::export_gguf into GGUF, quant::export_hf into a GPTQ/AWQ/compressed-tensors directory —
+// streams the plan into its sink. A field left empty means "not
 // decided": the writer's default.
 #pragma once
 #include <cstdint>
@@ -29,6 +30,8 @@ struct TensorTarget {
 struct TensorPlan {
   std::optional<TensorTarget> target;  // unset: the writer resolves it from its options
   std::vector<uint8_t> bytes;      // stored bytes a method chose (GPTQ, AWQ), in the target format
+  bool carried = false;            // GGUF: `bytes` are the source's own LMQ_INT codes and scales, carried
+                                   // over exactly (quant::carry_exact_blocks), not a second rounding
   quant::QuantStats stats;         // the error of `bytes` (lmq's file reports it)
   std::vector<float> values;       // float values replacing the source's (AWQ's folded norms, biases)
   std::vector<float> importance;   // per input column, weighting the writer's own fit (awmse)

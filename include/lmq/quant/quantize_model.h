@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "lmq/formats/lmq_file.h"
 #include "lmq/model/model.h"
 #include "lmq/quant/int_quantize.h"
 #include "lmq/quant/quant_plan.h"
@@ -73,6 +74,15 @@ using TensorProgress = std::function<void(size_t done, size_t total, const std::
 // Quantizes into lmq's file at `out` (streamed, atomic). report.file_bytes is the file's size.
 QuantizeReport quantize_model(const Model& src, const std::string& out, const QuantizeOptions& o,
                               const TensorProgress& progress = {});
+// Every tensor's stored form (name, shape, format, scheme, exact size) under these options and
+// their plan, known before anything is quantized.
+std::vector<LmqTensorSpec> plan_specs(const Model& src, const QuantizeOptions& o);
+// The one per-tensor loop behind every sink of lmq schemes (lmq's file, memory, the Hugging
+// Face checkpoints of quant/hf_export.h): each tensor of `src`, in order, quantized (or taken
+// from the plan) into its spec's format and handed to `sink` at once, one tensor in memory.
+using TensorSink = std::function<void(const LmqTensorSpec& spec, std::vector<uint8_t>& bytes)>;
+QuantizeReport quantize_stream(const Model& src, const QuantizeOptions& o, const TensorProgress& progress,
+                               const TensorSink& sink);
 // The same quantization held in memory as a runnable Model (tests, sweeps); its bytes are
 // exactly what quantize_model writes.
 std::unique_ptr<Model> quantize_in_memory(const Model& src, const QuantizeOptions& o, QuantizeReport* report = nullptr,
