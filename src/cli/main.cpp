@@ -24,6 +24,7 @@
 #include "lmq/eval/evaluate.h"
 #include "lmq/eval/inspect.h"
 #include "lmq/eval/sweep.h"
+#include "lmq/eval/synth.h"
 #include "lmq/eval/sweep_chart.h"
 #include "lmq/formats/atomic_file.h"
 #include "lmq/quant/gguf_export.h"
@@ -485,6 +486,23 @@ void cmd_bench(const std::string& path, int prefill, int decode, int reps, bool 
              b.decode_tokens, b.weight_bytes_per_token / 1e6, b.decode_tok_s * double(b.weight_bytes_per_token) / 1e9);
 }
 
+// ---------------------------------------------------------------- synth
+void cmd_synth(const std::string& preset, const SynthOptions& o, bool as_json) {
+  const SynthShape s = synth_preset(preset);
+  const auto t0 = std::chrono::steady_clock::now();
+  const SynthReport r = write_synthetic_model(s, o);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (as_json) {
+    fmt::print("{}\n", json{{"preset", preset}, {"dir", o.out_dir}, {"params", r.params}, {"bytes", r.bytes},
+                            {"shards", r.shards}, {"seed", o.seed}, {"seconds", secs}}
+                           .dump(1));
+    return;
+  }
+  fmt::print("wrote {}: synthetic {} ({} parameters, {} bytes of bf16 in {} shards, {:.1f} s)\n", o.out_dir, preset,
+             r.params, r.bytes, r.shards, secs);
+  fmt::print("its weights are pseudo-random: the text it makes is noise (for speed and memory figures only)\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -603,6 +621,22 @@ int main(int argc, char** argv) {
   bench->add_option("--act-quant", act_quant, act_quant_help)->capture_default_str();
   bench->add_option("--kv", kv, kv_help)->capture_default_str();
 
+  std::string synth_preset_name;
+  SynthOptions syn;
+  auto* synth = app.add_subcommand(
+      "synth",
+      "write a synthetic Hugging Face model of a real shape (pseudo-random bf16 weights: its text is noise; "
+      "for speed and memory benchmarks only)");
+  synth->add_option("preset", synth_preset_name, "tinyllama-1.1b, llama2-7b or llama3-8b")->required();
+  synth->add_option("-o,--output", syn.out_dir, "output directory (must not exist)")->required();
+  synth->add_option("--tokenizer", syn.tokenizer,
+                    "tokenizer file copied into the model: a SentencePiece tokenizer.model (32000-token presets) "
+                    "or a byte-level BPE tokenizer.json")->required();
+  synth->add_option("--layers", syn.layers, "keep only the first N decoder blocks (default: the preset's)");
+  synth->add_option("--seed", syn.seed, "seed of the weights")->capture_default_str();
+  synth->add_flag("--json", as_json, "print JSON");
+  thread_opts.push_back(synth->add_option("--threads,-t", threads, "worker threads"));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -626,6 +660,7 @@ int main(int argc, char** argv) {
       cmd_quantize(qo);
     }
     else if (*sweep) cmd_sweep(model, so);
+    else if (*synth) cmd_synth(synth_preset_name, syn, as_json);
     else if (*bench) cmd_bench(model, prefill, decode, reps, as_json, run_opts);
     cli::flush_stdout();
     return 0;
