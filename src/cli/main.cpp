@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 
 #include <CLI/CLI.hpp>
@@ -302,14 +303,26 @@ std::string command_line(int argc, char** argv) {
   return s;
 }
 
-// The calibration's block progress on a TTY: "gptq block 3/8 (12 s, ETA 20 s)".
+// The calibration's progress on a TTY, one refreshed line at each phase of each block:
+// "block 3/22 gptq: inverse Hessians, sweeps (1:52 elapsed, ETA 14:10)". The ETA is the mean
+// time of the finished blocks times the blocks left, less the time spent in this one.
 calib::BlockProgress block_progress() {
   if (!stderr_is_tty()) return {};
-  return [t0 = std::chrono::steady_clock::time_point{}](int b, int n, const std::string& stage) mutable {
-    if (t0 == std::chrono::steady_clock::time_point{}) t0 = std::chrono::steady_clock::now();  // calibration starts
-    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const std::string eta = b > 0 && b < n ? fmt::format(", ETA {:.0f} s", el / b * (n - b)) : "";
-    fmt::print(stderr, "\r\033[K{} block {}/{} ({:.0f} s{})", stage, std::min(b + 1, n), n, el, eta);
+  using Clock = std::chrono::steady_clock;
+  struct State {
+    Clock::time_point t0, block_start;
+    int block = -1;
+  };
+  return [st = std::make_shared<State>()](int b, int n, const std::string& stage) {
+    const auto now = Clock::now();
+    if (st->block < 0) st->t0 = now;  // calibration starts
+    if (b != st->block) st->block = b, st->block_start = now;
+    auto secs = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+    auto mmss = [](double s) { return fmt::format("{}:{:02d}", int(s) / 60, int(s) % 60); };
+    const double el = secs(now - st->t0);
+    std::string eta;
+    if (b > 0 && b < n) eta = ", ETA " + mmss(std::max(0.0, el / b * (n - b) - secs(now - st->block_start)));
+    fmt::print(stderr, "\r\033[Kblock {}/{} {} ({} elapsed{})", std::min(b + 1, n), n, stage, mmss(el), eta);
     if (b == n) fmt::print(stderr, "\n");
     std::fflush(stderr);
   };
@@ -333,6 +346,17 @@ void print_calib_summary(const calib::CalibQuantReport& crep, const std::string&
              method, crep.calib_seconds, crep.tokens, crep.quant_seconds,
              std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(),
              double(peak_rss_bytes()) / (1 << 20));
+  const calib::CalibQuantReport::Phases& p = crep.cpu;
+  if (p.forward + p.hessian + p.solve + p.sweep + p.report > 0)
+    fmt::print("cpu time (s, all threads): forward passes {:.1f}, Hessians {:.1f}, solves (inverse Hessian) {:.1f}, "
+               "column sweeps {:.1f}, error report {:.1f}\n",
+               p.forward, p.hessian, p.solve, p.sweep, p.report);
+}
+
+// The phases' CPU seconds for --json.
+json phases_json(const calib::CalibQuantReport& crep) {
+  const calib::CalibQuantReport::Phases& p = crep.cpu;
+  return {{"forward", p.forward}, {"hessian", p.hessian}, {"solve", p.solve}, {"sweep", p.sweep}, {"report", p.report}};
 }
 
 void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
@@ -347,7 +371,9 @@ void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
     json j{{"model", path},         {"output", q.out},         {"format", "gguf"},    {"scheme", recipe},
            {"params", r.params},    {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes},
            {"bpw", r.bpw},          {"rel_rms", r.rel_rms},    {"fallbacks", r.n_fallback},
-           {"seconds", r.seconds},  {"peak_rss_bytes", peak_rss_bytes()}, {"method", q.method}};
+           {"seconds", r.seconds},  {"peak_rss_bytes", peak_rss_bytes()}, {"method", q.method},
+           {"calib_seconds", crep.calib_seconds}, {"gptq_seconds", crep.quant_seconds},
+           {"cpu_seconds", phases_json(crep)}};
     for (const auto& t : r.tensors)
       j["tensors"].push_back({{"name", t.name}, {"hf_name", t.hf_name}, {"type", t.type}, {"shape", t.shape},
                               {"params", t.params}, {"bytes", t.bytes}, {"rel_rms", t.rel_rms}, {"note", t.note}});
@@ -385,7 +411,7 @@ void cmd_quantize(const QuantOpts& qo) {
     json j{{"model", path}, {"output", q.out}, {"scheme", out.scheme}, {"params", r.params},
            {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes}, {"bpw", r.bpw}, {"rel_rms", r.rel_rms},
            {"seconds", r.seconds}, {"method", q.method}, {"calib_seconds", crep.calib_seconds},
-           {"gptq_seconds", crep.quant_seconds}, {"calib_tokens", crep.tokens},
+           {"gptq_seconds", crep.quant_seconds}, {"calib_tokens", crep.tokens}, {"cpu_seconds", phases_json(crep)},
            {"total_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()},
            {"peak_rss_bytes", peak_rss_bytes()}};
     for (const auto& l : crep.layers)

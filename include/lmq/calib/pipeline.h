@@ -51,7 +51,15 @@ struct CalibQuantOptions {
 };
 
 struct CalibQuantReport {
-  double calib_seconds = 0, quant_seconds = 0;
+  double calib_seconds = 0, quant_seconds = 0;  // wall: the passes over the windows; the methods
+  // Where the CPU went, in seconds summed over the threads (the phases overlap): the blocks'
+  // forward passes, accumulating the Hessians (XᵀX and its merges), GPTQ's inverse Hessians
+  // (Cholesky/inverse, one thread each), the methods' column sweeps and fits, and the error
+  // report (tr(ΔHΔᵀ) of the method and of its RTN reference).
+  struct Phases {
+    double forward = 0, hessian = 0, solve = 0, sweep = 0, report = 0;
+  };
+  Phases cpu;
   int64_t tokens = 0;
   // per calibrated tensor: tr(ΔHΔᵀ)/2 for the method (gptq_err: GPTQ, AWQ or AWQ+GPTQ) and for
   // RTN of the same scheme (calibration set)
