@@ -363,6 +363,45 @@ void calibrate_block(const Model& src, std::vector<LinearJob>& jobs, AwqBlock* a
 
 }  // namespace
 
+CalibMemory estimate_calibration_memory(const Model& m, const QuantPlan& plan, Method method, int64_t windows,
+                                        int64_t window_len, int threads) {
+  CalibMemory r;
+  if (method == Method::Rtn || method == Method::Mse || m.layers().empty()) return r;
+  const ModelConfig& c = m.config();
+  const uint64_t T = uint64_t(std::max(threads > 0 ? threads : omp_get_max_threads(), 1));
+  const uint64_t len = uint64_t(std::max<int64_t>(window_len, 1));
+  r.hidden = uint64_t(windows) * len * uint64_t(c.hidden) * sizeof(float);
+  for (const LayerWeights& lw : m.layers())
+    for (const Tensor* t : block_linears(lw))
+      if (const TensorTarget* target = plan.target(t->name); target && LinearStore::calibrated(*target))
+        if (method != Method::AwMse) r.plan += LinearStore{*target}.bytes(t->rows(), t->cols());
+  // one block (every block has the shapes of the first)
+  uint64_t dense = 0, stats = 0, hessians = 0;
+  std::map<std::string, uint64_t> keys;  // stat_key → K
+  std::vector<uint64_t> units;           // per linear: the method's working set
+  for (const Tensor* t : block_linears(m.layers()[0])) {
+    const uint64_t rows = uint64_t(t->rows()), K = uint64_t(t->cols());
+    dense += rows * K * sizeof(float);
+    keys[stat_key(t->name)] = K;
+    // GPTQ: W and Wp (double), U (double), w and back (float), codes; a reference unit is less
+    units.push_back(rows * K * (2 * sizeof(double) + 2 * sizeof(float) + 1) + K * K * sizeof(double));
+  }
+  for (const auto& [k, K] : keys) {
+    stats += K * K * (sizeof(double) + T * sizeof(float));  // the accumulator, each thread's batch
+    hessians += K * K * sizeof(float);                        // the finished statistics
+  }
+  const uint64_t acts = T * len * uint64_t(8 * c.hidden + 3 * c.ffn + len) * sizeof(float);  // per thread, one window
+  std::sort(units.rbegin(), units.rend());
+  uint64_t side_by_side = 0;
+  for (size_t i = 0; i < units.size() && i < T; ++i) side_by_side += units[i];
+  const uint64_t awq = is_awq(method) ? dense : 0;  // AWQ's scaled F32 copies of the block
+  const uint64_t gathering = dense + stats + hessians + acts;
+  const uint64_t solving = hessians + side_by_side + awq;
+  const uint64_t propagating = dense + acts;
+  r.block = std::max({gathering, solving, propagating});
+  return r;
+}
+
 void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptions& c, CalibQuantReport* report,
                         const BlockProgress& progress) {
   CalibQuantReport rep;

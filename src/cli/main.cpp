@@ -334,18 +334,20 @@ void add_awq_groups(json& j, const calib::CalibQuantReport& crep) {
     j["awq_groups"].push_back({{"name", g.name}, {"alpha", g.alpha}, {"err", g.err}, {"rtn_err", g.rtn_err}});
 }
 
-void print_calib_summary(const calib::CalibQuantReport& crep, const std::string& method,
+void print_calib_summary(const calib::QuantizeOutcome& out, const std::string& method,
                          std::chrono::steady_clock::time_point t_start, const char* baseline) {
+  const calib::CalibQuantReport& crep = out.calib;
   if (!crep.layers.empty()) {
     double g = 0, rt = 0;
     for (const auto& l : crep.layers) g += l.gptq_err, rt += l.rtn_err;
     fmt::print("{}: {} layers, calibration output error tr(ΔHΔᵀ)/2 summed: {} {:.4g} vs {} {:.4g} ({:.3f}×)\n",
                method, crep.layers.size(), method, g, baseline, rt, rt > 0 ? g / rt : 0.0);
   }
-  fmt::print("method {}: calibration {:.1f} s ({} tokens), gptq {:.1f} s; total {:.1f} s, peak memory {:.0f} MiB\n",
+  fmt::print("method {}: calibration {:.1f} s ({} tokens), gptq {:.1f} s; total {:.1f} s, peak memory {:.0f} MiB "
+             "(estimated up front {:.0f} MiB + the input's page cache)\n",
              method, crep.calib_seconds, crep.tokens, crep.quant_seconds,
              std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(),
-             double(peak_rss_bytes()) / (1 << 20));
+             double(peak_rss_bytes()) / (1 << 20), double(out.estimated_peak_bytes) / (1 << 20));
   const calib::CalibQuantReport::Phases& p = crep.cpu;
   if (p.forward + p.hessian + p.solve + p.sweep + p.report > 0)
     fmt::print("cpu time (s, all threads): forward passes {:.1f}, Hessians {:.1f}, solves (inverse Hessian) {:.1f}, "
@@ -372,6 +374,7 @@ void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
            {"params", r.params},    {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes},
            {"bpw", r.bpw},          {"rel_rms", r.rel_rms},    {"fallbacks", r.n_fallback},
            {"seconds", r.seconds},  {"peak_rss_bytes", peak_rss_bytes()}, {"method", q.method},
+           {"estimated_peak_bytes", out.estimated_peak_bytes},
            {"calib_seconds", crep.calib_seconds}, {"gptq_seconds", crep.quant_seconds},
            {"cpu_seconds", phases_json(crep)}};
     for (const auto& t : r.tensors)
@@ -391,7 +394,7 @@ void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
              r.tensor_bytes, r.bpw, r.rel_rms, r.n_fallback);
   fmt::print("wrote {} ({} bytes, GGUF {}) in {:.1f} s, peak memory {:.1f} MiB\n", q.out, r.file_bytes, recipe,
              r.seconds, double(peak_rss_bytes()) / (1 << 20));
-  if (out.method != calib::Method::Rtn) print_calib_summary(crep, q.method, t_start, "llama.cpp's quantizer");
+  if (out.method != calib::Method::Rtn) print_calib_summary(out, q.method, t_start, "llama.cpp's quantizer");
 }
 
 void cmd_quantize(const QuantOpts& qo) {
@@ -413,7 +416,7 @@ void cmd_quantize(const QuantOpts& qo) {
            {"seconds", r.seconds}, {"method", q.method}, {"calib_seconds", crep.calib_seconds},
            {"gptq_seconds", crep.quant_seconds}, {"calib_tokens", crep.tokens}, {"cpu_seconds", phases_json(crep)},
            {"total_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()},
-           {"peak_rss_bytes", peak_rss_bytes()}};
+           {"peak_rss_bytes", peak_rss_bytes()}, {"estimated_peak_bytes", out.estimated_peak_bytes}};
     for (const auto& l : crep.layers)
       j["gptq_layers"].push_back({{"name", l.name}, {"gptq_output_err", l.gptq_err}, {"rtn_output_err", l.rtn_err}});
     add_awq_groups(j, crep);
@@ -429,7 +432,7 @@ void cmd_quantize(const QuantOpts& qo) {
   fmt::print("\ntotal: {} params, {} tensor bytes = {:.3f} bits per weight, rel RMS {:.5f}\n", r.params,
              r.tensor_bytes, r.bpw, r.rel_rms);
   fmt::print("wrote {} ({} bytes)\n", q.out, r.file_bytes);
-  print_calib_summary(crep, q.method, t_start, "rtn");
+  print_calib_summary(out, q.method, t_start, "rtn");
 }
 
 // ---------------------------------------------------------------- sweep

@@ -74,6 +74,19 @@ struct CalibQuantReport {
 // Called at each stage: block l of n_layers (l == n_layers: done), what is running.
 using BlockProgress = std::function<void(int block, int n_blocks, const std::string& stage)>;
 
+// The peak memory prepare_calibrated needs, estimated from the shapes before any work: the
+// windows' hidden states (kept between blocks), the calibrated linears' bytes the plan holds
+// until the writer runs, and the largest of one block's phases: statistics (the block's F32
+// copy, each key's double accumulator, each thread's float batch and activations, the finished
+// Hessians), the method (GPTQ's state of the `threads` largest linears side by side), and the
+// propagation pass. Zero for rtn and mse.
+struct CalibMemory {
+  uint64_t hidden = 0, plan = 0, block = 0;
+  uint64_t total() const { return hidden + plan + block; }
+};
+CalibMemory estimate_calibration_memory(const Model& m, const QuantPlan& plan, Method method, int64_t windows,
+                                        int64_t window_len, int threads);
+
 // Fills the plan's bytes, float values and importance (AWQ's folded norms, biases and float
 // linears) for its targets, block by block. One per-linear loop serves both sinks: a linear
 // whose target is an lmq integer scheme is quantized by gptq_quantize / quantize_tensor, one
