@@ -26,7 +26,9 @@ struct SynthShape {
   double rope_theta = 10000, norm_eps = 1e-5;
 };
 
-// tinyllama-1.1b, llama2-7b, llama3-8b; an unknown name is an lmq::Error listing them.
+// tinyllama-1.1b, llama2-7b, llama3-8b; an unknown name is an lmq::Error listing them. The
+// tokenizer is the caller's: with a smaller one than the vocabulary (llama3-8b with a 16k BPE),
+// `lmq run` fails at the first sampled id beyond it; bench and quantize never decode.
 SynthShape synth_preset(const std::string& name);
 std::vector<std::string> synth_preset_names();
 
