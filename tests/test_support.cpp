@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -58,9 +59,11 @@ void write_file(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), std::streamsize(bytes.size()));
 }
 
-RunResult run_lmq(const std::vector<std::string>& args) { return run_program(LMQ_BINARY, args); }
+RunResult run_lmq(const std::vector<std::string>& args, bool sample_memory) {
+  return run_program(LMQ_BINARY, args, sample_memory);
+}
 
-RunResult run_program(const std::string& exe, const std::vector<std::string>& args) {
+RunResult run_program(const std::string& exe, const std::vector<std::string>& args, bool sample_memory) {
   std::string dir = temp_dir();
   std::string out_path = dir + "/stdout", err_path = dir + "/stderr";
   posix_spawn_file_actions_t fa;
@@ -82,7 +85,17 @@ RunResult run_program(const std::string& exe, const std::vector<std::string>& ar
   }
   posix_spawn_file_actions_destroy(&fa);
   int status = 0;
-  waitpid(pid, &status, 0);
+  if (!sample_memory) {
+    waitpid(pid, &status, 0);
+  } else {  // /proc/PID/status every 5 ms until it exits: the peak of its anonymous memory
+    const std::string proc = "/proc/" + std::to_string(pid) + "/status";
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+      std::ifstream st(proc);
+      for (std::string line; std::getline(st, line);)
+        if (line.rfind("RssAnon:", 0) == 0) r.peak_anon_bytes = std::max<uint64_t>(r.peak_anon_bytes, std::stoull(line.substr(8)) * 1024);
+      usleep(5000);
+    }
+  }
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
   r.out = read_file(out_path);
   r.err = read_file(err_path);

@@ -15,11 +15,12 @@ std::string temp_dir();
 struct RunResult {
   int exit_code = -1;  // -signal if killed
   std::string out, err;
+  uint64_t peak_anon_bytes = 0;  // with sample_memory: the largest RssAnon seen (sampled every 5 ms)
 };
 // Runs build/lmq with the arguments (no shell), capturing stdout and stderr.
-RunResult run_lmq(const std::vector<std::string>& args);
+RunResult run_lmq(const std::vector<std::string>& args, bool sample_memory = false);
 // The same for another program (a path, or a name looked up in PATH).
-RunResult run_program(const std::string& exe, const std::vector<std::string>& args);
+RunResult run_program(const std::string& exe, const std::vector<std::string>& args, bool sample_memory = false);
 
 void write_file(const std::string& path, const std::string& bytes);
 

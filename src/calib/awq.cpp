@@ -88,7 +88,7 @@ double group_error(const std::vector<const Linear*>& lins, const std::vector<flo
     l->quant(ws.data(), rows, K, imp.data(), ws.data());
     for (size_t i = 0; i < ws.size(); ++i) ws[i] = ws[i] / s[i % size_t(K)] - l->w[i];  // Δ
     // tr(ΔHΔᵀ)/2 in single precision: it only ranks the α of one group (20 per group), and the
-    // float product is twice as fast as output_error's double one
+    // float product is twice as fast as a double one
     std::vector<float> M(ws.size());
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(K), int(K), 1.0f, ws.data(), int(K),
                 st.hessian.data(), int(K), 0.0f, M.data(), int(K));

@@ -22,7 +22,7 @@ quant::QuantStats gptq_quantize_ggml(const float* w, int64_t rows, int64_t K, co
   const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
   GptqState st = gptq_prepare(w, rows, K, H, o);
   std::vector<float> imp;
-  if (hessian_fit) imp.assign(st.diag.begin(), st.diag.end());
+  if (hessian_fit) imp.assign(st.diag().begin(), st.diag().end());
 
   // Fits block b of row r to x (bs values): the format's quantizer sets its scales; its grids
   // are kept (the codes it wrote are replaced at the end).
@@ -53,7 +53,7 @@ quant::QuantStats gptq_quantize_ggml(const float* w, int64_t rows, int64_t K, co
       for (int64_t k = 0; k < bs; ++k) x[k] = float(wr[j + k]);
       fit(r, j / bs, x);
     }
-    const int64_t c = st.perm[size_t(j)];
+    const int64_t c = st.perm()[size_t(j)];
     const GgmlGrid& g = grids[size_t(r * nsub + c / sub)];
     const int q = ggml_grid_nearest(g, float(wr[j]));
     codes[size_t(r * K + c)] = uint8_t(q);

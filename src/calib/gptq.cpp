@@ -17,39 +17,25 @@ namespace lmq::calib {
 
 using quant::GroupQ;
 
-GptqState gptq_prepare(const float* w, int64_t rows, int64_t K, const float* H, const GptqOptions& o) {
+GptqInverse gptq_inverse(const float* H, int64_t K, const GptqOptions& o) {
   if (!(o.damp >= 0) || !std::isfinite(o.damp)) fail("--damp {}: must be a finite number ≥ 0", o.damp);
-  for (int64_t i = 0; i < rows * K; ++i)
-    if (!std::isfinite(w[i])) fail("weight {} at row {}, column {} is not finite", w[i], i / K, i % K);
   for (int64_t i = 0; i < K * K; ++i)
     if (!std::isfinite(H[i])) fail("Hessian entry ({}, {}) is not finite", i / K, i % K);
-  GptqState st;
-  st.rows = rows;
-  st.K = K;
-
-  // 1. dead inputs
-  st.W.assign(w, w + rows * K);
-  st.diag.resize(static_cast<size_t>(K));
-  for (int64_t j = 0; j < K; ++j) {
-    st.diag[j] = H[j * K + j];
-    if (st.diag[j] == 0) {
-      st.diag[j] = 1;
-      for (int64_t r = 0; r < rows; ++r) st.W[size_t(r * K + j)] = 0;
-    }
-  }
-  const std::vector<double>& diag = st.diag;
+  GptqInverse inv;
+  inv.K = K;
+  // 1. dead inputs: H_jj = 1 (their weights are zeroed by gptq_prepare)
+  std::vector<double>& diag = inv.diag;
+  diag.resize(static_cast<size_t>(K));
+  for (int64_t j = 0; j < K; ++j) diag[j] = H[j * K + j] == 0 ? 1 : H[j * K + j];
 
   // 2. processing order
-  std::vector<int64_t>& perm = st.perm;
+  std::vector<int64_t>& perm = inv.perm;
   perm.resize(static_cast<size_t>(K));
   std::iota(perm.begin(), perm.end(), 0);
   if (o.act_order)
     std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return diag[a] > diag[b]; });
-  st.Wp.resize(static_cast<size_t>(rows * K));
-  std::vector<double>& U = st.U;
+  std::vector<double>& U = inv.U;
   U.resize(size_t(K * K));
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < K; ++j) st.Wp[size_t(r * K + j)] = st.W[size_t(r * K + perm[j])];
   for (int64_t i = 0; i < K; ++i)
     for (int64_t j = 0; j < K; ++j)
       U[size_t(i * K + j)] = i == j ? diag[perm[i]] : double(H[perm[i] * K + perm[j]]);
@@ -75,6 +61,27 @@ GptqState gptq_prepare(const float* w, int64_t rows, int64_t K, const float* H, 
     for (int64_t i = 0; i < K; ++i)
       for (int64_t j = 0; j < i; ++j) U[size_t(i * K + j)] = 0;
   }
+  return inv;
+}
+
+GptqState gptq_prepare(const float* w, int64_t rows, int64_t K, const float* H, const GptqOptions& o) {
+  if (!(o.damp >= 0) || !std::isfinite(o.damp)) fail("--damp {}: must be a finite number ≥ 0", o.damp);
+  for (int64_t i = 0; i < rows * K; ++i)
+    if (!std::isfinite(w[i])) fail("weight {} at row {}, column {} is not finite", w[i], i / K, i % K);
+  LMQ_CHECK(!o.inverse || o.inverse->K == K, "GPTQ inverse of {} columns for a weight of {}", o.inverse->K, K);
+  GptqState st;
+  st.rows = rows;
+  st.K = K;
+  st.inv = o.inverse ? o.inverse : std::make_shared<const GptqInverse>(gptq_inverse(H, K, o));
+  // 1. dead inputs: their weights are zeroed
+  st.W.assign(w, w + rows * K);
+  for (int64_t j = 0; j < K; ++j)
+    if (H[j * K + j] == 0)
+      for (int64_t r = 0; r < rows; ++r) st.W[size_t(r * K + j)] = 0;
+  const std::vector<int64_t>& perm = st.perm();
+  st.Wp.resize(static_cast<size_t>(rows * K));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < K; ++j) st.Wp[size_t(r * K + j)] = st.W[size_t(r * K + perm[j])];
   return st;
 }
 
@@ -84,7 +91,7 @@ namespace {
 // columns after the block for these rows as one matrix product.
 void gptq_rows(GptqState& st, int64_t B, int64_t r0, int64_t r1, const GptqColumnQuant& quant) {
   const int64_t K = st.K, nr = r1 - r0;
-  const std::vector<double>& U = st.U;
+  const std::vector<double>& U = st.inv->U;
   std::vector<double> E(size_t(nr * std::min(B, std::max<int64_t>(K, 1))));
   for (int64_t i1 = 0; i1 < K; i1 += B) {
     const int64_t i2 = std::min(i1 + B, K), nb = i2 - i1;
@@ -156,7 +163,7 @@ quant::QuantStats gptq_quantize(const float* w, int64_t rows, int64_t K, const f
   const int64_t B = dynamic ? G * std::max<int64_t>(1, o.block / G) : o.block;
   std::vector<uint8_t> codes(static_cast<size_t>(rows * K));
   gptq_run(st, B, threads, [&](int64_t r, int64_t j, const double* wr) {
-    const int64_t c = st.perm[j];
+    const int64_t c = st.perm()[size_t(j)];
     if (dynamic && j % G == 0) {
       const int64_t len = std::min(G, K - j);
       float seg[1024];
@@ -187,24 +194,25 @@ quant::QuantStats gptq_quantize(const float* w, int64_t rows, int64_t K, const f
   return qst;
 }
 
-double output_error(const float* w, const float* wq, int64_t rows, int64_t K, const float* H) {
-  const std::vector<double> Hd(H, H + K * K);
-  // Rows split over the threads, each slice's D·H one product with BLAS serial in its thread;
-  // the partial sums are added in thread order (deterministic for a given thread count).
+double output_error(const float* w, const float* wq, int64_t rows, int64_t K, const float* H, int threads) {
+  // Rows split over the threads, each slice's D·H one float product with BLAS serial in its
+  // thread (a report: float's ~1e-6 relative error is far below what it compares, and sgemm
+  // is twice dgemm's speed, with no double copy of H); the products' sums are accumulated in
+  // double and the partial sums added in thread order (deterministic for a given thread count).
   const SerialBlas serial;
-  const int T = int(std::clamp<int64_t>(omp_get_max_threads(), 1, std::max<int64_t>(rows, 1)));
+  const int T = int(std::clamp<int64_t>(threads > 0 ? threads : omp_get_max_threads(), 1, std::max<int64_t>(rows, 1)));
   std::vector<double> part(static_cast<size_t>(T), 0.0);
 #pragma omp parallel num_threads(T)
   {
     const int t = omp_get_thread_num(), n = omp_get_num_threads();
     const int64_t r0 = rows * t / n, nr = rows * (t + 1) / n - r0;
-    std::vector<double> D(static_cast<size_t>(nr * K)), M(static_cast<size_t>(nr * K));
-    for (int64_t i = 0; i < nr * K; ++i) D[size_t(i)] = double(w[r0 * K + i]) - double(wq[r0 * K + i]);
+    std::vector<float> D(static_cast<size_t>(nr * K)), M(static_cast<size_t>(nr * K));
+    for (int64_t i = 0; i < nr * K; ++i) D[size_t(i)] = w[r0 * K + i] - wq[r0 * K + i];
     if (nr > 0)
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nr), int(K), int(K), 1.0, D.data(), int(K),
-                  Hd.data(), int(K), 0.0, M.data(), int(K));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nr), int(K), int(K), 1.0f, D.data(), int(K), H,
+                  int(K), 0.0f, M.data(), int(K));
     double s = 0;
-    for (int64_t i = 0; i < nr * K; ++i) s += M[size_t(i)] * D[size_t(i)];
+    for (int64_t i = 0; i < nr * K; ++i) s += double(M[size_t(i)]) * double(D[size_t(i)]);
     part[size_t(t)] = s;
   }
   return std::accumulate(part.begin(), part.end(), 0.0) / 2;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <exception>
 
 #include "lmq/error.h"
@@ -42,6 +43,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// Seconds of CPU this thread has used: the measure of a phase when phases run side by side.
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
 std::vector<const Tensor*> block_linears(const LayerWeights& w) {
   return {w.wq, w.wk, w.wv, w.wo, w.w_gate, w.w_up, w.w_down};
 }
@@ -71,6 +79,7 @@ struct WindowWorker {
   std::map<std::string, StatsBatch> batch;  // by stat_key
   std::vector<float> x;                     // the window's hidden state when not propagated
   std::exception_ptr error;
+  double forward_cpu = 0, hessian_cpu = 0;  // this thread's CPU seconds in each
 };
 
 // Runs block l of `m` on every window's hidden state, one window per thread at a time (BLAS
@@ -79,7 +88,7 @@ struct WindowWorker {
 // window order, so the statistics do not depend on the thread count. h is updated in place
 // only when `propagate`.
 void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<int>>& windows,
-               std::map<std::string, StatsAccumulator>* acc, bool propagate) {
+               std::map<std::string, StatsAccumulator>* acc, bool propagate, CalibQuantReport::Phases& cpu) {
   const SerialBlas serial;
   const std::unique_ptr<Model> dense = dense_block(m, l);
   const int64_t nw = int64_t(windows.size());
@@ -100,7 +109,9 @@ void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<i
     wk.run->set_observer([&wk](const Tensor& t, const float* x, int n) {
       const std::string key = stat_key(t.name);
       if (!wk.shared.first(x, key)) return;
+      const double t0 = thread_cpu_seconds();
       wk.batch[key].compute(x, n, t.cols());
+      wk.hessian_cpu += thread_cpu_seconds() - t0;
     });
   }
 #pragma omp parallel num_threads(T)
@@ -110,6 +121,7 @@ void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<i
     WindowWorker& wk = workers[size_t(omp_get_thread_num())];
     for (int64_t r0 = 0; r0 < nw; r0 += nt) {  // the same rounds in every thread (barriers)
       const int64_t i = r0 + omp_get_thread_num();
+      const double t0 = thread_cpu_seconds(), h0 = wk.hessian_cpu;
       if (i < nw && !wk.error) try {
           std::vector<float>& hx = h.x[size_t(i)];
           if (!propagate) wk.x.assign(hx.begin(), hx.end());
@@ -120,18 +132,23 @@ void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<i
         } catch (...) {
           wk.error = std::current_exception();
         }
+      wk.forward_cpu += thread_cpu_seconds() - t0 - (wk.hessian_cpu - h0);
       if (!acc) continue;
 #pragma omp barrier
+      const double m0 = thread_cpu_seconds();
 #pragma omp for schedule(dynamic, 1)
       for (size_t k = 0; k < accs.size(); ++k)
         for (int64_t t = 0; t < nt && r0 + t < nw; ++t) {
           const auto& batches = workers[size_t(t)].batch;
           if (auto it = batches.find(*accs[k].first); it != batches.end()) accs[k].second->merge(it->second);
         }
+      wk.hessian_cpu += thread_cpu_seconds() - m0;  // the merge, and the wait for its slowest thread
     }
   }
-  for (const WindowWorker& wk : workers)
+  for (const WindowWorker& wk : workers) {
     if (wk.error) std::rethrow_exception(wk.error);
+    cpu.forward += wk.forward_cpu, cpu.hessian += wk.hessian_cpu;
+  }
 }
 
 bool is_awq(Method m) { return m == Method::Awq || m == Method::AwqGptq; }
@@ -151,14 +168,14 @@ struct LinearStore {
                   : quant::int_tensor_bytes(target.scheme.p, rows, K);
   }
   // The method's choice for w (rows × K, input statistics st) into `out`; back: what was stored.
-  quant::QuantStats quantize(const CalibQuantOptions& c, const float* w, int64_t rows, int64_t K,
-                             const InputStats& st, uint8_t* out, float* back) const {
+  quant::QuantStats quantize(const CalibQuantOptions& c, const GptqOptions& go, const float* w, int64_t rows,
+                             int64_t K, const InputStats& st, uint8_t* out, float* back) const {
     const quant::Scheme& s = target.scheme;
     const Format f = target.format;
     if (c.method == Method::Awq) {  // the activation-weighted fit (awmse on the scaled weights)
       if (!ggml()) {
         const quant::QuantStats qs = quant::quantize_tensor(w, rows, K, s.p, quant::RangeMethod::Mse, s.percentile,
-                                                            st.sq_mean.data(), out, c.gptq.threads);
+                                                            st.sq_mean.data(), out, go.threads);
         quant::int_dequantize_rows(s.p, out, rows, K, 0, rows, back);
         return qs;
       }
@@ -167,8 +184,8 @@ struct LinearStore {
       for (int64_t i = 0; i < rows * K; ++i) qs.add(double(w[i]), back[i]);
       return qs.finish();
     }
-    if (ggml()) return gptq_quantize_ggml(w, rows, K, st.hessian.data(), f, c.gptq, c.hessian_fit, out, back);
-    const quant::QuantStats qs = gptq_quantize(w, rows, K, st.hessian.data(), s, c.gptq, out);
+    if (ggml()) return gptq_quantize_ggml(w, rows, K, st.hessian.data(), f, go, c.hessian_fit, out, back);
+    const quant::QuantStats qs = gptq_quantize(w, rows, K, st.hessian.data(), s, go, out);
     quant::int_dequantize_rows(s.p, out, rows, K, 0, rows, back);
     return qs;
   }
@@ -215,38 +232,175 @@ RoundTripOf awq_round_trips(const QuantPlan& plan, Method m, int threads) {
   };
 }
 
-// The calibrated method on one linear of block l into its plan entry (and `calibrated`, for the
-// propagation): w are its float weights, st their input statistics; with AWQ the column-scaled
-// weights and the scaled input's statistics are quantized. The report compares the method's
-// error (in its own, scaled space) with the reference quantizer's of the unscaled weights.
-void calibrate_linear(const Model& src, const Tensor& t, const LinearStore& store, const InputStats& st,
-                      AwqBlock* awq, const CalibQuantOptions& c, TensorPlan& planned, Model::Overlay& calibrated,
-                      CalibQuantReport& rep) {
+// One calibrated linear of a block: its input statistics (AWQ: the scaled input's), and what
+// the method and the reference quantizer gave.
+struct LinearJob {
+  const Tensor* t;
+  LinearStore store;
+  const InputStats* st;          // of the unscaled input
+  const InputStats* sq = nullptr;  // what the method sees (AWQ: shared with its group's scaled copy)
+  const std::vector<float>* wq = nullptr;  // AWQ: the column-scaled weights
+  TensorPlan* planned;
+  double err = 0, rtn_err = 0;
+};
+
+// Linears with the same input statistics (q/k/v, gate/up; with AWQ, also the same column
+// scales): GPTQ's inverse Hessian is computed once for all of them.
+struct HessianGroup {
+  std::vector<LinearJob*> jobs;
+  std::unique_ptr<InputStats> scaled;  // AWQ
+};
+
+// A unit of a block's per-linear work, run by one thread: a group's GPTQ (the inverse once,
+// then each linear's sweep and output error), or one linear's reference quantizer and its error.
+struct Unit {
+  HessianGroup* group = nullptr;
+  LinearJob* ref = nullptr;
+  double cost = 0;  // flops, for the order (largest first)
+  std::exception_ptr error;
+  CalibQuantReport::Phases cpu;
+};
+
+void run_group(const Model& src, HessianGroup& g, const CalibQuantOptions& c, CalibQuantReport::Phases& cpu) {
+  const bool gptq = c.method == Method::Gptq || c.method == Method::AwqGptq;
+  GptqOptions go = c.gptq;
+  go.threads = 1;  // the units run side by side, one thread each
+  for (LinearJob* j : g.jobs) {
+    const Tensor& t = *j->t;
+    const int64_t rows = t.rows(), K = t.cols();
+    std::vector<float> w(size_t(t.numel())), back(w.size());
+    dequantize_rows(t, 0, rows, w.data());
+    const std::vector<float>& wq = j->wq ? *j->wq : w;
+    j->planned->bytes.resize(j->store.bytes(rows, K));
+    double t0 = thread_cpu_seconds();
+    try {
+      if (gptq && !go.inverse) {
+        go.inverse = std::make_shared<const GptqInverse>(gptq_inverse(j->sq->hessian.data(), K, go));
+        const double t1 = thread_cpu_seconds();
+        cpu.solve += t1 - t0;
+        t0 = t1;
+      }
+      j->planned->stats = j->store.quantize(c, go, wq.data(), rows, K, *j->sq, j->planned->bytes.data(), back.data());
+    } catch (const Error& e) {
+      fail("{}: tensor '{}': {}", src.path(), t.name, e.what());
+    }
+    const double t1 = thread_cpu_seconds();
+    cpu.sweep += t1 - t0;
+    j->err = output_error(wq.data(), back.data(), rows, K, j->sq->hessian.data(), 1);
+    cpu.report += thread_cpu_seconds() - t1;
+  }
+}
+
+// The reference the report compares with: RTN of the same target on the unscaled weights.
+void run_reference(LinearJob& j, CalibQuantReport::Phases& cpu) {
+  const double t0 = thread_cpu_seconds();
+  const Tensor& t = *j.t;
   const int64_t rows = t.rows(), K = t.cols();
   std::vector<float> w(size_t(t.numel())), back(w.size());
   dequantize_rows(t, 0, rows, w.data());
-  InputStats scaled;
-  const std::vector<float>* wq = &w;
-  const InputStats* sq = &st;
-  if (awq) {
-    scaled = scaled_stats(st, awq->col_scale.at(t.name));
-    sq = &scaled;
-    wq = &awq->weights.at(t.name);
+  j.store.reference(w.data(), rows, K, 1, back.data());
+  j.rtn_err = output_error(w.data(), back.data(), rows, K, j.st->hessian.data(), 1);
+  cpu.report += thread_cpu_seconds() - t0;
+}
+
+// Block l's calibrated linears (jobs, in block order) with the method, into their plan entries
+// and `calibrated`. The block's linears are independent here (their statistics all come from
+// the float block), so the units run side by side, one per thread, largest first: GPTQ's O(K³)
+// inverse, which LAPACK runs in one thread, overlaps the other linears' work. Every unit's result
+// is that of a one-thread run, so the bytes depend on neither the thread count nor the schedule.
+void calibrate_block(const Model& src, std::vector<LinearJob>& jobs, AwqBlock* awq, const CalibQuantOptions& c,
+                     Model::Overlay& calibrated, CalibQuantReport& rep) {
+  std::vector<std::unique_ptr<HessianGroup>> groups;
+  for (LinearJob& j : jobs) {
+    const std::vector<float>* scale = awq ? &awq->col_scale.at(j.t->name) : nullptr;
+    auto same = [&](const std::unique_ptr<HessianGroup>& g) {
+      const LinearJob& h = *g->jobs.front();
+      return h.st == j.st && (!awq || awq->col_scale.at(h.t->name) == *scale);
+    };
+    auto it = std::find_if(groups.begin(), groups.end(), same);
+    if (it == groups.end()) {
+      groups.push_back(std::make_unique<HessianGroup>());
+      it = groups.end() - 1;
+      if (awq) (*it)->scaled = std::make_unique<InputStats>(scaled_stats(*j.st, *scale));
+    }
+    j.sq = awq ? (*it)->scaled.get() : j.st;
+    if (awq) j.wq = &awq->weights.at(j.t->name);
+    (*it)->jobs.push_back(&j);
   }
-  planned.bytes.resize(store.bytes(rows, K));
-  try {
-    planned.stats = store.quantize(c, wq->data(), rows, K, *sq, planned.bytes.data(), back.data());
-  } catch (const Error& e) {
-    fail("{}: tensor '{}': {}", src.path(), t.name, e.what());
+  const bool gptq = c.method == Method::Gptq || c.method == Method::AwqGptq;
+  std::vector<Unit> units;
+  for (auto& g : groups) {
+    const double K = double(g->jobs.front()->t->cols());
+    Unit& u = units.emplace_back();
+    u.group = g.get();
+    u.cost = gptq ? 4.0 / 3 * K * K * K : 0.0;  // the inverse; then per linear its sweep and its error
+    for (const LinearJob* j : g->jobs) u.cost += 4 * double(j->t->rows()) * K * K;
   }
-  const double err = output_error(wq->data(), back.data(), rows, K, sq->hessian.data());
-  store.reference(w.data(), rows, K, c.gptq.threads, back.data());
-  rep.layers.push_back({t.name, err, output_error(w.data(), back.data(), rows, K, st.hessian.data())});
-  if (awq) awq->weights.erase(t.name);  // stored quantized; what is left is stored as floats
-  calibrated.put(store.stored(t, planned.bytes));
+  for (LinearJob& j : jobs) {
+    Unit& u = units.emplace_back();
+    u.ref = &j;
+    u.cost = 2 * double(j.t->rows()) * double(j.t->cols()) * double(j.t->cols());
+  }
+  std::stable_sort(units.begin(), units.end(), [](const Unit& a, const Unit& b) { return a.cost > b.cost; });
+  const int T = c.gptq.threads > 0 ? c.gptq.threads : omp_get_max_threads();
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1)
+  for (size_t i = 0; i < units.size(); ++i) try {
+      if (units[i].group) run_group(src, *units[i].group, c, units[i].cpu);
+      else run_reference(*units[i].ref, units[i].cpu);
+    } catch (...) {
+      units[i].error = std::current_exception();
+    }
+  for (const Unit& u : units) {  // the first error in the order of the units (a fixed order)
+    if (u.error) std::rethrow_exception(u.error);
+    rep.cpu.solve += u.cpu.solve, rep.cpu.sweep += u.cpu.sweep, rep.cpu.report += u.cpu.report;
+  }
+  for (LinearJob& j : jobs) {
+    rep.layers.push_back({j.t->name, j.err, j.rtn_err});
+    if (awq) awq->weights.erase(j.t->name);  // stored quantized; what is left is stored as floats
+    calibrated.put(j.store.stored(*j.t, j.planned->bytes));
+  }
 }
 
 }  // namespace
+
+CalibMemory estimate_calibration_memory(const Model& m, const QuantPlan& plan, Method method, int64_t windows,
+                                        int64_t window_len, int threads) {
+  CalibMemory r;
+  if (method == Method::Rtn || method == Method::Mse || m.layers().empty()) return r;
+  const ModelConfig& c = m.config();
+  const uint64_t T = uint64_t(std::max(threads > 0 ? threads : omp_get_max_threads(), 1));
+  const uint64_t len = uint64_t(std::max<int64_t>(window_len, 1));
+  r.hidden = uint64_t(windows) * len * uint64_t(c.hidden) * sizeof(float);
+  for (const LayerWeights& lw : m.layers())
+    for (const Tensor* t : block_linears(lw))
+      if (const TensorTarget* target = plan.target(t->name); target && LinearStore::calibrated(*target))
+        if (method != Method::AwMse) r.plan += LinearStore{*target}.bytes(t->rows(), t->cols());
+  // one block (every block has the shapes of the first)
+  uint64_t dense = 0, stats = 0, hessians = 0;
+  std::map<std::string, uint64_t> keys;  // stat_key → K
+  std::vector<uint64_t> units;           // per linear: the method's working set
+  for (const Tensor* t : block_linears(m.layers()[0])) {
+    const uint64_t rows = uint64_t(t->rows()), K = uint64_t(t->cols());
+    dense += rows * K * sizeof(float);
+    keys[stat_key(t->name)] = K;
+    // GPTQ: W and Wp (double), U (double), w and back (float), codes; a reference unit is less
+    units.push_back(rows * K * (2 * sizeof(double) + 2 * sizeof(float) + 1) + K * K * sizeof(double));
+  }
+  for (const auto& [k, K] : keys) {
+    stats += K * K * (sizeof(double) + T * sizeof(float));  // the accumulator, each thread's batch
+    hessians += K * K * sizeof(float);                        // the finished statistics
+  }
+  const uint64_t acts = T * len * uint64_t(8 * c.hidden + 3 * c.ffn + len) * sizeof(float);  // per thread, one window
+  std::sort(units.rbegin(), units.rend());
+  uint64_t side_by_side = 0;
+  for (size_t i = 0; i < units.size() && i < T; ++i) side_by_side += units[i];
+  const uint64_t awq = is_awq(method) ? dense : 0;  // AWQ's scaled F32 copies of the block
+  const uint64_t gathering = dense + stats + hessians + acts;
+  const uint64_t solving = hessians + side_by_side + awq;
+  const uint64_t propagating = dense + acts;
+  r.block = std::max({gathering, solving, propagating});
+  return r;
+}
 
 void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptions& c, CalibQuantReport* report,
                         const BlockProgress& progress) {
@@ -286,11 +440,11 @@ void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptio
       for (const Tensor* t : block_linears(lw))
         if (const InputStats* s = find_stats(file_stats, t->name)) block_stats.emplace(stat_key(t->name), *s);
     } else {
-      if (progress) progress(l, L, "calibrating");
+      if (progress) progress(l, L, "forward passes + Hessians");
       const auto t0 = Clock::now();
       std::map<std::string, StatsAccumulator> acc;
       // the float block's output is propagated only by awmse (the others propagate the quantized block's)
-      run_block(src, l, h, c.windows, &acc, c.method == Method::AwMse);
+      run_block(src, l, h, c.windows, &acc, c.method == Method::AwMse, rep.cpu);
       for (auto& [k, a] : acc) block_stats.emplace(k, a.finish());
       calib_s += since(t0);
     }
@@ -307,7 +461,10 @@ void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptio
     }
 
     // GPTQ / AWQ of block l's linears
-    if (progress) progress(l, L, method_name(c.method));
+    if (progress) {
+      const bool gptq = c.method == Method::Gptq || c.method == Method::AwqGptq;
+      progress(l, L, std::string(method_name(c.method)) + (gptq ? ": inverse Hessians, sweeps, error report" : ": fits, error report"));
+    }
     const auto t1 = Clock::now();
     Model::Overlay calibrated;  // block l's linears as the method stored them
     AwqBlock awq;
@@ -315,6 +472,7 @@ void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptio
       awq = awq_block(src, l, block_stats, awq_round_trips(plan, c.method, c.awq.threads), c.awq);
       rep.awq_groups.insert(rep.awq_groups.end(), awq.groups.begin(), awq.groups.end());
     }
+    std::vector<LinearJob> jobs;
     for (const Tensor* t : block_linears(lw)) {
       const TensorTarget* target = plan.target(t->name);
       LMQ_CHECK(target, "no target for '{}'", t->name);
@@ -322,20 +480,20 @@ void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptio
       const InputStats* st = find_stats(block_stats, t->name);
       if (!st) fail("stats: no statistics for '{}'", t->name);
       if (st->K != t->cols()) fail("stats for '{}' have {} inputs, the weight {}", t->name, st->K, t->cols());
-      calibrate_linear(src, *t, LinearStore{*target}, *st, is_awq(c.method) ? &awq : nullptr, c,
-                       plan.tensors[t->name], calibrated, rep);
+      jobs.push_back(LinearJob{t, LinearStore{*target}, st, nullptr, nullptr, &plan.tensors[t->name], 0, 0});
     }
+    calibrate_block(src, jobs, is_awq(c.method) ? &awq : nullptr, c, calibrated, rep);
     for (auto& [name, v] : awq.weights) {
       const auto& held = plan.tensors[name].values = std::move(v);
       put_floats(calibrated, src, name, held);
     }
     quant_s += since(t1);
     if (!from_file) {  // propagate through the quantized block
-      if (progress) progress(l, L, "propagating");
+      if (progress) progress(l, L, "propagating (forward passes)");
       const auto t2 = Clock::now();
       auto mixed =
           Model::with_tensors(src, std::move(calibrated), src.path() + " [calibrated block " + std::to_string(l) + "]");
-      run_block(*mixed, l, h, c.windows, nullptr, true);
+      run_block(*mixed, l, h, c.windows, nullptr, true, rep.cpu);
       calib_s += since(t2);
     }
   }

@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "lmq/calib/w8a8.h"
 #include "lmq/error.h"
 #include "lmq/mapped_file.h"
+#include "lmq/model/memory_limit.h"
 #include "lmq/model/model.h"
 #include "lmq/quant/scheme.h"
 
@@ -89,6 +92,28 @@ BlockProgress block_progress(Method m, const QuantizeHooks& hooks) {
   return m == Method::Rtn || m == Method::Mse ? BlockProgress{} : hooks.blocks;
 }
 
+// Refuses, before any work, a job whose estimated peak memory exceeds what the machine has
+// available: calibration's (estimate_calibration_memory) plus the writer's, which holds one
+// tensor at a time (its floats, its codes and the error measurement's copy: 1.5× the largest
+// tensor's floats, measured 1.27× on a 1.1B model). --target-bpw's sensitivity probes are not
+// counted.
+uint64_t check_memory(const Model& m, const QuantPlan& plan, const QuantizeJob& q) {
+  const Method method = parse_method(q.method);
+  uint64_t largest = 0;
+  for (const Tensor& t : m.tensors()) largest = std::max(largest, uint64_t(t.numel()) * sizeof(float));
+  const uint64_t writer = largest * 3 / 2;
+  const bool windows = !q.calib.empty();
+  const CalibMemory c =
+      estimate_calibration_memory(m, plan, method, windows ? std::max(q.co.samples, 0) : 0, q.co.len, q.threads);
+  constexpr double GiB = 1 << 30;
+  require_available_memory(
+      c.total() + writer, fmt::format("lmq quantize {}", q.model),
+      fmt::format("{:.2f} GiB calibration hidden states, {:.2f} GiB calibrated linears held, {:.2f} GiB one "
+                  "block's working set, {:.2f} GiB the writer's largest tensor",
+                  double(c.hidden) / GiB, double(c.plan) / GiB, double(c.block) / GiB, double(writer) / GiB));
+  return c.total() + writer;
+}
+
 // --format gguf: llama.cpp's file, ggml type names (or llama.cpp mixtures) as schemes; the
 // --method chooses codes and scales within the block formats (calib/gguf_target.h).
 QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) {
@@ -98,15 +123,17 @@ QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) 
   GgufExportOptions o;
   o.scheme = parse_gguf_scheme(q.scheme == "int8:channel:sym" ? "q8_0" : q.scheme);  // lmq's default → q8_0
   for (const auto& ov : q.overrides) o.overrides.push_back(parse_gguf_override(ov));
+  // the straight line: targets (llama.cpp's recipe) → mixed precision → calibration → writer
+  QuantPlan plan = plan_gguf_targets(*m, o);
+  const uint64_t estimate = check_memory(*m, plan, q);  // before the calibration windows are cut
   CalibQuantOptions cq = calib_options(q, *m);
   if (q.hessian_fit && cq.method != Method::Gptq && cq.method != Method::AwqGptq)
     fail("--hessian-fit: only with --method gptq or awq+gptq");
   cq.hessian_fit = q.hessian_fit;
   cq.target_name = "gguf";
-  // the straight line: targets (llama.cpp's recipe) → mixed precision → calibration → writer
-  QuantPlan plan = plan_gguf_targets(*m, o);
   if (q.target_bpw) choose_mixed_precision(*m, plan, cq.windows, q, hooks);
   QuantizeOutcome r;
+  r.estimated_peak_bytes = estimate;
   r.gguf = true;
   r.method = cq.method;
   prepare_calibrated(*m, plan, cq, &r.calib, block_progress(cq.method, hooks));
@@ -145,13 +172,16 @@ QuantizeOutcome quantize_hf(const QuantizeJob& q, const QuantizeHooks& hooks) {
   h.method = q.method;
   h.source_dir = q.model;
   h.shard_bytes = q.max_shard_bytes;
-  CalibQuantOptions cq = calib_options(q, *m);
-  cq.target_name = h.q.scheme.to_string();
-  h.act_order = q.act_order && (cq.method == Method::Gptq || cq.method == Method::AwqGptq);
+  const Method method = parse_method(q.method);
+  h.act_order = q.act_order && (method == Method::Gptq || method == Method::AwqGptq);
   // the straight line: targets → (checked) → calibration → W8A8 folding → writer
   QuantPlan plan = plan_hf_targets(*m, h);
   check_hf_targets(*m, plan, h);
+  const uint64_t estimate = check_memory(*m, plan, q);  // before the calibration windows are cut
+  CalibQuantOptions cq = calib_options(q, *m);
+  cq.target_name = h.q.scheme.to_string();
   QuantizeOutcome r;
+  r.estimated_peak_bytes = estimate;
   r.hf = true;
   r.method = cq.method;
   prepare_calibrated(*m, plan, cq, &r.calib, block_progress(cq.method, hooks));
@@ -184,6 +214,9 @@ QuantizeOutcome run_quantize_job(const QuantizeJob& q, const QuantizeHooks& hook
   o.provenance["lmq.source"] = q.model;
   o.provenance["lmq.command"] = q.command_line;
 
+  // the straight line: targets (--scheme, --override) → mixed precision → calibration → writer
+  QuantPlan plan = plan_targets(*m, o);
+  const uint64_t estimate = check_memory(*m, plan, q);  // before the calibration windows are cut
   CalibQuantOptions cq = calib_options(q, *m);
   cq.target_name = o.scheme.to_string();
   if (!q.calib.empty())
@@ -192,13 +225,12 @@ QuantizeOutcome run_quantize_job(const QuantizeJob& q, const QuantizeHooks& hook
   if (cq.method == Method::Gptq || cq.method == Method::AwqGptq)
     o.provenance["lmq.gptq"] = fmt::format("damp={} act_order={}", q.damp, q.act_order ? "yes" : "no");
 
-  // the straight line: targets (--scheme, --override) → mixed precision → calibration → writer
-  QuantPlan plan = plan_targets(*m, o);
   if (q.target_bpw) {
     choose_mixed_precision(*m, plan, cq.windows, q, hooks);
     o.provenance["lmq.target_bpw"] = fmt::format("{}", *q.target_bpw);
   }
   QuantizeOutcome r;
+  r.estimated_peak_bytes = estimate;
   r.method = cq.method;
   prepare_calibrated(*m, plan, cq, &r.calib, block_progress(cq.method, hooks));
   // the recorded scheme names the range search that mse and awmse gave the plan's targets

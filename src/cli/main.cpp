@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 
 #include <CLI/CLI.hpp>
@@ -24,6 +25,7 @@
 #include "lmq/eval/evaluate.h"
 #include "lmq/eval/inspect.h"
 #include "lmq/eval/sweep.h"
+#include "lmq/eval/synth.h"
 #include "lmq/eval/sweep_chart.h"
 #include "lmq/formats/atomic_file.h"
 #include "lmq/quant/gguf_export.h"
@@ -301,14 +303,26 @@ std::string command_line(int argc, char** argv) {
   return s;
 }
 
-// The calibration's block progress on a TTY: "gptq block 3/8 (12 s, ETA 20 s)".
+// The calibration's progress on a TTY, one refreshed line at each phase of each block:
+// "block 3/22 gptq: inverse Hessians, sweeps (1:52 elapsed, ETA 14:10)". The ETA is the mean
+// time of the finished blocks times the blocks left, less the time spent in this one.
 calib::BlockProgress block_progress() {
   if (!stderr_is_tty()) return {};
-  return [t0 = std::chrono::steady_clock::time_point{}](int b, int n, const std::string& stage) mutable {
-    if (t0 == std::chrono::steady_clock::time_point{}) t0 = std::chrono::steady_clock::now();  // calibration starts
-    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const std::string eta = b > 0 && b < n ? fmt::format(", ETA {:.0f} s", el / b * (n - b)) : "";
-    fmt::print(stderr, "\r\033[K{} block {}/{} ({:.0f} s{})", stage, std::min(b + 1, n), n, el, eta);
+  using Clock = std::chrono::steady_clock;
+  struct State {
+    Clock::time_point t0, block_start;
+    int block = -1;
+  };
+  return [st = std::make_shared<State>()](int b, int n, const std::string& stage) {
+    const auto now = Clock::now();
+    if (st->block < 0) st->t0 = now;  // calibration starts
+    if (b != st->block) st->block = b, st->block_start = now;
+    auto secs = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+    auto mmss = [](double s) { return fmt::format("{}:{:02d}", int(s) / 60, int(s) % 60); };
+    const double el = secs(now - st->t0);
+    std::string eta;
+    if (b > 0 && b < n) eta = ", ETA " + mmss(std::max(0.0, el / b * (n - b) - secs(now - st->block_start)));
+    fmt::print(stderr, "\r\033[Kblock {}/{} {} ({} elapsed{})", std::min(b + 1, n), n, stage, mmss(el), eta);
     if (b == n) fmt::print(stderr, "\n");
     std::fflush(stderr);
   };
@@ -320,18 +334,31 @@ void add_awq_groups(json& j, const calib::CalibQuantReport& crep) {
     j["awq_groups"].push_back({{"name", g.name}, {"alpha", g.alpha}, {"err", g.err}, {"rtn_err", g.rtn_err}});
 }
 
-void print_calib_summary(const calib::CalibQuantReport& crep, const std::string& method,
+void print_calib_summary(const calib::QuantizeOutcome& out, const std::string& method,
                          std::chrono::steady_clock::time_point t_start, const char* baseline) {
+  const calib::CalibQuantReport& crep = out.calib;
   if (!crep.layers.empty()) {
     double g = 0, rt = 0;
     for (const auto& l : crep.layers) g += l.gptq_err, rt += l.rtn_err;
     fmt::print("{}: {} layers, calibration output error tr(ΔHΔᵀ)/2 summed: {} {:.4g} vs {} {:.4g} ({:.3f}×)\n",
                method, crep.layers.size(), method, g, baseline, rt, rt > 0 ? g / rt : 0.0);
   }
-  fmt::print("method {}: calibration {:.1f} s ({} tokens), gptq {:.1f} s; total {:.1f} s, peak memory {:.0f} MiB\n",
+  fmt::print("method {}: calibration {:.1f} s ({} tokens), gptq {:.1f} s; total {:.1f} s, peak memory {:.0f} MiB "
+             "(estimated up front {:.0f} MiB + the input's page cache)\n",
              method, crep.calib_seconds, crep.tokens, crep.quant_seconds,
              std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(),
-             double(peak_rss_bytes()) / (1 << 20));
+             double(peak_rss_bytes()) / (1 << 20), double(out.estimated_peak_bytes) / (1 << 20));
+  const calib::CalibQuantReport::Phases& p = crep.cpu;
+  if (p.forward + p.hessian + p.solve + p.sweep + p.report > 0)
+    fmt::print("cpu time (s, all threads): forward passes {:.1f}, Hessians {:.1f}, solves (inverse Hessian) {:.1f}, "
+               "column sweeps {:.1f}, error report {:.1f}\n",
+               p.forward, p.hessian, p.solve, p.sweep, p.report);
+}
+
+// The phases' CPU seconds for --json.
+json phases_json(const calib::CalibQuantReport& crep) {
+  const calib::CalibQuantReport::Phases& p = crep.cpu;
+  return {{"forward", p.forward}, {"hessian", p.hessian}, {"solve", p.solve}, {"sweep", p.sweep}, {"report", p.report}};
 }
 
 // GgufTensorReport::path in words.
@@ -354,7 +381,10 @@ void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
            {"params", r.params},    {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes},
            {"bpw", r.bpw},          {"rel_rms", r.rel_rms},    {"fallbacks", r.n_fallback},
            {"carried", r.n_carried}, {"requantized", r.n_requantized},
-           {"seconds", r.seconds},  {"peak_rss_bytes", peak_rss_bytes()}, {"method", q.method}};
+           {"seconds", r.seconds},  {"peak_rss_bytes", peak_rss_bytes()}, {"method", q.method},
+           {"estimated_peak_bytes", out.estimated_peak_bytes},
+           {"calib_seconds", crep.calib_seconds}, {"gptq_seconds", crep.quant_seconds},
+           {"cpu_seconds", phases_json(crep)}};
     for (const auto& t : r.tensors)
       j["tensors"].push_back({{"name", t.name}, {"hf_name", t.hf_name}, {"type", t.type}, {"shape", t.shape},
                               {"params", t.params}, {"bytes", t.bytes}, {"rel_rms", t.rel_rms}, {"note", t.note},
@@ -376,7 +406,7 @@ void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
                "their dequantized weights\n", r.n_carried, r.n_requantized);
   fmt::print("wrote {} ({} bytes, GGUF {}) in {:.1f} s, peak memory {:.1f} MiB\n", q.out, r.file_bytes, recipe,
              r.seconds, double(peak_rss_bytes()) / (1 << 20));
-  if (out.method != calib::Method::Rtn) print_calib_summary(crep, q.method, t_start, "llama.cpp's quantizer");
+  if (out.method != calib::Method::Rtn) print_calib_summary(out, q.method, t_start, "llama.cpp's quantizer");
 }
 
 void print_hf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
@@ -389,7 +419,9 @@ void print_hf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
     json j{{"model", q.model},        {"output", q.out},          {"format", q.format},   {"layout", h.detail},
            {"scheme", out.scheme},    {"params", r.params},       {"dir_bytes", h.dir_bytes}, {"files", h.files},
            {"rel_rms", r.rel_rms},    {"seconds", r.seconds},     {"method", q.method},   {"warnings", h.warnings},
-           {"peak_rss_bytes", peak_rss_bytes()}};
+           {"peak_rss_bytes", peak_rss_bytes()}, {"estimated_peak_bytes", out.estimated_peak_bytes},
+           {"calib_seconds", out.calib.calib_seconds}, {"gptq_seconds", out.calib.quant_seconds},
+           {"cpu_seconds", phases_json(out.calib)}};
     for (const auto& t : r.tensors)
       j["tensors"].push_back({{"name", t.name}, {"scheme", t.scheme}, {"shape", t.shape}, {"params", t.params},
                               {"rel_rms", t.rel_rms}, {"max_abs", t.max_abs}});
@@ -403,7 +435,7 @@ void print_hf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
   fmt::print("\ntotal: {} params, rel RMS {:.5f}\n", r.params, r.rel_rms);
   fmt::print("wrote {} ({}, {} safetensors file{}, {} bytes)\n", q.out, h.detail, h.files.size(),
              h.files.size() == 1 ? "" : "s", h.dir_bytes);
-  print_calib_summary(out.calib, q.method, t_start, "rtn");
+  print_calib_summary(out, q.method, t_start, "rtn");
 }
 
 void cmd_quantize(const QuantOpts& qo) {
@@ -424,9 +456,9 @@ void cmd_quantize(const QuantOpts& qo) {
     json j{{"model", path}, {"output", q.out}, {"scheme", out.scheme}, {"params", r.params},
            {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes}, {"bpw", r.bpw}, {"rel_rms", r.rel_rms},
            {"seconds", r.seconds}, {"method", q.method}, {"calib_seconds", crep.calib_seconds},
-           {"gptq_seconds", crep.quant_seconds}, {"calib_tokens", crep.tokens},
+           {"gptq_seconds", crep.quant_seconds}, {"calib_tokens", crep.tokens}, {"cpu_seconds", phases_json(crep)},
            {"total_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()},
-           {"peak_rss_bytes", peak_rss_bytes()}};
+           {"peak_rss_bytes", peak_rss_bytes()}, {"estimated_peak_bytes", out.estimated_peak_bytes}};
     for (const auto& l : crep.layers)
       j["gptq_layers"].push_back({{"name", l.name}, {"gptq_output_err", l.gptq_err}, {"rtn_output_err", l.rtn_err}});
     add_awq_groups(j, crep);
@@ -442,7 +474,7 @@ void cmd_quantize(const QuantOpts& qo) {
   fmt::print("\ntotal: {} params, {} tensor bytes = {:.3f} bits per weight, rel RMS {:.5f}\n", r.params,
              r.tensor_bytes, r.bpw, r.rel_rms);
   fmt::print("wrote {} ({} bytes)\n", q.out, r.file_bytes);
-  print_calib_summary(crep, q.method, t_start, "rtn");
+  print_calib_summary(out, q.method, t_start, "rtn");
 }
 
 // ---------------------------------------------------------------- sweep
@@ -523,6 +555,23 @@ void cmd_bench(const std::string& path, int prefill, int decode, int reps, bool 
   fmt::print("prefill  {:.1f} tok/s  ({} tokens)\n", b.prefill_tok_s, b.prefill_tokens);
   fmt::print("decode   {:.1f} tok/s  ({} tokens; {:.1f} MB of weights per token = {:.2f} GB/s)\n", b.decode_tok_s,
              b.decode_tokens, b.weight_bytes_per_token / 1e6, b.decode_tok_s * double(b.weight_bytes_per_token) / 1e9);
+}
+
+// ---------------------------------------------------------------- synth
+void cmd_synth(const std::string& preset, const SynthOptions& o, bool as_json) {
+  const SynthShape s = synth_preset(preset);
+  const auto t0 = std::chrono::steady_clock::now();
+  const SynthReport r = write_synthetic_model(s, o);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (as_json) {
+    fmt::print("{}\n", json{{"preset", preset}, {"dir", o.out_dir}, {"params", r.params}, {"bytes", r.bytes},
+                            {"shards", r.shards}, {"seed", o.seed}, {"seconds", secs}}
+                           .dump(1));
+    return;
+  }
+  fmt::print("wrote {}: synthetic {} ({} parameters, {} bytes of bf16 in {} shards, {:.1f} s)\n", o.out_dir, preset,
+             r.params, r.bytes, r.shards, secs);
+  fmt::print("its weights are pseudo-random: the text it makes is noise (for speed and memory figures only)\n");
 }
 
 }  // namespace
@@ -648,6 +697,22 @@ int main(int argc, char** argv) {
   bench->add_option("--act-quant", act_quant, act_quant_help)->capture_default_str();
   bench->add_option("--kv", kv, kv_help)->capture_default_str();
 
+  std::string synth_preset_name;
+  SynthOptions syn;
+  auto* synth = app.add_subcommand(
+      "synth",
+      "write a synthetic Hugging Face model of a real shape (pseudo-random bf16 weights: its text is noise; "
+      "for speed and memory benchmarks only)");
+  synth->add_option("preset", synth_preset_name, "tinyllama-1.1b, llama2-7b or llama3-8b")->required();
+  synth->add_option("-o,--output", syn.out_dir, "output directory (must not exist)")->required();
+  synth->add_option("--tokenizer", syn.tokenizer,
+                    "tokenizer file copied into the model: a SentencePiece tokenizer.model (32000-token presets) "
+                    "or a byte-level BPE tokenizer.json")->required();
+  synth->add_option("--layers", syn.layers, "keep only the first N decoder blocks (default: the preset's)");
+  synth->add_option("--seed", syn.seed, "seed of the weights")->capture_default_str();
+  synth->add_flag("--json", as_json, "print JSON");
+  thread_opts.push_back(synth->add_option("--threads,-t", threads, "worker threads"));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -671,6 +736,7 @@ int main(int argc, char** argv) {
       cmd_quantize(qo);
     }
     else if (*sweep) cmd_sweep(model, so);
+    else if (*synth) cmd_synth(synth_preset_name, syn, as_json);
     else if (*bench) cmd_bench(model, prefill, decode, reps, as_json, run_opts);
     cli::flush_stdout();
     return 0;

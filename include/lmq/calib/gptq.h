@@ -21,6 +21,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "lmq/quant/int_quantize.h"
@@ -28,12 +29,27 @@
 
 namespace lmq::calib {
 
+// Steps 1–4 on H alone (what every linear with the same input shares: q/k/v, gate/up): the
+// processing order and U. Computing it once per Hessian instead of once per linear spares the
+// O(K³) factorization, which runs in the calling thread.
+struct GptqInverse {
+  int64_t K = 0;
+  std::vector<double> diag;    // diag(H) (dead: 1), original order, undamped
+  std::vector<int64_t> perm;   // processing index → column
+  std::vector<double> U;       // K × K, upper Cholesky factor of the damped H⁻¹ (processing order)
+};
+
 struct GptqOptions {
   double damp = 0.01;     // λ = damp · mean(diag H)
   bool act_order = false;
   int block = 128;        // lazy-batch block (rounded to whole groups)
   int threads = 0;        // OpenMP threads over rows (<= 0: default)
+  // gptq_inverse(H, K, this) computed beforehand for the same H and options, or null
+  std::shared_ptr<const GptqInverse> inverse;
 };
+
+// Steps 2–4 for H (K × K); throws lmq::Error for a non-finite H or one that is not positive definite.
+GptqInverse gptq_inverse(const float* H, int64_t K, const GptqOptions& o);
 
 // w: rows × K floats; H: K × K (symmetric; need not be damped). out: int_tensor_bytes(s.p, rows, K).
 // Returns the weight error of what was stored (vs w). Throws lmq::Error if H (damped) is not
@@ -45,12 +61,13 @@ quant::QuantStats gptq_quantize(const float* w, int64_t rows, int64_t K, const f
 struct GptqState {
   std::vector<double> W;        // rows × K, original column order, dead columns zeroed
   std::vector<double> Wp;       // rows × K, processing order, updated in place by gptq_run
-  std::vector<int64_t> perm;    // processing index → column
-  std::vector<double> diag;     // diag(H) (dead: 1), original order, undamped
-  std::vector<double> U;        // K × K, upper Cholesky factor of the damped H⁻¹ (processing order)
+  std::shared_ptr<const GptqInverse> inv;  // perm, diag, U (o.inverse, or computed here)
+  const std::vector<int64_t>& perm() const { return inv->perm; }
+  const std::vector<double>& diag() const { return inv->diag; }
   int64_t rows = 0, K = 0;
 };
-// Steps 1–4; throws lmq::Error for non-finite input or an H that is not positive definite.
+// Steps 1–4 (o.inverse when given); throws lmq::Error for non-finite input or an H that is not
+// positive definite.
 GptqState gptq_prepare(const float* w, int64_t rows, int64_t K, const float* H, const GptqOptions& o);
 // Step 5. quant(r, j, wr) quantizes wr[j] — row r's current weights in processing order, j the
 // processing index (column st.perm[j]) — and returns the value it stands for; columns j of a
@@ -61,6 +78,7 @@ void gptq_run(GptqState& st, int64_t B, int threads, const GptqColumnQuant& quan
 
 // tr(D H Dᵀ)/2 with D = w − w' (the output error per calibration token, as H = 2XXᵀ/n): a proxy
 // used in reports and tests.
-double output_error(const float* w, const float* wq, int64_t rows, int64_t K, const float* H);
+// threads <= 0: OpenMP's default; the sum depends on the thread count in its last bits.
+double output_error(const float* w, const float* wq, int64_t rows, int64_t K, const float* H, int threads = 0);
 
 }  // namespace lmq::calib

@@ -51,7 +51,15 @@ struct CalibQuantOptions {
 };
 
 struct CalibQuantReport {
-  double calib_seconds = 0, quant_seconds = 0;
+  double calib_seconds = 0, quant_seconds = 0;  // wall: the passes over the windows; the methods
+  // Where the CPU went, in seconds summed over the threads (the phases overlap): the blocks'
+  // forward passes, accumulating the Hessians (XᵀX and its merges), GPTQ's inverse Hessians
+  // (Cholesky/inverse, one thread each), the methods' column sweeps and fits, and the error
+  // report (tr(ΔHΔᵀ) of the method and of its RTN reference).
+  struct Phases {
+    double forward = 0, hessian = 0, solve = 0, sweep = 0, report = 0;
+  };
+  Phases cpu;
   int64_t tokens = 0;
   // per calibrated tensor: tr(ΔHΔᵀ)/2 for the method (gptq_err: GPTQ, AWQ or AWQ+GPTQ) and for
   // RTN of the same scheme (calibration set)
@@ -65,6 +73,19 @@ struct CalibQuantReport {
 
 // Called at each stage: block l of n_layers (l == n_layers: done), what is running.
 using BlockProgress = std::function<void(int block, int n_blocks, const std::string& stage)>;
+
+// The peak memory prepare_calibrated needs, estimated from the shapes before any work: the
+// windows' hidden states (kept between blocks), the calibrated linears' bytes the plan holds
+// until the writer runs, and the largest of one block's phases: statistics (the block's F32
+// copy, each key's double accumulator, each thread's float batch and activations, the finished
+// Hessians), the method (GPTQ's state of the `threads` largest linears side by side), and the
+// propagation pass. Zero for rtn and mse.
+struct CalibMemory {
+  uint64_t hidden = 0, plan = 0, block = 0;
+  uint64_t total() const { return hidden + plan + block; }
+};
+CalibMemory estimate_calibration_memory(const Model& m, const QuantPlan& plan, Method method, int64_t windows,
+                                        int64_t window_len, int threads);
 
 // Fills the plan's bytes, float values and importance (AWQ's folded norms, biases and float
 // linears) for its targets, block by block. One per-linear loop serves both sinks: a linear

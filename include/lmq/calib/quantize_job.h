@@ -21,6 +21,10 @@
 
 namespace lmq::calib {
 
+// Before any work, a job whose estimated peak memory (estimate_calibration_memory plus the
+// writer's largest tensor) exceeds the available memory (model/memory_limit.h) is refused with
+// one line naming both figures.
+
 // What `lmq quantize` was asked (its flags, as given).
 struct QuantizeJob {
   std::string model, out, scheme = "int8:channel:sym", format = "lmq";
@@ -58,6 +62,7 @@ struct QuantizeOutcome {
   GgufExportReport gguf_report;  // GGUF
   HfExportReport hf_report;      // gptq, awq, compressed-tensors
   CalibQuantReport calib;
+  uint64_t estimated_peak_bytes = 0;  // the estimate checked against the available memory up front
 };
 
 QuantizeOutcome run_quantize_job(const QuantizeJob& job, const QuantizeHooks& hooks);

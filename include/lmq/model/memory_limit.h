@@ -17,4 +17,12 @@ uint64_t memory_limit_bytes();
 // bytes exceed memory_limit_bytes().
 void require_memory(uint64_t bytes, const std::string& what);
 
+// Memory a new job can use now: MemAvailable (/proc/meminfo), or what the cgroup (v2) leaves
+// (memory.max − memory.current) when that is lower; $LMQ_MEMORY_LIMIT (bytes) overrides it.
+uint64_t available_memory_bytes();
+
+// Throws lmq::Error "<what> needs about X GiB (<detail>), more than the Y GiB available
+// (<source>)" when bytes exceed available_memory_bytes().
+void require_available_memory(uint64_t bytes, const std::string& what, const std::string& detail);
+
 }  // namespace lmq

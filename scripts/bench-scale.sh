@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Speed at real sizes (issue 17), on SYNTHETIC models written by `lmq synth`: pseudo-random
+# weights of real shapes. THE TEXT THEY PRODUCE IS NOISE; every figure here is speed only.
+#
+#   scripts/bench-scale.sh LLAMA_CPP_BUILD [ROUNDS=6]
+#
+# LLAMA_CPP_BUILD: a llama.cpp build directory with bin/llama-bench (built beside the project
+# from llama.cpp's public source, never inside it), or `none` to run lmq's half alone (no ratio
+# column). Environment: SYNTH_DIR (where the models and their quantized files go, generated once
+# and reused; default ../synth), PRESETS (default "tinyllama-1.1b llama2-7b"), THREADS (2).
+#
+# 1. generates each preset once (lmq synth) and writes, once, lmq's int8:channel:sym and
+#    int4:g128:sym files and lmq's GGUF exports q8_0, q4_0 and q4_k_m (RTN, byte-identical to
+#    llama-quantize's);
+# 2. ROUNDS interleaved rounds: the streaming-read bandwidth (scripts/read-bandwidth.c), then for
+#    every model and format `lmq bench --reps 1` (pp512, tg128; lmq's int files with and without
+#    --act-quant dynamic) and llama.cpp's `llama-bench -r 1` on the same GGUF file (llama.cpp's
+#    Q8_0 / Q4_0 also stand against lmq's int8 / int4 files);
+# 3. one table: model, format, weight bytes per token, pp512 and tg128 (median over the rounds;
+#    best in brackets), tg128 as a fraction of the bandwidth bound (median bandwidth ÷ bytes per
+#    token), and lmq's median tg128 ÷ llama.cpp's on the same file or type.
+#
+# Needs: disk ≈ 6.5 GB for tinyllama-1.1b (2.2 GB bf16 + 4.3 GB of quantized files) and ≈ 40 GB
+# for llama2-7b (13.5 GB + 26 GB); time on 2 cores ≈ 5 min of generation and quantization plus
+# ≈ 2 min a round for the 1.1B shape, ≈ 25 min plus ≈ 12 min a round for the 7B shape
+# (6 rounds of both: about 1 h 45 min). Quiet machine: the rounds interleave lmq and llama.cpp so
+# noise falls on both alike, but a loaded machine lowers both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LB_DIR=${1:?usage: scripts/bench-scale.sh LLAMA_CPP_BUILD|none [ROUNDS]}
+ROUNDS=${2:-6}
+SHARED=${LMQ_SHARED:-../shared}
+SYNTH_DIR=${SYNTH_DIR:-../synth}
+PRESETS=${PRESETS:-tinyllama-1.1b llama2-7b}
+THREADS=${THREADS:-2}
+LMQ=./build/lmq
+[ "$LB_DIR" = none ] || [ -x "$LB_DIR/bin/llama-bench" ] || { echo "bench-scale: $LB_DIR/bin/llama-bench: not found" >&2; exit 1; }
+cmake --build build -j2 --target lmq >/dev/null
+mkdir -p "$SYNTH_DIR"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cc -O2 -fopenmp scripts/read-bandwidth.c -o "$tmp/read-bandwidth"
+
+tokenizer_of() {  # the 32000-token presets reuse Llama-2's SentencePiece model
+  case $1 in llama3-*) echo "$SHARED/models/lmq-llama3-9m/tokenizer.json" ;; *) echo "$SHARED/tokenizers/llama2-32k.model" ;; esac
+}
+for p in $PRESETS; do
+  d=$SYNTH_DIR/$p
+  [ -d "$d" ] || $LMQ synth "$p" -o "$d" --tokenizer "$(tokenizer_of "$p")" -t "$THREADS"
+  [ -f "$d-int8.lmq" ] || $LMQ quantize "$d" -o "$d-int8.lmq" --scheme int8:channel:sym -t "$THREADS" >/dev/null
+  [ -f "$d-int4.lmq" ] || $LMQ quantize "$d" -o "$d-int4.lmq" --scheme int4:g128:sym -t "$THREADS" >/dev/null
+  for t in q8_0 q4_0 q4_k_m; do
+    [ -f "$d-$t.gguf" ] || $LMQ quantize "$d" -o "$d-$t.gguf" --format gguf --scheme "$t" -t "$THREADS" >/dev/null
+  done
+done
+
+# rows: "name|file lmq runs|--act-quant|GGUF file llama.cpp runs (its reference for the ratio)"
+rows=()
+for p in $PRESETS; do
+  d=$SYNTH_DIR/$p
+  rows+=("$p Q8_0 (GGUF)|$d-q8_0.gguf|none|$d-q8_0.gguf" "$p Q4_0 (GGUF)|$d-q4_0.gguf|none|$d-q4_0.gguf"
+         "$p Q4_K_M (GGUF)|$d-q4_k_m.gguf|none|$d-q4_k_m.gguf"
+         "$p lmq int8|$d-int8.lmq|none|$d-q8_0.gguf" "$p lmq int8 ×A8|$d-int8.lmq|dynamic|$d-q8_0.gguf"
+         "$p lmq int4-g128|$d-int4.lmq|none|$d-q4_0.gguf" "$p lmq int4-g128 ×A8|$d-int4.lmq|dynamic|$d-q4_0.gguf")
+done
+date -u; uptime
+for r in $(seq "$ROUNDS"); do
+  echo "bw $(OMP_NUM_THREADS=$THREADS "$tmp/read-bandwidth")" >>"$tmp/samples"
+  declare -A llama_done=()
+  for row in "${rows[@]}"; do
+    IFS='|' read -r name file act gguf <<<"$row"
+    $LMQ bench "$file" --act-quant "$act" -t "$THREADS" --prefill 512 --decode 128 --reps 1 --json |
+      python3 -c 'import json,sys
+j=json.load(sys.stdin); print("lmq", sys.argv[1].replace(" ","_"), j["prefill_tok_s"], j["decode_tok_s"], j["weight_bytes_per_token"])' "$name" >>"$tmp/samples"
+    if [ "$LB_DIR" != none ] && [ -z "${llama_done[$gguf]:-}" ]; then
+      llama_done[$gguf]=1
+      LD_LIBRARY_PATH="$LB_DIR/bin" "$LB_DIR/bin/llama-bench" -m "$gguf" -t "$THREADS" -p 512 -n 128 -r 1 -o json 2>/dev/null |
+        python3 -c 'import json,sys
+pp=tg=0
+for t in json.load(sys.stdin):
+  if t["n_prompt"]: pp=t["avg_ts"]
+  else: tg=t["avg_ts"]
+print("llama", sys.argv[1], pp, tg)' "$gguf" >>"$tmp/samples"
+    fi
+  done
+  echo "round $r/$ROUNDS done $(date -u +%T), $(uptime | sed 's/.*load/load/')" >&2
+done
+date -u; uptime
+
+python3 - "$tmp/samples" "${rows[@]}" <<'EOF'
+import statistics as st, sys
+samples = [l.split() for l in open(sys.argv[1])]
+bw = st.median(float(s[1]) for s in samples if s[0] == "bw")
+print(f"SYNTHETIC weights (text is noise; speed only). Streaming read bandwidth: median {bw:.2f} GB/s "
+      f"over {sum(1 for s in samples if s[0] == 'bw')} rounds")
+print(f"{'model':<16} {'format':<18} {'MB/token':>9} {'pp512':>16} {'tg128':>16} {'tg/bound':>9} {'vs llama.cpp':>13}")
+for row in sys.argv[2:]:
+    name, _, _, gguf = row.split("|")
+    key = name.replace(" ", "_")
+    mine = [s for s in samples if s[0] == "lmq" and s[1] == key]
+    pp = [float(s[2]) for s in mine]; tg = [float(s[3]) for s in mine]
+    bpt = int(mine[0][4])
+    ref = [float(s[3]) for s in samples if s[0] == "llama" and s[1] == gguf]
+    ratio = f"{st.median(tg) / st.median(ref):.2f}×" if ref else "-"
+    model, fmt = name.split(" ", 1)
+    bound = bw * 1e9 / bpt
+    print(f"{model:<16} {fmt:<18} {bpt / 1e6:>9.1f} {st.median(pp):>7.1f} ({max(pp):>6.1f}) "
+          f"{st.median(tg):>7.2f} ({max(tg):>6.2f}) {st.median(tg) / bound:>8.0%} {ratio:>13}")
+EOF
