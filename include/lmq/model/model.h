@@ -1,5 +1,6 @@
 // A loaded causal LM: its config, its tokenizer and its weights, each weight a Tensor that
-// points into a memory-mapped file (never copied). Sources, recognized by content:
+// points into a memory-mapped file (never copied; except a GGUF's Q8_0/Q4_0 weights, repacked at
+// load into LMQ_INT for the integer kernels, model/load_gguf.cpp). Sources, recognized by content:
 //   - a Hugging Face directory: config.json + model.safetensors or a sharded
 //     model.safetensors.index.json, and tokenizer.model (SentencePiece) or else tokenizer.json
 //     (byte-level BPE);
