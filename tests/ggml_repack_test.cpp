@@ -165,6 +165,10 @@ TEST(GgmlRepack, GgufDefaultsToDynamicInt8Blocks) {
   EXPECT_EQ(Runner(*m, 8, RunOptions{.act_quant_from_model = true}).act_quant(), ActQuant::DynamicAbsmax);
   EXPECT_EQ(Runner(*m, 8, RunOptions{.act_quant_from_model = true}).act_block(), 32);
   EXPECT_EQ(Runner(*m, 8, RunOptions{}).act_quant(), ActQuant::None);
+  // --act-quant none loads the file's blocks as they are (the float path as before)
+  EXPECT_EQ(m->find("model.layers.0.mlp.down_proj.weight")->format, Format::LMQ_INT);
+  EXPECT_EQ(Model::load(q8, LoadOptions{.repack_ggml = false})->find("model.layers.0.mlp.down_proj.weight")->format,
+            Format::Q8_0);
   auto hf = Model::load(shared_path("models/lmq-llama-25m"));
   EXPECT_EQ(Runner(*hf, 8, RunOptions{.act_quant_from_model = true}).act_quant(), ActQuant::None);
 

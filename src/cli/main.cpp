@@ -202,6 +202,12 @@ void cmd_tokenize(const std::string& path, const std::string& text, bool as_json
 }
 
 // ---------------------------------------------------------------- run
+// GGUF Q8_0/Q4_0 weights are repacked for the integer kernels unless the run chose float
+// activations (--act-quant none), which reads the file's blocks through the float path as before.
+LoadOptions load_options(const RunOptions& ro) {
+  return {.repack_ggml = ro.act_quant_from_model || ro.act_quant != ActQuant::None};
+}
+
 struct RunOpts {
   std::string prompt;
   int n = 64;
@@ -210,7 +216,7 @@ struct RunOpts {
 };
 
 void cmd_run(const std::string& path, const RunOpts& o, const RunOptions& ro) {
-  auto m = Model::load(path);
+  auto m = Model::load(path, load_options(ro));
   const auto& c = m->config();
   const Tokenizer& tok = m->tokenizer();
   std::vector<int> prompt = tok.encode_with_specials(o.prompt);
@@ -251,7 +257,7 @@ struct EvalOpts {
 };
 
 void cmd_eval(const std::string& path, const EvalOpts& o, const RunOptions& ro) {
-  auto m = Model::load(path);
+  auto m = Model::load(path, load_options(ro));
   std::unique_ptr<Model> base = o.base.empty() ? nullptr : Model::load(o.base);
   const auto& c = m->config();
   if (o.ctx > c.max_pos) fail("--ctx {}: exceeds the model's context of {} tokens", o.ctx, c.max_pos);
@@ -469,7 +475,7 @@ void cmd_sweep(const std::string& path, const SweepOpts& o) {
 
 // ---------------------------------------------------------------- bench
 void cmd_bench(const std::string& path, int prefill, int decode, int reps, bool as_json, const RunOptions& ro) {
-  auto m = Model::load(path);
+  auto m = Model::load(path, load_options(ro));
   BenchResult b = bench_model(*m, prefill, decode, reps, ro);
   if (as_json) {
     fmt::print("{}\n", json{{"model", path}, {"threads", b.threads}, {"prefill_tokens", b.prefill_tokens},

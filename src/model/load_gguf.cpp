@@ -19,6 +19,8 @@
 // load into the LMQ_INT layout that holds the same values (codecs/ggml_repack.h), which the
 // integer kernels run on, and the file's pages of each are released once copied, so the process
 // holds one copy of the weights (RSS ≈ file size). Dequantized, the model is the file's bit for bit.
+// A run with float activations (--act-quant none) loads without repacking: the float path then
+// reads the blocks as it always did (the same figures as before, byte for byte).
 #include <fmt/ranges.h>
 
 #include <algorithm>
@@ -182,7 +184,7 @@ Tensor repacked_for_int_kernels(const Tensor& t, std::vector<std::shared_ptr<voi
 
 }  // namespace
 
-Model::Parts load_gguf_parts(const std::string& path) {
+Model::Parts load_gguf_parts(const std::string& path, bool repack_ggml) {
   auto file = std::make_shared<GgufFile>(path);
   const GgufFile& f = *file;
   if (!f.has("general.architecture")) fail("{}: GGUF file has no general.architecture", path);
@@ -228,7 +230,7 @@ Model::Parts load_gguf_parts(const std::string& path) {
     const std::optional<std::string> hf = hf_name_of_gguf(t.name);
     if (t.name == "rope_freqs.weight") continue;  // read into the config above
     if (!hf) fail("{}: unknown tensor '{}' (not a llama/qwen2/qwen3 tensor lmq knows)", path, t.name);
-    Tensor r = repacked_for_int_kernels(t, parts.storage);
+    Tensor r = repack_ggml ? repacked_for_int_kernels(t, parts.storage) : t;
     r.name = *hf;
     has_output |= t.name == "output.weight";
     parts.tensors.push_back(std::move(r));
