@@ -24,6 +24,12 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Drops the resident pages that lie wholly inside [p, p + n) of a read-only file map, for bytes
+// the program has copied elsewhere (a loader's repacked weights): they leave the process's RSS
+// and would be read from the file again if touched. Pages shared with neighbouring bytes stay.
+// A hint: does nothing where the system declines.
+void release_mapped_pages(const void* p, size_t n);
+
 // Reads a whole (small) file into a string: configs, JSON indexes, text.
 std::string read_text_file(const std::string& path);
 

@@ -204,6 +204,12 @@ void cmd_tokenize(const std::string& path, const std::string& text, bool as_json
 }
 
 // ---------------------------------------------------------------- run
+// GGUF Q8_0/Q4_0 weights are repacked for the integer kernels unless the run chose float
+// activations (--act-quant none), which reads the file's blocks through the float path as before.
+LoadOptions load_options(const RunOptions& ro) {
+  return {.repack_ggml = ro.act_quant_from_model || ro.act_quant != ActQuant::None};
+}
+
 struct RunOpts {
   std::string prompt;
   int n = 64;
@@ -212,7 +218,7 @@ struct RunOpts {
 };
 
 void cmd_run(const std::string& path, const RunOpts& o, const RunOptions& ro) {
-  auto m = Model::load(path);
+  auto m = Model::load(path, load_options(ro));
   const auto& c = m->config();
   const Tokenizer& tok = m->tokenizer();
   std::vector<int> prompt = tok.encode_with_specials(o.prompt);
@@ -253,7 +259,7 @@ struct EvalOpts {
 };
 
 void cmd_eval(const std::string& path, const EvalOpts& o, const RunOptions& ro) {
-  auto m = Model::load(path);
+  auto m = Model::load(path, load_options(ro));
   std::unique_ptr<Model> base = o.base.empty() ? nullptr : Model::load(o.base);
   const auto& c = m->config();
   if (o.ctx > c.max_pos) fail("--ctx {}: exceeds the model's context of {} tokens", o.ctx, c.max_pos);
@@ -541,17 +547,18 @@ void cmd_sweep(const std::string& path, const SweepOpts& o) {
 
 // ---------------------------------------------------------------- bench
 void cmd_bench(const std::string& path, int prefill, int decode, int reps, bool as_json, const RunOptions& ro) {
-  auto m = Model::load(path);
+  auto m = Model::load(path, load_options(ro));
   BenchResult b = bench_model(*m, prefill, decode, reps, ro);
   if (as_json) {
     fmt::print("{}\n", json{{"model", path}, {"threads", b.threads}, {"prefill_tokens", b.prefill_tokens},
                             {"decode_tokens", b.decode_tokens}, {"prefill_tok_s", b.prefill_tok_s},
                             {"decode_tok_s", b.decode_tok_s}, {"weight_bytes_per_token", b.weight_bytes_per_token},
-                            {"weight_gb_s", b.decode_tok_s * double(b.weight_bytes_per_token) / 1e9}}
+                            {"weight_gb_s", b.decode_tok_s * double(b.weight_bytes_per_token) / 1e9},
+                            {"activations", b.activations}}
                            .dump(1));
     return;
   }
-  fmt::print("model    {} ({} threads)\n", path, b.threads);
+  fmt::print("model    {} ({} threads, activations {})\n", path, b.threads, b.activations);
   fmt::print("prefill  {:.1f} tok/s  ({} tokens)\n", b.prefill_tok_s, b.prefill_tokens);
   fmt::print("decode   {:.1f} tok/s  ({} tokens; {:.1f} MB of weights per token = {:.2f} GB/s)\n", b.decode_tok_s,
              b.decode_tokens, b.weight_bytes_per_token / 1e6, b.decode_tok_s * double(b.weight_bytes_per_token) / 1e9);
@@ -609,8 +616,11 @@ int main(int argc, char** argv) {
   thread_opts.push_back(run->add_option("--threads,-t", threads, "worker threads"));
   std::string act_quant = "none";
   const char* act_quant_help =
-      "activation quantization: none | dynamic[:absmax|:mse][:b32|:b64] (int8 per token, or per block of 32/64)";
-  run->add_option("--act-quant", act_quant, act_quant_help)->capture_default_str();
+      "activation quantization: none | dynamic[:absmax|:mse][:b32|:b64] (int8 per token, or per block of 32/64); "
+      "default: none, but dynamic:b32 for a GGUF file (as llama.cpp's CPU backend; --act-quant none runs its "
+      "linears in float)";
+  std::vector<CLI::Option*> act_quant_opts;
+  act_quant_opts.push_back(run->add_option("--act-quant", act_quant, act_quant_help));
   std::string kv = "f32";
   const char* kv_help = "KV cache: f32 or int8 (per head and position scales)";
   run->add_option("--kv", kv, kv_help)->capture_default_str();
@@ -625,7 +635,7 @@ int main(int argc, char** argv) {
   ev->add_option("--protocol", eo.protocol, "lmq or llamacpp")->capture_default_str();
   ev->add_flag("--json", eo.json, "print JSON");
   thread_opts.push_back(ev->add_option("--threads,-t", threads, "worker threads"));
-  ev->add_option("--act-quant", act_quant, act_quant_help)->capture_default_str();
+  act_quant_opts.push_back(ev->add_option("--act-quant", act_quant, act_quant_help));
   ev->add_option("--kv", kv, kv_help)->capture_default_str();
 
   QuantOpts qo;
@@ -694,7 +704,7 @@ int main(int argc, char** argv) {
   bench->add_option("--reps", reps, "repetitions (median reported)")->capture_default_str();
   bench->add_flag("--json", as_json, "print JSON");
   thread_opts.push_back(bench->add_option("--threads,-t", threads, "worker threads"));
-  bench->add_option("--act-quant", act_quant, act_quant_help)->capture_default_str();
+  act_quant_opts.push_back(bench->add_option("--act-quant", act_quant, act_quant_help));
   bench->add_option("--kv", kv, kv_help)->capture_default_str();
 
   std::string synth_preset_name;
@@ -724,7 +734,9 @@ int main(int argc, char** argv) {
   try {
     set_threads(threads, std::any_of(thread_opts.begin(), thread_opts.end(), [](auto* o) { return o->count() > 0; }));
     const ActQuantSpec aq = parse_act_quant_spec(act_quant);
-    const RunOptions run_opts{.act_quant = aq.rule, .act_block = aq.block, .kv = parse_kv_type(kv)};
+    const bool act_chosen = std::any_of(act_quant_opts.begin(), act_quant_opts.end(), [](auto* o) { return o->count() > 0; });
+    const RunOptions run_opts{.act_quant = aq.rule, .act_block = aq.block, .kv = parse_kv_type(kv),
+                              .act_quant_from_model = !act_chosen};
     if (*inspect) cmd_inspect(model, as_json);
     else if (*tokenize) cmd_tokenize(model, tokenize_text, as_json);
     else if (*run) cmd_run(model, ro, run_opts);

@@ -18,34 +18,34 @@ using namespace ggml;
 
 // One row per Format, in the enum's order (checked below).
 //   format  name  ggml_name  upper  gguf  block  sub  bytes  ggml  quantized  dequantize  quantize  grids  codes
-//   float_matmul  int_matmul
+//   float_matmul  int_matmul  int_repack_bits
 constexpr FormatTraits kTraits[] = {
-    {Format::F32, "f32", "f32", "F32", 0, 0, 1, 0, 4, true, false, dq_f32, nullptr, nullptr, nullptr, true, false},
-    {Format::F16, "f16", "f16", "F16", 1, 1, 1, 0, 2, true, false, dq_f16, nullptr, nullptr, nullptr, true, false},
-    {Format::BF16, "bf16", "bf16", "BF16", 30, 32, 1, 0, 2, true, false, dq_bf16, nullptr, nullptr, nullptr, true, false},
-    {Format::I32, "i32", "i32", "I32", -1, -1, 1, 0, 4, false, false, nullptr, nullptr, nullptr, nullptr, false, false},
+    {Format::F32, "f32", "f32", "F32", 0, 0, 1, 0, 4, true, false, dq_f32, nullptr, nullptr, nullptr, true, false, 0},
+    {Format::F16, "f16", "f16", "F16", 1, 1, 1, 0, 2, true, false, dq_f16, nullptr, nullptr, nullptr, true, false, 0},
+    {Format::BF16, "bf16", "bf16", "BF16", 30, 32, 1, 0, 2, true, false, dq_bf16, nullptr, nullptr, nullptr, true, false, 0},
+    {Format::I32, "i32", "i32", "I32", -1, -1, 1, 0, 4, false, false, nullptr, nullptr, nullptr, nullptr, false, false, 0},
     {Format::LMQ_INT, "int", "int", "LMQ_INT", -1, -1, 1, 0, 0, false, true, nullptr, nullptr, nullptr, nullptr, true,
-     true},
+     true, 0},
     {Format::Q8_0, "q8_0", "q8_0", "Q8_0", 8, 7, QK8_0, 32, sizeof(block_q8_0), true, true, dq_q8_0, q_q8_0,
-     grids_q8_0, codes_q8_0, true, false},
+     grids_q8_0, codes_q8_0, true, false, 8},
     {Format::Q4_0, "q4_0", "q4_0", "Q4_0", 2, 2, QK4_0, 32, sizeof(block_q4_0), true, true, dq_q4_0, q_q4_0,
-     grids_q4_0, codes_q4_0, true, false},
+     grids_q4_0, codes_q4_0, true, false, 4},
     {Format::Q4_1, "q4_1", "q4_1", "Q4_1", 3, 3, QK4_1, 32, sizeof(block_q4_1), true, true, dq_q4_1, q_q4_1,
-     grids_q4_1, codes_q4_1, true, false},
+     grids_q4_1, codes_q4_1, true, false, 0},
     {Format::Q5_0, "q5_0", "q5_0", "Q5_0", 6, 8, QK5_0, 32, sizeof(block_q5_0), true, true, dq_q5_0, q_q5_0,
-     grids_q5_0, codes_q5_0, true, false},
+     grids_q5_0, codes_q5_0, true, false, 0},
     {Format::Q5_1, "q5_1", "q5_1", "Q5_1", 7, 9, QK5_1, 32, sizeof(block_q5_1), true, true, dq_q5_1, q_q5_1,
-     grids_q5_1, codes_q5_1, true, false},
+     grids_q5_1, codes_q5_1, true, false, 0},
     {Format::Q2_K, "q2_k", "q2_K", "Q2_K", 10, 10, QK_K, 16, sizeof(block_q2_K), true, true, dq_q2_K, q_q2_K,
-     grids_q2_K, codes_q2_K, true, false},
+     grids_q2_K, codes_q2_K, true, false, 0},
     {Format::Q3_K, "q3_k", "q3_K", "Q3_K", 11, 11, QK_K, 16, sizeof(block_q3_K), true, true, dq_q3_K, q_q3_K,
-     grids_q3_K, codes_q3_K, true, false},
+     grids_q3_K, codes_q3_K, true, false, 0},
     {Format::Q4_K, "q4_k", "q4_K", "Q4_K", 12, 14, QK_K, 32, sizeof(block_q4_K), true, true, dq_q4_K, q_q4_K,
-     grids_q4_K, codes_q4_K, true, false},
+     grids_q4_K, codes_q4_K, true, false, 0},
     {Format::Q5_K, "q5_k", "q5_K", "Q5_K", 13, 16, QK_K, 32, sizeof(block_q5_K), true, true, dq_q5_K, q_q5_K,
-     grids_q5_K, codes_q5_K, true, false},
+     grids_q5_K, codes_q5_K, true, false, 0},
     {Format::Q6_K, "q6_k", "q6_K", "Q6_K", 14, 18, QK_K, 16, sizeof(block_q6_K), true, true, dq_q6_K, q_q6_K,
-     grids_q6_K, codes_q6_K, true, false},
+     grids_q6_K, codes_q6_K, true, false, 0},
 };
 
 constexpr bool in_enum_order() {

@@ -1,5 +1,6 @@
 #include "lmq/eval/bench.h"
 
+#include <fmt/format.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -51,6 +52,8 @@ BenchResult bench_model(const Model& m, int prefill, int decode, int reps, const
   b.decode_tokens = decode;
   b.prefill_tok_s = median(pp);
   b.decode_tok_s = median(tg);
+  b.activations = act_quant_name(run.act_quant());
+  if (run.act_quant() != ActQuant::None && run.act_block() > 0) b.activations += fmt::format(":b{}", run.act_block());
   for (const auto& l : m.layers())
     for (const Tensor* t : {l.wq, l.wk, l.wv, l.wo, l.w_gate, l.w_up, l.w_down}) b.weight_bytes_per_token += t->nbytes;
   b.weight_bytes_per_token += m.lm_head().nbytes;

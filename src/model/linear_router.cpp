@@ -14,18 +14,20 @@ std::vector<float> to_f32(const Tensor& t) {
 }
 
 // A file made with --activations int8:dynamic runs its linears on dynamic int8 activations
-// unless the run chose a rule itself.
-ActQuant effective_act_quant(const Model& m, ActQuant chosen) {
+// unless the run chose a rule itself; a GGUF file does when the run left the choice to the
+// model (RunOptions::act_quant_from_model).
+ActQuantSpec effective_act_quant(const Model& m, const RunOptions& o) {
+  if (o.act_quant_from_model && m.source_kind() == "gguf") return {ActQuant::DynamicAbsmax, 32};
   const auto act = m.metadata().find("lmq.activations");
-  if (act != m.metadata().end() && act->second == "int8:dynamic" && chosen == ActQuant::None)
-    return ActQuant::DynamicAbsmax;
-  return chosen;
+  if (act != m.metadata().end() && act->second == "int8:dynamic" && o.act_quant == ActQuant::None)
+    return {ActQuant::DynamicAbsmax, o.act_block};
+  return {o.act_quant, o.act_block};
 }
 }  // namespace
 
 LinearRouter::LinearRouter(const Model& model, const RunOptions& opts)
-    : act_quant_(effective_act_quant(model, opts.act_quant)),
-      act_block_(opts.act_block),
+    : act_quant_(effective_act_quant(model, opts).rule),
+      act_block_(effective_act_quant(model, opts).block),
       static_(load_static_linears(model)) {
   if (act_block_ != 0 && act_block_ != 32 && act_block_ != 64)
     fail("activation block {} (0, 32 or 64)", act_block_);

@@ -14,13 +14,25 @@
 // are then the HF q and k under the same permutation P of coordinates, and since
 // (Pq)·(Pk) = q·k the attention scores, and everything after them, are unchanged (V and O are
 // not permuted). Qwen2 GGUFs are stored unpermuted (llama.cpp uses NEOX-style RoPE for them).
+//
+// Q8_0 and Q4_0 weights are the one exception to "data stays in the map": they are repacked at
+// load into the LMQ_INT layout that holds the same values (codecs/ggml_repack.h), which the
+// integer kernels run on, and the file's pages of each are released once copied, so the process
+// holds one copy of the weights (RSS ≈ file size). Dequantized, the model is the file's bit for bit.
+// A run with float activations (--act-quant none) loads without repacking: the float path then
+// reads the blocks as it always did (the same figures as before, byte for byte).
 #include <fmt/ranges.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
 
+#include "lmq/codecs/ggml_repack.h"
+#include "lmq/codecs/int_format.h"
 #include "lmq/error.h"
+#include "lmq/mapped_file.h"
 #include "lmq/formats/gguf.h"
 #include "lmq/formats/gguf_names.h"
 #include "lmq/model/model.h"
@@ -148,9 +160,31 @@ void read_rope(const GgufFile& f, const std::string& a, ModelConfig& c) {
   }
 }
 
+// t as LMQ_INT when its format repacks (see the top), else t; the new bytes go to storage.
+Tensor repacked_for_int_kernels(const Tensor& t, std::vector<std::shared_ptr<void>>& storage) {
+  const std::optional<IntParams> p = ggml_repack_params(t.format);
+  if (!p || t.shape.size() != 2 || t.cols() % 32 != 0 || t.rows() == 0) return t;
+  const int64_t rows = t.rows(), cols = t.cols();
+  const quant::IntLayout l = quant::int_layout(*p, rows, cols);
+  std::shared_ptr<uint8_t[]> bytes(new uint8_t[l.total]);
+  std::memset(bytes.get() + l.codes_bytes, 0, l.scales_offset - l.codes_bytes);  // padding
+  constexpr int64_t kRows = 64;
+#pragma omp parallel for schedule(static)
+  for (int64_t r0 = 0; r0 < rows; r0 += kRows)
+    ggml_repack_rows(t.format, t.data, rows, cols, r0, std::min(kRows, rows - r0), bytes.get());
+  release_mapped_pages(t.data, t.nbytes);
+  Tensor r = t;
+  r.format = Format::LMQ_INT;
+  r.q = *p;
+  r.data = bytes.get();
+  r.nbytes = l.total;
+  storage.push_back(std::move(bytes));
+  return r;
+}
+
 }  // namespace
 
-Model::Parts load_gguf_parts(const std::string& path) {
+Model::Parts load_gguf_parts(const std::string& path, bool repack_ggml) {
   auto file = std::make_shared<GgufFile>(path);
   const GgufFile& f = *file;
   if (!f.has("general.architecture")) fail("{}: GGUF file has no general.architecture", path);
@@ -196,7 +230,7 @@ Model::Parts load_gguf_parts(const std::string& path) {
     const std::optional<std::string> hf = hf_name_of_gguf(t.name);
     if (t.name == "rope_freqs.weight") continue;  // read into the config above
     if (!hf) fail("{}: unknown tensor '{}' (not a llama/qwen2/qwen3 tensor lmq knows)", path, t.name);
-    Tensor r = t;
+    Tensor r = repack_ggml ? repacked_for_int_kernels(t, parts.storage) : t;
     r.name = *hf;
     has_output |= t.name == "output.weight";
     parts.tensors.push_back(std::move(r));

@@ -43,6 +43,7 @@ class Runner {
   const Model& model() const { return model_; }
   const RunOptions& options() const { return opts_; }
   ActQuant act_quant() const { return router_.act_quant(); }
+  int64_t act_block() const { return router_.act_block(); }  // 0: one activation scale per token
   const KvCache& kv_cache() const { return kv_; }
 
  protected:

@@ -37,6 +37,7 @@ class LinearRouter {
   void linears(std::span<const LinearOut> outs, const float* x, int n);
 
   ActQuant act_quant() const { return act_quant_; }
+  int64_t act_block() const { return act_block_; }
   // A norm or bias as float32, widened on first use and kept (weights never change under a Runner).
   const float* small_f32(const Tensor& t);
 

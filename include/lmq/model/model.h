@@ -1,5 +1,6 @@
 // A loaded causal LM: its config, its tokenizer and its weights, each weight a Tensor that
-// points into a memory-mapped file (never copied). Sources, recognized by content:
+// points into a memory-mapped file (never copied; except a GGUF's Q8_0/Q4_0 weights, repacked at
+// load into LMQ_INT for the integer kernels, model/load_gguf.cpp). Sources, recognized by content:
 //   - a Hugging Face directory: config.json + model.safetensors or a sharded
 //     model.safetensors.index.json, and tokenizer.model (SentencePiece) or else tokenizer.json
 //     (byte-level BPE);
@@ -28,10 +29,17 @@ struct LayerWeights {
   const Tensor *w_gate = nullptr, *w_up = nullptr, *w_down = nullptr;
 };
 
+// How a source is loaded.
+struct LoadOptions {
+  // GGUF: Q8_0/Q4_0 weights repacked into LMQ_INT for the integer kernels (model/load_gguf.cpp);
+  // false keeps the file's blocks in the map, for the float path over them (--act-quant none).
+  bool repack_ggml = true;
+};
+
 class Model {
  public:
   // Loads any supported source; throws lmq::Error naming the file and the problem.
-  static std::unique_ptr<Model> load(const std::string& path);
+  static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& opts = {});
 
   const ModelConfig& config() const { return config_; }
   const std::string& path() const { return path_; }
@@ -105,7 +113,7 @@ class Model {
 // Loaders, one per source kind (model/load_*.cpp).
 Model::Parts load_hf_parts(const std::string& path);
 Model::Parts load_lmq_parts(const std::string& path);
-Model::Parts load_gguf_parts(const std::string& path);
+Model::Parts load_gguf_parts(const std::string& path, bool repack_ggml = true);
 // The shard file names (sorted, each once) that a model.safetensors.index.json's weight_map
 // names; `path` names the index in errors. Shards are not opened.
 std::vector<std::string> parse_shard_index(const std::string& text, const std::string& path);

@@ -1,0 +1,225 @@
+// GGUF Q8_0 / Q4_0 weights repacked at load into LMQ_INT (codecs/ggml_repack.h) so they run on
+// the integer kernels: the repacked tensors dequantize to ggml's own dequantization bit for bit
+// (every fixture GGUF of shared/gguf, and random blocks), a GGUF runs on dynamic int8
+// activations in blocks of 32 unless the run chose otherwise, and its logits stay close to the
+// float path's.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "lmq/codecs/format_traits.h"
+#include "lmq/codecs/ggml_blocks.h"
+#include "lmq/codecs/ggml_repack.h"
+#include "lmq/codecs/int_format.h"
+#include "lmq/error.h"
+#include "lmq/formats/gguf.h"
+#include "lmq/formats/gguf_names.h"
+#include "lmq/half.h"
+#include "lmq/model/forward.h"
+#include "lmq/model/model.h"
+#include "test_support.h"
+
+using namespace lmq;
+using lmq::test::run_lmq;
+using lmq::test::shared_path;
+using json = nlohmann::json;
+
+namespace {
+
+// Random ggml blocks of f (finite f16 scales of both signs, every code value) for rows × cols.
+std::vector<uint8_t> random_blocks(Format f, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const FormatTraits& t = format_traits(f);
+  std::vector<uint8_t> b(size_t(rows) * format_row_bytes(f, cols));
+  for (uint8_t& x : b) x = uint8_t(rng());
+  for (size_t off = 0; off < b.size(); off += t.block_bytes) {
+    const uint16_t d = f32_to_f16(std::ldexp(float(int(rng() % 2001) - 1000), -int(rng() % 20)));
+    std::memcpy(b.data() + off, &d, 2);
+  }
+  return b;
+}
+
+void expect_same_floats(const std::vector<float>& a, const std::vector<float>& b, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (f32_to_bits(a[i]) != f32_to_bits(b[i])) FAIL() << what << " value " << i << ": " << a[i] << " vs " << b[i];
+}
+
+// rows × cols of f repacked, dequantized through LMQ_INT; and through ggml's codec.
+void expect_repack_exact(Format f, const uint8_t* src, int64_t rows, int64_t cols, const std::string& what) {
+  const IntParams p = *ggml_repack_params(f);
+  std::vector<uint8_t> packed(quant::int_tensor_bytes(p, rows, cols), 0xAB);
+  ggml_repack_rows(f, src, rows, cols, 0, rows, packed.data());
+  std::vector<float> got(size_t(rows * cols)), want(size_t(rows * cols));
+  quant::int_dequantize_rows(p, packed.data(), rows, cols, 0, rows, got.data());
+  const uint64_t rb = format_row_bytes(f, cols);
+  for (int64_t r = 0; r < rows; ++r) ggml_dequantize_row(f, src + uint64_t(r) * rb, want.data() + r * cols, cols);
+  expect_same_floats(got, want, what);
+}
+
+}  // namespace
+
+TEST(GgmlRepack, OnlyQ8_0AndQ4_0RepackAsSymmetricG32F16) {
+  for (const FormatTraits& t : all_format_traits()) {
+    const std::optional<IntParams> p = ggml_repack_params(t.format);
+    if (t.format != Format::Q8_0 && t.format != Format::Q4_0) {
+      EXPECT_FALSE(p) << t.name;
+      continue;
+    }
+    ASSERT_TRUE(p) << t.name;
+    EXPECT_EQ(p->bits, t.format == Format::Q8_0 ? 8 : 4);
+    EXPECT_FALSE(p->asym);
+    EXPECT_EQ(p->group, 32);
+    EXPECT_EQ(p->scale_type, ScaleType::F16);
+    // the same bytes: 34 per 32 values (Q8_0), 18 (Q4_0)
+    EXPECT_EQ(quant::int_tensor_bytes(*p, 3, 64), 3 * format_row_bytes(t.format, 64)) << t.name;
+  }
+  const std::vector<uint8_t> b = random_blocks(Format::Q4_K, 1, 256, 1);
+  std::vector<uint8_t> out(1024);
+  EXPECT_THROW(ggml_repack_rows(Format::Q4_K, b.data(), 1, 256, 0, 1, out.data()), Error);
+}
+
+TEST(GgmlRepack, RandomBlocksDequantizeBitExact) {
+  for (Format f : {Format::Q8_0, Format::Q4_0})
+    for (int64_t cols : {32, 96, 256})
+      for (uint32_t seed = 1; seed <= 3; ++seed) {
+        const int64_t rows = 7;
+        const std::vector<uint8_t> b = random_blocks(f, rows, cols, seed);
+        expect_repack_exact(f, b.data(), rows, cols, fmt::format("{} {}x{} seed {}", format_name(f), rows, cols, seed));
+      }
+}
+
+// The nibble order: ggml keeps value j in the low nibble of byte j and value j + 16 in its high
+// nibble; a block whose codes count 0..15, 0..15 reads back in that order.
+TEST(GgmlRepack, Q4_0NibbleOrder) {
+  uint8_t block[18] = {};
+  const uint16_t one = f32_to_f16(1.f);
+  std::memcpy(block, &one, 2);
+  for (int j = 0; j < 16; ++j) block[2 + j] = uint8_t(j | (15 - j) << 4);
+  std::vector<uint8_t> packed(18);
+  ggml_repack_rows(Format::Q4_0, block, 1, 32, 0, 1, packed.data());
+  std::vector<float> x(32);
+  quant::int_dequantize_rows(*ggml_repack_params(Format::Q4_0), packed.data(), 1, 32, 0, 1, x.data());
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(x[size_t(j)], float(j - 8)) << j;
+    EXPECT_EQ(x[size_t(j + 16)], float(7 - j)) << j + 16;
+  }
+}
+
+// Every fixture GGUF: each Q8_0 / Q4_0 weight of the loaded model is LMQ_INT and dequantizes to
+// the file's ggml dequantization bit for bit; every other tensor is the file's, untouched.
+TEST(GgmlRepack, EveryFixtureGgufLoadsBitExact) {
+  const std::string dir = shared_path("gguf");
+  if (!std::filesystem::is_directory(dir)) GTEST_SKIP() << "missing " << dir;
+  int files = 0, repacked = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() != ".gguf") continue;
+    const std::string path = e.path().string();
+    std::unique_ptr<Model> m;
+    try {
+      m = Model::load(path);
+    } catch (const Error& err) {  // IQ types: lmq does not read them (nothing to repack either)
+      std::printf("[repack] %s: not loaded (%s)\n", e.path().filename().c_str(), err.what());
+      continue;
+    }
+    ++files;
+    const GgufFile f(path);
+    for (const Tensor& raw : f.tensors()) {
+      const std::optional<std::string> hf = hf_name_of_gguf(raw.name);
+      if (!hf) continue;
+      const Tensor* t = m->find(*hf);
+      ASSERT_NE(t, nullptr) << raw.name;
+      if (!ggml_repack_params(raw.format) || raw.shape.size() != 2) {
+        EXPECT_EQ(t->format, raw.format) << raw.name;
+        ASSERT_EQ(t->nbytes, raw.nbytes) << raw.name;
+        EXPECT_EQ(std::memcmp(t->data, raw.data, raw.nbytes), 0) << raw.name;
+        continue;
+      }
+      ASSERT_EQ(t->format, Format::LMQ_INT) << path << " " << raw.name;
+      EXPECT_EQ(t->q, *ggml_repack_params(raw.format));
+      EXPECT_EQ(t->shape, raw.shape);
+      EXPECT_EQ(t->nbytes, raw.nbytes) << "the layouts take the same bytes";
+      const int64_t rows = raw.rows(), cols = raw.cols();
+      std::vector<float> got(size_t(rows * cols)), want(size_t(rows * cols));
+      dequantize_rows(*t, 0, rows, got.data());
+      dequantize_rows(raw, 0, rows, want.data());
+      expect_same_floats(got, want, path + " " + raw.name);
+      ++repacked;
+    }
+  }
+  std::printf("[repack] %d fixture files loaded, %d tensors repacked\n", files, repacked);
+  EXPECT_GE(files, 4);
+  EXPECT_GE(repacked, 57 * 2);  // at least every linear of the llama-25m Q8_0 and Q4_0 files
+}
+
+// A GGUF runs its linears on int8 activations in blocks of 32 when the run leaves the choice to
+// the model; a run that chose (none included) gets what it chose; other sources are unaffected.
+TEST(GgmlRepack, GgufDefaultsToDynamicInt8Blocks) {
+  const std::string q8 = shared_path("gguf/lmq-llama-25m-Q8_0.gguf");
+  if (!std::filesystem::exists(q8)) GTEST_SKIP() << "missing " << q8;
+  auto m = Model::load(q8);
+  EXPECT_EQ(Runner(*m, 8, RunOptions{.act_quant_from_model = true}).act_quant(), ActQuant::DynamicAbsmax);
+  EXPECT_EQ(Runner(*m, 8, RunOptions{.act_quant_from_model = true}).act_block(), 32);
+  EXPECT_EQ(Runner(*m, 8, RunOptions{}).act_quant(), ActQuant::None);
+  // --act-quant none loads the file's blocks as they are (the float path as before)
+  EXPECT_EQ(m->find("model.layers.0.mlp.down_proj.weight")->format, Format::LMQ_INT);
+  EXPECT_EQ(Model::load(q8, LoadOptions{.repack_ggml = false})->find("model.layers.0.mlp.down_proj.weight")->format,
+            Format::Q8_0);
+  auto hf = Model::load(shared_path("models/lmq-llama-25m"));
+  EXPECT_EQ(Runner(*hf, 8, RunOptions{.act_quant_from_model = true}).act_quant(), ActQuant::None);
+
+  auto bench = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"bench", q8, "--prefill", "4", "--decode", "2", "--reps", "1", "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = run_lmq(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.exit_code == 0 ? json::parse(r.out)["activations"].get<std::string>() : "";
+  };
+  EXPECT_EQ(bench({}), "dynamic:absmax:b32");
+  EXPECT_EQ(bench({"--act-quant", "none"}), "none");
+  EXPECT_EQ(bench({"--act-quant", "dynamic"}), "dynamic:absmax");
+  auto help = run_lmq({"bench", "--help"});
+  EXPECT_NE(help.out.find("dynamic:b32 for a GGUF file"), std::string::npos) << help.out;
+}
+
+// The integer path against the float path on the same repacked weights (teacher forcing a text):
+// int8 activations in blocks of 32 move the logits a little and the predictions hardly at all.
+TEST(GgmlRepack, IntPathLogitsCloseToFloatPath) {
+  for (const char* name : {"lmq-llama-25m-Q8_0.gguf", "lmq-llama-25m-Q4_0.gguf"}) {
+    const std::string p = shared_path(std::string("gguf/") + name);
+    if (!std::filesystem::exists(p)) GTEST_SKIP() << "missing " << p;
+    auto m = Model::load(p);
+    const std::vector<int> ids = m->tokenizer().encode_with_specials(
+        "The kernel schedules threads on the available cores and keeps the caches warm for the next task.");
+    const int n = int(ids.size()), V = m->config().vocab;
+    std::vector<float> li(size_t(n) * V), lf(size_t(n) * V);
+    Runner(*m, n, RunOptions{.act_quant_from_model = true}).forward(ids.data(), n, li.data(), true);
+    Runner(*m, n, RunOptions{}).forward(ids.data(), n, lf.data(), true);
+    double kld = 0, worst = 0;
+    int agree = 0;
+    for (int i = 0; i < n; ++i) {
+      const float* a = lf.data() + size_t(i) * V;
+      const float* b = li.data() + size_t(i) * V;
+      const double ma = *std::max_element(a, a + V), mb = *std::max_element(b, b + V);
+      double za = 0, zb = 0;
+      for (int v = 0; v < V; ++v) za += std::exp(a[v] - ma), zb += std::exp(b[v] - mb);
+      double k = 0;
+      for (int v = 0; v < V; ++v) {
+        const double pa = std::exp(a[v] - ma) / za;
+        k += pa * ((a[v] - ma - std::log(za)) - (b[v] - mb - std::log(zb)));
+        worst = std::max(worst, std::fabs(double(a[v]) - double(b[v])));
+      }
+      kld += k / n;
+      agree += std::max_element(a, a + V) - a == std::max_element(b, b + V) - b;
+    }
+    std::printf("[int vs float] %s: mean KLD %.6f, max |Δlogit| %.4f, top-1 %d/%d\n", name, kld, worst, agree, n);
+    EXPECT_LT(kld, 0.002) << name;
+    EXPECT_LT(worst, 0.5) << name;
+    EXPECT_GE(agree, n - 2) << name;
+    EXPECT_GT(worst, 0.0) << name << ": the two paths should not be the same computation";
+  }
+}
