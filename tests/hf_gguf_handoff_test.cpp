@@ -42,9 +42,11 @@ std::map<std::string, std::string> paths_by_hf_name(const json& j) {
   return m;
 }
 
+// Float activations for both (a GGUF runs with int8 activations unless told otherwise), so that
+// equal weights give equal distances.
 double kld_mean(const std::string& model, const std::string& base) {
   const RunResult r = run_lmq({"eval", model, "--base", base, "--text", shared_path("text/docs-valid.txt"),
-                               "--windows", "4", "--ctx", "128", "--json"});
+                               "--windows", "4", "--ctx", "128", "--act-quant", "none", "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   return json::parse(r.out)["kld_mean"].get<double>();
 }
@@ -66,7 +68,7 @@ TEST(HfGgufHandoff, GptqSym4BitG32IntoQ4_0CarriesTheCodesExactly) {
   EXPECT_EQ(j["requantized"].get<int>(), 0);
 
   // The GGUF's dequantized weights are the checkpoint's (Q/K rows in llama.cpp's order).
-  const auto g = Model::load(gguf);
+  const auto g = Model::load(gguf, LoadOptions{.repack_ggml = false});  // the blocks as stored
   const ModelConfig& cfg = g->config();
   for (const auto& [name, want] : c.expected) {
     const Tensor* t = g->find(name);
@@ -97,7 +99,7 @@ TEST(HfGgufHandoff, AsymmetricG32IntoQ4_1CarriesExactlyAndOtherTypesRequantize) 
   const Crafted c = craft_checkpoint(s);
   const std::string gguf = temp_dir() + "/awq-q4_1.gguf";
   const auto paths = paths_by_hf_name(quantize_json(c.dir, gguf, "q4_1"));
-  const auto g = Model::load(gguf);
+  const auto g = Model::load(gguf, LoadOptions{.repack_ggml = false});  // the blocks as stored
   for (const auto& [name, want] : c.expected) {
     EXPECT_EQ(paths.at(name), "carried") << name;
     if (name.find("q_proj") != std::string::npos || name.find("k_proj") != std::string::npos) continue;
@@ -120,7 +122,7 @@ TEST(HfGgufHandoff, GptqSym8BitG32IntoQ8_0CarriesTheCodesExactly) {
   const Crafted c = craft_checkpoint(s);
   const std::string gguf = temp_dir() + "/gptq-q8_0.gguf";
   const auto paths = paths_by_hf_name(quantize_json(c.dir, gguf, "q8_0"));
-  const auto g = Model::load(gguf);
+  const auto g = Model::load(gguf, LoadOptions{.repack_ggml = false});  // the blocks as stored
   for (const auto& [name, want] : c.expected) {
     EXPECT_EQ(paths.at(name), "carried") << name;
     if (name.find("q_proj") != std::string::npos || name.find("k_proj") != std::string::npos) continue;
