@@ -58,8 +58,10 @@ done
 rows=()
 for p in $PRESETS; do
   d=$SYNTH_DIR/$p
-  rows+=("$p Q8_0 (GGUF)|$d-q8_0.gguf|none|$d-q8_0.gguf" "$p Q4_0 (GGUF)|$d-q4_0.gguf|none|$d-q4_0.gguf"
-         "$p Q4_K_M (GGUF)|$d-q4_k_m.gguf|none|$d-q4_k_m.gguf"
+  # GGUF rows run as lmq runs a GGUF file by default (int8 activations in blocks of 32, as
+  # llama.cpp's CPU backend does); "file" = no --act-quant flag
+  rows+=("$p Q8_0 (GGUF)|$d-q8_0.gguf|file|$d-q8_0.gguf" "$p Q4_0 (GGUF)|$d-q4_0.gguf|file|$d-q4_0.gguf"
+         "$p Q4_K_M (GGUF)|$d-q4_k_m.gguf|file|$d-q4_k_m.gguf"
          "$p lmq int8|$d-int8.lmq|none|$d-q8_0.gguf" "$p lmq int8 ×A8|$d-int8.lmq|dynamic|$d-q8_0.gguf"
          "$p lmq int4-g128|$d-int4.lmq|none|$d-q4_0.gguf" "$p lmq int4-g128 ×A8|$d-int4.lmq|dynamic|$d-q4_0.gguf")
 done
@@ -69,7 +71,8 @@ for r in $(seq "$ROUNDS"); do
   declare -A llama_done=()
   for row in "${rows[@]}"; do
     IFS='|' read -r name file act gguf <<<"$row"
-    $LMQ bench "$file" --act-quant "$act" -t "$THREADS" --prefill 512 --decode 128 --reps 1 --json |
+    act_flag=(--act-quant "$act"); [ "$act" != file ] || act_flag=()
+    $LMQ bench "$file" "${act_flag[@]}" -t "$THREADS" --prefill 512 --decode 128 --reps 1 --json |
       python3 -c 'import json,sys
 j=json.load(sys.stdin); print("lmq", sys.argv[1].replace(" ","_"), j["prefill_tok_s"], j["decode_tok_s"], j["weight_bytes_per_token"])' "$name" >>"$tmp/samples"
     if [ "$LB_DIR" != none ] && [ -z "${llama_done[$gguf]:-}" ]; then
