@@ -21,9 +21,7 @@
 
 using namespace lmq;
 using namespace lmq::calib;
-using lmq::test::run_lmq;
-using lmq::test::shared_path;
-using lmq::test::temp_dir;
+using namespace lmq::test;
 
 namespace {
 

@@ -33,6 +33,16 @@ std::vector<float> logits_of(const Model& m, RunOptions opts = {}) {
   return out;
 }
 
+// max |a − b| and max |b|.
+std::pair<double, double> max_diff_and_abs(const std::vector<float>& a, const std::vector<float>& b) {
+  double max_diff = 0, max_abs = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    max_diff = std::max(max_diff, double(std::fabs(a[i] - b[i])));
+    max_abs = std::max(max_abs, double(std::fabs(b[i])));
+  }
+  return {max_diff, max_abs};
+}
+
 // The float model with the expected weights laid over: what the checkpoint should compute.
 std::unique_ptr<Model> float_model_of(const Model& base, const Crafted& c) {
   Model::Overlay ov;
@@ -65,11 +75,7 @@ void check_reads_exactly(const Crafted& c, bool expect_perm, bool expect_asym, i
   }
   const auto ref = float_model_of(*base, c);
   const auto a = logits_of(*m), b = logits_of(*ref);
-  double max_diff = 0, max_abs = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    max_diff = std::max(max_diff, double(std::fabs(a[i] - b[i])));
-    max_abs = std::max(max_abs, double(std::fabs(b[i])));
-  }
+  const auto [max_diff, max_abs] = max_diff_and_abs(a, b);
   // Same weights, other summation order (integer-code tiles vs float tiles): float noise only.
   EXPECT_LT(max_diff, 1e-4 * max_abs + 1e-4) << "max |logit| " << max_abs;
   const int V = m->config().vocab;
@@ -81,37 +87,18 @@ void check_reads_exactly(const Crafted& c, bool expect_perm, bool expect_asym, i
 }  // namespace
 
 TEST(HfCheckpoint, GptqV1Symmetric8BitPerChannel) {
-  CraftSpec s;
-  s.method = "gptq";
-  s.bits = 8;
-  s.group = -1;
-  s.sym = true;
-  const Crafted c = craft_checkpoint(s);
+  const Crafted c = craft_checkpoint({.method = "gptq", .bits = 8, .group = -1, .sym = true});
   check_reads_exactly(c, false, false, 8);
 }
 
 TEST(HfCheckpoint, GptqV2Asymmetric3BitActOrder) {
-  CraftSpec s;
-  s.method = "gptq";
-  s.bits = 3;
-  s.group = 32;
-  s.sym = false;
-  s.act_order = true;
-  s.v1 = false;
-  const Crafted c = craft_checkpoint(s);
+  const Crafted c = craft_checkpoint({.method = "gptq", .bits = 3, .group = 32, .sym = false, .act_order = true, .v1 = false});
   check_reads_exactly(c, true, true, 3);
 }
 
 TEST(HfCheckpoint, GptqV2Asymmetric4BitActOrderOnCodeKernels) {
   // 4-bit g32: the permuted codes run on the weight-only integer-code path.
-  CraftSpec s;
-  s.method = "gptq";
-  s.bits = 4;
-  s.group = 32;
-  s.sym = false;
-  s.act_order = true;
-  s.v1 = false;
-  const Crafted c = craft_checkpoint(s);
+  const Crafted c = craft_checkpoint({.method = "gptq", .bits = 4, .group = 32, .sym = false, .act_order = true, .v1 = false});
   check_reads_exactly(c, true, true, 4);
   // On the int8-activation kernels too (the permuted input is quantized per token): only
   // activation rounding separates it from the float model of the same weights.
@@ -120,52 +107,27 @@ TEST(HfCheckpoint, GptqV2Asymmetric4BitActOrderOnCodeKernels) {
   RunOptions dyn;
   dyn.act_quant = ActQuant::DynamicAbsmax;
   const auto a = logits_of(*m, dyn), b = logits_of(*ref);
-  double max_diff = 0, max_abs = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    max_diff = std::max(max_diff, double(std::fabs(a[i] - b[i])));
-    max_abs = std::max(max_abs, double(std::fabs(b[i])));
-  }
+  const auto [max_diff, max_abs] = max_diff_and_abs(a, b);
   EXPECT_LT(max_diff, 0.05 * max_abs) << "max |logit| " << max_abs;
 }
 
 TEST(HfCheckpoint, AwqGroup64) {
-  CraftSpec s;
-  s.method = "awq";
-  s.bits = 4;
-  s.group = 64;
-  s.sym = false;
-  const Crafted c = craft_checkpoint(s);
+  const Crafted c = craft_checkpoint({.method = "awq", .bits = 4, .group = 64, .sym = false});
   check_reads_exactly(c, false, true, 4);
 }
 
 TEST(HfCheckpoint, CompressedTensorsPackQuantizedAsymActOrder) {
-  CraftSpec s;
-  s.method = "ct-pack";
-  s.bits = 4;
-  s.group = 32;
-  s.sym = false;
-  s.act_order = true;
-  const Crafted c = craft_checkpoint(s);
+  const Crafted c = craft_checkpoint({.method = "ct-pack", .bits = 4, .group = 32, .sym = false, .act_order = true});
   check_reads_exactly(c, true, true, 4);
 }
 
 TEST(HfCheckpoint, CompressedTensorsPackQuantizedSym8BitChannel) {
-  CraftSpec s;
-  s.method = "ct-pack";
-  s.bits = 8;
-  s.group = -1;
-  s.sym = true;
-  const Crafted c = craft_checkpoint(s);
+  const Crafted c = craft_checkpoint({.method = "ct-pack", .bits = 8, .group = -1, .sym = true});
   check_reads_exactly(c, false, false, 8);
 }
 
 TEST(HfCheckpoint, CompressedTensorsW8A8RunsOnDynamicActivations) {
-  CraftSpec s;
-  s.method = "ct-int8";
-  s.bits = 8;
-  s.group = -1;
-  s.sym = true;
-  const Crafted c = craft_checkpoint(s);
+  const Crafted c = craft_checkpoint({.method = "ct-int8", .bits = 8, .group = -1, .sym = true});
   const auto m = Model::load(c.dir);
   for (const auto& [name, want] : c.expected) {
     const Tensor& t = *m->find(name);
@@ -181,14 +143,7 @@ TEST(HfCheckpoint, CompressedTensorsW8A8RunsOnDynamicActivations) {
 }
 
 TEST(HfCheckpoint, CliRunsAndInspectsACraftedCheckpoint) {
-  CraftSpec s;
-  s.method = "gptq";
-  s.bits = 4;
-  s.group = 32;
-  s.sym = false;
-  s.act_order = true;
-  s.v1 = false;
-  const Crafted c = craft_checkpoint(s);
+  const Crafted c = craft_checkpoint({.method = "gptq", .bits = 4, .group = 32, .sym = false, .act_order = true, .v1 = false});
   const RunResult ins = run_lmq({"inspect", c.dir});
   ASSERT_EQ(ins.exit_code, 0) << ins.err;
   EXPECT_NE(ins.out.find("int4:g32:asym"), std::string::npos) << ins.out;

@@ -42,6 +42,22 @@ std::map<std::string, std::string> paths_by_hf_name(const json& j) {
   return m;
 }
 
+// Every linear took the exact path, and the GGUF's blocks, as stored, dequantize to the
+// checkpoint's values bit for bit (Q and K are skipped: their rows are in llama.cpp's order).
+void expect_carried_bit_for_bit(const Crafted& c, const std::map<std::string, std::string>& paths,
+                                const std::string& gguf, Format want_format) {
+  const auto g = Model::load(gguf, LoadOptions{.repack_ggml = false});
+  for (const auto& [name, want] : c.expected) {
+    EXPECT_EQ(paths.at(name), "carried") << name;
+    if (name.find("q_proj") != std::string::npos || name.find("k_proj") != std::string::npos) continue;
+    const Tensor& t = *g->find(name);
+    ASSERT_EQ(t.format, want_format) << name;
+    std::vector<float> got(want.size());
+    dequantize_rows(t, 0, t.rows(), got.data());
+    ASSERT_EQ(got, want) << name;
+  }
+}
+
 // Float activations for both (a GGUF runs with int8 activations unless told otherwise), so that
 // equal weights give equal distances.
 double kld_mean(const std::string& model, const std::string& base) {
@@ -54,12 +70,7 @@ double kld_mean(const std::string& model, const std::string& base) {
 }  // namespace
 
 TEST(HfGgufHandoff, GptqSym4BitG32IntoQ4_0CarriesTheCodesExactly) {
-  CraftSpec s;
-  s.method = "gptq";
-  s.bits = 4;
-  s.group = 32;
-  s.sym = true;
-  const Crafted c = craft_checkpoint(s);
+  const Crafted c = craft_checkpoint({.method = "gptq", .bits = 4, .group = 32, .sym = true});
   const std::string gguf = temp_dir() + "/gptq-q4_0.gguf";
   const json j = quantize_json(c.dir, gguf, "q4_0");
   const auto paths = paths_by_hf_name(j);
@@ -90,58 +101,26 @@ TEST(HfGgufHandoff, GptqSym4BitG32IntoQ4_0CarriesTheCodesExactly) {
 }
 
 TEST(HfGgufHandoff, AsymmetricG32IntoQ4_1CarriesExactlyAndOtherTypesRequantize) {
-  CraftSpec s;
-  s.method = "awq";
-  s.bits = 4;
-  s.group = 32;
-  s.sym = false;
-  s.coarse_scales = true;  // so that Q4_1's minimum −s·z is exact in fp16
-  const Crafted c = craft_checkpoint(s);
+  // Coarse scales, so that Q4_1's minimum −s·z is exact in fp16.
+  const Crafted c =
+      craft_checkpoint({.method = "awq", .bits = 4, .group = 32, .sym = false, .coarse_scales = true});
   const std::string gguf = temp_dir() + "/awq-q4_1.gguf";
   const auto paths = paths_by_hf_name(quantize_json(c.dir, gguf, "q4_1"));
-  const auto g = Model::load(gguf, LoadOptions{.repack_ggml = false});  // the blocks as stored
-  for (const auto& [name, want] : c.expected) {
-    EXPECT_EQ(paths.at(name), "carried") << name;
-    if (name.find("q_proj") != std::string::npos || name.find("k_proj") != std::string::npos) continue;
-    const Tensor& t = *g->find(name);
-    std::vector<float> got(want.size());
-    dequantize_rows(t, 0, t.rows(), got.data());
-    ASSERT_EQ(got, want) << name;
-  }
+  expect_carried_bit_for_bit(c, paths, gguf, Format::Q4_1);
   // Q4_0 cannot hold zero points other than 8: every linear is requantized, and says so.
   const auto p0 = paths_by_hf_name(quantize_json(c.dir, temp_dir() + "/awq-q4_0.gguf", "q4_0"));
   for (const auto& [name, _] : c.expected) EXPECT_EQ(p0.at(name), "requantized") << name;
 }
 
 TEST(HfGgufHandoff, GptqSym8BitG32IntoQ8_0CarriesTheCodesExactly) {
-  CraftSpec s;
-  s.method = "gptq";
-  s.bits = 8;
-  s.group = 32;
-  s.sym = true;
-  const Crafted c = craft_checkpoint(s);
+  const Crafted c = craft_checkpoint({.method = "gptq", .bits = 8, .group = 32, .sym = true});
   const std::string gguf = temp_dir() + "/gptq-q8_0.gguf";
   const auto paths = paths_by_hf_name(quantize_json(c.dir, gguf, "q8_0"));
-  const auto g = Model::load(gguf, LoadOptions{.repack_ggml = false});  // the blocks as stored
-  for (const auto& [name, want] : c.expected) {
-    EXPECT_EQ(paths.at(name), "carried") << name;
-    if (name.find("q_proj") != std::string::npos || name.find("k_proj") != std::string::npos) continue;
-    const Tensor& t = *g->find(name);
-    ASSERT_EQ(t.format, Format::Q8_0);
-    std::vector<float> got(want.size());
-    dequantize_rows(t, 0, t.rows(), got.data());
-    ASSERT_EQ(got, want) << name;
-  }
+  expect_carried_bit_for_bit(c, paths, gguf, Format::Q8_0);
 }
 
 TEST(HfGgufHandoff, ActOrderIsRequantized) {
-  CraftSpec s;
-  s.method = "gptq";
-  s.bits = 4;
-  s.group = 32;
-  s.sym = true;
-  s.act_order = true;
-  const Crafted c = craft_checkpoint(s);
+  const Crafted c = craft_checkpoint({.method = "gptq", .bits = 4, .group = 32, .sym = true, .act_order = true});
   const RunResult r = run_lmq({"quantize", c.dir, "-o", temp_dir() + "/ao.gguf", "--format", "gguf", "--scheme", "q4_0"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("requantized from the dequantized weights"), std::string::npos) << r.out;

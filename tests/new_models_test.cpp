@@ -17,12 +17,7 @@
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-using lmq::test::read_file;
-using lmq::test::run_lmq;
-using lmq::test::RunResult;
-using lmq::test::shared_path;
-using lmq::test::temp_dir;
-using lmq::test::write_file;
+using namespace lmq::test;
 
 namespace {
 

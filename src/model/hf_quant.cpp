@@ -261,17 +261,27 @@ std::vector<int32_t> read_perm(const HfTensor* g_idx, int64_t in, int64_t groups
   return hf::act_order_perm(g.data(), in, group_size, what(*g_idx));
 }
 
-LinearQ gptq_linear(const HfQuantConfig& q, const Pieces& p) {
+// What GPTQ and AWQ share: int32 qweight and qzeros, and scales [groups, out] whose shape
+// gives the outputs and the groups. Fills l's bits, group, scales (still [groups, out]) and out.
+struct Packed {
+  const HfTensor &qw, &qz, &sc;
+  int64_t groups;
+};
+Packed packed_pieces(const Pieces& p, int bits, int group, LinearQ& l) {
   const HfTensor& qw = *p.get("qweight");
   const HfTensor &qz = p.need("qzeros", "qweight"), &sc = p.need("scales", "qweight");
   need_dtype(qw, StDType::I32, 2);
   need_dtype(qz, StDType::I32, 2);
-  LinearQ l;
-  l.bits = q.bits;
-  l.group = q.group_size;
+  l.bits = bits;
+  l.group = group;
   l.scales = read_scales(sc, 2, l.scale_type);
-  const int64_t groups = sc.st->tensor.shape[0];
   l.out = sc.st->tensor.shape[1];
+  return {qw, qz, sc, sc.st->tensor.shape[0]};
+}
+
+LinearQ gptq_linear(const HfQuantConfig& q, const Pieces& p) {
+  LinearQ l;
+  const auto [qw, qz, sc, groups] = packed_pieces(p, q.bits, q.group_size, l);
   l.in = qw.st->tensor.shape[0] * 32 / q.bits;
   const hf::GptqShapes sh = hf::gptq_shapes(l.out, l.in, q.bits, groups, what(qw));
   need_shape(qw, {sh.qweight[0], sh.qweight[1]}, "bits and the scales' outputs");
@@ -288,16 +298,8 @@ LinearQ gptq_linear(const HfQuantConfig& q, const Pieces& p) {
 }
 
 LinearQ awq_linear(const HfQuantConfig& q, const Pieces& p) {
-  const HfTensor& qw = *p.get("qweight");
-  const HfTensor &qz = p.need("qzeros", "qweight"), &sc = p.need("scales", "qweight");
-  need_dtype(qw, StDType::I32, 2);
-  need_dtype(qz, StDType::I32, 2);
   LinearQ l;
-  l.bits = 4;
-  l.group = q.group_size;
-  l.scales = read_scales(sc, 2, l.scale_type);
-  const int64_t groups = sc.st->tensor.shape[0];
-  l.out = sc.st->tensor.shape[1];
+  const auto [qw, qz, sc, groups] = packed_pieces(p, 4, q.group_size, l);
   l.in = qw.st->tensor.shape[0];
   hf::awq_check(l.out, q.bits, what(sc));
   need_shape(qw, {l.in, l.out / 8}, "4-bit words over the scales' outputs");
