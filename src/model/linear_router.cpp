@@ -26,9 +26,10 @@ ActQuantSpec effective_act_quant(const Model& m, const RunOptions& o) {
 }  // namespace
 
 LinearRouter::LinearRouter(const Model& model, const RunOptions& opts)
-    : act_quant_(effective_act_quant(model, opts).rule),
-      act_block_(effective_act_quant(model, opts).block),
-      static_(load_static_linears(model)) {
+    : LinearRouter(model, effective_act_quant(model, opts)) {}
+
+LinearRouter::LinearRouter(const Model& model, ActQuantSpec act)
+    : act_quant_(act.rule), act_block_(act.block), static_(load_static_linears(model)) {
   if (act_block_ != 0 && act_block_ != 32 && act_block_ != 64)
     fail("activation block {} (0, 32 or 64)", act_block_);
 }

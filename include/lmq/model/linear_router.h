@@ -60,6 +60,7 @@ class LinearRouter {
     float s_x = 0;
     bool operator==(const HeldActs&) const = default;
   };
+  LinearRouter(const Model& model, ActQuantSpec act);  // act: the rule the run settled on
   HeldActs route(const Tensor& w);  // how w's input is quantized for the integer kernels
   void linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y, HeldActs& held);
   void run_linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y, HeldActs& held);
