@@ -122,7 +122,7 @@ TEST(GgmlRepack, EveryFixtureGgufLoadsBitExact) {
     std::unique_ptr<Model> m;
     try {
       m = Model::load(path);
-    } catch (const Error& err) {  // IQ types: lmq does not read them (nothing to repack either)
+    } catch (const Error& err) {  // a tensor type lmq does not read (IQ1_S, ...): nothing to repack
       std::printf("[repack] %s: not loaded (%s)\n", e.path().filename().c_str(), err.what());
       continue;
     }

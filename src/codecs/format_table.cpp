@@ -8,6 +8,7 @@
 #include "ggml_rows.h"
 #include "lmq/codecs/format_traits.h"
 #include "lmq/codecs/int_format.h"
+#include "lmq/codecs/iquant_blocks.h"
 #include "lmq/error.h"
 #include "lmq/tensor.h"
 
@@ -46,12 +47,27 @@ constexpr FormatTraits kTraits[] = {
      grids_q5_K, codes_q5_K, true, false, 0},
     {Format::Q6_K, "q6_k", "q6_K", "Q6_K", 14, 18, QK_K, 16, sizeof(block_q6_K), true, true, dq_q6_K, q_q6_K,
      grids_q6_K, codes_q6_K, true, false, 0},
+    // the i-quants: codebook values, no affine grid per sub-block (block_grids / set_codes null)
+    {Format::IQ4_NL, "iq4_nl", "iq4_nl", "IQ4_NL", 20, 25, QK4_NL, 32, sizeof(block_iq4_nl), true, true, dq_iq4_nl,
+     nullptr, nullptr, nullptr, true, false, 0},
+    {Format::IQ4_XS, "iq4_xs", "iq4_xs", "IQ4_XS", 23, 30, QK_K, 32, sizeof(block_iq4_xs), true, true, dq_iq4_xs,
+     nullptr, nullptr, nullptr, true, false, 0},
+    {Format::IQ2_XXS, "iq2_xxs", "iq2_xxs", "IQ2_XXS", 16, 19, QK_K, 32, sizeof(block_iq2_xxs), true, true,
+     dq_iq2_xxs, nullptr, nullptr, nullptr, true, false, 0},
+    {Format::IQ2_XS, "iq2_xs", "iq2_xs", "IQ2_XS", 17, 20, QK_K, 16, sizeof(block_iq2_xs), true, true, dq_iq2_xs,
+     nullptr, nullptr, nullptr, true, false, 0},
+    {Format::IQ2_S, "iq2_s", "iq2_s", "IQ2_S", 22, 28, QK_K, 16, sizeof(block_iq2_s), true, true, dq_iq2_s, nullptr,
+     nullptr, nullptr, true, false, 0},
+    {Format::IQ3_XXS, "iq3_xxs", "iq3_xxs", "IQ3_XXS", 18, 23, QK_K, 32, sizeof(block_iq3_xxs), true, true,
+     dq_iq3_xxs, nullptr, nullptr, nullptr, true, false, 0},
+    {Format::IQ3_S, "iq3_s", "iq3_s", "IQ3_S", 21, 26, QK_K, 32, sizeof(block_iq3_s), true, true, dq_iq3_s, nullptr,
+     nullptr, nullptr, true, false, 0},
 };
 
 constexpr bool in_enum_order() {
   for (size_t i = 0; i < std::size(kTraits); ++i)
     if (size_t(kTraits[i].format) != i) return false;
-  return std::size(kTraits) == size_t(Format::Q6_K) + 1;
+  return std::size(kTraits) == size_t(Format::IQ3_S) + 1;
 }
 static_assert(in_enum_order(), "kTraits: one row per Format, in the enum's order");
 

@@ -14,16 +14,6 @@
 
 namespace lmq::ggml {
 
-inline float h2f(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return f16_to_f32(h);
-}
-inline void f2h(uint8_t* p, float f) {
-  uint16_t h = f32_to_f16(f);
-  std::memcpy(p, &h, 2);
-}
-
 void dq_q8_0(const uint8_t* src, float* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q8_0), y += QK8_0) {
     const float d = h2f(src);

@@ -3,10 +3,23 @@
 // the table or the ggml_* entry points of codecs/ggml_blocks.h.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "lmq/codecs/ggml_blocks.h"
+#include "lmq/half.h"
 
 namespace lmq::ggml {
+
+// A block's f16 field at any byte offset (file data is not aligned for uint16_t).
+inline float h2f(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+inline void f2h(uint8_t* p, float f) {
+  uint16_t h = f32_to_f16(f);
+  std::memcpy(p, &h, 2);
+}
 
 // nb blocks (for the floats: nb values) into y.
 void dq_f32(const uint8_t* src, float* y, int64_t nb);
@@ -22,6 +35,14 @@ void dq_q3_K(const uint8_t* src, float* y, int64_t nb);
 void dq_q4_K(const uint8_t* src, float* y, int64_t nb);
 void dq_q5_K(const uint8_t* src, float* y, int64_t nb);
 void dq_q6_K(const uint8_t* src, float* y, int64_t nb);
+// the i-quants (codecs/iquant_blocks.h; src/codecs/iquant_blocks.cpp)
+void dq_iq4_nl(const uint8_t* src, float* y, int64_t nb);
+void dq_iq4_xs(const uint8_t* src, float* y, int64_t nb);
+void dq_iq2_xxs(const uint8_t* src, float* y, int64_t nb);
+void dq_iq2_xs(const uint8_t* src, float* y, int64_t nb);
+void dq_iq2_s(const uint8_t* src, float* y, int64_t nb);
+void dq_iq3_xxs(const uint8_t* src, float* y, int64_t nb);
+void dq_iq3_s(const uint8_t* src, float* y, int64_t nb);
 
 // nb blocks of x into out: the reference quantizer, or the importance-weighted one (imp non-null).
 void q_q8_0(const float* x, uint8_t* out, int64_t nb, const float* imp);

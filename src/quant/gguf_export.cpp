@@ -214,12 +214,17 @@ QuantPlan plan_gguf_targets(const Model& src, const GgufExportOptions& o) {
   return p;
 }
 
+namespace {
+// A GGUF type lmq can write: floats, or a block format with a quantizer (not every i-quant).
+bool writable(const FormatTraits& t) { return t.gguf_type >= 0 && (!t.quantized || t.quantize_row); }
+}  // namespace
+
 Format parse_ggml_type(const std::string& s) {
   const std::optional<Format> f = format_by_name(lower(s));
-  if (f && format_traits(*f).gguf_type >= 0) return *f;
+  if (f && writable(format_traits(*f))) return *f;
   std::string names;
   for (const FormatTraits& t : all_format_traits()) {
-    if (t.gguf_type < 0) continue;
+    if (!writable(t)) continue;
     if (!names.empty()) names += ' ';
     names += t.name;
   }

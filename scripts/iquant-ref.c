@@ -1,0 +1,80 @@
+// Reference figures for tests/iquant_test.cpp, computed by llama.cpp's own dequantizers
+// (ggml_get_type_traits(type)->to_float of libggml-base, llama.cpp b4748), not by lmq:
+//  1. per i-quant type, 4 blocks of pseudo-random bytes (the LCG below, as the test makes them)
+//     with every block's f16 scale set to 0x2e66: FNV-1a 64 of the dequantized floats' bits;
+//  2. per GGUF file given, FNV-1a 64 of all its i-quant tensors dequantized, in file order.
+// Build and run (the values printed are the ones the test holds):
+//   gcc -O1 -I/work/llamacpp-src/ggml/include scripts/iquant-ref.c -L/work/llamacpp-build/bin \
+//       -lggml-base -o /tmp/iquant-ref
+//   LD_LIBRARY_PATH=/work/llamacpp-build/bin /tmp/iquant-ref ../shared/gguf/lmq-llama3-9m-IQ*.gguf
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ggml.h"
+#include "gguf.h"
+
+static uint64_t fnv(uint64_t h, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t b;
+    memcpy(&b, &y[i], 4);
+    for (int k = 0; k < 4; ++k) h = (h ^ ((b >> 8 * k) & 0xff)) * 1099511628211ull;
+  }
+  return h;
+}
+
+static int is_iquant(enum ggml_type t) {
+  return t == GGML_TYPE_IQ4_NL || t == GGML_TYPE_IQ4_XS || t == GGML_TYPE_IQ2_XXS || t == GGML_TYPE_IQ2_XS ||
+         t == GGML_TYPE_IQ2_S || t == GGML_TYPE_IQ3_XXS || t == GGML_TYPE_IQ3_S;
+}
+
+int main(int argc, char** argv) {
+  // ggml_init fills ggml's f16 -> f32 table, which GGML_FP16_TO_FP32 reads on x86
+  struct ggml_init_params ip = {.mem_size = 1024, .mem_buffer = NULL, .no_alloc = true};
+  struct ggml_context* ctx = ggml_init(ip);
+  const enum ggml_type types[] = {GGML_TYPE_IQ4_NL, GGML_TYPE_IQ4_XS,  GGML_TYPE_IQ2_XXS, GGML_TYPE_IQ2_XS,
+                                  GGML_TYPE_IQ2_S,  GGML_TYPE_IQ3_XXS, GGML_TYPE_IQ3_S};
+  for (int t = 0; t < 7; ++t) {
+    const struct ggml_type_traits* tr = ggml_get_type_traits(types[t]);
+    const int64_t nb = 4, bs = tr->blck_size, bb = (int64_t)tr->type_size;
+    uint8_t* q = malloc(nb * bb);
+    float* y = malloc(nb * bs * sizeof(float));
+    uint64_t x = 0x9e3779b97f4a7c15ull + (uint64_t)t;
+    for (int64_t i = 0; i < nb * bb; ++i) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      q[i] = (uint8_t)(x >> 56);
+    }
+    for (int64_t b = 0; b < nb; ++b) q[b * bb] = 0x66, q[b * bb + 1] = 0x2e;
+    tr->to_float(q, y, nb * bs);
+    printf("random %-8s fnv 0x%016llx  y0..3 %.9g %.9g %.9g %.9g\n", tr->type_name,
+           (unsigned long long)fnv(1469598103934665603ull, y, nb * bs), y[0], y[1], y[2], y[3]);
+    free(q), free(y);
+  }
+  for (int a = 1; a < argc; ++a) {
+    struct gguf_init_params p = {.no_alloc = true, .ctx = NULL};
+    struct gguf_context* g = gguf_init_from_file(argv[a], p);
+    FILE* f = fopen(argv[a], "rb");
+    uint64_t h = 1469598103934665603ull;
+    int n = 0;
+    for (int64_t i = 0; i < gguf_get_n_tensors(g); ++i) {
+      const enum ggml_type t = gguf_get_tensor_type(g, i);
+      if (!is_iquant(t)) continue;
+      const size_t sz = gguf_get_tensor_size(g, i);
+      const int64_t count = (int64_t)(sz / ggml_type_size(t)) * ggml_blck_size(t);
+      uint8_t* q = malloc(sz);
+      float* y = malloc(count * sizeof(float));
+      fseek(f, (long)(gguf_get_data_offset(g) + gguf_get_tensor_offset(g, i)), SEEK_SET);
+      if (fread(q, 1, sz, f) != sz) return 1;
+      ggml_get_type_traits(t)->to_float(q, y, count);
+      h = fnv(h, y, count);
+      ++n;
+      free(q), free(y);
+    }
+    printf("file %s: %d i-quant tensors, fnv 0x%016llx\n", argv[a], n, (unsigned long long)h);
+    fclose(f);
+    gguf_free(g);
+  }
+  ggml_free(ctx);
+  return 0;
+}
