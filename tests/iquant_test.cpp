@@ -4,6 +4,8 @@
 //    entries copied here from ggml-common.h (not through lmq's tables);
 //  - pseudo-random blocks and every i-quant tensor of llama.cpp's own IQ2_XS/IQ3_S/IQ4_XS files
 //    against hashes of llama.cpp's own dequantization (scripts/iquant-ref.c prints them);
+//  - IQ4_NL / IQ4_XS writers: bytes hashed against llama.cpp's ggml_quantize_chunk (what
+//    llama-quantize calls), without and with an importance; round-trip error;
 //  - bad input: NaN/Inf scales and extreme bytes.
 #include <gtest/gtest.h>
 
@@ -247,6 +249,69 @@ TEST(IQuant, LlamaCppFilesDequantizeAsLlamaCpp) {
   }
 }
 
+namespace {
+uint64_t fnv_bytes(const std::vector<uint8_t>& b) {
+  uint64_t h = kFnvSeed;
+  for (uint8_t c : b) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+// scripts/iquant-ref.c's quant_input(): 4 rows of 512, a run of zeros, an outlier per row, and a
+// per-column importance (its first 512 values: llama-quantize uses one imatrix row for all rows).
+constexpr int kRows = 4, kCols = 512;
+void quant_input(std::vector<float>& x, std::vector<float>& imp) {
+  x.resize(kRows * kCols), imp.resize(kRows * kCols);
+  uint64_t r = 12345;
+  for (int i = 0; i < kRows * kCols; ++i) {
+    r = r * 6364136223846793005ull + 1442695040888963407ull;
+    const int32_t u = int32_t(r >> 40) - (1 << 23);
+    x[size_t(i)] = float(u) * 0x1p-23f * float(1 + i / kCols) * 0.03125f;
+    r = r * 6364136223846793005ull + 1442695040888963407ull;
+    imp[size_t(i)] = 0.01f + float(r >> 40) * 0x1p-24f;
+  }
+  for (int i = 0; i < 64; ++i) x[size_t(kCols + 64 + i)] = 0;
+  for (int row = 0; row < kRows; ++row) x[size_t(row * kCols + 37 * (row + 1))] = 0.75f * float(row + 1);
+}
+}  // namespace
+
+// lmq's IQ4_NL / IQ4_XS bytes are llama.cpp's (ggml_quantize_chunk, scripts/iquant-ref.c).
+TEST(IQuant, Iq4WritersMatchLlamaCppBytes) {
+  std::vector<float> x, imp;
+  quant_input(x, imp);
+  const struct { Format f; bool weighted; uint64_t hash; } cases[] = {
+      {Format::IQ4_NL, false, 0xd5209e3bd7ce1daa}, {Format::IQ4_NL, true, 0x1fc7ef4b0c0ab00f},
+      {Format::IQ4_XS, false, 0x14a89f4ae0a3f3ec}, {Format::IQ4_XS, true, 0xd251e9118b6fa3de}};
+  for (const auto& c : cases) {
+    const uint64_t rb = ggml_row_bytes(c.f, kCols);
+    std::vector<uint8_t> q(size_t(rb * kRows));
+    for (int r = 0; r < kRows; ++r)
+      ggml_quantize_row(c.f, x.data() + r * kCols, q.data() + r * rb, kCols, c.weighted ? imp.data() : nullptr);
+    EXPECT_EQ(fnv_bytes(q), c.hash) << format_traits(c.f).name << (c.weighted ? " with importance" : "");
+    // and what was written dequantizes close to the input
+    std::vector<float> y(size_t(kRows * kCols));
+    for (int r = 0; r < kRows; ++r) ggml_dequantize_row(c.f, q.data() + r * rb, y.data() + r * kCols, kCols);
+    double se = 0, sx = 0;
+    for (size_t i = 0; i < y.size(); ++i) se += double(y[i] - x[i]) * (y[i] - x[i]), sx += double(x[i]) * x[i];
+    EXPECT_LT(se / sx, 0.02) << format_traits(c.f).name;  // uniform values on 16 levels: ~1.4% measured
+    // a sub-block of zeros gets scale 0 (the levels have no 0: only the scale gives zeros)
+    for (int j = 96; j < 128; ++j) EXPECT_EQ(y[size_t(kCols + j)], 0.f) << format_traits(c.f).name << ' ' << j;
+  }
+}
+
+// An importance that is zero over a whole sub-block (llama.cpp would divide 0 by 0 there and
+// store a NaN scale) falls back to the unweighted fit: finite scales, same bytes as no importance.
+TEST(IQuant, Iq4ZeroImportanceFallsBackToThePlainFit) {
+  std::vector<float> x, imp;
+  quant_input(x, imp);
+  std::vector<float> zero(kCols, 0.f);
+  for (Format f : {Format::IQ4_NL, Format::IQ4_XS}) {
+    const uint64_t rb = ggml_row_bytes(f, kCols);
+    std::vector<uint8_t> a(rb), b(rb);
+    ggml_quantize_row(f, x.data(), a.data(), kCols, nullptr);
+    ggml_quantize_row(f, x.data(), b.data(), kCols, zero.data());
+    EXPECT_EQ(a, b) << format_traits(f).name;
+  }
+}
+
 // A NaN or Inf block scale gives NaN/Inf values (defined float arithmetic, no trap); the bytes
 // that reach the furthest into the tables (all ones) stay inside them (ASan/UBSan builds run this).
 TEST(BadInputIQuant, NonFiniteScalesAndExtremeBytes) {
@@ -293,4 +358,50 @@ TEST(BadInputIQuant, NanScaleInARealFileIsAnError) {
   EXPECT_EQ(q.exit_code, 1) << q.out;
   EXPECT_NE(q.err.find("not finite"), std::string::npos) << q.err;
   EXPECT_FALSE(std::filesystem::exists(dir + "/q.lmq"));
+}
+
+// `lmq quantize --format gguf --scheme iq4_xs|iq4_nl`: the decoder linears in that type (the
+// tied embedding at Q6_K by lmq's recipe), each tensor's bytes what the codec writes for the
+// model's weights, and the file runs (byte equality with llama-quantize --pure:
+// scripts/check-llamacpp-iquant.sh, outside CI).
+TEST(IQuant, QuantizeWritesIq4Gguf) {
+  const std::string model = shared_path("models/lmq-llama3-9m");
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << model << " missing";
+  const std::string dir = lmq::test::temp_dir();
+  for (const char* scheme : {"iq4_nl", "iq4_xs"}) {
+    const std::string out = dir + "/" + scheme + ".gguf";
+    auto q = lmq::test::run_lmq({"quantize", model, "-o", out, "--format", "gguf", "--scheme", scheme});
+    ASSERT_EQ(q.exit_code, 0) << q.err;
+    const Format f = *format_by_name(scheme);
+    GgufFile g(out);
+    EXPECT_EQ(g.get_u32("general.file_type"), uint32_t(format_traits(f).llama_ftype));
+    int n = 0;
+    for (const Tensor& t : g.tensors()) n += t.format == f;
+    // q k v o gate up down of 6 layers (llama.cpp's own recipe for these ftypes moves attn_v to
+    // Q5_K when n_gqa >= 4, as here: at least the other six)
+    EXPECT_GE(n, 6 * 6) << scheme;
+    auto e = lmq::test::run_lmq({"eval", out, "--text", shared_path("text/docs-valid.txt"), "--windows", "2", "--json"});
+    ASSERT_EQ(e.exit_code, 0) << e.err;
+  }
+}
+
+TEST(BadInputIQuant, TypesLmqDoesNotWriteAreRefused) {
+  const std::string model = shared_path("models/lmq-llama3-9m");
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << model << " missing";
+  const std::string dir = lmq::test::temp_dir();
+  // a read-only i-quant as the scheme, or in an override: one clear line, no file
+  auto r = lmq::test::run_lmq({"quantize", model, "-o", dir + "/a.gguf", "--format", "gguf", "--scheme", "iq2_xs"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--scheme 'iq2_xs'"), std::string::npos) << r.err;
+  r = lmq::test::run_lmq(
+      {"quantize", model, "-o", dir + "/b.gguf", "--format", "gguf", "--scheme", "q8_0", "--override", "ffn_down=iq3_s"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("'iq3_s' is not a ggml type lmq writes"), std::string::npos) << r.err;
+  // GPTQ needs a grid per sub-block to round to: refused before any calibration
+  r = lmq::test::run_lmq({"quantize", model, "-o", dir + "/c.gguf", "--format", "gguf", "--scheme", "iq4_xs", "--method",
+                          "gptq", "--calib", shared_path("text/docs-valid.txt")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("GPTQ cannot choose"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;  // one line
+  for (const char* f : {"a.gguf", "b.gguf", "c.gguf"}) EXPECT_FALSE(std::filesystem::exists(dir + "/" + f));
 }

@@ -47,11 +47,12 @@ constexpr FormatTraits kTraits[] = {
      grids_q5_K, codes_q5_K, true, false, 0},
     {Format::Q6_K, "q6_k", "q6_K", "Q6_K", 14, 18, QK_K, 16, sizeof(block_q6_K), true, true, dq_q6_K, q_q6_K,
      grids_q6_K, codes_q6_K, true, false, 0},
-    // the i-quants: codebook values, no affine grid per sub-block (block_grids / set_codes null)
+    // the i-quants: codebook values, no affine grid per sub-block (block_grids / set_codes null);
+    // lmq writes IQ4_NL and IQ4_XS, and reads all seven
     {Format::IQ4_NL, "iq4_nl", "iq4_nl", "IQ4_NL", 20, 25, QK4_NL, 32, sizeof(block_iq4_nl), true, true, dq_iq4_nl,
-     nullptr, nullptr, nullptr, true, false, 0},
+     q_iq4_nl, nullptr, nullptr, true, false, 0},
     {Format::IQ4_XS, "iq4_xs", "iq4_xs", "IQ4_XS", 23, 30, QK_K, 32, sizeof(block_iq4_xs), true, true, dq_iq4_xs,
-     nullptr, nullptr, nullptr, true, false, 0},
+     q_iq4_xs, nullptr, nullptr, true, false, 0},
     {Format::IQ2_XXS, "iq2_xxs", "iq2_xxs", "IQ2_XXS", 16, 19, QK_K, 32, sizeof(block_iq2_xxs), true, true,
      dq_iq2_xxs, nullptr, nullptr, nullptr, true, false, 0},
     {Format::IQ2_XS, "iq2_xs", "iq2_xs", "IQ2_XS", 17, 20, QK_K, 16, sizeof(block_iq2_xs), true, true, dq_iq2_xs,

@@ -332,17 +332,6 @@ void q_q5_1(const float* x, uint8_t* out, int64_t nb, const float* imp) {
 // re-quantized against the stored scale. Operation order and float types follow the
 // reference so that the bytes match llama-quantize (without an importance matrix).
 
-constexpr float kGroupMaxEps = 1e-15f;
-
-// llama.cpp's nearest_int: round to nearest, ties to even, via the 1.5·2^23 trick (exact for
-// |v| <= 2^22; out of range it returns the same garbage the reference does, never UB).
-inline int nearest_int(float v) {
-  const float t = v + 12582912.f;
-  int32_t i;
-  std::memcpy(&i, &t, 4);
-  return (i & 0x007fffff) - 0x00400000;
-}
-
 // Symmetric fit with a search over 19 candidate scales (make_qx_quants, rmse_type 1 when
 // qw is null: weights x², else the given weights). L gets codes in 0..2·nmax-1.
 float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* qw) {

@@ -21,6 +21,18 @@ inline void f2h(uint8_t* p, float f) {
   std::memcpy(p, &h, 2);
 }
 
+// llama.cpp's GROUP_MAX_EPS: a (sub-)block whose largest magnitude is below it is stored as zeros.
+constexpr float kGroupMaxEps = 1e-15f;
+
+// llama.cpp's nearest_int: round to nearest, ties to even, via the 1.5·2^23 trick (exact for
+// |v| <= 2^22; out of range it returns the same garbage the reference does, never UB).
+inline int nearest_int(float v) {
+  const float t = v + 12582912.f;
+  int32_t i;
+  std::memcpy(&i, &t, 4);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
 // nb blocks (for the floats: nb values) into y.
 void dq_f32(const uint8_t* src, float* y, int64_t nb);
 void dq_f16(const uint8_t* src, float* y, int64_t nb);
@@ -43,6 +55,8 @@ void dq_iq2_xs(const uint8_t* src, float* y, int64_t nb);
 void dq_iq2_s(const uint8_t* src, float* y, int64_t nb);
 void dq_iq3_xxs(const uint8_t* src, float* y, int64_t nb);
 void dq_iq3_s(const uint8_t* src, float* y, int64_t nb);
+void q_iq4_nl(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_iq4_xs(const float* x, uint8_t* out, int64_t nb, const float* imp);
 
 // nb blocks of x into out: the reference quantizer, or the importance-weighted one (imp non-null).
 void q_q8_0(const float* x, uint8_t* out, int64_t nb, const float* imp);
