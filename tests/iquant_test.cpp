@@ -330,9 +330,10 @@ TEST(BadInputIQuant, NonFiniteScalesAndExtremeBytes) {
   }
 }
 
-// A llama.cpp IQ4_XS file with one block's scale turned into NaN: `lmq eval` stops with the
-// forward pass's error (as for every ggml format: values are not checked at load, the logits
-// are), and quantizing it names the non-finite weight; neither writes made-up figures.
+// A llama.cpp IQ4_XS file with one block's scale turned into NaN: loading it for the integer
+// kernels (the GGUF default) refuses the tensor, running it on the float path stops at the
+// forward pass's check of the logits, and quantizing it names the non-finite weight; none writes
+// made-up figures.
 TEST(BadInputIQuant, NanScaleInARealFileIsAnError) {
   const std::string src = shared_path("gguf/lmq-llama3-9m-IQ4_XS.gguf");
   if (!std::filesystem::exists(src)) GTEST_SKIP() << src << " missing";
@@ -353,10 +354,15 @@ TEST(BadInputIQuant, NanScaleInARealFileIsAnError) {
   lmq::test::write_file(bad, bytes);
   auto r = lmq::test::run_lmq({"eval", bad, "--text", shared_path("text/docs-valid.txt"), "--windows", "1"});
   EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_NE(r.err.find("non-finite"), std::string::npos) << r.err;
+  const std::string refused = "tensor 'blk.0.attn_q.weight': a non-finite (NaN/Inf) scale in 1 block(s)";
+  EXPECT_NE(r.err.find(refused), std::string::npos) << r.err;
+  r = lmq::test::run_lmq(
+      {"eval", bad, "--text", shared_path("text/docs-valid.txt"), "--windows", "1", "--act-quant", "none"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.err.find("non-finite logit"), std::string::npos) << r.err;
   auto q = lmq::test::run_lmq({"quantize", bad, "-o", dir + "/q.lmq", "--scheme", "int4:g128:asym"});
   EXPECT_EQ(q.exit_code, 1) << q.out;
-  EXPECT_NE(q.err.find("not finite"), std::string::npos) << q.err;
+  EXPECT_NE(q.err.find(refused), std::string::npos) << q.err;
   EXPECT_FALSE(std::filesystem::exists(dir + "/q.lmq"));
 }
 

@@ -2,10 +2,12 @@
 // table (codecs/format_traits.h) points at. Internal to codecs/: everyone else goes through
 // the table or the ggml_* entry points of codecs/ggml_blocks.h.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
 #include "lmq/codecs/ggml_blocks.h"
+#include "lmq/codecs/iquant_blocks.h"
 #include "lmq/half.h"
 
 namespace lmq::ggml {
@@ -19,6 +21,13 @@ inline float h2f(const uint8_t* p) {
 inline void f2h(uint8_t* p, float f) {
   uint16_t h = f32_to_f16(f);
   std::memcpy(p, &h, 2);
+}
+
+// The 6-bit scale of IQ4_XS's sub-block ib (codecs/iquant_blocks.h).
+inline int iq4_xs_scale(const uint8_t* block, int ib) {
+  uint16_t high;
+  std::memcpy(&high, block + offsetof(block_iq4_xs, scales_h), 2);
+  return (block[offsetof(block_iq4_xs, scales_l) + ib / 2] >> 4 * (ib % 2) & 0xf) | (high >> 2 * ib & 3) << 4;
 }
 
 // llama.cpp's GROUP_MAX_EPS: a (sub-)block whose largest magnitude is below it is stored as zeros.
@@ -57,6 +66,14 @@ void dq_iq3_xxs(const uint8_t* src, float* y, int64_t nb);
 void dq_iq3_s(const uint8_t* src, float* y, int64_t nb);
 void q_iq4_nl(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_iq4_xs(const float* x, uint8_t* out, int64_t nb, const float* imp);
+
+// One block into the LMQ_INT layout that holds its values (codecs/ggml_repack.h): its codes at
+// `codes` (bitstream of the layout's width) and its block_size / 32 scales at `scales`; false
+// if the block's scale is NaN or Inf.
+bool rp_q8_0(const uint8_t* b, uint8_t* codes, uint8_t* scales);
+bool rp_q4_0(const uint8_t* b, uint8_t* codes, uint8_t* scales);
+bool rp_iq4_nl(const uint8_t* b, uint8_t* codes, uint8_t* scales);
+bool rp_iq4_xs(const uint8_t* b, uint8_t* codes, uint8_t* scales);
 
 // nb blocks of x into out: the reference quantizer, or the importance-weighted one (imp non-null).
 void q_q8_0(const float* x, uint8_t* out, int64_t nb, const float* imp);

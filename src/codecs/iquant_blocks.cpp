@@ -55,13 +55,6 @@ void dq_iq4_nl(const uint8_t* src, float* y, int64_t nb) {
     iq4_values(h2f(src), src + offsetof(block_iq4_nl, qs), y);
 }
 
-// The 6-bit scale of IQ4_XS's sub-block ib.
-inline int iq4_xs_scale(const uint8_t* b, int ib) {
-  const int lo = b[offsetof(block_iq4_xs, scales_l) + ib / 2] >> 4 * (ib % 2) & 0xf;
-  const int hi = u16_at(b + offsetof(block_iq4_xs, scales_h)) >> 2 * ib & 3;
-  return lo | hi << 4;
-}
-
 void dq_iq4_xs(const uint8_t* src, float* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_iq4_xs)) {
     const float d = h2f(src);
