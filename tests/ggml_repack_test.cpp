@@ -1,4 +1,4 @@
-// GGUF Q8_0 / Q4_0 weights repacked at load into LMQ_INT (codecs/ggml_repack.h) so they run on
+// GGUF Q8_0 / Q4_0 / IQ4_NL / IQ4_XS weights repacked at load into LMQ_INT (codecs/ggml_repack.h) so they run on
 // the integer kernels: the repacked tensors dequantize to ggml's own dequantization bit for bit
 // (every fixture GGUF of shared/gguf, and random blocks), a GGUF runs on dynamic int8
 // activations in blocks of 32 unless the run chose otherwise, and its logits stay close to the
@@ -63,20 +63,23 @@ void expect_repack_exact(Format f, const uint8_t* src, int64_t rows, int64_t col
 
 }  // namespace
 
-TEST(GgmlRepack, OnlyQ8_0AndQ4_0RepackAsSymmetricG32F16) {
+TEST(GgmlRepack, Q8_0Q4_0AndIq4RepackAsSymmetricG32) {
   for (const FormatTraits& t : all_format_traits()) {
     const std::optional<IntParams> p = ggml_repack_params(t.format);
-    if (t.format != Format::Q8_0 && t.format != Format::Q4_0) {
+    const bool iq4 = t.format == Format::IQ4_NL || t.format == Format::IQ4_XS;
+    if (t.format != Format::Q8_0 && t.format != Format::Q4_0 && !iq4) {
       EXPECT_FALSE(p) << t.name;
       continue;
     }
     ASSERT_TRUE(p) << t.name;
-    EXPECT_EQ(p->bits, t.format == Format::Q8_0 ? 8 : 4);
+    EXPECT_EQ(p->bits, t.format == Format::Q4_0 ? 4 : 8);
     EXPECT_FALSE(p->asym);
     EXPECT_EQ(p->group, 32);
-    EXPECT_EQ(p->scale_type, ScaleType::F16);
-    // the same bytes: 34 per 32 values (Q8_0), 18 (Q4_0)
-    EXPECT_EQ(quant::int_tensor_bytes(*p, 3, 64), 3 * format_row_bytes(t.format, 64)) << t.name;
+    EXPECT_EQ(p->scale_type, t.format == Format::IQ4_XS ? ScaleType::F32 : ScaleType::F16);
+    // Q8_0 / Q4_0: the same bytes, 34 per 32 values (Q8_0), 18 (Q4_0); IQ4: 8-bit codes
+    if (!iq4) {
+      EXPECT_EQ(quant::int_tensor_bytes(*p, 3, 64), 3 * format_row_bytes(t.format, 64)) << t.name;
+    }
   }
   const std::vector<uint8_t> b = random_blocks(Format::Q4_K, 1, 256, 1);
   std::vector<uint8_t> out(1024);
@@ -84,9 +87,10 @@ TEST(GgmlRepack, OnlyQ8_0AndQ4_0RepackAsSymmetricG32F16) {
 }
 
 TEST(GgmlRepack, RandomBlocksDequantizeBitExact) {
-  for (Format f : {Format::Q8_0, Format::Q4_0})
-    for (int64_t cols : {32, 96, 256})
+  for (Format f : {Format::Q8_0, Format::Q4_0, Format::IQ4_NL, Format::IQ4_XS})
+    for (int64_t cols : {32, 96, 256, 512})
       for (uint32_t seed = 1; seed <= 3; ++seed) {
+        if (cols % ggml_block_size(f)) continue;  // IQ4_XS: 256-blocks
         const int64_t rows = 7;
         const std::vector<uint8_t> b = random_blocks(f, rows, cols, seed);
         expect_repack_exact(f, b.data(), rows, cols, fmt::format("{} {}x{} seed {}", format_name(f), rows, cols, seed));
@@ -110,7 +114,7 @@ TEST(GgmlRepack, Q4_0NibbleOrder) {
   }
 }
 
-// Every fixture GGUF: each Q8_0 / Q4_0 weight of the loaded model is LMQ_INT and dequantizes to
+// Every fixture GGUF: each Q8_0 / Q4_0 / IQ4_NL / IQ4_XS weight of the loaded model is LMQ_INT and dequantizes to
 // the file's ggml dequantization bit for bit; every other tensor is the file's, untouched.
 TEST(GgmlRepack, EveryFixtureGgufLoadsBitExact) {
   const std::string dir = shared_path("gguf");
@@ -122,7 +126,7 @@ TEST(GgmlRepack, EveryFixtureGgufLoadsBitExact) {
     std::unique_ptr<Model> m;
     try {
       m = Model::load(path);
-    } catch (const Error& err) {  // IQ types: lmq does not read them (nothing to repack either)
+    } catch (const Error& err) {  // a tensor type lmq does not read (IQ1_S, ...): nothing to repack
       std::printf("[repack] %s: not loaded (%s)\n", e.path().filename().c_str(), err.what());
       continue;
     }
@@ -142,7 +146,11 @@ TEST(GgmlRepack, EveryFixtureGgufLoadsBitExact) {
       ASSERT_EQ(t->format, Format::LMQ_INT) << path << " " << raw.name;
       EXPECT_EQ(t->q, *ggml_repack_params(raw.format));
       EXPECT_EQ(t->shape, raw.shape);
-      EXPECT_EQ(t->nbytes, raw.nbytes) << "the layouts take the same bytes";
+      // Q8_0 / Q4_0: the layouts take the same bytes; IQ4 levels become 8-bit codes
+      EXPECT_EQ(t->nbytes, quant::int_tensor_bytes(t->q, raw.rows(), raw.cols())) << raw.name;
+      if (raw.format == Format::Q8_0 || raw.format == Format::Q4_0) {
+        EXPECT_EQ(t->nbytes, raw.nbytes) << raw.name;
+      }
       const int64_t rows = raw.rows(), cols = raw.cols();
       std::vector<float> got(size_t(rows * cols)), want(size_t(rows * cols));
       dequantize_rows(*t, 0, rows, got.data());
@@ -221,5 +229,24 @@ TEST(GgmlRepack, IntPathLogitsCloseToFloatPath) {
     EXPECT_LT(worst, 0.5) << name;
     EXPECT_GE(agree, n - 2) << name;
     EXPECT_GT(worst, 0.0) << name << ": the two paths should not be the same computation";
+  }
+}
+
+// A block whose f16 scale is NaN or Inf is counted, never repacked silently: the integer kernels
+// read NaN activations as 0, so such a weight would not surface at the logits (the loader
+// refuses the tensor with the count; BadInputIQuant.NanScaleInARealFileIsAnError end to end).
+TEST(BadInputGgmlRepack, NonFiniteScalesAreCounted) {
+  for (Format f : {Format::Q8_0, Format::Q4_0, Format::IQ4_NL, Format::IQ4_XS}) {
+    const int64_t cols = 512, rows = 3;
+    std::vector<uint8_t> b = random_blocks(f, rows, cols, 7);
+    const IntParams p = *ggml_repack_params(f);
+    std::vector<uint8_t> packed(quant::int_tensor_bytes(p, rows, cols));
+    EXPECT_EQ(ggml_repack_rows(f, b.data(), rows, cols, 0, rows, packed.data()), 0) << format_name(f);
+    const size_t bb = format_traits(f).block_bytes;
+    for (uint16_t d : {uint16_t(0x7e00), uint16_t(0xfc00), uint16_t(0x7c01)}) {  // NaN, -Inf, a signalling NaN
+      std::memcpy(b.data() + bb, &d, 2);
+      std::memcpy(b.data() + 3 * bb, &d, 2);
+      EXPECT_EQ(ggml_repack_rows(f, b.data(), rows, cols, 0, rows, packed.data()), 2) << format_name(f) << ' ' << d;
+    }
   }
 }

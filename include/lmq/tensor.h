@@ -27,6 +27,14 @@ enum class Format : uint8_t {
   Q4_K,
   Q5_K,
   Q6_K,
+  // llama.cpp's i-quants: non-linear 4-bit and lattice codebooks; layouts in codecs/iquant_blocks.h
+  IQ4_NL,
+  IQ4_XS,
+  IQ2_XXS,
+  IQ2_XS,
+  IQ2_S,
+  IQ3_XXS,
+  IQ3_S,
 };
 
 // Where a scale is stored for lmq's integer formats.

@@ -13,6 +13,7 @@ namespace lmq::calib {
 
 quant::QuantStats gptq_quantize_ggml(const float* w, int64_t rows, int64_t K, const float* H, Format f,
                                      const GptqOptions& o, bool hessian_fit, uint8_t* out, float* assumed) {
+  if (!format_traits(f).set_codes) fail("GPTQ into {}: not a format with a grid per sub-block", format_name(f));
   const int64_t bs = ggml_block_size(f), sub = ggml_sub_block_size(f);  // throws for float formats
   if (K % bs != 0) fail("GPTQ into {}: rows of {} values are not whole {}-value blocks", format_name(f), K, bs);
   if (o.block < 1) fail("GPTQ block {}: must be ≥ 1", o.block);

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "lmq/calib/w8a8.h"
+#include "lmq/codecs/format_traits.h"
 #include "lmq/error.h"
 #include "lmq/mapped_file.h"
 #include "lmq/model/memory_limit.h"
@@ -130,6 +131,15 @@ QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) 
   if (q.hessian_fit && cq.method != Method::Gptq && cq.method != Method::AwqGptq)
     fail("--hessian-fit: only with --method gptq or awq+gptq");
   cq.hessian_fit = q.hessian_fit;
+  if (cq.method == Method::Gptq || cq.method == Method::AwqGptq)
+    for (const auto& [name, t] : plan.tensors) {
+      if (!t.target) continue;
+      const FormatTraits& tr = format_traits(t.target->format);
+      if (tr.ggml && tr.quantized && !tr.set_codes)  // the i-quants: codebooks, not grids
+        fail("--method {}: {} would be {}, whose codes GPTQ cannot choose (a codebook, not a grid per sub-block); "
+             "use --method rtn, mse or awmse, or --override",
+             q.method, name, tr.name);
+    }
   cq.target_name = "gguf";
   if (q.target_bpw) choose_mixed_precision(*m, plan, cq.windows, q, hooks);
   QuantizeOutcome r;

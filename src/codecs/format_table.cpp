@@ -8,6 +8,7 @@
 #include "ggml_rows.h"
 #include "lmq/codecs/format_traits.h"
 #include "lmq/codecs/int_format.h"
+#include "lmq/codecs/iquant_blocks.h"
 #include "lmq/error.h"
 #include "lmq/tensor.h"
 
@@ -18,40 +19,60 @@ using namespace ggml;
 
 // One row per Format, in the enum's order (checked below).
 //   format  name  ggml_name  upper  gguf  block  sub  bytes  ggml  quantized  dequantize  quantize  grids  codes
-//   float_matmul  int_matmul  int_repack_bits
+//   float_matmul  int_matmul  int_repack_bits  int_repack_scale  int_repack_block
 constexpr FormatTraits kTraits[] = {
-    {Format::F32, "f32", "f32", "F32", 0, 0, 1, 0, 4, true, false, dq_f32, nullptr, nullptr, nullptr, true, false, 0},
-    {Format::F16, "f16", "f16", "F16", 1, 1, 1, 0, 2, true, false, dq_f16, nullptr, nullptr, nullptr, true, false, 0},
-    {Format::BF16, "bf16", "bf16", "BF16", 30, 32, 1, 0, 2, true, false, dq_bf16, nullptr, nullptr, nullptr, true, false, 0},
-    {Format::I32, "i32", "i32", "I32", -1, -1, 1, 0, 4, false, false, nullptr, nullptr, nullptr, nullptr, false, false, 0},
+    {Format::F32, "f32", "f32", "F32", 0, 0, 1, 0, 4, true, false, dq_f32, nullptr, nullptr, nullptr, true, false, 0,
+     ScaleType::F16, nullptr},
+    {Format::F16, "f16", "f16", "F16", 1, 1, 1, 0, 2, true, false, dq_f16, nullptr, nullptr, nullptr, true, false, 0,
+     ScaleType::F16, nullptr},
+    {Format::BF16, "bf16", "bf16", "BF16", 30, 32, 1, 0, 2, true, false, dq_bf16, nullptr, nullptr, nullptr, true,
+     false, 0, ScaleType::F16, nullptr},
+    {Format::I32, "i32", "i32", "I32", -1, -1, 1, 0, 4, false, false, nullptr, nullptr, nullptr, nullptr, false, false,
+     0, ScaleType::F16, nullptr},
     {Format::LMQ_INT, "int", "int", "LMQ_INT", -1, -1, 1, 0, 0, false, true, nullptr, nullptr, nullptr, nullptr, true,
-     true, 0},
+     true, 0, ScaleType::F16, nullptr},
     {Format::Q8_0, "q8_0", "q8_0", "Q8_0", 8, 7, QK8_0, 32, sizeof(block_q8_0), true, true, dq_q8_0, q_q8_0,
-     grids_q8_0, codes_q8_0, true, false, 8},
+     grids_q8_0, codes_q8_0, true, false, 8, ScaleType::F16, rp_q8_0},
     {Format::Q4_0, "q4_0", "q4_0", "Q4_0", 2, 2, QK4_0, 32, sizeof(block_q4_0), true, true, dq_q4_0, q_q4_0,
-     grids_q4_0, codes_q4_0, true, false, 4},
+     grids_q4_0, codes_q4_0, true, false, 4, ScaleType::F16, rp_q4_0},
     {Format::Q4_1, "q4_1", "q4_1", "Q4_1", 3, 3, QK4_1, 32, sizeof(block_q4_1), true, true, dq_q4_1, q_q4_1,
-     grids_q4_1, codes_q4_1, true, false, 0},
+     grids_q4_1, codes_q4_1, true, false, 0, ScaleType::F16, nullptr},
     {Format::Q5_0, "q5_0", "q5_0", "Q5_0", 6, 8, QK5_0, 32, sizeof(block_q5_0), true, true, dq_q5_0, q_q5_0,
-     grids_q5_0, codes_q5_0, true, false, 0},
+     grids_q5_0, codes_q5_0, true, false, 0, ScaleType::F16, nullptr},
     {Format::Q5_1, "q5_1", "q5_1", "Q5_1", 7, 9, QK5_1, 32, sizeof(block_q5_1), true, true, dq_q5_1, q_q5_1,
-     grids_q5_1, codes_q5_1, true, false, 0},
+     grids_q5_1, codes_q5_1, true, false, 0, ScaleType::F16, nullptr},
     {Format::Q2_K, "q2_k", "q2_K", "Q2_K", 10, 10, QK_K, 16, sizeof(block_q2_K), true, true, dq_q2_K, q_q2_K,
-     grids_q2_K, codes_q2_K, true, false, 0},
+     grids_q2_K, codes_q2_K, true, false, 0, ScaleType::F16, nullptr},
     {Format::Q3_K, "q3_k", "q3_K", "Q3_K", 11, 11, QK_K, 16, sizeof(block_q3_K), true, true, dq_q3_K, q_q3_K,
-     grids_q3_K, codes_q3_K, true, false, 0},
+     grids_q3_K, codes_q3_K, true, false, 0, ScaleType::F16, nullptr},
     {Format::Q4_K, "q4_k", "q4_K", "Q4_K", 12, 14, QK_K, 32, sizeof(block_q4_K), true, true, dq_q4_K, q_q4_K,
-     grids_q4_K, codes_q4_K, true, false, 0},
+     grids_q4_K, codes_q4_K, true, false, 0, ScaleType::F16, nullptr},
     {Format::Q5_K, "q5_k", "q5_K", "Q5_K", 13, 16, QK_K, 32, sizeof(block_q5_K), true, true, dq_q5_K, q_q5_K,
-     grids_q5_K, codes_q5_K, true, false, 0},
+     grids_q5_K, codes_q5_K, true, false, 0, ScaleType::F16, nullptr},
     {Format::Q6_K, "q6_k", "q6_K", "Q6_K", 14, 18, QK_K, 16, sizeof(block_q6_K), true, true, dq_q6_K, q_q6_K,
-     grids_q6_K, codes_q6_K, true, false, 0},
+     grids_q6_K, codes_q6_K, true, false, 0, ScaleType::F16, nullptr},
+    // the i-quants: codebook values, no affine grid per sub-block (block_grids / set_codes null);
+    // lmq writes IQ4_NL and IQ4_XS, and reads all seven
+    {Format::IQ4_NL, "iq4_nl", "iq4_nl", "IQ4_NL", 20, 25, QK4_NL, 32, sizeof(block_iq4_nl), true, true, dq_iq4_nl,
+     q_iq4_nl, nullptr, nullptr, true, false, 8, ScaleType::F16, rp_iq4_nl},
+    {Format::IQ4_XS, "iq4_xs", "iq4_xs", "IQ4_XS", 23, 30, QK_K, 32, sizeof(block_iq4_xs), true, true, dq_iq4_xs,
+     q_iq4_xs, nullptr, nullptr, true, false, 8, ScaleType::F32, rp_iq4_xs},
+    {Format::IQ2_XXS, "iq2_xxs", "iq2_xxs", "IQ2_XXS", 16, 19, QK_K, 32, sizeof(block_iq2_xxs), true, true,
+     dq_iq2_xxs, nullptr, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr},
+    {Format::IQ2_XS, "iq2_xs", "iq2_xs", "IQ2_XS", 17, 20, QK_K, 16, sizeof(block_iq2_xs), true, true, dq_iq2_xs,
+     nullptr, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr},
+    {Format::IQ2_S, "iq2_s", "iq2_s", "IQ2_S", 22, 28, QK_K, 16, sizeof(block_iq2_s), true, true, dq_iq2_s, nullptr,
+     nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr},
+    {Format::IQ3_XXS, "iq3_xxs", "iq3_xxs", "IQ3_XXS", 18, 23, QK_K, 32, sizeof(block_iq3_xxs), true, true,
+     dq_iq3_xxs, nullptr, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr},
+    {Format::IQ3_S, "iq3_s", "iq3_s", "IQ3_S", 21, 26, QK_K, 32, sizeof(block_iq3_s), true, true, dq_iq3_s, nullptr,
+     nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr},
 };
 
 constexpr bool in_enum_order() {
   for (size_t i = 0; i < std::size(kTraits); ++i)
     if (size_t(kTraits[i].format) != i) return false;
-  return std::size(kTraits) == size_t(Format::Q6_K) + 1;
+  return std::size(kTraits) == size_t(Format::IQ3_S) + 1;
 }
 static_assert(in_enum_order(), "kTraits: one row per Format, in the enum's order");
 

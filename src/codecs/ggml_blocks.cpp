@@ -14,16 +14,6 @@
 
 namespace lmq::ggml {
 
-inline float h2f(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return f16_to_f32(h);
-}
-inline void f2h(uint8_t* p, float f) {
-  uint16_t h = f32_to_f16(f);
-  std::memcpy(p, &h, 2);
-}
-
 void dq_q8_0(const uint8_t* src, float* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q8_0), y += QK8_0) {
     const float d = h2f(src);
@@ -341,17 +331,6 @@ void q_q5_1(const float* x, uint8_t* out, int64_t nb, const float* imp) {
 // scales themselves quantized to 4/6/8 bits against an f16 super-scale, then every value
 // re-quantized against the stored scale. Operation order and float types follow the
 // reference so that the bytes match llama-quantize (without an importance matrix).
-
-constexpr float kGroupMaxEps = 1e-15f;
-
-// llama.cpp's nearest_int: round to nearest, ties to even, via the 1.5·2^23 trick (exact for
-// |v| <= 2^22; out of range it returns the same garbage the reference does, never UB).
-inline int nearest_int(float v) {
-  const float t = v + 12582912.f;
-  int32_t i;
-  std::memcpy(&i, &t, 4);
-  return (i & 0x007fffff) - 0x00400000;
-}
 
 // Symmetric fit with a search over 19 candidate scales (make_qx_quants, rmse_type 1 when
 // qw is null: weights x², else the given weights). L gets codes in 0..2·nmax-1.

@@ -2,11 +2,45 @@
 // table (codecs/format_traits.h) points at. Internal to codecs/: everyone else goes through
 // the table or the ggml_* entry points of codecs/ggml_blocks.h.
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "lmq/codecs/ggml_blocks.h"
+#include "lmq/codecs/iquant_blocks.h"
+#include "lmq/half.h"
 
 namespace lmq::ggml {
+
+// A block's f16 field at any byte offset (file data is not aligned for uint16_t).
+inline float h2f(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+inline void f2h(uint8_t* p, float f) {
+  uint16_t h = f32_to_f16(f);
+  std::memcpy(p, &h, 2);
+}
+
+// The 6-bit scale of IQ4_XS's sub-block ib (codecs/iquant_blocks.h).
+inline int iq4_xs_scale(const uint8_t* block, int ib) {
+  uint16_t high;
+  std::memcpy(&high, block + offsetof(block_iq4_xs, scales_h), 2);
+  return (block[offsetof(block_iq4_xs, scales_l) + ib / 2] >> 4 * (ib % 2) & 0xf) | (high >> 2 * ib & 3) << 4;
+}
+
+// llama.cpp's GROUP_MAX_EPS: a (sub-)block whose largest magnitude is below it is stored as zeros.
+constexpr float kGroupMaxEps = 1e-15f;
+
+// llama.cpp's nearest_int: round to nearest, ties to even, via the 1.5·2^23 trick (exact for
+// |v| <= 2^22; out of range it returns the same garbage the reference does, never UB).
+inline int nearest_int(float v) {
+  const float t = v + 12582912.f;
+  int32_t i;
+  std::memcpy(&i, &t, 4);
+  return (i & 0x007fffff) - 0x00400000;
+}
 
 // nb blocks (for the floats: nb values) into y.
 void dq_f32(const uint8_t* src, float* y, int64_t nb);
@@ -22,6 +56,24 @@ void dq_q3_K(const uint8_t* src, float* y, int64_t nb);
 void dq_q4_K(const uint8_t* src, float* y, int64_t nb);
 void dq_q5_K(const uint8_t* src, float* y, int64_t nb);
 void dq_q6_K(const uint8_t* src, float* y, int64_t nb);
+// the i-quants (codecs/iquant_blocks.h; src/codecs/iquant_blocks.cpp)
+void dq_iq4_nl(const uint8_t* src, float* y, int64_t nb);
+void dq_iq4_xs(const uint8_t* src, float* y, int64_t nb);
+void dq_iq2_xxs(const uint8_t* src, float* y, int64_t nb);
+void dq_iq2_xs(const uint8_t* src, float* y, int64_t nb);
+void dq_iq2_s(const uint8_t* src, float* y, int64_t nb);
+void dq_iq3_xxs(const uint8_t* src, float* y, int64_t nb);
+void dq_iq3_s(const uint8_t* src, float* y, int64_t nb);
+void q_iq4_nl(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_iq4_xs(const float* x, uint8_t* out, int64_t nb, const float* imp);
+
+// One block into the LMQ_INT layout that holds its values (codecs/ggml_repack.h): its codes at
+// `codes` (bitstream of the layout's width) and its block_size / 32 scales at `scales`; false
+// if the block's scale is NaN or Inf.
+bool rp_q8_0(const uint8_t* b, uint8_t* codes, uint8_t* scales);
+bool rp_q4_0(const uint8_t* b, uint8_t* codes, uint8_t* scales);
+bool rp_iq4_nl(const uint8_t* b, uint8_t* codes, uint8_t* scales);
+bool rp_iq4_xs(const uint8_t* b, uint8_t* codes, uint8_t* scales);
 
 // nb blocks of x into out: the reference quantizer, or the importance-weighted one (imp non-null).
 void q_q8_0(const float* x, uint8_t* out, int64_t nb, const float* imp);

@@ -161,7 +161,8 @@ void read_rope(const GgufFile& f, const std::string& a, ModelConfig& c) {
 }
 
 // t as LMQ_INT when its format repacks (see the top), else t; the new bytes go to storage.
-Tensor repacked_for_int_kernels(const Tensor& t, std::vector<std::shared_ptr<void>>& storage) {
+Tensor repacked_for_int_kernels(const Tensor& t, std::vector<std::shared_ptr<void>>& storage,
+                                const std::string& path) {
   const std::optional<IntParams> p = ggml_repack_params(t.format);
   if (!p || t.shape.size() != 2 || t.cols() % 32 != 0 || t.rows() == 0) return t;
   const int64_t rows = t.rows(), cols = t.cols();
@@ -169,9 +170,11 @@ Tensor repacked_for_int_kernels(const Tensor& t, std::vector<std::shared_ptr<voi
   std::shared_ptr<uint8_t[]> bytes(new uint8_t[l.total]);
   std::memset(bytes.get() + l.codes_bytes, 0, l.scales_offset - l.codes_bytes);  // padding
   constexpr int64_t kRows = 64;
-#pragma omp parallel for schedule(static)
+  int64_t bad = 0;
+#pragma omp parallel for schedule(static) reduction(+ : bad)
   for (int64_t r0 = 0; r0 < rows; r0 += kRows)
-    ggml_repack_rows(t.format, t.data, rows, cols, r0, std::min(kRows, rows - r0), bytes.get());
+    bad += ggml_repack_rows(t.format, t.data, rows, cols, r0, std::min(kRows, rows - r0), bytes.get());
+  if (bad) fail("{}: tensor '{}': a non-finite (NaN/Inf) scale in {} block(s)", path, t.name, bad);
   release_mapped_pages(t.data, t.nbytes);
   Tensor r = t;
   r.format = Format::LMQ_INT;
@@ -230,7 +233,7 @@ Model::Parts load_gguf_parts(const std::string& path, bool repack_ggml) {
     const std::optional<std::string> hf = hf_name_of_gguf(t.name);
     if (t.name == "rope_freqs.weight") continue;  // read into the config above
     if (!hf) fail("{}: unknown tensor '{}' (not a llama/qwen2/qwen3 tensor lmq knows)", path, t.name);
-    Tensor r = repack_ggml ? repacked_for_int_kernels(t, parts.storage) : t;
+    Tensor r = repack_ggml ? repacked_for_int_kernels(t, parts.storage, path) : t;
     r.name = *hf;
     has_output |= t.name == "output.weight";
     parts.tensors.push_back(std::move(r));

@@ -95,6 +95,7 @@ Format fallback(Format t, int64_t ncols) {
     case Format::Q4_K: r = Format::Q5_0; break;
     case Format::Q5_K: r = Format::Q5_1; break;
     case Format::Q6_K: r = Format::Q8_0; break;
+    case Format::IQ4_XS: r = Format::IQ4_NL; break;
     default: break;
   }
   if (ncols % ggml_block_size(r) != 0) r = Format::F16;
@@ -214,12 +215,17 @@ QuantPlan plan_gguf_targets(const Model& src, const GgufExportOptions& o) {
   return p;
 }
 
+namespace {
+// A GGUF type lmq can write: floats, or a block format with a quantizer (not every i-quant).
+bool writable(const FormatTraits& t) { return t.gguf_type >= 0 && (!t.quantized || t.quantize_row); }
+}  // namespace
+
 Format parse_ggml_type(const std::string& s) {
   const std::optional<Format> f = format_by_name(lower(s));
-  if (f && format_traits(*f).gguf_type >= 0) return *f;
+  if (f && writable(format_traits(*f))) return *f;
   std::string names;
   for (const FormatTraits& t : all_format_traits()) {
-    if (t.gguf_type < 0) continue;
+    if (!writable(t)) continue;
     if (!names.empty()) names += ' ';
     names += t.name;
   }
@@ -245,7 +251,7 @@ GgufScheme parse_gguf_scheme(const std::string& s0) {
     r.base = parse_ggml_type(s);
   } catch (const Error&) {
     fail("--scheme '{}' for GGUF: expected a ggml type (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k "
-         "q6_k) or a llama.cpp mixture (q3_k_s q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m)",
+         "q6_k iq4_nl iq4_xs) or a llama.cpp mixture (q3_k_s q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m)",
          s0);
   }
   LMQ_CHECK(format_traits(r.base).llama_ftype >= 0, "ggml type {} without a llama_ftype", format_traits(r.base).name);

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmq/codecs/ggml_blocks.h"
+#include "lmq/codecs/format_traits.h"
 #include "lmq/formats/gguf.h"
 #include "lmq/formats/gguf_writer.h"
 #include "lmq/formats/lmq_file.h"
@@ -149,6 +150,28 @@ void gguf_seeds(const fs::path& fixture) {
   }
 }
 
+// One block of each i-quant type (no model metadata: the decoders are the target), once with
+// every bit set (NaN scales, the largest grid and sign indices) and once pseudo-random.
+void iquant_block_seeds() {
+  for (bool ones : {true, false}) {
+    const fs::path dest = g_out / "gguf" / (ones ? "iquant-blocks-ones.gguf" : "iquant-blocks-random.gguf");
+    fs::create_directories(dest.parent_path());
+    GgufWriter w(dest.string());
+    std::vector<std::string> blocks;  // add_tensor references the bytes until finish()
+    blocks.reserve(all_format_traits().size());
+    uint64_t x = 1;
+    for (const FormatTraits& t : all_format_traits()) {
+      if (!t.name.starts_with("iq")) continue;
+      std::string& b = blocks.emplace_back(t.block_bytes, '\xff');
+      if (!ones)
+        for (char& c : b) c = char((x = x * 6364136223846793005ull + 1442695040888963407ull) >> 56);
+      w.add_tensor("blk.0." + std::string(t.name) + ".weight", {t.block_size}, t.format,
+                   reinterpret_cast<const uint8_t*>(b.data()), b.size());
+    }
+    w.finish();
+  }
+}
+
 // A complete tiny model as lmq's file: the real config.json with its sizes shrunk, the trimmed
 // real tokenizer, every tensor the forward pass binds (one of each stored format) filled with
 // the real model's first weight bytes.
@@ -277,10 +300,11 @@ int main(int argc, char** argv) try {
     if (e.path().extension() != ".gguf") continue;
     try {
       gguf_seeds(e.path());
-    } catch (const Error& err) {  // a fixture in a tensor type lmq does not read yet (IQ3_S, ...)
+    } catch (const Error& err) {  // a fixture in a tensor type lmq does not read (IQ1_S, ...)
       std::fprintf(stderr, "make_seeds: skipped %s\n", err.what());
     }
   }
+  iquant_block_seeds();
   // Scheme strings: the sweep's full set, overrides and activation rules as the docs write them.
   int i = 0;
   for (const auto& s : default_sweep_schemes(true)) put("scheme", "sweep-" + std::to_string(i++), s);

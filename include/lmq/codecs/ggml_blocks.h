@@ -156,6 +156,13 @@ void ggml_dequantize_row(Format f, const uint8_t* src, float* dst, int64_t k);
 // for the symmetric formats (Q3_K's coordinate descent replaced by it), make_qkx2_quants for
 // those with a min. The super-block scale rules and the final rounding stay the reference's.
 // This is lmq's own weighted search, not byte-identical to llama-quantize --imatrix.
+//
+// IQ4_NL and IQ4_XS (codecs/iquant_blocks.h): without importance the algorithm llama-quantize
+// runs for them (quantize_iq4_nl / quantize_iq4_xs with no imatrix: weights x², 15 candidate
+// scales; not the quantize_row_*_ref variant), with importance llama.cpp's own imatrix weighting
+// — both byte-identical to llama.cpp given the same importance row (a sub-block whose importance
+// is all zero takes the unweighted fit, where llama.cpp would store a NaN scale). The other
+// i-quants are read-only: lmq::Error.
 void ggml_quantize_row(Format f, const float* src, uint8_t* dst, int64_t k, const float* importance = nullptr);
 
 // The reconstruction grid of one sub-block, as the dequantizer computes it (same float
