@@ -198,8 +198,8 @@ GgufScheme parse_gguf_scheme(const std::string& s0) {
     std::string names;
     for (const LlamaFtype& x : llama_ftypes())
       if (!ternary(x)) names += fmt::format("{}{}", names.empty() ? "" : " ", x.name);
-    fail("--scheme '{}' for GGUF: expected a llama-quantize file type ({}), or pure-TYPE for llama-quantize "
-         "--pure (that type's block for every 2-D weight)",
+    fail("--scheme '{}' for GGUF: expected a llama-quantize file type ({}), or pure-NAME for llama-quantize "
+         "--pure (its one block type for every 2-D weight)",
          s0, names);
   }
   r.ftype = *f;
