@@ -3,18 +3,22 @@
 //  - in every llama.cpp-made file of ../shared/gguf (read with lmq's GGUF header reader, which
 //    also lists the i-quant types lmq cannot read, so they compare by type id), and
 //  - in every quantization of tests/data/llamacpp-recipes.json: llama-quantize's output for every
-//    file type name, with and without an importance matrix, of the shared models, recorded by
+//    file type name, with and without an importance matrix, of the shared models and of two
+//    synthetic shapes (an 80-layer GQA llama: the 70B rule; a 22-layer qwen2), recorded by
 //    scripts/check-llamacpp-recipe.sh (LMQ_LLAMACPP_RECIPES names another such file);
 // plus the pure spelling (llama-quantize --pure), the CLI's refusals and the --target-bpw
 // candidates from the format table.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+
+#include <fmt/format.h>
 
 #include "lmq/calib/mixed.h"
 #include "lmq/codecs/format_traits.h"
@@ -93,27 +97,47 @@ TEST(GgufRecipe, MatchesLlamaCppFixtures) {
   EXPECT_GE(files, 9);
 }
 
-// llama-quantize's choices for every file type name, recorded by scripts/check-llamacpp-recipe.sh.
+// llama-quantize's choices for every file type name, recorded by scripts/check-llamacpp-recipe.sh:
+// the recipe over each recorded model's hyperparameters and tensor shapes (the synthetic 80-layer
+// llama and 22-layer qwen2 included), and through lmq's own model where it is in ../shared.
 TEST(GgufRecipe, MatchesLlamaQuantizeForEveryFtype) {
   const char* env = std::getenv("LMQ_LLAMACPP_RECIPES");
   const std::string path = env ? env : std::string(LMQ_SOURCE_DIR) + "/tests/data/llamacpp-recipes.json";
   const json j = json::parse(std::ifstream(path));
-  std::map<std::string, int> per_model;
+  std::map<std::string, int> runs, via_model;
   int tensors = 0;
   for (const json& c : j["cases"]) {
     const std::string name = c["model"], ft = c["ftype"];
-    if (!std::filesystem::exists(shared_path("models/" + name))) GTEST_SKIP() << "missing model " << name;
-    const std::vector<std::string> names = j["models"][name];
-    std::istringstream ts(c["types"].get<std::string>());
+    const bool imatrix = c["imatrix"];
+    const json& m = j["models"][name];
+    std::vector<RecipeTensor> ts;
+    for (const json& t : m["tensors"])
+      ts.push_back({t[0].get<std::string>(), int(t[1].size()), t[1][0].get<int64_t>()});
+    const json& h = m["hparams"];
+    const RecipeHparams hp{h["arch"].get<std::string>(), h["n_layer"].get<int>(), h["n_head"].get<int>(),
+                           h["n_head_kv"].get<int>(), 0};
+    std::istringstream types(c["types"].get<std::string>());
     std::map<std::string, std::string> file;
-    for (const std::string& n : names) ts >> file[n];
-    const std::string what = fmt::format("{} {}{}", name, ft, c["imatrix"].get<bool>() ? " imatrix" : "");
-    tensors += expect_same_types(what, file, recipe_labels(model(name), ft, c["imatrix"]));
-    ++per_model[name];
+    for (const RecipeTensor& t : ts) types >> file[t.name];
+    const LlamaFtype* f = find_llama_ftype(ft);
+    ASSERT_NE(f, nullptr) << ft;
+    const std::vector<RecipeType> r = llama_recipe(*f, false, imatrix, hp, ts);
+    std::map<std::string, std::string> ours;
+    for (size_t i = 0; i < ts.size(); ++i) ours[ts[i].name] = ggml_type_label(r[i].type);
+    const std::string what = fmt::format("{} {}{}", name, ft, imatrix ? " imatrix" : "");
+    tensors += expect_same_types(what, file, ours);
+    ++runs[name];
+    if (std::filesystem::exists(shared_path("models/" + name))) {
+      expect_same_types(what + " (lmq's model)", file, recipe_labels(model(name), ft, imatrix));
+      ++via_model[name];
+    }
   }
-  for (const auto& [m, n] : per_model) std::printf("%-15s %d llama-quantize runs, every tensor's type matched\n", m.c_str(), n);
+  for (const auto& [m, n] : runs)
+    std::printf("%-16s %d llama-quantize runs, every tensor's type matched (%d also through lmq's model)\n", m.c_str(), n,
+                via_model[m]);
   std::printf("%zu runs, %d tensors\n", j["cases"].size(), tensors);
-  EXPECT_GE(j["cases"].size(), 150u);
+  EXPECT_GE(j["cases"].size(), 250u);
+  EXPECT_GE(runs.size(), 5u);
 }
 
 // Named cases of the rules, on the shared models, that the data above exercises: the tied
@@ -142,6 +166,20 @@ TEST(GgufRecipe, RulesOnSharedModels) {
   EXPECT_EQ(p.at("token_embd.weight"), "Q5_0");
   EXPECT_EQ(p.at("blk.0.attn_v.weight"), "Q5_0");
   EXPECT_EQ(parse_gguf_scheme("pure-q4_k_m").ftype.ftype, 15u);
+  // 384-wide rows: b4748 falls back from Q3_K to IQ4_NL; lmq stores Q4_0 (later llama.cpp's
+  // fallback) while it cannot write IQ4_NL, and says so in the tensor's note
+  GgufExportOptions o;
+  o.scheme = parse_gguf_scheme("q3_k_m");
+  const std::string q = "model.layers.0.self_attn.q_proj.weight";
+  const RecipeType r = gguf_recipe(model("lmq-llama-25m"), o).at(q).type;
+  EXPECT_EQ(r.chosen, uint32_t(ggml_type::Q3_K));
+  EXPECT_EQ(r.type, uint32_t(ggml_type::IQ4_NL));
+  const QuantPlan plan = plan_gguf_targets(model("lmq-llama-25m"), o);
+  const std::optional<Format> iq4_nl = format_by_gguf_type(ggml_type::IQ4_NL);
+  EXPECT_EQ(plan.target(q)->format, iq4_nl ? *iq4_nl : Format::Q4_0);
+  if (!iq4_nl) {
+    EXPECT_NE(plan.target(q)->note.find("not llama.cpp b4748's IQ4_NL"), std::string::npos) << plan.target(q)->note;
+  }
   EXPECT_EQ(parse_gguf_scheme("Q4_K").ftype.ftype, 15u);  // llama-quantize's alias of Q4_K_M
 }
 
@@ -190,4 +228,19 @@ TEST(GgufRecipe, TargetBpwCandidatesFromFormatTable) {
   for (const auto& l : labels)
     if (std::find(k_and_legacy.begin(), k_and_legacy.end(), l) != k_and_legacy.end()) seen.push_back(l);
   EXPECT_EQ(seen, k_and_legacy);
+}
+
+// The format table's llama_ftype column (a GGUF all of one type) agrees with the recipe's ftype
+// table: that ftype starts every tensor from the format's own ggml type.
+TEST(GgufRecipe, FormatTableFtypesAgree) {
+  int n = 0;
+  for (const FormatTraits& t : all_format_traits()) {
+    if (t.llama_ftype < 0) continue;
+    const auto fts = llama_ftypes();
+    const auto it = std::find_if(fts.begin(), fts.end(), [&](const LlamaFtype& f) { return f.ftype == uint32_t(t.llama_ftype); });
+    ASSERT_NE(it, fts.end()) << t.name;
+    EXPECT_EQ(it->default_type, uint32_t(t.gguf_type)) << t.name;
+    ++n;
+  }
+  EXPECT_GE(n, 13);
 }

@@ -122,11 +122,21 @@ std::string type_name(uint32_t id) {
   return f ? std::string(ggml_name(*f)) : ggml_type_label(id);
 }
 
-// The Format lmq writes for ggml type `id`; `flag` and `g` name who asked, for the refusal.
-Format writable_format(uint32_t id, const std::string& flag, const std::string& g) {
+// The Format lmq writes for ggml type `id`, if it writes one.
+std::optional<Format> writable(uint32_t id) {
   const std::optional<Format> f = format_by_gguf_type(id);
-  if (f && format_traits(*f).ggml && (!is_quantized(*f) || format_traits(*f).quantize_row)) return *f;
-  fail("{}: tensor {} needs {}, which lmq cannot write yet", flag, g, ggml_type_label(id));
+  if (f && format_traits(*f).ggml && (!is_quantized(*f) || format_traits(*f).quantize_row)) return f;
+  return std::nullopt;
+}
+
+// The stored type of a tensor whose rules chose `chosen` and whose fallback gave `type`;
+// `flag` and `g` name who asked, for the refusal.
+Format stored_format(uint32_t chosen, uint32_t type, const std::string& flag, const std::string& g) {
+  if (const std::optional<Format> f = writable(type)) return *f;
+  // llama.cpp b4748 falls back from Q2_K/Q3_K to IQ4_NL, later llama.cpp to Q4_0: the latter
+  // while lmq cannot write IQ4_NL, so the K mixtures keep working on rows of 32·k values.
+  if (type == ggml_type::IQ4_NL && (chosen == ggml_type::Q2_K || chosen == ggml_type::Q3_K)) return Format::Q4_0;
+  fail("{}: tensor {} needs {}, which lmq cannot write yet", flag, g, ggml_type_label(type));
 }
 
 const GgufTypeOverride* matching_override(const GgufExportOptions& o, const Tensor& t, const std::string& g) {
@@ -166,8 +176,11 @@ QuantPlan plan_gguf_targets(const Model& src, const GgufExportOptions& o) {
       type = llama_fallback_type(chosen, t.cols());
     }
     TensorTarget target;
-    target.format = writable_format(type, flag, e.gguf_name);
-    if (type != chosen) target.note = fmt::format("fallback from {} (row of {})", type_name(chosen), t.cols());
+    target.format = stored_format(chosen, type, flag, e.gguf_name);
+    if (type != chosen)
+      target.note = fmt::format("fallback from {} (row of {}){}", type_name(chosen), t.cols(),
+                                writable(type) ? "" : fmt::format("; {}, not llama.cpp b4748's {}",
+                                                                  ggml_name(target.format), ggml_type_label(type)));
     target.fixed = ov != nullptr;
     p.tensors[t.name].target = std::move(target);
   }

@@ -1,11 +1,13 @@
 // llama-quantize's type recipe (see the header). Reimplemented from reading llama.cpp b4748's
 // src/llama-quant.cpp (llama_tensor_get_type, the fallback at its end, the ftype switch of
 // llama_model_quantize_impl); the branches keep llama.cpp's order, because the first matching
-// rule wins there too. Falcon and expert-only branches are left out: lmq exports neither.
+// rule wins there too. Falcon's branches are left out (lmq exports no Falcon); the expert
+// conditions are kept (n_expert is 0 for every model lmq exports).
 #include "lmq/quant/gguf_recipe.h"
 
 #include <algorithm>
 #include <cstdio>
+#include <initializer_list>
 #include <numeric>
 
 #include <fmt/format.h>

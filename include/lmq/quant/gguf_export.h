@@ -33,7 +33,9 @@ namespace lmq {
 //  - pure-NAME (NAME any of the above): llama-quantize --pure: the file type's one type for every
 //    2-D weight, output and token embedding included (pure-q4_k_m = pure-q4_k: all Q4_K).
 // Then llama.cpp's fallback for rows that are not a whole number of blocks: Q6_K→Q8_0,
-// Q5_K→Q5_1, Q4_K→Q5_0, Q3_K/Q2_K/i-quants→IQ4_NL, and F16 when even 32 does not divide the row.
+// Q5_K→Q5_1, Q4_K→Q5_0, Q3_K/Q2_K/i-quants→IQ4_NL, and F16 when even 32 does not divide the row;
+// while lmq cannot write IQ4_NL, Q3_K/Q2_K fall back to Q4_0 as later llama.cpp does (noted in
+// the tensor's note).
 struct GgufScheme {
   std::string name = "q8_0";                 // as given, lower case ("q4_k_m", "pure-q2_k")
   LlamaFtype ftype = *find_llama_ftype("q8_0");  // its file type (general.file_type) and default type
