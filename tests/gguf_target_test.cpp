@@ -26,7 +26,7 @@ using namespace lmq::test;
 namespace {
 
 const Format kFormats[] = {Format::Q8_0, Format::Q4_0, Format::Q4_1, Format::Q5_0, Format::Q5_1,
-                           Format::Q2_K, Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K};
+                           Format::Q2_K, Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K, Format::IQ4_NL, Format::IQ4_XS};
 
 std::vector<float> gaussian(size_t n, uint32_t seed, float sd = 1.f) {
   std::mt19937 rng(seed);

@@ -11,6 +11,7 @@
 #include "lmq/calib/gguf_target.h"
 #include "lmq/error.h"
 #include "lmq/formats/atomic_file.h"
+#include "lmq/codecs/format_traits.h"
 #include "lmq/codecs/ggml_blocks.h"
 #include "lmq/mapped_file.h"
 #include "lmq/formats/lmq_file.h"
@@ -49,11 +50,17 @@ std::vector<MixedCandidate> mixed_candidates() {
   return c;
 }
 
+// Every quantized GGUF block type lmq can write, from the format table, by the bit count in
+// its name ("q4_k" 4, "iq2_xs" 2), then in the table's order: q2_k q3_k q4_0 q4_1 q4_k q5_0 …
+// q8_0 (ties in the allocation go to the first).
 std::vector<MixedCandidate> gguf_mixed_candidates() {
+  const auto bits = [](const FormatTraits& t) { return t.name[t.name.find_first_of("0123456789")] - '0'; };
+  std::vector<const FormatTraits*> ts;
+  for (const FormatTraits& t : all_format_traits())
+    if (t.ggml && t.quantized && t.gguf_type >= 0 && t.quantize_row) ts.push_back(&t);
+  std::stable_sort(ts.begin(), ts.end(), [&](const FormatTraits* a, const FormatTraits* b) { return bits(*a) < bits(*b); });
   std::vector<MixedCandidate> c;
-  for (Format f : {Format::Q2_K, Format::Q3_K, Format::Q4_0, Format::Q4_1, Format::Q4_K, Format::Q5_0, Format::Q5_1,
-                   Format::Q5_K, Format::Q6_K, Format::Q8_0})
-    c.push_back({std::string(format_name(f)), std::string(format_name(f)), f, {}});
+  for (const FormatTraits* t : ts) c.push_back({std::string(t->name), std::string(t->name), t->format, {}});
   return c;
 }
 

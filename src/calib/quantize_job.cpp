@@ -124,6 +124,9 @@ QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) 
   GgufExportOptions o;
   o.scheme = parse_gguf_scheme(q.scheme == "int8:channel:sym" ? "q8_0" : q.scheme);  // lmq's default → q8_0
   for (const auto& ov : q.overrides) o.overrides.push_back(parse_gguf_override(ov));
+  // llama-quantize's has_imatrix: fits weighted by calibrated importance
+  const Method method = parse_method(q.method);
+  o.imatrix = method == Method::AwMse || method == Method::Awq || method == Method::AwqGptq || q.hessian_fit;
   // the straight line: targets (llama.cpp's recipe) → mixed precision → calibration → writer
   QuantPlan plan = plan_gguf_targets(*m, o);
   const uint64_t estimate = check_memory(*m, plan, q);  // before the calibration windows are cut
@@ -135,7 +138,7 @@ QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) 
     for (const auto& [name, t] : plan.tensors) {
       if (!t.target) continue;
       const FormatTraits& tr = format_traits(t.target->format);
-      if (tr.ggml && tr.quantized && !tr.set_codes)  // the i-quants: codebooks, not grids
+      if (tr.ggml && tr.quantized && !tr.set_codes)  // the lattice i-quants: codebooks, not grids
         fail("--method {}: {} would be {}, whose codes GPTQ cannot choose (a codebook, not a grid per sub-block); "
              "use --method rtn, mse or awmse, or --override",
              q.method, name, tr.name);

@@ -644,8 +644,12 @@ int main(int argc, char** argv) {
   quantize->add_option("model", model, "model directory or file")->required();
   quantize->add_option("-o,--output", qo.job.out, "output file (gptq, awq, compressed-tensors: a directory)")->required();
   quantize->add_option("--scheme", qo.job.scheme,
-                       "e.g. int4:g128:asym:mse, int8:channel:sym, bf16; with --format gguf a ggml type "
-                       "(q8_0 q4_0 q4_1 q5_0 q5_1 q2_k..q6_k f16 f32) or q3_k_m, q4_k_m ...")->capture_default_str();
+                       "e.g. int4:g128:asym:mse, int8:channel:sym, bf16; with --format gguf a llama-quantize "
+                       "file type with its per-tensor recipe (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q2_k_s "
+                       "q3_k_s q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m q6_k, q3_k/q4_k/q5_k = the _m ones, "
+                       "iq2_xxs iq2_xs iq2_s iq2_m iq3_xxs iq3_xs iq3_s iq3_m iq4_nl iq4_xs iq1_s iq1_m, refused while lmq "
+                       "cannot write a type they need), or pure-NAME (llama-quantize --pure: the one block type "
+                       "for every 2-D weight, e.g. pure-q2_k)")->capture_default_str();
   quantize->add_option("--format", qo.job.format,
                        "lmq (lmq's file), gguf (llama.cpp), or a Hugging Face directory: gptq, awq, "
                        "compressed-tensors (docs/serving-formats.md)")->capture_default_str();
@@ -664,7 +668,8 @@ int main(int argc, char** argv) {
   quantize->add_flag("--hessian-fit", qo.job.hessian_fit,
                     "gguf + gptq or awq+gptq: fit each block's scales weighted by diag(H) (like an imatrix)");
   quantize->add_option("--target-bpw", qo.job.target_bpw,
-                       "mixed precision: a scheme per tensor (int2..int8, groups 32..128; gguf: q2_k..q8_0) "
+                       "mixed precision: a scheme per tensor (int2..int8, groups 32..128; gguf: every block type lmq "
+                       "writes, q2_k..q8_0) "
                        "chosen by measured sensitivity so the whole file stays within this many bits per weight "
                        "(needs --calib)");
   quantize->add_option("--save-sensitivity", qo.job.sens_out, "--target-bpw: write the measured sensitivities (JSON)");

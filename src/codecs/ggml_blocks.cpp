@@ -863,6 +863,12 @@ void ggml_quantize_row(Format f, const float* src, uint8_t* dst, int64_t k, cons
 }
 
 int ggml_grid_nearest(const GgmlGrid& g, float x) {
+  if (g.levels) {  // a few levels: try them all (the first of equally near ones)
+    int best = 0;
+    for (int q = 1; q <= g.qmax; ++q)
+      if (std::fabs(x - ggml_grid_value(g, q)) < std::fabs(x - ggml_grid_value(g, best))) best = q;
+    return best;
+  }
   if (g.a == 0) return std::clamp(g.off, 0, g.qmax);
   const float t = (x - g.c) / g.a + float(g.off);
   int q = !(t > 0) ? 0 : t >= float(g.qmax) ? g.qmax : int(std::lrint(t));

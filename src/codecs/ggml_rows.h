@@ -98,6 +98,8 @@ void grids_q3_K(const uint8_t* b, GgmlGrid* g);
 void grids_q4_K(const uint8_t* b, GgmlGrid* g);
 void grids_q5_K(const uint8_t* b, GgmlGrid* g);
 void grids_q6_K(const uint8_t* b, GgmlGrid* g);
+void grids_iq4_nl(const uint8_t* b, GgmlGrid* g);
+void grids_iq4_xs(const uint8_t* b, GgmlGrid* g);
 void codes_q8_0(uint8_t* b, const uint8_t* L);
 void codes_q4_0(uint8_t* b, const uint8_t* L);
 void codes_q4_1(uint8_t* b, const uint8_t* L);
@@ -108,5 +110,7 @@ void codes_q3_K(uint8_t* b, const uint8_t* L);
 void codes_q4_K(uint8_t* b, const uint8_t* L);
 void codes_q5_K(uint8_t* b, const uint8_t* L);
 void codes_q6_K(uint8_t* b, const uint8_t* L);
+void codes_iq4_nl(uint8_t* b, const uint8_t* L);
+void codes_iq4_xs(uint8_t* b, const uint8_t* L);
 
 }  // namespace lmq::ggml

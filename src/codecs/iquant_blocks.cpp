@@ -63,6 +63,23 @@ void dq_iq4_xs(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
+// Their grids for GPTQ (codecs/ggml_blocks.h GgmlGrid): one per 32 values, the dequantizer's
+// scale times the 16 levels; and their codes replaced, nibbles as iq4_values reads them.
+void grids_iq4_nl(const uint8_t* b, GgmlGrid* g) { g[0] = {h2f(b), 0.f, 0, 15, kIq4nlValues}; }
+void grids_iq4_xs(const uint8_t* b, GgmlGrid* g) {
+  const float d = h2f(b);
+  for (int ib = 0; ib < QK_K / 32; ++ib) g[ib] = {d * float(iq4_xs_scale(b, ib) - 32), 0.f, 0, 15, kIq4nlValues};
+}
+namespace {
+void set_iq4_codes(uint8_t* qs, const uint8_t* L) {  // 32 codes into 16 bytes
+  for (int j = 0; j < 16; ++j) qs[j] = uint8_t((L[j] & 0xf) | (L[j + 16] & 0xf) << 4);
+}
+}  // namespace
+void codes_iq4_nl(uint8_t* b, const uint8_t* L) { set_iq4_codes(b + offsetof(block_iq4_nl, qs), L); }
+void codes_iq4_xs(uint8_t* b, const uint8_t* L) {
+  for (int ib = 0; ib < QK_K / 32; ++ib) set_iq4_codes(b + offsetof(block_iq4_xs, qs) + 16 * ib, L + 32 * ib);
+}
+
 void dq_iq2_xxs(const uint8_t* src, float* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_iq2_xxs)) {
     const float d = h2f(src);

@@ -185,19 +185,31 @@ GgufValue read_value(Cursor& c, GgufType t, const std::string& what, int depth) 
 
 }  // namespace
 
-GgufFile::GgufFile(const std::string& path) : file_(std::make_unique<MappedFile>(path)) {
-  const uint8_t* base = file_->data();
-  const uint64_t size = file_->size();
+namespace {
+
+// The header: metadata and the tensor table as stored (type ids unchecked), validated against
+// the file size; end: the offset just past it.
+struct RawHeader {
+  uint32_t version = 0;
+  uint64_t alignment = 32;
+  std::map<std::string, GgufValue> metadata;
+  std::vector<GgufTensorInfo> infos;
+  std::vector<uint64_t> offsets;
+  uint64_t end = 0;
+};
+
+RawHeader read_header(const std::string& path, const uint8_t* base, uint64_t size) {
+  RawHeader h;
   Cursor c(path, base, size);
 
   if (size < 4 || !is_gguf_magic(base, size)) fail("{}: not a GGUF file (bad magic)", path);
   c.read<uint32_t>("magic");
-  version_ = c.read<uint32_t>("version");
-  if (version_ == 1) fail("{}: GGUF version 1 is not supported (only versions 2 and 3)", path);
-  if (version_ != 2 && version_ != 3) {
-    if (__builtin_bswap32(version_) <= 3)
-      fail("{}: GGUF version {} looks byte-swapped: big-endian GGUF files are not supported", path, version_);
-    fail("{}: unsupported GGUF version {} (only versions 2 and 3)", path, version_);
+  h.version = c.read<uint32_t>("version");
+  if (h.version == 1) fail("{}: GGUF version 1 is not supported (only versions 2 and 3)", path);
+  if (h.version != 2 && h.version != 3) {
+    if (__builtin_bswap32(h.version) <= 3)
+      fail("{}: GGUF version {} looks byte-swapped: big-endian GGUF files are not supported", path, h.version);
+    fail("{}: unsupported GGUF version {} (only versions 2 and 3)", path, h.version);
   }
   const uint64_t n_tensors = c.read<uint64_t>("tensor count");
   const uint64_t n_kv = c.read<uint64_t>("metadata count");
@@ -214,11 +226,11 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_unique<MappedFile>
     const uint32_t t = c.read<uint32_t>(what);
     if (!valid_type(t)) fail("{}: {}: unknown value type {}", path, what, t);
     GgufValue v = read_value(c, GgufType(t), what, 0);
-    if (!metadata_.emplace(std::move(key), std::move(v)).second)
+    if (!h.metadata.emplace(std::move(key), std::move(v)).second)
       fail("{}: {}: duplicate metadata key", path, what);
   }
 
-  if (auto it = metadata_.find("general.alignment"); it != metadata_.end()) {
+  if (auto it = h.metadata.find("general.alignment"); it != h.metadata.end()) {
     const GgufValue& a = it->second;
     if (!a.is_integer()) fail("{}: general.alignment has type {}, not an integer", path, gguf_type_name(a.type));
     const bool neg = std::holds_alternative<int64_t>(a.v) && std::get<int64_t>(a.v) < 0;
@@ -226,19 +238,12 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_unique<MappedFile>
     if (neg || al == 0 || !std::has_single_bit(al) || al > kMaxAlignment)
       fail("{}: general.alignment {} is not a power of two between 1 and {}", path,
            neg ? std::get<int64_t>(a.v) : int64_t(al), kMaxAlignment);
-    alignment_ = al;
+    h.alignment = al;
   }
 
-  struct Info {
-    std::string name;
-    std::vector<int64_t> shape;
-    Format format;
-    uint64_t offset, nbytes;
-  };
-  std::vector<Info> infos;
-  infos.reserve(size_t(n_tensors));
+  h.infos.reserve(size_t(n_tensors));
   for (uint64_t i = 0; i < n_tensors; ++i) {
-    Info ti;
+    GgufTensorInfo ti;
     ti.name = c.read_string(fmt::format("tensor info #{} name", i));
     const std::string what = fmt::format("tensor '{}'", ti.name);
     const uint32_t n_dims = c.read<uint32_t>(what);
@@ -254,28 +259,67 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_unique<MappedFile>
       numel = r;
       ne[d] = int64_t(x);
     }
-    const uint32_t type_id = c.read<uint32_t>(what);
-    if (!ggml_type_to_format(type_id, ti.format))
-      fail("{}: {}: unsupported ggml tensor type id {}", path, what, type_id);
-    ti.offset = c.read<uint64_t>(what);
+    ti.type_id = c.read<uint32_t>(what);
+    const uint64_t offset = c.read<uint64_t>(what);
+    if (offset % h.alignment != 0)
+      fail("{}: {}: data offset {} is not a multiple of the alignment {}", path, what, offset, h.alignment);
+    ti.shape.assign(ne.rbegin(), ne.rend());
+    h.infos.push_back(std::move(ti));
+    h.offsets.push_back(offset);
+  }
+  h.end = c.pos();
+  return h;
+}
 
+}  // namespace
+
+GgufHeader read_gguf_header(const std::string& path) {
+  const MappedFile f(path);
+  RawHeader h = read_header(path, f.data(), f.size());
+  return {std::move(h.metadata), std::move(h.infos)};
+}
+
+GgufFile::GgufFile(const std::string& path) : file_(std::make_unique<MappedFile>(path)) {
+  const uint8_t* base = file_->data();
+  const uint64_t size = file_->size();
+  RawHeader h = read_header(path, base, size);
+  version_ = h.version;
+  alignment_ = h.alignment;
+  metadata_ = std::move(h.metadata);
+
+  struct Info {
+    std::string name;
+    std::vector<int64_t> shape;
+    Format format;
+    uint64_t offset, nbytes;
+  };
+  std::vector<Info> infos;
+  infos.reserve(h.infos.size());
+  for (size_t i = 0; i < h.infos.size(); ++i) {
+    GgufTensorInfo& raw = h.infos[i];
+    Info ti;
+    ti.name = std::move(raw.name);
+    ti.shape = std::move(raw.shape);
+    ti.offset = h.offsets[i];
+    const std::string what = fmt::format("tensor '{}'", ti.name);
+    if (!ggml_type_to_format(raw.type_id, ti.format))
+      fail("{}: {}: unsupported ggml tensor type id {}", path, what, raw.type_id);
+    uint64_t numel = 1;
+    for (int64_t d : ti.shape) numel *= uint64_t(d);  // checked against overflow by read_header
     const int64_t bs = ggml_block_size(ti.format);
-    const int64_t row = n_dims ? ne[0] : 1;
+    const int64_t row = ti.shape.empty() ? 1 : ti.shape.back();
     if (row % bs != 0)
       fail("{}: {}: row length {} is not a multiple of the {}-value block of type id {}", path, what, row, bs,
-           type_id);
+           raw.type_id);
     uint64_t nb;
     if (__builtin_mul_overflow(numel / uint64_t(bs), uint64_t(ggml_block_bytes(ti.format)), &nb))
       fail("{}: {}: byte size overflows (dims too large)", path, what);
     ti.nbytes = nb;
-    ti.shape.assign(ne.rbegin(), ne.rend());
-    if (ti.offset % alignment_ != 0)
-      fail("{}: {}: data offset {} is not a multiple of the alignment {}", path, what, ti.offset, alignment_);
     infos.push_back(std::move(ti));
   }
 
   // Data section: starts at the header's end rounded up to the alignment.
-  const uint64_t hdr_end = c.pos();
+  const uint64_t hdr_end = h.end;
   const uint64_t rem = hdr_end % alignment_;
   data_offset_ = rem ? checked_add(hdr_end, alignment_ - rem, "GGUF data offset") : hdr_end;
   if (!infos.empty() && data_offset_ > size)

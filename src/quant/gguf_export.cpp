@@ -1,6 +1,5 @@
-// GGUF export (see the header). The per-tensor type rules follow llama.cpp's
-// llama_tensor_get_type / tensor_type_fallback (src/llama-quant.cpp) for the architectures lmq
-// knows (llama, qwen2: no experts, not Falcon); the Q/K permutation follows
+// GGUF export (see the header). The per-tensor types are llama-quantize's (quant/gguf_recipe.h),
+// mapped onto lmq's formats; the Q/K permutation follows
 // convert_hf_to_gguf.py's LlamaModel.permute (see the comment in model/load_gguf.cpp).
 #include "lmq/quant/gguf_export.h"
 
@@ -10,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -34,73 +34,6 @@ std::string lower(std::string s) {
 
 bool is_quantized(Format f) { return format_traits(f).quantized; }
 const char* ggml_name(Format f) { return format_traits(f).ggml_name.data(); }
-
-// llama.cpp's use_more_bits: the first and last eighth of the layers, and every third between.
-bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
-
-enum class Cat { TokenEmbd, Output, AttnQ, AttnK, AttnV, AttnOut, FfnGate, FfnUp, FfnDown, Other };
-
-Cat category(const std::string& g) {
-  if (g == "output.weight") return Cat::Output;
-  if (g == "token_embd.weight") return Cat::TokenEmbd;
-  if (g.find("attn_v.weight") != std::string::npos) return Cat::AttnV;
-  if (g.find("attn_k.weight") != std::string::npos) return Cat::AttnK;
-  if (g.find("attn_q.weight") != std::string::npos) return Cat::AttnQ;
-  if (g.find("attn_output.weight") != std::string::npos) return Cat::AttnOut;
-  if (g.find("ffn_up") != std::string::npos) return Cat::FfnUp;
-  if (g.find("ffn_gate") != std::string::npos) return Cat::FfnGate;
-  if (g.find("ffn_down") != std::string::npos) return Cat::FfnDown;
-  return Cat::Other;
-}
-
-int layer_of(const std::string& g) {
-  if (g.rfind("blk.", 0) != 0) return -1;
-  return std::atoi(g.c_str() + 4);
-}
-
-// llama_tensor_get_type_impl for the mixtures lmq offers (no experts, not Falcon, not 70B).
-Format mixture_type(const GgufScheme& s, Format t, const std::string& g, int64_t ncols, bool tied, int n_layers) {
-  const Cat c = category(g);
-  if (c == Cat::Output || (tied && c == Cat::TokenEmbd)) {
-    if (ncols % ggml_block_size(t) != 0) return Format::Q8_0;
-    return t == Format::Q8_0 ? t : Format::Q6_K;
-  }
-  if (!s.mix) return t;
-  const std::string& n = s.name;
-  const int i = layer_of(g);
-  if (c == Cat::AttnV) {
-    if (n == "q3_k_m") return i < 2 ? Format::Q5_K : Format::Q4_K;
-    if (n == "q3_k_l") return Format::Q5_K;
-    if ((n == "q4_k_m" || n == "q5_k_m") && use_more_bits(i, n_layers)) return Format::Q6_K;
-    if (n == "q4_k_s" && i < 4) return Format::Q5_K;
-  } else if (c == Cat::FfnDown) {
-    if (n == "q3_k_m") return i < n_layers / 16 ? Format::Q5_K : Format::Q4_K;
-    if (n == "q3_k_l") return Format::Q5_K;
-    if ((n == "q4_k_m" || n == "q5_k_m") && use_more_bits(i, n_layers)) return Format::Q6_K;
-    if (n == "q4_k_s" && i < n_layers / 8) return Format::Q5_K;
-  } else if (c == Cat::AttnOut) {
-    if (n == "q3_k_m") return Format::Q4_K;
-    if (n == "q3_k_l") return Format::Q5_K;
-  }
-  return t;
-}
-
-// tensor_type_fallback: a type whose block does not divide the row.
-Format fallback(Format t, int64_t ncols) {
-  if (ncols % ggml_block_size(t) == 0) return t;
-  Format r = t;
-  switch (t) {
-    case Format::Q2_K:
-    case Format::Q3_K: r = Format::Q4_0; break;  // llama.cpp b4748: IQ4_NL (not in lmq)
-    case Format::Q4_K: r = Format::Q5_0; break;
-    case Format::Q5_K: r = Format::Q5_1; break;
-    case Format::Q6_K: r = Format::Q8_0; break;
-    case Format::IQ4_XS: r = Format::IQ4_NL; break;
-    default: break;
-  }
-  if (ncols % ggml_block_size(r) != 0) r = Format::F16;
-  return r;
-}
 
 // Rows of a llama Q or K weight (or bias) reordered as convert_hf_to_gguf.py's permute:
 // within each head of d rows, stored row 2i + a is HF row a·d/2 + i. Rows of `row_bytes`
@@ -178,38 +111,71 @@ std::string size_label(uint64_t params) {
   return v < 10 ? fmt::format("{:.1f}{}", v, unit) : fmt::format("{:.0f}{}", v, unit);
 }
 
-// The type of tensor t (GGUF name g): overrides, llama.cpp's mixture rules, then the fallback
-// (noted in *note).
-Format tensor_type(const Tensor& t, const std::string& g, const GgufExportOptions& o, const ModelConfig& c,
-                   std::string* note) {
-  if (t.shape.size() < 2) return Format::F32;
-  const int64_t ncols = t.cols();
-  Format ty = o.scheme.base;
-  bool manual = false;
+// general.architecture; Mistral is written as llama.cpp's converter writes it: llama.
+std::string gguf_arch(const ModelConfig& c) {
+  return c.arch == Arch::Qwen2 ? "qwen2" : c.arch == Arch::Qwen3 ? "qwen3" : "llama";
+}
+
+// The type name of a ggml id as llama.cpp's tools print it ("q4_K"), also for ids lmq lacks.
+std::string type_name(uint32_t id) {
+  const std::optional<Format> f = format_by_gguf_type(id);
+  return f ? std::string(ggml_name(*f)) : ggml_type_label(id);
+}
+
+// The Format lmq writes for ggml type `id`, if it writes one.
+std::optional<Format> writable(uint32_t id) {
+  const std::optional<Format> f = format_by_gguf_type(id);
+  if (f && format_traits(*f).ggml && (!is_quantized(*f) || format_traits(*f).quantize_row)) return f;
+  return std::nullopt;
+}
+
+// The stored type of a tensor whose rules (after the fallback) gave `type`; `flag` and `g`
+// name who asked, for the refusal.
+Format stored_format(uint32_t type, const std::string& flag, const std::string& g) {
+  if (const std::optional<Format> f = writable(type)) return *f;
+  fail("{}: tensor {} needs {}, which lmq cannot write yet", flag, g, ggml_type_label(type));
+}
+
+const GgufTypeOverride* matching_override(const GgufExportOptions& o, const Tensor& t, const std::string& g) {
   for (const auto& ov : o.overrides)
-    if (std::regex_search(g, ov.re) || std::regex_search(t.name, ov.re)) {
-      ty = ov.type;
-      manual = true;
-      break;
-    }
-  if (is_quantized(o.scheme.base) && !manual) ty = mixture_type(o.scheme, ty, g, ncols, c.tied_embeddings, c.n_layers);
-  const Format fb = fallback(ty, ncols);
-  if (fb != ty) *note = fmt::format("fallback from {} (row of {})", ggml_name(ty), ncols);
-  return fb;
+    if (std::regex_search(g, ov.re) || std::regex_search(t.name, ov.re)) return &ov;
+  return nullptr;
 }
 
 }  // namespace
 
+std::map<std::string, GgufRecipeEntry> gguf_recipe(const Model& src, const GgufExportOptions& o) {
+  const ModelConfig& c = src.config();
+  RecipeHparams hp;
+  hp.arch = gguf_arch(c);
+  hp.n_layer = c.n_layers, hp.n_head = c.n_heads, hp.n_head_kv = c.n_kv_heads;
+  std::vector<RecipeTensor> ts;
+  for (const Tensor& t : src.tensors())
+    ts.push_back({gguf_tensor_name(t.name), int(t.shape.size()), t.shape.empty() ? 1 : t.shape.back()});
+  const std::vector<RecipeType> types = llama_recipe(o.scheme.ftype, o.scheme.pure, o.imatrix, hp, ts);
+  std::map<std::string, GgufRecipeEntry> r;
+  for (size_t i = 0; i < ts.size(); ++i) r[src.tensors()[i].name] = {ts[i].name, types[i]};
+  return r;
+}
+
 QuantPlan plan_gguf_targets(const Model& src, const GgufExportOptions& o) {
   QuantPlan p;
   p.gguf = true;
+  const std::map<std::string, GgufRecipeEntry> recipe = gguf_recipe(src, o);
   for (const Tensor& t : src.tensors()) {
-    const std::string g = gguf_tensor_name(t.name);
+    const GgufRecipeEntry& e = recipe.at(t.name);
+    const GgufTypeOverride* ov = matching_override(o, t, e.gguf_name);
+    std::string flag = fmt::format("--scheme {}", o.scheme.name);
+    uint32_t chosen = e.type.chosen, type = e.type.type;
+    if (ov && t.shape.size() >= 2) {
+      flag = fmt::format("--override {}={}", ov->pattern, format_traits(ov->type).name);
+      chosen = uint32_t(format_traits(ov->type).gguf_type);
+      type = llama_fallback_type(chosen, t.cols());
+    }
     TensorTarget target;
-    target.format = tensor_type(t, g, o, src.config(), &target.note);
-    target.fixed = std::any_of(o.overrides.begin(), o.overrides.end(), [&](const GgufTypeOverride& ov) {
-      return std::regex_search(g, ov.re) || std::regex_search(t.name, ov.re);
-    });
+    target.format = stored_format(type, flag, e.gguf_name);
+    if (type != chosen) target.note = fmt::format("fallback from {} (row of {})", type_name(chosen), t.cols());
+    target.fixed = ov != nullptr;
     p.tensors[t.name].target = std::move(target);
   }
   return p;
@@ -234,28 +200,21 @@ Format parse_ggml_type(const std::string& s) {
 
 GgufScheme parse_gguf_scheme(const std::string& s0) {
   const std::string s = lower(s0);
-  // llama_ftype numbers (general.file_type).
-  static const std::map<std::string, std::pair<Format, uint32_t>> mixes = {
-      {"q3_k_s", {Format::Q3_K, 11}}, {"q3_k_m", {Format::Q3_K, 12}}, {"q3_k_l", {Format::Q3_K, 13}},
-      {"q4_k_s", {Format::Q4_K, 14}}, {"q4_k_m", {Format::Q4_K, 15}}, {"q5_k_s", {Format::Q5_K, 16}},
-      {"q5_k_m", {Format::Q5_K, 17}}};
   GgufScheme r;
   r.name = s;
-  if (auto it = mixes.find(s); it != mixes.end()) {
-    r.base = it->second.first;
-    r.file_type = it->second.second;
-    r.mix = char(std::toupper(static_cast<unsigned char>(s.back())));
-    return r;
+  r.pure = s.rfind("pure-", 0) == 0;
+  const LlamaFtype* f = find_llama_ftype(r.pure ? s.substr(5) : s);
+  const auto ternary = [](const LlamaFtype& x) { return x.default_type == ggml_type::TQ1_0 || x.default_type == ggml_type::TQ2_0; };
+  if (f && ternary(*f)) fail("--scheme '{}': the ternary types of llama.cpp (tq1_0, tq2_0) are not supported", s0);
+  if (!f) {
+    std::string names;
+    for (const LlamaFtype& x : llama_ftypes())
+      if (!ternary(x)) names += fmt::format("{}{}", names.empty() ? "" : " ", x.name);
+    fail("--scheme '{}' for GGUF: expected a llama-quantize file type ({}), or pure-NAME for llama-quantize "
+         "--pure (its one block type for every 2-D weight)",
+         s0, names);
   }
-  try {
-    r.base = parse_ggml_type(s);
-  } catch (const Error&) {
-    fail("--scheme '{}' for GGUF: expected a ggml type (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k "
-         "q6_k iq4_nl iq4_xs) or a llama.cpp mixture (q3_k_s q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m)",
-         s0);
-  }
-  LMQ_CHECK(format_traits(r.base).llama_ftype >= 0, "ggml type {} without a llama_ftype", format_traits(r.base).name);
-  r.file_type = uint32_t(format_traits(r.base).llama_ftype);
+  r.ftype = *f;
   return r;
 }
 
@@ -345,8 +304,7 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
                              const GgufProgress& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   const ModelConfig& c = src.config();
-  // Mistral is written as llama.cpp's converter writes it: the llama architecture.
-  const std::string arch = c.arch == Arch::Qwen2 ? "qwen2" : c.arch == Arch::Qwen3 ? "qwen3" : "llama";
+  const std::string arch = gguf_arch(c);
   const Tokenizer& tok = src.tokenizer();
 
   GgufWriter w(out);
@@ -387,7 +345,7 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
     write_spm_vocab(w, tok, c, src.path());
   }
   w.set("general.quantization_version", GgufValue::u32(2));
-  w.set("general.file_type", GgufValue::u32(o.scheme.file_type));
+  w.set("general.file_type", GgufValue::u32(o.scheme.ftype.ftype));
 
   // ---- plan: every tensor's GGUF name, type and size before any data is written
   struct Item {
@@ -397,14 +355,17 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
     int permute_heads = 0;  // > 0: llama Q/K rows to permute with this many heads
   };
   std::vector<Item> plan;
+  std::optional<QuantPlan> own;
   if (!rope_freqs.empty()) w.plan_tensor("rope_freqs.weight", {int64_t(rope_freqs.size())}, Format::F32);
   const bool permute = (c.arch == Arch::Llama || c.arch == Arch::Mistral) && !c.rope_interleaved;
   for (const Tensor& t : src.tensors()) {
     Item it{&t, gguf_tensor_name(t.name), "", Format::F32};
-    if (const TensorTarget* target = o.plan ? o.plan->target(t.name) : nullptr)
-      it.type = target->format, it.note = target->note;
-    else
-      it.type = tensor_type(t, it.name, o, c, &it.note);
+    const TensorTarget* target = o.plan ? o.plan->target(t.name) : nullptr;
+    if (!target) {  // no plan (or none for this tensor): the options' own, computed once
+      if (!own) own = plan_gguf_targets(src, o);
+      target = own->target(t.name);
+    }
+    it.type = target->format, it.note = target->note;
     if (!it.note.empty()) ++rep.n_fallback;
     if (permute) {
       if (t.name.find("self_attn.q_proj.") != std::string::npos) it.permute_heads = c.n_heads;

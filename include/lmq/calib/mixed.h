@@ -20,8 +20,9 @@
 // never above the target; ties go to the first candidate, so the result is deterministic, and a
 // higher target never gives a higher summed sensitivity (its feasible set contains the lower's).
 //
-// GGUF output (`--format gguf --target-bpw X`): the candidates are ggml block types instead
-// (q2_k q3_k q4_0 q4_1 q4_k q5_0 q5_1 q5_k q6_k q8_0, their exact block bytes), RTN = llama.cpp's
+// GGUF output (`--format gguf --target-bpw X`): the candidates are ggml block types instead:
+// every quantized GGUF type of the format table that lmq writes, by the bits in its name (today
+// q2_k q3_k q4_0 q4_1 q4_k q5_0 q5_1 q5_k q6_k q8_0), their exact block bytes, RTN = llama.cpp's
 // reference quantizer, probe q3_k. A type whose block does not divide a tensor's row length
 // (K-quants need multiples of 256) is not a candidate for that tensor (bytes kNotCandidate,
 // sensitivity ∞, null in sensitivity files): it chooses among the 32-value types, as llama.cpp's

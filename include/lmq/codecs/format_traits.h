@@ -21,7 +21,6 @@ struct FormatTraits {
   std::string_view ggml_name;  // ggml's type_name (llama.cpp's tools print it): "q6_K"
   std::string_view upper;      // the enum's spelling, in lmq's messages: "Q6_K"
   int gguf_type;               // GGML_TYPE_* id; -1: not storable in GGUF
-  int llama_ftype;             // general.file_type of a GGUF all of this type (llama_ftype); -1: none
   int64_t block_size;          // values per block (1 for plain values and for LMQ_INT, whose
                                // scales live outside the rows)
   int64_t sub_block_size;      // values per scale inside a quantized ggml block; 0 otherwise

@@ -166,13 +166,16 @@ void ggml_dequantize_row(Format f, const uint8_t* src, float* dst, int64_t k);
 void ggml_quantize_row(Format f, const float* src, uint8_t* dst, int64_t k, const float* importance = nullptr);
 
 // The reconstruction grid of one sub-block, as the dequantizer computes it (same float
-// operations, so equal bit for bit): value(q) = a · float(q − off) + c for codes q in 0..qmax.
-// Sub-blocks: 32 values for Q8_0..Q5_1, Q4_K, Q5_K; 16 for Q2_K, Q3_K, Q6_K.
+// operations, so equal bit for bit): value(q) = a · float(q − off) + c for codes q in 0..qmax,
+// or, for the non-linear 4-bit formats (IQ4_NL, IQ4_XS), value(q) = a · float(levels[q]).
+// Sub-blocks: 32 values for Q8_0..Q5_1, Q4_K, Q5_K, IQ4_NL, IQ4_XS; 16 for Q2_K, Q3_K, Q6_K.
 struct GgmlGrid {
   float a = 0, c = 0;
   int off = 0, qmax = 0;
+  const int8_t* levels = nullptr;  // qmax + 1 levels, ascending; null: the affine grid
 };
 inline float ggml_grid_value(const GgmlGrid& g, int q) {
+  if (g.levels) return g.a * float(g.levels[q]);
   const float v = g.a * float(q - g.off);
   return g.c == 0 ? v : v + g.c;  // no offset: keep v's sign of zero, as the dequantizer does
 }

@@ -82,6 +82,20 @@ uint32_t format_to_ggml_type(Format f);  // throws for formats GGUF cannot hold
 
 bool is_gguf_magic(const uint8_t* p, size_t n);
 
+// A GGUF file's header without its data: the metadata and, per tensor, name, shape (outermost
+// first, as Tensor::shape) and ggml type id, also for types lmq cannot read (to compare a file's
+// types with a recipe). Validated as GgufFile validates it, except the type ids.
+struct GgufTensorInfo {
+  std::string name;
+  std::vector<int64_t> shape;
+  uint32_t type_id = 0;
+};
+struct GgufHeader {
+  std::map<std::string, GgufValue> metadata;
+  std::vector<GgufTensorInfo> tensors;
+};
+GgufHeader read_gguf_header(const std::string& path);
+
 class GgufFile {
  public:
   explicit GgufFile(const std::string& path);  // maps and validates; throws lmq::Error

@@ -15,25 +15,31 @@
 #include <vector>
 
 #include "lmq/model/model.h"
+#include "lmq/quant/gguf_recipe.h"
 #include "lmq/quant/quant_plan.h"
 
 namespace lmq {
 
-// A --scheme for GGUF output.
-//  - a ggml type name: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k: every 2-D
-//    weight in that type, except llama.cpp's rule for the output matrix (output.weight, or the
-//    token embedding when tied): Q6_K unless the type is Q8_0 (or not quantized);
-//  - a llama.cpp mixture: q3_k_s q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m: llama-quantize's
-//    per-tensor choices for that file type (attn_v / ffn_down / attn_output promoted in the
-//    layers llama_tensor_get_type picks).
+// A --scheme for GGUF output: a llama-quantize file type, named as llama-quantize names it
+// (quant/gguf_recipe.h), and every tensor gets the type llama-quantize (b4748) would give it:
+//  - f32 f16 bf16: every 2-D weight in that type;
+//  - q8_0 q4_0 q4_1 q5_0 q5_1 q6_k: that type, the output matrix (output.weight, or the token
+//    embedding when tied) Q6_K unless the type is Q8_0, llama.cpp's ffn_down rule for Q4_0/Q5_0
+//    with an importance matrix;
+//  - the mixtures q2_k q2_k_s q3_k_s q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m, and q3_k q4_k
+//    q5_k (llama-quantize's aliases of the _m ones): llama_tensor_get_type's per-tensor choices;
+//  - the i-quant mixtures iq2_xxs iq2_xs iq2_s iq2_m iq3_xxs iq3_xs iq3_s iq3_m iq4_nl iq4_xs
+//    iq1_s iq1_m: the same, refused when a tensor needs a type lmq cannot write yet.
+//  - pure-NAME (NAME any of the above): llama-quantize --pure: the file type's one type for every
+//    2-D weight, output and token embedding included (pure-q4_k_m = pure-q4_k: all Q4_K).
 // Then llama.cpp's fallback for rows that are not a whole number of blocks: Q6_K→Q8_0,
-// Q5_K→Q5_1, Q4_K→Q5_0, Q3_K/Q2_K→Q4_0 (llama.cpp b4748 used IQ4_NL there, which lmq does not
-// implement; current llama.cpp uses Q4_0 too), and F16 when even 32 does not divide the row.
+// Q5_K→Q5_1, Q4_K→Q5_0, Q3_K/Q2_K/i-quants→IQ4_NL, and F16 when even 32 does not divide the row;
+// while lmq cannot write IQ4_NL, Q3_K/Q2_K fall back to Q4_0 as later llama.cpp does (noted in
+// the tensor's note).
 struct GgufScheme {
-  std::string name;
-  Format base = Format::Q8_0;
-  char mix = 0;            // 0: plain type; 'S', 'M', 'L': llama.cpp mixture
-  uint32_t file_type = 7;  // general.file_type (llama_ftype)
+  std::string name = "q8_0";                 // as given, lower case ("q4_k_m", "pure-q2_k")
+  LlamaFtype ftype = *find_llama_ftype("q8_0");  // its file type (general.file_type) and default type
+  bool pure = false;                         // llama-quantize --pure
 };
 GgufScheme parse_gguf_scheme(const std::string& s);  // throws listing the accepted names
 Format parse_ggml_type(const std::string& s);          // "q4_k", "Q6_K", "f16" ...; throws
@@ -48,6 +54,9 @@ GgufTypeOverride parse_gguf_override(const std::string& s);  // "REGEX=TYPE"
 struct GgufExportOptions {
   GgufScheme scheme;
   std::vector<GgufTypeOverride> overrides;  // first match wins; then the fallback applies
+  // llama-quantize's has_imatrix: the block fits are weighted by calibrated importance (--method
+  // awmse, awq, awq+gptq, or --hessian-fit); a few of its rules depend on it.
+  bool imatrix = false;
   std::string name;  // general.name; empty: from the model's path ("lmq-llama-25m" → "Lmq Llama 25m")
   // The plan (quant/quant_plan.h), by HF tensor name: each tensor's ggml type (unset: from
   // these options) and what a calibrated method decided: bytes of the target type in HF row
@@ -56,6 +65,14 @@ struct GgufExportOptions {
   // that plan->weighted asks for.
   const QuantPlan* plan = nullptr;
 };
+
+// llama-quantize's recipe for `src` under these options' scheme (overrides not applied), by HF
+// tensor name: the GGUF name and the ggml type ids (quant/gguf_recipe.h). Computes types only.
+struct GgufRecipeEntry {
+  std::string gguf_name;
+  RecipeType type;
+};
+std::map<std::string, GgufRecipeEntry> gguf_recipe(const Model& src, const GgufExportOptions& o);
 
 // The plan's first step: the ggml type of each tensor of `src` (by HF name) under these options
 // (llama.cpp's recipe, the overrides, the fallback, noted in the target); plan.gguf is set.
