@@ -1,0 +1,309 @@
+#include "lmq/quant/rotate.h"
+
+#include <cblas.h>
+#include <fmt/format.h>
+#include <lapacke.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <random>
+#include <set>
+
+#include "lmq/error.h"
+
+namespace lmq::quant {
+
+namespace {
+
+bool is_prime(int q) {
+  if (q < 2) return false;
+  for (int i = 2; i * i <= q; ++i)
+    if (q % i == 0) return false;
+  return true;
+}
+
+// The Jacobsthal matrix of a prime q: J[i][j] = χ(j − i), χ the quadratic character mod q.
+std::vector<int> jacobsthal(int q) {
+  std::vector<int> chi(size_t(q), -1);
+  chi[0] = 0;
+  for (int64_t x = 1; x < q; ++x) chi[size_t(x * x % q)] = 1;
+  std::vector<int> J(size_t(q) * size_t(q));
+  for (int i = 0; i < q; ++i)
+    for (int j = 0; j < q; ++j) J[size_t(i) * size_t(q) + size_t(j)] = chi[size_t(((j - i) % q + q) % q)];
+  return J;
+}
+
+// Paley's first construction, q ≡ 3 mod 4: H = I + [[0, 1ᵀ], [−1, J]], order q + 1.
+std::vector<float> paley1(int q) {
+  const int n = q + 1;
+  const std::vector<int> J = jacobsthal(q);
+  std::vector<float> H(size_t(n) * size_t(n));
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
+      const int s = i == 0 ? (j == 0 ? 0 : 1) : j == 0 ? -1 : J[size_t(i - 1) * size_t(q) + size_t(j - 1)];
+      H[size_t(i) * size_t(n) + size_t(j)] = float(s + (i == j ? 1 : 0));
+    }
+  return H;
+}
+
+// Paley's second construction, q ≡ 1 mod 4: C = [[0, 1ᵀ], [1, J]] (symmetric),
+// H = C ⊗ [[1, −1], [−1, −1]] + I ⊗ [[1, 1], [1, −1]], order 2(q + 1).
+std::vector<float> paley2(int q) {
+  const int c = q + 1, n = 2 * c;
+  const std::vector<int> J = jacobsthal(q);
+  constexpr int A[2][2] = {{1, -1}, {-1, -1}}, B[2][2] = {{1, 1}, {1, -1}};
+  std::vector<float> H(size_t(n) * size_t(n));
+  for (int i = 0; i < c; ++i)
+    for (int j = 0; j < c; ++j) {
+      const int cij = i == j ? 0 : i == 0 || j == 0 ? 1 : J[size_t(i - 1) * size_t(q) + size_t(j - 1)];
+      for (int a = 0; a < 2; ++a)
+        for (int b = 0; b < 2; ++b)
+          H[size_t(2 * i + a) * size_t(n) + size_t(2 * j + b)] = float(cij * A[a][b] + (i == j ? B[a][b] : 0));
+    }
+  return H;
+}
+
+// A Hadamard matrix of order m from the constructions above (m = 1 too); empty if none.
+std::vector<float> base_hadamard(int m) {
+  if (m == 1) return {1.0f};
+  if (is_prime(m - 1) && (m - 1) % 4 == 3) return paley1(m - 1);
+  if (m % 2 == 0 && is_prime(m / 2 - 1) && (m / 2 - 1) % 4 == 1) return paley2(m / 2 - 1);
+  return {};
+}
+
+// The smallest m with n = 2^k·m and a base Hadamard matrix of order m; 0 if none.
+int hadamard_base_order(int n) {
+  if (n < 1) return 0;
+  for (int p2 = n & -n; p2 >= 1; p2 /= 2)
+    if (!base_hadamard(n / p2).empty()) return n / p2;
+  return 0;
+}
+
+// Sylvester's H of order n = 2^k: H[i][j] = (−1)^popcount(i & j).
+std::vector<float> sylvester(int n) {
+  std::vector<float> H(size_t(n) * size_t(n));
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) H[size_t(i) * size_t(n) + size_t(j)] = std::popcount(unsigned(i & j)) % 2 ? -1.0f : 1.0f;
+  return H;
+}
+
+std::vector<float> kron(const std::vector<float>& A, int a, const std::vector<float>& B, int b) {
+  const size_t n = size_t(a) * size_t(b);
+  std::vector<float> K(n * n);
+  for (int i = 0; i < a; ++i)
+    for (int j = 0; j < a; ++j)
+      for (int k = 0; k < b; ++k)
+        for (int l = 0; l < b; ++l)
+          K[(size_t(i) * size_t(b) + size_t(k)) * n + size_t(j) * size_t(b) + size_t(l)] =
+              A[size_t(i) * size_t(a) + size_t(j)] * B[size_t(k) * size_t(b) + size_t(l)];
+  return K;
+}
+
+// A standard normal from the generator by Box–Muller, written out so the matrix is the same
+// with every standard library (std::normal_distribution's algorithm is unspecified).
+double gaussian(std::mt19937_64& rng) {
+  const double u1 = (double(rng() >> 11) + 0.5) * 0x1p-53, u2 = double(rng() >> 11) * 0x1p-53;
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+}
+
+std::vector<float> random_orthogonal(int d, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const size_t n = size_t(d);
+  std::vector<double> A(n * n), tau(n);  // column-major for LAPACK
+  for (double& x : A) x = gaussian(rng);
+  lapack_int info = LAPACKE_dgeqrf(LAPACK_COL_MAJOR, d, d, A.data(), d, tau.data());
+  LMQ_CHECK(info == 0, "dgeqrf: {}", info);
+  std::vector<double> sign(n);
+  for (size_t j = 0; j < n; ++j) sign[j] = A[j * n + j] < 0 ? -1.0 : 1.0;  // R's diagonal
+  info = LAPACKE_dorgqr(LAPACK_COL_MAJOR, d, d, d, A.data(), d, tau.data());
+  LMQ_CHECK(info == 0, "dorgqr: {}", info);
+  std::vector<float> Q(n * n);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < n; ++j) Q[i * n + j] = float(A[j * n + i] * sign[j]);
+  return Q;
+}
+
+std::vector<float> floats_of(const Tensor& t) {
+  std::vector<float> w(size_t(t.numel()));
+  dequantize_rows(t, 0, t.rows(), w.data());
+  return w;
+}
+
+using Floats = std::shared_ptr<std::vector<float>>;
+
+// W·diag(g)·Q for W [rows, d] (g null: no norm folded), in slices of rows so that only a
+// slice of the source's floats is held beside the result.
+Floats rotate_inputs(const Tensor& t, const std::vector<float>* g, const std::vector<float>& Q, int d) {
+  const int64_t rows = t.rows(), slice = 4096;
+  auto out = std::make_shared<std::vector<float>>(size_t(t.numel()));
+  std::vector<float> w;
+  for (int64_t r0 = 0; r0 < rows; r0 += slice) {
+    const int64_t n = std::min(slice, rows - r0);
+    w.resize(size_t(n) * size_t(d));
+    dequantize_rows(t, r0, n, w.data());
+    if (g)
+      for (int64_t r = 0; r < n; ++r)
+        for (int j = 0; j < d; ++j) w[size_t(r) * size_t(d) + size_t(j)] *= (*g)[size_t(j)];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), d, d, 1.0f, w.data(), d, Q.data(), d, 0.0f,
+                out->data() + size_t(r0) * size_t(d), d);
+  }
+  return out;
+}
+
+// Qᵀ·W for W [d, cols] (what o_proj and down_proj add to the residual).
+Floats rotate_outputs(const Tensor& t, const std::vector<float>& Q, int d) {
+  const std::vector<float> w = floats_of(t);
+  const int cols = int(t.cols());
+  auto out = std::make_shared<std::vector<float>>(w.size());
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, cols, d, 1.0f, Q.data(), d, w.data(), cols, 0.0f,
+              out->data(), cols);
+  return out;
+}
+
+Tensor f32_tensor(std::string name, std::vector<int64_t> shape, const std::vector<float>& v) {
+  Tensor t;
+  t.name = std::move(name);
+  t.shape = std::move(shape);
+  t.format = Format::F32;
+  t.data = reinterpret_cast<const uint8_t*>(v.data());
+  t.nbytes = v.size() * sizeof(float);
+  return t;
+}
+
+// The rotation is exact for the decoder this file's algebra describes: RMSNorm, no bias on the
+// linears that write the residual, embeddings and lm_head as plain matrices. A new architecture
+// must be checked against it (the switch has no default, so adding one to Arch warns here).
+// Tensors outside that layout (W8A8's static input scales, integer biases) would be left in
+// the wrong basis: refused by name.
+void check_rotatable(const Model& m) {
+  switch (m.config().arch) {
+    case Arch::Llama:
+    case Arch::Mistral:
+    case Arch::Qwen2:
+    case Arch::Qwen3: break;
+  }
+  std::set<const Tensor*> known = {&m.embed(), &m.final_norm(), &m.lm_head()};
+  for (const LayerWeights& l : m.layers())
+    for (const Tensor* t : {l.attn_norm, l.wq, l.wk, l.wv, l.wo, l.bq, l.bk, l.bv, l.q_norm, l.k_norm, l.ffn_norm,
+                            l.w_gate, l.w_up, l.w_down})
+      if (t) known.insert(t);
+  for (const Tensor& t : m.tensors()) {
+    if (!known.count(&t))
+      fail("--rotate: {}: tensor '{}' is not part of the {} decoder the rotation transforms (W8A8 static scales "
+           "and other extras would be wrong in the rotated basis); rotate the float model instead",
+           m.path(), t.name, arch_name(m.config().arch));
+    if (t.format == Format::I32)
+      fail("--rotate: {}: tensor '{}' holds integers (a W8A8 model); rotate the float model instead", m.path(),
+           t.name);
+  }
+}
+
+}  // namespace
+
+Rotation parse_rotation(const std::string& s) {
+  if (s == "none") return Rotation::None;
+  if (s == "hadamard") return Rotation::Hadamard;
+  if (s == "random-orthogonal") return Rotation::RandomOrthogonal;
+  fail("--rotate '{}': expected hadamard or random-orthogonal", s);
+}
+
+const char* rotation_name(Rotation r) {
+  switch (r) {
+    case Rotation::None: return "none";
+    case Rotation::Hadamard: return "hadamard";
+    case Rotation::RandomOrthogonal: return "random-orthogonal";
+  }
+  LMQ_UNREACHABLE("rotation {}", int(r));
+}
+
+std::vector<float> hadamard_matrix(int n) {
+  const int m = hadamard_base_order(n);
+  if (m == 0) return {};
+  return kron(base_hadamard(m), m, sylvester(n / m), n / m);
+}
+
+std::vector<float> rotation_matrix(const RotateOptions& o, int d) {
+  LMQ_CHECK(o.kind != Rotation::None && d > 0, "rotation_matrix({})", d);
+  if (o.kind == Rotation::RandomOrthogonal) return random_orthogonal(d, o.seed);
+  std::vector<float> Q = hadamard_matrix(d);
+  if (Q.empty())
+    fail("--rotate hadamard: hidden size {} is not 2^k·m for an m with a Hadamard matrix lmq builds (1, or Paley's: "
+         "m − 1 a prime ≡ 3 mod 4, or m/2 − 1 a prime ≡ 1 mod 4); use --rotate random-orthogonal",
+         d);
+  std::mt19937_64 rng(o.seed);
+  std::vector<float> s(static_cast<size_t>(d));
+  for (float& x : s) x = (rng() >> 63) ? -1.0f : 1.0f;
+  const float scale = float(1.0 / std::sqrt(double(d)));
+  for (size_t i = 0; i < size_t(d); ++i)
+    for (size_t j = 0; j < size_t(d); ++j) Q[i * size_t(d) + j] *= s[j] * scale;
+  return Q;
+}
+
+uint64_t rotation_memory_bytes(const Model& m) {
+  const ModelConfig& c = m.config();
+  uint64_t n = m.param_count() + uint64_t(c.hidden) * uint64_t(c.hidden);
+  if (c.tied_embeddings) n += uint64_t(c.vocab) * uint64_t(c.hidden);  // if it must be untied
+  return n * sizeof(float);
+}
+
+RotatedModel rotate_model(const Model& m, const RotateOptions& o) {
+  check_rotatable(m);
+  const ModelConfig& c = m.config();
+  const int d = c.hidden;
+  const std::vector<float> Q = rotation_matrix(o, d);
+  Model::Overlay ov;
+  uint64_t held = 0;
+  auto put = [&](const Tensor& like, Floats v, const std::string& name = {}) {
+    ov.put(f32_tensor(name.empty() ? like.name : name, like.shape, *v));
+    held += v->size() * sizeof(float);
+    ov.storage.push_back(std::move(v));
+  };
+  auto ones = std::make_shared<std::vector<float>>(size_t(d), 1.0f);
+  ov.storage.push_back(ones);
+  for (const LayerWeights& l : m.layers()) {
+    const std::vector<float> ga = floats_of(*l.attn_norm), gf = floats_of(*l.ffn_norm);
+    for (const Tensor* w : {l.wq, l.wk, l.wv}) put(*w, rotate_inputs(*w, &ga, Q, d));
+    for (const Tensor* w : {l.w_gate, l.w_up}) put(*w, rotate_inputs(*w, &gf, Q, d));
+    for (const Tensor* w : {l.wo, l.w_down}) put(*w, rotate_outputs(*w, Q, d));
+    ov.put(f32_tensor(l.attn_norm->name, l.attn_norm->shape, *ones));
+    ov.put(f32_tensor(l.ffn_norm->name, l.ffn_norm->shape, *ones));
+  }
+  const std::vector<float> g = floats_of(m.final_norm());
+  const bool constant = std::all_of(g.begin(), g.end(), [&](float x) { return x == g[0]; });
+  RotatedModel r;
+  put(m.embed(), rotate_inputs(m.embed(), nullptr, Q, d));
+  if (c.tied_embeddings && constant) {
+    // diag(c·1) commutes with Q: the final norm keeps its weight and E·Q serves both ends
+    auto gc = std::make_shared<std::vector<float>>(size_t(d), g[0]);
+    put(m.final_norm(), gc);
+  } else {
+    put(m.lm_head(), rotate_inputs(m.lm_head(), &g, Q, d), "lm_head.weight");
+    ov.put(f32_tensor(m.final_norm().name, m.final_norm().shape, *ones));
+    if (c.tied_embeddings) {
+      ModelConfig untied = c;
+      untied.tied_embeddings = false;
+      ov.config = untied;
+      r.untied = true;
+    }
+  }
+  held += uint64_t(d) * sizeof(float);
+  const int hm = o.kind == Rotation::Hadamard ? hadamard_base_order(d) : 0;
+  const std::string what = o.kind == Rotation::Hadamard
+                               ? hm == 1 ? fmt::format("a randomized Hadamard matrix (Sylvester's H{})", d)
+                                         : fmt::format("a randomized Hadamard matrix (Paley's H{} ⊗ Sylvester's H{})",
+                                                       hm, d / hm)
+                               : std::string("a random orthogonal matrix (QR of a Gaussian matrix)");
+  r.note = fmt::format("rotated the residual stream (d = {}) by {}, seed {:#x}; RMSNorm weights folded into the linears",
+                       d, what, o.seed);
+  if (r.untied)
+    r.note += fmt::format(
+        "; embeddings untied: the final norm's weights are not all equal, so lm_head = E·diag(g)·Q differs from the "
+        "embedding E·Q (a separate lm_head.weight, {} more parameters)",
+        uint64_t(c.vocab) * uint64_t(d));
+  r.model = Model::with_tensors(m, std::move(ov), m.path());
+  r.held_bytes = held;
+  return r;
+}
+
+}  // namespace lmq::quant
