@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "lmq/calib/calib.h"
 #include "lmq/error.h"
@@ -111,6 +112,33 @@ TEST(Rotation, MatricesAreOrthogonalAndDeterministic) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("random-orthogonal"), std::string::npos) << e.what();
   }
+}
+
+// RowRotation (what rotate_model applies: the structured transform for hadamard, sgemm for
+// random-orthogonal) is x·Q with the dense Q of rotation_matrix, for Paley I (384 = 12·32),
+// Paley II (896 = 28·32) and Sylvester (256) orders.
+TEST(Rotation, RowRotationIsTheDenseProduct) {
+  using quant::Rotation;
+  for (Rotation k : {Rotation::Hadamard, Rotation::RandomOrthogonal})
+    for (int d : {256, 384, 896}) {
+      const quant::RotateOptions o{k};
+      const std::vector<float> Q = quant::rotation_matrix(o, d);
+      std::mt19937 rng(7);
+      std::normal_distribution<float> nd;
+      const int rows = 5;
+      std::vector<float> x(size_t(rows) * d);
+      for (float& v : x) v = nd(rng);
+      std::vector<float> y = x;
+      quant::RowRotation(o, d).apply(y.data(), rows);
+      double err = 0;
+      for (int r = 0; r < rows; ++r)
+        for (int j = 0; j < d; ++j) {
+          double s = 0;
+          for (int i = 0; i < d; ++i) s += double(x[size_t(r) * d + i]) * Q[size_t(i) * d + j];
+          err = std::max(err, std::fabs(s - y[size_t(r) * d + j]));
+        }
+      EXPECT_LT(err, 1e-4) << quant::rotation_name(k) << " " << d;
+    }
 }
 
 // The rotated float model is the same function: logits within 1e-4 of the largest |logit|.
@@ -239,4 +267,25 @@ TEST(BadInputRotate, W8A8SourceIsRefused) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_EQ(r.err.rfind("lmq: error: --rotate: ", 0), 0u) << r.err;
   EXPECT_NE(r.err.find("rotate the float model instead"), std::string::npos) << r.err;
+}
+
+// Statistics gathered on the unrotated model describe activations in another basis.
+TEST(BadInputRotate, StatsOfAnotherRotationAreRefused) {
+  const std::string model = shared_path("models/lmq-llama3-9m");
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << "missing model";
+  const std::string dir = temp_dir();
+  const std::string text = read_text_file(shared_path("text/docs-valid.txt"));
+  lmq::test::write_file(dir + "/calib.txt", text.substr(text.size() / 2, 20000));
+  ASSERT_EQ(run_lmq({"quantize", model, "-o", dir + "/a.lmq", "--scheme", "int4:g64", "--method", "gptq", "--calib",
+                     dir + "/calib.txt", "--calib-samples", "2", "--calib-len", "64", "--save-stats",
+                     dir + "/plain.stats", "--threads", "2"})
+                .exit_code,
+            0);
+  auto r = run_lmq({"quantize", model, "-o", dir + "/b.lmq", "--scheme", "int4:g64", "--method", "gptq", "--stats",
+                    dir + "/plain.stats", "--rotate", "hadamard", "--threads", "2"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err,
+            "lmq: error: --stats " + dir +
+                "/plain.stats: statistics gathered with rotation 'none', this run's is 'hadamard seed 0x5eed0001' "
+                "(activations in another basis)\n");
 }

@@ -58,6 +58,8 @@ CalibQuantOptions calib_options(const QuantizeJob& q, const Model& m) {
   if (needs_calib && q.calib.empty() && q.stats_in.empty())
     fail("--method {}: needs --calib FILE (or --stats FILE)", q.method);
   if (!q.calib.empty() && !q.stats_in.empty()) fail("--calib and --stats: give one of them");
+  // statistics belong to the rotated or unrotated model they were gathered on (checked on --stats)
+  if (q.rotate != "none") cq.stats_meta[kStatsRotationKey] = fmt::format("{} seed {:#x}", q.rotate, q.rotate_seed);
   if (!q.calib.empty()) {
     const std::string text = read_text_file(q.calib);
     if (q.co.len > m.config().max_pos)

@@ -124,6 +124,15 @@ std::vector<float> random_orthogonal(int d, uint64_t seed) {
   return Q;
 }
 
+// The randomized Hadamard's diag(s)/√d: s_j = ±1 from the seed.
+std::vector<float> hadamard_signs(uint64_t seed, int d) {
+  std::mt19937_64 rng(seed);
+  const float scale = float(1.0 / std::sqrt(double(d)));
+  std::vector<float> s(static_cast<size_t>(d));
+  for (float& x : s) x = (rng() >> 63) ? -scale : scale;
+  return s;
+}
+
 std::vector<float> floats_of(const Tensor& t) {
   std::vector<float> w(size_t(t.numel()));
   dequantize_rows(t, 0, t.rows(), w.data());
@@ -132,33 +141,44 @@ std::vector<float> floats_of(const Tensor& t) {
 
 using Floats = std::shared_ptr<std::vector<float>>;
 
-// W·diag(g)·Q for W [rows, d] (g null: no norm folded), in slices of rows so that only a
-// slice of the source's floats is held beside the result.
-Floats rotate_inputs(const Tensor& t, const std::vector<float>* g, const std::vector<float>& Q, int d) {
-  const int64_t rows = t.rows(), slice = 4096;
+// W·diag(g)·Q for W [rows, d] (g null: no norm folded), slice by slice of rows.
+Floats rotate_inputs(const Tensor& t, const std::vector<float>* g, const RowRotation& q) {
+  const int64_t rows = t.rows(), d = q.dim(), slice = 4096;
   auto out = std::make_shared<std::vector<float>>(size_t(t.numel()));
-  std::vector<float> w;
   for (int64_t r0 = 0; r0 < rows; r0 += slice) {
     const int64_t n = std::min(slice, rows - r0);
-    w.resize(size_t(n) * size_t(d));
-    dequantize_rows(t, r0, n, w.data());
+    float* w = out->data() + size_t(r0 * d);
+    dequantize_rows(t, r0, n, w);
     if (g)
       for (int64_t r = 0; r < n; ++r)
-        for (int j = 0; j < d; ++j) w[size_t(r) * size_t(d) + size_t(j)] *= (*g)[size_t(j)];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), d, d, 1.0f, w.data(), d, Q.data(), d, 0.0f,
-                out->data() + size_t(r0) * size_t(d), d);
+        for (int64_t j = 0; j < d; ++j) w[r * d + j] *= (*g)[size_t(j)];
+    q.apply(w, n);
   }
   return out;
 }
 
-// Qᵀ·W for W [d, cols] (what o_proj and down_proj add to the residual).
-Floats rotate_outputs(const Tensor& t, const std::vector<float>& Q, int d) {
+// Qᵀ·W for W [d, cols] (what o_proj and down_proj add to the residual), as (Wᵀ·Q)ᵀ.
+Floats rotate_outputs(const Tensor& t, const RowRotation& q) {
   const std::vector<float> w = floats_of(t);
-  const int cols = int(t.cols());
+  const int64_t d = q.dim(), cols = t.cols();
+  std::vector<float> wt(w.size());
+  for (int64_t r = 0; r < d; ++r)
+    for (int64_t c = 0; c < cols; ++c) wt[size_t(c * d + r)] = w[size_t(r * cols + c)];
+  q.apply(wt.data(), cols);
   auto out = std::make_shared<std::vector<float>>(w.size());
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, cols, d, 1.0f, Q.data(), d, w.data(), cols, 0.0f,
-              out->data(), cols);
+  for (int64_t r = 0; r < d; ++r)
+    for (int64_t c = 0; c < cols; ++c) (*out)[size_t(r * cols + c)] = wt[size_t(c * d + r)];
   return out;
+}
+
+// In-place unnormalized Walsh–Hadamard transform of n = 2^k values: x ← x·H_n (Sylvester's).
+void fwht(float* x, int n) {
+  for (int h = 1; h < n; h *= 2)
+    for (int i = 0; i < n; i += 2 * h)
+      for (int j = i; j < i + h; ++j) {
+        const float a = x[j], b = x[j + h];
+        x[j] = a + b, x[j + h] = a - b;
+      }
 }
 
 Tensor f32_tensor(std::string name, std::vector<int64_t> shape, const std::vector<float>& v) {
@@ -231,13 +251,52 @@ std::vector<float> rotation_matrix(const RotateOptions& o, int d) {
     fail("--rotate hadamard: hidden size {} is not 2^k·m for an m with a Hadamard matrix lmq builds (1, or Paley's: "
          "m − 1 a prime ≡ 3 mod 4, or m/2 − 1 a prime ≡ 1 mod 4); use --rotate random-orthogonal",
          d);
-  std::mt19937_64 rng(o.seed);
-  std::vector<float> s(static_cast<size_t>(d));
-  for (float& x : s) x = (rng() >> 63) ? -1.0f : 1.0f;
-  const float scale = float(1.0 / std::sqrt(double(d)));
+  const std::vector<float> s = hadamard_signs(o.seed, d);
   for (size_t i = 0; i < size_t(d); ++i)
-    for (size_t j = 0; j < size_t(d); ++j) Q[i * size_t(d) + j] *= s[j] * scale;
+    for (size_t j = 0; j < size_t(d); ++j) Q[i * size_t(d) + j] *= s[j];
   return Q;
+}
+
+RowRotation::RowRotation(const RotateOptions& o, int d) : d_(d) {
+  if (o.kind == Rotation::RandomOrthogonal) {
+    q_ = rotation_matrix(o, d);
+    return;
+  }
+  m_ = hadamard_base_order(d);
+  if (m_ == 0) (void)rotation_matrix(o, d);  // fails with the message that names the sizes
+  base_ = base_hadamard(m_);
+  sign_ = hadamard_signs(o.seed, d);
+}
+
+void RowRotation::apply(float* x, int64_t rows) const {
+  const int64_t d = d_;
+  if (!q_.empty()) {
+    std::vector<float> y(size_t(rows * d));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), d_, d_, 1.0f, x, d_, q_.data(), d_, 0.0f,
+                y.data(), d_);
+    std::copy(y.begin(), y.end(), x);
+    return;
+  }
+  const int m = m_, b = d_ / m_;
+#pragma omp parallel
+  {
+    std::vector<float> z(static_cast<size_t>(d));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = x + r * d;
+      for (int i = 0; i < m; ++i) fwht(row + size_t(i) * size_t(b), b);  // X·H_b per slice
+      if (m > 1) {  // Y[j] = Σ_i H_m[i][j] · X[i], slice by slice
+        std::fill(z.begin(), z.end(), 0.0f);
+        for (int i = 0; i < m; ++i)
+          for (int j = 0; j < m; ++j) {
+            const float a = base_[size_t(i) * size_t(m) + size_t(j)];
+            for (int l = 0; l < b; ++l) z[size_t(j) * size_t(b) + size_t(l)] += a * row[size_t(i) * size_t(b) + size_t(l)];
+          }
+        std::copy(z.begin(), z.end(), row);
+      }
+      for (int64_t j = 0; j < d; ++j) row[j] *= sign_[size_t(j)];
+    }
+  }
 }
 
 uint64_t rotation_memory_bytes(const Model& m) {
@@ -251,7 +310,7 @@ RotatedModel rotate_model(const Model& m, const RotateOptions& o) {
   check_rotatable(m);
   const ModelConfig& c = m.config();
   const int d = c.hidden;
-  const std::vector<float> Q = rotation_matrix(o, d);
+  const RowRotation Q(o, d);
   Model::Overlay ov;
   uint64_t held = 0;
   auto put = [&](const Tensor& like, Floats v, const std::string& name = {}) {
@@ -263,22 +322,22 @@ RotatedModel rotate_model(const Model& m, const RotateOptions& o) {
   ov.storage.push_back(ones);
   for (const LayerWeights& l : m.layers()) {
     const std::vector<float> ga = floats_of(*l.attn_norm), gf = floats_of(*l.ffn_norm);
-    for (const Tensor* w : {l.wq, l.wk, l.wv}) put(*w, rotate_inputs(*w, &ga, Q, d));
-    for (const Tensor* w : {l.w_gate, l.w_up}) put(*w, rotate_inputs(*w, &gf, Q, d));
-    for (const Tensor* w : {l.wo, l.w_down}) put(*w, rotate_outputs(*w, Q, d));
+    for (const Tensor* w : {l.wq, l.wk, l.wv}) put(*w, rotate_inputs(*w, &ga, Q));
+    for (const Tensor* w : {l.w_gate, l.w_up}) put(*w, rotate_inputs(*w, &gf, Q));
+    for (const Tensor* w : {l.wo, l.w_down}) put(*w, rotate_outputs(*w, Q));
     ov.put(f32_tensor(l.attn_norm->name, l.attn_norm->shape, *ones));
     ov.put(f32_tensor(l.ffn_norm->name, l.ffn_norm->shape, *ones));
   }
   const std::vector<float> g = floats_of(m.final_norm());
   const bool constant = std::all_of(g.begin(), g.end(), [&](float x) { return x == g[0]; });
   RotatedModel r;
-  put(m.embed(), rotate_inputs(m.embed(), nullptr, Q, d));
+  put(m.embed(), rotate_inputs(m.embed(), nullptr, Q));
   if (c.tied_embeddings && constant) {
     // diag(c·1) commutes with Q: the final norm keeps its weight and E·Q serves both ends
     auto gc = std::make_shared<std::vector<float>>(size_t(d), g[0]);
     put(m.final_norm(), gc);
   } else {
-    put(m.lm_head(), rotate_inputs(m.lm_head(), &g, Q, d), "lm_head.weight");
+    put(m.lm_head(), rotate_inputs(m.lm_head(), &g, Q), "lm_head.weight");
     ov.put(f32_tensor(m.final_norm().name, m.final_norm().shape, *ones));
     if (c.tied_embeddings) {
       ModelConfig untied = c;
@@ -288,7 +347,7 @@ RotatedModel rotate_model(const Model& m, const RotateOptions& o) {
     }
   }
   held += uint64_t(d) * sizeof(float);
-  const int hm = o.kind == Rotation::Hadamard ? hadamard_base_order(d) : 0;
+  const int hm = Q.hadamard_base();
   const std::string what = o.kind == Rotation::Hadamard
                                ? hm == 1 ? fmt::format("a randomized Hadamard matrix (Sylvester's H{})", d)
                                          : fmt::format("a randomized Hadamard matrix (Paley's H{} ⊗ Sylvester's H{})",
