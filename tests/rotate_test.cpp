@@ -221,7 +221,10 @@ TEST(Rotation, RotatedInt4FilesEvaluateAgainstTheFloatModel) {
     EXPECT_GT(k, 0.0);
     EXPECT_LT(k, 2.0 * plain);
   }
-  // what the GGUF holds is the rotated model: unit norm weights
+  // lmq's file records the rotation; what the GGUF holds is the rotated model: unit norm weights
+  const auto rotated = Model::load(dir + "/rot.lmq");
+  EXPECT_EQ(rotated->metadata().at("lmq.rotation").rfind("rotated the residual stream", 0), 0u);
+  EXPECT_EQ(Model::load(dir + "/plain.lmq")->metadata().count("lmq.rotation"), 0u);
   GgufFile g(dir + "/rot.gguf");
   for (float x : floats(*g.find("blk.0.attn_norm.weight"))) ASSERT_EQ(x, 1.0f);
 }

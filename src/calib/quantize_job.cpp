@@ -248,6 +248,7 @@ QuantizeOutcome run_quantize_job(const QuantizeJob& q, const QuantizeHooks& hook
   o.threads = q.threads;
   o.provenance["lmq.source"] = q.model;
   o.provenance["lmq.command"] = q.command_line;
+  if (!src.rotation.empty()) o.provenance["lmq.rotation"] = src.rotation;
 
   // the straight line: targets (--scheme, --override) → mixed precision → calibration → writer
   QuantPlan plan = plan_targets(*m, o);

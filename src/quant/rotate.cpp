@@ -124,6 +124,12 @@ std::vector<float> random_orthogonal(int d, uint64_t seed) {
   return Q;
 }
 
+[[noreturn]] void fail_no_hadamard(int d) {
+  fail("--rotate hadamard: hidden size {} is not 2^k·m for an m with a Hadamard matrix lmq builds (1, or Paley's: "
+       "m − 1 a prime ≡ 3 mod 4, or m/2 − 1 a prime ≡ 1 mod 4); use --rotate random-orthogonal",
+       d);
+}
+
 // The randomized Hadamard's diag(s)/√d: s_j = ±1 from the seed.
 std::vector<float> hadamard_signs(uint64_t seed, int d) {
   std::mt19937_64 rng(seed);
@@ -247,10 +253,7 @@ std::vector<float> rotation_matrix(const RotateOptions& o, int d) {
   LMQ_CHECK(o.kind != Rotation::None && d > 0, "rotation_matrix({})", d);
   if (o.kind == Rotation::RandomOrthogonal) return random_orthogonal(d, o.seed);
   std::vector<float> Q = hadamard_matrix(d);
-  if (Q.empty())
-    fail("--rotate hadamard: hidden size {} is not 2^k·m for an m with a Hadamard matrix lmq builds (1, or Paley's: "
-         "m − 1 a prime ≡ 3 mod 4, or m/2 − 1 a prime ≡ 1 mod 4); use --rotate random-orthogonal",
-         d);
+  if (Q.empty()) fail_no_hadamard(d);
   const std::vector<float> s = hadamard_signs(o.seed, d);
   for (size_t i = 0; i < size_t(d); ++i)
     for (size_t j = 0; j < size_t(d); ++j) Q[i * size_t(d) + j] *= s[j];
@@ -263,7 +266,7 @@ RowRotation::RowRotation(const RotateOptions& o, int d) : d_(d) {
     return;
   }
   m_ = hadamard_base_order(d);
-  if (m_ == 0) (void)rotation_matrix(o, d);  // fails with the message that names the sizes
+  if (m_ == 0) fail_no_hadamard(d);
   base_ = base_hadamard(m_);
   sign_ = hadamard_signs(o.seed, d);
 }
