@@ -4,6 +4,7 @@
 # the first 16 windows of 512 tokens of docs-valid.txt; calibration (gptq) on its second half by
 # lines, 32 windows of 512. Prints one row per file: bits per weight, ppl, mean KLD.
 # Usage: [SCHEMES='…'] [METHODS='rtn gptq'] [ROTATIONS='none hadamard random-orthogonal']
+#        (a rotation written KIND+heads adds --rotate-heads)
 #        scripts/rotate-figures.sh [MODEL=../shared/models/lmq-qwen2-21m]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +20,10 @@ for scheme in ${SCHEMES:-int4:channel int4:g64:asym int3:g64:asym int2:g64:asym}
     for rot in ${ROTATIONS:-none hadamard random-orthogonal}; do
       calib=()
       [ "$method" = rtn ] || calib=(--calib "$tmp/calib.txt" --calib-samples 32 --calib-len 512)
+      rotate=(--rotate "${rot%+heads}")
+      [ "$rot" = "${rot%+heads}" ] || rotate+=(--rotate-heads)
       ./build/lmq quantize "$M" -o "$tmp/q.lmq" --scheme "$scheme" --method "$method" "${calib[@]}" \
-        --rotate "$rot" --threads 2 --json >"$tmp/q.json" 2>/dev/null
+        "${rotate[@]}" --threads 2 --json >"$tmp/q.json" 2>/dev/null
       ./build/lmq eval "$tmp/q.lmq" --base "$M" --text "$SHARED/text/docs-valid.txt" --windows 16 --threads 2 \
         --json >"$tmp/e.json"
       python3 - "$scheme" "$method" "$rot" "$tmp/q.json" "$tmp/e.json" <<'PY'

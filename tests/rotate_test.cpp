@@ -141,33 +141,45 @@ TEST(Rotation, RowRotationIsTheDenseProduct) {
     }
 }
 
-// The rotated float model is the same function: logits within 1e-4 of the largest |logit|.
+// The rotated float model is the same function: logits within 1e-4 of the largest |logit|,
+// with R1 alone and with R2 per head (--rotate-heads; Qwen3's head_dim 96 = Paley's 12 · 8).
 // Relative to the largest logit because float32 rounding in the rotated products (sums of
 // d = 256..1024 terms in another basis) scales with the values summed; the figures measured
 // here are printed (≈1e-6). The check can fail: a rotation with one fold left out, or the tied
 // embedding kept tied, moves the logits by far more (checked below).
 TEST(Rotation, FloatLogitsMatchTheOriginal) {
-  for (const char* name : {"models/lmq-llama-25m", "models/lmq-qwen2-21m", "models/lmq-llama3-9m"}) {
+  using quant::Rotation;
+  const quant::RotateOptions r1h{Rotation::Hadamard}, r1o{Rotation::RandomOrthogonal},
+      r12h{Rotation::Hadamard, quant::kRotateSeed, true}, r12o{Rotation::RandomOrthogonal, quant::kRotateSeed, true};
+  for (const char* name :
+       {"models/lmq-llama-25m", "models/lmq-qwen2-21m", "models/lmq-llama3-9m", "models/lmq-qwen3-8m"}) {
     const std::string path = shared_path(name);
     if (!std::filesystem::exists(path)) GTEST_SKIP() << "missing " << path;
     auto m = Model::load(path);
     const std::vector<int> ids = window(*m, 64);
     const std::vector<float> base = logits_of(*m, ids);
-    for (quant::Rotation k : {quant::Rotation::Hadamard, quant::Rotation::RandomOrthogonal}) {
-      quant::RotatedModel r = quant::rotate_model(*m, quant::RotateOptions{k});
+    std::vector<float> r1_wv;  // v_proj after R1 alone, to see that R2 changes it
+    for (const quant::RotateOptions* op : {&r1h, &r1o, &r12h, &r12o}) {
+      const quant::RotateOptions& o = *op;
+      quant::RotatedModel r = quant::rotate_model(*m, o);
       const Model& rm = *r.model;
       const double rel = rel_max_diff(base, logits_of(rm, ids));
-      std::printf("%s %s: max |Δlogit| / max |logit| = %.3g; %s\n", name, quant::rotation_name(k), rel,
-                  r.note.c_str());
-      EXPECT_LT(rel, 1e-4) << name << " " << quant::rotation_name(k);
+      std::printf("%s %s%s: max |Δlogit| / max |logit| = %.3g; %s\n", name, quant::rotation_name(o.kind),
+                  o.heads ? " + heads" : "", rel, r.note.c_str());
+      EXPECT_LT(rel, 1e-4) << name << " " << quant::rotation_name(o.kind) << (o.heads ? " + heads" : "");
+      if (op == &r1h) r1_wv = floats(*rm.layers()[0].wv);
+      if (op == &r12h) {
+        EXPECT_GT(rel_max_diff(r1_wv, floats(*rm.layers()[0].wv)), 0.5) << "R2 left v_proj as it was";
+      }
       // the weights did change: unit norms, rotated linears, embeddings in the new basis
       for (float g : floats(*rm.layers()[0].attn_norm)) ASSERT_EQ(g, 1.0f);
       for (float g : floats(rm.final_norm())) ASSERT_EQ(g, 1.0f);
       const std::vector<float> a = floats(*m->layers()[1].wq), b = floats(*rm.layers()[1].wq);
       EXPECT_GT(rel_max_diff(a, b), 0.5) << "q_proj not rotated";
       EXPECT_EQ(rm.layers()[0].wq->format, Format::F32);
-      if (m->config().qkv_bias) {
-        EXPECT_EQ(floats(*rm.layers()[0].bq), floats(*m->layers()[0].bq)) << "biases are on the output side";
+      if (m->config().qkv_bias) {  // q/k biases are on the output side (v's turns with R2)
+        EXPECT_EQ(floats(*rm.layers()[0].bq), floats(*m->layers()[0].bq));
+        EXPECT_EQ(floats(*rm.layers()[0].bv) == floats(*m->layers()[0].bv), !o.heads);
       }
       // the source's final norm is not all ones: a tied model has to be untied
       EXPECT_EQ(r.untied, m->config().tied_embeddings);
@@ -291,4 +303,10 @@ TEST(BadInputRotate, StatsOfAnotherRotationAreRefused) {
             "lmq: error: --stats " + dir +
                 "/plain.stats: statistics gathered with rotation 'none', this run's is 'hadamard seed 0x5eed0001' "
                 "(activations in another basis)\n");
+}
+
+TEST(BadInputRotate, HeadsWithoutRotation) {
+  auto r = run_lmq({"quantize", shared_path("models/lmq-llama3-9m"), "-o", temp_dir() + "/x.lmq", "--rotate-heads"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "lmq: error: --rotate-heads: needs --rotate hadamard or --rotate random-orthogonal\n");
 }

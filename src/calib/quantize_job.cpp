@@ -59,7 +59,8 @@ CalibQuantOptions calib_options(const QuantizeJob& q, const Model& m) {
     fail("--method {}: needs --calib FILE (or --stats FILE)", q.method);
   if (!q.calib.empty() && !q.stats_in.empty()) fail("--calib and --stats: give one of them");
   // statistics belong to the rotated or unrotated model they were gathered on (checked on --stats)
-  if (q.rotate != "none") cq.stats_meta[kStatsRotationKey] = fmt::format("{} seed {:#x}", q.rotate, q.rotate_seed);
+  if (q.rotate != "none") cq.stats_meta[kStatsRotationKey] =
+        fmt::format("{} seed {:#x}{}", q.rotate, q.rotate_seed, q.rotate_heads ? " heads" : "");
   if (!q.calib.empty()) {
     const std::string text = read_text_file(q.calib);
     if (q.co.len > m.config().max_pos)
@@ -103,6 +104,9 @@ Source load_source(const QuantizeJob& q) {
   quant::RotateOptions ro;
   ro.kind = quant::parse_rotation(q.rotate);  // a bad value fails before the model is read
   ro.seed = q.rotate_seed;
+  ro.heads = q.rotate_heads;
+  if (ro.heads && ro.kind == quant::Rotation::None)
+    fail("--rotate-heads: needs --rotate hadamard or --rotate random-orthogonal");
   Source s;
   s.model = Model::load(q.model);
   if (ro.kind == quant::Rotation::None) return s;

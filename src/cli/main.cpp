@@ -681,6 +681,8 @@ int main(int argc, char** argv) {
                        "fuse an orthogonal rotation of the residual stream into the weights first (QuaRot/SpinQuant "
                        "R1): hadamard or random-orthogonal")
       ->capture_default_str();
+  quantize->add_flag("--rotate-heads", qo.job.rotate_heads,
+                     "with --rotate: also rotate each attention head's values (v_proj/o_proj, SpinQuant R2)");
   quantize->add_flag("--json", qo.json, "print JSON");
   thread_opts.push_back(quantize->add_option("--threads,-t", threads, "worker threads"));
 

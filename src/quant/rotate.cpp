@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -125,7 +126,7 @@ std::vector<float> random_orthogonal(int d, uint64_t seed) {
 }
 
 [[noreturn]] void fail_no_hadamard(int d) {
-  fail("--rotate hadamard: hidden size {} is not 2^k·m for an m with a Hadamard matrix lmq builds (1, or Paley's: "
+  fail("--rotate hadamard: size {} (hidden size, or head_dim with --rotate-heads) is not 2^k·m for an m with a Hadamard matrix lmq builds (1, or Paley's: "
        "m − 1 a prime ≡ 3 mod 4, or m/2 − 1 a prime ≡ 1 mod 4); use --rotate random-orthogonal",
        d);
 }
@@ -163,18 +164,31 @@ Floats rotate_inputs(const Tensor& t, const std::vector<float>* g, const RowRota
   return out;
 }
 
-// Qᵀ·W for W [d, cols] (what o_proj and down_proj add to the residual), as (Wᵀ·Q)ᵀ.
-Floats rotate_outputs(const Tensor& t, const RowRotation& q) {
-  const std::vector<float> w = floats_of(t);
-  const int64_t d = q.dim(), cols = t.cols();
-  std::vector<float> wt(w.size());
+// w ← Qᵀ·w for w [q.dim(), cols], in place, as (wᵀ·Q)ᵀ.
+void rotate_left(float* w, int64_t cols, const RowRotation& q) {
+  const int64_t d = q.dim();
+  std::vector<float> wt(size_t(d * cols));
   for (int64_t r = 0; r < d; ++r)
-    for (int64_t c = 0; c < cols; ++c) wt[size_t(c * d + r)] = w[size_t(r * cols + c)];
+    for (int64_t c = 0; c < cols; ++c) wt[size_t(c * d + r)] = w[r * cols + c];
   q.apply(wt.data(), cols);
-  auto out = std::make_shared<std::vector<float>>(w.size());
   for (int64_t r = 0; r < d; ++r)
-    for (int64_t c = 0; c < cols; ++c) (*out)[size_t(r * cols + c)] = wt[size_t(c * d + r)];
+    for (int64_t c = 0; c < cols; ++c) w[r * cols + c] = wt[size_t(c * d + r)];
+}
+
+// Qᵀ·W for W [d, cols] (what o_proj and down_proj add to the residual).
+Floats rotate_outputs(const Tensor& t, const RowRotation& q) {
+  auto out = std::make_shared<std::vector<float>>(floats_of(t));
+  rotate_left(out->data(), t.cols(), q);
   return out;
+}
+
+// R2 (--rotate-heads): v_proj's rows, head by head, become R2ᵀ·W_v,h (and its bias R2ᵀ·b_h),
+// so every head's values — and the attention output, a mix of values — are R2ᵀ·v; o_proj's
+// columns of head h become W_o,h·R2 to undo it. One R2 for all heads (GQA shares a KV head
+// among query heads, so each query head must see the same rotation as its KV head).
+void rotate_v_heads(std::vector<float>& w, int64_t heads, int64_t cols, const RowRotation& r2) {
+  const int64_t hd = r2.dim();
+  for (int64_t h = 0; h < heads; ++h) rotate_left(w.data() + h * hd * cols, cols, r2);
 }
 
 // In-place unnormalized Walsh–Hadamard transform of n = 2^k values: x ← x·H_n (Sylvester's).
@@ -323,11 +337,25 @@ RotatedModel rotate_model(const Model& m, const RotateOptions& o) {
   };
   auto ones = std::make_shared<std::vector<float>>(size_t(d), 1.0f);
   ov.storage.push_back(ones);
+  std::optional<RowRotation> R2;
+  if (o.heads) R2.emplace(o, c.head_dim);
   for (const LayerWeights& l : m.layers()) {
     const std::vector<float> ga = floats_of(*l.attn_norm), gf = floats_of(*l.ffn_norm);
-    for (const Tensor* w : {l.wq, l.wk, l.wv}) put(*w, rotate_inputs(*w, &ga, Q));
+    for (const Tensor* w : {l.wq, l.wk}) put(*w, rotate_inputs(*w, &ga, Q));
     for (const Tensor* w : {l.w_gate, l.w_up}) put(*w, rotate_inputs(*w, &gf, Q));
-    for (const Tensor* w : {l.wo, l.w_down}) put(*w, rotate_outputs(*w, Q));
+    put(*l.w_down, rotate_outputs(*l.w_down, Q));
+    Floats wv = rotate_inputs(*l.wv, &ga, Q), wo = rotate_outputs(*l.wo, Q);
+    if (R2) {
+      rotate_v_heads(*wv, c.n_kv_heads, d, *R2);
+      R2->apply(wo->data(), int64_t(d) * c.n_heads);  // each row of o_proj: n_heads slices of head_dim
+      if (l.bv) {
+        auto bv = std::make_shared<std::vector<float>>(floats_of(*l.bv));
+        R2->apply(bv->data(), c.n_kv_heads);
+        put(*l.bv, bv);
+      }
+    }
+    put(*l.wv, wv);
+    put(*l.wo, wo);
     ov.put(f32_tensor(l.attn_norm->name, l.attn_norm->shape, *ones));
     ov.put(f32_tensor(l.ffn_norm->name, l.ffn_norm->shape, *ones));
   }
@@ -358,6 +386,7 @@ RotatedModel rotate_model(const Model& m, const RotateOptions& o) {
                                : std::string("a random orthogonal matrix (QR of a Gaussian matrix)");
   r.note = fmt::format("rotated the residual stream (d = {}) by {}, seed {:#x}; RMSNorm weights folded into the linears",
                        d, what, o.seed);
+  if (R2) r.note += fmt::format("; v_proj/o_proj rotated per head (head_dim {}) by the same kind of matrix", c.head_dim);
   if (r.untied)
     r.note += fmt::format(
         "; embeddings untied: the final norm's weights are not all equal, so lm_head = E·diag(g)·Q differs from the "

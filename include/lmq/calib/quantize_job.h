@@ -47,6 +47,7 @@ struct QuantizeJob {
   // --rotate hadamard|random-orthogonal (quant/rotate.h): the model is rotated first, every
   // method and sink then works on the rotated model
   std::string rotate = "none";
+  bool rotate_heads = false;  // --rotate-heads: R2 on v/o per head as well
   uint64_t rotate_seed = quant::kRotateSeed;
 };
 

@@ -49,6 +49,10 @@ inline constexpr uint64_t kRotateSeed = 0x5eed'0001;
 struct RotateOptions {
   Rotation kind = Rotation::None;
   uint64_t seed = kRotateSeed;  // the ±1 signs (hadamard) or the Gaussian matrix (random-orthogonal)
+  // SpinQuant's R2 (--rotate-heads): also turn the values of every attention head by one
+  // head_dim × head_dim matrix of the same kind, v_proj's rows by R2ᵀ per head (and a v bias),
+  // o_proj's columns by R2 per head; exact for the same reason (attention mixes values linearly).
+  bool heads = false;
 };
 
 // A Hadamard matrix of order n (±1 entries, H·Hᵀ = n·I, row-major), for n = 2^k·m where m = 1
