@@ -16,7 +16,8 @@
 //                                                     W' = Qᵀ·W
 //   lm_head     logits = W·diag(g_f)·x/rms(x):         W' = W·diag(g_f)·Q
 // Biases of q/k/v (Qwen2) are on the output side and stay; Qwen3's per-head q_norm/k_norm act
-// on q/k's outputs, in head space, and stay.
+// on q/k's outputs, in head space, and stay. R2 (RotateOptions::heads) is independent of R1:
+// v_h → R2ᵀ·v_h for every KV head, undone in o_proj's input columns per query head.
 //
 // Tied embeddings: the embedding must become E·Q and lm_head E·diag(g_f)·Q. Both are one matrix
 // only when E·(diag(g_f) − I) = 0, i.e. g_f ≡ 1 (or E's columns zero where g_f ≠ 1). When every
