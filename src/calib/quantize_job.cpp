@@ -59,7 +59,8 @@ CalibQuantOptions calib_options(const QuantizeJob& q, const Model& m) {
     fail("--method {}: needs --calib FILE (or --stats FILE)", q.method);
   if (!q.calib.empty() && !q.stats_in.empty()) fail("--calib and --stats: give one of them");
   // statistics belong to the rotated or unrotated model they were gathered on (checked on --stats)
-  if (q.rotate != "none") cq.stats_meta[kStatsRotationKey] =
+  if (q.rotate != "none")
+    cq.stats_meta[kStatsRotationKey] =
         fmt::format("{} seed {:#x}{}", q.rotate, q.rotate_seed, q.rotate_heads ? " heads" : "");
   if (!q.calib.empty()) {
     const std::string text = read_text_file(q.calib);
@@ -142,9 +143,9 @@ uint64_t check_memory(const Model& m, const QuantPlan& plan, const QuantizeJob& 
   require_available_memory(
       c.total() + writer + held, fmt::format("lmq quantize {}", q.model),
       fmt::format("{:.2f} GiB calibration hidden states, {:.2f} GiB calibrated linears held, {:.2f} GiB one "
-                  "block's working set, {:.2f} GiB the writer's largest tensor, {:.2f} GiB rotated weights",
+                  "block's working set, {:.2f} GiB the writer's largest tensor{}",
                   double(c.hidden) / GiB, double(c.plan) / GiB, double(c.block) / GiB, double(writer) / GiB,
-                  double(held) / GiB));
+                  held ? fmt::format(", {:.2f} GiB the rotated weights", double(held) / GiB) : ""));
   return c.total() + writer + held;
 }
 
