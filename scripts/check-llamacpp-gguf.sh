@@ -8,7 +8,8 @@
 #     fixture's figure where ../shared/gguf holds llama.cpp's own file of that type.
 #  2. `llama-tokenize` encodes every tokenizer case of ../shared/reference/MODEL/reference.json
 #     with the lmq-written vocabulary; the ids must equal transformers' ids in the reference.
-# Usage: [CASES='MODEL TYPE;…'] scripts/check-llamacpp-gguf.sh LLAMA_CPP_BUILD_DIR [CHUNKS=100]
+# Usage: [CASES='MODEL TYPE;…'] [QUANTIZE_ARGS='--rotate hadamard'] scripts/check-llamacpp-gguf.sh
+#        LLAMA_CPP_BUILD_DIR [CHUNKS=100]   (QUANTIZE_ARGS: more flags for every lmq quantize)
 # Exit status 1 if llama.cpp refuses a file, a tokenization differs, or a perplexity differs
 # from lmq's by more than 0.1% (the two tools compute the same network in different orders).
 set -euo pipefail
@@ -28,7 +29,8 @@ printf '%-15s %-7s %12s %12s %9s %14s\n' model type llama.cpp lmq ratio "fixture
 for c in "${cases[@]}"; do
   read -r model type <<<"$c"
   f="$tmp/$model-$type.gguf"
-  ./build/lmq quantize "$SHARED/models/$model" -o "$f" --format gguf --scheme "$type" >/dev/null
+  # shellcheck disable=SC2086  # QUANTIZE_ARGS is a list of flags
+  ./build/lmq quantize "$SHARED/models/$model" -o "$f" --format gguf --scheme "$type" ${QUANTIZE_ARGS:-} >/dev/null
   if ! "$LB/bin/llama-perplexity" -m "$f" -f "$SHARED/text/docs-valid.txt" -c 512 --chunks "$CHUNKS" -t 2 \
        >"$tmp/ppl.log" 2>&1; then
     if grep -q "unknown model architecture" "$tmp/ppl.log"; then  # e.g. qwen3 before llama.cpp b5092

@@ -184,7 +184,7 @@ std::unique_ptr<Model> with_candidate(const Model& m, const Tensor& t, const Mix
   pt.q = c.format == Format::LMQ_INT ? c.scheme.p : IntParams{};
   pt.data = held->data();
   pt.nbytes = held->size();
-  return Model::with_tensors(m, {{std::move(pt)}, {held}}, m.path() + " [probe " + t.name + "]");
+  return Model::with_tensors(m, {{std::move(pt)}, {held}, {}}, m.path() + " [probe " + t.name + "]");
 }
 
 }  // namespace

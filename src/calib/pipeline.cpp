@@ -420,7 +420,17 @@ void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptio
   const bool from_file = !c.stats_in.empty();
   if (!from_file && c.windows.empty()) fail("--method {}: needs --calib FILE or --stats FILE", method_name(c.method));
   StatsMap file_stats, saved;
-  if (from_file) file_stats = load_stats(c.stats_in);
+  if (from_file) {
+    std::map<std::string, std::string> meta;
+    file_stats = load_stats(c.stats_in, &meta);
+    auto rotation = [](const std::map<std::string, std::string>& m) {
+      const auto it = m.find(kStatsRotationKey);
+      return it == m.end() ? std::string("none") : it->second;
+    };
+    if (rotation(meta) != rotation(c.stats_meta))
+      fail("--stats {}: statistics gathered with rotation '{}', this run's is '{}' (activations in another basis)",
+           c.stats_in, rotation(meta), rotation(c.stats_meta));
+  }
 
   Hidden h;
   if (!from_file) {

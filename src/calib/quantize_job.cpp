@@ -10,6 +10,7 @@
 #include "lmq/mapped_file.h"
 #include "lmq/model/memory_limit.h"
 #include "lmq/model/model.h"
+#include "lmq/quant/rotate.h"
 #include "lmq/quant/scheme.h"
 
 namespace lmq::calib {
@@ -58,6 +59,10 @@ CalibQuantOptions calib_options(const QuantizeJob& q, const Model& m) {
   if (needs_calib && q.calib.empty() && q.stats_in.empty())
     fail("--method {}: needs --calib FILE (or --stats FILE)", q.method);
   if (!q.calib.empty() && !q.stats_in.empty()) fail("--calib and --stats: give one of them");
+  // statistics belong to the rotated or unrotated model they were gathered on (checked on --stats)
+  if (q.rotate != "none")
+    cq.stats_meta[kStatsRotationKey] =
+        fmt::format("{} seed {:#x}{}", q.rotate, q.rotate_seed, q.rotate_heads ? " heads" : "");
   if (!q.calib.empty()) {
     const std::string text = read_text_file(q.calib);
     if (q.co.len > m.config().max_pos)
@@ -88,6 +93,35 @@ void choose_mixed_precision(const Model& m, QuantPlan& plan, const std::vector<s
   if (hooks.allocation) hooks.allocation(allocation_table(mp, a));
 }
 
+// The source model, rotated when --rotate asks (quant/rotate.h): every later step (targets,
+// mixed precision, calibration on the rotated model's activations, the writers) sees the
+// rotated model as an ordinary dense one, so every method and every sink gets rotated weights.
+struct Source {
+  std::unique_ptr<Model> model;
+  uint64_t held_bytes = 0;  // the rotated model's F32 tensors, held until the writer is done
+  std::string rotation;     // the rotation's note for the user (empty: not rotated)
+};
+
+Source load_source(const QuantizeJob& q) {
+  quant::RotateOptions ro;
+  ro.kind = quant::parse_rotation(q.rotate);  // a bad value fails before the model is read
+  ro.seed = q.rotate_seed;
+  ro.heads = q.rotate_heads;
+  if (ro.heads && ro.kind == quant::Rotation::None)
+    fail("--rotate-heads: needs --rotate hadamard or --rotate random-orthogonal");
+  Source s;
+  s.model = Model::load(q.model);
+  if (ro.kind == quant::Rotation::None) return s;
+  const uint64_t need = quant::rotation_memory_bytes(*s.model);
+  require_available_memory(need, fmt::format("lmq quantize --rotate {} {}", q.rotate, q.model),
+                           fmt::format("{:.2f} GiB the rotated model's float weights", double(need) / (1 << 30)));
+  quant::RotatedModel r = quant::rotate_model(*s.model, ro);
+  s.model = std::move(r.model);  // shares the source's storage (Model::with_tensors)
+  s.held_bytes = r.held_bytes;
+  s.rotation = std::move(r.note);
+  return s;
+}
+
 // Calibration's block progress only for the methods that calibrate block by block.
 BlockProgress block_progress(Method m, const QuantizeHooks& hooks) {
   return m == Method::Rtn || m == Method::Mse ? BlockProgress{} : hooks.blocks;
@@ -98,7 +132,7 @@ BlockProgress block_progress(Method m, const QuantizeHooks& hooks) {
 // tensor at a time (its floats, its codes and the error measurement's copy: 1.5× the largest
 // tensor's floats, measured 1.27× on a 1.1B model). --target-bpw's sensitivity probes are not
 // counted.
-uint64_t check_memory(const Model& m, const QuantPlan& plan, const QuantizeJob& q) {
+uint64_t check_memory(const Model& m, const QuantPlan& plan, const QuantizeJob& q, uint64_t held) {
   const Method method = parse_method(q.method);
   uint64_t largest = 0;
   for (const Tensor& t : m.tensors()) largest = std::max(largest, uint64_t(t.numel()) * sizeof(float));
@@ -108,11 +142,12 @@ uint64_t check_memory(const Model& m, const QuantPlan& plan, const QuantizeJob& 
       estimate_calibration_memory(m, plan, method, windows ? std::max(q.co.samples, 0) : 0, q.co.len, q.threads);
   constexpr double GiB = 1 << 30;
   require_available_memory(
-      c.total() + writer, fmt::format("lmq quantize {}", q.model),
+      c.total() + writer + held, fmt::format("lmq quantize {}", q.model),
       fmt::format("{:.2f} GiB calibration hidden states, {:.2f} GiB calibrated linears held, {:.2f} GiB one "
-                  "block's working set, {:.2f} GiB the writer's largest tensor",
-                  double(c.hidden) / GiB, double(c.plan) / GiB, double(c.block) / GiB, double(writer) / GiB));
-  return c.total() + writer;
+                  "block's working set, {:.2f} GiB the writer's largest tensor{}",
+                  double(c.hidden) / GiB, double(c.plan) / GiB, double(c.block) / GiB, double(writer) / GiB,
+                  held ? fmt::format(", {:.2f} GiB the rotated weights", double(held) / GiB) : ""));
+  return c.total() + writer + held;
 }
 
 // --format gguf: llama.cpp's file, ggml type names (or llama.cpp mixtures) as schemes; the
@@ -120,7 +155,8 @@ uint64_t check_memory(const Model& m, const QuantPlan& plan, const QuantizeJob& 
 QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) {
   if (!q.activations.empty())
     fail("--activations {}: only for --format lmq (GGUF has no static activation scales)", q.activations);
-  auto m = Model::load(q.model);
+  Source src = load_source(q);
+  const std::unique_ptr<Model>& m = src.model;
   GgufExportOptions o;
   o.scheme = parse_gguf_scheme(q.scheme == "int8:channel:sym" ? "q8_0" : q.scheme);  // lmq's default → q8_0
   for (const auto& ov : q.overrides) o.overrides.push_back(parse_gguf_override(ov));
@@ -129,7 +165,7 @@ QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) 
   o.imatrix = method == Method::AwMse || method == Method::Awq || method == Method::AwqGptq || q.hessian_fit;
   // the straight line: targets (llama.cpp's recipe) → mixed precision → calibration → writer
   QuantPlan plan = plan_gguf_targets(*m, o);
-  const uint64_t estimate = check_memory(*m, plan, q);  // before the calibration windows are cut
+  const uint64_t estimate = check_memory(*m, plan, q, src.held_bytes);  // before the calibration windows are cut
   CalibQuantOptions cq = calib_options(q, *m);
   if (q.hessian_fit && cq.method != Method::Gptq && cq.method != Method::AwqGptq)
     fail("--hessian-fit: only with --method gptq or awq+gptq");
@@ -147,6 +183,7 @@ QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) 
   if (q.target_bpw) choose_mixed_precision(*m, plan, cq.windows, q, hooks);
   QuantizeOutcome r;
   r.estimated_peak_bytes = estimate;
+  r.rotation = src.rotation;
   r.gguf = true;
   r.method = cq.method;
   prepare_calibrated(*m, plan, cq, &r.calib, block_progress(cq.method, hooks));
@@ -177,7 +214,8 @@ QuantizeOutcome quantize_hf(const QuantizeJob& q, const QuantizeHooks& hooks) {
     fail("--activations {}: compressed-tensors int-quantized is written with dynamic per-token int8 activations; "
          "use --activations int8:dynamic",
          q.activations);
-  auto m = Model::load(q.model);
+  Source src = load_source(q);
+  const std::unique_ptr<Model>& m = src.model;
   h.q.scheme = quant::parse_scheme(q.scheme);
   for (const auto& ov : q.overrides) h.q.overrides.push_back(parse_override(ov));
   h.q.threads = q.threads;
@@ -190,11 +228,12 @@ QuantizeOutcome quantize_hf(const QuantizeJob& q, const QuantizeHooks& hooks) {
   // the straight line: targets → (checked) → calibration → W8A8 folding → writer
   QuantPlan plan = plan_hf_targets(*m, h);
   check_hf_targets(*m, plan, h);
-  const uint64_t estimate = check_memory(*m, plan, q);  // before the calibration windows are cut
+  const uint64_t estimate = check_memory(*m, plan, q, src.held_bytes);  // before the calibration windows are cut
   CalibQuantOptions cq = calib_options(q, *m);
   cq.target_name = h.q.scheme.to_string();
   QuantizeOutcome r;
   r.estimated_peak_bytes = estimate;
+  r.rotation = src.rotation;
   r.hf = true;
   r.method = cq.method;
   prepare_calibrated(*m, plan, cq, &r.calib, block_progress(cq.method, hooks));
@@ -219,17 +258,19 @@ QuantizeOutcome run_quantize_job(const QuantizeJob& q, const QuantizeHooks& hook
   if (is_hf_format(q.format)) return quantize_hf(q, hooks);
   if (q.format != "lmq") fail("--format '{}': expected lmq, gguf, gptq, awq or compressed-tensors", q.format);
   if (q.hessian_fit) fail("--hessian-fit: only for --format gguf --method gptq");
-  auto m = Model::load(q.model);
+  Source src = load_source(q);
+  const std::unique_ptr<Model>& m = src.model;
   QuantizeOptions o;
   o.scheme = quant::parse_scheme(q.scheme);
   for (const auto& ov : q.overrides) o.overrides.push_back(parse_override(ov));
   o.threads = q.threads;
   o.provenance["lmq.source"] = q.model;
   o.provenance["lmq.command"] = q.command_line;
+  if (!src.rotation.empty()) o.provenance["lmq.rotation"] = src.rotation;
 
   // the straight line: targets (--scheme, --override) → mixed precision → calibration → writer
   QuantPlan plan = plan_targets(*m, o);
-  const uint64_t estimate = check_memory(*m, plan, q);  // before the calibration windows are cut
+  const uint64_t estimate = check_memory(*m, plan, q, src.held_bytes);  // before the calibration windows are cut
   CalibQuantOptions cq = calib_options(q, *m);
   cq.target_name = o.scheme.to_string();
   if (!q.calib.empty())
@@ -244,6 +285,7 @@ QuantizeOutcome run_quantize_job(const QuantizeJob& q, const QuantizeHooks& hook
   }
   QuantizeOutcome r;
   r.estimated_peak_bytes = estimate;
+  r.rotation = src.rotation;
   r.method = cq.method;
   prepare_calibrated(*m, plan, cq, &r.calib, block_progress(cq.method, hooks));
   // the recorded scheme names the range search that mse and awmse gave the plan's targets

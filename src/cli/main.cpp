@@ -452,6 +452,7 @@ void cmd_quantize(const QuantOpts& qo) {
   hooks.blocks = block_progress();
   hooks.tensors = tty_tensor_progress();
   const calib::QuantizeOutcome out = calib::run_quantize_job(qo.job, hooks);
+  if (!out.rotation.empty()) fmt::print(qo.json ? stderr : stdout, "{}\n", out.rotation);
   if (out.gguf) return print_gguf_outcome(qo, out, t_start);
   if (out.hf) return print_hf_outcome(qo, out, t_start);
   const calib::QuantizeJob& q = qo.job;
@@ -681,6 +682,12 @@ int main(int argc, char** argv) {
   quantize->add_option("--smooth", qo.job.smooth, "W8A8: SmoothQuant α in [0, 1], or off")->capture_default_str();
   quantize->add_option("--act-calib", qo.job.act_calib, "W8A8 static range rule: minmax, pctP (pct99.9), mse, kl")
       ->capture_default_str();
+  quantize->add_option("--rotate", qo.job.rotate,
+                       "fuse an orthogonal rotation of the residual stream into the weights first (QuaRot/SpinQuant "
+                       "R1): hadamard or random-orthogonal")
+      ->capture_default_str();
+  quantize->add_flag("--rotate-heads", qo.job.rotate_heads,
+                     "with --rotate: also rotate each attention head's values (v_proj/o_proj, SpinQuant R2)");
   quantize->add_flag("--json", qo.json, "print JSON");
   thread_opts.push_back(quantize->add_option("--threads,-t", threads, "worker threads"));
 

@@ -108,7 +108,7 @@ void Model::Overlay::put(Tensor t) {
 
 std::unique_ptr<Model> Model::with_tensors(const Model& base, Overlay overlay, std::string path) {
   Parts p;
-  p.config = base.config_;
+  p.config = overlay.config ? *overlay.config : base.config_;
   p.path = std::move(path);
   p.kind = "memory";
   p.tensors = base.tensors_;

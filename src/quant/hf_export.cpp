@@ -419,6 +419,8 @@ ojson read_json(const std::string& path) {
 void write_side_files(const Model& src, const std::string& from, const std::string& dir, const ojson& qc) {
   ojson config = read_json(from + "/config.json");
   config["quantization_config"] = qc;
+  // the model written may differ from the source's config here: a rotation unties (quant/rotate.h)
+  config["tie_word_embeddings"] = src.config().tied_embeddings;
   write_text(dir + "/config.json", config.dump(2) + "\n");
   if (fs::exists(from + "/generation_config.json"))
     copy_file(from + "/generation_config.json", dir + "/generation_config.json");

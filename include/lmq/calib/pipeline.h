@@ -35,6 +35,8 @@
 
 namespace lmq::calib {
 
+inline constexpr const char* kStatsRotationKey = "lmq.stats.rotation";
+
 enum class Method { Rtn, Mse, AwMse, Gptq, Awq, AwqGptq };
 Method parse_method(const std::string& s);  // rtn | mse | awmse | gptq | awq | awq+gptq (or gptq+awq)
 const char* method_name(Method m);
@@ -44,6 +46,8 @@ struct CalibQuantOptions {
   std::vector<std::vector<int>> windows;  // calibration windows (empty with stats_in)
   std::string stats_in, stats_out;
   std::map<std::string, std::string> stats_meta;  // written into --save-stats files
+  // stats_meta's key naming the rotation (quant/rotate.h) the statistics were gathered under;
+  // absent: none. --stats refuses a file whose rotation is not this run's.
   std::string target_name;  // recorded as lmq.stats.sequential = METHOD:TARGET ("int4:g128:...", "gguf")
   GptqOptions gptq;
   bool hessian_fit = false;  // ggml targets, gptq and awq+gptq: block scales fitted weighted by diag(H)

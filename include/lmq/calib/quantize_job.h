@@ -18,6 +18,7 @@
 #include "lmq/quant/gguf_export.h"
 #include "lmq/quant/hf_export.h"
 #include "lmq/quant/quantize_model.h"
+#include "lmq/quant/rotate.h"
 
 namespace lmq::calib {
 
@@ -43,6 +44,11 @@ struct QuantizeJob {
   std::string sens_in, sens_out;
   // --format gptq|awq|compressed-tensors (quant/hf_export.h)
   uint64_t max_shard_bytes = kDefaultShardBytes;
+  // --rotate hadamard|random-orthogonal (quant/rotate.h): the model is rotated first, every
+  // method and sink then works on the rotated model
+  std::string rotate = "none";
+  bool rotate_heads = false;  // --rotate-heads: R2 on v/o per head as well
+  uint64_t rotate_seed = quant::kRotateSeed;
 };
 
 // What the job reports while it runs (each may be empty).
@@ -63,6 +69,7 @@ struct QuantizeOutcome {
   HfExportReport hf_report;      // gptq, awq, compressed-tensors
   CalibQuantReport calib;
   uint64_t estimated_peak_bytes = 0;  // the estimate checked against the available memory up front
+  std::string rotation;  // --rotate: what was done (and why the embeddings were untied); empty without
 };
 
 QuantizeOutcome run_quantize_job(const QuantizeJob& job, const QuantizeHooks& hooks);

@@ -84,10 +84,13 @@ class Model {
   struct Overlay {
     std::vector<Tensor> tensors;
     std::vector<std::shared_ptr<void>> storage;
+    // Replaces the base's config when set (a rotation that unties the embeddings, quant/rotate.h).
+    std::optional<ModelConfig> config;
     void put(Tensor t);  // replaces an entry of the same name, else appends
   };
   // The one way to make a model from another (calibration's block models, AWQ's scaled
-  // weights, W8A8's folded model, mixed precision's probes): base's config, tokenizer and
+  // weights, W8A8's folded model, mixed precision's probes, rotations): base's config (unless
+  // the overlay has one), tokenizer and
   // metadata with the overlay's tensors, named `path` in messages. The result shares the
   // base's storage, so the tensors it keeps stay valid after the base is gone.
   static std::unique_ptr<Model> with_tensors(const Model& base, Overlay overlay, std::string path);
