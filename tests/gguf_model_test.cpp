@@ -281,6 +281,27 @@ std::string load_error(const std::string& path) {
 }
 }  // namespace
 
+// A GGUF source quantized into lmq's file keeps what GGUF holds beyond a Hugging Face config:
+// the permuted Q/K rows (RoPE on adjacent pairs) and Llama-3's rope_freqs divisors. Without
+// them the file ran the rows in the wrong RoPE order (KLD ~0.95 against its source).
+TEST(GgufSource, QuantizedIntoAnLmqFileKeepsItsRope) {
+  for (const std::string fx : {"lmq-llama-25m-Q8_0.gguf", "lmq-llama3-9m-Q8_0.gguf"}) {
+    SCOPED_TRACE(fx);
+    REQUIRE_FILE(gguf_path(fx));
+    const std::string out = lmq::test::temp_dir() + "/from-gguf.lmq";
+    const auto q = run_lmq({"quantize", gguf_path(fx), "-o", out, "--scheme", "int8:channel:sym"});
+    ASSERT_EQ(q.exit_code, 0) << q.err;
+    const auto src = Model::load(gguf_path(fx)), got = Model::load(out);
+    EXPECT_TRUE(got->config().rope_interleaved);
+    EXPECT_EQ(got->config().rope_freq_factors, src->config().rope_freq_factors);
+    const auto e = run_lmq({"eval", out, "--base", gguf_path(fx), "--text", shared_path("text/docs-valid.txt"),
+                            "--windows", "1", "--ctx", "128", "--json"});
+    ASSERT_EQ(e.exit_code, 0) << e.err;
+    EXPECT_LT(json::parse(e.out)["kld_mean"].get<double>(), 0.01);  // int8 over Q8_0's values
+  }
+  EXPECT_FALSE(Model::load(shared_path("gguf/lmq-llama3-9m-Q8_0.gguf"))->config().rope_freq_factors.empty());
+}
+
 TEST(GgufBadModel, ClearErrors) {
   const std::string fx = "lmq-qwen2-21m-Q3_K_M.gguf";
   REQUIRE_FILE(gguf_path(fx));

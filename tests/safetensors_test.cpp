@@ -264,6 +264,18 @@ TEST(BadInputConfig, KeyOfTheWrongType) {
   }
 }
 
+// lmq's own RoPE keys (an lmq file of a GGUF source): wrong types and bad divisors are refused.
+TEST(BadInputConfig, LmqRopeKeys) {
+  json j = good_config();
+  j["lmq_rope_interleaved"] = "yes";
+  expect_config_rejected(j, {"lmq_rope_interleaved"});
+  j = good_config();
+  for (const json& bad : {json("1"), json::array({1.0, -2.0}), json::array({1.0, "x"}), json::array({0.0})}) {
+    j["lmq_rope_freq_factors"] = bad;
+    expect_config_rejected(j, {"lmq_rope_freq_factors"});
+  }
+}
+
 TEST(BadInputConfig, TokenIds) {
   for (const json& v : {json("1"), json::array({"x"}), json::array({1.5}), json(-1), json(100), json(1e30),
                         json::array({uint64_t(1) << 40}), json(uint64_t(1) << 40)}) {

@@ -51,6 +51,26 @@ int get_token_id(const json& j, const char* key, int dflt, const std::string& pa
 }
 }  // namespace
 
+namespace {
+// lmq's own keys in the config an lmq file embeds, for a model read from GGUF: llama.cpp's
+// permuted Q/K rows (RoPE on adjacent pairs) and its rope_freqs divisors. A Hugging Face
+// config.json never has them.
+void read_lmq_rope_keys(const json& j, const std::string& path, ModelConfig& c) {
+  if (auto it = j.find("lmq_rope_interleaved"); it != j.end()) {
+    if (!it->is_boolean()) fail("{}: lmq_rope_interleaved must be true or false", path);
+    c.rope_interleaved = it->get<bool>();
+  }
+  if (auto it = j.find("lmq_rope_freq_factors"); it != j.end()) {
+    if (!it->is_array() || it->size() > 65536) fail("{}: lmq_rope_freq_factors must be an array of numbers", path);
+    for (const json& x : *it) {
+      const double v = x.is_number() ? x.get<double>() : -1;
+      if (!(v > 0 && v < 1e6)) fail("{}: lmq_rope_freq_factors holds {}, not a frequency divisor", path, x.dump());
+      c.rope_freq_factors.push_back(float(v));
+    }
+  }
+}
+}  // namespace
+
 ModelConfig ModelConfig::from_hf_json(const std::string& text, const std::string& path) {
   json j;
   try {
@@ -99,6 +119,7 @@ ModelConfig ModelConfig::from_hf_json(const std::string& text, const std::string
   c.bos_id = get_token_id(j, "bos_token_id", 1, path);
   if (auto ab = j.find("add_bos_token"); ab != j.end() && ab->is_boolean()) c.add_bos = ab->get<bool>();
   c.eos_id = get_token_id(j, "eos_token_id", 2, path);
+  read_lmq_rope_keys(j, path, c);
   c.validate(path);
   return c;
 }
@@ -141,6 +162,9 @@ std::string ModelConfig::to_hf_json() const {
   j["hidden_act"] = "silu";
   j["bos_token_id"] = bos_id;
   j["eos_token_id"] = eos_id;
+  // What a GGUF source holds beyond a Hugging Face config (see read_lmq_rope_keys).
+  if (rope_interleaved) j["lmq_rope_interleaved"] = true;
+  if (!rope_freq_factors.empty()) j["lmq_rope_freq_factors"] = rope_freq_factors;
   return j.dump();
 }
 
