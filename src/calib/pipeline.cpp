@@ -508,10 +508,10 @@ void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptio
     }
   }
   if (progress) progress(L, L, "done");
-  if (c.method == Method::AwMse) {
-    if (plan.gguf) plan.weighted = true;
-    else use_mse(plan);
-  }
+  // GGUF: every tensor calibration left to the writer (all of them for awmse; the embedding and
+  // whatever else GPTQ/AWQ did not reach) gets the weighted fit, not llama.cpp's reference one.
+  if (plan.gguf) plan.weighted = true;
+  else if (c.method == Method::AwMse) use_mse(plan);
   if (!c.stats_out.empty()) {
     std::map<std::string, std::string> meta = c.stats_meta;
     meta["lmq.stats.sequential"] =
