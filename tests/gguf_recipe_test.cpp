@@ -29,9 +29,7 @@
 #include "test_support.h"
 
 using namespace lmq;
-using lmq::test::run_lmq;
-using lmq::test::shared_path;
-using lmq::test::temp_dir;
+using namespace lmq::test;
 using json = nlohmann::json;
 
 namespace {
