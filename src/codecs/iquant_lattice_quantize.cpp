@@ -29,7 +29,7 @@ namespace {
 
 constexpr int kEntries = 512;  // iq3s_grid and iq2xs_grid alike
 constexpr int kMaxCode = 15;   // 4-bit sub-block codes: scale multiples 1, 3, ..., 31 of d
-constexpr int kSuperTries = 4;  // candidate super-scales per super-block
+constexpr int kSuperTries = 2;  // candidate super-scales per super-block
 
 // A grid as value-major floats: g[j * kEntries + e] is magnitude j of entry e.
 struct Lattice {
@@ -98,7 +98,7 @@ float fit_sub_scale(const Lattice& L, const float* x, const float* w) {
   if (xmax < kGroupMaxEps) return 0;
   uint16_t idx[8];
   float best_s = xmax / L.gmax, best = -1;
-  for (int is = -6; is <= 6; ++is) {  // the largest value from 0.7 to 1.3 of the top level
+  for (int is = -6; is <= 6; is += 2) {  // the largest value from 0.7 to 1.3 of the top level
     const float s = xmax / (L.gmax * (1 + 0.05f * float(is)));
     search_codes(L, x, w, s, idx);
     float sumqx = 0, sumq2 = 0;
