@@ -181,3 +181,17 @@ TEST(IQuantLattice, QuantizeSchemeIq3sThroughCli) {
   EXPECT_GT(ppl, 1.0);
   EXPECT_LT(ppl, 200.0);  // the F32 model scores ~40 here; a broken writer gives thousands
 }
+
+// --override puts IQ2_XS on chosen tensors of another scheme's file.
+TEST(IQuantLattice, OverrideIq2xsThroughCli) {
+  const std::string dir = test::temp_dir(), out = dir + "/ov.gguf";
+  auto r = test::run_lmq({"quantize", test::shared_path("models/lmq-llama3-9m"), "-o", out, "--format", "gguf",
+                          "--scheme", "q8_0", "--override", "ffn_down=iq2_xs"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const size_t p = r.out.find("blk.0.ffn_down.weight");
+  ASSERT_NE(p, std::string::npos) << r.out;
+  EXPECT_NE(r.out.substr(p, r.out.find('\n', p) - p).find(" iq2_xs "), std::string::npos) << r.out;
+  r = test::run_lmq({"eval", out, "--text", test::shared_path("text/docs-valid.txt"), "--windows", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("ppl "), std::string::npos) << r.out;
+}
