@@ -225,7 +225,7 @@ TEST(GgufRecipe, TargetBpwCandidatesFromFormatTable) {
   for (const auto& l : labels)
     if (std::find(k_and_legacy.begin(), k_and_legacy.end(), l) != k_and_legacy.end()) seen.push_back(l);
   EXPECT_EQ(seen, k_and_legacy);
-  for (const auto& l : labels) EXPECT_TRUE(l != "iq3_s" && l != "iq2_xs") << l;
+  for (const auto& l : labels) EXPECT_TRUE(l != "iq3_s" && l != "iq2_xs" && l != "iq3_xxs" && l != "iq2_xxs") << l;
 }
 
 // The format table's llama_ftype column (a GGUF all of one type) agrees with the recipe's ftype

@@ -110,15 +110,20 @@ const Case kCases[] = {
     {Format::IQ3_S, 0.186, [](const std::vector<float>& x) { return baseline(x, iq::iq3s_grid, 4, 32, 1.f, false); }},
     {Format::IQ2_XS, 0.36,
      [](const std::vector<float>& x) { return baseline(x, iq::iq2xs_grid, 8, 16, 0.125f, true); }},
+    {Format::IQ3_XXS, 0.356,
+     [](const std::vector<float>& x) { return baseline(x, iq::iq3xxs_grid, 4, 32, 0.25f, true); }},
+    {Format::IQ2_XXS, 0.603,
+     [](const std::vector<float>& x) { return baseline(x, iq::iq2xxs_grid, 8, 32, 0.125f, true); }},
 };
 
 }  // namespace
 
 // The bounds: IQ3_S spends 3.25 bits a value on codes and signs (9-bit index per 4 values + a
-// sign bit each), IQ2_XS 2 (9 + 7 bits per 8). The optimal scalar (Lloyd-Max) quantizer of a
-// unit gaussian with 8 levels (3 bits) has rel RMS 0.186, with 4 levels (2 bits) 0.356 — values
-// every per-value code of those widths at best reaches with a perfectly known scale; the lattice
-// codebooks with fitted scales must do at least that well. The baseline must lose to the fit.
+// sign bit each), IQ2_XS 2 (9 + 7 bits per 8), IQ3_XXS 2.875 (8 + 8 + 7 per 8), IQ2_XXS 1.875
+// (8 + 7 per 8). The optimal scalar (Lloyd-Max) quantizer of a unit gaussian with 8 levels (3
+// bits) has rel RMS 0.186, 4 levels (2 bits) 0.356, 2 levels (1 bit) 0.603 — what a per-value
+// code of the whole bits a format spends at least reaches with a perfectly known scale; the
+// lattice codebooks with fitted scales must do at least that well. The baseline must lose.
 TEST(IQuantLattice, RoundTripBeatsBoundAndBaseline) {
   const std::vector<float> x = gaussian(256 * 64, 3);
   for (const Case& c : kCases) {

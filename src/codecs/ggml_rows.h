@@ -68,6 +68,8 @@ void q_iq4_nl(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_iq4_xs(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_iq3_s(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_iq2_xs(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_iq3_xxs(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_iq2_xxs(const float* x, uint8_t* out, int64_t nb, const float* imp);
 // The i-quant quantizers' error weights over n values (x², or with importance llama.cpp's
 // imp · sqrt(σ² + x²), x² again where the importance is all zero) and that σ² over n values.
 void iq_weights(const float* x, const float* imp, float sigma2, int n, float* w);

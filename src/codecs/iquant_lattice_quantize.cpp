@@ -1,14 +1,15 @@
-// Quantizers of the lattice i-quants IQ3_S and IQ2_XS (layouts in codecs/iquant_blocks.h).
+// Quantizers of the lattice i-quants IQ3_S, IQ3_XXS, IQ2_XS and IQ2_XXS (layouts in
+// codecs/iquant_blocks.h).
 // lmq's own algorithm, not llama.cpp's bytes: the idea of llama.cpp's quantize_row_iq3_s_impl /
 // quantize_row_iq2_xs_impl (weights, candidate scales, the sign-parity fix), but each group's
 // grid entry is found by EXHAUSTIVE search of the weighted squared error over the whole grid
-// (512 entries in both) instead of a neighbour table, and the codes are searched again against
+// (512 or 256 entries) instead of a neighbour table, and the codes are searched again against
 // the sub-block scale as stored (4-bit code times the f16 super-scale), trying the code that
 // rounding picks and its two neighbours.
 //
-// Both formats reconstruct a value as d · (1 + 2s) · g · sign, s the 4-bit sub-block code and g
-// a grid magnitude: IQ3_S's grid byte, or IQ2_XS's grid byte / 8 (its d · (0.5 + s) · 0.25 ·
-// byte is the same product). So one search serves both, over grids of g stored value-major so
+// All four reconstruct a value as d · (1 + 2s) · g · sign, s the 4-bit sub-block code and g a
+// grid magnitude: IQ3_S's grid byte, IQ3_XXS's byte / 4, the IQ2s' byte / 8 (their
+// d · (0.5 + s) · 0.5 or 0.25 · byte is the same product). So one search serves all, over grids of g stored value-major so
 // the inner loop over entries vectorizes.
 #include <array>
 #include <bit>
@@ -27,26 +28,29 @@ namespace iq {
 
 namespace {
 
-constexpr int kEntries = 512;  // iq3s_grid and iq2xs_grid alike
+constexpr int kMaxEntries = 512;  // the largest grid searched (iq3s_grid, iq2xs_grid)
 constexpr int kMaxCode = 15;   // 4-bit sub-block codes: scale multiples 1, 3, ..., 31 of d
 constexpr int kSuperTries = 2;  // candidate super-scales per super-block
 
-// A grid as value-major floats: g[j * kEntries + e] is magnitude j of entry e.
+// A grid as value-major floats: g[j * n + e] is magnitude j of entry e.
 struct Lattice {
+  int n;           // grid entries: 512, or 256 (IQ3_XXS, IQ2_XXS)
   int group;       // values per grid entry: 4 (IQ3_S) or 8 (IQ2_XS)
   int sub;         // values per sub-block scale: 32 (IQ3_S) or 16 (IQ2_XS)
-  bool even_signs; // the sign byte keeps 7 bits and implies even parity (IQ2_XS)
+  bool even_signs; // the sign byte keeps 7 bits and implies even parity (all but IQ3_S)
   float gmax;      // largest magnitude in the grid
   std::vector<float> g;
 };
 
-template <class Entry>
-Lattice make_lattice(const Entry (&grid)[kEntries], int group, int sub, bool even_signs, float unit) {
-  Lattice L{group, sub, even_signs, 0.f, std::vector<float>(size_t(group) * kEntries)};
-  for (int e = 0; e < kEntries; ++e)
+template <class Entry, size_t N>
+Lattice make_lattice(const Entry (&grid)[N], int group, int sub, bool even_signs, float unit) {
+  static_assert(N <= kMaxEntries);
+  const int n = int(N);
+  Lattice L{n, group, sub, even_signs, 0.f, std::vector<float>(size_t(group) * N)};
+  for (int e = 0; e < n; ++e)
     for (int j = 0; j < group; ++j) {
       const float v = float(uint64_t(grid[e]) >> (8 * j) & 0xff) * unit;
-      L.g[size_t(j) * kEntries + e] = v;
+      L.g[size_t(j) * N + size_t(e)] = v;
       if (v > L.gmax) L.gmax = v;
     }
   return L;
@@ -60,20 +64,28 @@ const Lattice& iq2xs_lattice() {
   static const Lattice L = make_lattice(iq::iq2xs_grid, 8, 16, true, 0.125f);
   return L;
 }
+const Lattice& iq3xxs_lattice() {  // d · (0.5 + s) · 0.5 · byte = d · (1 + 2s) · byte / 4
+  static const Lattice L = make_lattice(iq::iq3xxs_grid, 4, 32, true, 0.25f);
+  return L;
+}
+const Lattice& iq2xxs_lattice() {  // d · (0.5 + s) · 0.25 · byte = d · (1 + 2s) · byte / 8
+  static const Lattice L = make_lattice(iq::iq2xxs_grid, 8, 32, true, 0.125f);
+  return L;
+}
 
 // The entry minimizing Σ w (s·g − x)² over one group (x the non-negative targets, except an
 // element whose sign was flipped for parity: its target is −|x|); its error goes to *err.
 int best_entry(const Lattice& L, const float* x, const float* w, float s, float* err) {
-  std::array<float, kEntries> cost{};
+  std::array<float, kMaxEntries> cost{};
   for (int j = 0; j < L.group; ++j) {
-    const float* gj = L.g.data() + size_t(j) * kEntries;
-    for (int e = 0; e < kEntries; ++e) {
+    const float* gj = L.g.data() + size_t(j) * size_t(L.n);
+    for (int e = 0; e < L.n; ++e) {
       const float d = s * gj[e] - x[j];
       cost[size_t(e)] += w[j] * d * d;
     }
   }
   int best = 0;
-  for (int e = 1; e < kEntries; ++e)
+  for (int e = 1; e < L.n; ++e)
     if (cost[size_t(e)] < cost[size_t(best)]) best = e;
   *err = cost[size_t(best)];
   return best;
@@ -103,7 +115,7 @@ float fit_sub_scale(const Lattice& L, const float* x, const float* w) {
     search_codes(L, x, w, s, idx);
     float sumqx = 0, sumq2 = 0;
     for (int j = 0; j < L.sub; ++j) {
-      const float q = L.g[size_t(j % L.group) * kEntries + idx[j / L.group]];
+      const float q = L.g[size_t(j % L.group) * size_t(L.n) + idx[j / L.group]];
       sumqx += w[j] * q * x[j];
       sumq2 += w[j] * q * q;
     }
@@ -238,6 +250,44 @@ void q_iq2_xs(const float* x, uint8_t* out, int64_t nb, const float* imp) {
     }
     uint8_t* scales = out + offsetof(block_iq2_xs, scales);
     for (int ib = 0; ib < 8; ++ib) scales[ib] = uint8_t(c.scale[2 * ib] | c.scale[2 * ib + 1] << 4);
+  }
+}
+
+// IQ3_XXS and IQ2_XXS: per sub-block 8 bytes of grid indices, then a uint32 holding each
+// group's 7 sign bits at 7l and the 4-bit scale at 28.
+namespace {
+uint32_t signs_and_scale(const Codes& c, int ib) {
+  uint32_t a = uint32_t(c.scale[ib]) << 28;
+  for (int l = 0; l < 4; ++l) a |= uint32_t(c.signs[4 * ib + l] & 127) << 7 * l;
+  return a;
+}
+}  // namespace
+
+void q_iq3_xxs(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+  const Lattice& L = iq3xxs_lattice();
+  for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_iq3_xxs)) {
+    const Codes c = quantize_super_block(L, x, imp ? imp + i * QK_K : nullptr);
+    f2h(out, c.d);
+    uint8_t* qs = out + offsetof(block_iq3_xxs, qs);
+    for (int k = 0; k < QK_K / 4; ++k) qs[k] = uint8_t(c.idx[k]);  // index 8·ib + k: values 4k..4k+3
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint32_t a = signs_and_scale(c, ib);
+      std::memcpy(qs + QK_K / 4 + 4 * ib, &a, 4);
+    }
+  }
+}
+
+void q_iq2_xxs(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+  const Lattice& L = iq2xxs_lattice();
+  for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_iq2_xxs)) {
+    const Codes c = quantize_super_block(L, x, imp ? imp + i * QK_K : nullptr);
+    f2h(out, c.d);
+    uint8_t* qs = out + offsetof(block_iq2_xxs, qs);
+    for (int ib = 0; ib < 8; ++ib, qs += 8) {
+      for (int l = 0; l < 4; ++l) qs[l] = uint8_t(c.idx[4 * ib + l]);
+      const uint32_t a = signs_and_scale(c, ib);
+      std::memcpy(qs + 4, &a, 4);
+    }
   }
 }
 
