@@ -209,19 +209,21 @@ TEST(GgufRecipe, PureSchemeExport) {
   EXPECT_EQ(g.get_u32("general.file_type"), 15u);
 }
 
-// --target-bpw's GGUF candidates: every quantized block type of the format table lmq writes,
-// by the bits in the name (the order the allocation's ties and saved sensitivities rely on).
+// --target-bpw's GGUF candidates: every quantized block type of the format table lmq writes
+// with a grid per sub-block (not the lattice i-quants), by the bits in the name (the order the
+// allocation's ties and saved sensitivities rely on).
 TEST(GgufRecipe, TargetBpwCandidatesFromFormatTable) {
   std::vector<std::string> labels;
   for (const auto& c : calib::gguf_mixed_candidates()) labels.push_back(c.label);
   size_t writable = 0;
-  for (const FormatTraits& t : all_format_traits()) writable += t.ggml && t.quantized && t.quantize_row;
+  for (const FormatTraits& t : all_format_traits()) writable += t.ggml && t.quantized && t.quantize_row && t.set_codes;
   EXPECT_EQ(labels.size(), writable);
   const std::vector<std::string> k_and_legacy = {"q2_k", "q3_k", "q4_0", "q4_1", "q4_k", "q5_0", "q5_1", "q5_k", "q6_k", "q8_0"};
   std::vector<std::string> seen;
   for (const auto& l : labels)
     if (std::find(k_and_legacy.begin(), k_and_legacy.end(), l) != k_and_legacy.end()) seen.push_back(l);
   EXPECT_EQ(seen, k_and_legacy);
+  for (const auto& l : labels) EXPECT_TRUE(l != "iq3_s" && l != "iq2_xs" && l != "iq3_xxs" && l != "iq2_xxs") << l;
 }
 
 // The format table's llama_ftype column (a GGUF all of one type) agrees with the recipe's ftype

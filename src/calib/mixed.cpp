@@ -50,14 +50,16 @@ std::vector<MixedCandidate> mixed_candidates() {
   return c;
 }
 
-// Every quantized GGUF block type lmq can write, from the format table, by the bit count in
-// its name ("q4_k" 4, "iq2_xs" 2), then in the table's order: q2_k q3_k q4_0 q4_1 q4_k q5_0 …
-// q8_0 (ties in the allocation go to the first).
+// Every quantized GGUF block type lmq can write with a grid per sub-block, from the format
+// table, by the bit count in its name ("q4_k" 4, "iq4_xs" 4), then in the table's order: q2_k
+// q3_k q4_0 q4_1 q4_k q5_0 … q8_0 (ties in the allocation go to the first). The lattice
+// i-quants (IQ3_S, IQ2_XS, …: codebooks, no set_codes) are not candidates yet: GPTQ cannot write
+// them, and adding them would change every saved sensitivity file's candidate list.
 std::vector<MixedCandidate> gguf_mixed_candidates() {
   const auto bits = [](const FormatTraits& t) { return t.name[t.name.find_first_of("0123456789")] - '0'; };
   std::vector<const FormatTraits*> ts;
   for (const FormatTraits& t : all_format_traits())
-    if (t.ggml && t.quantized && t.gguf_type >= 0 && t.quantize_row) ts.push_back(&t);
+    if (t.ggml && t.quantized && t.gguf_type >= 0 && t.quantize_row && t.set_codes) ts.push_back(&t);
   std::stable_sort(ts.begin(), ts.end(), [&](const FormatTraits* a, const FormatTraits* b) { return bits(*a) < bits(*b); });
   std::vector<MixedCandidate> c;
   for (const FormatTraits* t : ts) c.push_back({std::string(t->name), std::string(t->name), t->format, {}});

@@ -66,6 +66,14 @@ void dq_iq3_xxs(const uint8_t* src, float* y, int64_t nb);
 void dq_iq3_s(const uint8_t* src, float* y, int64_t nb);
 void q_iq4_nl(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_iq4_xs(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_iq3_s(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_iq2_xs(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_iq3_xxs(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_iq2_xxs(const float* x, uint8_t* out, int64_t nb, const float* imp);
+// The i-quant quantizers' error weights over n values (x², or with importance llama.cpp's
+// imp · sqrt(σ² + x²), x² again where the importance is all zero) and that σ² over n values.
+void iq_weights(const float* x, const float* imp, float sigma2, int n, float* w);
+float iq_sigma2(const float* x, int n);
 
 // One block into the LMQ_INT layout that holds its values (codecs/ggml_repack.h): its codes at
 // `codes` (bitstream of the layout's width) and its block_size / 32 scales at `scales`; false

@@ -30,20 +30,30 @@ int nearest_level(float x) {
   return x - v[hi - 1] < v[hi] - x ? hi - 1 : hi;
 }
 
-// The error weights of one sub-block: x² without importance; with it llama.cpp's imatrix
-// weighting imp_j · sqrt(σ² + x_j²) (σ² = 2·mean x² over the whole block). An importance that is
-// zero over the whole sub-block would leave the fit 0/0 (llama.cpp writes a NaN scale there):
-// such a sub-block falls back to x².
-void sub_block_weights(const float* x, const float* imp, float sigma2, float* w) {
+}  // namespace
+
+// The error weights of one sub-block of n values: x² without importance; with it llama.cpp's
+// imatrix weighting imp_j · sqrt(σ² + x_j²) (σ² = 2·mean x² over the whole block). An importance
+// that is zero over the whole sub-block would leave the fit 0/0 (llama.cpp writes a NaN scale
+// there): such a sub-block falls back to x².
+void iq_weights(const float* x, const float* imp, float sigma2, int n, float* w) {
   bool any = false;
   if (imp)
-    for (int j = 0; j < 32; ++j) {
+    for (int j = 0; j < n; ++j) {
       w[j] = imp[j] * sqrtf(sigma2 + x[j] * x[j]);
       any = any || w[j] > 0;
     }
   if (!any)
-    for (int j = 0; j < 32; ++j) w[j] = x[j] * x[j];
+    for (int j = 0; j < n; ++j) w[j] = x[j] * x[j];
 }
+
+float iq_sigma2(const float* x, int n) {
+  float s = 0;
+  for (int j = 0; j < n; ++j) s += x[j] * x[j];
+  return s * (2.f / float(n));
+}
+
+namespace {
 
 // Weighted fit of one sub-block's scale d (x ≈ d · level): 0 for a block of (near) zeros.
 float fit_scale(const float* x, const float* w) {
@@ -73,12 +83,6 @@ float fit_scale(const float* x, const float* w) {
   return d;
 }
 
-float sigma2_of(const float* x, int n) {
-  float s = 0;
-  for (int j = 0; j < n; ++j) s += x[j] * x[j];
-  return s * (2.f / float(n));
-}
-
 // 32 codes into 16 bytes: value j in the low nibble of byte j, value j+16 in its high nibble.
 void pack_nibbles(const uint8_t* L, uint8_t* qs) {
   for (int j = 0; j < 16; ++j) qs[j] = uint8_t(L[j] | L[16 + j] << 4);
@@ -90,7 +94,7 @@ void q_iq4_nl(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   float w[32];
   uint8_t L[32];
   for (int64_t i = 0; i < nb; ++i, x += QK4_NL, out += sizeof(block_iq4_nl)) {
-    sub_block_weights(x, imp ? imp + i * QK4_NL : nullptr, sigma2_of(x, QK4_NL), w);
+    iq_weights(x, imp ? imp + i * QK4_NL : nullptr, iq_sigma2(x, QK4_NL), 32, w);
     const float d = fit_scale(x, w);
     f2h(out, d);
     const float id = d != 0 ? 1 / d : 0;  // codes against the unrounded scale, as llama.cpp
@@ -103,10 +107,10 @@ void q_iq4_xs(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   float w[32], scales[8];
   uint8_t L[32];
   for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_iq4_xs)) {
-    const float sigma2 = sigma2_of(x, QK_K);
+    const float sigma2 = iq_sigma2(x, QK_K);
     float max_scale = 0, amax_scale = 0;
     for (int ib = 0; ib < 8; ++ib) {
-      sub_block_weights(x + 32 * ib, imp ? imp + i * QK_K + 32 * ib : nullptr, sigma2, w);
+      iq_weights(x + 32 * ib, imp ? imp + i * QK_K + 32 * ib : nullptr, sigma2, 32, w);
       scales[ib] = fit_scale(x + 32 * ib, w);
       if (std::fabs(scales[ib]) > amax_scale) amax_scale = std::fabs(scales[ib]), max_scale = scales[ib];
     }

@@ -161,8 +161,10 @@ void ggml_dequantize_row(Format f, const uint8_t* src, float* dst, int64_t k);
 // runs for them (quantize_iq4_nl / quantize_iq4_xs with no imatrix: weights x², 15 candidate
 // scales; not the quantize_row_*_ref variant), with importance llama.cpp's own imatrix weighting
 // — both byte-identical to llama.cpp given the same importance row (a sub-block whose importance
-// is all zero takes the unweighted fit, where llama.cpp would store a NaN scale). The other
-// i-quants are read-only: lmq::Error.
+// is all zero takes the unweighted fit, where llama.cpp would store a NaN scale).
+// IQ3_S, IQ3_XXS, IQ2_XS and IQ2_XXS: lmq's own lattice search
+// (src/codecs/iquant_lattice_quantize.cpp), weighted by importance as llama.cpp does, plain
+// squared error without. IQ2_S is read-only: lmq::Error.
 void ggml_quantize_row(Format f, const float* src, uint8_t* dst, int64_t k, const float* importance = nullptr);
 
 // The reconstruction grid of one sub-block, as the dequantizer computes it (same float
