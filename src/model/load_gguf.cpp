@@ -234,6 +234,7 @@ Model::Parts load_gguf_parts(const std::string& path, bool repack_ggml) {
     if (t.name == "rope_freqs.weight") continue;  // read into the config above
     if (!hf) fail("{}: unknown tensor '{}' (not a llama/qwen2/qwen3 tensor lmq knows)", path, t.name);
     Tensor r = repack_ggml ? repacked_for_int_kernels(t, parts.storage, path) : t;
+    parts.stored_tensor_bytes += t.nbytes;  // the file's bytes, whatever the repacked layout takes
     r.name = *hf;
     has_output |= t.name == "output.weight";
     parts.tensors.push_back(std::move(r));

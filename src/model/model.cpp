@@ -85,6 +85,7 @@ std::unique_ptr<Model> Model::from_parts(Parts p) {
   m->path_ = std::move(p.path);
   m->kind_ = std::move(p.kind);
   m->file_bytes_ = p.file_bytes;
+  m->stored_tensor_bytes_ = p.stored_tensor_bytes;
   m->tensors_ = std::move(p.tensors);
   m->storage_ = std::move(p.storage);
   m->tokenizer_kind_ = p.tokenizer_kind;
@@ -157,6 +158,7 @@ uint64_t Model::param_count() const {
 }
 
 uint64_t Model::tensor_bytes() const {
+  if (stored_tensor_bytes_ != 0) return stored_tensor_bytes_;
   uint64_t n = 0;
   for (const auto& t : tensors_) n += t.nbytes;
   return n;

@@ -57,7 +57,8 @@ class Model {
   const std::vector<LayerWeights>& layers() const { return layers_; }
   // Parameters counted once (a tied lm_head is the embedding).
   uint64_t param_count() const;
-  // Bytes of all tensors as stored (what bits per weight counts: 8 · tensor_bytes / params).
+  // Bytes of all tensors as the source stores them (what bits per weight counts:
+  // 8 · tensor_bytes / params), also where a loader repacked them in memory.
   uint64_t tensor_bytes() const;
   // lmq-file metadata (scheme per tensor etc.); empty for other sources.
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
@@ -67,6 +68,9 @@ class Model {
     ModelConfig config;
     std::string path, kind;
     uint64_t file_bytes = 0;
+    // Bytes of the tensors as the file stores them, when a loader changed their layout in memory
+    // (GGUF blocks repacked for the integer kernels); 0: the tensors' own nbytes.
+    uint64_t stored_tensor_bytes = 0;
     std::vector<Tensor> tensors;
     std::vector<std::shared_ptr<void>> storage;
     // The tokenizer: a file (tokenizer.model / tokenizer.json), or its serialized bytes
@@ -102,6 +106,7 @@ class Model {
   ModelConfig config_;
   std::string path_, kind_;
   uint64_t file_bytes_ = 0;
+  uint64_t stored_tensor_bytes_ = 0;  // Parts::stored_tensor_bytes
   std::vector<Tensor> tensors_;
   std::vector<std::shared_ptr<void>> storage_;
   std::map<std::string, size_t> index_;
