@@ -1,6 +1,8 @@
 #include "lmq/codecs/ggml_repack.h"
 
+#include <algorithm>
 #include <cstddef>
+#include <iterator>
 #include <cstring>
 
 #include "ggml_rows.h"
@@ -24,9 +26,10 @@ void iq4_codes(const uint8_t* qs, uint8_t* u) {
   }
 }
 
-// An f16 field that is a number (exponent bits not all ones: not Inf or NaN).
-bool finite_f16(const uint8_t* p) { return (p[1] & 0x7c) != 0x7c; }
 }  // namespace
+
+// An f16 field that is a number (exponent bits not all ones: not Inf or NaN).
+static bool finite_f16(const uint8_t* p) { return (p[1] & 0x7c) != 0x7c; }
 
 // Q8_0 bytes q → u = q + 128 (flipping the sign bit); the f16 d, bits unchanged.
 bool rp_q8_0(const uint8_t* b, uint8_t* u, uint8_t* scales) {
@@ -71,6 +74,25 @@ std::optional<IntParams> ggml_repack_params(Format f) {
   if (t.int_repack_bits == 0) return std::nullopt;
   return IntParams{.bits = uint8_t(t.int_repack_bits), .asym = false, .group = int32_t(ggml::kGroup),
                    .scale_type = t.int_repack_scale};
+}
+
+int64_t ggml_nonfinite_blocks(Format f, const uint8_t* src, int64_t nblocks) {
+  struct Fields {
+    Format f;
+    int d, dmin;  // byte offsets of the f16 fields, -1: none
+  };
+  static constexpr Fields kFields[] = {{Format::Q2_K, offsetof(ggml::block_q2_K, d), offsetof(ggml::block_q2_K, dmin)},
+                                       {Format::Q3_K, offsetof(ggml::block_q3_K, d), -1},
+                                       {Format::Q4_K, offsetof(ggml::block_q4_K, d), offsetof(ggml::block_q4_K, dmin)},
+                                       {Format::Q5_K, offsetof(ggml::block_q5_K, d), offsetof(ggml::block_q5_K, dmin)},
+                                       {Format::Q6_K, offsetof(ggml::block_q6_K, d), -1}};
+  const Fields* k = std::find_if(std::begin(kFields), std::end(kFields), [f](const Fields& x) { return x.f == f; });
+  if (k == std::end(kFields)) fail("format {} is not a K-quant", format_name(f));
+  const size_t bytes = ggml_block_bytes(f);
+  int64_t bad = 0;
+  for (int64_t i = 0; i < nblocks; ++i, src += bytes)
+    bad += !ggml::finite_f16(src + k->d) || (k->dmin >= 0 && !ggml::finite_f16(src + k->dmin));
+  return bad;
 }
 
 int64_t ggml_repack_rows(Format f, const uint8_t* src, int64_t rows, int64_t cols, int64_t row0, int64_t n,

@@ -31,4 +31,10 @@ std::optional<IntParams> ggml_repack_params(Format f);
 int64_t ggml_repack_rows(Format f, const uint8_t* src, int64_t rows, int64_t cols, int64_t row0, int64_t n,
                          uint8_t* out);
 
+// How many of the nblocks K-quant blocks (Q2_K..Q6_K) at src have a NaN/Inf super-scale (d or
+// dmin). The integer kernels read those blocks in place (kernels/ggml_matmul.h) and, as for a
+// repacked tensor, such a weight would not surface as NaN at the logits: the loader refuses it.
+// Throws lmq::Error for other formats.
+int64_t ggml_nonfinite_blocks(Format f, const uint8_t* src, int64_t nblocks);
+
 }  // namespace lmq

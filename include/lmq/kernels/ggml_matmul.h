@@ -1,0 +1,53 @@
+// Integer linear layers on llama.cpp's K-quant blocks read in place: the weight's bytes are the
+// file's (mmapped) blocks, never repacked or dequantized to float; activations are int8 with one
+// scale s_x[a] and one code sum Σq_x[a] per block a of 32 values (quantize_activations with
+// block = sum_group = 32, kernels/act_quant.h). Layouts: codecs/ggml_blocks.h.
+//
+// Weights: Q4_K and Q6_K, 2-D, K (columns) a multiple of 256. For output o and token t, over the
+// super-blocks b (256 values) of row o, in increasing b, the activation blocks a = 8b + j
+// (j = 0..7), with q the weight codes and all sums integer (exact):
+//   Q4_K (sub-block j = values 32j..32j+31 of the super-block; x = d·sc[j]·q − dmin·m[j]):
+//     i[a]  = Σ_{k∈a} q[k]·q_x[k]
+//     ds = d·float(sc[j]),  dm = dmin·float(m[j])                     (both exact in f32)
+//     f[a] = s_x[a] · (float(i[a])·ds − float(Σq_x[a])·dm)
+//   Q6_K (sub-blocks 2j and 2j+1 of 16 values; x = d·sc[s]·(q − 32)):
+//     i[a]  = sc[2j]·Σ_{k∈2j}(q[k] − 32)·q_x[k] + sc[2j+1]·Σ_{k∈2j+1}(q[k] − 32)·q_x[k]
+//     f[a] = s_x[a] · (d · float(i[a]))
+// every product and difference rounded to f32 in the order written (no FMA), then, as the
+// LMQ_INT kernels do (kernels/int_matmul.h):
+//   slot[j] = Σ f[a] over the a with a mod 8 = j, added in increasing a from 0.0f  (8 slots)
+//   y[t,o] = ((slot0 + slot4) + (slot2 + slot6)) + ((slot1 + slot5) + (slot3 + slot7))  (+ bias)
+// d, dmin are the blocks' f16 fields; sc, m the 6-bit (Q4_K) or int8 (Q6_K) sub-block scales.
+// The sums cannot overflow int32 (|i[a]| ≤ 2·128·16·32·127 < 2^24, so float(i) is exact too).
+// Kernels: the scalar specification and an AVX-512 VNNI one (vpdpbusd on the codes as u8),
+// equal to it bit for bit; Auto picks VNNI where the CPU has it, else the scalar one. The VNNI
+// kernel works on tiles of 4 output rows × up to 4 tokens, so prefill reads each weight tile
+// once per 4 tokens and decode streams the weight once. Threads split the output rows (OpenMP);
+// results do not depend on the thread count. A block whose d or dmin is NaN/Inf is the
+// loader's to refuse (ggml_nonfinite_blocks, codecs/ggml_repack.h): the kernels compute with it.
+#pragma once
+#include <cstdint>
+#include <span>
+
+#include "lmq/kernels/act_quant.h"
+#include "lmq/kernels/int_matmul.h"
+#include "lmq/tensor.h"
+
+namespace lmq {
+
+// Whether w runs on these kernels with activation blocks of act_block values (only 32).
+bool ggml_matmul_supported(const Tensor& w, int64_t act_block);
+
+struct GgmlMatmulJob {
+  const Tensor* w;
+  float* y;  // T × w.rows()
+  const float* bias = nullptr;
+};
+// Every job against the same xq (block = sum_group = 32, K = each weight's columns), in one
+// parallel region; the same results as one call per job. Throws lmq::Error for an unsupported
+// weight, mismatched activations, or a kernel this CPU lacks (Avx2 has no K-quant kernel).
+void ggml_matmul_q(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq, IntKernel k = IntKernel::Auto);
+void ggml_matmul_q(const Tensor& w, const QuantizedActs& xq, float* y, const float* bias = nullptr,
+                   IntKernel k = IntKernel::Auto);
+
+}  // namespace lmq

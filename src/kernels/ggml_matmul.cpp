@@ -1,0 +1,202 @@
+#include "lmq/kernels/ggml_matmul.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "ggml_matmul_internal.h"
+#include "int_matmul_internal.h"
+#include "lmq/codecs/ggml_blocks.h"
+#include "lmq/codecs/format_traits.h"
+#include "lmq/error.h"
+#include "lmq/half.h"
+
+namespace lmq {
+
+namespace ggk {
+namespace {
+
+float f16_at(const uint8_t* p) { return f16_to_f32(uint16_t(p[0] | p[1] << 8)); }
+
+// A Q4_K block's 8 sub-block scales sc and mins m (the 6-bit fields, codecs/ggml_blocks.h).
+void q4k_scales(const uint8_t* s, int* sc, int* m) {
+  for (int j = 0; j < 4; ++j) {
+    sc[j] = s[j] & 63;
+    m[j] = s[j + 4] & 63;
+    sc[j + 4] = (s[j + 8] & 15) | (s[j] >> 6) << 4;
+    m[j + 4] = (s[j + 8] >> 4) | (s[j + 4] >> 6) << 4;
+  }
+}
+
+// The 256 codes of a block, value order: Q4_K 0..15, Q6_K 0..63.
+void q4k_codes(const uint8_t* qs, uint8_t* q) {
+  for (int c = 0; c < 4; ++c)
+    for (int l = 0; l < 32; ++l) {
+      q[64 * c + l] = qs[32 * c + l] & 15;
+      q[64 * c + 32 + l] = qs[32 * c + l] >> 4;
+    }
+}
+void q6k_codes(const uint8_t* ql, const uint8_t* qh, uint8_t* q) {
+  for (int h = 0; h < 2; ++h, ql += 64, qh += 32, q += 128)
+    for (int l = 0; l < 32; ++l) {
+      q[l] = uint8_t((ql[l] & 15) | (qh[l] & 3) << 4);
+      q[l + 32] = uint8_t((ql[l + 32] & 15) | (qh[l] >> 2 & 3) << 4);
+      q[l + 64] = uint8_t((ql[l] >> 4) | (qh[l] >> 4 & 3) << 4);
+      q[l + 96] = uint8_t((ql[l + 32] >> 4) | (qh[l] >> 6 & 3) << 4);
+    }
+}
+
+int32_t dot(const uint8_t* q, const int8_t* x, int n, int off) {
+  int32_t s = 0;
+  for (int k = 0; k < n; ++k) s += (int32_t(q[k]) - off) * int32_t(x[k]);
+  return s;
+}
+
+}  // namespace
+
+// The specification (ggml_matmul.h), written plainly.
+void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
+  const int64_t nsb = a.K / ggml::QK_K, na = a.K / 32;
+  const int64_t bb = int64_t(ggml_block_bytes(a.f));
+  uint8_t q[ggml::QK_K];
+  for (int64_t o = o0; o < o1; ++o)
+    for (int64_t t = 0; t < a.T; ++t) {
+      const int8_t* xt = x.q + t * a.K;
+      const float* sx = x.sx + t * na;
+      const int32_t* xs = x.xs + t * na;
+      float slot[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (int64_t b = 0; b < nsb; ++b) {
+        const uint8_t* blk = a.w + o * a.row_bytes + b * bb;
+        const int8_t* xb = xt + b * ggml::QK_K;
+        if (a.f == Format::Q4_K) {
+          const float d = f16_at(blk), dmin = f16_at(blk + 2);
+          int sc[8], m[8];
+          q4k_scales(blk + 4, sc, m);
+          q4k_codes(blk + 16, q);
+          for (int j = 0; j < 8; ++j) {
+            const int64_t ia = b * 8 + j;
+            const int32_t i = dot(q + 32 * j, xb + 32 * j, 32, 0);
+            const float ds = d * float(sc[j]), dm = dmin * float(m[j]);
+            const float f = sx[ia] * (float(i) * ds - float(xs[ia]) * dm);
+            slot[j] = slot[j] + f;
+          }
+        } else {
+          const float d = f16_at(blk + 208);
+          const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
+          q6k_codes(blk, blk + 128, q);
+          for (int j = 0; j < 8; ++j) {
+            const int64_t ia = b * 8 + j;
+            const int32_t i = sc[2 * j] * dot(q + 32 * j, xb + 32 * j, 16, 32) +
+                              sc[2 * j + 1] * dot(q + 32 * j + 16, xb + 32 * j + 16, 16, 32);
+            const float f = sx[ia] * (d * float(i));
+            slot[j] = slot[j] + f;
+          }
+        }
+      }
+      float y = intk::combine_slots(slot);
+      if (a.bias) y = y + a.bias[o];
+      a.y[t * a.N + o] = y;
+    }
+}
+
+}  // namespace ggk
+
+bool ggml_matmul_supported(const Tensor& w, int64_t act_block) {
+  return (w.format == Format::Q4_K || w.format == Format::Q6_K) && w.shape.size() == 2 && act_block == 32 &&
+         w.cols() > 0 && w.cols() % ggml::QK_K == 0 && w.rows() > 0;
+}
+
+namespace {
+
+ggk::Args args_of(const GgmlMatmulJob& j, int64_t T) {
+  const Tensor& w = *j.w;
+  return {w.format, w.data, int64_t(ggml_row_bytes(w.format, w.cols())), w.rows(), w.cols(), T, j.bias, j.y};
+}
+
+void check(const GgmlMatmulJob& j, const QuantizedActs& xq) {
+  const Tensor& w = *j.w;
+  if (!ggml_matmul_supported(w, 32)) fail("ggml_matmul: weight {} ({}) is not supported", w.name, format_name(w.format));
+  if (w.nbytes < uint64_t(w.rows()) * ggml_row_bytes(w.format, w.cols()))
+    fail("ggml_matmul: weight {} holds {} bytes, fewer than its shape needs", w.name, w.nbytes);
+  if (xq.K != w.cols() || xq.block != 32 || xq.sum_group != 32)
+    fail("ggml_matmul: weight {} needs activations of {} columns in blocks of 32 (got {} columns, block {}, sum group {})",
+         w.name, w.cols(), xq.K, xq.block, xq.sum_group);
+}
+
+// The tiles of every job, in order, split into one contiguous share per thread (as int_matmul's
+// fused products): one parallel region for q/k/v or gate/up.
+template <class Fn>
+void split_tiles(std::span<const GgmlMatmulJob> jobs, int64_t rows_per_tile, Fn&& run) {
+  std::vector<int64_t> first(jobs.size() + 1, 0);
+  for (size_t j = 0; j < jobs.size(); ++j) first[j + 1] = first[j] + (jobs[j].w->rows() + rows_per_tile - 1) / rows_per_tile;
+  const int64_t total = first.back();
+#pragma omp parallel
+  {
+    const int64_t nth = omp_get_num_threads(), me = omp_get_thread_num();
+    const int64_t lo = total * me / nth, hi = total * (me + 1) / nth;
+    for (size_t j = 0; j < jobs.size(); ++j) {
+      const int64_t a = std::max(lo, first[j]), b = std::min(hi, first[j + 1]);
+      if (a < b) run(j, a - first[j], b - first[j]);
+    }
+  }
+}
+
+void run_vnni(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq) {
+  const int64_t T = xq.T, K = xq.K, na = K / 32;
+  // Scratch kept per thread: decode calls this ~60 times per token.
+  thread_local std::vector<int8_t> q4k;
+  thread_local std::vector<float> sx4;
+  thread_local std::vector<int32_t> xs4, x16s4;
+  ggk::VnniActs x{};
+  x.q = xq.q.data();
+  x.ld4 = na * 4, x.ld16 = na * 8;
+  sx4.resize(size_t(T * x.ld4));
+  xs4.resize(size_t(T * x.ld4));
+  x16s4.resize(size_t(T * x.ld16));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t ia = 0; ia < na; ++ia) {
+      const int8_t* q = xq.q.data() + t * K + ia * 32;
+      int32_t s0 = 0, s1 = 0;
+      for (int k = 0; k < 16; ++k) s0 += q[k], s1 += q[k + 16];
+      for (int r = 0; r < 4; ++r) {
+        sx4[size_t(t * x.ld4 + ia * 4 + r)] = xq.scale[size_t(t * na + ia)];
+        xs4[size_t(t * x.ld4 + ia * 4 + r)] = xq.sums[size_t(t * na + ia)];
+        x16s4[size_t(t * x.ld16 + ia * 8 + r)] = 32 * s0;
+        x16s4[size_t(t * x.ld16 + ia * 8 + 4 + r)] = 32 * s1;
+      }
+    }
+  x.sx4 = sx4.data(), x.xs4 = xs4.data(), x.x16s4 = x16s4.data();
+  x.q4k = nullptr;
+  if (std::any_of(jobs.begin(), jobs.end(), [](const GgmlMatmulJob& j) { return j.w->format == Format::Q4_K; })) {
+    q4k.resize(xq.q.size());
+    ggk::reorder_q4k_vnni(xq.q.data(), T * K, q4k.data());
+    x.q4k = q4k.data();
+  }
+  split_tiles(jobs, 4, [&](size_t j, int64_t a, int64_t b) { ggk::tiles_vnni(args_of(jobs[j], T), x, a, b); });
+}
+
+}  // namespace
+
+void ggml_matmul_q(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq, IntKernel kern) {
+  if (jobs.empty()) return;
+  for (const GgmlMatmulJob& j : jobs) check(j, xq);
+  if (kern == IntKernel::Auto) kern = ggk::have_vnni() ? IntKernel::Avx512Vnni : IntKernel::Scalar;
+  if (kern == IntKernel::Avx512Vnni && !ggk::have_vnni())
+    fail("ggml_matmul: kernel {} is not available here", int_kernel_name(kern));
+  if (kern == IntKernel::Avx2) fail("ggml_matmul: no {} kernel for K-quant weights", int_kernel_name(kern));
+  if (kern == IntKernel::Avx512Vnni) return run_vnni(jobs, xq);
+  const ggk::Acts x{xq.q.data(), xq.scale.data(), xq.sums.data()};
+  constexpr int64_t kRows = 16;
+  split_tiles(jobs, kRows, [&](size_t j, int64_t a, int64_t b) {
+    const ggk::Args args = args_of(jobs[j], xq.T);
+    ggk::rows_scalar(args, x, a * kRows, std::min(args.N, b * kRows));
+  });
+}
+
+void ggml_matmul_q(const Tensor& w, const QuantizedActs& xq, float* y, const float* bias, IntKernel k) {
+  const GgmlMatmulJob job{&w, y, bias};
+  ggml_matmul_q(std::span<const GgmlMatmulJob>(&job, 1), xq, k);
+}
+
+}  // namespace lmq
