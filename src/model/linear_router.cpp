@@ -1,6 +1,7 @@
 #include "lmq/model/linear_router.h"
 
 #include "lmq/error.h"
+#include "lmq/kernels/ggml_matmul.h"
 #include "lmq/kernels/matmul.h"
 
 namespace lmq {
@@ -38,7 +39,12 @@ LinearRouter::HeldActs LinearRouter::route(const Tensor& w) {
   if (const auto it = static_.find(&w); it != static_.end()) return {int_plan(w).unit(), -1, it->second.s_x};
   if (act_quant_ != ActQuant::None && int_matmul_supported(w, act_block_))
     return {int_plan(w).unit(), int(act_quant_), 0.f};
+  if (in_place(w)) return {act_block_, int(act_quant_), 0.f};
   return {};
+}
+
+bool LinearRouter::in_place(const Tensor& w) const {
+  return act_quant_ != ActQuant::None && ggml_matmul_supported(w, act_block_) && !static_.contains(&w);
 }
 
 void LinearRouter::quantize_input(const HeldActs& want, const float* x, int n, int64_t K, HeldActs& held) {
@@ -95,6 +101,7 @@ void LinearRouter::linear(const Tensor& w, const Tensor* bias, const float* x, i
 void LinearRouter::run_linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y, HeldActs& held) {
   if (const HeldActs want = route(w); want.unit != 0) {
     quantize_input(want, x, n, w.cols(), held);
+    if (in_place(w)) return ggml_matmul_q(w, xq_, y, int_bias(w, bias));
     return int_matmul_q(int_plan(w), xq_, y, int_bias(w, bias));
   }
   const float* bp = bias ? small_f32(*bias) : nullptr;
@@ -119,13 +126,18 @@ void LinearRouter::linears(std::span<const LinearOut> outs, const float* x, int 
     return;
   }
   LMQ_CHECK(outs.size() <= kMaxFused, "{} fused linears, at most {}", outs.size(), kMaxFused);
+  // LMQ_INT weights and K-quants read in place (Q4_K_M mixes Q4_K and Q6_K) share the input.
   IntMatmulJob jobs[kMaxFused];
-  for (size_t i = 0; i < outs.size(); ++i) {
-    observe(*outs[i].w, x, n);
-    jobs[i] = {&int_plan(*outs[i].w), outs[i].y, int_bias(*outs[i].w, outs[i].bias)};
+  GgmlMatmulJob ggml_jobs[kMaxFused];
+  size_t ni = 0, ng = 0;
+  for (const LinearOut& o : outs) {
+    observe(*o.w, x, n);
+    if (in_place(*o.w)) ggml_jobs[ng++] = {o.w, o.y, int_bias(*o.w, o.bias)};
+    else jobs[ni++] = {&int_plan(*o.w), o.y, int_bias(*o.w, o.bias)};
   }
   quantize_input(want, x, n, outs[0].w->cols(), held);
-  int_matmul_q(std::span<const IntMatmulJob>(jobs, outs.size()), xq_);
+  if (ni) int_matmul_q(std::span<const IntMatmulJob>(jobs, ni), xq_);
+  if (ng) ggml_matmul_q(std::span<const GgmlMatmulJob>(ggml_jobs, ng), xq_);
 }
 
 }  // namespace lmq

@@ -21,6 +21,9 @@
 // holds one copy of the weights (RSS ≈ file size). Dequantized, the model is the file's bit for bit.
 // A run with float activations (--act-quant none) loads without repacking: the float path then
 // reads the blocks as it always did (the same figures as before, byte for byte).
+// Q4_K and Q6_K weights stay in the map: the integer kernels read their blocks in place
+// (kernels/ggml_matmul.h). A load for those kernels checks their super-scales as the repack
+// checks Q8_0's: a NaN/Inf d or dmin refuses the tensor (it would not surface at the logits).
 #include <fmt/ranges.h>
 
 #include <algorithm>
@@ -29,12 +32,14 @@
 #include <map>
 #include <memory>
 
+#include "lmq/codecs/ggml_blocks.h"
 #include "lmq/codecs/ggml_repack.h"
 #include "lmq/codecs/int_format.h"
 #include "lmq/error.h"
 #include "lmq/mapped_file.h"
 #include "lmq/formats/gguf.h"
 #include "lmq/formats/gguf_names.h"
+#include "lmq/kernels/ggml_matmul.h"
 #include "lmq/model/model.h"
 #include "lmq/model/spm_proto.h"
 #include "lmq/tokenizer/gguf_vocab.h"
@@ -185,6 +190,14 @@ Tensor repacked_for_int_kernels(const Tensor& t, std::vector<std::shared_ptr<voi
   return r;
 }
 
+// A K-quant weight the integer kernels will read in place: its scales must be numbers.
+void check_in_place_scales(const Tensor& t, const std::string& path) {
+  if (!ggml_matmul_supported(t, 32)) return;
+  const int64_t blocks = t.numel() / ggml_block_size(t.format);
+  const int64_t bad = ggml_nonfinite_blocks(t.format, t.data, blocks);
+  if (bad) fail("{}: tensor '{}': a non-finite (NaN/Inf) scale in {} block(s)", path, t.name, bad);
+}
+
 }  // namespace
 
 Model::Parts load_gguf_parts(const std::string& path, bool repack_ggml) {
@@ -233,6 +246,7 @@ Model::Parts load_gguf_parts(const std::string& path, bool repack_ggml) {
     const std::optional<std::string> hf = hf_name_of_gguf(t.name);
     if (t.name == "rope_freqs.weight") continue;  // read into the config above
     if (!hf) fail("{}: unknown tensor '{}' (not a llama/qwen2/qwen3 tensor lmq knows)", path, t.name);
+    if (repack_ggml) check_in_place_scales(t, path);
     Tensor r = repack_ggml ? repacked_for_int_kernels(t, parts.storage, path) : t;
     parts.stored_tensor_bytes += t.nbytes;  // the file's bytes, whatever the repacked layout takes
     r.name = *hf;

@@ -1,7 +1,9 @@
 // Which kernel runs each linear layer of a Runner, and with which input. A weight runs on the
 // integer kernels (kernels/int_matmul.h) when it has a static input scale (a W8A8 file,
 // model/static_acts.h) or when the run quantizes activations dynamically (RunOptions) and the
-// kernels take its layout; every other weight runs through lmq::matmul in float.
+// kernels take its layout; a Q4_K / Q6_K weight with dynamic activations in blocks of 32 runs on
+// the kernels that read its GGUF blocks in place (kernels/ggml_matmul.h); every other weight
+// runs through lmq::matmul in float.
 // Linears that read the same input (q/k/v, gate/up) quantize it once when their units and
 // rules agree, and then run as one fused integer product (one parallel region: decode pays
 // ~60 fork/joins per token otherwise).
@@ -62,6 +64,7 @@ class LinearRouter {
   };
   LinearRouter(const Model& model, ActQuantSpec act);  // act: the rule the run settled on
   HeldActs route(const Tensor& w);  // how w's input is quantized for the integer kernels
+  bool in_place(const Tensor& w) const;  // w runs on kernels/ggml_matmul.h
   void linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y, HeldActs& held);
   void run_linear(const Tensor& w, const Tensor* bias, const float* x, int n, float* y, HeldActs& held);
   // w as stored, in_perm cleared, made on first use; xp_ receives x gathered into its order.

@@ -1,0 +1,285 @@
+// The K-quant integer kernels (kernels/ggml_matmul.h): the VNNI kernel equals the scalar
+// specification bit for bit, the specification is close to a float product of the dequantized
+// weight (ggml codec) and activations, and on real GGUF files the integer path's logits are
+// close to the float path's.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <vector>
+
+#include "lmq/codecs/format_traits.h"
+#include "lmq/codecs/ggml_blocks.h"
+#include "lmq/codecs/ggml_repack.h"
+#include "lmq/error.h"
+#include "lmq/formats/gguf.h"
+#include "lmq/half.h"
+#include "lmq/kernels/act_quant.h"
+#include "lmq/kernels/ggml_matmul.h"
+#include "lmq/model/forward.h"
+#include "lmq/model/model.h"
+#include "test_support.h"
+
+using namespace lmq;
+using lmq::test::shared_path;
+
+namespace {
+
+int d_offset(Format f) { return f == Format::Q6_K ? int(offsetof(ggml::block_q6_K, d)) : 0; }
+
+// Random bytes (every code and scale pattern), with finite super-scales of varied magnitude.
+std::vector<uint8_t> random_blocks(Format f, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const size_t bb = ggml_block_bytes(f);
+  std::vector<uint8_t> b(size_t(rows) * ggml_row_bytes(f, cols));
+  for (uint8_t& x : b) x = uint8_t(rng());
+  for (size_t off = 0; off < b.size(); off += bb)
+    for (int k = 0; k < (f == Format::Q4_K ? 2 : 1); ++k) {
+      const uint16_t d = f32_to_f16(std::ldexp(float(int(rng() % 2001) - 1000), -int(10 + rng() % 12)));
+      std::memcpy(b.data() + off + d_offset(f) + 2 * k, &d, 2);
+    }
+  return b;
+}
+
+// Blocks as llama.cpp's quantizer writes them for Gaussian weights (realistic scales).
+std::vector<uint8_t> quantized_blocks(Format f, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.f, 0.05f);
+  std::vector<float> w(static_cast<size_t>(cols));
+  std::vector<uint8_t> b(size_t(rows) * ggml_row_bytes(f, cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (float& v : w) v = g(rng);
+    ggml_quantize_row(f, w.data(), b.data() + size_t(r) * ggml_row_bytes(f, cols), cols);
+  }
+  return b;
+}
+
+Tensor tensor_of(Format f, const std::vector<uint8_t>& b, int64_t rows, int64_t cols) {
+  Tensor t;
+  t.name = "w";
+  t.shape = {rows, cols};
+  t.format = f;
+  t.data = b.data();
+  t.nbytes = b.size();
+  return t;
+}
+
+QuantizedActs random_acts(int64_t T, int64_t K, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.f, 1.f);
+  std::vector<float> x(size_t(T * K));
+  for (float& v : x) v = g(rng);
+  for (size_t i = 0; i < x.size(); i += 97) x[i] *= 30.f;  // outliers: codes at ±127 next to small ones
+  QuantizedActs xq;
+  quantize_activations(x.data(), T, K, ActQuant::DynamicAbsmax, 32, 32, xq);
+  return xq;
+}
+
+std::vector<float> product(const Tensor& w, const QuantizedActs& xq, IntKernel k, const float* bias = nullptr) {
+  std::vector<float> y(size_t(xq.T * w.rows()), -1.f);
+  ggml_matmul_q(w, xq, y.data(), bias, k);
+  return y;
+}
+
+void expect_same_bits(const std::vector<float>& a, const std::vector<float>& b, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (f32_to_bits(a[i]) != f32_to_bits(b[i])) FAIL() << what << " value " << i << ": " << a[i] << " vs " << b[i];
+}
+
+bool have_vnni() { return int_kernel_available(IntKernel::Avx512Vnni); }
+
+}  // namespace
+
+TEST(GgmlMatmul, VnniEqualsScalarSpecBitForBit) {
+  if (!have_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  uint32_t seed = 1;
+  for (Format f : {Format::Q4_K, Format::Q6_K})
+    for (int64_t N : {1, 3, 4, 5, 13, 64})
+      for (int64_t K : {256, 768})
+        for (int64_t T : {1, 2, 3, 4, 5, 7, 9}) {
+          ++seed;
+          const std::vector<uint8_t> b = seed % 2 ? random_blocks(f, N, K, seed) : quantized_blocks(f, N, K, seed);
+          const Tensor w = tensor_of(f, b, N, K);
+          const QuantizedActs xq = random_acts(T, K, seed + 1000);
+          std::vector<float> bias(static_cast<size_t>(N));
+          for (int64_t o = 0; o < N; ++o) bias[size_t(o)] = 0.25f * float(o % 7) - 0.5f;
+          const std::string what = fmt::format("{} {}x{} T={}", format_name(f), N, K, T);
+          expect_same_bits(product(w, xq, IntKernel::Avx512Vnni), product(w, xq, IntKernel::Scalar), what);
+          expect_same_bits(product(w, xq, IntKernel::Avx512Vnni, bias.data()),
+                           product(w, xq, IntKernel::Scalar, bias.data()), what + " bias");
+        }
+}
+
+// A fused product (Q4_K and Q6_K weights on one input, as Q4_K_M's q/k/v) equals one call per
+// weight, and the results do not depend on the thread count.
+TEST(GgmlMatmul, FusedJobsAndThreadCountsGiveTheSameBits) {
+  const int64_t K = 512, T = 3;
+  const std::vector<uint8_t> a = quantized_blocks(Format::Q4_K, 37, K, 5), b = quantized_blocks(Format::Q6_K, 9, K, 6);
+  const Tensor wa = tensor_of(Format::Q4_K, a, 37, K), wb = tensor_of(Format::Q6_K, b, 9, K);
+  const QuantizedActs xq = random_acts(T, K, 7);
+  for (IntKernel k : {IntKernel::Scalar, IntKernel::Avx512Vnni}) {
+    if (!int_kernel_available(k)) continue;
+    const std::vector<float> ya = product(wa, xq, k), yb = product(wb, xq, k);
+    std::vector<float> fa(ya.size()), fb(yb.size());
+    const GgmlMatmulJob jobs[] = {{&wa, fa.data()}, {&wb, fb.data()}};
+    const int threads = omp_get_max_threads();
+    for (int n : {1, 2, 3}) {
+      omp_set_num_threads(n);
+      ggml_matmul_q(jobs, xq, k);
+      expect_same_bits(fa, ya, fmt::format("{} fused Q4_K, {} threads", int_kernel_name(k), n));
+      expect_same_bits(fb, yb, fmt::format("{} fused Q6_K, {} threads", int_kernel_name(k), n));
+    }
+    omp_set_num_threads(threads);
+  }
+}
+
+// The specification against Σ w·x' in double, w the ggml codec's dequantized weight and x' = s_x·q_x:
+// the kernels' only rounding is f32 arithmetic on each block's terms, so the error is a few ulps (2e-7 relative)
+// of S = Σ (|w| + 2|c|)·|x'| (c: the sub-block's offset −dmin·m, whose cancellation with d·sc·q
+// the f32 terms round before).
+TEST(GgmlMatmul, ScalarSpecMatchesFloatReference) {
+  for (Format f : {Format::Q4_K, Format::Q6_K})
+    for (int64_t K : {256, 1280}) {
+      const int64_t N = 11, T = 3;
+      const std::vector<uint8_t> b = quantized_blocks(f, N, K, uint32_t(K));
+      const Tensor w = tensor_of(f, b, N, K);
+      const QuantizedActs xq = random_acts(T, K, 3);
+      const std::vector<float> y = product(w, xq, IntKernel::Scalar);
+      const int64_t sub = ggml_sub_block_size(f), bs = ggml_block_size(f);
+      std::vector<float> wf(static_cast<size_t>(K));
+      std::vector<GgmlGrid> grids(size_t(bs / sub));
+      double worst = 0;
+      for (int64_t o = 0; o < N; ++o) {
+        const uint8_t* row = b.data() + size_t(o) * ggml_row_bytes(f, K);
+        ggml_dequantize_row(f, row, wf.data(), K);
+        for (int64_t t = 0; t < T; ++t) {
+          double ref = 0, S = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            if (k % bs == 0) ggml_block_grids(f, row + (k / bs) * ggml_block_bytes(f), grids.data());
+            const double c = grids[size_t((k % bs) / sub)].c;
+            const double x = double(xq.scale[size_t(t * (K / 32) + k / 32)]) * xq.q[size_t(t * K + k)];
+            ref += double(wf[size_t(k)]) * x;
+            S += (std::fabs(wf[size_t(k)]) + 2 * std::fabs(c)) * std::fabs(x);
+          }
+          const double err = std::fabs(double(y[size_t(t * N + o)]) - ref);
+          EXPECT_LE(err, 2e-7 * S) << format_name(f) << " K=" << K << " row " << o << " token " << t;
+          worst = std::max(worst, err / S);
+        }
+      }
+      std::printf("[spec vs float] %s K=%lld: worst |y - ref| / S = %.3g\n", std::string(format_name(f)).c_str(),
+                  static_cast<long long>(K), worst);
+    }
+}
+
+TEST(BadInputGgmlMatmul, UnsupportedShapesAndActivationsAreRefused) {
+  const std::vector<uint8_t> b = random_blocks(Format::Q4_K, 2, 512, 1);
+  const Tensor w = tensor_of(Format::Q4_K, b, 2, 512);
+  EXPECT_TRUE(ggml_matmul_supported(w, 32));
+  EXPECT_FALSE(ggml_matmul_supported(w, 64));
+  EXPECT_FALSE(ggml_matmul_supported(tensor_of(Format::Q5_K, b, 1, 256), 32));
+  std::vector<float> y(16);
+  QuantizedActs xq = random_acts(1, 256, 2);  // wrong K
+  EXPECT_THROW(ggml_matmul_q(w, xq, y.data()), Error);
+  std::vector<float> x(512, 1.f);
+  quantize_activations(x.data(), 1, 512, ActQuant::DynamicAbsmax, 64, 64, xq);  // blocks of 64
+  EXPECT_THROW(ggml_matmul_q(w, xq, y.data()), Error);
+  quantize_activations(x.data(), 1, 512, ActQuant::DynamicAbsmax, 32, 32, xq);
+  EXPECT_THROW(ggml_matmul_q(w, xq, y.data(), nullptr, IntKernel::Avx2), Error);
+  Tensor short_w = w;
+  short_w.nbytes = 100;
+  EXPECT_THROW(ggml_matmul_q(short_w, xq, y.data()), Error);
+}
+
+TEST(BadInputGgmlMatmul, NonFiniteSuperScalesAreCounted) {
+  for (Format f : {Format::Q4_K, Format::Q6_K, Format::Q2_K, Format::Q3_K, Format::Q5_K}) {
+    std::vector<uint8_t> b = f == Format::Q4_K || f == Format::Q6_K ? random_blocks(f, 1, 1024, 3)
+                                                                   : quantized_blocks(f, 1, 1024, 3);
+    EXPECT_EQ(ggml_nonfinite_blocks(f, b.data(), 4), 0) << format_name(f);
+    const size_t bb = ggml_block_bytes(f);
+    const uint16_t nan = 0x7e00, inf = 0xfc00;
+    const size_t d = f == Format::Q6_K ? offsetof(ggml::block_q6_K, d)
+                     : f == Format::Q3_K ? offsetof(ggml::block_q3_K, d)
+                     : f == Format::Q2_K ? offsetof(ggml::block_q2_K, d)
+                                         : 0;
+    std::memcpy(b.data() + bb + d, &nan, 2);
+    std::memcpy(b.data() + 3 * bb + d, &inf, 2);
+    EXPECT_EQ(ggml_nonfinite_blocks(f, b.data(), 4), 2) << format_name(f);
+  }
+  std::vector<uint8_t> b = random_blocks(Format::Q4_K, 1, 256, 4);
+  const uint16_t nan = 0x7e00;
+  std::memcpy(b.data() + 2, &nan, 2);  // dmin
+  EXPECT_EQ(ggml_nonfinite_blocks(Format::Q4_K, b.data(), 1), 1);
+  EXPECT_THROW(ggml_nonfinite_blocks(Format::Q8_0, b.data(), 1), Error);
+}
+
+// On real files: the integer path (Q4_K / Q6_K in place, anything else as before) against the
+// float path, as GgmlRepack.IntPathLogitsCloseToFloatPath does for Q8_0 / Q4_0.
+TEST(GgmlMatmul, IntPathLogitsCloseToFloatPath) {
+  for (const char* name : {"lmq-llama3-9m-Q4_K_M.gguf", "lmq-qwen2-21m-Q4_K_M.gguf"}) {
+    const std::string p = shared_path(std::string("gguf/") + name);
+    if (!std::filesystem::exists(p)) GTEST_SKIP() << "missing " << p;
+    auto m = Model::load(p);
+    const std::vector<int> ids = m->tokenizer().encode_with_specials(
+        "The kernel schedules threads on the available cores and keeps the caches warm for the next task.");
+    const int n = int(ids.size()), V = m->config().vocab;
+    std::vector<float> li(size_t(n) * V), lf(size_t(n) * V);
+    Runner(*m, n, RunOptions{.act_quant_from_model = true}).forward(ids.data(), n, li.data(), true);
+    Runner(*m, n, RunOptions{}).forward(ids.data(), n, lf.data(), true);
+    double kld = 0, worst = 0;
+    int agree = 0;
+    for (int i = 0; i < n; ++i) {
+      const float* a = lf.data() + size_t(i) * V;
+      const float* b = li.data() + size_t(i) * V;
+      const double ma = *std::max_element(a, a + V), mb = *std::max_element(b, b + V);
+      double za = 0, zb = 0;
+      for (int v = 0; v < V; ++v) za += std::exp(a[v] - ma), zb += std::exp(b[v] - mb);
+      double k = 0;
+      for (int v = 0; v < V; ++v) {
+        const double pa = std::exp(a[v] - ma) / za;
+        k += pa * ((a[v] - ma - std::log(za)) - (b[v] - mb - std::log(zb)));
+        worst = std::max(worst, std::fabs(double(a[v]) - double(b[v])));
+      }
+      kld += k / n;
+      agree += std::max_element(a, a + V) - a == std::max_element(b, b + V) - b;
+    }
+    std::printf("[int vs float] %s: mean KLD %.6f, max |dlogit| %.4f, top-1 %d/%d\n", name, kld, worst, agree, n);
+    EXPECT_LT(kld, 0.002) << name;
+    EXPECT_LT(worst, 0.5) << name;
+    EXPECT_GE(agree, n - 2) << name;
+    EXPECT_GT(worst, 0.0) << name << ": the two paths should not be the same computation";
+  }
+}
+
+// A NaN super-scale in a Q4_K block of a real file: refused at load for the integer kernels,
+// naming the tensor (the float path shows it as non-finite logits).
+TEST(BadInputGgmlMatmul, NanScaleInARealFileIsAnError) {
+  const std::string src = shared_path("gguf/lmq-llama3-9m-Q4_K_M.gguf");
+  if (!std::filesystem::exists(src)) GTEST_SKIP() << src << " missing";
+  std::string bytes = lmq::test::read_file(src);
+  uint64_t at = 0;
+  {
+    GgufFile f(src);
+    for (size_t i = 0; i < f.tensors().size(); ++i)
+      if (f.tensors()[i].name == "blk.0.attn_q.weight") {
+        ASSERT_EQ(f.tensors()[i].format, Format::Q4_K);
+        at = f.data_offset() + f.tensor_offset(i);
+      }
+  }
+  ASSERT_GT(at, 0u);
+  const uint16_t nan = 0x7e00;
+  std::memcpy(bytes.data() + at + 144, &nan, 2);  // d of the second block
+  const std::string dir = lmq::test::temp_dir(), bad = dir + "/nan.gguf";
+  lmq::test::write_file(bad, bytes);
+  auto r = lmq::test::run_lmq({"eval", bad, "--text", shared_path("text/docs-valid.txt"), "--windows", "1"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.err.find("tensor 'blk.0.attn_q.weight': a non-finite (NaN/Inf) scale in 1 block(s)"), std::string::npos)
+      << r.err;
+  r = lmq::test::run_lmq(
+      {"eval", bad, "--text", shared_path("text/docs-valid.txt"), "--windows", "1", "--act-quant", "none"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.err.find("non-finite logit"), std::string::npos) << r.err;
+}
