@@ -8,18 +8,17 @@
 #include <algorithm>
 
 #include "ggml_matmul_internal.h"
-#include "lmq/half.h"
 #include "x86_intrinsics.h"
 
 namespace lmq::ggk {
 
 bool have_vnni() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+  static const bool ok = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   return ok;
 }
 
-#define LMQ_VNNI __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define LMQ_VNNI __attribute__((target("avx2,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
 namespace {
 
@@ -43,35 +42,45 @@ LMQ_VNNI inline __m512i sum_lane_pairs(__m512i A, __m512i B, bool interleave) {
   return _mm512_add_epi32(_mm512_permutex2var_epi32(A, ia, B), _mm512_permutex2var_epi32(A, ib, B));
 }
 
-float f16_at(const uint8_t* p) { return f16_to_f32(uint16_t(p[0] | p[1] << 8)); }
-
 struct Tile {
   const uint8_t* row[4];
   int nr;
+  int64_t prefetch;  // bytes from row[r] to the same row of the next tile (0: none)
 };
+
+// Decode reads each weight byte once: fetch the next tile's super-block b while this one computes.
+LMQ_VNNI inline void prefetch_next(const Tile& tl, int64_t at, int lines) {
+  if (!tl.prefetch) return;
+  for (int r = 0; r < 4; ++r)
+    for (int l = 0; l < lines; ++l) _mm_prefetch(reinterpret_cast<const char*>(tl.row[r] + tl.prefetch + at + 64 * l), _MM_HINT_T0);
+}
 
 LMQ_VNNI inline __m512 u8_to_ps(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
 
-// 4 rows' bytes b[r][0..16) → lane 4j + r = b[r][j] for j < 4 (lo) and b[r][j + 8] (hi) — the
-// Q4_K scale bytes sc (0..7) and m (8..15) of each row, unpacked to 32 bits as floats.
-LMQ_VNNI inline void transpose_q4k_scales(const uint8_t (*s)[16], __m512* sc, __m512* m) {
-  const __m128i o0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s[0]));
-  const __m128i o1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s[1]));
-  const __m128i o2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s[2]));
-  const __m128i o3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s[3]));
-  const __m128i t0 = _mm_unpacklo_epi8(o0, o1), t1 = _mm_unpacklo_epi8(o2, o3);  // sc: j-major, r0 r1 / r2 r3
-  const __m128i u0 = _mm_unpackhi_epi8(o0, o1), u1 = _mm_unpackhi_epi8(o2, o3);  // m
-  sc[0] = u8_to_ps(_mm_unpacklo_epi16(t0, t1)), sc[1] = u8_to_ps(_mm_unpackhi_epi16(t0, t1));
-  m[0] = u8_to_ps(_mm_unpacklo_epi16(u0, u1)), m[1] = u8_to_ps(_mm_unpackhi_epi16(u0, u1));
+uint32_t load32(const uint8_t* p) {
+  uint32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
 }
 
-void q4k_scale_bytes(const uint8_t* s, uint8_t* out) {  // sc[0..8), m[0..8) (codecs/ggml_blocks.h)
-  for (int j = 0; j < 4; ++j) {
-    out[j] = s[j] & 63;
-    out[8 + j] = s[j + 4] & 63;
-    out[j + 4] = uint8_t((s[j + 8] & 15) | (s[j] >> 6) << 4);
-    out[8 + j + 4] = uint8_t((s[j + 8] >> 4) | (s[j + 4] >> 6) << 4);
-  }
+// A Q4_K block's 12 scale bytes → sc[0..8) in bytes 0..7 and m[0..8) in bytes 8..15, four at a
+// time in 32-bit words (the fields of codecs/ggml_blocks.h), kept in registers: a vector load of
+// bytes just stored one by one would stall on store forwarding.
+LMQ_VNNI inline __m128i q4k_scale_bytes(const uint8_t* s) {
+  const uint32_t u0 = load32(s), u1 = load32(s + 4), u2 = load32(s + 8);
+  const uint32_t sc_lo = u0 & 0x3f3f3f3fu, m_lo = u1 & 0x3f3f3f3fu;
+  const uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
+  const uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;
+  return _mm_set_epi32(int(m_hi), int(m_lo), int(sc_hi), int(sc_lo));
+}
+
+// 4 rows' scale bytes o[r] (sc 0..7, m 8..15) → lane 4j + r = sc[j] of row r (sc[0]: j < 4,
+// sc[1]: j >= 4), and the same for m, as floats.
+LMQ_VNNI inline void transpose_q4k_scales(const __m128i* o, __m512* sc, __m512* m) {
+  const __m128i t0 = _mm_unpacklo_epi8(o[0], o[1]), t1 = _mm_unpacklo_epi8(o[2], o[3]);  // sc: j-major, r0 r1 / r2 r3
+  const __m128i u0 = _mm_unpackhi_epi8(o[0], o[1]), u1 = _mm_unpackhi_epi8(o[2], o[3]);  // m
+  sc[0] = u8_to_ps(_mm_unpacklo_epi16(t0, t1)), sc[1] = u8_to_ps(_mm_unpackhi_epi16(t0, t1));
+  m[0] = u8_to_ps(_mm_unpacklo_epi16(u0, u1)), m[1] = u8_to_ps(_mm_unpackhi_epi16(u0, u1));
 }
 
 template <int NT>
@@ -79,16 +88,18 @@ LMQ_VNNI inline void q4k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
   const int64_t nsb = a.K / 256;
   const __m512i low4 = _mm512_set1_epi8(0x0F), zero = _mm512_setzero_si512();
   for (int64_t b = 0; b < nsb; ++b) {
-    alignas(16) uint8_t sm[4][16];
-    alignas(16) float d[4], dmin[4];
-    for (int r = 0; r < 4; ++r) {
-      const uint8_t* blk = tl.row[r] + b * kQ4KBytes;
-      d[r] = f16_at(blk), dmin[r] = f16_at(blk + 2);
-      q4k_scale_bytes(blk + 4, sm[r]);
-    }
+    prefetch_next(tl, b * kQ4KBytes, 3);
+    __m128i sm[4];
+    for (int r = 0; r < 4; ++r) sm[r] = q4k_scale_bytes(tl.row[r] + b * kQ4KBytes + 4);
     __m512 sc[2], mn[2];
     transpose_q4k_scales(sm, sc, mn);
-    const __m512 d4 = _mm512_broadcast_f32x4(_mm_load_ps(d)), m4 = _mm512_broadcast_f32x4(_mm_load_ps(dmin));
+    // d, dmin of the 4 rows: f16 pairs (d | dmin << 16) → [d0, m0, d1, m1, …] → [d0..d3 | m0..m3]
+    const __m256 dd = _mm256_permutevar8x32_ps(
+        _mm256_cvtph_ps(_mm_set_epi32(int(load32(tl.row[3] + b * kQ4KBytes)), int(load32(tl.row[2] + b * kQ4KBytes)),
+                                      int(load32(tl.row[1] + b * kQ4KBytes)), int(load32(tl.row[0] + b * kQ4KBytes)))),
+        _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    const __m512 d4 = _mm512_broadcast_f32x4(_mm256_castps256_ps128(dd));
+    const __m512 m4 = _mm512_broadcast_f32x4(_mm256_extractf128_ps(dd, 1));
     const __m512 ds[2] = {_mm512_mul_ps(d4, sc[0]), _mm512_mul_ps(d4, sc[1])};
     const __m512 dm[2] = {_mm512_mul_ps(m4, mn[0]), _mm512_mul_ps(m4, mn[1])};
     for (int h = 0; h < 2; ++h) {  // values 128h .. 128h + 127: sub-blocks 4h .. 4h + 3
@@ -126,12 +137,11 @@ LMQ_VNNI inline void q6k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
   // bytes 4r + j → 4j + r: 4 rows' 4 scales to the lanes of reduce_rows4
   const __m128i tr = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   for (int64_t b = 0; b < nsb; ++b) {
-    alignas(16) float d[4];
-    for (int r = 0; r < 4; ++r) d[r] = f16_at(tl.row[r] + b * kQ6KBytes + 208);
-    const __m512 d4 = _mm512_broadcast_f32x4(_mm_load_ps(d));
+    prefetch_next(tl, b * kQ6KBytes, 4);
+    auto d_of = [&](int r) { return short(tl.row[r][b * kQ6KBytes + 208] | tl.row[r][b * kQ6KBytes + 209] << 8); };
+    const __m512 d4 = _mm512_broadcast_f32x4(_mm_cvtph_ps(_mm_setr_epi16(d_of(0), d_of(1), d_of(2), d_of(3), 0, 0, 0, 0)));
     for (int h = 0; h < 2; ++h) {  // values 128h .. 128h + 127: sub-blocks 8h .. 8h + 7
       __m512i lo[4], hi[4];
-      int32_t s4[2][4];
       for (int r = 0; r < 4; ++r) {
         const uint8_t* blk = tl.row[r] + b * kQ6KBytes;
         const __m512i ql = _mm512_loadu_si512(blk + 64 * h);
@@ -139,11 +149,10 @@ LMQ_VNNI inline void q6k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
         lo[r] = _mm512_or_si512(_mm512_and_si512(ql, low4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl), hi2));
         hi[r] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
                                 _mm512_and_si512(_mm512_srlv_epi16(qh, shr), hi2));
-        __builtin_memcpy(&s4[0][r], blk + 192 + 8 * h, 4);
-        __builtin_memcpy(&s4[1][r], blk + 192 + 8 * h + 4, 4);
       }
-      const __m512i sc0 = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s4[0])), tr));
-      const __m512i sc1 = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s4[1])), tr));
+      auto sc_of = [&](int r, int g) { return int(load32(tl.row[r] + b * kQ6KBytes + 192 + 8 * h + 4 * g)); };
+      const __m512i sc0 = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(_mm_setr_epi32(sc_of(0, 0), sc_of(1, 0), sc_of(2, 0), sc_of(3, 0)), tr));
+      const __m512i sc1 = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(_mm_setr_epi32(sc_of(0, 1), sc_of(1, 1), sc_of(2, 1), sc_of(3, 1)), tr));
       const int64_t s0 = b * 16 + 8 * h, a0 = b * 8 + 4 * h;  // first 16-value sub-block, activation block
       for (int t = 0; t < NT; ++t) {
         const int8_t* xp = x.q + (t0 + t) * a.K + b * 256 + 128 * h;
@@ -186,6 +195,7 @@ void tiles_vnni(const Args& a, const VnniActs& x, int64_t tile0, int64_t tile1) 
     const int64_t o = tile * 4;
     for (int r = 0; r < 4; ++r) tl.row[r] = a.w + std::min(o + r, a.N - 1) * a.row_bytes;
     tl.nr = int(std::min<int64_t>(4, a.N - o));
+    tl.prefetch = a.T == 1 && tile + 1 < tile1 ? 4 * a.row_bytes : 0;
     for (int64_t t0 = 0; t0 < a.T; t0 += 4) {
       switch (std::min<int64_t>(4, a.T - t0)) {
         case 1: tile_t<1>(a, x, tl, o, t0); break;
