@@ -29,12 +29,20 @@ void q4k_scales(const uint8_t* s, int* sc, int* m) {
   }
 }
 
-// The 256 codes of a block, value order: Q4_K 0..15, Q6_K 0..63.
+// The 256 codes of a block, value order: Q4_K 0..15, Q5_K 0..31, Q6_K 0..63.
 void q4k_codes(const uint8_t* qs, uint8_t* q) {
   for (int c = 0; c < 4; ++c)
     for (int l = 0; l < 32; ++l) {
       q[64 * c + l] = qs[32 * c + l] & 15;
       q[64 * c + 32 + l] = qs[32 * c + l] >> 4;
+    }
+}
+void q5k_codes(const uint8_t* qh, const uint8_t* qs, uint8_t* q) {
+  q4k_codes(qs, q);
+  for (int c = 0; c < 4; ++c)
+    for (int l = 0; l < 32; ++l) {
+      q[64 * c + l] = uint8_t(q[64 * c + l] | (qh[l] >> (2 * c) & 1) << 4);
+      q[64 * c + 32 + l] = uint8_t(q[64 * c + 32 + l] | (qh[l] >> (2 * c + 1) & 1) << 4);
     }
 }
 void q6k_codes(const uint8_t* ql, const uint8_t* qh, uint8_t* q) {
@@ -69,11 +77,12 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
       for (int64_t b = 0; b < nsb; ++b) {
         const uint8_t* blk = a.w + o * a.row_bytes + b * bb;
         const int8_t* xb = xt + b * ggml::QK_K;
-        if (a.f == Format::Q4_K) {
+        if (a.f == Format::Q4_K || a.f == Format::Q5_K) {
           const float d = f16_at(blk), dmin = f16_at(blk + 2);
           int sc[8], m[8];
           q4k_scales(blk + 4, sc, m);
-          q4k_codes(blk + 16, q);
+          if (a.f == Format::Q4_K) q4k_codes(blk + 16, q);
+          else q5k_codes(blk + 16, blk + 48, q);
           for (int j = 0; j < 8; ++j) {
             const int64_t ia = b * 8 + j;
             const int32_t i = dot(q + 32 * j, xb + 32 * j, 32, 0);
@@ -103,7 +112,8 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
 }  // namespace ggk
 
 bool ggml_matmul_supported(const Tensor& w, int64_t act_block) {
-  return (w.format == Format::Q4_K || w.format == Format::Q6_K) && w.shape.size() == 2 && act_block == 32 &&
+  return (w.format == Format::Q4_K || w.format == Format::Q5_K || w.format == Format::Q6_K) && w.shape.size() == 2 &&
+         act_block == 32 &&
          w.cols() > 0 && w.cols() % ggml::QK_K == 0 && w.rows() > 0;
 }
 
@@ -168,7 +178,7 @@ void run_vnni(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq) {
     }
   x.sx4 = sx4.data(), x.xs4 = xs4.data(), x.x16s4 = x16s4.data();
   x.q4k = nullptr;
-  if (std::any_of(jobs.begin(), jobs.end(), [](const GgmlMatmulJob& j) { return j.w->format == Format::Q4_K; })) {
+  if (std::any_of(jobs.begin(), jobs.end(), [](const GgmlMatmulJob& j) { return j.w->format != Format::Q6_K; })) {
     q4k.resize(xq.q.size());
     ggk::reorder_q4k_vnni(xq.q.data(), T * K, q4k.data());
     x.q4k = q4k.data();

@@ -1,6 +1,6 @@
 // AVX-512 VNNI kernel of the K-quant matmul (lmq/kernels/ggml_matmul.h): tiles of 4 weight rows
 // × up to 4 tokens. Per half super-block (128 values) the codes of the 4 rows are expanded to
-// bytes once (Q4_K: a nibble mask; Q6_K: low nibbles | 2 high bits from qh) and fed to vpdpbusd
+// bytes once (Q4_K: a nibble mask; Q5_K / Q6_K: low nibbles | 1 / 2 high bits from qh) and fed to vpdpbusd
 // against each token's int8 activations; reduce_rows4 then puts the int32 sums of the 4 rows
 // side by side (lane 4j + r = row r, 16-value lane j), and the float epilogue runs on vectors of
 // 4 activation blocks × 4 rows with exactly the specification's operations and order, so the
@@ -22,7 +22,7 @@ bool have_vnni() {
 
 namespace {
 
-constexpr int64_t kQ4KBytes = 144, kQ6KBytes = 210;
+constexpr int64_t kQ4KBytes = 144, kQ5KBytes = 176, kQ6KBytes = 210;
 
 // Σ over each 128-bit lane j of a[r] → lane 4j + r.
 LMQ_VNNI inline __m512i reduce_rows4(const __m512i* a) {
@@ -83,20 +83,31 @@ LMQ_VNNI inline void transpose_q4k_scales(const __m128i* o, __m512* sc, __m512* 
   m[0] = u8_to_ps(_mm_unpacklo_epi16(u0, u1)), m[1] = u8_to_ps(_mm_unpackhi_epi16(u0, u1));
 }
 
-template <int NT>
+// 16-bit lanes: lo in the low 256 bits, hi in the high ones.
+LMQ_VNNI inline __m512i halves16(int lo, int hi) {
+  return _mm512_inserti64x4(_mm512_set1_epi16(short(lo)), _mm256_set1_epi16(short(hi)), 1);
+}
+
+// Q4_K, and Q5_K (Q5: the same block with a 5th bit per code in qh).
+template <int NT, bool Q5>
 LMQ_VNNI inline void q4k_tile(const Args& a, const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2]) {
+  constexpr int64_t kBytes = Q5 ? kQ5KBytes : kQ4KBytes, kQs = Q5 ? 48 : 16;
   const int64_t nsb = a.K / 256;
-  const __m512i low4 = _mm512_set1_epi8(0x0F), zero = _mm512_setzero_si512();
+  const __m512i low4 = _mm512_set1_epi8(0x0F), zero = _mm512_setzero_si512(), one = _mm512_set1_epi8(1);
+  // Q5_K: the 5th bit of value 64c + l is bit 2c of qh[l], of 64c + 32 + l bit 2c + 1; in half h
+  // the low nibbles of bytes 0..31 / 32..63 are chunks 2h / 2h + 1 (bits 4h / 4h + 2), the high
+  // ones bits 4h + 1 / 4h + 3.
+  const __m512i sh_lo[2] = {halves16(0, 2), halves16(4, 6)}, sh_hi[2] = {halves16(1, 3), halves16(5, 7)};
   for (int64_t b = 0; b < nsb; ++b) {
-    prefetch_next(tl, b * kQ4KBytes, 3);
+    prefetch_next(tl, b * kBytes, Q5 ? 4 : 3);
     __m128i sm[4];
-    for (int r = 0; r < 4; ++r) sm[r] = q4k_scale_bytes(tl.row[r] + b * kQ4KBytes + 4);
+    for (int r = 0; r < 4; ++r) sm[r] = q4k_scale_bytes(tl.row[r] + b * kBytes + 4);
     __m512 sc[2], mn[2];
     transpose_q4k_scales(sm, sc, mn);
     // d, dmin of the 4 rows: f16 pairs (d | dmin << 16) → [d0, m0, d1, m1, …] → [d0..d3 | m0..m3]
     const __m256 dd = _mm256_permutevar8x32_ps(
-        _mm256_cvtph_ps(_mm_set_epi32(int(load32(tl.row[3] + b * kQ4KBytes)), int(load32(tl.row[2] + b * kQ4KBytes)),
-                                      int(load32(tl.row[1] + b * kQ4KBytes)), int(load32(tl.row[0] + b * kQ4KBytes)))),
+        _mm256_cvtph_ps(_mm_set_epi32(int(load32(tl.row[3] + b * kBytes)), int(load32(tl.row[2] + b * kBytes)),
+                                      int(load32(tl.row[1] + b * kBytes)), int(load32(tl.row[0] + b * kBytes)))),
         _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
     const __m512 d4 = _mm512_broadcast_f32x4(_mm256_castps256_ps128(dd));
     const __m512 m4 = _mm512_broadcast_f32x4(_mm256_extractf128_ps(dd, 1));
@@ -105,9 +116,14 @@ LMQ_VNNI inline void q4k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
     for (int h = 0; h < 2; ++h) {  // values 128h .. 128h + 127: sub-blocks 4h .. 4h + 3
       __m512i lo[4], hi[4];
       for (int r = 0; r < 4; ++r) {
-        const __m512i w = _mm512_loadu_si512(tl.row[r] + b * kQ4KBytes + 16 + 64 * h);
+        const __m512i w = _mm512_loadu_si512(tl.row[r] + b * kBytes + kQs + 64 * h);
         lo[r] = _mm512_and_si512(w, low4);
         hi[r] = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+        if constexpr (Q5) {  // bit s of each qh byte → bit 4 (16-bit shifts: the & keeps each byte's own bit)
+          const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tl.row[r] + b * kBytes + 16)));
+          lo[r] = _mm512_or_si512(lo[r], _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, sh_lo[h]), one), 4));
+          hi[r] = _mm512_or_si512(hi[r], _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, sh_hi[h]), one), 4));
+        }
       }
       const int64_t a0 = b * 8 + 4 * h;  // first activation block
       for (int t = 0; t < NT; ++t) {
@@ -132,8 +148,7 @@ LMQ_VNNI inline void q6k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
   const __m512i low4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30), zero = _mm512_setzero_si512();
   // qh bits 2s, 2s + 1 → bits 4, 5: shift left 4 (s = 0) / 2 (s = 1) for the low nibbles' values
   // (bytes 0..31 / 32..63 of the vector), right 0 (s = 2) / 2 (s = 3) for the high ones'.
-  const __m512i shl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
-  const __m512i shr = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+  const __m512i shl = halves16(4, 2), shr = halves16(0, 2);
   // bytes 4r + j → 4j + r: 4 rows' 4 scales to the lanes of reduce_rows4
   const __m128i tr = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   for (int64_t b = 0; b < nsb; ++b) {
@@ -174,7 +189,8 @@ template <int NT>
 LMQ_VNNI void tile_t(const Args& a, const VnniActs& x, const Tile& tl, int64_t o, int64_t t0) {
   __m512 slot[NT][2];  // lane 4·(j mod 4) + r of slot[t][j / 4]: slot j of row r
   for (int t = 0; t < NT; ++t) slot[t][0] = slot[t][1] = _mm512_setzero_ps();
-  if (a.f == Format::Q4_K) q4k_tile<NT>(a, x, tl, t0, slot);
+  if (a.f == Format::Q4_K) q4k_tile<NT, false>(a, x, tl, t0, slot);
+  else if (a.f == Format::Q5_K) q4k_tile<NT, true>(a, x, tl, t0, slot);
   else q6k_tile<NT>(a, x, tl, t0, slot);
   const __mmask8 rows = __mmask8((1u << tl.nr) - 1);
   const __m128 bias = a.bias ? _mm_maskz_loadu_ps(rows, a.bias + o) : _mm_setzero_ps();
