@@ -63,15 +63,17 @@ uint32_t load32(const uint8_t* p) {
   return v;
 }
 
-// A Q4_K block's 12 scale bytes → sc[0..8) in bytes 0..7 and m[0..8) in bytes 8..15, four at a
-// time in 32-bit words (the fields of codecs/ggml_blocks.h), kept in registers: a vector load of
-// bytes just stored one by one would stall on store forwarding.
-LMQ_VNNI inline __m128i q4k_scale_bytes(const uint8_t* s) {
-  const uint32_t u0 = load32(s), u1 = load32(s + 4), u2 = load32(s + 8);
-  const uint32_t sc_lo = u0 & 0x3f3f3f3fu, m_lo = u1 & 0x3f3f3f3fu;
-  const uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
-  const uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;
-  return _mm_set_epi32(int(m_hi), int(m_lo), int(sc_hi), int(sc_lo));
+// A Q4_K block's first 16 bytes (d, dmin, the 12 scale bytes s) → sc[0..8) in bytes 0..7 and
+// m[0..8) in bytes 8..15 (the fields of codecs/ggml_blocks.h), in vector registers:
+//   sc[j] = s[j] & 63,  sc[j+4] = (s[j+8] & 15) | (s[j] >> 6) << 4      (j < 4)
+//   m[j] = s[j+4] & 63, m[j+4] = (s[j+8] >> 4) | (s[j+4] >> 6) << 4
+// (16-bit shifts: the byte masks keep each byte's own bits.)
+LMQ_VNNI inline __m128i q4k_scale_bytes(__m128i v) {
+  const __m128i a = _mm_shuffle_epi8(v, _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+  const __m128i b = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
+  const __m128i low = _mm_or_si128(_mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
+                                   _mm_and_si128(_mm_srli_epi16(a, 4), _mm_setr_epi32(0, 0, 0, 0x0f0f0f0f)));
+  return _mm_or_si128(low, _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(b, 6), _mm_set1_epi8(3)), 4));
 }
 
 // 4 rows' scale bytes o[r] (sc 0..7, m 8..15) → lane 4j + r = sc[j] of row r (sc[0]: j < 4,
@@ -100,15 +102,16 @@ LMQ_VNNI inline void q4k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
   const __m512i sh_lo[2] = {halves16(0, 2), halves16(4, 6)}, sh_hi[2] = {halves16(1, 3), halves16(5, 7)};
   for (int64_t b = 0; b < nsb; ++b) {
     prefetch_next(tl, b * kBytes, Q5 ? 4 : 3);
-    __m128i sm[4];
-    for (int r = 0; r < 4; ++r) sm[r] = q4k_scale_bytes(tl.row[r] + b * kBytes + 4);
+    __m128i head[4], sm[4];
+    for (int r = 0; r < 4; ++r) {
+      head[r] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tl.row[r] + b * kBytes));
+      sm[r] = q4k_scale_bytes(head[r]);
+    }
     __m512 sc[2], mn[2];
     transpose_q4k_scales(sm, sc, mn);
     // d, dmin of the 4 rows: f16 pairs (d | dmin << 16) → [d0, m0, d1, m1, …] → [d0..d3 | m0..m3]
-    const __m256 dd = _mm256_permutevar8x32_ps(
-        _mm256_cvtph_ps(_mm_set_epi32(int(load32(tl.row[3] + b * kBytes)), int(load32(tl.row[2] + b * kBytes)),
-                                      int(load32(tl.row[1] + b * kBytes)), int(load32(tl.row[0] + b * kBytes)))),
-        _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    const __m128i dm4 = _mm_unpacklo_epi64(_mm_unpacklo_epi32(head[0], head[1]), _mm_unpacklo_epi32(head[2], head[3]));
+    const __m256 dd = _mm256_permutevar8x32_ps(_mm256_cvtph_ps(dm4), _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
     const __m512 d4 = _mm512_broadcast_f32x4(_mm256_castps256_ps128(dd));
     const __m512 m4 = _mm512_broadcast_f32x4(_mm256_extractf128_ps(dd, 1));
     const __m512 ds[2] = {_mm512_mul_ps(d4, sc[0]), _mm512_mul_ps(d4, sc[1])};
