@@ -57,12 +57,6 @@ LMQ_VNNI inline void prefetch_next(const Tile& tl, int64_t at, int lines) {
 
 LMQ_VNNI inline __m512 u8_to_ps(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
 
-uint32_t load32(const uint8_t* p) {
-  uint32_t v;
-  __builtin_memcpy(&v, p, 4);
-  return v;
-}
-
 // A Q4_K block's first 16 bytes (d, dmin, the 12 scale bytes s) → sc[0..8) in bytes 0..7 and
 // m[0..8) in bytes 8..15 (the fields of codecs/ggml_blocks.h), in vector registers:
 //   sc[j] = s[j] & 63,  sc[j+4] = (s[j+8] & 15) | (s[j] >> 6) << 4      (j < 4)
@@ -152,10 +146,18 @@ LMQ_VNNI inline void q6k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
   // qh bits 2s, 2s + 1 → bits 4, 5: shift left 4 (s = 0) / 2 (s = 1) for the low nibbles' values
   // (bytes 0..31 / 32..63 of the vector), right 0 (s = 2) / 2 (s = 3) for the high ones'.
   const __m512i shl = halves16(4, 2), shr = halves16(0, 2);
-  // bytes 4r + j → 4j + r: 4 rows' 4 scales to the lanes of reduce_rows4
-  const __m128i tr = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   for (int64_t b = 0; b < nsb; ++b) {
     prefetch_next(tl, b * kQ6KBytes, 4);
+    // the 16 int8 sub-block scales of the 4 rows → sc[g] lane 4j + r = scale 4g + j of row r
+    __m512i sc[4];
+    {
+      __m128i v[4];
+      for (int r = 0; r < 4; ++r) v[r] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tl.row[r] + b * kQ6KBytes + 192));
+      const __m128i t0 = _mm_unpacklo_epi8(v[0], v[1]), t1 = _mm_unpacklo_epi8(v[2], v[3]);
+      const __m128i u0 = _mm_unpackhi_epi8(v[0], v[1]), u1 = _mm_unpackhi_epi8(v[2], v[3]);
+      sc[0] = _mm512_cvtepi8_epi32(_mm_unpacklo_epi16(t0, t1)), sc[1] = _mm512_cvtepi8_epi32(_mm_unpackhi_epi16(t0, t1));
+      sc[2] = _mm512_cvtepi8_epi32(_mm_unpacklo_epi16(u0, u1)), sc[3] = _mm512_cvtepi8_epi32(_mm_unpackhi_epi16(u0, u1));
+    }
     auto d_of = [&](int r) { return short(tl.row[r][b * kQ6KBytes + 208] | tl.row[r][b * kQ6KBytes + 209] << 8); };
     const __m512 d4 = _mm512_broadcast_f32x4(_mm_cvtph_ps(_mm_setr_epi16(d_of(0), d_of(1), d_of(2), d_of(3), 0, 0, 0, 0)));
     for (int h = 0; h < 2; ++h) {  // values 128h .. 128h + 127: sub-blocks 8h .. 8h + 7
@@ -168,9 +170,7 @@ LMQ_VNNI inline void q6k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
         hi[r] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
                                 _mm512_and_si512(_mm512_srlv_epi16(qh, shr), hi2));
       }
-      auto sc_of = [&](int r, int g) { return int(load32(tl.row[r] + b * kQ6KBytes + 192 + 8 * h + 4 * g)); };
-      const __m512i sc0 = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(_mm_setr_epi32(sc_of(0, 0), sc_of(1, 0), sc_of(2, 0), sc_of(3, 0)), tr));
-      const __m512i sc1 = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(_mm_setr_epi32(sc_of(0, 1), sc_of(1, 1), sc_of(2, 1), sc_of(3, 1)), tr));
+      const __m512i sc0 = sc[2 * h], sc1 = sc[2 * h + 1];
       const int64_t s0 = b * 16 + 8 * h, a0 = b * 8 + 4 * h;  // first 16-value sub-block, activation block
       for (int t = 0; t < NT; ++t) {
         const int8_t* xp = x.q + (t0 + t) * a.K + b * 256 + 128 * h;
