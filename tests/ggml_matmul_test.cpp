@@ -28,7 +28,9 @@ using lmq::test::shared_path;
 
 namespace {
 
-int d_offset(Format f) { return f == Format::Q6_K ? int(offsetof(ggml::block_q6_K, d)) : 0; }
+int d_offset(Format f) {
+  return f == Format::Q6_K ? int(offsetof(ggml::block_q6_K, d)) : f == Format::Q3_K ? int(offsetof(ggml::block_q3_K, d)) : 0;
+}
 
 // Random bytes (every code and scale pattern), with finite super-scales of varied magnitude.
 std::vector<uint8_t> random_blocks(Format f, int64_t rows, int64_t cols, uint32_t seed) {
@@ -37,7 +39,7 @@ std::vector<uint8_t> random_blocks(Format f, int64_t rows, int64_t cols, uint32_
   std::vector<uint8_t> b(size_t(rows) * ggml_row_bytes(f, cols));
   for (uint8_t& x : b) x = uint8_t(rng());
   for (size_t off = 0; off < b.size(); off += bb)
-    for (int k = 0; k < (f == Format::Q6_K ? 1 : 2); ++k) {
+    for (int k = 0; k < (f == Format::Q6_K || f == Format::Q3_K ? 1 : 2); ++k) {
       const uint16_t d = f32_to_f16(std::ldexp(float(int(rng() % 2001) - 1000), -int(10 + rng() % 12)));
       std::memcpy(b.data() + off + d_offset(f) + 2 * k, &d, 2);
     }
@@ -97,7 +99,7 @@ bool have_vnni() { return int_kernel_available(IntKernel::Avx512Vnni); }
 TEST(GgmlMatmul, VnniEqualsScalarSpecBitForBit) {
   if (!have_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
   uint32_t seed = 1;
-  for (Format f : {Format::Q4_K, Format::Q5_K, Format::Q6_K})
+  for (Format f : {Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K})
     for (int64_t N : {1, 3, 4, 5, 13, 64})
       for (int64_t K : {256, 768})
         for (int64_t T : {1, 2, 3, 4, 5, 7, 9}) {
@@ -114,20 +116,21 @@ TEST(GgmlMatmul, VnniEqualsScalarSpecBitForBit) {
         }
 }
 
-// A fused product (Q4_K, Q5_K and Q6_K weights on one input, as Q4_K_M's q/k/v) equals one call
+// A fused product (Q3_K, Q4_K, Q5_K and Q6_K weights on one input, as Q4_K_M's q/k/v) equals one call
 // per weight, and the results do not depend on the thread count.
 TEST(GgmlMatmul, FusedJobsAndThreadCountsGiveTheSameBits) {
   const int64_t K = 512, T = 3;
   const std::vector<uint8_t> a = quantized_blocks(Format::Q4_K, 37, K, 5), b = quantized_blocks(Format::Q6_K, 9, K, 6),
-                             c = quantized_blocks(Format::Q5_K, 6, K, 8);
+                             c = quantized_blocks(Format::Q5_K, 6, K, 8), e = quantized_blocks(Format::Q3_K, 7, K, 9);
   const Tensor wa = tensor_of(Format::Q4_K, a, 37, K), wb = tensor_of(Format::Q6_K, b, 9, K),
-               wc = tensor_of(Format::Q5_K, c, 6, K);
+               wc = tensor_of(Format::Q5_K, c, 6, K), we = tensor_of(Format::Q3_K, e, 7, K);
   const QuantizedActs xq = random_acts(T, K, 7);
   for (IntKernel k : {IntKernel::Scalar, IntKernel::Avx512Vnni}) {
     if (!int_kernel_available(k)) continue;
-    const std::vector<float> ya = product(wa, xq, k), yb = product(wb, xq, k), yc = product(wc, xq, k);
-    std::vector<float> fa(ya.size()), fb(yb.size()), fc(yc.size());
-    const GgmlMatmulJob jobs[] = {{&wa, fa.data()}, {&wb, fb.data()}, {&wc, fc.data()}};
+    const std::vector<float> ya = product(wa, xq, k), yb = product(wb, xq, k), yc = product(wc, xq, k),
+                             ye = product(we, xq, k);
+    std::vector<float> fa(ya.size()), fb(yb.size()), fc(yc.size()), fe(ye.size());
+    const GgmlMatmulJob jobs[] = {{&wa, fa.data()}, {&wb, fb.data()}, {&wc, fc.data()}, {&we, fe.data()}};
     const int threads = omp_get_max_threads();
     for (int n : {1, 2, 3}) {
       omp_set_num_threads(n);
@@ -135,6 +138,7 @@ TEST(GgmlMatmul, FusedJobsAndThreadCountsGiveTheSameBits) {
       expect_same_bits(fa, ya, fmt::format("{} fused Q4_K, {} threads", int_kernel_name(k), n));
       expect_same_bits(fb, yb, fmt::format("{} fused Q6_K, {} threads", int_kernel_name(k), n));
       expect_same_bits(fc, yc, fmt::format("{} fused Q5_K, {} threads", int_kernel_name(k), n));
+      expect_same_bits(fe, ye, fmt::format("{} fused Q3_K, {} threads", int_kernel_name(k), n));
     }
     omp_set_num_threads(threads);
   }
@@ -145,7 +149,7 @@ TEST(GgmlMatmul, FusedJobsAndThreadCountsGiveTheSameBits) {
 // of S = Σ (|w| + 2|c|)·|x'| (c: the sub-block's offset −dmin·m, whose cancellation with d·sc·q
 // the f32 terms round before).
 TEST(GgmlMatmul, ScalarSpecMatchesFloatReference) {
-  for (Format f : {Format::Q4_K, Format::Q5_K, Format::Q6_K})
+  for (Format f : {Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K})
     for (int64_t K : {256, 1280}) {
       const int64_t N = 11, T = 3;
       const std::vector<uint8_t> b = quantized_blocks(f, N, K, uint32_t(K));
@@ -183,7 +187,7 @@ TEST(BadInputGgmlMatmul, UnsupportedShapesAndActivationsAreRefused) {
   const Tensor w = tensor_of(Format::Q4_K, b, 2, 512);
   EXPECT_TRUE(ggml_matmul_supported(w, 32));
   EXPECT_FALSE(ggml_matmul_supported(w, 64));
-  EXPECT_FALSE(ggml_matmul_supported(tensor_of(Format::Q3_K, b, 1, 256), 32));
+  EXPECT_FALSE(ggml_matmul_supported(tensor_of(Format::Q2_K, b, 1, 256), 32));
   std::vector<float> y(16);
   QuantizedActs xq = random_acts(1, 256, 2);  // wrong K
   EXPECT_THROW(ggml_matmul_q(w, xq, y.data()), Error);

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "ggml_matmul_internal.h"
@@ -29,7 +30,7 @@ void q4k_scales(const uint8_t* s, int* sc, int* m) {
   }
 }
 
-// The 256 codes of a block, value order: Q4_K 0..15, Q5_K 0..31, Q6_K 0..63.
+// The 256 codes of a block, value order: Q3_K 0..7, Q4_K 0..15, Q5_K 0..31, Q6_K 0..63.
 void q4k_codes(const uint8_t* qs, uint8_t* q) {
   for (int c = 0; c < 4; ++c)
     for (int l = 0; l < 32; ++l) {
@@ -44,6 +45,19 @@ void q5k_codes(const uint8_t* qh, const uint8_t* qs, uint8_t* q) {
       q[64 * c + l] = uint8_t(q[64 * c + l] | (qh[l] >> (2 * c) & 1) << 4);
       q[64 * c + 32 + l] = uint8_t(q[64 * c + 32 + l] | (qh[l] >> (2 * c + 1) & 1) << 4);
     }
+}
+void q3k_codes(const uint8_t* hmask, const uint8_t* qs, uint8_t* q) {
+  for (int v = 0; v < 256; ++v) {
+    const int h = v / 128, j = (v % 128) / 32, l = v % 32;
+    q[v] = uint8_t((qs[32 * h + l] >> (2 * j) & 3) | (hmask[l] >> (4 * h + j) & 1) << 2);
+  }
+}
+// Q3_K's 16 scales sc − 32 (codecs/ggml_blocks.h).
+void q3k_scales(const uint8_t* s, int8_t* sc) {
+  for (int k = 0; k < 16; ++k) {
+    const int lo = k < 8 ? s[k] & 15 : s[k - 8] >> 4, hi = s[8 + k % 4] >> (2 * (k / 4)) & 3;
+    sc[k] = int8_t((lo | hi << 4) - 32);
+  }
 }
 void q6k_codes(const uint8_t* ql, const uint8_t* qh, uint8_t* q) {
   for (int h = 0; h < 2; ++h, ql += 64, qh += 32, q += 128)
@@ -90,14 +104,17 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
             const float f = sx[ia] * (float(i) * ds - float(xs[ia]) * dm);
             slot[j] = slot[j] + f;
           }
-        } else {
-          const float d = f16_at(blk + 208);
-          const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
-          q6k_codes(blk, blk + 128, q);
+        } else {  // Q6_K, Q3_K
+          const bool q3 = a.f == Format::Q3_K;
+          const float d = f16_at(blk + (q3 ? 108 : 208));
+          int8_t sc[16];
+          if (q3) q3k_scales(blk + 96, sc), q3k_codes(blk, blk + 32, q);
+          else std::memcpy(sc, blk + 192, 16), q6k_codes(blk, blk + 128, q);
+          const int off = q3 ? 4 : 32;
           for (int j = 0; j < 8; ++j) {
             const int64_t ia = b * 8 + j;
-            const int32_t i = sc[2 * j] * dot(q + 32 * j, xb + 32 * j, 16, 32) +
-                              sc[2 * j + 1] * dot(q + 32 * j + 16, xb + 32 * j + 16, 16, 32);
+            const int32_t i = sc[2 * j] * dot(q + 32 * j, xb + 32 * j, 16, off) +
+                              sc[2 * j + 1] * dot(q + 32 * j + 16, xb + 32 * j + 16, 16, off);
             const float f = sx[ia] * (d * float(i));
             slot[j] = slot[j] + f;
           }
@@ -112,7 +129,8 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
 }  // namespace ggk
 
 bool ggml_matmul_supported(const Tensor& w, int64_t act_block) {
-  return (w.format == Format::Q4_K || w.format == Format::Q5_K || w.format == Format::Q6_K) && w.shape.size() == 2 &&
+  return (w.format == Format::Q3_K || w.format == Format::Q4_K || w.format == Format::Q5_K || w.format == Format::Q6_K) &&
+         w.shape.size() == 2 &&
          act_block == 32 &&
          w.cols() > 0 && w.cols() % ggml::QK_K == 0 && w.rows() > 0;
 }
@@ -178,7 +196,7 @@ void run_vnni(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq) {
     }
   x.sx4 = sx4.data(), x.xs4 = xs4.data(), x.x16s4 = x16s4.data();
   x.q4k = nullptr;
-  if (std::any_of(jobs.begin(), jobs.end(), [](const GgmlMatmulJob& j) { return j.w->format != Format::Q6_K; })) {
+  if (std::any_of(jobs.begin(), jobs.end(), [](const GgmlMatmulJob& j) { return j.w->format == Format::Q4_K || j.w->format == Format::Q5_K; })) {
     q4k.resize(xq.q.size());
     ggk::reorder_q4k_vnni(xq.q.data(), T * K, q4k.data());
     x.q4k = q4k.data();

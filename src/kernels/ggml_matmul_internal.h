@@ -8,7 +8,7 @@ namespace lmq::ggk {
 
 // One weight's product over all T tokens, output rows (tiles of 4) split by the caller.
 struct Args {
-  Format f;             // Q4_K, Q5_K or Q6_K
+  Format f;             // Q3_K, Q4_K, Q5_K or Q6_K
   const uint8_t* w;     // row o at w + o·row_bytes
   int64_t row_bytes, N, K;
   int64_t T;
@@ -27,7 +27,7 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1);
 
 // What the VNNI kernel reads of the activations, made once per call (prepare_vnni):
 //   q4k: per token, each 128 values reordered as [0, 32), [64, 96), [32, 64), [96, 128) (the
-//        order of a Q4_K/Q5_K block's low then high nibbles of 64 bytes); null if only Q6_K
+//        order of a Q4_K/Q5_K block's low then high nibbles of 64 bytes); null if no Q4_K/Q5_K weight
 //   q:   natural order
 //   sx4, xs4: per token (ld4 = K/32·4 values) each block's s_x / Σq_x repeated 4 times
 //   x16s4: per token (ld16 = K/16·4 values) 32·Σq_x over each 16 values, repeated 4 times

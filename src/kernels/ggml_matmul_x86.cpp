@@ -1,6 +1,6 @@
 // AVX-512 VNNI kernel of the K-quant matmul (lmq/kernels/ggml_matmul.h): tiles of 4 weight rows
 // × up to 4 tokens. Per half super-block (128 values) the codes of the 4 rows are expanded to
-// bytes once (Q4_K: a nibble mask; Q5_K / Q6_K: low nibbles | 1 / 2 high bits from qh) and fed to vpdpbusd
+// bytes once (Q4_K: a nibble mask; Q5_K / Q6_K: low nibbles | 1 / 2 high bits from qh; Q3_K: 2 bits | hmask's) and fed to vpdpbusd
 // against each token's int8 activations; reduce_rows4 then puts the int32 sums of the 4 rows
 // side by side (lane 4j + r = row r, 16-value lane j), and the float epilogue runs on vectors of
 // 4 activation blocks × 4 rows with exactly the specification's operations and order, so the
@@ -13,7 +13,8 @@
 namespace lmq::ggk {
 
 bool have_vnni() {
-  static const bool ok = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+  // F16C (the super-scales' conversion) is on every AVX-512 CPU; clang 14 cannot test it here.
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   return ok;
 }
@@ -22,7 +23,7 @@ bool have_vnni() {
 
 namespace {
 
-constexpr int64_t kQ4KBytes = 144, kQ5KBytes = 176, kQ6KBytes = 210;
+constexpr int64_t kQ3KBytes = 110, kQ4KBytes = 144, kQ5KBytes = 176, kQ6KBytes = 210;
 
 // Σ over each 128-bit lane j of a[r] → lane 4j + r.
 LMQ_VNNI inline __m512i reduce_rows4(const __m512i* a) {
@@ -139,36 +140,73 @@ LMQ_VNNI inline void q4k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
   }
 }
 
-template <int NT>
+// 4 rows' 16 int8 sub-block scales v[r] → sc[g] lane 4j + r = scale 4g + j of row r, as int32.
+LMQ_VNNI inline void transpose_scales16(const __m128i* v, __m512i* sc) {
+  const __m128i t0 = _mm_unpacklo_epi8(v[0], v[1]), t1 = _mm_unpacklo_epi8(v[2], v[3]);
+  const __m128i u0 = _mm_unpackhi_epi8(v[0], v[1]), u1 = _mm_unpackhi_epi8(v[2], v[3]);
+  sc[0] = _mm512_cvtepi8_epi32(_mm_unpacklo_epi16(t0, t1)), sc[1] = _mm512_cvtepi8_epi32(_mm_unpackhi_epi16(t0, t1));
+  sc[2] = _mm512_cvtepi8_epi32(_mm_unpacklo_epi16(u0, u1)), sc[3] = _mm512_cvtepi8_epi32(_mm_unpackhi_epi16(u0, u1));
+}
+
+// Q3_K's 12 scale bytes s → its 16 scales sc − 32 as int8 (codecs/ggml_blocks.h): low 4 bits
+// s[k] & 15 (k < 8) / s[k − 8] >> 4, high 2 bits (s[8 + k mod 4] >> 2·(k / 4)) & 3. Reads 12 bytes
+// only (the block's last bytes may end the mapping).
+LMQ_VNNI inline __m128i q3k_scale_bytes(const uint8_t* s) {
+  int32_t w;
+  __builtin_memcpy(&w, s + 8, 4);
+  const __m128i v = _mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s)), _mm_cvtsi32_si128(w));
+  const __m128i a = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7));
+  const __m128i lo = _mm_or_si128(_mm_and_si128(a, _mm_set_epi64x(0, 0x0f0f0f0f0f0f0f0f)),
+                                  _mm_and_si128(_mm_srli_epi16(a, 4), _mm_set_epi64x(0x0f0f0f0f0f0f0f0f, 0)));
+  const __m128i b = _mm_shuffle_epi8(v, _mm_setr_epi8(8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11));
+  const __m128i hi = _mm_slli_epi16(_mm_and_si128(_mm_srlv_epi32(b, _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3)), 4);
+  return _mm_sub_epi8(_mm_or_si128(lo, hi), _mm_set1_epi8(32));
+}
+
+// Q6_K, and Q3_K (Q3): symmetric 16-value sub-blocks with int8 scales, x = d·sc·(q − off).
+template <int NT, bool Q3>
 LMQ_VNNI inline void q6k_tile(const Args& a, const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2]) {
+  constexpr int64_t kBytes = Q3 ? kQ3KBytes : kQ6KBytes, kD = Q3 ? 108 : 208;
   const int64_t nsb = a.K / 256;
   const __m512i low4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30), zero = _mm512_setzero_si512();
-  // qh bits 2s, 2s + 1 → bits 4, 5: shift left 4 (s = 0) / 2 (s = 1) for the low nibbles' values
-  // (bytes 0..31 / 32..63 of the vector), right 0 (s = 2) / 2 (s = 3) for the high ones'.
+  const __m512i three = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
+  // Q6_K: qh bits 2s, 2s + 1 → bits 4, 5: shift left 4 (s = 0) / 2 (s = 1) for the low nibbles'
+  // values (bytes 0..31 / 32..63 of the vector), right 0 (s = 2) / 2 (s = 3) for the high ones'.
   const __m512i shl = halves16(4, 2), shr = halves16(0, 2);
+  // Q3_K: value 128h + 32j + l has its 2 low bits at bit 2j of qs[32h + l] (bytes 0..31 / 32..63
+  // of the low vector: j = 0 / 1, of the high one: 2 / 3) and its high bit at bit 4h + j of hmask[l].
+  const __m512i q3lo = halves16(0, 2), q3hi = halves16(4, 6);
+  const __m512i q3h[2][2] = {{halves16(0, 1), halves16(2, 3)}, {halves16(4, 5), halves16(6, 7)}};
   for (int64_t b = 0; b < nsb; ++b) {
-    prefetch_next(tl, b * kQ6KBytes, 4);
-    // the 16 int8 sub-block scales of the 4 rows → sc[g] lane 4j + r = scale 4g + j of row r
+    prefetch_next(tl, b * kBytes, Q3 ? 3 : 4);
     __m512i sc[4];
     {
       __m128i v[4];
-      for (int r = 0; r < 4; ++r) v[r] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tl.row[r] + b * kQ6KBytes + 192));
-      const __m128i t0 = _mm_unpacklo_epi8(v[0], v[1]), t1 = _mm_unpacklo_epi8(v[2], v[3]);
-      const __m128i u0 = _mm_unpackhi_epi8(v[0], v[1]), u1 = _mm_unpackhi_epi8(v[2], v[3]);
-      sc[0] = _mm512_cvtepi8_epi32(_mm_unpacklo_epi16(t0, t1)), sc[1] = _mm512_cvtepi8_epi32(_mm_unpackhi_epi16(t0, t1));
-      sc[2] = _mm512_cvtepi8_epi32(_mm_unpacklo_epi16(u0, u1)), sc[3] = _mm512_cvtepi8_epi32(_mm_unpackhi_epi16(u0, u1));
+      for (int r = 0; r < 4; ++r)
+        v[r] = Q3 ? q3k_scale_bytes(tl.row[r] + b * kBytes + 96)
+                  : _mm_loadu_si128(reinterpret_cast<const __m128i*>(tl.row[r] + b * kBytes + 192));
+      transpose_scales16(v, sc);
     }
-    auto d_of = [&](int r) { return short(tl.row[r][b * kQ6KBytes + 208] | tl.row[r][b * kQ6KBytes + 209] << 8); };
+    auto d_of = [&](int r) { return short(tl.row[r][b * kBytes + kD] | tl.row[r][b * kBytes + kD + 1] << 8); };
     const __m512 d4 = _mm512_broadcast_f32x4(_mm_cvtph_ps(_mm_setr_epi16(d_of(0), d_of(1), d_of(2), d_of(3), 0, 0, 0, 0)));
     for (int h = 0; h < 2; ++h) {  // values 128h .. 128h + 127: sub-blocks 8h .. 8h + 7
       __m512i lo[4], hi[4];
       for (int r = 0; r < 4; ++r) {
-        const uint8_t* blk = tl.row[r] + b * kQ6KBytes;
-        const __m512i ql = _mm512_loadu_si512(blk + 64 * h);
-        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h)));
-        lo[r] = _mm512_or_si512(_mm512_and_si512(ql, low4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl), hi2));
-        hi[r] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
-                                _mm512_and_si512(_mm512_srlv_epi16(qh, shr), hi2));
+        const uint8_t* blk = tl.row[r] + b * kBytes;
+        if constexpr (Q3) {  // 16-bit shifts: the byte masks keep each byte's own bits
+          const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 + 32 * h)));
+          const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+          lo[r] = _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi16(q, q3lo), three),
+                                  _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hm, q3h[h][0]), one), 2));
+          hi[r] = _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi16(q, q3hi), three),
+                                  _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hm, q3h[h][1]), one), 2));
+        } else {
+          const __m512i ql = _mm512_loadu_si512(blk + 64 * h);
+          const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h)));
+          lo[r] = _mm512_or_si512(_mm512_and_si512(ql, low4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl), hi2));
+          hi[r] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
+                                  _mm512_and_si512(_mm512_srlv_epi16(qh, shr), hi2));
+        }
       }
       const __m512i sc0 = sc[2 * h], sc1 = sc[2 * h + 1];
       const int64_t s0 = b * 16 + 8 * h, a0 = b * 8 + 4 * h;  // first 16-value sub-block, activation block
@@ -177,9 +215,12 @@ LMQ_VNNI inline void q6k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
         const __m512i xl = _mm512_loadu_si512(xp), xh = _mm512_loadu_si512(xp + 64);
         __m512i L[4], H[4];
         for (int r = 0; r < 4; ++r) L[r] = _mm512_dpbusd_epi32(zero, lo[r], xl), H[r] = _mm512_dpbusd_epi32(zero, hi[r], xh);
-        const int32_t* c = x.x16s4 + (t0 + t) * x.ld16 + s0 * 4;  // Σ(q − 32)·q_x = Σq·q_x − 32·Σq_x
-        const __m512i DL = _mm512_sub_epi32(reduce_rows4(L), _mm512_loadu_si512(c));
-        const __m512i DH = _mm512_sub_epi32(reduce_rows4(H), _mm512_loadu_si512(c + 16));
+        // Σ(q − off)·q_x = Σq·q_x − off·Σq_x (x16s4 holds 32·Σq_x; Q3_K's off is 4)
+        const int32_t* c = x.x16s4 + (t0 + t) * x.ld16 + s0 * 4;
+        __m512i cl = _mm512_loadu_si512(c), ch = _mm512_loadu_si512(c + 16);
+        if constexpr (Q3) cl = _mm512_srai_epi32(cl, 3), ch = _mm512_srai_epi32(ch, 3);
+        const __m512i DL = _mm512_sub_epi32(reduce_rows4(L), cl);
+        const __m512i DH = _mm512_sub_epi32(reduce_rows4(H), ch);
         const __m512i I = sum_lane_pairs(_mm512_mullo_epi32(DL, sc0), _mm512_mullo_epi32(DH, sc1), false);
         const __m512 sx = _mm512_loadu_ps(x.sx4 + (t0 + t) * x.ld4 + a0 * 4);
         slot[t][h] = _mm512_add_ps(slot[t][h], _mm512_mul_ps(sx, _mm512_mul_ps(d4, _mm512_cvtepi32_ps(I))));
@@ -194,7 +235,8 @@ LMQ_VNNI void tile_t(const Args& a, const VnniActs& x, const Tile& tl, int64_t o
   for (int t = 0; t < NT; ++t) slot[t][0] = slot[t][1] = _mm512_setzero_ps();
   if (a.f == Format::Q4_K) q4k_tile<NT, false>(a, x, tl, t0, slot);
   else if (a.f == Format::Q5_K) q4k_tile<NT, true>(a, x, tl, t0, slot);
-  else q6k_tile<NT>(a, x, tl, t0, slot);
+  else if (a.f == Format::Q3_K) q6k_tile<NT, true>(a, x, tl, t0, slot);
+  else q6k_tile<NT, false>(a, x, tl, t0, slot);
   const __mmask8 rows = __mmask8((1u << tl.nr) - 1);
   const __m128 bias = a.bias ? _mm_maskz_loadu_ps(rows, a.bias + o) : _mm_setzero_ps();
   for (int t = 0; t < NT; ++t) {
