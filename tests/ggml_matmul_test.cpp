@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -29,7 +30,10 @@ using lmq::test::shared_path;
 namespace {
 
 int d_offset(Format f) {
-  return f == Format::Q6_K ? int(offsetof(ggml::block_q6_K, d)) : f == Format::Q3_K ? int(offsetof(ggml::block_q3_K, d)) : 0;
+  return f == Format::Q6_K   ? int(offsetof(ggml::block_q6_K, d))
+         : f == Format::Q3_K ? int(offsetof(ggml::block_q3_K, d))
+         : f == Format::Q2_K ? int(offsetof(ggml::block_q2_K, d))
+                             : 0;
 }
 
 // Random bytes (every code and scale pattern), with finite super-scales of varied magnitude.
@@ -99,7 +103,7 @@ bool have_vnni() { return int_kernel_available(IntKernel::Avx512Vnni); }
 TEST(GgmlMatmul, VnniEqualsScalarSpecBitForBit) {
   if (!have_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
   uint32_t seed = 1;
-  for (Format f : {Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K})
+  for (Format f : {Format::Q2_K, Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K})
     for (int64_t N : {1, 3, 4, 5, 13, 64})
       for (int64_t K : {256, 768})
         for (int64_t T : {1, 2, 3, 4, 5, 7, 9}) {
@@ -149,7 +153,7 @@ TEST(GgmlMatmul, FusedJobsAndThreadCountsGiveTheSameBits) {
 // of S = Σ (|w| + 2|c|)·|x'| (c: the sub-block's offset −dmin·m, whose cancellation with d·sc·q
 // the f32 terms round before).
 TEST(GgmlMatmul, ScalarSpecMatchesFloatReference) {
-  for (Format f : {Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K})
+  for (Format f : {Format::Q2_K, Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K})
     for (int64_t K : {256, 1280}) {
       const int64_t N = 11, T = 3;
       const std::vector<uint8_t> b = quantized_blocks(f, N, K, uint32_t(K));
@@ -187,7 +191,7 @@ TEST(BadInputGgmlMatmul, UnsupportedShapesAndActivationsAreRefused) {
   const Tensor w = tensor_of(Format::Q4_K, b, 2, 512);
   EXPECT_TRUE(ggml_matmul_supported(w, 32));
   EXPECT_FALSE(ggml_matmul_supported(w, 64));
-  EXPECT_FALSE(ggml_matmul_supported(tensor_of(Format::Q2_K, b, 1, 256), 32));
+  EXPECT_FALSE(ggml_matmul_supported(tensor_of(Format::Q4_0, b, 1, 256), 32));
   std::vector<float> y(16);
   QuantizedActs xq = random_acts(1, 256, 2);  // wrong K
   EXPECT_THROW(ggml_matmul_q(w, xq, y.data()), Error);
@@ -222,42 +226,59 @@ TEST(BadInputGgmlMatmul, NonFiniteSuperScalesAreCounted) {
   EXPECT_THROW(ggml_nonfinite_blocks(Format::Q8_0, b.data(), 1), Error);
 }
 
-// On real files: the integer path (Q4_K / Q6_K in place, anything else as before) against the
-// float path, as GgmlRepack.IntPathLogitsCloseToFloatPath does for Q8_0 / Q4_0.
+// The integer path (K-quants in place, anything else as before) against the float path on one
+// file, as GgmlRepack.IntPathLogitsCloseToFloatPath does for Q8_0 / Q4_0.
+namespace {
+void expect_int_path_close_to_float(const std::string& p, const std::string& name) {
+  auto m = Model::load(p);
+  const std::vector<int> ids = m->tokenizer().encode_with_specials(
+      "The kernel schedules threads on the available cores and keeps the caches warm for the next task.");
+  const int n = int(ids.size()), V = m->config().vocab;
+  std::vector<float> li(size_t(n) * V), lf(size_t(n) * V);
+  Runner(*m, n, RunOptions{.act_quant_from_model = true}).forward(ids.data(), n, li.data(), true);
+  Runner(*m, n, RunOptions{}).forward(ids.data(), n, lf.data(), true);
+  double kld = 0, worst = 0;
+  int agree = 0;
+  for (int i = 0; i < n; ++i) {
+    const float* a = lf.data() + size_t(i) * V;
+    const float* b = li.data() + size_t(i) * V;
+    const double ma = *std::max_element(a, a + V), mb = *std::max_element(b, b + V);
+    double za = 0, zb = 0;
+    for (int v = 0; v < V; ++v) za += std::exp(a[v] - ma), zb += std::exp(b[v] - mb);
+    double k = 0;
+    for (int v = 0; v < V; ++v) {
+      const double pa = std::exp(a[v] - ma) / za;
+      k += pa * ((a[v] - ma - std::log(za)) - (b[v] - mb - std::log(zb)));
+      worst = std::max(worst, std::fabs(double(a[v]) - double(b[v])));
+    }
+    kld += k / n;
+    agree += std::max_element(a, a + V) - a == std::max_element(b, b + V) - b;
+  }
+  std::printf("[int vs float] %s: mean KLD %.6f, max |dlogit| %.4f, top-1 %d/%d\n", name.c_str(), kld, worst, agree, n);
+  EXPECT_LT(kld, 0.002) << name;
+  EXPECT_LT(worst, 0.5) << name;
+  EXPECT_GE(agree, n - 2) << name;
+  EXPECT_GT(worst, 0.0) << name << ": the two paths should not be the same computation";
+}
+}  // namespace
+
 TEST(GgmlMatmul, IntPathLogitsCloseToFloatPath) {
   for (const char* name : {"lmq-llama3-9m-Q4_K_M.gguf", "lmq-qwen2-21m-Q4_K_M.gguf", "lmq-qwen2-21m-Q3_K_M.gguf"}) {
     const std::string p = shared_path(std::string("gguf/") + name);
     if (!std::filesystem::exists(p)) GTEST_SKIP() << "missing " << p;
-    auto m = Model::load(p);
-    const std::vector<int> ids = m->tokenizer().encode_with_specials(
-        "The kernel schedules threads on the available cores and keeps the caches warm for the next task.");
-    const int n = int(ids.size()), V = m->config().vocab;
-    std::vector<float> li(size_t(n) * V), lf(size_t(n) * V);
-    Runner(*m, n, RunOptions{.act_quant_from_model = true}).forward(ids.data(), n, li.data(), true);
-    Runner(*m, n, RunOptions{}).forward(ids.data(), n, lf.data(), true);
-    double kld = 0, worst = 0;
-    int agree = 0;
-    for (int i = 0; i < n; ++i) {
-      const float* a = lf.data() + size_t(i) * V;
-      const float* b = li.data() + size_t(i) * V;
-      const double ma = *std::max_element(a, a + V), mb = *std::max_element(b, b + V);
-      double za = 0, zb = 0;
-      for (int v = 0; v < V; ++v) za += std::exp(a[v] - ma), zb += std::exp(b[v] - mb);
-      double k = 0;
-      for (int v = 0; v < V; ++v) {
-        const double pa = std::exp(a[v] - ma) / za;
-        k += pa * ((a[v] - ma - std::log(za)) - (b[v] - mb - std::log(zb)));
-        worst = std::max(worst, std::fabs(double(a[v]) - double(b[v])));
-      }
-      kld += k / n;
-      agree += std::max_element(a, a + V) - a == std::max_element(b, b + V) - b;
-    }
-    std::printf("[int vs float] %s: mean KLD %.6f, max |dlogit| %.4f, top-1 %d/%d\n", name, kld, worst, agree, n);
-    EXPECT_LT(kld, 0.002) << name;
-    EXPECT_LT(worst, 0.5) << name;
-    EXPECT_GE(agree, n - 2) << name;
-    EXPECT_GT(worst, 0.0) << name << ": the two paths should not be the same computation";
+    expect_int_path_close_to_float(p, name);
   }
+}
+
+// No shared file holds Q2_K: lmq's llama.cpp Q2_K recipe (Q2_K, Q3_K, Q4_K, Q6_K tensors) of the
+// shared HF model, written with llama.cpp's reference quantizer.
+TEST(GgmlMatmul, IntPathLogitsCloseToFloatPathQ2K) {
+  const std::string model = shared_path("models/lmq-llama3-9m");
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << model << " missing";
+  const std::string out = lmq::test::temp_dir() + "/q2_k.gguf";
+  const auto q = lmq::test::run_lmq({"quantize", model, "-o", out, "--format", "gguf", "--scheme", "q2_k"});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  expect_int_path_close_to_float(out, "lmq-llama3-9m q2_k");
 }
 
 // A NaN super-scale in a Q4_K block of a real file: refused at load for the integer kernels,

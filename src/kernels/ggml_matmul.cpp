@@ -30,7 +30,7 @@ void q4k_scales(const uint8_t* s, int* sc, int* m) {
   }
 }
 
-// The 256 codes of a block, value order: Q3_K 0..7, Q4_K 0..15, Q5_K 0..31, Q6_K 0..63.
+// The 256 codes of a block, value order: Q2_K 0..3, Q3_K 0..7, Q4_K 0..15, Q5_K 0..31, Q6_K 0..63.
 void q4k_codes(const uint8_t* qs, uint8_t* q) {
   for (int c = 0; c < 4; ++c)
     for (int l = 0; l < 32; ++l) {
@@ -46,11 +46,12 @@ void q5k_codes(const uint8_t* qh, const uint8_t* qs, uint8_t* q) {
       q[64 * c + 32 + l] = uint8_t(q[64 * c + 32 + l] | (qh[l] >> (2 * c + 1) & 1) << 4);
     }
 }
+void q2k_codes(const uint8_t* qs, uint8_t* q) {
+  for (int v = 0; v < 256; ++v) q[v] = qs[32 * (v / 128) + v % 32] >> (2 * ((v % 128) / 32)) & 3;
+}
 void q3k_codes(const uint8_t* hmask, const uint8_t* qs, uint8_t* q) {
-  for (int v = 0; v < 256; ++v) {
-    const int h = v / 128, j = (v % 128) / 32, l = v % 32;
-    q[v] = uint8_t((qs[32 * h + l] >> (2 * j) & 3) | (hmask[l] >> (4 * h + j) & 1) << 2);
-  }
+  q2k_codes(qs, q);
+  for (int v = 0; v < 256; ++v) q[v] = uint8_t(q[v] | (hmask[v % 32] >> (4 * (v / 128) + (v % 128) / 32) & 1) << 2);
 }
 // Q3_K's 16 scales sc − 32 (codecs/ggml_blocks.h).
 void q3k_scales(const uint8_t* s, int8_t* sc) {
@@ -68,6 +69,8 @@ void q6k_codes(const uint8_t* ql, const uint8_t* qh, uint8_t* q) {
       q[l + 96] = uint8_t((ql[l + 32] >> 4) | (qh[l] >> 6 & 3) << 4);
     }
 }
+
+constexpr uint8_t kOnes[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};  // Σq_x as a dot
 
 int32_t dot(const uint8_t* q, const int8_t* x, int n, int off) {
   int32_t s = 0;
@@ -104,6 +107,20 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
             const float f = sx[ia] * (float(i) * ds - float(xs[ia]) * dm);
             slot[j] = slot[j] + f;
           }
+        } else if (a.f == Format::Q2_K) {
+          const float d = f16_at(blk + 80), dmin = f16_at(blk + 82);
+          q2k_codes(blk + 16, q);
+          for (int j = 0; j < 8; ++j) {
+            const int64_t ia = b * 8 + j;
+            int32_t i = 0, mi = 0;
+            for (int s = 2 * j; s < 2 * j + 2; ++s) {
+              const int8_t* xs16 = xb + 16 * s;
+              i += (blk[s] & 15) * dot(q + 16 * s, xs16, 16, 0);
+              mi += (blk[s] >> 4) * dot(kOnes, xs16, 16, 0);
+            }
+            const float f = sx[ia] * (d * float(i) - dmin * float(mi));
+            slot[j] = slot[j] + f;
+          }
         } else {  // Q6_K, Q3_K
           const bool q3 = a.f == Format::Q3_K;
           const float d = f16_at(blk + (q3 ? 108 : 208));
@@ -129,7 +146,8 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
 }  // namespace ggk
 
 bool ggml_matmul_supported(const Tensor& w, int64_t act_block) {
-  return (w.format == Format::Q3_K || w.format == Format::Q4_K || w.format == Format::Q5_K || w.format == Format::Q6_K) &&
+  const Format f = w.format;
+  return (f == Format::Q2_K || f == Format::Q3_K || f == Format::Q4_K || f == Format::Q5_K || f == Format::Q6_K) &&
          w.shape.size() == 2 &&
          act_block == 32 &&
          w.cols() > 0 && w.cols() % ggml::QK_K == 0 && w.rows() > 0;

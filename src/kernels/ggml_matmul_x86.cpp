@@ -1,6 +1,6 @@
 // AVX-512 VNNI kernel of the K-quant matmul (lmq/kernels/ggml_matmul.h): tiles of 4 weight rows
 // × up to 4 tokens. Per half super-block (128 values) the codes of the 4 rows are expanded to
-// bytes once (Q4_K: a nibble mask; Q5_K / Q6_K: low nibbles | 1 / 2 high bits from qh; Q3_K: 2 bits | hmask's) and fed to vpdpbusd
+// bytes once (Q4_K: a nibble mask; Q5_K / Q6_K: low nibbles | 1 / 2 high bits from qh; Q3_K: 2 bits | hmask's; Q2_K: 2 bits) and fed to vpdpbusd
 // against each token's int8 activations; reduce_rows4 then puts the int32 sums of the 4 rows
 // side by side (lane 4j + r = row r, 16-value lane j), and the float epilogue runs on vectors of
 // 4 activation blocks × 4 rows with exactly the specification's operations and order, so the
@@ -23,7 +23,7 @@ bool have_vnni() {
 
 namespace {
 
-constexpr int64_t kQ3KBytes = 110, kQ4KBytes = 144, kQ5KBytes = 176, kQ6KBytes = 210;
+constexpr int64_t kQ2KBytes = 84, kQ3KBytes = 110, kQ4KBytes = 144, kQ5KBytes = 176, kQ6KBytes = 210;
 
 // Σ over each 128-bit lane j of a[r] → lane 4j + r.
 LMQ_VNNI inline __m512i reduce_rows4(const __m512i* a) {
@@ -229,6 +229,60 @@ LMQ_VNNI inline void q6k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
   }
 }
 
+// Q2_K: 16-value sub-blocks, x = d·sc·q − dmin·m with 4-bit sc, m and 2-bit codes (bit 2j of
+// qs[32h + l] for value 128h + 32j + l, as Q3_K's low bits).
+template <int NT>
+LMQ_VNNI inline void q2k_tile(const Args& a, const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2]) {
+  const int64_t nsb = a.K / 256;
+  const __m512i zero = _mm512_setzero_si512(), three = _mm512_set1_epi8(3);
+  const __m512i shlo = halves16(0, 2), shhi = halves16(4, 6);
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  for (int64_t b = 0; b < nsb; ++b) {
+    prefetch_next(tl, b * kQ2KBytes, 2);
+    __m512i sc[4], mn[4];
+    {
+      __m128i v[4], vs[4], vm[4];
+      for (int r = 0; r < 4; ++r) {
+        v[r] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tl.row[r] + b * kQ2KBytes));
+        vs[r] = _mm_and_si128(v[r], low4), vm[r] = _mm_and_si128(_mm_srli_epi16(v[r], 4), low4);
+      }
+      transpose_scales16(vs, sc);
+      transpose_scales16(vm, mn);
+    }
+    // d, dmin of the 4 rows (f16 at 80, 82) → [d0..d3 | m0..m3]
+    int32_t w[4];
+    for (int r = 0; r < 4; ++r) __builtin_memcpy(&w[r], tl.row[r] + b * kQ2KBytes + 80, 4);
+    const __m256 dd = _mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_setr_epi32(w[0], w[1], w[2], w[3])),
+                                               _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    const __m512 d4 = _mm512_broadcast_f32x4(_mm256_castps256_ps128(dd));
+    const __m512 m4 = _mm512_broadcast_f32x4(_mm256_extractf128_ps(dd, 1));
+    for (int h = 0; h < 2; ++h) {  // values 128h .. 128h + 127: sub-blocks 8h .. 8h + 7
+      __m512i lo[4], hi[4];
+      for (int r = 0; r < 4; ++r) {  // 16-bit shifts: the byte mask keeps each byte's own bits
+        const __m512i q = _mm512_broadcast_i64x4(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tl.row[r] + b * kQ2KBytes + 16 + 32 * h)));
+        lo[r] = _mm512_and_si512(_mm512_srlv_epi16(q, shlo), three);
+        hi[r] = _mm512_and_si512(_mm512_srlv_epi16(q, shhi), three);
+      }
+      const int64_t s0 = b * 16 + 8 * h, a0 = b * 8 + 4 * h;  // first 16-value sub-block, activation block
+      for (int t = 0; t < NT; ++t) {
+        const int8_t* xp = x.q + (t0 + t) * a.K + b * 256 + 128 * h;
+        const __m512i xl = _mm512_loadu_si512(xp), xh = _mm512_loadu_si512(xp + 64);
+        __m512i L[4], H[4];
+        for (int r = 0; r < 4; ++r) L[r] = _mm512_dpbusd_epi32(zero, lo[r], xl), H[r] = _mm512_dpbusd_epi32(zero, hi[r], xh);
+        const int32_t* c = x.x16s4 + (t0 + t) * x.ld16 + s0 * 4;  // 32·Σq_x per 16 values
+        const __m512i cl = _mm512_srai_epi32(_mm512_loadu_si512(c), 5), ch = _mm512_srai_epi32(_mm512_loadu_si512(c + 16), 5);
+        const __m512i I = sum_lane_pairs(_mm512_mullo_epi32(reduce_rows4(L), sc[2 * h]),
+                                         _mm512_mullo_epi32(reduce_rows4(H), sc[2 * h + 1]), false);
+        const __m512i M = sum_lane_pairs(_mm512_mullo_epi32(cl, mn[2 * h]), _mm512_mullo_epi32(ch, mn[2 * h + 1]), false);
+        const __m512 sx = _mm512_loadu_ps(x.sx4 + (t0 + t) * x.ld4 + a0 * 4);
+        const __m512 v = _mm512_sub_ps(_mm512_mul_ps(d4, _mm512_cvtepi32_ps(I)), _mm512_mul_ps(m4, _mm512_cvtepi32_ps(M)));
+        slot[t][h] = _mm512_add_ps(slot[t][h], _mm512_mul_ps(sx, v));
+      }
+    }
+  }
+}
+
 template <int NT>
 LMQ_VNNI void tile_t(const Args& a, const VnniActs& x, const Tile& tl, int64_t o, int64_t t0) {
   __m512 slot[NT][2];  // lane 4·(j mod 4) + r of slot[t][j / 4]: slot j of row r
@@ -236,6 +290,7 @@ LMQ_VNNI void tile_t(const Args& a, const VnniActs& x, const Tile& tl, int64_t o
   if (a.f == Format::Q4_K) q4k_tile<NT, false>(a, x, tl, t0, slot);
   else if (a.f == Format::Q5_K) q4k_tile<NT, true>(a, x, tl, t0, slot);
   else if (a.f == Format::Q3_K) q6k_tile<NT, true>(a, x, tl, t0, slot);
+  else if (a.f == Format::Q2_K) q2k_tile<NT>(a, x, tl, t0, slot);
   else q6k_tile<NT, false>(a, x, tl, t0, slot);
   const __mmask8 rows = __mmask8((1u << tl.nr) - 1);
   const __m128 bias = a.bias ? _mm_maskz_loadu_ps(rows, a.bias + o) : _mm_setzero_ps();

@@ -3,7 +3,7 @@
 // scale s_x[a] and one code sum Σq_x[a] per block a of 32 values (quantize_activations with
 // block = sum_group = 32, kernels/act_quant.h). Layouts: codecs/ggml_blocks.h.
 //
-// Weights: Q3_K, Q4_K, Q5_K and Q6_K, 2-D, K (columns) a multiple of 256. For output o and
+// Weights: Q2_K, Q3_K, Q4_K, Q5_K and Q6_K, 2-D, K (columns) a multiple of 256. For output o and
 // token t, over the
 // super-blocks b (256 values) of row o, in increasing b, the activation blocks a = 8b + j
 // (j = 0..7), with q the weight codes and all sums integer (exact):
@@ -15,12 +15,16 @@
 //   for Q3_K):
 //     i[a]  = sc[2j]·Σ_{k∈2j}(q[k] − c)·q_x[k] + sc[2j+1]·Σ_{k∈2j+1}(q[k] − c)·q_x[k]
 //     f[a] = s_x[a] · (d · float(i[a]))
+//   Q2_K (sub-blocks 2j and 2j+1 of 16 values; x = d·sc[s]·q − dmin·m[s]):
+//     i[a]  = sc[2j]·Σ_{k∈2j} q[k]·q_x[k] + sc[2j+1]·Σ_{k∈2j+1} q[k]·q_x[k]
+//     mi[a] = m[2j]·Σ_{k∈2j} q_x[k] + m[2j+1]·Σ_{k∈2j+1} q_x[k]
+//     f[a] = s_x[a] · (d·float(i[a]) − dmin·float(mi[a]))
 // every product and difference rounded to f32 in the order written (no FMA), then, as the
 // LMQ_INT kernels do (kernels/int_matmul.h):
 //   slot[j] = Σ f[a] over the a with a mod 8 = j, added in increasing a from 0.0f  (8 slots)
 //   y[t,o] = ((slot0 + slot4) + (slot2 + slot6)) + ((slot1 + slot5) + (slot3 + slot7))  (+ bias)
 // d, dmin are the blocks' f16 fields; sc, m the sub-block scales: 6-bit (Q4_K, Q5_K), int8
-// (Q6_K), 6-bit − 32 (Q3_K). The sums cannot overflow int32 (|i[a]| ≤ 2·128·16·32·127 < 2^24, so float(i) is exact).
+// (Q6_K), 6-bit − 32 (Q3_K), 4-bit (Q2_K). The sums cannot overflow int32 (|i[a]| ≤ 2·128·16·32·127 < 2^24, so float(i) is exact).
 // Kernels: the scalar specification and an AVX-512 VNNI one (vpdpbusd on the codes as u8),
 // equal to it bit for bit; Auto picks VNNI where the CPU has it, else the scalar one. The VNNI
 // kernel works on tiles of 4 output rows × up to 4 tokens, so prefill reads each weight tile
