@@ -8,11 +8,73 @@
 
 #include "lmq/error.h"
 #include "lmq/codecs/format_traits.h"
+#include "lmq/codecs/iquant_lattice.h"
 
 namespace lmq::calib {
 
+namespace {
+
+quant::QuantStats weight_error(const float* w, const std::vector<float>& deq, float* assumed) {
+  quant::QuantStats qs;
+  for (size_t i = 0; i < deq.size(); ++i) qs.add(double(w[i]), deq[i]);
+  qs.finish();
+  if (assumed) std::copy(deq.begin(), deq.end(), assumed);
+  return qs;
+}
+
+// The weights of the grid search for the values of one choice: GPTQ's own measure of what an
+// error in column j costs once the later columns have absorbed what they can, 1 / U_jj² (U the
+// Cholesky factor of H⁻¹: the loss of rounding column j alone is err² / U_jj²).
+double lattice_weight(const GptqState& st, int64_t j) {
+  const double u = st.inv->U[size_t(j * st.K + j)];
+  return 1 / (u * u);
+}
+
+// GPTQ into a lattice i-quant (codecs/iquant_lattice.h): at the first column of each super-block
+// its scales are fitted to the row's current weights; at the first column of each unit (a 4-value
+// grid point, or 8 values sharing a sign parity) the unit's grid entries and signs are chosen for
+// its current weights, and the sweep then feeds back each column's error against them.
+quant::QuantStats gptq_lattice(const float* w, int64_t rows, int64_t K, const float* H, Format f,
+                               const GptqOptions& o, bool hessian_fit, uint8_t* out, float* assumed) {
+  if (o.act_order) fail("GPTQ into {}: act-order cannot keep a grid point's columns together; leave it off", format_name(f));
+  const int64_t bs = ggml::QK_K;
+  if (K % bs != 0) fail("GPTQ into {}: rows of {} values are not whole {}-value blocks", format_name(f), K, bs);
+  const uint64_t rb = ggml_row_bytes(f, K);
+  const size_t bb = ggml_block_bytes(f);
+  const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
+  GptqState st = gptq_prepare(w, rows, K, H, o);
+  std::vector<float> imp, cw(static_cast<size_t>(K));
+  if (hessian_fit) imp.assign(st.diag().begin(), st.diag().end());
+  for (int64_t j = 0; j < K; ++j) cw[size_t(j)] = float(lattice_weight(st, j));
+
+  std::vector<ggml::LatticeSuperBlock> sb(static_cast<size_t>(rows), ggml::LatticeSuperBlock(f));
+  const int unit = sb[0].unit();
+  std::vector<float> deq(static_cast<size_t>(rows * K));
+  gptq_run(st, bs * std::max<int64_t>(1, o.block / bs), threads, [&](int64_t r, int64_t j, const double* wr) {
+    ggml::LatticeSuperBlock& b = sb[size_t(r)];
+    float* y = deq.data() + r * K;
+    const int64_t j0 = j - j % bs;
+    if (j % bs == 0) {  // the whole super-block is up to date here (B is whole super-blocks)
+      float x[ggml::QK_K];
+      for (int64_t k = 0; k < bs; ++k) x[k] = float(wr[j + k]);
+      b.fit_scales(x, hessian_fit ? imp.data() + j : nullptr);
+    }
+    if (j % unit == 0) {
+      float x[8];
+      for (int k = 0; k < unit; ++k) x[k] = float(wr[j + k]);
+      b.choose(int(j - j0), x, cw.data() + j, y + j);
+    }
+    if (j % bs == bs - 1) b.pack(out + uint64_t(r) * rb + uint64_t(j0 / bs) * bb);
+    return double(y[j]);
+  });
+  return weight_error(w, deq, assumed);
+}
+
+}  // namespace
+
 quant::QuantStats gptq_quantize_ggml(const float* w, int64_t rows, int64_t K, const float* H, Format f,
                                      const GptqOptions& o, bool hessian_fit, uint8_t* out, float* assumed) {
+  if (ggml::LatticeSuperBlock::supports(f)) return gptq_lattice(w, rows, K, H, f, o, hessian_fit, out, assumed);
   if (!format_traits(f).set_codes) fail("GPTQ into {}: not a format with a grid per sub-block", format_name(f));
   const int64_t bs = ggml_block_size(f), sub = ggml_sub_block_size(f);  // throws for float formats
   if (K % bs != 0) fail("GPTQ into {}: rows of {} values are not whole {}-value blocks", format_name(f), K, bs);
@@ -66,11 +128,7 @@ quant::QuantStats gptq_quantize_ggml(const float* w, int64_t rows, int64_t K, co
     for (int64_t b = 0; b < K / bs; ++b)
       ggml_block_set_codes(f, out + uint64_t(r) * rb + uint64_t(b) * bb, codes.data() + r * K + b * bs);
 
-  quant::QuantStats qs;
-  for (int64_t i = 0; i < rows * K; ++i) qs.add(double(w[i]), deq[size_t(i)]);
-  qs.finish();
-  if (assumed) std::copy(deq.begin(), deq.end(), assumed);
-  return qs;
+  return weight_error(w, deq, assumed);
 }
 
 void ggml_round_trip(Format f, const float* w, int64_t rows, int64_t K, const float* importance, uint8_t* bytes,
