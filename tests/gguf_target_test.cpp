@@ -132,11 +132,6 @@ TEST(GptqGgml, StoredBytesDequantizeToWhatErrorFeedbackAssumed) {
       SCOPED_TRACE(std::string(format_name(f)) + " variant " + std::to_string(variant));
       GptqOptions o;
       o.act_order = variant == 1;
-      if (o.act_order && ggml::LatticeSuperBlock::supports(f)) {  // a grid point's columns must stay together
-        std::vector<uint8_t> out(size_t(ggml_row_bytes(f, K) * rows));
-        EXPECT_THROW(gptq_quantize_ggml(w.data(), rows, K, H.data(), f, o, false, out.data()), Error);
-        continue;
-      }
       std::vector<uint8_t> out(size_t(ggml_row_bytes(f, K) * rows));
       std::vector<float> assumed(w.size());
       const quant::QuantStats st =
@@ -228,8 +223,8 @@ TEST(GptqGgml, Q4KBeatsLlamaCppQuantizerOnRealLayer) {
   EXPECT_LT(t_gq, 1.25 * t_ref) << "held-out tokens";
 }
 
-// The real layer into the lattice i-quants: GPTQ (plain scale fit, and --hessian-fit's
-// diag(H)-weighted one) lowers the calibration output error below lmq's plain lattice writer and
+// The real layer into the lattice i-quants: GPTQ (plain scale fit, --hessian-fit's diag(H)-weighted
+// one, and act-order) lowers the calibration output error below lmq's plain lattice writer and
 // below the same writer weighted by diag(H) (what awmse does with E[x²]), and does not lose on
 // held-out tokens.
 TEST(GptqGgml, LatticeBeatsPlainWriterOnRealLayer) {
@@ -249,17 +244,23 @@ TEST(GptqGgml, LatticeBeatsPlainWriterOnRealLayer) {
     const std::vector<float> g = dequantize(f, b, rows, K);
     gptq_quantize_ggml(L.w.data(), rows, K, H.data(), f, {}, true, b.data());
     const std::vector<float> gh = dequantize(f, b, rows, K);
+    GptqOptions ao;
+    ao.act_order = true;
+    gptq_quantize_ggml(L.w.data(), rows, K, H.data(), f, ao, false, b.data());
+    const std::vector<float> ga = dequantize(f, b, rows, K);
     auto err = [&](const std::vector<float>& y, const std::vector<float>& h) {
       return output_error(L.w.data(), y.data(), rows, K, h.data());
     };
-    const double ep = err(plain, H), ew = err(weighted, H), eg = err(g, H), egh = err(gh, H);
+    const double ep = err(plain, H), ew = err(weighted, H), eg = err(g, H), egh = err(gh, H), ea = err(ga, H);
     std::printf("%s ||dW X||^2/n calibration: plain %.4g, diag(H)-weighted %.4g, gptq %.4g (%.2fx), gptq "
-                "--hessian-fit %.4g (%.2fx); held-out: weighted %.4g, gptq %.4g, gptq --hessian-fit %.4g\n",
-                std::string(format_name(f)).c_str(), ep, ew, eg, eg / ew, egh, egh / ew, err(weighted, Htest),
-                err(g, Htest), err(gh, Htest));
+                "--hessian-fit %.4g (%.2fx), act-order %.4g (%.2fx); held-out: weighted %.4g, gptq %.4g, "
+                "--hessian-fit %.4g, act-order %.4g\n",
+                std::string(format_name(f)).c_str(), ep, ew, eg, eg / ew, egh, egh / ew, ea, ea / ew,
+                err(weighted, Htest), err(g, Htest), err(gh, Htest), err(ga, Htest));
     EXPECT_LT(eg, 0.9 * ep);
     EXPECT_LT(eg, 0.9 * ew);
     EXPECT_LT(egh, 0.9 * ew);
+    EXPECT_LT(ea, 0.9 * ew);
     EXPECT_LT(err(g, Htest), 1.25 * err(weighted, Htest)) << "held-out tokens";
     EXPECT_LT(err(gh, Htest), 1.25 * err(weighted, Htest)) << "held-out tokens";
   }

@@ -353,11 +353,11 @@ void LatticeSuperBlock::choose(int o, const float* x, const float* w, float* y) 
   const LatticeFormat& F = *lattice_format(f_);
   const Lattice& L = F.lattice();
   const int n = unit();
+  const float scale = c_.d * float(1 + 2 * c_.scale[o / L.sub]);
   float xval[8], err;
   const uint8_t s = signs_and_targets(x, w, L.even_signs, xval, n);
   const uint8_t mask = uint8_t(((1 << n) - 1) << o % 8);
   c_.signs[o / 8] = uint8_t((c_.signs[o / 8] & ~mask) | s << o % 8);
-  const float scale = c_.d * float(1 + 2 * c_.scale[o / L.sub]);
   for (int k = 0; k < n; k += L.group) c_.idx[(o + k) / L.group] = uint16_t(best_entry(L, xval + k, w + k, scale, &err));
   // the values as the dequantizer computes them (its own float operations): pack and read back
   uint8_t bytes[sizeof(block_iq3_s)];
@@ -365,6 +365,23 @@ void LatticeSuperBlock::choose(int o, const float* x, const float* w, float* y) 
   F.pack(c_, bytes);
   ggml_dequantize_row(f_, bytes, back, QK_K);
   std::memcpy(y, back + o, sizeof(float) * size_t(n));
+}
+
+int LatticeSuperBlock::sub() const { return lattice_format(f_)->lattice().sub; }
+
+void LatticeSuperBlock::refit_sub(int ib, const float* x, const float* w) {
+  const Lattice& L = lattice_format(f_)->lattice();
+  if (c_.d == 0) return;
+  float xval[32];
+  for (int k = 0; k < L.sub; k += 8) signs_and_targets(x + k, w + k, L.even_signs, xval + k);
+  const int l0 = nearest_int(0.5f * (fit_sub_scale(L, xval, w) / c_.d - 1));
+  uint16_t idx[8];
+  float best = search_codes(L, xval, w, c_.d * float(1 + 2 * c_.scale[ib]), idx);
+  for (int l = l0 - 1; l <= l0 + 1; ++l) {
+    if (l < 0 || l > kMaxCode || l == c_.scale[ib]) continue;
+    const float err = search_codes(L, xval, w, c_.d * float(1 + 2 * l), idx);
+    if (err < best) best = err, c_.scale[ib] = uint8_t(l);
+  }
 }
 
 void LatticeSuperBlock::pack(uint8_t* out) const { lattice_format(f_)->pack(c_, out); }

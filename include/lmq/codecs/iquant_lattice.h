@@ -36,6 +36,11 @@ class LatticeSuperBlock {
   // Values [o, o + unit()) of the super-block (o a multiple of unit()): targets x, weights w > 0
   // (unit() values each); y receives what the stored codes dequantize to.
   void choose(int o, const float* x, const float* w, float* y);
+  int sub() const;  // values per sub-block scale: 32, or 16 (IQ2_XS, IQ2_S)
+  // Sub-block ib's 4-bit scale refitted (d kept) to its current targets x (sub() values) under
+  // weights w: the code now stored, or one of the three around the scale fitted to x, whichever
+  // searches to the least weighted error.
+  void refit_sub(int ib, const float* x, const float* w);
   void pack(uint8_t* out) const;  // ggml_block_bytes(f) bytes
   const LatticeCodes& codes() const { return c_; }
 
