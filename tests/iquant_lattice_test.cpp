@@ -247,3 +247,23 @@ TEST(IQuantLattice, OverrideIq2xsThroughCli) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("ppl "), std::string::npos) << r.out;
 }
+
+// `--scheme iq3_xxs` (attn_k in IQ2_S on this model, the rest IQ3_XXS / IQ3_S) with GPTQ: the
+// recipe's types are written, IQ2_S among them, and the file runs near the float model.
+TEST(IQuantLattice, GptqIq3xxsSchemeThroughCli) {
+  const std::string model = test::shared_path("models/lmq-llama3-9m");
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << model << " missing";
+  const std::string dir = test::temp_dir(), out = dir + "/iq3xxs.gguf", text = test::shared_path("text/docs-valid.txt");
+  auto r = test::run_lmq({"quantize", model, "-o", out, "--format", "gguf", "--scheme", "iq3_xxs", "--method", "gptq",
+                          "--calib", text, "--calib-samples", "2", "--calib-len", "64"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* type : {" iq2_s ", " iq3_xxs "}) EXPECT_NE(r.out.find(type), std::string::npos) << type << r.out;
+  const size_t k = r.out.find("blk.0.attn_k.weight");
+  ASSERT_NE(k, std::string::npos) << r.out;
+  EXPECT_NE(r.out.substr(k, r.out.find('\n', k) - k).find(" iq2_s "), std::string::npos) << r.out;
+  r = test::run_lmq({"eval", out, "--text", text, "--windows", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const size_t p = r.out.find("ppl ");
+  ASSERT_NE(p, std::string::npos) << r.out;
+  EXPECT_LT(std::stod(r.out.substr(p + 4)), 200.0);  // the F32 model scores ~40 here
+}
