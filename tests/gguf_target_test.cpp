@@ -15,6 +15,7 @@
 #include "lmq/calib/gguf_target.h"
 #include "lmq/error.h"
 #include "lmq/codecs/ggml_blocks.h"
+#include "lmq/codecs/iquant_lattice.h"
 #include "lmq/formats/gguf.h"
 #include "lmq/calib/block_runner.h"
 #include "test_support.h"
@@ -27,6 +28,7 @@ namespace {
 
 const Format kFormats[] = {Format::Q8_0, Format::Q4_0, Format::Q4_1, Format::Q5_0, Format::Q5_1,
                            Format::Q2_K, Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K, Format::IQ4_NL, Format::IQ4_XS};
+const Format kLatticeFormats[] = {Format::IQ3_S, Format::IQ2_XS, Format::IQ3_XXS, Format::IQ2_XXS};
 
 std::vector<float> gaussian(size_t n, uint32_t seed, float sd = 1.f) {
   std::mt19937 rng(seed);
@@ -123,7 +125,9 @@ TEST(GptqGgml, StoredBytesDequantizeToWhatErrorFeedbackAssumed) {
       if (j == 100) X[size_t(t * K + j)] = 0;
     }
   const std::vector<float> H = hessian_of(X, K);
-  for (Format f : kFormats)
+  std::vector<Format> formats(std::begin(kFormats), std::end(kFormats));
+  formats.insert(formats.end(), std::begin(kLatticeFormats), std::end(kLatticeFormats));
+  for (Format f : formats)
     for (int variant = 0; variant < 3; ++variant) {
       SCOPED_TRACE(std::string(format_name(f)) + " variant " + std::to_string(variant));
       GptqOptions o;
@@ -142,33 +146,51 @@ TEST(GptqGgml, StoredBytesDequantizeToWhatErrorFeedbackAssumed) {
   EXPECT_THROW(gptq_quantize_ggml(w.data(), rows, K, H.data(), Format::F16, {}, false, out.data()), Error);
 }
 
-// A real layer (lmq-qwen2-21m, layer 2 ffn_down, 768 inputs = 3 super-blocks) and its real inputs
-// from the calibration half of docs-valid: GPTQ into Q4_K lowers ‖WX − W'X‖²/n well below
-// llama.cpp's Q4_K quantizer on the calibration tokens and does not lose on held-out ones.
-TEST(GptqGgml, Q4KBeatsLlamaCppQuantizerOnRealLayer) {
+namespace {
+
+// lmq-qwen2-21m's layer 2 ffn_down (768 inputs = 3 super-blocks) and its real inputs from the
+// calibration half of docs-valid: 8 windows of 256 tokens to fit, 2 held out.
+struct RealLayer {
+  int64_t rows = 0, K = 0;
+  std::vector<float> w, Xtrain, Xtest;
+};
+
+bool real_layer(RealLayer& L) {
   const std::string path = shared_path("models/lmq-qwen2-21m");
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << "missing " << path;
+  if (!std::filesystem::exists(path)) return false;
   auto m = Model::load(path);
   const std::string name = "model.layers.2.mlp.down_proj.weight";
   const Tensor& t = *m->find(name);
-  const int64_t rows = t.rows(), K = t.cols();
-  std::vector<float> w(size_t(t.numel()));
-  dequantize_rows(t, 0, rows, w.data());
+  L.rows = t.rows(), L.K = t.cols();
+  L.w.resize(size_t(t.numel()));
+  dequantize_rows(t, 0, L.rows, L.w.data());
   const std::string text = read_text_file(shared_path("text/docs-valid.txt"));
   const std::string part = text.substr(text.find('\n', text.size() / 2) + 1, 100000);
   const auto wins = calib_windows(m->tokenizer(), part, 10, 256, m->config().bos_id);
-  std::vector<float> Xtrain, Xtest, *dst = nullptr;
+  std::vector<float>* dst = nullptr;
   calib::BlockRunner run(*m, 256);
   run.set_observer([&](const Tensor& wt, const float* x, int n) {
-    if (wt.name == name) dst->insert(dst->end(), x, x + int64_t(n) * K);
+    if (wt.name == name) dst->insert(dst->end(), x, x + int64_t(n) * L.K);
   });
   std::vector<float> h(size_t(256 * m->config().hidden));
   for (size_t i = 0; i < wins.size(); ++i) {
-    dst = i < 8 ? &Xtrain : &Xtest;
+    dst = i < 8 ? &L.Xtrain : &L.Xtest;
     run.reset();
     run.embed_tokens(wins[i].data(), int(wins[i].size()), h.data());
     run.forward_layers(h.data(), int(wins[i].size()), 0, 3);
   }
+  return true;
+}
+
+}  // namespace
+
+// The real layer: GPTQ into Q4_K lowers ‖WX − W'X‖²/n well below
+// llama.cpp's Q4_K quantizer on the calibration tokens and does not lose on held-out ones.
+TEST(GptqGgml, Q4KBeatsLlamaCppQuantizerOnRealLayer) {
+  RealLayer L;
+  if (!real_layer(L)) GTEST_SKIP() << "missing lmq-qwen2-21m";
+  const int64_t rows = L.rows, K = L.K;
+  const std::vector<float>&w = L.w, &Xtrain = L.Xtrain, &Xtest = L.Xtest;
   const std::vector<float> H = hessian_of(Xtrain, K), Htest = hessian_of(Xtest, K);
   const uint64_t rb = ggml_row_bytes(Format::Q4_K, K);
   std::vector<uint8_t> ref(size_t(rb * rows)), gq(ref.size());
@@ -199,6 +221,49 @@ TEST(GptqGgml, Q4KBeatsLlamaCppQuantizerOnRealLayer) {
   EXPECT_LT(direct_g, direct_r);
   // 2048 tokens for 768 inputs overfit a little: held-out GPTQ is about even (measured 1.11×)
   EXPECT_LT(t_gq, 1.25 * t_ref) << "held-out tokens";
+}
+
+// The real layer into the lattice i-quants: GPTQ (plain scale fit, --hessian-fit's diag(H)-weighted
+// one, and act-order) lowers the calibration output error below lmq's plain lattice writer and
+// below the same writer weighted by diag(H) (what awmse does with E[x²]), and does not lose on
+// held-out tokens.
+TEST(GptqGgml, LatticeBeatsPlainWriterOnRealLayer) {
+  RealLayer L;
+  if (!real_layer(L)) GTEST_SKIP() << "missing lmq-qwen2-21m";
+  const int64_t rows = L.rows, K = L.K;
+  const std::vector<float> H = hessian_of(L.Xtrain, K), Htest = hessian_of(L.Xtest, K);
+  std::vector<float> diag(static_cast<size_t>(K));
+  for (int64_t k = 0; k < K; ++k) diag[size_t(k)] = H[size_t(k * K + k)];
+  for (Format f : {Format::IQ3_S, Format::IQ2_XS}) {
+    SCOPED_TRACE(std::string(format_name(f)));
+    std::vector<uint8_t> b(size_t(ggml_row_bytes(f, K) * rows));
+    std::vector<float> plain(L.w.size()), weighted(L.w.size());
+    ggml_round_trip(f, L.w.data(), rows, K, nullptr, b.data(), plain.data());
+    ggml_round_trip(f, L.w.data(), rows, K, diag.data(), b.data(), weighted.data());
+    gptq_quantize_ggml(L.w.data(), rows, K, H.data(), f, {}, false, b.data());
+    const std::vector<float> g = dequantize(f, b, rows, K);
+    gptq_quantize_ggml(L.w.data(), rows, K, H.data(), f, {}, true, b.data());
+    const std::vector<float> gh = dequantize(f, b, rows, K);
+    GptqOptions ao;
+    ao.act_order = true;
+    gptq_quantize_ggml(L.w.data(), rows, K, H.data(), f, ao, false, b.data());
+    const std::vector<float> ga = dequantize(f, b, rows, K);
+    auto err = [&](const std::vector<float>& y, const std::vector<float>& h) {
+      return output_error(L.w.data(), y.data(), rows, K, h.data());
+    };
+    const double ep = err(plain, H), ew = err(weighted, H), eg = err(g, H), egh = err(gh, H), ea = err(ga, H);
+    std::printf("%s ||dW X||^2/n calibration: plain %.4g, diag(H)-weighted %.4g, gptq %.4g (%.2fx), gptq "
+                "--hessian-fit %.4g (%.2fx), act-order %.4g (%.2fx); held-out: weighted %.4g, gptq %.4g, "
+                "--hessian-fit %.4g, act-order %.4g\n",
+                std::string(format_name(f)).c_str(), ep, ew, eg, eg / ew, egh, egh / ew, ea, ea / ew,
+                err(weighted, Htest), err(g, Htest), err(gh, Htest), err(ga, Htest));
+    EXPECT_LT(eg, 0.9 * ep);
+    EXPECT_LT(eg, 0.9 * ew);
+    EXPECT_LT(egh, 0.9 * ew);
+    EXPECT_LT(ea, 0.9 * ew);
+    EXPECT_LT(err(g, Htest), 1.25 * err(weighted, Htest)) << "held-out tokens";
+    EXPECT_LT(err(gh, Htest), 1.25 * err(weighted, Htest)) << "held-out tokens";
+  }
 }
 
 // The CLI: GPTQ into Q4_0 of lmq-llama-25m (Q/K rows permuted for llama.cpp after GPTQ) loads,

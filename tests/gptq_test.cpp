@@ -190,6 +190,36 @@ TEST(Gptq, DeadColumnsAndErrors) {
   EXPECT_THROW(gptq_quantize(pr.w.data(), 4, 16, pr.H.data(), s, {}, out.data()), Error);
 }
 
+// Act-order in runs (GptqOptions::order_run, for the lattice i-quants): runs of 8 columns stay
+// together and in order, sorted by their summed H_jj, largest first; with runs of 1 the order is
+// by H_jj itself; a width that is not whole runs is refused.
+TEST(Gptq, ActOrderInRuns) {
+  const Problem pr = random_problem(2, 64, 256, 5);
+  GptqOptions o;
+  o.act_order = true;
+  const GptqInverse single = gptq_inverse(pr.H.data(), 64, o);
+  for (size_t i = 1; i < 64; ++i)
+    EXPECT_GE(pr.H[size_t(single.perm[i - 1] * 65)], pr.H[size_t(single.perm[i] * 65)]);
+  o.order_run = 8;
+  const GptqInverse runs = gptq_inverse(pr.H.data(), 64, o);
+  double last = INFINITY;
+  for (size_t i = 0; i < 64; i += 8) {
+    double e = 0;
+    for (size_t k = 0; k < 8; ++k) {
+      EXPECT_EQ(runs.perm[i + k], runs.perm[i] + int64_t(k));
+      e += pr.H[size_t(runs.perm[i + k] * 65)];
+    }
+    EXPECT_EQ(runs.perm[i] % 8, 0);
+    EXPECT_LE(e, last);
+    last = e;
+  }
+  std::vector<int64_t> sorted = runs.perm;
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t i = 0; i < 64; ++i) EXPECT_EQ(sorted[i], int64_t(i));
+  o.order_run = 12;
+  EXPECT_THROW(gptq_inverse(pr.H.data(), 64, o), Error);
+}
+
 namespace {
 // Hidden inputs of one real linear layer from windows of the second half of docs-valid.
 struct RealLayer {

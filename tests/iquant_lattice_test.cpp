@@ -15,6 +15,8 @@
 
 #include "lmq/codecs/ggml_blocks.h"
 #include "lmq/codecs/iquant_blocks.h"
+#include "lmq/codecs/iquant_lattice.h"
+#include "lmq/error.h"
 #include "lmq/half.h"
 #include "test_support.h"
 
@@ -110,6 +112,8 @@ const Case kCases[] = {
     {Format::IQ3_S, 0.186, [](const std::vector<float>& x) { return baseline(x, iq::iq3s_grid, 4, 32, 1.f, false); }},
     {Format::IQ2_XS, 0.36,
      [](const std::vector<float>& x) { return baseline(x, iq::iq2xs_grid, 8, 16, 0.125f, true); }},
+    {Format::IQ2_S, 0.356,  // 2.25 code bits a value: the 2-bit bound
+     [](const std::vector<float>& x) { return baseline(x, iq::iq2s_grid, 8, 16, 0.125f, false); }},
     {Format::IQ3_XXS, 0.356,
      [](const std::vector<float>& x) { return baseline(x, iq::iq3xxs_grid, 4, 32, 0.25f, true); }},
     {Format::IQ2_XXS, 0.603,
@@ -171,6 +175,49 @@ TEST(IQuantLattice, ZerosZeroImportanceAndSigns) {
   }
 }
 
+// LatticeSuperBlock (GPTQ's interface): choosing every unit for the values the scales were fitted
+// to, with weight 1, is the plain search itself, so the bytes equal ggml_quantize_row's; each
+// choice returns what the packed block dequantizes to; weights move the error of a choice onto
+// the unweighted values; formats without a lattice writer are refused.
+TEST(IQuantLattice, SuperBlockChoicesMatchWriterAndDequantizer) {
+  const std::vector<float> x = gaussian(QK_K, 21);
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(std::string(format_name(c.f)));
+    const size_t bytes = size_t(ggml_row_bytes(c.f, QK_K));
+    std::vector<uint8_t> ref(bytes), got(bytes);
+    ggml_quantize_row(c.f, x.data(), ref.data(), QK_K);
+    LatticeSuperBlock b(c.f);
+    b.fit_scales(x.data(), nullptr);
+    const int n = b.unit();
+    EXPECT_EQ(n, c.f == Format::IQ3_S ? 4 : 8);  // IQ3_XXS: two 4-value points share a sign parity
+    const std::vector<float> ones(8, 1.f);
+    std::vector<float> y(QK_K), back(QK_K);
+    for (int o = 0; o < QK_K; o += n) b.choose(o, x.data() + o, ones.data(), y.data() + o);
+    b.pack(got.data());
+    EXPECT_EQ(got, ref);
+    ggml_dequantize_row(c.f, got.data(), back.data(), QK_K);
+    EXPECT_EQ(std::memcmp(back.data(), y.data(), sizeof(float) * QK_K), 0);
+
+    // a target unlike the fitted values, weighted 50 on its first value of each unit
+    const std::vector<float> t = gaussian(QK_K, 22);
+    std::vector<float> w(8, 1.f);
+    w[0] = 50.f;
+    double ea = 0, eb = 0;
+    for (int o = 0; o < QK_K; o += n) {
+      float ya[8], yb[8];
+      b.choose(o, t.data() + o, ones.data(), ya);
+      b.choose(o, t.data() + o, w.data(), yb);
+      for (int k = 0; k < n; ++k) {
+        const double da = t[size_t(o + k)] - ya[k], db = t[size_t(o + k)] - yb[k];
+        ea += w[size_t(k)] * da * da, eb += w[size_t(k)] * db * db;
+      }
+    }
+    EXPECT_LT(eb, 0.8 * ea);
+  }
+  EXPECT_FALSE(LatticeSuperBlock::supports(Format::Q4_K));
+  EXPECT_THROW(LatticeSuperBlock{Format::IQ4_XS}, Error);
+}
+
 // The CLI writes llama.cpp's IQ3_S recipe with it, and lmq runs the file.
 TEST(IQuantLattice, QuantizeSchemeIq3sThroughCli) {
   const std::string dir = test::temp_dir(), out = dir + "/iq3s.gguf";
@@ -199,4 +246,24 @@ TEST(IQuantLattice, OverrideIq2xsThroughCli) {
   r = test::run_lmq({"eval", out, "--text", test::shared_path("text/docs-valid.txt"), "--windows", "2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("ppl "), std::string::npos) << r.out;
+}
+
+// `--scheme iq3_xxs` (attn_k in IQ2_S on this model, the rest IQ3_XXS / IQ3_S) with GPTQ: the
+// recipe's types are written, IQ2_S among them, and the file runs near the float model.
+TEST(IQuantLattice, GptqIq3xxsSchemeThroughCli) {
+  const std::string model = test::shared_path("models/lmq-llama3-9m");
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << model << " missing";
+  const std::string dir = test::temp_dir(), out = dir + "/iq3xxs.gguf", text = test::shared_path("text/docs-valid.txt");
+  auto r = test::run_lmq({"quantize", model, "-o", out, "--format", "gguf", "--scheme", "iq3_xxs", "--method", "gptq",
+                          "--calib", text, "--calib-samples", "2", "--calib-len", "64"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* type : {" iq2_s ", " iq3_xxs "}) EXPECT_NE(r.out.find(type), std::string::npos) << type << r.out;
+  const size_t k = r.out.find("blk.0.attn_k.weight");
+  ASSERT_NE(k, std::string::npos) << r.out;
+  EXPECT_NE(r.out.substr(k, r.out.find('\n', k) - k).find(" iq2_s "), std::string::npos) << r.out;
+  r = test::run_lmq({"eval", out, "--text", text, "--windows", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const size_t p = r.out.find("ppl ");
+  ASSERT_NE(p, std::string::npos) << r.out;
+  EXPECT_LT(std::stod(r.out.substr(p + 4)), 200.0);  // the F32 model scores ~40 here
 }

@@ -395,13 +395,13 @@ TEST(BadInputIQuant, TypesLmqDoesNotWriteAreRefused) {
   if (!std::filesystem::exists(model)) GTEST_SKIP() << model << " missing";
   const std::string dir = lmq::test::temp_dir();
   // a read-only i-quant as the scheme, or in an override: one clear line, no file
-  auto r = lmq::test::run_lmq({"quantize", model, "-o", dir + "/a.gguf", "--format", "gguf", "--scheme", "iq2_m"});
+  auto r = lmq::test::run_lmq({"quantize", model, "-o", dir + "/a.gguf", "--format", "gguf", "--scheme", "iq1_s"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("--scheme iq2_m: tensor "), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("needs IQ2_S, which lmq cannot write yet"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--scheme iq1_s: tensor "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("needs IQ1_S, which lmq cannot write yet"), std::string::npos) << r.err;
   r = lmq::test::run_lmq(
-      {"quantize", model, "-o", dir + "/b.gguf", "--format", "gguf", "--scheme", "q8_0", "--override", "ffn_down=iq2_s"});
+      {"quantize", model, "-o", dir + "/b.gguf", "--format", "gguf", "--scheme", "q8_0", "--override", "ffn_down=iq1_s"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("'iq2_s' is not a ggml type lmq writes"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("'iq1_s' is not a ggml type lmq writes"), std::string::npos) << r.err;
   for (const char* f : {"a.gguf", "b.gguf"}) EXPECT_FALSE(std::filesystem::exists(dir + "/" + f));
 }

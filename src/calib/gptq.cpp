@@ -32,8 +32,16 @@ GptqInverse gptq_inverse(const float* H, int64_t K, const GptqOptions& o) {
   std::vector<int64_t>& perm = inv.perm;
   perm.resize(static_cast<size_t>(K));
   std::iota(perm.begin(), perm.end(), 0);
-  if (o.act_order)
-    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return diag[a] > diag[b]; });
+  if (o.act_order) {
+    const int64_t run = std::max(o.order_run, 1);
+    if (K % run != 0) fail("GPTQ act-order in runs of {}: {} columns are not whole runs", run, K);
+    std::vector<int64_t> runs(static_cast<size_t>(K / run));
+    std::vector<double> energy(runs.size());
+    std::iota(runs.begin(), runs.end(), 0);
+    for (int64_t j = 0; j < K; ++j) energy[size_t(j / run)] += diag[size_t(j)];
+    std::stable_sort(runs.begin(), runs.end(), [&](int64_t a, int64_t b) { return energy[size_t(a)] > energy[size_t(b)]; });
+    for (int64_t i = 0; i < K; ++i) perm[size_t(i)] = runs[size_t(i / run)] * run + i % run;
+  }
   std::vector<double>& U = inv.U;
   U.resize(size_t(K * K));
   for (int64_t i = 0; i < K; ++i)

@@ -189,7 +189,8 @@ struct LinearStore {
     quant::int_dequantize_rows(s.p, out, rows, K, 0, rows, back);
     return qs;
   }
-  // The reference the report compares with: RTN of the same scheme, or llama.cpp's quantizer.
+  // The reference the report compares with: RTN of the same scheme, or the format's plain quantizer
+  // (llama.cpp's; lmq's own search for the lattice i-quants).
   void reference(const float* w, int64_t rows, int64_t K, int threads, float* back) const {
     std::vector<uint8_t> q(bytes(rows, K));
     if (ggml()) return ggml_round_trip(target.format, w, rows, K, nullptr, q.data(), back);

@@ -6,6 +6,7 @@
 
 #include "lmq/calib/w8a8.h"
 #include "lmq/codecs/format_traits.h"
+#include "lmq/codecs/iquant_lattice.h"
 #include "lmq/error.h"
 #include "lmq/mapped_file.h"
 #include "lmq/model/memory_limit.h"
@@ -174,8 +175,9 @@ QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) 
     for (const auto& [name, t] : plan.tensors) {
       if (!t.target) continue;
       const FormatTraits& tr = format_traits(t.target->format);
-      if (tr.ggml && tr.quantized && !tr.set_codes)  // the lattice i-quants: codebooks, not grids
-        fail("--method {}: {} would be {}, whose codes GPTQ cannot choose (a codebook, not a grid per sub-block); "
+      // IQ2_S: lmq has no writer for its codebook
+      if (tr.ggml && tr.quantized && !tr.set_codes && !ggml::LatticeSuperBlock::supports(t.target->format))
+        fail("--method {}: {} would be {}, whose codes GPTQ cannot choose (a codebook lmq does not write); "
              "use --method rtn, mse or awmse, or --override",
              q.method, name, tr.name);
     }

@@ -412,7 +412,8 @@ void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
                "their dequantized weights\n", r.n_carried, r.n_requantized);
   fmt::print("wrote {} ({} bytes, GGUF {}) in {:.1f} s, peak memory {:.1f} MiB\n", q.out, r.file_bytes, recipe,
              r.seconds, double(peak_rss_bytes()) / (1 << 20));
-  if (out.method != calib::Method::Rtn) print_calib_summary(out, q.method, t_start, "llama.cpp's quantizer");
+  // the plain quantizer: llama.cpp's, or lmq's own search for the lattice i-quants
+  if (out.method != calib::Method::Rtn) print_calib_summary(out, q.method, t_start, "the plain quantizer");
 }
 
 void print_hf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,

@@ -52,8 +52,9 @@ constexpr FormatTraits kTraits[] = {
     {Format::Q6_K, "q6_k", "q6_K", "Q6_K", 14, QK_K, 16, sizeof(block_q6_K), true, true, dq_q6_K, q_q6_K,
      grids_q6_K, codes_q6_K, true, false, 0, ScaleType::F16, nullptr},
     // the i-quants: IQ4_NL / IQ4_XS have a grid of 16 levels per 32 values; the lattice ones
-    // are codebooks with no grid per sub-block (block_grids / set_codes null); lmq writes
-    // IQ4_NL, IQ4_XS and (lmq's own lattice search) IQ3_S, IQ3_XXS, IQ2_XS, IQ2_XXS; reads all seven
+    // are codebooks with no grid per sub-block (block_grids / set_codes null; GPTQ chooses their
+    // codes through codecs/iquant_lattice.h); lmq writes IQ4_NL, IQ4_XS and (lmq's own lattice
+    // search) IQ3_S, IQ3_XXS, IQ2_S, IQ2_XS, IQ2_XXS; reads all seven
     {Format::IQ4_NL, "iq4_nl", "iq4_nl", "IQ4_NL", 20, QK4_NL, 32, sizeof(block_iq4_nl), true, true, dq_iq4_nl,
      q_iq4_nl, grids_iq4_nl, codes_iq4_nl, true, false, 8, ScaleType::F16, rp_iq4_nl},
     {Format::IQ4_XS, "iq4_xs", "iq4_xs", "IQ4_XS", 23, QK_K, 32, sizeof(block_iq4_xs), true, true, dq_iq4_xs,
@@ -62,7 +63,7 @@ constexpr FormatTraits kTraits[] = {
      dq_iq2_xxs, q_iq2_xxs, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr},
     {Format::IQ2_XS, "iq2_xs", "iq2_xs", "IQ2_XS", 17, QK_K, 16, sizeof(block_iq2_xs), true, true, dq_iq2_xs,
      q_iq2_xs, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr},
-    {Format::IQ2_S, "iq2_s", "iq2_s", "IQ2_S", 22, QK_K, 16, sizeof(block_iq2_s), true, true, dq_iq2_s, nullptr,
+    {Format::IQ2_S, "iq2_s", "iq2_s", "IQ2_S", 22, QK_K, 16, sizeof(block_iq2_s), true, true, dq_iq2_s, q_iq2_s,
      nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr},
     {Format::IQ3_XXS, "iq3_xxs", "iq3_xxs", "IQ3_XXS", 18, QK_K, 32, sizeof(block_iq3_xxs), true, true,
      dq_iq3_xxs, q_iq3_xxs, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr},

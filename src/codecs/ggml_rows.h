@@ -68,6 +68,7 @@ void q_iq4_nl(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_iq4_xs(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_iq3_s(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_iq2_xs(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_iq2_s(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_iq3_xxs(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_iq2_xxs(const float* x, uint8_t* out, int64_t nb, const float* imp);
 // The i-quant quantizers' error weights over n values (x², or with importance llama.cpp's

@@ -20,6 +20,8 @@
 
 #include "ggml_rows.h"
 #include "lmq/codecs/iquant_blocks.h"
+#include "lmq/codecs/iquant_lattice.h"
+#include "lmq/error.h"
 
 namespace lmq::ggml {
 namespace iq {
@@ -28,7 +30,7 @@ namespace iq {
 
 namespace {
 
-constexpr int kMaxEntries = 512;  // the largest grid searched (iq3s_grid, iq2xs_grid)
+constexpr int kMaxEntries = 1024;  // the largest grid searched (iq2s_grid)
 constexpr int kMaxCode = 15;   // 4-bit sub-block codes: scale multiples 1, 3, ..., 31 of d
 constexpr int kSuperTries = 2;  // candidate super-scales per super-block
 
@@ -62,6 +64,10 @@ const Lattice& iq3s_lattice() {
 }
 const Lattice& iq2xs_lattice() {
   static const Lattice L = make_lattice(iq::iq2xs_grid, 8, 16, true, 0.125f);
+  return L;
+}
+const Lattice& iq2s_lattice() {  // all 8 sign bits stored: no parity
+  static const Lattice L = make_lattice(iq::iq2s_grid, 8, 16, false, 0.125f);
   return L;
 }
 const Lattice& iq3xxs_lattice() {  // d · (0.5 + s) · 0.5 · byte = d · (1 + 2s) · byte / 4
@@ -138,20 +144,14 @@ void lattice_weights(const float* x, const float* imp, float sigma2, int n, floa
   for (int j = 0; j < n; ++j) w[j] = 1;
 }
 
-// A quantized super-block before packing.
-struct Codes {
-  float d = 0;
-  uint8_t scale[16] = {};  // 4-bit code per sub-block
-  uint16_t idx[64] = {};   // grid entry per group
-  uint8_t signs[32] = {};  // per 8 values, bit j set: value j negative
-};
+using Codes = LatticeCodes;
 
-// The signs of 8 values, and their magnitudes as targets. With even_signs an odd count of
-// negatives is made even by flipping the sign whose flip costs least (the smallest w·x²); that
-// value's target becomes −|x| so the search gives it a small magnitude.
-uint8_t signs_and_targets(const float* x, const float* w, bool even_signs, float* xval) {
+// The signs of n (8, or 4 without parity) values, and their magnitudes as targets. With
+// even_signs an odd count of negatives is made even by flipping the sign whose flip costs least
+// (the smallest w·x²); that value's target becomes −|x| so the search gives it a small magnitude.
+uint8_t signs_and_targets(const float* x, const float* w, bool even_signs, float* xval, int n = 8) {
   uint8_t s = 0;
-  for (int j = 0; j < 8; ++j) {
+  for (int j = 0; j < n; ++j) {
     xval[j] = std::fabs(x[j]);
     if (x[j] < 0) s = uint8_t(s | 1 << j);
   }
@@ -218,77 +218,172 @@ Codes quantize_super_block(const Lattice& L, const float* x, const float* imp) {
   return c;
 }
 
-}  // namespace
-
-void q_iq3_s(const float* x, uint8_t* out, int64_t nb, const float* imp) {
-  const Lattice& L = iq3s_lattice();
-  for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_iq3_s)) {
-    const Codes c = quantize_super_block(L, x, imp ? imp + i * QK_K : nullptr);
-    std::memset(out, 0, sizeof(block_iq3_s));
-    f2h(out, c.d);
-    uint8_t* qs = out + offsetof(block_iq3_s, qs);
-    uint8_t* qh = out + offsetof(block_iq3_s, qh);
-    for (int k = 0; k < QK_K / 4; ++k) {  // index k: low 8 bits in qs[k], bit 8 in qh[k / 8] bit k % 8
-      qs[k] = uint8_t(c.idx[k] & 0xff);
-      qh[k / 8] = uint8_t(qh[k / 8] | (c.idx[k] >> 8) << (k % 8));
-    }
-    std::memcpy(out + offsetof(block_iq3_s, signs), c.signs, QK_K / 8);
-    uint8_t* scales = out + offsetof(block_iq3_s, scales);
-    for (int ib = 0; ib < 8; ++ib) scales[ib / 2] = uint8_t(scales[ib / 2] | c.scale[ib] << 4 * (ib % 2));
+// The packers: one super-block's codes into the format's bytes.
+void pack_iq3_s(const Codes& c, uint8_t* out) {
+  std::memset(out, 0, sizeof(block_iq3_s));
+  f2h(out, c.d);
+  uint8_t* qs = out + offsetof(block_iq3_s, qs);
+  uint8_t* qh = out + offsetof(block_iq3_s, qh);
+  for (int k = 0; k < QK_K / 4; ++k) {  // index k: low 8 bits in qs[k], bit 8 in qh[k / 8] bit k % 8
+    qs[k] = uint8_t(c.idx[k] & 0xff);
+    qh[k / 8] = uint8_t(qh[k / 8] | (c.idx[k] >> 8) << (k % 8));
   }
+  std::memcpy(out + offsetof(block_iq3_s, signs), c.signs, QK_K / 8);
+  uint8_t* scales = out + offsetof(block_iq3_s, scales);
+  for (int ib = 0; ib < 8; ++ib) scales[ib / 2] = uint8_t(scales[ib / 2] | c.scale[ib] << 4 * (ib % 2));
 }
 
-void q_iq2_xs(const float* x, uint8_t* out, int64_t nb, const float* imp) {
-  const Lattice& L = iq2xs_lattice();
-  for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_iq2_xs)) {
-    const Codes c = quantize_super_block(L, x, imp ? imp + i * QK_K : nullptr);
-    f2h(out, c.d);
-    uint8_t* qs = out + offsetof(block_iq2_xs, qs);
-    for (int k = 0; k < QK_K / 8; ++k) {  // 9 bits of index, the sign byte's low 7 bits (parity implied)
-      const uint16_t q = uint16_t(c.idx[k] | (c.signs[k] & 127) << 9);
-      std::memcpy(qs + 2 * k, &q, 2);
-    }
-    uint8_t* scales = out + offsetof(block_iq2_xs, scales);
-    for (int ib = 0; ib < 8; ++ib) scales[ib] = uint8_t(c.scale[2 * ib] | c.scale[2 * ib + 1] << 4);
+void pack_iq2_xs(const Codes& c, uint8_t* out) {
+  f2h(out, c.d);
+  uint8_t* qs = out + offsetof(block_iq2_xs, qs);
+  for (int k = 0; k < QK_K / 8; ++k) {  // 9 bits of index, the sign byte's low 7 bits (parity implied)
+    const uint16_t q = uint16_t(c.idx[k] | (c.signs[k] & 127) << 9);
+    std::memcpy(qs + 2 * k, &q, 2);
   }
+  uint8_t* scales = out + offsetof(block_iq2_xs, scales);
+  for (int ib = 0; ib < 8; ++ib) scales[ib] = uint8_t(c.scale[2 * ib] | c.scale[2 * ib + 1] << 4);
+}
+
+void pack_iq2_s(const Codes& c, uint8_t* out) {
+  std::memset(out, 0, sizeof(block_iq2_s));
+  f2h(out, c.d);
+  uint8_t* qs = out + offsetof(block_iq2_s, qs);
+  uint8_t* qh = out + offsetof(block_iq2_s, qh);
+  for (int k = 0; k < QK_K / 8; ++k) {  // group k = 4·ib + l: low 8 bits in qs[k], bits 8-9 at qh[ib] bit 2l
+    qs[k] = uint8_t(c.idx[k] & 0xff);
+    qh[k / 4] = uint8_t(qh[k / 4] | (c.idx[k] >> 8) << 2 * (k % 4));
+  }
+  std::memcpy(qs + QK_K / 8, c.signs, QK_K / 8);
+  uint8_t* scales = out + offsetof(block_iq2_s, scales);
+  for (int ib = 0; ib < 8; ++ib) scales[ib] = uint8_t(c.scale[2 * ib] | c.scale[2 * ib + 1] << 4);
 }
 
 // IQ3_XXS and IQ2_XXS: per sub-block 8 bytes of grid indices, then a uint32 holding each
 // group's 7 sign bits at 7l and the 4-bit scale at 28.
-namespace {
 uint32_t signs_and_scale(const Codes& c, int ib) {
   uint32_t a = uint32_t(c.scale[ib]) << 28;
   for (int l = 0; l < 4; ++l) a |= uint32_t(c.signs[4 * ib + l] & 127) << 7 * l;
   return a;
 }
+
+void pack_iq3_xxs(const Codes& c, uint8_t* out) {
+  f2h(out, c.d);
+  uint8_t* qs = out + offsetof(block_iq3_xxs, qs);
+  for (int k = 0; k < QK_K / 4; ++k) qs[k] = uint8_t(c.idx[k]);  // index 8·ib + k: values 4k..4k+3
+  for (int ib = 0; ib < 8; ++ib) {
+    const uint32_t a = signs_and_scale(c, ib);
+    std::memcpy(qs + QK_K / 4 + 4 * ib, &a, 4);
+  }
+}
+
+void pack_iq2_xxs(const Codes& c, uint8_t* out) {
+  f2h(out, c.d);
+  uint8_t* qs = out + offsetof(block_iq2_xxs, qs);
+  for (int ib = 0; ib < 8; ++ib, qs += 8) {
+    for (int l = 0; l < 4; ++l) qs[l] = uint8_t(c.idx[4 * ib + l]);
+    const uint32_t a = signs_and_scale(c, ib);
+    std::memcpy(qs + 4, &a, 4);
+  }
+}
+
+struct LatticeFormat {
+  const Lattice& (*lattice)();
+  void (*pack)(const Codes&, uint8_t*);
+  size_t bytes;
+};
+
+const LatticeFormat* lattice_format(Format f) {
+  static const LatticeFormat iq3s{iq3s_lattice, pack_iq3_s, sizeof(block_iq3_s)};
+  static const LatticeFormat iq2xs{iq2xs_lattice, pack_iq2_xs, sizeof(block_iq2_xs)};
+  static const LatticeFormat iq2s{iq2s_lattice, pack_iq2_s, sizeof(block_iq2_s)};
+  static const LatticeFormat iq3xxs{iq3xxs_lattice, pack_iq3_xxs, sizeof(block_iq3_xxs)};
+  static const LatticeFormat iq2xxs{iq2xxs_lattice, pack_iq2_xxs, sizeof(block_iq2_xxs)};
+  switch (f) {
+    case Format::IQ3_S: return &iq3s;
+    case Format::IQ2_XS: return &iq2xs;
+    case Format::IQ2_S: return &iq2s;
+    case Format::IQ3_XXS: return &iq3xxs;
+    case Format::IQ2_XXS: return &iq2xxs;
+    default: return nullptr;
+  }
+}
+
+void quantize_rows(Format f, const float* x, uint8_t* out, int64_t nb, const float* imp) {
+  const LatticeFormat& F = *lattice_format(f);
+  for (int64_t i = 0; i < nb; ++i, x += QK_K, out += F.bytes)
+    F.pack(quantize_super_block(F.lattice(), x, imp ? imp + i * QK_K : nullptr), out);
+}
+
 }  // namespace
 
+void q_iq3_s(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+  quantize_rows(Format::IQ3_S, x, out, nb, imp);
+}
+void q_iq2_xs(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+  quantize_rows(Format::IQ2_XS, x, out, nb, imp);
+}
+void q_iq2_s(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+  quantize_rows(Format::IQ2_S, x, out, nb, imp);
+}
 void q_iq3_xxs(const float* x, uint8_t* out, int64_t nb, const float* imp) {
-  const Lattice& L = iq3xxs_lattice();
-  for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_iq3_xxs)) {
-    const Codes c = quantize_super_block(L, x, imp ? imp + i * QK_K : nullptr);
-    f2h(out, c.d);
-    uint8_t* qs = out + offsetof(block_iq3_xxs, qs);
-    for (int k = 0; k < QK_K / 4; ++k) qs[k] = uint8_t(c.idx[k]);  // index 8·ib + k: values 4k..4k+3
-    for (int ib = 0; ib < 8; ++ib) {
-      const uint32_t a = signs_and_scale(c, ib);
-      std::memcpy(qs + QK_K / 4 + 4 * ib, &a, 4);
-    }
+  quantize_rows(Format::IQ3_XXS, x, out, nb, imp);
+}
+void q_iq2_xxs(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+  quantize_rows(Format::IQ2_XXS, x, out, nb, imp);
+}
+
+// ---- LatticeSuperBlock (codecs/iquant_lattice.h) ----
+
+bool LatticeSuperBlock::supports(Format f) { return lattice_format(f) != nullptr; }
+
+LatticeSuperBlock::LatticeSuperBlock(Format f) : f_(f) {
+  if (!supports(f)) fail("{}: not a lattice i-quant lmq writes", format_name(f));
+}
+
+int LatticeSuperBlock::unit() const {
+  const Lattice& L = lattice_format(f_)->lattice();
+  return L.even_signs ? 8 : L.group;
+}
+
+void LatticeSuperBlock::fit_scales(const float* x, const float* imp) {
+  c_ = quantize_super_block(lattice_format(f_)->lattice(), x, imp);
+}
+
+void LatticeSuperBlock::choose(int o, const float* x, const float* w, float* y) {
+  const LatticeFormat& F = *lattice_format(f_);
+  const Lattice& L = F.lattice();
+  const int n = unit();
+  const float scale = c_.d * float(1 + 2 * c_.scale[o / L.sub]);
+  float xval[8], err;
+  const uint8_t s = signs_and_targets(x, w, L.even_signs, xval, n);
+  const uint8_t mask = uint8_t(((1 << n) - 1) << o % 8);
+  c_.signs[o / 8] = uint8_t((c_.signs[o / 8] & ~mask) | s << o % 8);
+  for (int k = 0; k < n; k += L.group) c_.idx[(o + k) / L.group] = uint16_t(best_entry(L, xval + k, w + k, scale, &err));
+  // the values as the dequantizer computes them (its own float operations): pack and read back
+  uint8_t bytes[sizeof(block_iq3_s)];
+  float back[QK_K];
+  F.pack(c_, bytes);
+  ggml_dequantize_row(f_, bytes, back, QK_K);
+  std::memcpy(y, back + o, sizeof(float) * size_t(n));
+}
+
+int LatticeSuperBlock::sub() const { return lattice_format(f_)->lattice().sub; }
+
+void LatticeSuperBlock::refit_sub(int ib, const float* x, const float* w) {
+  const Lattice& L = lattice_format(f_)->lattice();
+  if (c_.d == 0) return;
+  float xval[32];
+  for (int k = 0; k < L.sub; k += 8) signs_and_targets(x + k, w + k, L.even_signs, xval + k);
+  const int l0 = nearest_int(0.5f * (fit_sub_scale(L, xval, w) / c_.d - 1));
+  uint16_t idx[8];
+  float best = search_codes(L, xval, w, c_.d * float(1 + 2 * c_.scale[ib]), idx);
+  for (int l = l0 - 1; l <= l0 + 1; ++l) {
+    if (l < 0 || l > kMaxCode || l == c_.scale[ib]) continue;
+    const float err = search_codes(L, xval, w, c_.d * float(1 + 2 * l), idx);
+    if (err < best) best = err, c_.scale[ib] = uint8_t(l);
   }
 }
 
-void q_iq2_xxs(const float* x, uint8_t* out, int64_t nb, const float* imp) {
-  const Lattice& L = iq2xxs_lattice();
-  for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_iq2_xxs)) {
-    const Codes c = quantize_super_block(L, x, imp ? imp + i * QK_K : nullptr);
-    f2h(out, c.d);
-    uint8_t* qs = out + offsetof(block_iq2_xxs, qs);
-    for (int ib = 0; ib < 8; ++ib, qs += 8) {
-      for (int l = 0; l < 4; ++l) qs[l] = uint8_t(c.idx[4 * ib + l]);
-      const uint32_t a = signs_and_scale(c, ib);
-      std::memcpy(qs + 4, &a, 4);
-    }
-  }
-}
+void LatticeSuperBlock::pack(uint8_t* out) const { lattice_format(f_)->pack(c_, out); }
 
 }  // namespace lmq::ggml

@@ -13,8 +13,14 @@
 //          format's own quantizer to the current, error-updated weights of that row (weighted
 //          by diag(H) with `hessian_fit`, like an imatrix); each column is then rounded to the
 //          nearest value of its sub-block's grid and the error fed back. With act-order the
-//          blocks are fitted up front (static groups). What is stored dequantizes to exactly the
-//          values the error feedback assumed.
+//          blocks are fitted up front (static groups). The lattice i-quants (IQ3_S, IQ3_XXS,
+//          IQ2_XS, IQ2_XXS, IQ2_S: codebooks, no grid per sub-block) go through
+//          codecs/iquant_lattice.h instead: the super-block's scales are fitted at its first
+//          column, each sub-block's 4-bit scale refitted at its own, and at the first column of
+//          every unit (a 4-value grid point, or the 8 values that share a sign parity) the unit's
+//          grid entries and signs are found by exhaustive search for its current weights under
+//          the weights 1/U_jj² (GPTQ's cost of an error in column j); act-order orders runs of 8
+//          columns. What is stored dequantizes to exactly the values the error feedback assumed.
 //   awq    AWQ (calib/awq.h), sequential like gptq: each group's α is scored with llama.cpp's
 //          reference quantizer of the linears' planned types, the scales are folded into the
 //          norms (stored F32, as llama.cpp keeps them), v_proj and up_proj, and each scaled

@@ -42,6 +42,9 @@ struct GptqInverse {
 struct GptqOptions {
   double damp = 0.01;     // λ = damp · mean(diag H)
   bool act_order = false;
+  // act-order over runs of this many consecutive columns (by their summed H_jj), each run's
+  // columns kept together and in order: the lattice i-quants choose 4 or 8 columns at once
+  int order_run = 1;
   int block = 128;        // lazy-batch block (rounded to whole groups)
   int threads = 0;        // OpenMP threads over rows (<= 0: default)
   // gptq_inverse(H, K, this) computed beforehand for the same H and options, or null

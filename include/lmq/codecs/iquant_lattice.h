@@ -1,0 +1,52 @@
+// One super-block of a lattice i-quant (IQ3_S, IQ3_XXS, IQ2_XS, IQ2_XXS; layouts in
+// codecs/iquant_blocks.h) quantized a few values at a time, for a method that changes the
+// values still to come after each choice (GPTQ's error feedback, calib/gguf_target.h):
+//
+//   fit_scales  the super-scale d and the 4-bit sub-block scales, by the same search as
+//               ggml_quantize_row (it also sets every group's codes, which choose() replaces);
+//   choose      the grid entries and signs of the next `unit()` values against the sub-block's
+//               scale as stored: exhaustive search of the grid under the caller's weights, the
+//               format's sign-parity rule applied (IQ2_*, IQ3_XXS: 8 values share 7 stored sign
+//               bits and an implied even parity, so the unit is 8; IQ3_S stores all 8 sign bits,
+//               so its unit is one 4-value grid point). The values returned are the dequantizer's
+//               own output for the codes chosen, bit for bit;
+//   pack        the block's bytes, exactly as ggml_dequantize_row reads them.
+#pragma once
+#include <cstdint>
+
+#include "lmq/tensor.h"
+
+namespace lmq::ggml {
+
+// A quantized lattice super-block before packing.
+struct LatticeCodes {
+  float d = 0;              // super-scale as stored (f16-rounded)
+  uint8_t scale[16] = {};   // 4-bit code per sub-block (8 of 32 values, or 16 of 16)
+  uint16_t idx[64] = {};    // grid entry per grid point (4 or 8 values)
+  uint8_t signs[32] = {};   // per 8 values, bit j set: value j negative
+};
+
+class LatticeSuperBlock {
+ public:
+  static bool supports(Format f);
+  explicit LatticeSuperBlock(Format f);  // throws lmq::Error for other formats
+  int unit() const;  // values chosen together: 4 (IQ3_S) or 8
+  // x: QK_K values; imp: QK_K importances (null: plain squared error), as ggml_quantize_row.
+  void fit_scales(const float* x, const float* imp);
+  // Values [o, o + unit()) of the super-block (o a multiple of unit()): targets x, weights w > 0
+  // (unit() values each); y receives what the stored codes dequantize to.
+  void choose(int o, const float* x, const float* w, float* y);
+  int sub() const;  // values per sub-block scale: 32, or 16 (IQ2_XS, IQ2_S)
+  // Sub-block ib's 4-bit scale refitted (d kept) to its current targets x (sub() values) under
+  // weights w: the code now stored, or one of the three around the scale fitted to x, whichever
+  // searches to the least weighted error.
+  void refit_sub(int ib, const float* x, const float* w);
+  void pack(uint8_t* out) const;  // ggml_block_bytes(f) bytes
+  const LatticeCodes& codes() const { return c_; }
+
+ private:
+  Format f_;
+  LatticeCodes c_;
+};
+
+}  // namespace lmq::ggml
