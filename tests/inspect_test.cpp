@@ -60,6 +60,27 @@ TEST_P(Inspect, MemoryIsBitsOver8TimesParams) {
   }
 }
 
+// A GGUF is shown as stored: llama.cpp's block types and the bytes of the file's tensors, not
+// the LMQ_INT layouts run/eval repack Q8_0/Q4_0/IQ4 into for the integer kernels.
+TEST(InspectGguf, ShowsTheFilesTypesAndBytes) {
+  for (const char* file : {"gguf/lmq-llama-25m-Q4_0.gguf", "gguf/lmq-llama3-9m-IQ4_XS.gguf"}) {
+    const std::string path = shared_path(file);
+    const auto r = run_lmq({"inspect", path, "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    uint64_t bytes = 0;
+    for (const auto& t : j.at("tensors")) {
+      const std::string f = t.at("format").get<std::string>();
+      EXPECT_EQ(f.find("int"), std::string::npos) << file << " " << t.at("name") << " shown as " << f;
+      bytes += t.at("bytes").get<uint64_t>();
+    }
+    EXPECT_LT(bytes, j.at("file_bytes").get<uint64_t>()) << file;
+    EXPECT_GT(bytes, j.at("file_bytes").get<uint64_t>() * 9 / 10) << file << ": tensor bytes far below the file's";
+  }
+  const auto q40 = nlohmann::json::parse(run_lmq({"inspect", shared_path("gguf/lmq-llama-25m-Q4_0.gguf"), "--json"}).out);
+  EXPECT_TRUE(q40.at("formats").contains("q4_0")) << q40.at("formats");
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, Inspect, ::testing::Values("lmq-llama-25m", "lmq-qwen2-21m"),
                          [](const auto& info) { return std::string(info.param).substr(4, 5) == "llama" ? "llama" : "qwen2"; });
 

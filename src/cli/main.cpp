@@ -119,8 +119,16 @@ std::string tokenizer_summary(const Model& m) {
                      t.adds_bos() ? fmt::format("BOS {} ('{}')", t.bos_id(), t.piece(t.bos_id())) : std::string("no BOS"));
 }
 
+// inspect and tokenize show a file as it is stored: a GGUF's Q8_0/Q4_0/IQ4 blocks are not
+// repacked for the integer kernels (that would show LMQ_INT formats and bytes the file lacks).
+LoadOptions as_stored() {
+  LoadOptions o;
+  o.repack_ggml = false;
+  return o;
+}
+
 void cmd_inspect(const std::string& path, bool as_json) {
-  auto m = Model::load(path);
+  auto m = Model::load(path, as_stored());
   const auto& c = m->config();
   if (!as_json) {  // the model's identity first, before the seconds the value statistics take
     fmt::print("model        {} ({})\n", path, m->source_kind());
@@ -191,7 +199,7 @@ void cmd_inspect(const std::string& path, bool as_json) {
 // one "id -> 'text'" line each (the token's text, invalid UTF-8 as U+FFFD); --json prints the
 // ids, the vocabulary pieces (always valid UTF-8: "Ġthe", "▁the", "<0x0A>") and the decoded text.
 void cmd_tokenize(const std::string& path, const std::string& text, bool as_json) {
-  auto m = Model::load(path);
+  auto m = Model::load(path, as_stored());
   const Tokenizer& tok = m->tokenizer();
   const std::vector<int> ids = tok.encode_with_specials(text);
   if (as_json) {
