@@ -207,6 +207,8 @@ TEST(GgufMixed, BadCombinationsRefused) {
       {{"--target-bpw", "4.5"}, "--target-bpw: needs --calib"},
       {{"--method", "awq"}, "--method awq: needs --calib"},
       {{"--method", "awq", "--calib", calib, "--hessian-fit"}, "--hessian-fit: only with --method gptq or awq+gptq"},
+      {{"--method", "awq", "--calib", calib, "--refit", "1"}, "--refit: only with --method gptq or awq+gptq"},
+      {{"--method", "gptq", "--calib", calib, "--refit", "11"}, "--refit 11: must be 0 to 10 rounds"},
       {{"--activations", "int8", "--calib", calib}, "--activations int8: only for --format lmq"},
   };
   for (const auto& [extra, msg] : cases) {

@@ -45,6 +45,8 @@ CalibQuantOptions calib_options(const QuantizeJob& q, const Model& m) {
   cq.stats_out = q.stats_out;
   cq.gptq.damp = q.damp;
   cq.gptq.act_order = q.act_order;
+  if (q.refit < 0 || q.refit > 10) fail("--refit {}: must be 0 to 10 rounds", q.refit);
+  cq.gptq.refit = q.refit;
   cq.gptq.threads = q.threads;
   const bool w8a8 = !q.activations.empty();
   const bool needs_calib = cq.method != Method::Rtn && cq.method != Method::Mse;
@@ -170,6 +172,8 @@ QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) 
   CalibQuantOptions cq = calib_options(q, *m);
   if (q.hessian_fit && cq.method != Method::Gptq && cq.method != Method::AwqGptq)
     fail("--hessian-fit: only with --method gptq or awq+gptq");
+  if (q.refit && cq.method != Method::Gptq && cq.method != Method::AwqGptq)
+    fail("--refit: only with --method gptq or awq+gptq");
   cq.hessian_fit = q.hessian_fit;
   if (cq.method == Method::Gptq || cq.method == Method::AwqGptq)
     for (const auto& [name, t] : plan.tensors) {
@@ -205,6 +209,7 @@ QuantizeOutcome quantize_hf(const QuantizeJob& q, const QuantizeHooks& hooks) {
   h.format = parse_hf_format(q.format);
   const std::string flag = fmt::format("--format {}", q.format);
   if (q.hessian_fit) fail("--hessian-fit: only for --format gguf --method gptq");
+  if (q.refit) fail("--refit: only for --format gguf --method gptq");
   if (q.target_bpw)
     fail("--target-bpw: {} holds one bit width and group size for every decoder linear (vLLM fuses q/k/v and "
          "gate/up); mixed precision is for --format lmq or gguf",
@@ -260,6 +265,7 @@ QuantizeOutcome run_quantize_job(const QuantizeJob& q, const QuantizeHooks& hook
   if (is_hf_format(q.format)) return quantize_hf(q, hooks);
   if (q.format != "lmq") fail("--format '{}': expected lmq, gguf, gptq, awq or compressed-tensors", q.format);
   if (q.hessian_fit) fail("--hessian-fit: only for --format gguf --method gptq");
+  if (q.refit) fail("--refit: only for --format gguf --method gptq");
   Source src = load_source(q);
   const std::unique_ptr<Model>& m = src.model;
   QuantizeOptions o;

@@ -553,6 +553,7 @@ void q_q2_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
     }
     pack_2bit(L, y.qs);
     std::memcpy(out, &y, sizeof y);
+    if (imp) refine_q2_K(x, imp + i * QK_K, out);
   }
 }
 
@@ -573,14 +574,9 @@ void q_q3_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
     }
     if (max_scale) {
       const float iscale = -32.f / max_scale;
-      for (int j = 0; j < QK_K / 16; ++j) {
-        int l = int(int8_t(nearest_int(iscale * scales[j])));
-        l = std::max(-32, std::min(31, l)) + 32;
-        if (j < 8) y.scales[j] = uint8_t(l & 0xF);
-        else y.scales[j - 8] |= uint8_t((l & 0xF) << 4);
-        l >>= 4;
-        y.scales[j % 4 + 8] |= uint8_t(l << (2 * (j / 4)));
-      }
+      int sc[QK_K / 16];
+      for (int j = 0; j < QK_K / 16; ++j) sc[j] = std::max(-32, std::min(31, int(int8_t(nearest_int(iscale * scales[j])))));
+      pack_q3_scales(sc, y.scales);
       y.d = f32_to_f16(1 / iscale);
     } else {
       y.d = f32_to_f16(0.f);
@@ -597,6 +593,7 @@ void q_q3_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
     }
     std::memcpy(out, &y, sizeof y);
     ggml_block_set_codes(Format::Q3_K, out, reinterpret_cast<const uint8_t*>(L));
+    if (imp) refine_q3_K(x, imp + i * QK_K, out);
   }
 }
 
@@ -727,6 +724,25 @@ void q3_scales(const uint8_t* scales, int* sc) {
     const int hi = (scales[8 + s % 4] >> (2 * (s / 4))) & 3;
     sc[s] = (lo | (hi << 4)) - 32;
   }
+}
+
+void pack_q3_scales(const int* sc, uint8_t* scales) {
+  std::memset(scales, 0, 12);
+  for (int j = 0; j < 16; ++j) {
+    const int l = sc[j] + 32;
+    if (j < 8) scales[j] = uint8_t(l & 0xF);
+    else scales[j - 8] |= uint8_t((l & 0xF) << 4);
+    scales[j % 4 + 8] |= uint8_t((l >> 4) << (2 * (j / 4)));
+  }
+}
+
+void set_nearest_codes(Format f, const float* x, uint8_t* block) {
+  GgmlGrid g[QK_K / 16];
+  uint8_t L[QK_K];
+  ggml_block_grids(f, block, g);
+  const int64_t bs = ggml_block_size(f), sub = ggml_sub_block_size(f);
+  for (int64_t i = 0; i < bs; ++i) L[i] = uint8_t(ggml_grid_nearest(g[i / sub], x[i]));
+  ggml_block_set_codes(f, block, L);
 }
 
 // Q4_0/Q5_0/Q4_1/Q5_1: low nibbles of values j and j+16 share byte j; the 5th bits go to qh.

@@ -96,6 +96,19 @@ void q_q4_K(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_q5_K(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_q6_K(const float* x, uint8_t* out, int64_t nb, const float* imp);
 
+// Q3_K's 16 signed 6-bit scales (−32..31) out of / into its 12 scale bytes.
+void q3_scales(const uint8_t* scales, int* sc);
+void pack_q3_scales(const int* sc, uint8_t* scales);
+// Every code of one block (ggml_block_size(f) values x) set to its grid's nearest value.
+void set_nearest_codes(Format f, const float* x, uint8_t* block);
+// The weighted fits' last step for Q2_K / Q3_K (src/codecs/kquant_refine.cpp): one block's
+// scales (and mins) and codes refined in place to a lower error Σ imp_i (x_i − value_i)² (the
+// importance itself, not the fit's imp·sqrt(σ² + x²): with diag(H) it is the output error's
+// diagonal, with importance 1 plain squared error), by coordinate descent over the stored
+// integers and f16 super-scales; never a higher error than the fit it starts from.
+void refine_q2_K(const float* x, const float* imp, uint8_t* block);
+void refine_q3_K(const float* x, const float* imp, uint8_t* block);
+
 // One block's sub-block grids, and its codes replaced (ggml_block_grids / ggml_block_set_codes).
 void grids_q8_0(const uint8_t* b, GgmlGrid* g);
 void grids_q4_0(const uint8_t* b, GgmlGrid* g);

@@ -154,7 +154,10 @@ void ggml_dequantize_row(Format f, const uint8_t* src, float* dst, int64_t k);
 // minimize the error weighted by w_i = importance_i · sqrt(σ² + x_i²) (llama.cpp's imatrix
 // weighting; σ² the block's mean x²) instead of the reference's own weights: make_qx_quants
 // for the symmetric formats (Q3_K's coordinate descent replaced by it), make_qkx2_quants for
-// those with a min. The super-block scale rules and the final rounding stay the reference's.
+// those with a min. The super-block scale rules and the final rounding stay the reference's,
+// except for Q2_K and Q3_K: there the fit is then refined to the lowest Σ importance_i ·
+// (x_i − value_i)² that a coordinate descent over the block's stored integers (4-bit scales and
+// mins, 6-bit scales) and f16 super-scales finds (src/codecs/kquant_refine.cpp).
 // This is lmq's own weighted search, not byte-identical to llama-quantize --imatrix.
 //
 // IQ4_NL and IQ4_XS (codecs/iquant_blocks.h): without importance the algorithm llama-quantize
@@ -188,5 +191,14 @@ void ggml_block_grids(Format f, const uint8_t* block, GgmlGrid* grids);
 // Replaces the codes of one block (codes[i] in 0..qmax of value i's sub-block), keeping its
 // scales: what a method that chooses codes itself (GPTQ) writes.
 void ggml_block_set_codes(Format f, uint8_t* block, const uint8_t* codes);
+
+// Q2_K and Q3_K (other formats: false, nothing done): the scales of one row of K values refitted
+// with its codes fixed (codes[i] in 0..qmax as for ggml_block_set_codes), lowering the quadratic
+// error (w − ŵ)ᵀH(w − ŵ) (H: K × K, symmetric positive semi-definite, e.g. GPTQ's Hessian of the
+// row's inputs). `passes` sweeps of coordinate descent over the blocks: each sub-block's integer
+// scale (and min) within ±2 (Q3_K: ±3) of its value, then the block's f16 super-scale(s) by least
+// squares. A change is kept only where the error falls, so it never rises. Codes stay as stored.
+bool ggml_refit_row_scales(Format f, const float* w, int64_t K, const float* H, const uint8_t* codes, uint8_t* row,
+                           int passes = 2);
 
 }  // namespace lmq
