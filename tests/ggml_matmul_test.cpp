@@ -22,6 +22,7 @@
 #include "lmq/kernels/ggml_matmul.h"
 #include "lmq/model/forward.h"
 #include "lmq/model/model.h"
+#include "int_path_check.h"
 #include "test_support.h"
 
 using namespace lmq;
@@ -226,47 +227,12 @@ TEST(BadInputGgmlMatmul, NonFiniteSuperScalesAreCounted) {
   EXPECT_THROW(ggml_nonfinite_blocks(Format::Q8_0, b.data(), 1), Error);
 }
 
-// The integer path (K-quants in place, anything else as before) against the float path on one
-// file, as GgmlRepack.IntPathLogitsCloseToFloatPath does for Q8_0 / Q4_0.
-namespace {
-void expect_int_path_close_to_float(const std::string& p, const std::string& name) {
-  auto m = Model::load(p);
-  const std::vector<int> ids = m->tokenizer().encode_with_specials(
-      "The kernel schedules threads on the available cores and keeps the caches warm for the next task.");
-  const int n = int(ids.size()), V = m->config().vocab;
-  std::vector<float> li(size_t(n) * V), lf(size_t(n) * V);
-  Runner(*m, n, RunOptions{.act_quant_from_model = true}).forward(ids.data(), n, li.data(), true);
-  Runner(*m, n, RunOptions{}).forward(ids.data(), n, lf.data(), true);
-  double kld = 0, worst = 0;
-  int agree = 0;
-  for (int i = 0; i < n; ++i) {
-    const float* a = lf.data() + size_t(i) * V;
-    const float* b = li.data() + size_t(i) * V;
-    const double ma = *std::max_element(a, a + V), mb = *std::max_element(b, b + V);
-    double za = 0, zb = 0;
-    for (int v = 0; v < V; ++v) za += std::exp(a[v] - ma), zb += std::exp(b[v] - mb);
-    double k = 0;
-    for (int v = 0; v < V; ++v) {
-      const double pa = std::exp(a[v] - ma) / za;
-      k += pa * ((a[v] - ma - std::log(za)) - (b[v] - mb - std::log(zb)));
-      worst = std::max(worst, std::fabs(double(a[v]) - double(b[v])));
-    }
-    kld += k / n;
-    agree += std::max_element(a, a + V) - a == std::max_element(b, b + V) - b;
-  }
-  std::printf("[int vs float] %s: mean KLD %.6f, max |dlogit| %.4f, top-1 %d/%d\n", name.c_str(), kld, worst, agree, n);
-  EXPECT_LT(kld, 0.002) << name;
-  EXPECT_LT(worst, 0.5) << name;
-  EXPECT_GE(agree, n - 2) << name;
-  EXPECT_GT(worst, 0.0) << name << ": the two paths should not be the same computation";
-}
-}  // namespace
 
 TEST(GgmlMatmul, IntPathLogitsCloseToFloatPath) {
   for (const char* name : {"lmq-llama3-9m-Q4_K_M.gguf", "lmq-qwen2-21m-Q4_K_M.gguf", "lmq-qwen2-21m-Q3_K_M.gguf"}) {
     const std::string p = shared_path(std::string("gguf/") + name);
     if (!std::filesystem::exists(p)) GTEST_SKIP() << "missing " << p;
-    expect_int_path_close_to_float(p, name);
+    lmq::test::expect_int_path_close_to_float(p, name);
   }
 }
 
@@ -278,7 +244,7 @@ TEST(GgmlMatmul, IntPathLogitsCloseToFloatPathQ2K) {
   const std::string out = lmq::test::temp_dir() + "/q2_k.gguf";
   const auto q = lmq::test::run_lmq({"quantize", model, "-o", out, "--format", "gguf", "--scheme", "q2_k"});
   ASSERT_EQ(q.exit_code, 0) << q.err;
-  expect_int_path_close_to_float(out, "lmq-llama3-9m q2_k");
+  lmq::test::expect_int_path_close_to_float(out, "lmq-llama3-9m q2_k");
 }
 
 // A NaN super-scale in a Q4_K block of a real file: refused at load for the integer kernels,
