@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The quality frontier inside GGUF (docs/results.md, issue 18): lmq's rtn / gptq / gptq with a
-# Hadamard rotation at llama-quantize's recipes (--scheme NAME: the same types per tensor and the
-# same bytes as llama-quantize's) and at --target-bpw sizes (lmq chooses the types), each
+# Hadamard rotation (gptq: --hessian-fit --refit 2; --refit only touches Q2_K/Q3_K tensors) at
+# llama-quantize's recipes (--scheme NAME: the same types per tensor and the same bytes as
+# llama-quantize's; --hessian-fit counts as an importance matrix for the recipe's rules, so a
+# cell whose size differs from the row's prints it in brackets) and at --target-bpw sizes (lmq
+# chooses the types), each
 # evaluated under llama.cpp's protocol (100 chunks of 512 of docs-valid, second half of each
 # scored, KLD against the float model, float activations). Calibration: the second half of
 # docs-valid by lines, 32 windows of 512. Prints one markdown row per point; a method lmq refuses
@@ -37,8 +40,8 @@ lmq_point() {
   esac
   case $method in
     rtn) ;;
-    gptq) args+=(--method gptq --hessian-fit) ;;
-    gptq+*) args+=(--method gptq --hessian-fit --rotate "${method#gptq+}") ;;
+    gptq) args+=(--method gptq --hessian-fit --refit 2) ;;
+    gptq+*) args+=(--method gptq --hessian-fit --refit 2 --rotate "${method#gptq+}") ;;
     *) echo "unknown method $method" >&2; exit 2 ;;
   esac
   [ "$method" = rtn ] || [[ $point == bpw:* ]] || args+=("${calib[@]}")
@@ -61,8 +64,9 @@ for point in ${POINTS:-q2_k q3_k_s q3_k_m q4_k_m q5_k_m q6_k iq2_xxs iq2_xs iq3_
     r=$(lmq_point "$point" "$m")
     if [ "$r" = refused ]; then cells+=" refused |"; else
       [ -n "$bpw" ] || bpw=${r% *}
-      # a --target-bpw point's size depends on the method: print it beside the KLD
-      if [[ $point == bpw:* ]]; then cells+=" ${r#* } (${r% *}) |"; else cells+=" ${r#* } |"; fi
+      # a cell whose size is not the row's (a --target-bpw point, or recipe rules that depend
+      # on an importance matrix) prints its own beside the KLD
+      if [ "${r% *}" != "$bpw" ]; then cells+=" ${r#* } (${r% *}) |"; else cells+=" ${r#* } |"; fi
     fi
   done
   echo "| $point | ${bpw:-—} |$cells"
