@@ -460,6 +460,15 @@ TEST(BadInput, RandomBytesAsTokenizer) {
   expect_error(run_lmq({"run", d, "-p", "hello", "-n", "2"}), {"tokenizer.model", "SentencePiece"});
 }
 
+TEST(BadInput, TokenizerWithACorruptCharsmap) {
+  // Found by the tokenizer fuzz target: a denormalizer whose darts trie points out of its array
+  // crashed libsentencepiece when decoding.
+  const std::string d = model_copy();
+  replace(d, "tokenizer.model", read_file(std::string(LMQ_SOURCE_DIR) + "/tests/fuzz/regressions/tokenizer/charsmap-trie-out-of-bounds"));
+  expect_error(run_lmq({"run", d, "-p", "hello", "-n", "2"}),
+               {"tokenizer.model", "denormalizer's precompiled_charsmap is corrupt", "points past"});
+}
+
 TEST(BadInput, NoTokenizer) {
   const std::string d = model_copy();
   fs::remove(fs::path(d) / "tokenizer.model");

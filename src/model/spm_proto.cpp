@@ -63,6 +63,7 @@ std::string serialize_spm_model(const SpmModelSpec& spec) {
   model.bytes_field(2, trainer.str());
   Writer norm;
   norm.bytes_field(1, spec.normalizer);
+  if (!spec.precompiled_charsmap.empty()) norm.bytes_field(2, spec.precompiled_charsmap);
   norm.bool_field(3, spec.add_dummy_prefix);
   norm.bool_field(4, spec.remove_extra_whitespaces);
   norm.bool_field(5, spec.escape_whitespaces);

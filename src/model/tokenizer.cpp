@@ -4,6 +4,7 @@
 
 #include "lmq/error.h"
 #include "lmq/mapped_file.h"
+#include "lmq/model/spm_proto.h"
 
 namespace lmq {
 
@@ -19,6 +20,7 @@ Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer Tokenizer::from_file(const std::string& path) { return from_bytes(read_text_file(path), path); }
 
 Tokenizer Tokenizer::from_bytes(std::string bytes, const std::string& origin) {
+  check_spm_model_bytes(bytes, origin);
   Tokenizer t;
   t.sp_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
   sentencepiece::util::Status st;

@@ -25,6 +25,8 @@
 #include "lmq/quant/scheme.h"
 #include "lmq/tokenizer/bpe.h"
 
+#include "../charsmap_builder.h"  // tests/: the hand-built precompiled_charsmap
+
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using namespace lmq;
@@ -97,6 +99,16 @@ std::string trimmed_spm(const std::string& bytes) {
     if ((tag >> 3) != 1 || pieces++ < kPieces) out.append(bytes, start, pos - start);
   }
   return out;
+}
+
+// A length-delimited protobuf field: tag, varint length, payload.
+std::string spm_field(int field, const std::string& payload) {
+  std::string out(1, char(field << 3 | 2));
+  for (uint64_t n = payload.size(); ; n >>= 7) {
+    out.push_back(char((n & 0x7f) | (n >= 0x80 ? 0x80 : 0)));
+    if (n < 0x80) break;
+  }
+  return out + payload;
 }
 
 GgufValue truncated(const GgufValue& v) {
@@ -286,6 +298,11 @@ int main(int argc, char** argv) try {
   const std::string tokenizer = trimmed_spm(read_text_file((shared / "models/lmq-llama-25m/tokenizer.model").string()));
   Tokenizer::from_bytes(tokenizer, "trimmed tokenizer.model");  // the seed must be a loadable model
   put("tokenizer", "lmq-llama-25m-trimmed.model", tokenizer);
+  // The same with a small precompiled_charsmap (a second NormalizerSpec merges into the first).
+  const std::string charsmap = lmq::test::CharsmapBuilder(std::map<std::string, std::string>{{"a", "A"}, {"ab", "B"}, {"\xef\xbc\xa1", "A"}}).bytes();
+  const std::string with_map = tokenizer + spm_field(3, spm_field(2, charsmap));
+  Tokenizer::from_bytes(with_map, "tokenizer.model with a charsmap");
+  put("tokenizer", "lmq-llama-25m-trimmed-charsmap.model", with_map);
   for (const char* m : {"lmq-llama-25m", "lmq-qwen2-21m"}) {
     const fs::path dir = shared / "models" / m;
     put("config", std::string(m) + ".json", read_text_file((dir / "config.json").string()));

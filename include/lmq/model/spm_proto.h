@@ -6,10 +6,12 @@
 //   SentencePiece   1: piece (string), 2: score (float), 3: type (enum)
 //   TrainerSpec     3: model_type (1 UNIGRAM, 2 BPE), 35: byte_fallback,
 //                   40: unk_id, 41: bos_id, 42: eos_id, 43: pad_id (int32)
-//   NormalizerSpec  1: name, 3: add_dummy_prefix, 4: remove_extra_whitespaces, 5: escape_whitespaces
+//   NormalizerSpec  1: name, 2: precompiled_charsmap, 3: add_dummy_prefix,
+//                   4: remove_extra_whitespaces, 5: escape_whitespaces
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lmq {
@@ -32,6 +34,7 @@ struct SpmModelSpec {
   bool byte_fallback = false;
   int unk_id = 0, bos_id = 1, eos_id = 2, pad_id = -1;
   std::string normalizer = "identity";
+  std::string precompiled_charsmap;  // <uint32 trie bytes><darts-clone trie><NUL-terminated strings>; "" = none
   bool add_dummy_prefix = true;
   bool remove_extra_whitespaces = false;
   bool escape_whitespaces = true;
@@ -43,5 +46,11 @@ std::string serialize_spm_model(const SpmModelSpec& spec);
 // The SentencePiece model (serialized) of a GGUF's tokenizer.ggml.* arrays; SPM ("llama")
 // vocabularies only. Throws lmq::Error naming the file (model/load_gguf.cpp).
 std::string gguf_tokenizer_model(const GgufFile& f);
+
+// Refuses (lmq::Error naming `origin`) a ModelProto whose precompiled_charsmap (normalizer or
+// denormalizer) libsentencepiece would read out of bounds: it loads the darts-clone trie
+// inside unchecked. Other malformations are left to libsentencepiece, which reports them
+// (model/spm_check.cpp).
+void check_spm_model_bytes(std::string_view bytes, const std::string& origin);
 
 }  // namespace lmq
