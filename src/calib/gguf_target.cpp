@@ -42,17 +42,108 @@ bool keeps_runs(const std::vector<int64_t>& perm, int64_t n) {
   return true;
 }
 
+// dᵀHd/2 for d = w − w' of one row.
+double row_error(const float* w, const float* wq, int64_t K, const float* H) {
+  std::vector<double> d(static_cast<size_t>(K));
+  for (int64_t k = 0; k < K; ++k) d[size_t(k)] = double(w[k]) - double(wq[k]);
+  double e = 0;
+  for (int64_t i = 0; i < K; ++i) {
+    double hd = 0;
+    for (int64_t k = 0; k < K; ++k) hd += double(H[i * K + k]) * d[size_t(k)];
+    e += d[size_t(i)] * hd;
+  }
+  return e / 2;
+}
+
+// Rounds of scales refitted to the codes in the row's full output error, each followed by a
+// sweep under those scales; each row keeps its best round (Q2_K/Q3_K and the lattice i-quants).
+// state: the sweep's result (deq its values). refit_row(r, cand) refits row r of a copy of it,
+// sweep_all(st, cand, deq) sweeps under the copy, keep_row(r, cand, state) takes row r of it.
+template <class State, class Refit, class Sweep, class Keep>
+void refit_rounds(const GptqOptions& o, const GptqState& st, const float* w, const float* W0, const float* H,
+                  int64_t rows, int threads, State& state, std::vector<float>& deq, Refit refit_row, Sweep sweep_all,
+                  Keep keep_row) {
+  const int64_t K = st.K;
+  std::vector<double> best(static_cast<size_t>(rows));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) best[size_t(r)] = row_error(W0 + r * K, deq.data() + r * K, K, H);
+  std::vector<float> deq2(deq.size());
+  GptqOptions o2 = o;
+  o2.inverse = st.inv;
+  for (int round = 0; round < o.refit; ++round) {
+    State cand = state;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 4)
+    for (int64_t r = 0; r < rows; ++r) refit_row(r, cand);
+    GptqState st2 = gptq_prepare(w, rows, K, H, o2);
+    sweep_all(st2, cand, deq2);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const double e = row_error(W0 + r * K, deq2.data() + r * K, K, H);
+      if (!(e < best[size_t(r)])) continue;
+      best[size_t(r)] = e;
+      keep_row(r, cand, state);
+      std::copy(deq2.begin() + r * K, deq2.begin() + (r + 1) * K, deq.begin() + r * K);
+    }
+  }
+}
+
 // GPTQ into a lattice i-quant (codecs/iquant_lattice.h): at the first column of each unit (a
 // 4-value grid point, or 8 values sharing a sign parity) the unit's grid entries and signs are
 // chosen for its current weights, and the sweep then feeds back each column's error against
 // them. The super-block scales are fitted to the row's current weights at its first column, or
 // with act-order (units ordered by their activation energy, kRun columns kept together) up front.
+// With --refit, rounds as for Q2_K/Q3_K (refit_rounds): the scales refitted to the chosen grid
+// entries (lattice_refit_row_scales), then a sweep under them.
 constexpr int64_t kRun = 8;  // every unit divides it
+using Lattices = std::vector<ggml::LatticeSuperBlock>;
+
+// One sweep into sb (rows × K/QK_K super-blocks); `preset`: their scales are given, only grid
+// entries and signs are chosen.
+void lattice_sweep(GptqState& st, const GptqOptions& o, int64_t B, int threads, Lattices& sb, bool preset,
+                   bool hessian_fit, const std::vector<float>& cw, std::vector<float>& deq) {
+  const int64_t bs = ggml::QK_K, K = st.K, nsb = K / bs;
+  const int unit = sb[0].unit(), sub = sb[0].sub();
+  std::vector<float> imp;
+  if (hessian_fit) imp.assign(st.diag().begin(), st.diag().end());
+  auto fit = [&](ggml::LatticeSuperBlock& b, int64_t c0, const auto* x) {
+    float v[ggml::QK_K];
+    for (int64_t k = 0; k < bs; ++k) v[k] = float(x[k]);
+    b.fit_scales(v, hessian_fit ? imp.data() + c0 : nullptr);
+  };
+  if (o.act_order && !preset)
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t r = 0; r < st.rows; ++r)
+      for (int64_t b = 0; b < nsb; ++b) fit(sb[size_t(r * nsb + b)], b * bs, st.W.data() + r * K + b * bs);
+  const bool fit_in_sweep = !o.act_order && !preset;
+  gptq_run(st, B, threads, [&](int64_t r, int64_t j, const double* wr) {
+    const int64_t c = st.perm()[size_t(j)], c0 = c - c % bs;
+    ggml::LatticeSuperBlock& b = sb[size_t(r * nsb + c / bs)];
+    float* y = deq.data() + r * K;
+    // the whole super-block is up to date at its first column (B is whole super-blocks)
+    if (fit_in_sweep && j % bs == 0) fit(b, c0, wr + j);
+    // each sub-block's scale again at its first column, for its weights as the sweep has left
+    // them and GPTQ's weights (calibration output error tr(ΔHΔᵀ)/2 of lmq-qwen2-21m at IQ2_XS
+    // −7%, KLD −2%)
+    if (fit_in_sweep && j % sub == 0) {
+      float x[32];
+      for (int k = 0; k < sub; ++k) x[k] = float(wr[j + k]);
+      b.refit_sub(int((j - c0) / sub), x, cw.data() + j);
+    }
+    if (j % unit == 0) {  // c starts a unit too: units lie whole inside runs
+      float x[8];
+      for (int k = 0; k < unit; ++k) x[k] = float(wr[j + k]);
+      b.choose(int(c - c0), x, cw.data() + j, y + c);
+    }
+    return double(y[c]);
+  });
+}
+
 quant::QuantStats gptq_lattice(const float* w, int64_t rows, int64_t K, const float* H, Format f,
                                const GptqOptions& o, bool hessian_fit, uint8_t* out, float* assumed) {
   const int64_t bs = ggml::QK_K;
   if (K % bs != 0) fail("GPTQ into {}: rows of {} values are not whole {}-value blocks", format_name(f), K, bs);
   if (o.block < 1) fail("GPTQ block {}: must be ≥ 1", o.block);
+  if (o.refit < 0) fail("GPTQ refit rounds {}: must be ≥ 0", o.refit);
   GptqOptions go = o;
   if (o.act_order) {
     go.order_run = kRun;
@@ -60,52 +151,29 @@ quant::QuantStats gptq_lattice(const float* w, int64_t rows, int64_t K, const fl
   }
   const uint64_t rb = ggml_row_bytes(f, K);
   const size_t bb = ggml_block_bytes(f);
-  const int64_t nsb = K / bs;
+  const int64_t nsb = K / bs, B = bs * std::max<int64_t>(1, o.block / bs);
   const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
   GptqState st = gptq_prepare(w, rows, K, H, go);
-  std::vector<float> imp, cw(static_cast<size_t>(K));
-  if (hessian_fit) imp.assign(st.diag().begin(), st.diag().end());
+  std::vector<float> cw(static_cast<size_t>(K));
   for (int64_t j = 0; j < K; ++j) cw[size_t(j)] = float(lattice_weight(st, j));
+  const std::vector<float> W0(st.W.begin(), st.W.end());  // dead columns zeroed: what GPTQ aims at
 
-  // the super-blocks being quantized: one a row, or with act-order all of them
-  std::vector<ggml::LatticeSuperBlock> sb(size_t(rows * (o.act_order ? nsb : 1)), ggml::LatticeSuperBlock(f));
-  const int unit = sb[0].unit();
-  auto fit = [&](ggml::LatticeSuperBlock& b, int64_t c0, const auto* x) {
-    float v[ggml::QK_K];
-    for (int64_t k = 0; k < bs; ++k) v[k] = float(x[k]);
-    b.fit_scales(v, hessian_fit ? imp.data() + c0 : nullptr);
-  };
-  if (o.act_order)
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t b = 0; b < nsb; ++b) fit(sb[size_t(r * nsb + b)], b * bs, st.W.data() + r * K + b * bs);
-
+  Lattices sb(size_t(rows * nsb), ggml::LatticeSuperBlock(f));
   std::vector<float> deq(static_cast<size_t>(rows * K));
-  gptq_run(st, bs * std::max<int64_t>(1, o.block / bs), threads, [&](int64_t r, int64_t j, const double* wr) {
-    const int64_t c = st.perm()[size_t(j)], c0 = c - c % bs;
-    ggml::LatticeSuperBlock& b = sb[size_t(o.act_order ? r * nsb + c / bs : r)];
-    float* y = deq.data() + r * K;
-    // the whole super-block is up to date at its first column (B is whole super-blocks)
-    if (!o.act_order && j % bs == 0) fit(b, c0, wr + j);
-    // each sub-block's scale again at its first column, for its weights as the sweep has left
-    // them and GPTQ's weights (calibration output error tr(ΔHΔᵀ)/2 of lmq-qwen2-21m at IQ2_XS
-    // −7%, KLD −2%)
-    if (!o.act_order && j % b.sub() == 0) {
-      float x[32];
-      for (int k = 0; k < b.sub(); ++k) x[k] = float(wr[j + k]);
-      b.refit_sub(int((j - c0) / b.sub()), x, cw.data() + j);
-    }
-    if (j % unit == 0) {  // c starts a unit too: units lie whole inside runs
-      float x[8];
-      for (int k = 0; k < unit; ++k) x[k] = float(wr[j + k]);
-      b.choose(int(c - c0), x, cw.data() + j, y + c);
-    }
-    if (!o.act_order && j % bs == bs - 1) b.pack(out + uint64_t(r) * rb + uint64_t(c0 / bs) * bb);
-    return double(y[c]);
-  });
-  if (o.act_order)
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t b = 0; b < nsb; ++b) sb[size_t(r * nsb + b)].pack(out + uint64_t(r) * rb + uint64_t(b) * bb);
+  lattice_sweep(st, go, B, threads, sb, false, hessian_fit, cw, deq);
+  if (o.refit > 0)
+    refit_rounds(
+        go, st, w, W0.data(), H, rows, threads, sb, deq,
+        [&](int64_t r, Lattices& cand) { ggml::lattice_refit_row_scales(W0.data() + r * K, K, H, cand.data() + r * nsb); },
+        [&](GptqState& st2, Lattices& cand, std::vector<float>& deq2) {
+          lattice_sweep(st2, go, B, threads, cand, true, hessian_fit, cw, deq2);
+        },
+        [&](int64_t r, const Lattices& cand, Lattices& kept) {
+          std::copy_n(cand.begin() + r * nsb, nsb, kept.begin() + r * nsb);
+        });
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < nsb; ++b) sb[size_t(r * nsb + b)].pack(out + uint64_t(r) * rb + uint64_t(b) * bb);
   return weight_error(w, deq, assumed);
 }
 
@@ -129,19 +197,6 @@ void sweep(GptqState& st, Format f, int64_t B, int threads, std::vector<GgmlGrid
     deq[size_t(r * K + c)] = ggml_grid_value(g, q);
     return double(deq[size_t(r * K + c)]);
   });
-}
-
-// dᵀHd/2 for d = w − w' of one row.
-double row_error(const float* w, const float* wq, int64_t K, const float* H) {
-  std::vector<double> d(static_cast<size_t>(K));
-  for (int64_t k = 0; k < K; ++k) d[size_t(k)] = double(w[k]) - double(wq[k]);
-  double e = 0;
-  for (int64_t i = 0; i < K; ++i) {
-    double hd = 0;
-    for (int64_t k = 0; k < K; ++k) hd += double(H[i * K + k]) * d[size_t(k)];
-    e += d[size_t(i)] * hd;
-  }
-  return e / 2;
 }
 
 }  // namespace
@@ -195,36 +250,28 @@ quant::QuantStats gptq_quantize_ggml(const float* w, int64_t rows, int64_t K, co
 
   // Joint rounds (Q2_K, Q3_K): the scales refitted to GPTQ's codes in the row's full output error,
   // then a sweep with those grids fixed picks new codes; each row keeps its best round.
-  const bool refit = o.refit > 0 && (f == Format::Q2_K || f == Format::Q3_K);
-  if (refit) {
-    std::vector<double> best(static_cast<size_t>(rows));
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) best[size_t(r)] = row_error(W0.data() + r * K, deq.data() + r * K, K, H);
-    std::vector<uint8_t> cand(size_t(rb * uint64_t(rows))), codes2(codes.size());
-    std::vector<float> deq2(deq.size());
-    GptqOptions o2 = o;
-    o2.inverse = st.inv;
-    for (int round = 0; round < o.refit; ++round) {
-      std::copy(out, out + rb * uint64_t(rows), cand.begin());
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 4)
-      for (int64_t r = 0; r < rows; ++r) {
-        ggml_refit_row_scales(f, W0.data() + r * K, K, H, codes.data() + r * K, cand.data() + r * rb);
-        for (int64_t b = 0; b < K / bs; ++b)
-          ggml_block_grids(f, cand.data() + r * rb + b * bb, grids.data() + r * nsub + b * bs / sub);
-      }
-      GptqState st2 = gptq_prepare(w, rows, K, H, o2);
-      sweep(st2, f, B, threads, grids, BlockFit(), codes2.data(), deq2.data());
-#pragma omp parallel for num_threads(threads) schedule(static)
-      for (int64_t r = 0; r < rows; ++r) {
-        const double e = row_error(W0.data() + r * K, deq2.data() + r * K, K, H);
-        if (!(e < best[size_t(r)])) continue;
-        best[size_t(r)] = e;
-        set_codes(cand.data(), codes2.data(), r);
-        std::copy(cand.begin() + r * rb, cand.begin() + (r + 1) * rb, out + r * rb);
-        std::copy(codes2.begin() + r * K, codes2.begin() + (r + 1) * K, codes.begin() + r * K);
-        std::copy(deq2.begin() + r * K, deq2.begin() + (r + 1) * K, deq.begin() + r * K);
-      }
-    }
+  if (o.refit > 0 && (f == Format::Q2_K || f == Format::Q3_K)) {
+    struct Round {
+      std::vector<uint8_t> bytes, codes;
+      std::vector<GgmlGrid> grids;
+    };
+    Round now{std::vector<uint8_t>(out, out + rb * uint64_t(rows)), std::move(codes), std::move(grids)};
+    refit_rounds(
+        o, st, w, W0.data(), H, rows, threads, now, deq,
+        [&](int64_t r, Round& c) {
+          ggml_refit_row_scales(f, W0.data() + r * K, K, H, c.codes.data() + r * K, c.bytes.data() + r * rb);
+          for (int64_t b = 0; b < K / bs; ++b)
+            ggml_block_grids(f, c.bytes.data() + r * rb + b * bb, c.grids.data() + r * nsub + b * bs / sub);
+        },
+        [&](GptqState& st2, Round& c, std::vector<float>& deq2) {
+          sweep(st2, f, B, threads, c.grids, BlockFit(), c.codes.data(), deq2.data());
+        },
+        [&](int64_t r, Round& c, Round& kept) {
+          set_codes(c.bytes.data(), c.codes.data(), r);
+          std::copy_n(c.bytes.begin() + r * rb, rb, kept.bytes.begin() + r * rb);
+          std::copy_n(c.codes.begin() + r * K, K, kept.codes.begin() + r * K);
+        });
+    std::copy(now.bytes.begin(), now.bytes.end(), out);
   }
 
   return weight_error(w, deq, assumed);

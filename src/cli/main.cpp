@@ -678,8 +678,9 @@ int main(int argc, char** argv) {
   quantize->add_flag("--hessian-fit", qo.job.hessian_fit,
                     "gguf + gptq or awq+gptq: fit each block's scales weighted by diag(H) (like an imatrix)");
   quantize->add_option("--refit", qo.job.refit,
-                       "gguf + gptq or awq+gptq: rounds of refitting Q2_K/Q3_K scales to GPTQ's codes in the output "
-                       "error, each followed by a GPTQ sweep on those scales (each row keeps its best round)")
+                       "gguf + gptq or awq+gptq: rounds of refitting the scales of Q2_K/Q3_K and the lattice i-quants "
+                       "(iq2_*, iq3_*) to GPTQ's codes in the output error, each followed by a GPTQ sweep on those "
+                       "scales (each row keeps its best round)")
       ->capture_default_str();
   quantize->add_option("--target-bpw", qo.job.target_bpw,
                        "mixed precision: a scheme per tensor (int2..int8, groups 32..128; gguf: every block type lmq "

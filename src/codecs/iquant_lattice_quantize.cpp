@@ -386,4 +386,17 @@ void LatticeSuperBlock::refit_sub(int ib, const float* x, const float* w) {
 
 void LatticeSuperBlock::pack(uint8_t* out) const { lattice_format(f_)->pack(c_, out); }
 
+void LatticeSuperBlock::signed_grid(double* G) const {
+  const Lattice& L = lattice_format(f_)->lattice();
+  for (int k = 0; k < QK_K; ++k) {
+    const double g = L.g[size_t(k % L.group) * size_t(L.n) + c_.idx[k / L.group]];
+    G[k] = c_.signs[k / 8] >> (k % 8) & 1 ? -g : g;
+  }
+}
+
+void LatticeSuperBlock::set_scales(float d, const uint8_t* scale) {
+  c_.d = d;
+  std::memcpy(c_.scale, scale, size_t(QK_K / sub()));
+}
+
 }  // namespace lmq::ggml

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "ggml_rows.h"
+#include "row_fit.h"
 #include "lmq/error.h"
 
 namespace lmq::ggml {
@@ -194,6 +195,7 @@ namespace lmq {
 namespace {
 
 using ggml::QK_K;
+using ggml::RowFit;
 constexpr int kSub = 16, kNsub = QK_K / kSub;
 
 // A Q2_K / Q3_K block's stored parameters. The value of code q in sub-block j is computed as the
@@ -236,33 +238,6 @@ void write_params(const KParams& p, uint8_t* b) {
     ggml::pack_q3_scales(p.i0, b + offsetof(ggml::block_q3_K, scales));
   }
 }
-
-// One row's state: ŵ, Δ = w − ŵ and g = HΔ, kept in step as values change.
-struct RowFit {
-  const float* H;
-  int64_t K;
-  std::vector<double> what, delta, g;
-
-  // Change of ΔᵀHΔ if ŵ[c0 + i] += eps[i], i < n.
-  double cost(int64_t c0, const double* eps, int n) const {
-    double c = 0;
-    for (int i = 0; i < n; ++i) {
-      const float* h = H + (c0 + i) * K + c0;
-      double he = 0;
-      for (int k = 0; k < n; ++k) he += double(h[k]) * eps[k];
-      c += eps[i] * (he - 2 * g[size_t(c0 + i)]);
-    }
-    return c;
-  }
-  void apply(int64_t c0, const double* eps, int n) {
-    for (int i = 0; i < n; ++i) {
-      if (eps[i] == 0) continue;
-      what[size_t(c0 + i)] += eps[i], delta[size_t(c0 + i)] -= eps[i];
-      const float* h = H + (c0 + i) * K;  // H symmetric: column c0 + i is row c0 + i
-      for (int64_t k = 0; k < K; ++k) g[size_t(k)] -= double(h[k]) * eps[i];
-    }
-  }
-};
 
 // Sub-block j of the block at c0: the integers within ±2 (Q2_K's scale and min) or ±3 (Q3_K's
 // scale) of the current ones that lower the error most.
@@ -324,17 +299,12 @@ bool ggml_refit_row_scales(Format f, const float* w, int64_t K, const float* H, 
   const size_t bb = ggml_block_bytes(f);
   const int64_t nb = K / QK_K;
   std::vector<KParams> p(static_cast<size_t>(nb));
-  RowFit rf{H, K, std::vector<double>(size_t(K)), std::vector<double>(size_t(K)), std::vector<double>(size_t(K), 0.0)};
+  std::vector<double> what(static_cast<size_t>(K));
   for (int64_t b = 0; b < nb; ++b) {
     p[size_t(b)] = read_params(f, row + b * bb);
-    for (int i = 0; i < QK_K; ++i) {
-      const int64_t c = b * QK_K + i;
-      rf.what[size_t(c)] = p[size_t(b)].value(i / kSub, codes[c]);
-      rf.delta[size_t(c)] = double(w[c]) - rf.what[size_t(c)];
-    }
+    for (int i = 0; i < QK_K; ++i) what[size_t(b * QK_K + i)] = p[size_t(b)].value(i / kSub, codes[b * QK_K + i]);
   }
-  for (int64_t i = 0; i < K; ++i)
-    for (int64_t k = 0; k < K; ++k) rf.g[size_t(i)] += double(H[i * K + k]) * rf.delta[size_t(k)];
+  RowFit rf(H, K, w, std::move(what));
   for (int pass = 0; pass < passes; ++pass)
     for (int64_t b = 0; b < nb; ++b) {
       if (!std::isfinite(p[size_t(b)].sup[0]) || !std::isfinite(p[size_t(b)].sup[1])) continue;

@@ -21,9 +21,11 @@
 //          grid entries and signs are found by exhaustive search for its current weights under
 //          the weights 1/U_jj² (GPTQ's cost of an error in column j); act-order orders runs of 8
 //          columns. What is stored dequantizes to exactly the values the error feedback assumed.
-//          With GptqOptions::refit = N (`--refit N`; Q2_K and Q3_K), N joint rounds follow:
-//          the scales (4/6-bit integers and f16 super-scales) are refitted to GPTQ's codes in the row's full output error (w − ŵ)ᵀH(w − ŵ)
-//          (ggml_refit_row_scales), then a GPTQ sweep with those grids fixed picks new codes;
+//          With GptqOptions::refit = N (`--refit N`; Q2_K, Q3_K and the lattice i-quants), N
+//          joint rounds follow: the scales (4/6-bit integers and f16 super-scales) are refitted
+//          to GPTQ's codes in the row's full output error (w − ŵ)ᵀH(w − ŵ) (ggml_refit_row_scales;
+//          lattice_refit_row_scales with the grid entries and signs fixed), then a GPTQ sweep
+//          under those scales picks new codes;
 //          each row keeps the round of lowest output error, so it is never worse than the first
 //          sweep. (With hessian_fit the block fits themselves end in a descent over the stored
 //          integers, Σ diag(H)_j (x_j − value_j)², see codecs/ggml_blocks.h.)

@@ -47,7 +47,7 @@ struct GptqOptions {
   int order_run = 1;
   int block = 128;        // lazy-batch block (rounded to whole groups)
   int threads = 0;        // OpenMP threads over rows (<= 0: default)
-  int refit = 0;          // ggml Q2_K/Q3_K targets: rounds of scale refit + re-sweep (calib/gguf_target.h)
+  int refit = 0;          // ggml Q2_K/Q3_K/lattice targets: rounds of scale refit + re-sweep (calib/gguf_target.h)
   // gptq_inverse(H, K, this) computed beforehand for the same H and options, or null
   std::shared_ptr<const GptqInverse> inverse;
 };

@@ -37,7 +37,7 @@ struct QuantizeJob {
   CalibOptions co;
   double damp = 0.01;
   bool act_order = false, hessian_fit = false;
-  int refit = 0;  // --refit: gguf + gptq, Q2_K/Q3_K rounds of scale refit and re-sweep
+  int refit = 0;  // --refit: gguf + gptq, Q2_K/Q3_K/lattice rounds of scale refit and re-sweep
   // W8A8 (calib/w8a8.h)
   std::string activations, smooth = "0.6", act_calib = "minmax";
   // mixed precision (calib/mixed.h)

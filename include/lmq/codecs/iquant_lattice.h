@@ -43,10 +43,24 @@ class LatticeSuperBlock {
   void refit_sub(int ib, const float* x, const float* w);
   void pack(uint8_t* out) const;  // ggml_block_bytes(f) bytes
   const LatticeCodes& codes() const { return c_; }
+  // Each value's grid magnitude with its sign, G: the value is d·(1 + 2·scale[sub])·G, as the
+  // dequantizer computes it up to float rounding (QK_K values, from the codes chosen so far).
+  void signed_grid(double* G) const;
+  // A super-scale and sub-block codes (QK_K / sub() of them, 0..15) to quantize against: choose()
+  // then searches under them, grid entries and signs untouched until chosen again.
+  void set_scales(float d, const uint8_t* scale);
 
  private:
   Format f_;
   LatticeCodes c_;
 };
+
+// The scales of one row of K values (K / QK_K super-blocks in `blocks`) refitted with their grid
+// entries and signs fixed, lowering the quadratic error (w − ŵ)ᵀH(w − ŵ) (H: K × K, symmetric
+// positive semi-definite, e.g. GPTQ's Hessian of the row's inputs): `passes` sweeps of
+// coordinate descent over the super-blocks, each sub-block's 4-bit code the best of all 16, then
+// the f16 super-scale by least squares. A change is kept only where the error falls, so it never
+// rises (as ggml_refit_row_scales for Q2_K/Q3_K, codecs/ggml_blocks.h).
+void lattice_refit_row_scales(const float* w, int64_t K, const float* H, LatticeSuperBlock* blocks, int passes = 2);
 
 }  // namespace lmq::ggml
