@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quality frontier inside GGUF (docs/results.md, issue 18): lmq's rtn / gptq / gptq with a
-# Hadamard rotation (gptq: --hessian-fit --refit 2; --refit only touches Q2_K/Q3_K tensors) at
+# Hadamard rotation (gptq: --hessian-fit --refit 2, or GPTQ_ARGS; --refit touches the Q2_K/Q3_K and
+# lattice i-quant tensors) at
 # llama-quantize's recipes (--scheme NAME: the same types per tensor and the same bytes as
 # llama-quantize's; --hessian-fit counts as an importance matrix for the recipe's rules, so a
 # cell whose size differs from the row's prints it in brackets) and at --target-bpw sizes (lmq
@@ -13,6 +14,7 @@
 # importance matrix from the same calibration (32 chunks of 512 of the second half): lmq writes the model as f32 GGUF,
 # llama-imatrix, llama-quantize --imatrix TYPE, llama-perplexity --kl-divergence, same chunks.
 # Usage: [POINTS='q2_k iq3_s bpw:3.0 …'] [METHODS='rtn gptq gptq+hadamard'] [WINDOWS=100]
+#        [GPTQ_ARGS='--hessian-fit --refit 2' (the default; gptq's flags)]
 #        [LLAMA_CPP=DIR] [LLAMA_TYPES='Q2_K IQ3_S …'] scripts/frontier.sh MODEL
 # Time: about 2–4 min per lmq point and method on lmq-qwen2-21m with 2 threads; disk: a few
 # files of the model's size under a temporary directory.
@@ -40,8 +42,8 @@ lmq_point() {
   esac
   case $method in
     rtn) ;;
-    gptq) args+=(--method gptq --hessian-fit --refit 2) ;;
-    gptq+*) args+=(--method gptq --hessian-fit --refit 2 --rotate "${method#gptq+}") ;;
+    gptq) args+=(--method gptq ${GPTQ_ARGS:---hessian-fit --refit 2}) ;;
+    gptq+*) args+=(--method gptq ${GPTQ_ARGS:---hessian-fit --refit 2} --rotate "${method#gptq+}") ;;
     *) echo "unknown method $method" >&2; exit 2 ;;
   esac
   [ "$method" = rtn ] || [[ $point == bpw:* ]] || args+=("${calib[@]}")
