@@ -1,5 +1,5 @@
-// AVX-512 VNNI kernel of the K-quant matmul (lmq/kernels/ggml_matmul.h): tiles of 4 weight rows
-// × up to 4 tokens. Per half super-block (128 values) the codes of the 4 rows are expanded to
+// AVX-512 VNNI kernel of the in-place matmul (lmq/kernels/ggml_matmul.h): tiles of 4 weight rows
+// × up to 4 tokens. Q8_0 / Q4_0: see q32_chunk. K-quants: per half super-block (128 values) the codes of the 4 rows are expanded to
 // bytes once (Q4_K: a nibble mask; Q5_K / Q6_K: low nibbles | 1 / 2 high bits from qh; Q3_K: 2 bits | hmask's; Q2_K: 2 bits) and fed to vpdpbusd
 // against each token's int8 activations; reduce_rows4 then puts the int32 sums of the 4 rows
 // side by side (lane 4j + r = row r, 16-value lane j), and the float epilogue runs on vectors of
@@ -23,6 +23,7 @@ bool have_vnni() {
 
 namespace {
 
+constexpr int64_t kQ80Bytes = 34, kQ40Bytes = 18;
 constexpr int64_t kQ2KBytes = 84, kQ3KBytes = 110, kQ4KBytes = 144, kQ5KBytes = 176, kQ6KBytes = 210;
 
 // Σ over each 128-bit lane j of a[r] → lane 4j + r.
@@ -283,11 +284,104 @@ LMQ_VNNI inline void q2k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
   }
 }
 
+// Q8_0 and Q4_0 (Q4): blocks of 32, one per activation block, taken 4 at a time (a chunk of 128
+// values: slots 4h .. 4h + 3, h = chunk mod 2, lane 4j + r = block j of row r). nb < 4 only in a
+// last chunk (K not a multiple of 128): its missing blocks are never read, their lanes not added.
+// Q8_0: the int8 codes flipped to u8 (q + 128) against the natural activations, the 4 blocks as
+// two vectors of 2; Q4_0: the 4 blocks' 16 nibble bytes side by side, low nibbles (values 0..15
+// of each block) against q40's first 64 bytes, high ones (16..31) against the last 64.
+// 32 bytes at p and 32 at p + step, side by side.
+LMQ_VNNI inline __m512i load_pair(const uint8_t* p, int64_t step) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + step)), 1);
+}
+
+template <int NT, bool Q4>
+LMQ_VNNI inline void q32_chunk(const Args& a, const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2],
+                               int64_t c, int nb, __m512i d_at) {
+  constexpr int64_t kBytes = Q4 ? kQ40Bytes : kQ80Bytes;
+  const int64_t at = 4 * c * kBytes;
+  prefetch_next(tl, at, Q4 ? 2 : 3);
+  const __m512i zero = _mm512_setzero_si512();
+  const __mmask16 lanes = __mmask16((1u << (4 * nb)) - 1);
+  const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_mask_i32gather_epi32(zero, lanes, d_at, tl.row[0] + at, 1)));
+  __m512i lo[4], hi[4];  // Q4_0: low / high nibbles; Q8_0: blocks 0, 1 / 2, 3
+  for (int r = 0; r < 4; ++r) {
+    const uint8_t* p = tl.row[r] + at + 2;
+    if constexpr (Q4) {
+      __m512i w;
+      if (nb == 4) {
+        w = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        w = _mm512_inserti32x4(w, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kBytes)), 1);
+        w = _mm512_inserti32x4(w, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * kBytes)), 2);
+        w = _mm512_inserti32x4(w, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 3 * kBytes)), 3);
+      } else {
+        alignas(64) uint8_t buf[64] = {};
+        for (int j = 0; j < nb; ++j) __builtin_memcpy(buf + 16 * j, p + j * kBytes, 16);
+        w = _mm512_load_si512(buf);
+      }
+      const __m512i low4 = _mm512_set1_epi8(0x0F);
+      lo[r] = _mm512_and_si512(w, low4);
+      hi[r] = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+    } else {
+      if (nb == 4) {
+        lo[r] = load_pair(p, kBytes), hi[r] = load_pair(p + 2 * kBytes, kBytes);
+      } else {
+        alignas(64) uint8_t buf[128] = {};
+        for (int j = 0; j < nb; ++j) __builtin_memcpy(buf + 32 * j, p + j * kBytes, 32);
+        lo[r] = _mm512_load_si512(buf), hi[r] = _mm512_load_si512(buf + 64);
+      }
+      const __m512i flip = _mm512_set1_epi8(char(0x80));
+      lo[r] = _mm512_xor_si512(lo[r], flip), hi[r] = _mm512_xor_si512(hi[r], flip);
+    }
+  }
+  const int nbytes = 32 * nb;  // activation bytes of the chunk
+  const __mmask64 m0 = nbytes >= 64 ? ~__mmask64(0) : (__mmask64(1) << nbytes) - 1;
+  const __mmask64 m1 = nbytes >= 128 ? ~__mmask64(0) : nbytes <= 64 ? 0 : (__mmask64(1) << (nbytes - 64)) - 1;
+  for (int t = 0; t < NT; ++t) {
+    __m512i xl, xh;
+    if constexpr (Q4) {
+      const int8_t* xp = x.q40 + (t0 + t) * x.ld40 + 128 * c;
+      xl = _mm512_loadu_si512(xp), xh = _mm512_loadu_si512(xp + 64);
+    } else {
+      const int8_t* xp = x.q + (t0 + t) * a.K + 128 * c;
+      xl = _mm512_maskz_loadu_epi8(m0, xp), xh = _mm512_maskz_loadu_epi8(m1, xp + 64);
+    }
+    __m512i L[4], H[4];
+    for (int r = 0; r < 4; ++r) L[r] = _mm512_dpbusd_epi32(zero, lo[r], xl), H[r] = _mm512_dpbusd_epi32(zero, hi[r], xh);
+    const int64_t a4 = (t0 + t) * x.ld4 + 16 * c;  // block 4c's lanes in sx4 / xs4
+    const __m512i xs = _mm512_maskz_loadu_epi32(lanes, x.xs4 + a4);
+    // Σ(q − c)·q_x = Σu·q_x − c'·Σq_x: Q4_0's u = q (c' = 8), Q8_0's u = q + 128 (c' = 128)
+    const __m512i I = Q4 ? _mm512_sub_epi32(_mm512_add_epi32(reduce_rows4(L), reduce_rows4(H)), _mm512_slli_epi32(xs, 3))
+                         : _mm512_sub_epi32(sum_lane_pairs(reduce_rows4(L), reduce_rows4(H), false), _mm512_slli_epi32(xs, 7));
+    const __m512 sx = _mm512_maskz_loadu_ps(lanes, x.sx4 + a4);
+    const __m512 v = _mm512_mul_ps(sx, _mm512_mul_ps(d, _mm512_cvtepi32_ps(I)));
+    const int h = int(c & 1);
+    slot[t][h] = _mm512_mask_add_ps(slot[t][h], lanes, slot[t][h], v);
+  }
+}
+
+template <int NT, bool Q4>
+LMQ_VNNI inline void q32_tile(const Args& a, const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2]) {
+  constexpr int64_t kBytes = Q4 ? kQ40Bytes : kQ80Bytes;
+  const int64_t na = a.K / 32;
+  // lane 4j + r: the byte offset of block j of row r from row 0's (rows < 2^31 bytes apart: 4 rows)
+  int32_t off[16];
+  for (int j = 0; j < 4; ++j)
+    for (int r = 0; r < 4; ++r) off[4 * j + r] = int32_t(tl.row[r] - tl.row[0] + j * kBytes);
+  const __m512i d_at = _mm512_loadu_si512(off);
+  int64_t c = 0;
+  for (; 4 * c + 4 <= na; ++c) q32_chunk<NT, Q4>(a, x, tl, t0, slot, c, 4, d_at);
+  if (4 * c < na) q32_chunk<NT, Q4>(a, x, tl, t0, slot, c, int(na - 4 * c), d_at);
+}
+
 template <int NT>
 LMQ_VNNI void tile_t(const Args& a, const VnniActs& x, const Tile& tl, int64_t o, int64_t t0) {
   __m512 slot[NT][2];  // lane 4·(j mod 4) + r of slot[t][j / 4]: slot j of row r
   for (int t = 0; t < NT; ++t) slot[t][0] = slot[t][1] = _mm512_setzero_ps();
-  if (a.f == Format::Q4_K) q4k_tile<NT, false>(a, x, tl, t0, slot);
+  if (a.f == Format::Q8_0) q32_tile<NT, false>(a, x, tl, t0, slot);
+  else if (a.f == Format::Q4_0) q32_tile<NT, true>(a, x, tl, t0, slot);
+  else if (a.f == Format::Q4_K) q4k_tile<NT, false>(a, x, tl, t0, slot);
   else if (a.f == Format::Q5_K) q4k_tile<NT, true>(a, x, tl, t0, slot);
   else if (a.f == Format::Q3_K) q6k_tile<NT, true>(a, x, tl, t0, slot);
   else if (a.f == Format::Q2_K) q2k_tile<NT>(a, x, tl, t0, slot);
