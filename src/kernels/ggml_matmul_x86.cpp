@@ -296,15 +296,54 @@ LMQ_VNNI inline __m512i load_pair(const uint8_t* p, int64_t step) {
                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + step)), 1);
 }
 
+// The f16 d of blocks j = 0..3 (from byte `at` of each row) of the 4 rows → lane 4j + r, as
+// floats. A whole chunk: 16-bit permutes of 64-byte loads (a gather costs more); a last one
+// (nb < 4) word by word, reading only its blocks.
+template <bool Q4>
+LMQ_VNNI inline __m512 q32_scales(const Tile& tl, int64_t at, int nb) {
+  constexpr int64_t kBytes = Q4 ? kQ40Bytes : kQ80Bytes;
+  if (nb < 4) {
+    alignas(32) uint16_t w[16] = {};
+    for (int j = 0; j < nb; ++j)
+      for (int r = 0; r < 4; ++r) __builtin_memcpy(&w[4 * j + r], tl.row[r] + at + j * kBytes, 2);
+    return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(w)));
+  }
+  __m512i dv;
+  if constexpr (Q4) {  // d_j at word 9j of a row's first 64 bytes: rows 0, 1 then 2, 3 (second source: +32)
+    const __m512i i01 = _mm512_setr_epi32(0 | 32 << 16, 0, 9 | 41 << 16, 0, 18 | 50 << 16, 0, 27 | 59 << 16, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i i23 = _mm512_setr_epi32(0, 0 | 32 << 16, 0, 9 | 41 << 16, 0, 18 | 50 << 16, 0, 27 | 59 << 16, 0, 0, 0, 0, 0, 0, 0, 0);
+    dv = _mm512_mask_blend_epi16(__mmask32(0xCCCCCCCC), _mm512_permutex2var_epi16(_mm512_loadu_si512(tl.row[0] + at), i01, _mm512_loadu_si512(tl.row[1] + at)),
+                                 _mm512_permutex2var_epi16(_mm512_loadu_si512(tl.row[2] + at), i23, _mm512_loadu_si512(tl.row[3] + at)));
+  } else {  // d_j at byte 34j: words 0 and 17 of bytes [0, 64), 2 and 19 of [64, 128) (second source: +32)
+    dv = _mm512_setzero_si512();
+    for (int r = 0; r < 4; ++r) {
+      alignas(64) int16_t idx[32] = {};
+      const int16_t src[4] = {0, 17, 34, 51};
+      for (int j = 0; j < 4; ++j) idx[4 * j + r] = src[j];
+      const __m512i v = _mm512_permutex2var_epi16(_mm512_loadu_si512(tl.row[r] + at), _mm512_load_si512(idx),
+                                                       _mm512_loadu_si512(tl.row[r] + at + 64));
+      dv = _mm512_mask_blend_epi16(__mmask32(0x11111111u << r), dv, v);
+    }
+  }
+  return _mm512_cvtph_ps(_mm512_castsi512_si256(dv));
+}
+
 template <int NT, bool Q4>
 LMQ_VNNI inline void q32_chunk(const Args& a, const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2],
-                               int64_t c, int nb, __m512i d_at) {
+                               int64_t c, int nb) {
   constexpr int64_t kBytes = Q4 ? kQ40Bytes : kQ80Bytes;
   const int64_t at = 4 * c * kBytes;
-  prefetch_next(tl, at, Q4 ? 2 : 3);
+  // Decode: the next tile's 4 rows are one contiguous range (4 · row_bytes from row 0); fetch it
+  // front to back, 16 blocks' bytes per chunk, so memory sees one sequential stream (per-row
+  // prefetches, as the K-quants', ran Q4_0 decode ~1.5x slower; Q8_0 ran faster fetching into
+  // L2 than into L1: measured on the shared host, docs/results.md).
+  if (tl.prefetch)
+    for (int64_t l = 0; l < 16 * kBytes; l += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(tl.row[0] + tl.prefetch + 16 * kBytes * c + l),
+                   Q4 ? _MM_HINT_T0 : _MM_HINT_T1);
   const __m512i zero = _mm512_setzero_si512();
   const __mmask16 lanes = __mmask16((1u << (4 * nb)) - 1);
-  const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_mask_i32gather_epi32(zero, lanes, d_at, tl.row[0] + at, 1)));
+  const __m512 d = q32_scales<Q4>(tl, at, nb);
   __m512i lo[4], hi[4];  // Q4_0: low / high nibbles; Q8_0: blocks 0, 1 / 2, 3
   for (int r = 0; r < 4; ++r) {
     const uint8_t* p = tl.row[r] + at + 2;
@@ -363,16 +402,10 @@ LMQ_VNNI inline void q32_chunk(const Args& a, const VnniActs& x, const Tile& tl,
 
 template <int NT, bool Q4>
 LMQ_VNNI inline void q32_tile(const Args& a, const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2]) {
-  constexpr int64_t kBytes = Q4 ? kQ40Bytes : kQ80Bytes;
   const int64_t na = a.K / 32;
-  // lane 4j + r: the byte offset of block j of row r from row 0's (rows < 2^31 bytes apart: 4 rows)
-  int32_t off[16];
-  for (int j = 0; j < 4; ++j)
-    for (int r = 0; r < 4; ++r) off[4 * j + r] = int32_t(tl.row[r] - tl.row[0] + j * kBytes);
-  const __m512i d_at = _mm512_loadu_si512(off);
   int64_t c = 0;
-  for (; 4 * c + 4 <= na; ++c) q32_chunk<NT, Q4>(a, x, tl, t0, slot, c, 4, d_at);
-  if (4 * c < na) q32_chunk<NT, Q4>(a, x, tl, t0, slot, c, int(na - 4 * c), d_at);
+  for (; 4 * c + 4 <= na; ++c) q32_chunk<NT, Q4>(a, x, tl, t0, slot, c, 4);
+  if (4 * c < na) q32_chunk<NT, Q4>(a, x, tl, t0, slot, c, int(na - 4 * c));
 }
 
 template <int NT>
