@@ -262,7 +262,7 @@ void run_vnni(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq) {
     ggk::reorder_q4k_vnni(xq.q.data(), T * K, q4k.data());
     x.q4k = q4k.data();
   }
-  if (any_format(jobs, Format::Q4_0, Format::Q4_0)) {
+  if (any_format(jobs, Format::Q8_0, Format::Q4_0)) {
     x.ld40 = (K + 127) / 128 * 128;
     q40.resize(size_t(T * x.ld40));
     reorder_q40(xq.q.data(), T, K, x.ld40, q40.data());

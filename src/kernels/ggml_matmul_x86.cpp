@@ -287,9 +287,9 @@ LMQ_VNNI inline void q2k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
 // Q8_0 and Q4_0 (Q4): blocks of 32, one per activation block, taken 4 at a time (a chunk of 128
 // values: slots 4h .. 4h + 3, h = chunk mod 2, lane 4j + r = block j of row r). nb < 4 only in a
 // last chunk (K not a multiple of 128): its missing blocks are never read, their lanes not added.
-// Q8_0: the int8 codes flipped to u8 (q + 128) against the natural activations, the 4 blocks as
-// two vectors of 2; Q4_0: the 4 blocks' 16 nibble bytes side by side, low nibbles (values 0..15
-// of each block) against q40's first 64 bytes, high ones (16..31) against the last 64.
+// Per row two vectors whose 128-bit lane j holds values 0..15 / 16..31 of block j as u8 (Q4_0:
+// the 4 blocks' nibble bytes side by side, low / high nibbles; Q8_0: the int8 codes flipped to
+// q + 128), against the activations in q40's order, both into one accumulator: one reduce_rows4.
 // 32 bytes at p and 32 at p + step, side by side.
 LMQ_VNNI inline __m512i load_pair(const uint8_t* p, int64_t step) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
@@ -344,7 +344,7 @@ LMQ_VNNI inline void q32_chunk(const Args& a, const VnniActs& x, const Tile& tl,
   const __m512i zero = _mm512_setzero_si512();
   const __mmask16 lanes = __mmask16((1u << (4 * nb)) - 1);
   const __m512 d = q32_scales<Q4>(tl, at, nb);
-  __m512i lo[4], hi[4];  // Q4_0: low / high nibbles; Q8_0: blocks 0, 1 / 2, 3
+  __m512i lo[4], hi[4];  // 128-bit lane j: values 0..15 / 16..31 of block j
   for (int r = 0; r < 4; ++r) {
     const uint8_t* p = tl.row[r] + at + 2;
     if constexpr (Q4) {
@@ -363,36 +363,28 @@ LMQ_VNNI inline void q32_chunk(const Args& a, const VnniActs& x, const Tile& tl,
       lo[r] = _mm512_and_si512(w, low4);
       hi[r] = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
     } else {
-      if (nb == 4) {
-        lo[r] = load_pair(p, kBytes), hi[r] = load_pair(p + 2 * kBytes, kBytes);
+      if (nb == 4) {  // [b0 | b1], [b2 | b3] → lanes b0..b3 low halves, then high halves
+        const __m512i b01 = load_pair(p, kBytes), b23 = load_pair(p + 2 * kBytes, kBytes);
+        lo[r] = _mm512_shuffle_i64x2(b01, b23, _MM_SHUFFLE(2, 0, 2, 0));
+        hi[r] = _mm512_shuffle_i64x2(b01, b23, _MM_SHUFFLE(3, 1, 3, 1));
       } else {
         alignas(64) uint8_t buf[128] = {};
-        for (int j = 0; j < nb; ++j) __builtin_memcpy(buf + 32 * j, p + j * kBytes, 32);
+        for (int j = 0; j < nb; ++j) __builtin_memcpy(buf + 16 * j, p + j * kBytes, 16), __builtin_memcpy(buf + 64 + 16 * j, p + j * kBytes + 16, 16);
         lo[r] = _mm512_load_si512(buf), hi[r] = _mm512_load_si512(buf + 64);
       }
       const __m512i flip = _mm512_set1_epi8(char(0x80));
       lo[r] = _mm512_xor_si512(lo[r], flip), hi[r] = _mm512_xor_si512(hi[r], flip);
     }
   }
-  const int nbytes = 32 * nb;  // activation bytes of the chunk
-  const __mmask64 m0 = nbytes >= 64 ? ~__mmask64(0) : (__mmask64(1) << nbytes) - 1;
-  const __mmask64 m1 = nbytes >= 128 ? ~__mmask64(0) : nbytes <= 64 ? 0 : (__mmask64(1) << (nbytes - 64)) - 1;
   for (int t = 0; t < NT; ++t) {
-    __m512i xl, xh;
-    if constexpr (Q4) {
-      const int8_t* xp = x.q40 + (t0 + t) * x.ld40 + 128 * c;
-      xl = _mm512_loadu_si512(xp), xh = _mm512_loadu_si512(xp + 64);
-    } else {
-      const int8_t* xp = x.q + (t0 + t) * a.K + 128 * c;
-      xl = _mm512_maskz_loadu_epi8(m0, xp), xh = _mm512_maskz_loadu_epi8(m1, xp + 64);
-    }
-    __m512i L[4], H[4];
-    for (int r = 0; r < 4; ++r) L[r] = _mm512_dpbusd_epi32(zero, lo[r], xl), H[r] = _mm512_dpbusd_epi32(zero, hi[r], xh);
+    const int8_t* xp = x.q40 + (t0 + t) * x.ld40 + 128 * c;
+    const __m512i xl = _mm512_loadu_si512(xp), xh = _mm512_loadu_si512(xp + 64);
+    __m512i acc[4];  // 128-bit lane j: block j's 32 products, 4 per int32
+    for (int r = 0; r < 4; ++r) acc[r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, lo[r], xl), hi[r], xh);
     const int64_t a4 = (t0 + t) * x.ld4 + 16 * c;  // block 4c's lanes in sx4 / xs4
     const __m512i xs = _mm512_maskz_loadu_epi32(lanes, x.xs4 + a4);
     // Σ(q − c)·q_x = Σu·q_x − c'·Σq_x: Q4_0's u = q (c' = 8), Q8_0's u = q + 128 (c' = 128)
-    const __m512i I = Q4 ? _mm512_sub_epi32(_mm512_add_epi32(reduce_rows4(L), reduce_rows4(H)), _mm512_slli_epi32(xs, 3))
-                         : _mm512_sub_epi32(sum_lane_pairs(reduce_rows4(L), reduce_rows4(H), false), _mm512_slli_epi32(xs, 7));
+    const __m512i I = _mm512_sub_epi32(reduce_rows4(acc), _mm512_slli_epi32(xs, Q4 ? 3 : 7));
     const __m512 sx = _mm512_maskz_loadu_ps(lanes, x.sx4 + a4);
     const __m512 v = _mm512_mul_ps(sx, _mm512_mul_ps(d, _mm512_cvtepi32_ps(I)));
     const int h = int(c & 1);
