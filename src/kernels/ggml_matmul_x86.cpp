@@ -329,8 +329,7 @@ LMQ_VNNI inline __m512 q32_scales(const Tile& tl, int64_t at, int nb) {
 }
 
 template <int NT, bool Q4>
-LMQ_VNNI inline void q32_chunk(const Args& a, const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2],
-                               int64_t c, int nb) {
+LMQ_VNNI inline void q32_chunk(const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2], int64_t c, int nb) {
   constexpr int64_t kBytes = Q4 ? kQ40Bytes : kQ80Bytes;
   const int64_t at = 4 * c * kBytes;
   // Decode: the next tile's 4 rows are one contiguous range (4 · row_bytes from row 0); fetch it
@@ -396,8 +395,8 @@ template <int NT, bool Q4>
 LMQ_VNNI inline void q32_tile(const Args& a, const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2]) {
   const int64_t na = a.K / 32;
   int64_t c = 0;
-  for (; 4 * c + 4 <= na; ++c) q32_chunk<NT, Q4>(a, x, tl, t0, slot, c, 4);
-  if (4 * c < na) q32_chunk<NT, Q4>(a, x, tl, t0, slot, c, int(na - 4 * c));
+  for (; 4 * c + 4 <= na; ++c) q32_chunk<NT, Q4>(x, tl, t0, slot, c, 4);
+  if (4 * c < na) q32_chunk<NT, Q4>(x, tl, t0, slot, c, int(na - 4 * c));
 }
 
 template <int NT>
