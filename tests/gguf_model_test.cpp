@@ -10,8 +10,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "lmq/codecs/ggml_repack.h"
-#include "lmq/codecs/int_format.h"
+#include "lmq/codecs/ggml_blocks.h"
 #include "lmq/error.h"
 #include "lmq/formats/gguf.h"
 #include "lmq/formats/gguf_writer.h"
@@ -157,8 +156,8 @@ TEST(GgufLlamaQ8, GreedyIdsEqualHfUpToNearTies) {
               hf.size(), flips);
 }
 
-// Every tensor of the Q8_0 file (as loaded: repacked into LMQ_INT, bit-exact, see
-// ggml_repack_test.cpp) is the HF weight (bf16, so exact in the f32 conversion) after
+// Every tensor of the Q8_0 file (as loaded: the file's Q8_0 blocks, read in place by the
+// integer kernels, kernels/ggml_matmul.h) is the HF weight (bf16, so exact in the f32 conversion) after
 // the name mapping and, for Q and K, llama.cpp's row permutation: within 0.6·d of each block
 // (d/2 for rounding plus the f16 rounding of d), d being that block's scale. F32 tensors exactly.
 TEST(GgufLlamaQ8, TensorsAreTheHfWeightsUnderTheMappingAndPermutation) {
@@ -185,12 +184,12 @@ TEST(GgufLlamaQ8, TensorsAreTheHfWeightsUnderTheMappingAndPermutation) {
         for (int64_t i = 0; i < cols; ++i) ASSERT_EQ(a[size_t(i)], b[size_t(i)]) << t.name << " row " << r;
         continue;
       }
-      // the file's Q8_0 blocks, repacked at load into LMQ_INT int8:g32 (codecs/ggml_repack.h)
-      ASSERT_EQ(t.format, Format::LMQ_INT) << t.name;
-      ASSERT_EQ(t.q, *ggml_repack_params(Format::Q8_0)) << t.name;
-      const quant::IntView v = quant::int_view(t.q, t.data, t.rows(), cols);
+      // the file's Q8_0 blocks as stored: d, then 32 int8 codes (codecs/ggml_blocks.h)
+      ASSERT_EQ(t.format, Format::Q8_0) << t.name;
+      const uint8_t* row = t.data + uint64_t(r) * ggml_row_bytes(Format::Q8_0, cols);
       for (int64_t blk = 0; blk < cols / 32; ++blk) {
-        const float scale = quant::int_scale_at(v, r * (cols / 32) + blk);
+        const uint8_t* db = row + blk * int64_t(sizeof(ggml::block_q8_0));
+        const float scale = f16_to_f32(uint16_t(db[0] | db[1] << 8));
         for (int64_t i = blk * 32; i < blk * 32 + 32; ++i) {
           const double err = std::fabs(double(a[size_t(i)]) - double(b[size_t(i)]));
           ASSERT_LE(err, 0.6 * scale) << t.name << " row " << r << " col " << i;

@@ -1,5 +1,5 @@
-// The integer path of a GGUF file (the GGUF default, int8 activations in blocks of 32: Q8_0/Q4_0
-// repacked, K-quants in place) against its float path, teacher forcing one text: the logits move
+// The integer path of a GGUF file (the GGUF default, int8 activations in blocks of 32: Q8_0, Q4_0
+// and K-quants read in place, IQ4 repacked) against its float path, teacher forcing one text: the logits move
 // a little, the predictions hardly at all, and the two are not the same computation.
 #pragma once
 #include <algorithm>

@@ -2,6 +2,7 @@
 // which read it.
 #include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstring>
 #include <vector>
 
@@ -19,56 +20,56 @@ using namespace ggml;
 
 // One row per Format, in the enum's order (checked below).
 //   format  name  ggml_name  upper  gguf  block  sub  bytes  ggml  quantized  dequantize  quantize  grids  codes
-//   float_matmul  int_matmul  int_repack_bits  int_repack_scale  int_repack_block
+//   float_matmul  int_matmul  int_repack_bits  int_repack_scale  int_repack_block  ggml_matmul  d_at  dmin_at
 constexpr FormatTraits kTraits[] = {
     {Format::F32, "f32", "f32", "F32", 0, 1, 0, 4, true, false, dq_f32, nullptr, nullptr, nullptr, true, false, 0,
-     ScaleType::F16, nullptr},
+     ScaleType::F16, nullptr, false, -1, -1},
     {Format::F16, "f16", "f16", "F16", 1, 1, 0, 2, true, false, dq_f16, nullptr, nullptr, nullptr, true, false, 0,
-     ScaleType::F16, nullptr},
+     ScaleType::F16, nullptr, false, -1, -1},
     {Format::BF16, "bf16", "bf16", "BF16", 30, 1, 0, 2, true, false, dq_bf16, nullptr, nullptr, nullptr, true,
-     false, 0, ScaleType::F16, nullptr},
+     false, 0, ScaleType::F16, nullptr, false, -1, -1},
     {Format::I32, "i32", "i32", "I32", -1, 1, 0, 4, false, false, nullptr, nullptr, nullptr, nullptr, false, false,
-     0, ScaleType::F16, nullptr},
+     0, ScaleType::F16, nullptr, false, -1, -1},
     {Format::LMQ_INT, "int", "int", "LMQ_INT", -1, 1, 0, 0, false, true, nullptr, nullptr, nullptr, nullptr, true,
-     true, 0, ScaleType::F16, nullptr},
+     true, 0, ScaleType::F16, nullptr, false, -1, -1},
     {Format::Q8_0, "q8_0", "q8_0", "Q8_0", 8, QK8_0, 32, sizeof(block_q8_0), true, true, dq_q8_0, q_q8_0,
-     grids_q8_0, codes_q8_0, true, false, 8, ScaleType::F16, rp_q8_0},
+     grids_q8_0, codes_q8_0, true, false, 0, ScaleType::F16, nullptr, true, int(offsetof(block_q8_0, d)), -1},
     {Format::Q4_0, "q4_0", "q4_0", "Q4_0", 2, QK4_0, 32, sizeof(block_q4_0), true, true, dq_q4_0, q_q4_0,
-     grids_q4_0, codes_q4_0, true, false, 4, ScaleType::F16, rp_q4_0},
+     grids_q4_0, codes_q4_0, true, false, 0, ScaleType::F16, nullptr, true, int(offsetof(block_q4_0, d)), -1},
     {Format::Q4_1, "q4_1", "q4_1", "Q4_1", 3, QK4_1, 32, sizeof(block_q4_1), true, true, dq_q4_1, q_q4_1,
-     grids_q4_1, codes_q4_1, true, false, 0, ScaleType::F16, nullptr},
+     grids_q4_1, codes_q4_1, true, false, 0, ScaleType::F16, nullptr, false, -1, -1},
     {Format::Q5_0, "q5_0", "q5_0", "Q5_0", 6, QK5_0, 32, sizeof(block_q5_0), true, true, dq_q5_0, q_q5_0,
-     grids_q5_0, codes_q5_0, true, false, 0, ScaleType::F16, nullptr},
+     grids_q5_0, codes_q5_0, true, false, 0, ScaleType::F16, nullptr, false, -1, -1},
     {Format::Q5_1, "q5_1", "q5_1", "Q5_1", 7, QK5_1, 32, sizeof(block_q5_1), true, true, dq_q5_1, q_q5_1,
-     grids_q5_1, codes_q5_1, true, false, 0, ScaleType::F16, nullptr},
+     grids_q5_1, codes_q5_1, true, false, 0, ScaleType::F16, nullptr, false, -1, -1},
     {Format::Q2_K, "q2_k", "q2_K", "Q2_K", 10, QK_K, 16, sizeof(block_q2_K), true, true, dq_q2_K, q_q2_K,
-     grids_q2_K, codes_q2_K, true, false, 0, ScaleType::F16, nullptr},
+     grids_q2_K, codes_q2_K, true, false, 0, ScaleType::F16, nullptr, true, int(offsetof(block_q2_K, d)), int(offsetof(block_q2_K, dmin))},
     {Format::Q3_K, "q3_k", "q3_K", "Q3_K", 11, QK_K, 16, sizeof(block_q3_K), true, true, dq_q3_K, q_q3_K,
-     grids_q3_K, codes_q3_K, true, false, 0, ScaleType::F16, nullptr},
+     grids_q3_K, codes_q3_K, true, false, 0, ScaleType::F16, nullptr, true, int(offsetof(block_q3_K, d)), -1},
     {Format::Q4_K, "q4_k", "q4_K", "Q4_K", 12, QK_K, 32, sizeof(block_q4_K), true, true, dq_q4_K, q_q4_K,
-     grids_q4_K, codes_q4_K, true, false, 0, ScaleType::F16, nullptr},
+     grids_q4_K, codes_q4_K, true, false, 0, ScaleType::F16, nullptr, true, int(offsetof(block_q4_K, d)), int(offsetof(block_q4_K, dmin))},
     {Format::Q5_K, "q5_k", "q5_K", "Q5_K", 13, QK_K, 32, sizeof(block_q5_K), true, true, dq_q5_K, q_q5_K,
-     grids_q5_K, codes_q5_K, true, false, 0, ScaleType::F16, nullptr},
+     grids_q5_K, codes_q5_K, true, false, 0, ScaleType::F16, nullptr, true, int(offsetof(block_q5_K, d)), int(offsetof(block_q5_K, dmin))},
     {Format::Q6_K, "q6_k", "q6_K", "Q6_K", 14, QK_K, 16, sizeof(block_q6_K), true, true, dq_q6_K, q_q6_K,
-     grids_q6_K, codes_q6_K, true, false, 0, ScaleType::F16, nullptr},
+     grids_q6_K, codes_q6_K, true, false, 0, ScaleType::F16, nullptr, true, int(offsetof(block_q6_K, d)), -1},
     // the i-quants: IQ4_NL / IQ4_XS have a grid of 16 levels per 32 values; the lattice ones
     // are codebooks with no grid per sub-block (block_grids / set_codes null; GPTQ chooses their
     // codes through codecs/iquant_lattice.h); lmq writes IQ4_NL, IQ4_XS and (lmq's own lattice
     // search) IQ3_S, IQ3_XXS, IQ2_S, IQ2_XS, IQ2_XXS; reads all seven
     {Format::IQ4_NL, "iq4_nl", "iq4_nl", "IQ4_NL", 20, QK4_NL, 32, sizeof(block_iq4_nl), true, true, dq_iq4_nl,
-     q_iq4_nl, grids_iq4_nl, codes_iq4_nl, true, false, 8, ScaleType::F16, rp_iq4_nl},
+     q_iq4_nl, grids_iq4_nl, codes_iq4_nl, true, false, 8, ScaleType::F16, rp_iq4_nl, false, -1, -1},
     {Format::IQ4_XS, "iq4_xs", "iq4_xs", "IQ4_XS", 23, QK_K, 32, sizeof(block_iq4_xs), true, true, dq_iq4_xs,
-     q_iq4_xs, grids_iq4_xs, codes_iq4_xs, true, false, 8, ScaleType::F32, rp_iq4_xs},
+     q_iq4_xs, grids_iq4_xs, codes_iq4_xs, true, false, 8, ScaleType::F32, rp_iq4_xs, false, -1, -1},
     {Format::IQ2_XXS, "iq2_xxs", "iq2_xxs", "IQ2_XXS", 16, QK_K, 32, sizeof(block_iq2_xxs), true, true,
-     dq_iq2_xxs, q_iq2_xxs, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr},
+     dq_iq2_xxs, q_iq2_xxs, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, false, -1, -1},
     {Format::IQ2_XS, "iq2_xs", "iq2_xs", "IQ2_XS", 17, QK_K, 16, sizeof(block_iq2_xs), true, true, dq_iq2_xs,
-     q_iq2_xs, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr},
+     q_iq2_xs, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, false, -1, -1},
     {Format::IQ2_S, "iq2_s", "iq2_s", "IQ2_S", 22, QK_K, 16, sizeof(block_iq2_s), true, true, dq_iq2_s, q_iq2_s,
-     nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr},
+     nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, false, -1, -1},
     {Format::IQ3_XXS, "iq3_xxs", "iq3_xxs", "IQ3_XXS", 18, QK_K, 32, sizeof(block_iq3_xxs), true, true,
-     dq_iq3_xxs, q_iq3_xxs, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr},
+     dq_iq3_xxs, q_iq3_xxs, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, false, -1, -1},
     {Format::IQ3_S, "iq3_s", "iq3_s", "IQ3_S", 21, QK_K, 32, sizeof(block_iq3_s), true, true, dq_iq3_s, q_iq3_s,
-     nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr},
+     nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, false, -1, -1},
 };
 
 constexpr bool in_enum_order() {

@@ -15,7 +15,7 @@ namespace lmq {
 
 namespace ggml {
 namespace {
-constexpr int64_t kGroup = 32;  // values per LMQ_INT group (per block of Q8_0, Q4_0, IQ4_NL)
+constexpr int64_t kGroup = 32;  // values per LMQ_INT group (per block of IQ4_NL)
 
 // 32 IQ4 nibbles (value j low in byte j, value j + 16 high) → their levels as 8-bit codes
 // u = level + 128 (all in 1..241: the levels are int8 values).
@@ -30,22 +30,6 @@ void iq4_codes(const uint8_t* qs, uint8_t* u) {
 
 // An f16 field that is a number (exponent bits not all ones: not Inf or NaN).
 static bool finite_f16(const uint8_t* p) { return (p[1] & 0x7c) != 0x7c; }
-
-// Q8_0 bytes q → u = q + 128 (flipping the sign bit); the f16 d, bits unchanged.
-bool rp_q8_0(const uint8_t* b, uint8_t* u, uint8_t* scales) {
-  std::memcpy(scales, b, 2);
-  for (int64_t j = 0; j < kGroup; ++j) u[j] = uint8_t(b[2 + j] ^ 0x80u);
-  return finite_f16(b);
-}
-
-// Q4_0 nibbles (value j low in byte j, j + 16 high) → the bitstream (values 2k, 2k + 1 in byte k).
-bool rp_q4_0(const uint8_t* b, uint8_t* u, uint8_t* scales) {
-  std::memcpy(scales, b, 2);
-  const uint8_t* qs = b + 2;
-  auto nib = [qs](int64_t j) { return j < 16 ? uint8_t(qs[j] & 0x0F) : uint8_t(qs[j - 16] >> 4); };
-  for (int64_t k = 0; k < kGroup / 2; ++k) u[k] = uint8_t(nib(2 * k) | nib(2 * k + 1) << 4);
-  return finite_f16(b);
-}
 
 // IQ4_NL: x = d·level → int8 codes of the levels, the f16 d as it is.
 bool rp_iq4_nl(const uint8_t* b, uint8_t* u, uint8_t* scales) {
@@ -77,21 +61,11 @@ std::optional<IntParams> ggml_repack_params(Format f) {
 }
 
 int64_t ggml_nonfinite_blocks(Format f, const uint8_t* src, int64_t nblocks) {
-  struct Fields {
-    Format f;
-    int d, dmin;  // byte offsets of the f16 fields, -1: none
-  };
-  static constexpr Fields kFields[] = {{Format::Q2_K, offsetof(ggml::block_q2_K, d), offsetof(ggml::block_q2_K, dmin)},
-                                       {Format::Q3_K, offsetof(ggml::block_q3_K, d), -1},
-                                       {Format::Q4_K, offsetof(ggml::block_q4_K, d), offsetof(ggml::block_q4_K, dmin)},
-                                       {Format::Q5_K, offsetof(ggml::block_q5_K, d), offsetof(ggml::block_q5_K, dmin)},
-                                       {Format::Q6_K, offsetof(ggml::block_q6_K, d), -1}};
-  const Fields* k = std::find_if(std::begin(kFields), std::end(kFields), [f](const Fields& x) { return x.f == f; });
-  if (k == std::end(kFields)) fail("format {} is not a K-quant", format_name(f));
-  const size_t bytes = ggml_block_bytes(f);
+  const FormatTraits& t = format_traits(f);
+  if (!t.ggml_matmul) fail("format {} is not read in place by the integer kernels", format_name(f));
   int64_t bad = 0;
-  for (int64_t i = 0; i < nblocks; ++i, src += bytes)
-    bad += !ggml::finite_f16(src + k->d) || (k->dmin >= 0 && !ggml::finite_f16(src + k->dmin));
+  for (int64_t i = 0; i < nblocks; ++i, src += t.block_bytes)
+    bad += !ggml::finite_f16(src + t.d_at) || (t.dmin_at >= 0 && !ggml::finite_f16(src + t.dmin_at));
   return bad;
 }
 

@@ -78,10 +78,39 @@ int32_t dot(const uint8_t* q, const int8_t* x, int n, int off) {
   return s;
 }
 
+// Q8_0 / Q4_0 (blocks of 32, one per activation block): row o, token t into the 8 slots.
+void slots_q32(const Args& a, const Acts& x, int64_t o, int64_t t, float* slot) {
+  const int64_t na = a.K / 32, bb = int64_t(ggml_block_bytes(a.f));
+  const bool q4 = a.f == Format::Q4_0;
+  uint8_t q[32];  // codes as u8: Q8_0's q + 128 (so q + 128 − 128 = q), Q4_0's nibbles
+  for (int64_t ia = 0; ia < na; ++ia) {
+    const uint8_t* blk = a.w + o * a.row_bytes + ia * bb;
+    if (q4) {
+      for (int j = 0; j < 16; ++j) q[j] = blk[2 + j] & 15, q[j + 16] = uint8_t(blk[2 + j] >> 4);
+    } else {
+      for (int j = 0; j < 32; ++j) q[j] = uint8_t(blk[2 + j] ^ 0x80u);
+    }
+    const int32_t i = dot(q, x.q + t * a.K + ia * 32, 32, q4 ? 8 : 128);
+    const float f = x.sx[t * na + ia] * (f16_at(blk) * float(i));
+    slot[ia % 8] = slot[ia % 8] + f;
+  }
+}
+
 }  // namespace
 
 // The specification (ggml_matmul.h), written plainly.
 void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
+  if (a.f == Format::Q8_0 || a.f == Format::Q4_0) {
+    for (int64_t o = o0; o < o1; ++o)
+      for (int64_t t = 0; t < a.T; ++t) {
+        float slot[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        slots_q32(a, x, o, t, slot);
+        float y = intk::combine_slots(slot);
+        if (a.bias) y = y + a.bias[o];
+        a.y[t * a.N + o] = y;
+      }
+    return;
+  }
   const int64_t nsb = a.K / ggml::QK_K, na = a.K / 32;
   const int64_t bb = int64_t(ggml_block_bytes(a.f));
   uint8_t q[ggml::QK_K];
@@ -146,11 +175,9 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
 }  // namespace ggk
 
 bool ggml_matmul_supported(const Tensor& w, int64_t act_block) {
-  const Format f = w.format;
-  return (f == Format::Q2_K || f == Format::Q3_K || f == Format::Q4_K || f == Format::Q5_K || f == Format::Q6_K) &&
-         w.shape.size() == 2 &&
-         act_block == 32 &&
-         w.cols() > 0 && w.cols() % ggml::QK_K == 0 && w.rows() > 0;
+  const FormatTraits& f = format_traits(w.format);
+  return f.ggml_matmul && w.shape.size() == 2 && act_block == 32 && w.cols() > 0 && w.cols() % f.block_size == 0 &&
+         w.rows() > 0;
 }
 
 namespace {
@@ -188,10 +215,26 @@ void split_tiles(std::span<const GgmlMatmulJob> jobs, int64_t rows_per_tile, Fn&
   }
 }
 
+// The activations in VnniActs::q40's order (ggml_matmul_internal.h): per token ld values, each
+// 128 as the first 16 of its 4 blocks of 32, then their last 16; zeros past K.
+void reorder_q40(const int8_t* x, int64_t T, int64_t K, int64_t ld, int8_t* out) {
+  std::memset(out, 0, size_t(T * ld));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t k = 0; k < K / 32; ++k) {
+      int8_t* o = out + t * ld + 128 * (k / 4) + 16 * (k % 4);
+      std::memcpy(o, x + t * K + 32 * k, 16);
+      std::memcpy(o + 64, x + t * K + 32 * k + 16, 16);
+    }
+}
+
+bool any_format(std::span<const GgmlMatmulJob> jobs, Format a, Format b) {
+  return std::any_of(jobs.begin(), jobs.end(), [&](const GgmlMatmulJob& j) { return j.w->format == a || j.w->format == b; });
+}
+
 void run_vnni(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq) {
   const int64_t T = xq.T, K = xq.K, na = K / 32;
   // Scratch kept per thread: decode calls this ~60 times per token.
-  thread_local std::vector<int8_t> q4k;
+  thread_local std::vector<int8_t> q4k, q40;
   thread_local std::vector<float> sx4;
   thread_local std::vector<int32_t> xs4, x16s4;
   ggk::VnniActs x{};
@@ -213,11 +256,17 @@ void run_vnni(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq) {
       }
     }
   x.sx4 = sx4.data(), x.xs4 = xs4.data(), x.x16s4 = x16s4.data();
-  x.q4k = nullptr;
-  if (std::any_of(jobs.begin(), jobs.end(), [](const GgmlMatmulJob& j) { return j.w->format == Format::Q4_K || j.w->format == Format::Q5_K; })) {
+  x.q4k = x.q40 = nullptr;
+  if (any_format(jobs, Format::Q4_K, Format::Q5_K)) {
     q4k.resize(xq.q.size());
     ggk::reorder_q4k_vnni(xq.q.data(), T * K, q4k.data());
     x.q4k = q4k.data();
+  }
+  if (any_format(jobs, Format::Q8_0, Format::Q4_0)) {
+    x.ld40 = (K + 127) / 128 * 128;
+    q40.resize(size_t(T * x.ld40));
+    reorder_q40(xq.q.data(), T, K, x.ld40, q40.data());
+    x.q40 = q40.data();
   }
   split_tiles(jobs, 4, [&](size_t j, int64_t a, int64_t b) { ggk::tiles_vnni(args_of(jobs[j], T), x, a, b); });
 }
@@ -230,7 +279,7 @@ void ggml_matmul_q(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq,
   if (kern == IntKernel::Auto) kern = ggk::have_vnni() ? IntKernel::Avx512Vnni : IntKernel::Scalar;
   if (kern == IntKernel::Avx512Vnni && !ggk::have_vnni())
     fail("ggml_matmul: kernel {} is not available here", int_kernel_name(kern));
-  if (kern == IntKernel::Avx2) fail("ggml_matmul: no {} kernel for K-quant weights", int_kernel_name(kern));
+  if (kern == IntKernel::Avx2) fail("ggml_matmul: no {} kernel for weights read in place", int_kernel_name(kern));
   if (kern == IntKernel::Avx512Vnni) return run_vnni(jobs, xq);
   const ggk::Acts x{xq.q.data(), xq.scale.data(), xq.sums.data()};
   constexpr int64_t kRows = 16;

@@ -1,4 +1,4 @@
-// The K-quant kernels' shared pieces (see lmq/kernels/ggml_matmul.h for the arithmetic).
+// The in-place kernels' shared pieces (see lmq/kernels/ggml_matmul.h for the arithmetic).
 #pragma once
 #include <cstdint>
 
@@ -8,7 +8,7 @@ namespace lmq::ggk {
 
 // One weight's product over all T tokens, output rows (tiles of 4) split by the caller.
 struct Args {
-  Format f;             // Q2_K .. Q6_K
+  Format f;             // Q8_0, Q4_0, Q2_K .. Q6_K
   const uint8_t* w;     // row o at w + o·row_bytes
   int64_t row_bytes, N, K;
   int64_t T;
@@ -29,13 +29,16 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1);
 //   q4k: per token, each 128 values reordered as [0, 32), [64, 96), [32, 64), [96, 128) (the
 //        order of a Q4_K/Q5_K block's low then high nibbles of 64 bytes); null if no Q4_K/Q5_K weight
 //   q:   natural order
+//   q40: per token (ld40 = K rounded up to 128 values), each 128 values (4 blocks of 32) as the
+//        first 16 values of each block then the last 16 of each (the order of 4 Q4_0 blocks'
+//        low then high nibbles), zeros past K; null if no Q8_0 / Q4_0 weight
 //   sx4, xs4: per token (ld4 = K/32·4 values) each block's s_x / Σq_x repeated 4 times
 //   x16s4: per token (ld16 = K/16·4 values) 32·Σq_x over each 16 values, repeated 4 times
 struct VnniActs {
-  const int8_t *q4k, *q;
+  const int8_t *q4k, *q, *q40;
   const float* sx4;
   const int32_t *xs4, *x16s4;
-  int64_t ld4, ld16;
+  int64_t ld4, ld16, ld40;
 };
 bool have_vnni();
 // Tiles [tile0, tile1) of 4 rows (a last partial tile repeats its last row, writes only the real ones).

@@ -1,5 +1,5 @@
-// AVX-512 VNNI kernel of the K-quant matmul (lmq/kernels/ggml_matmul.h): tiles of 4 weight rows
-// × up to 4 tokens. Per half super-block (128 values) the codes of the 4 rows are expanded to
+// AVX-512 VNNI kernel of the in-place matmul (lmq/kernels/ggml_matmul.h): tiles of 4 weight rows
+// × up to 4 tokens. Q8_0 / Q4_0: see q32_chunk. K-quants: per half super-block (128 values) the codes of the 4 rows are expanded to
 // bytes once (Q4_K: a nibble mask; Q5_K / Q6_K: low nibbles | 1 / 2 high bits from qh; Q3_K: 2 bits | hmask's; Q2_K: 2 bits) and fed to vpdpbusd
 // against each token's int8 activations; reduce_rows4 then puts the int32 sums of the 4 rows
 // side by side (lane 4j + r = row r, 16-value lane j), and the float epilogue runs on vectors of
@@ -23,6 +23,7 @@ bool have_vnni() {
 
 namespace {
 
+constexpr int64_t kQ80Bytes = 34, kQ40Bytes = 18;
 constexpr int64_t kQ2KBytes = 84, kQ3KBytes = 110, kQ4KBytes = 144, kQ5KBytes = 176, kQ6KBytes = 210;
 
 // Σ over each 128-bit lane j of a[r] → lane 4j + r.
@@ -283,11 +284,128 @@ LMQ_VNNI inline void q2k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
   }
 }
 
+// Q8_0 and Q4_0 (Q4): blocks of 32, one per activation block, taken 4 at a time (a chunk of 128
+// values: slots 4h .. 4h + 3, h = chunk mod 2, lane 4j + r = block j of row r). nb < 4 only in a
+// last chunk (K not a multiple of 128): its missing blocks are never read, their lanes not added.
+// Per row two vectors whose 128-bit lane j holds values 0..15 / 16..31 of block j as u8 (Q4_0:
+// the 4 blocks' nibble bytes side by side, low / high nibbles; Q8_0: the int8 codes flipped to
+// q + 128), against the activations in q40's order, both into one accumulator: one reduce_rows4.
+// 32 bytes at p and 32 at p + step, side by side.
+LMQ_VNNI inline __m512i load_pair(const uint8_t* p, int64_t step) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + step)), 1);
+}
+
+// The f16 d of blocks j = 0..3 (from byte `at` of each row) of the 4 rows → lane 4j + r, as
+// floats. A whole chunk: 16-bit permutes of 64-byte loads (a gather costs more); a last one
+// (nb < 4) word by word, reading only its blocks.
+template <bool Q4>
+LMQ_VNNI inline __m512 q32_scales(const Tile& tl, int64_t at, int nb) {
+  constexpr int64_t kBytes = Q4 ? kQ40Bytes : kQ80Bytes;
+  if (nb < 4) {
+    alignas(32) uint16_t w[16] = {};
+    for (int j = 0; j < nb; ++j)
+      for (int r = 0; r < 4; ++r) __builtin_memcpy(&w[4 * j + r], tl.row[r] + at + j * kBytes, 2);
+    return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(w)));
+  }
+  __m512i dv;
+  if constexpr (Q4) {  // d_j at word 9j of a row's first 64 bytes: rows 0, 1 then 2, 3 (second source: +32)
+    const __m512i i01 = _mm512_setr_epi32(0 | 32 << 16, 0, 9 | 41 << 16, 0, 18 | 50 << 16, 0, 27 | 59 << 16, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i i23 = _mm512_setr_epi32(0, 0 | 32 << 16, 0, 9 | 41 << 16, 0, 18 | 50 << 16, 0, 27 | 59 << 16, 0, 0, 0, 0, 0, 0, 0, 0);
+    dv = _mm512_mask_blend_epi16(__mmask32(0xCCCCCCCC), _mm512_permutex2var_epi16(_mm512_loadu_si512(tl.row[0] + at), i01, _mm512_loadu_si512(tl.row[1] + at)),
+                                 _mm512_permutex2var_epi16(_mm512_loadu_si512(tl.row[2] + at), i23, _mm512_loadu_si512(tl.row[3] + at)));
+  } else {  // d_j at byte 34j: words 0 and 17 of bytes [0, 64), 2 and 19 of [64, 128) (second source: +32)
+    dv = _mm512_setzero_si512();
+    for (int r = 0; r < 4; ++r) {
+      alignas(64) int16_t idx[32] = {};
+      const int16_t src[4] = {0, 17, 34, 51};
+      for (int j = 0; j < 4; ++j) idx[4 * j + r] = src[j];
+      const __m512i v = _mm512_permutex2var_epi16(_mm512_loadu_si512(tl.row[r] + at), _mm512_load_si512(idx),
+                                                       _mm512_loadu_si512(tl.row[r] + at + 64));
+      dv = _mm512_mask_blend_epi16(__mmask32(0x11111111u << r), dv, v);
+    }
+  }
+  return _mm512_cvtph_ps(_mm512_castsi512_si256(dv));
+}
+
+template <int NT, bool Q4>
+LMQ_VNNI inline void q32_chunk(const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2], int64_t c, int nb) {
+  constexpr int64_t kBytes = Q4 ? kQ40Bytes : kQ80Bytes;
+  const int64_t at = 4 * c * kBytes;
+  // Decode: the next tile's 4 rows are one contiguous range (4 · row_bytes from row 0); fetch it
+  // front to back, 16 blocks' bytes per chunk, so memory sees one sequential stream (per-row
+  // prefetches, as the K-quants', ran Q4_0 decode ~1.5x slower; Q8_0 ran faster fetching into
+  // L2 than into L1: measured on the shared host, docs/results.md).
+  if (tl.prefetch)
+    for (int64_t l = 0; l < 16 * kBytes; l += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(tl.row[0] + tl.prefetch + 16 * kBytes * c + l),
+                   Q4 ? _MM_HINT_T0 : _MM_HINT_T1);
+  const __m512i zero = _mm512_setzero_si512();
+  const __mmask16 lanes = __mmask16((1u << (4 * nb)) - 1);
+  const __m512 d = q32_scales<Q4>(tl, at, nb);
+  __m512i lo[4], hi[4];  // 128-bit lane j: values 0..15 / 16..31 of block j
+  for (int r = 0; r < 4; ++r) {
+    const uint8_t* p = tl.row[r] + at + 2;
+    if constexpr (Q4) {
+      __m512i w;
+      if (nb == 4) {
+        w = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        w = _mm512_inserti32x4(w, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kBytes)), 1);
+        w = _mm512_inserti32x4(w, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * kBytes)), 2);
+        w = _mm512_inserti32x4(w, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 3 * kBytes)), 3);
+      } else {
+        alignas(64) uint8_t buf[64] = {};
+        for (int j = 0; j < nb; ++j) __builtin_memcpy(buf + 16 * j, p + j * kBytes, 16);
+        w = _mm512_load_si512(buf);
+      }
+      const __m512i low4 = _mm512_set1_epi8(0x0F);
+      lo[r] = _mm512_and_si512(w, low4);
+      hi[r] = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+    } else {
+      if (nb == 4) {  // [b0 | b1], [b2 | b3] → lanes b0..b3 low halves, then high halves
+        const __m512i b01 = load_pair(p, kBytes), b23 = load_pair(p + 2 * kBytes, kBytes);
+        lo[r] = _mm512_shuffle_i64x2(b01, b23, _MM_SHUFFLE(2, 0, 2, 0));
+        hi[r] = _mm512_shuffle_i64x2(b01, b23, _MM_SHUFFLE(3, 1, 3, 1));
+      } else {
+        alignas(64) uint8_t buf[128] = {};
+        for (int j = 0; j < nb; ++j) __builtin_memcpy(buf + 16 * j, p + j * kBytes, 16), __builtin_memcpy(buf + 64 + 16 * j, p + j * kBytes + 16, 16);
+        lo[r] = _mm512_load_si512(buf), hi[r] = _mm512_load_si512(buf + 64);
+      }
+      const __m512i flip = _mm512_set1_epi8(char(0x80));
+      lo[r] = _mm512_xor_si512(lo[r], flip), hi[r] = _mm512_xor_si512(hi[r], flip);
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    const int8_t* xp = x.q40 + (t0 + t) * x.ld40 + 128 * c;
+    const __m512i xl = _mm512_loadu_si512(xp), xh = _mm512_loadu_si512(xp + 64);
+    __m512i acc[4];  // 128-bit lane j: block j's 32 products, 4 per int32
+    for (int r = 0; r < 4; ++r) acc[r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, lo[r], xl), hi[r], xh);
+    const int64_t a4 = (t0 + t) * x.ld4 + 16 * c;  // block 4c's lanes in sx4 / xs4
+    const __m512i xs = _mm512_maskz_loadu_epi32(lanes, x.xs4 + a4);
+    // Σ(q − c)·q_x = Σu·q_x − c'·Σq_x: Q4_0's u = q (c' = 8), Q8_0's u = q + 128 (c' = 128)
+    const __m512i I = _mm512_sub_epi32(reduce_rows4(acc), _mm512_slli_epi32(xs, Q4 ? 3 : 7));
+    const __m512 sx = _mm512_maskz_loadu_ps(lanes, x.sx4 + a4);
+    const __m512 v = _mm512_mul_ps(sx, _mm512_mul_ps(d, _mm512_cvtepi32_ps(I)));
+    const int h = int(c & 1);
+    slot[t][h] = _mm512_mask_add_ps(slot[t][h], lanes, slot[t][h], v);
+  }
+}
+
+template <int NT, bool Q4>
+LMQ_VNNI inline void q32_tile(const Args& a, const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2]) {
+  const int64_t na = a.K / 32;
+  int64_t c = 0;
+  for (; 4 * c + 4 <= na; ++c) q32_chunk<NT, Q4>(x, tl, t0, slot, c, 4);
+  if (4 * c < na) q32_chunk<NT, Q4>(x, tl, t0, slot, c, int(na - 4 * c));
+}
+
 template <int NT>
 LMQ_VNNI void tile_t(const Args& a, const VnniActs& x, const Tile& tl, int64_t o, int64_t t0) {
   __m512 slot[NT][2];  // lane 4·(j mod 4) + r of slot[t][j / 4]: slot j of row r
   for (int t = 0; t < NT; ++t) slot[t][0] = slot[t][1] = _mm512_setzero_ps();
-  if (a.f == Format::Q4_K) q4k_tile<NT, false>(a, x, tl, t0, slot);
+  if (a.f == Format::Q8_0) q32_tile<NT, false>(a, x, tl, t0, slot);
+  else if (a.f == Format::Q4_0) q32_tile<NT, true>(a, x, tl, t0, slot);
+  else if (a.f == Format::Q4_K) q4k_tile<NT, false>(a, x, tl, t0, slot);
   else if (a.f == Format::Q5_K) q4k_tile<NT, true>(a, x, tl, t0, slot);
   else if (a.f == Format::Q3_K) q6k_tile<NT, true>(a, x, tl, t0, slot);
   else if (a.f == Format::Q2_K) q2k_tile<NT>(a, x, tl, t0, slot);

@@ -15,15 +15,16 @@
 // (Pq)·(Pk) = q·k the attention scores, and everything after them, are unchanged (V and O are
 // not permuted). Qwen2 GGUFs are stored unpermuted (llama.cpp uses NEOX-style RoPE for them).
 //
-// Q8_0 and Q4_0 weights are the one exception to "data stays in the map": they are repacked at
-// load into the LMQ_INT layout that holds the same values (codecs/ggml_repack.h), which the
-// integer kernels run on, and the file's pages of each are released once copied, so the process
-// holds one copy of the weights (RSS ≈ file size). Dequantized, the model is the file's bit for bit.
-// A run with float activations (--act-quant none) loads without repacking: the float path then
-// reads the blocks as it always did (the same figures as before, byte for byte).
-// Q4_K and Q6_K weights stay in the map: the integer kernels read their blocks in place
-// (kernels/ggml_matmul.h). A load for those kernels checks their super-scales as the repack
-// checks Q8_0's: a NaN/Inf d or dmin refuses the tensor (it would not surface at the logits).
+// Q8_0, Q4_0 and the K-quants (Q2_K..Q6_K) stay in the map: the integer kernels read their blocks
+// in place (kernels/ggml_matmul.h), so the process holds the file's pages and nothing more for
+// them (RSS ≈ file size). A load for those kernels checks their scales first: a NaN/Inf d or
+// dmin refuses the tensor, since int8 activation quantization would hide it (it would not
+// surface at the logits). IQ4_NL and IQ4_XS weights are the one exception to "data stays in
+// the map": they are repacked at load into the LMQ_INT layout that holds the same values as
+// 8-bit codes (codecs/ggml_repack.h), which the integer kernels run on, and the file's pages of
+// each are released once copied. Dequantized, the model is the file's bit for bit. A run with
+// float activations (--act-quant none) loads without repacking or checks: the float path then
+// reads the blocks as it always did.
 #include <fmt/ranges.h>
 
 #include <algorithm>
@@ -190,7 +191,7 @@ Tensor repacked_for_int_kernels(const Tensor& t, std::vector<std::shared_ptr<voi
   return r;
 }
 
-// A K-quant weight the integer kernels will read in place: its scales must be numbers.
+// A weight the integer kernels will read in place (Q8_0, Q4_0, K-quants): its scales must be numbers.
 void check_in_place_scales(const Tensor& t, const std::string& path) {
   if (!ggml_matmul_supported(t, 32)) return;
   const int64_t blocks = t.numel() / ggml_block_size(t.format);

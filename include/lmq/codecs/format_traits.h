@@ -35,12 +35,17 @@ struct FormatTraits {
   void (*set_codes)(uint8_t* block, const uint8_t* codes);        // ggml block formats
   bool float_matmul;  // lmq::matmul runs it directly (tile kernels on its rows)
   bool int_matmul;    // the integer kernels may take it (LMQ_INT at 8 or 4 bits, see int_matmul.h)
-  // Q8_0, Q4_0, IQ4_NL, IQ4_XS: the LMQ_INT layout (sym, g32) that holds exactly the same values,
+  // IQ4_NL, IQ4_XS: the LMQ_INT layout (sym, g32) that holds exactly the same values,
   // so a loader may repack them for the integer kernels (codecs/ggml_repack.h): its code width
   // (0: none) and scale type, and the function that writes one block's codes and scales there.
   int int_repack_bits;
   ScaleType int_repack_scale;
   bool (*int_repack_block)(const uint8_t* block, uint8_t* codes, uint8_t* scales);  // false: scale not finite
+  // kernels/ggml_matmul reads its blocks in place (int8 activations in blocks of 32), and where
+  // a block keeps its f16 scale d and min dmin (byte offsets, -1: none): a NaN/Inf one is
+  // refused at load (ggml_nonfinite_blocks, codecs/ggml_repack.h).
+  bool ggml_matmul;
+  int d_at, dmin_at;
 };
 
 const FormatTraits& format_traits(Format f);

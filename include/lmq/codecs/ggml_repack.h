@@ -1,15 +1,13 @@
-// Q8_0, Q4_0, IQ4_NL and IQ4_XS are LMQ_INT layouts in another byte order: symmetric codes with
-// one scale per 32 values.
-//   Q8_0:   x = d·q, q int8          = LMQ_INT int8:g32:sym (f16 scales) with u = q + 128 (z = 128)
-//   Q4_0:   x = d·(n − 8), n a nibble = LMQ_INT int4:g32:sym (f16 scales) with u = n     (z = 8)
+// IQ4_NL and IQ4_XS are LMQ_INT layouts in another byte order: symmetric codes with one scale
+// per 32 values.
 //   IQ4_NL: x = d·v[n], v the 16 int8 levels = int8:g32:sym (f16 scales) with u = v[n] + 128
 //   IQ4_XS: x = (d·(ls − 32))·v[n]  = int8:g32:sym with f32 scales d·(ls − 32) (exact in f32)
-// so repacking moves bytes (or looks levels up) and never rounds: dequantizing the repacked
-// tensor gives the ggml codec's floats bit for bit (d copied as its f16 bits, s·(u − z) = d·q).
-// ggml's Q4_0 block keeps values j and j + 16 in byte j (low and high nibble); LMQ_INT's
-// bitstream keeps values 2k and 2k + 1 in byte k. The IQ4 types double in size (8-bit codes for
-// 4-bit ones): the price of running them on the int8 kernels. Which formats repack, and how, is
-// the traits table's int_repack_bits / int_repack_scale / int_repack_block.
+// so repacking looks levels up and never rounds: dequantizing the repacked tensor gives the ggml
+// codec's floats bit for bit (d copied as its f16 bits, s·(u − z) = d·v). They double in size
+// (8-bit codes for 4-bit ones): the price of running them on the int8 kernels. Which formats
+// repack, and how, is the traits table's int_repack_bits / int_repack_scale / int_repack_block.
+// (Q8_0 and Q4_0 were repacked the same way until the integer kernels read their blocks in
+// place, kernels/ggml_matmul.h, as the K-quants'.)
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -31,10 +29,10 @@ std::optional<IntParams> ggml_repack_params(Format f);
 int64_t ggml_repack_rows(Format f, const uint8_t* src, int64_t rows, int64_t cols, int64_t row0, int64_t n,
                          uint8_t* out);
 
-// How many of the nblocks K-quant blocks (Q2_K..Q6_K) at src have a NaN/Inf super-scale (d or
-// dmin). The integer kernels read those blocks in place (kernels/ggml_matmul.h) and, as for a
-// repacked tensor, such a weight would not surface as NaN at the logits: the loader refuses it.
-// Throws lmq::Error for other formats.
+// How many of the nblocks blocks at src, of a format the integer kernels read in place
+// (kernels/ggml_matmul.h: Q8_0, Q4_0, Q2_K..Q6_K; the traits table's ggml_matmul), have a NaN/Inf
+// scale (d or dmin, the table's d_at / dmin_at). As for a repacked tensor, such a weight would
+// not surface as NaN at the logits: the loader refuses it. Throws lmq::Error for other formats.
 int64_t ggml_nonfinite_blocks(Format f, const uint8_t* src, int64_t nblocks);
 
 }  // namespace lmq

@@ -1,12 +1,16 @@
-// Integer linear layers on llama.cpp's K-quant blocks read in place: the weight's bytes are the
-// file's (mmapped) blocks, never repacked or dequantized to float; activations are int8 with one
-// scale s_x[a] and one code sum Σq_x[a] per block a of 32 values (quantize_activations with
+// Integer linear layers on llama.cpp's blocks read in place: the weight's bytes are the file's
+// (mmapped) blocks, never repacked or dequantized to float; activations are int8 with one scale
+// s_x[a] and one code sum Σq_x[a] per block a of 32 values (quantize_activations with
 // block = sum_group = 32, kernels/act_quant.h). Layouts: codecs/ggml_blocks.h.
 //
-// Weights: Q2_K, Q3_K, Q4_K, Q5_K and Q6_K, 2-D, K (columns) a multiple of 256. For output o and
-// token t, over the
-// super-blocks b (256 values) of row o, in increasing b, the activation blocks a = 8b + j
-// (j = 0..7), with q the weight codes and all sums integer (exact):
+// Weights: Q8_0 and Q4_0 (K a multiple of 32), Q2_K, Q3_K, Q4_K, Q5_K and Q6_K (K a multiple of
+// 256); 2-D. For output o and token t, with q the weight codes and all sums integer (exact):
+//   Q8_0, Q4_0 (blocks of 32; x = d·(q − c), c = 0 for Q8_0's int8 q, 8 for Q4_0's nibbles):
+//   over the blocks a of row o, in increasing a, the activation block a is the weight's block a:
+//     i[a]  = Σ_{k∈a} (q[k] − c)·q_x[k]
+//     f[a] = s_x[a] · (d · float(i[a]))
+//   The K-quants: over the super-blocks b (256 values) of row o, in increasing b, the activation
+//   blocks a = 8b + j (j = 0..7):
 //   Q4_K, Q5_K (sub-block j = values 32j..32j+31 of the super-block; x = d·sc[j]·q − dmin·m[j]):
 //     i[a]  = Σ_{k∈a} q[k]·q_x[k]
 //     ds = d·float(sc[j]),  dm = dmin·float(m[j])                     (both exact in f32)
@@ -24,13 +28,15 @@
 //   slot[j] = Σ f[a] over the a with a mod 8 = j, added in increasing a from 0.0f  (8 slots)
 //   y[t,o] = ((slot0 + slot4) + (slot2 + slot6)) + ((slot1 + slot5) + (slot3 + slot7))  (+ bias)
 // d, dmin are the blocks' f16 fields; sc, m the sub-block scales: 6-bit (Q4_K, Q5_K), int8
-// (Q6_K), 6-bit − 32 (Q3_K), 4-bit (Q2_K). The sums cannot overflow int32 (|i[a]| ≤ 2·128·16·32·127 < 2^24, so float(i) is exact).
-// Kernels: the scalar specification and an AVX-512 VNNI one (vpdpbusd on the codes as u8),
-// equal to it bit for bit; Auto picks VNNI where the CPU has it, else the scalar one. The VNNI
-// kernel works on tiles of 4 output rows × up to 4 tokens, so prefill reads each weight tile
-// once per 4 tokens and decode streams the weight once. Threads split the output rows (OpenMP);
-// results do not depend on the thread count. A block whose d or dmin is NaN/Inf is the
+// (Q6_K), 6-bit − 32 (Q3_K), 4-bit (Q2_K). The sums cannot overflow int32 (|i[a]| ≤ 2·128·16·32·127
+// < 2^24, so float(i) is exact; Q8_0's ≤ 32·128·127).
+// Kernels: the scalar specification and an AVX-512 VNNI one (vpdpbusd on the codes as u8: Q8_0's
+// q + 128, with 128·Σq_x taken off after), equal to it bit for bit; Auto picks VNNI where the CPU
+// has it, else the scalar one. The VNNI kernel works on tiles of 4 output rows × up to 4 tokens,
+// so prefill reads each weight tile once per 4 tokens and decode streams the weight once. Threads
+// split the output rows (OpenMP); results do not depend on the thread count. A block whose d or dmin is NaN/Inf is the
 // loader's to refuse (ggml_nonfinite_blocks, codecs/ggml_repack.h): the kernels compute with it.
+// Which formats these kernels take is the traits table's ggml_matmul (codecs/format_traits.h).
 #pragma once
 #include <cstdint>
 #include <span>
@@ -51,7 +57,7 @@ struct GgmlMatmulJob {
 };
 // Every job against the same xq (block = sum_group = 32, K = each weight's columns), in one
 // parallel region; the same results as one call per job. Throws lmq::Error for an unsupported
-// weight, mismatched activations, or a kernel this CPU lacks (Avx2 has no K-quant kernel).
+// weight, mismatched activations, or a kernel this CPU lacks (Avx2 has no kernel here).
 void ggml_matmul_q(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq, IntKernel k = IntKernel::Auto);
 void ggml_matmul_q(const Tensor& w, const QuantizedActs& xq, float* y, const float* bias = nullptr,
                    IntKernel k = IntKernel::Auto);

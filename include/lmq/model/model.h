@@ -1,6 +1,6 @@
 // A loaded causal LM: its config, its tokenizer and its weights, each weight a Tensor that
-// points into a memory-mapped file (never copied; except a GGUF's Q8_0/Q4_0 weights, repacked at
-// load into LMQ_INT for the integer kernels, model/load_gguf.cpp). Sources, recognized by content:
+// points into a memory-mapped file (never copied; except a GGUF's IQ4_NL/IQ4_XS weights, repacked
+// at load into LMQ_INT for the integer kernels, model/load_gguf.cpp). Sources, recognized by content:
 //   - a Hugging Face directory: config.json + model.safetensors or a sharded
 //     model.safetensors.index.json, and tokenizer.model (SentencePiece) or else tokenizer.json
 //     (byte-level BPE);
@@ -31,8 +31,9 @@ struct LayerWeights {
 
 // How a source is loaded.
 struct LoadOptions {
-  // GGUF: Q8_0/Q4_0 weights repacked into LMQ_INT for the integer kernels (model/load_gguf.cpp);
-  // false keeps the file's blocks in the map, for the float path over them (--act-quant none).
+  // GGUF: IQ4_NL/IQ4_XS weights repacked into LMQ_INT for the integer kernels, and the scales of
+  // the blocks they read in place checked (model/load_gguf.cpp); false keeps every block as
+  // stored and unchecked, for the float path over them (--act-quant none).
   bool repack_ggml = true;
 };
 
