@@ -14,7 +14,7 @@
 # importance matrix from the same calibration (32 chunks of 512 of the second half): lmq writes the model as f32 GGUF,
 # llama-imatrix, llama-quantize --imatrix TYPE, llama-perplexity --kl-divergence, same chunks.
 # Usage: [POINTS='q2_k iq3_s bpw:3.0 …'] [METHODS='rtn gptq gptq+hadamard'] [WINDOWS=100]
-#        [GPTQ_ARGS='--hessian-fit --refit 2' (the default; gptq's flags)]
+#        [GPTQ_ARGS='--hessian-fit --refit 2' (the default; gptq's flags)] [GPTQ_METHOD=gptq|awq+gptq]
 #        [LLAMA_CPP=DIR] [LLAMA_TYPES='Q2_K IQ3_S …'] scripts/frontier.sh MODEL
 # Time: about 2–4 min per lmq point and method on lmq-qwen2-21m with 2 threads; disk: a few
 # files of the model's size under a temporary directory.
@@ -42,8 +42,8 @@ lmq_point() {
   esac
   case $method in
     rtn) ;;
-    gptq) args+=(--method gptq ${GPTQ_ARGS:---hessian-fit --refit 2}) ;;
-    gptq+*) args+=(--method gptq ${GPTQ_ARGS:---hessian-fit --refit 2} --rotate "${method#gptq+}") ;;
+    gptq) args+=(--method "${GPTQ_METHOD:-gptq}" ${GPTQ_ARGS:---hessian-fit --refit 2}) ;;
+    gptq+*) args+=(--method "${GPTQ_METHOD:-gptq}" ${GPTQ_ARGS:---hessian-fit --refit 2} --rotate "${method#gptq+}") ;;
     *) echo "unknown method $method" >&2; exit 2 ;;
   esac
   [ "$method" = rtn ] || [[ $point == bpw:* ]] || args+=("${calib[@]}")
