@@ -270,10 +270,12 @@ TEST(GgufMixed, SensitivityFileOfOtherCandidatesRefused) {
   for (const auto& c : mixed_candidates()) j["candidates"].push_back(c.label);
   j["tensors"] = nlohmann::json::object();
   lmq::test::write_file(sens, j.dump());
-  const auto r = run_lmq({"quantize", model, "-o", out, "--format", "gguf", "--target-bpw", "4.5", "--sensitivity", sens});
+  const auto r =
+      run_lmq({"quantize", model, "-o", out, "--format", "gguf", "--target-bpw", "4.5", "--sensitivity", sens});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err.rfind("lmq: error: " + sens + ": measured for candidate 'int2:g32:asym:minmax:s=f16', which is not one "
-                        "of this run's (q2_k iq2_xxs iq2_xs iq2_s q3_k",
+  EXPECT_EQ(r.err.rfind("lmq: error: " + sens +
+                            ": measured for candidate 'int2:g32:asym:minmax:s=f16', which is not one of this "
+                            "run's (q2_k iq2_xxs iq2_xs iq2_s q3_k",
                         0),
             0u)
       << r.err;

@@ -318,7 +318,8 @@ namespace {
 
 // Where each of p's candidates sits in a file's list (-1: not there); a name p does not have
 // (another lmq, the other output format) refuses the file.
-std::vector<int> saved_positions(const std::string& path, const MixedProblem& p, const std::vector<std::string>& saved) {
+std::vector<int> saved_positions(const std::string& path, const MixedProblem& p,
+                                 const std::vector<std::string>& saved) {
   std::vector<int> at(p.candidates.size(), -1);
   for (size_t s = 0; s < saved.size(); ++s) {
     size_t c = 0;
@@ -349,7 +350,8 @@ void load_sensitivity(const std::string& path, MixedProblem& p) {
       const auto& e = j.at("tensors").at(t.t->name);
       t.probe_kld = e.at("probe_kld").get<double>();
       const auto& v = e.at("sens");
-      if (v.size() != saved.size()) fail("{}: '{}' has {} values for {} candidates", path, t.t->name, v.size(), saved.size());
+      if (v.size() != saved.size())
+        fail("{}: '{}' has {} values for {} candidates", path, t.t->name, v.size(), saved.size());
       t.sens.assign(p.candidates.size(), std::numeric_limits<double>::infinity());
       bool any = false;
       for (size_t c = 0; c < at.size(); ++c) {
