@@ -37,7 +37,13 @@ calib=(--calib "$tmp/calib.txt" --calib-samples 32 --calib-len 512)
 lmq_point() {
   local point=$1 method=$2 args=(--format gguf --threads 2 --json)
   case $point in
-    bpw:*) args+=(--scheme q8_0 --target-bpw "${point#bpw:}" "${calib[@]}") ;;
+    # the sensitivities depend on the model (rotated or not) and the calibration, not on the
+    # target or the method: measured at the first bpw point, reused by the others
+    bpw:*)
+      local sens=$tmp/sens-${method#gptq+}.json
+      [[ $method == gptq+* ]] || sens=$tmp/sens.json
+      args+=(--scheme q8_0 --target-bpw "${point#bpw:}" "${calib[@]}")
+      if [ -f "$sens" ]; then args+=(--sensitivity "$sens"); else args+=(--save-sensitivity "$sens"); fi ;;
     *) args+=(--scheme "$point") ;;
   esac
   case $method in

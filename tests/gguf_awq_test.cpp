@@ -17,6 +17,8 @@
 #include "lmq/calib/mixed.h"
 #include "lmq/eval/evaluate.h"
 #include "lmq/codecs/ggml_blocks.h"
+#include "lmq/codecs/iquant_lattice.h"
+#include "lmq/error.h"
 #include "lmq/formats/gguf.h"
 #include "lmq/mapped_file.h"
 #include "test_support.h"
@@ -125,16 +127,21 @@ TEST(GgufMixed, CandidateBytesAndShapes) {
     ADD_FAILURE() << label;
     return size_t(0);
   };
-  // bytes per 256 values: q2_k 84, q3_k 110, q4_k 144, q5_k 176, q6_k 210; per 32: q8_0 34, q4_0 18, q5_0 22
-  const std::pair<const char*, double> per_value[] = {{"q2_k", 84 / 256.}, {"q3_k", 110 / 256.}, {"q4_k", 144 / 256.},
-                                                      {"q5_k", 176 / 256.}, {"q6_k", 210 / 256.}, {"q8_0", 34 / 32.},
-                                                      {"q4_0", 18 / 32.},  {"q5_0", 22 / 32.}};
+  // bytes per 256 values: q2_k 84, q3_k 110, q4_k 144, q5_k 176, q6_k 210, iq2_xxs 66, iq2_xs 74,
+  // iq2_s 82, iq3_xxs 98, iq3_s 110 (llama.cpp's block structs); per 32: q8_0 34, q4_0 18, q5_0 22
+  const std::pair<const char*, double> per_value[] = {
+      {"q2_k", 84 / 256.},    {"q3_k", 110 / 256.},  {"q4_k", 144 / 256.},   {"q5_k", 176 / 256.},
+      {"q6_k", 210 / 256.},   {"q8_0", 34 / 32.},    {"q4_0", 18 / 32.},     {"q5_0", 22 / 32.},
+      {"iq2_xxs", 66 / 256.}, {"iq2_xs", 74 / 256.}, {"iq2_s", 82 / 256.},   {"iq3_xxs", 98 / 256.},
+      {"iq3_s", 110 / 256.}};
   for (const MixedTensor& t : pq.tensors)
     for (const auto& [label, bpv] : per_value)
       EXPECT_EQ(double(t.bytes[idx(pq, label)]), bpv * double(t.t->numel())) << t.t->name << " " << label;
   for (const MixedTensor& t : pl.tensors) {
     const bool k_ok = t.t->cols() % 256 == 0;
     EXPECT_EQ(t.bytes[idx(pl, "q4_k")] != kNotCandidate, k_ok) << t.t->name;
+    for (const char* lattice : {"iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s"})
+      EXPECT_EQ(t.bytes[idx(pl, lattice)] != kNotCandidate, k_ok) << t.t->name << " " << lattice;
     EXPECT_NE(t.bytes[idx(pl, "q4_0")], kNotCandidate) << t.t->name;
     EXPECT_EQ(pl.candidates[size_t(t.probe)].label, k_ok ? "q3_k" : "q4_0") << t.t->name;
   }
@@ -158,9 +165,32 @@ TEST(GgufMixed, CandidateBytesAndShapes) {
   }
 }
 
+// A sensitivity file without the lattice i-quants (as lmq saved them before they were
+// candidates): the candidates are matched by name, the missing ones left out of the allocation.
+std::string without_lattice(const std::string& path) {
+  nlohmann::json j = nlohmann::json::parse(read_text_file(path));
+  const auto names = j["candidates"].get<std::vector<std::string>>();
+  std::vector<size_t> keep;
+  nlohmann::json cands = nlohmann::json::array();
+  for (size_t c = 0; c < names.size(); ++c)
+    if (names[c].rfind("iq2", 0) != 0 && names[c].rfind("iq3", 0) != 0) keep.push_back(c), cands.push_back(names[c]);
+  j["candidates"] = cands;
+  for (auto& [name, t] : j["tensors"].items()) {
+    nlohmann::json sens = nlohmann::json::array();
+    for (size_t c : keep) sens.push_back(t["sens"][c]);
+    t["sens"] = sens;
+  }
+  const std::string out = path + ".old.json";
+  lmq::test::write_file(out, j.dump());
+  return out;
+}
+
 // --format gguf --target-bpw (sensitivities measured here on a small probe, then handed to the
 // CLI through --sensitivity): the file's bpw (lmq eval) is within each target, close to it, and
-// the larger target has the lower KLD.
+// the larger target has the lower KLD. At 2.5 bits per weight (below every tensor at q2_k, the
+// smallest candidate before the lattice i-quants) the allocation takes lattice types and llama.cpp's
+// blocks load and evaluate. The same sensitivities saved without the lattice types still load:
+// those types are left out (noted in the table), and 2.5 is then below the smallest allocation.
 TEST(GgufMixed, CliTargetsMeetBudgetAndAreMonotone) {
   const std::string model = shared_path("models/lmq-qwen2-21m");
   if (!std::filesystem::exists(model)) GTEST_SKIP() << "missing model";
@@ -179,7 +209,7 @@ TEST(GgufMixed, CliTargetsMeetBudgetAndAreMonotone) {
   const std::string dir = temp_dir(), sens = dir + "/sens.json";
   save_sensitivity(sens, p);
   double prev_kld = 1e9;
-  for (const char* target : {"4.5", "5.5"}) {
+  for (const char* target : {"2.5", "4.5", "5.5"}) {
     const std::string out = dir + "/t" + target + ".gguf";
     auto r = run_lmq({"quantize", model, "-o", out, "--format", "gguf", "--target-bpw", target, "--sensitivity", sens,
                       "--threads", "2"});
@@ -192,7 +222,65 @@ TEST(GgufMixed, CliTargetsMeetBudgetAndAreMonotone) {
     std::printf("target %s: bpw %.4f, KLD %.6f\n", target, bpw, kld);
     EXPECT_LT(kld, prev_kld) << target;
     prev_kld = kld;
+    int lattice = 0;
+    const GgufFile g(out);
+    for (const Tensor& t : g.tensors()) lattice += ggml::LatticeSuperBlock::supports(t.format);
+    if (std::string(target) == "2.5") {
+      EXPECT_GT(lattice, 0) << "2.5 bpw without a lattice i-quant";
+      EXPECT_LT(kld, 1.0);  // measured 0.26 on these 2 windows
+    }
   }
+
+  MixedProblem old = mixed_problem(*m, plan_gguf_targets(*m, GgufExportOptions{}));
+  load_sensitivity(without_lattice(sens), old);
+  EXPECT_EQ(old.unmeasured, (std::vector<std::string>{"iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s"}));
+  EXPECT_GT(old.min_bpw(), 2.5);
+  EXPECT_THROW(allocate(old, 2.5), lmq::Error);
+  const Allocation a = allocate(old, 4.5), b = allocate(p, 4.5);
+  EXPECT_LE(a.bpw, 4.5);
+  EXPECT_GE(a.sens, b.sens);  // a subset of the choices: never a smaller summed sensitivity
+  for (size_t i = 0; i < old.tensors.size(); ++i) {
+    const MixedCandidate& c = old.candidates[size_t(a.pick[i])];
+    EXPECT_FALSE(ggml::LatticeSuperBlock::supports(c.format)) << old.tensors[i].t->name << " " << c.label;
+    EXPECT_EQ(old.tensors[i].sens[size_t(a.pick[i])], p.tensors[i].sens[size_t(a.pick[i])]);
+  }
+  // saved again (--sensitivity with --save-sensitivity): still without the lattice types, loads the same
+  const std::string resaved = dir + "/resaved.json";
+  save_sensitivity(resaved, old);
+  MixedProblem again = mixed_problem(*m, plan_gguf_targets(*m, GgufExportOptions{}));
+  load_sensitivity(resaved, again);
+  EXPECT_EQ(again.unmeasured, old.unmeasured);
+  for (size_t i = 0; i < old.tensors.size(); ++i) {
+    EXPECT_EQ(again.tensors[i].sens, old.tensors[i].sens);
+    EXPECT_EQ(again.tensors[i].bytes, old.tensors[i].bytes);
+  }
+  EXPECT_NE(allocation_table(old, a).find("not candidates here (the --sensitivity file has no measurement of them; "
+                                          "measure again without it to include them): iq2_xxs iq2_xs iq2_s "
+                                          "iq3_xxs iq3_s\n"),
+            std::string::npos);
+}
+
+// A sensitivity file measured for lmq's own integer schemes (--format lmq) handed to a GGUF
+// allocation: one error line naming the file and the candidate it does not know.
+TEST(GgufMixed, SensitivityFileOfOtherCandidatesRefused) {
+  const std::string model = shared_path("models/lmq-qwen2-21m");
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << "missing model";
+  const std::string dir = temp_dir(), sens = dir + "/lmq-sens.json", out = dir + "/x.gguf";
+  nlohmann::json j;
+  for (const auto& c : mixed_candidates()) j["candidates"].push_back(c.label);
+  j["tensors"] = nlohmann::json::object();
+  lmq::test::write_file(sens, j.dump());
+  const auto r =
+      run_lmq({"quantize", model, "-o", out, "--format", "gguf", "--target-bpw", "4.5", "--sensitivity", sens});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("lmq: error: " + sens +
+                            ": measured for candidate 'int2:g32:asym:minmax:s=f16', which is not one of this "
+                            "run's (q2_k iq2_xxs iq2_xs iq2_s q3_k",
+                        0),
+            0u)
+      << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(out));
 }
 
 // Combinations GGUF cannot take: one error line, exit 1.

@@ -22,6 +22,7 @@
 
 #include "lmq/calib/mixed.h"
 #include "lmq/codecs/format_traits.h"
+#include "lmq/codecs/iquant_lattice.h"
 #include "lmq/error.h"
 #include "lmq/formats/gguf.h"
 #include "lmq/model/model.h"
@@ -210,20 +211,20 @@ TEST(GgufRecipe, PureSchemeExport) {
 }
 
 // --target-bpw's GGUF candidates: every quantized block type of the format table lmq writes
-// with a grid per sub-block (not the lattice i-quants), by the bits in the name (the order the
-// allocation's ties and saved sensitivities rely on).
+// with every method (a grid per sub-block, or a lattice i-quant that GPTQ writes through
+// codecs/iquant_lattice.h), by the bits in the name (the order the allocation's ties and saved
+// sensitivities rely on).
 TEST(GgufRecipe, TargetBpwCandidatesFromFormatTable) {
   std::vector<std::string> labels;
   for (const auto& c : calib::gguf_mixed_candidates()) labels.push_back(c.label);
   size_t writable = 0;
-  for (const FormatTraits& t : all_format_traits()) writable += t.ggml && t.quantized && t.quantize_row && t.set_codes;
+  for (const FormatTraits& t : all_format_traits())
+    writable += t.ggml && t.quantized && t.quantize_row && (t.set_codes || ggml::LatticeSuperBlock::supports(t.format));
   EXPECT_EQ(labels.size(), writable);
-  const std::vector<std::string> k_and_legacy = {"q2_k", "q3_k", "q4_0", "q4_1", "q4_k", "q5_0", "q5_1", "q5_k", "q6_k", "q8_0"};
-  std::vector<std::string> seen;
-  for (const auto& l : labels)
-    if (std::find(k_and_legacy.begin(), k_and_legacy.end(), l) != k_and_legacy.end()) seen.push_back(l);
-  EXPECT_EQ(seen, k_and_legacy);
-  for (const auto& l : labels) EXPECT_TRUE(l != "iq3_s" && l != "iq2_xs" && l != "iq3_xxs" && l != "iq2_xxs") << l;
+  const std::vector<std::string> expected = {"q2_k",  "iq2_xxs", "iq2_xs", "iq2_s", "q3_k",   "iq3_xxs",
+                                             "iq3_s", "q4_0",    "q4_1",   "q4_k",  "iq4_nl", "iq4_xs",
+                                             "q5_0",  "q5_1",    "q5_k",   "q6_k",  "q8_0"};
+  EXPECT_EQ(labels, expected);
 }
 
 // The format table's llama_ftype column (a GGUF all of one type) agrees with the recipe's ftype

@@ -13,6 +13,7 @@
 #include "lmq/formats/atomic_file.h"
 #include "lmq/codecs/format_traits.h"
 #include "lmq/codecs/ggml_blocks.h"
+#include "lmq/codecs/iquant_lattice.h"
 #include "lmq/mapped_file.h"
 #include "lmq/formats/lmq_file.h"
 #include "lmq/quant/int_quantize.h"
@@ -50,17 +51,22 @@ std::vector<MixedCandidate> mixed_candidates() {
   return c;
 }
 
-// Every quantized GGUF block type lmq can write with a grid per sub-block, from the format
-// table, by the bit count in its name ("q4_k" 4, "iq4_xs" 4), then in the table's order: q2_k
-// q3_k q4_0 q4_1 q4_k q5_0 … q8_0 (ties in the allocation go to the first). The lattice
-// i-quants (IQ3_S, IQ2_XS, …: codebooks, no set_codes) are not candidates yet: adding them
-// would change every saved sensitivity file's candidate list (GPTQ writes them since
-// codecs/iquant_lattice.h, but the allocation has not been measured with them).
+// Every quantized GGUF block type lmq can write with every method, from the format table: a
+// grid per sub-block (set_codes: the K-quants, the legacy types, IQ4_NL, IQ4_XS) or a lattice
+// i-quant (IQ2_XXS IQ2_XS IQ2_S IQ3_XXS IQ3_S: codebooks, written by lmq's own search and by GPTQ
+// through codecs/iquant_lattice.h), by the bit count in its name ("q4_k" 4, "iq2_xs" 2), then in
+// the table's order: q2_k iq2_xxs iq2_xs iq2_s q3_k iq3_xxs iq3_s q4_0 … q8_0 (ties in the
+// allocation go to the first). Their RTN round trip (the sensitivity's error) is the format
+// table's quantize_row / dequantize_row for all of them. Sensitivity files saved before the
+// lattice types were candidates lack them: load_sensitivity matches candidates by name and
+// leaves those out of that allocation.
 std::vector<MixedCandidate> gguf_mixed_candidates() {
   const auto bits = [](const FormatTraits& t) { return t.name[t.name.find_first_of("0123456789")] - '0'; };
   std::vector<const FormatTraits*> ts;
   for (const FormatTraits& t : all_format_traits())
-    if (t.ggml && t.quantized && t.gguf_type >= 0 && t.quantize_row && t.set_codes) ts.push_back(&t);
+    if (t.ggml && t.quantized && t.gguf_type >= 0 && t.quantize_row &&
+        (t.set_codes || ggml::LatticeSuperBlock::supports(t.format)))
+      ts.push_back(&t);
   std::stable_sort(ts.begin(), ts.end(), [&](const FormatTraits* a, const FormatTraits* b) { return bits(*a) < bits(*b); });
   std::vector<MixedCandidate> c;
   for (const FormatTraits* t : ts) c.push_back({std::string(t->name), std::string(t->name), t->format, {}});
@@ -287,12 +293,19 @@ void apply_allocation(const MixedProblem& p, const Allocation& a, QuantPlan& pla
   }
 }
 
+bool MixedProblem::measured(size_t c) const {
+  return std::find(unmeasured.begin(), unmeasured.end(), candidates[c].label) == unmeasured.end();
+}
+
 void save_sensitivity(const std::string& path, const MixedProblem& p) {
   nlohmann::json j;
-  for (const auto& c : p.candidates) j["candidates"].push_back(c.label);
+  j["candidates"] = nlohmann::json::array();
+  for (size_t c = 0; c < p.candidates.size(); ++c)
+    if (p.measured(c)) j["candidates"].push_back(p.candidates[c].label);
   for (const auto& t : p.tensors) {
     nlohmann::json sens = nlohmann::json::array();  // a type the tensor cannot take (∞): null, JSON has no ∞
-    for (double v : t.sens) sens.push_back(std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr));
+    for (size_t c = 0; c < t.sens.size(); ++c)
+      if (p.measured(c)) sens.push_back(std::isfinite(t.sens[c]) ? nlohmann::json(t.sens[c]) : nlohmann::json(nullptr));
     j["tensors"][t.t->name] = {{"probe_kld", t.probe_kld}, {"sens", sens}};
   }
   const std::string text = j.dump(1) + "\n";
@@ -301,23 +314,55 @@ void save_sensitivity(const std::string& path, const MixedProblem& p) {
   f.commit();
 }
 
+namespace {
+
+// Where each of p's candidates sits in a file's list (-1: not there); a name p does not have
+// (another lmq, the other output format) refuses the file.
+std::vector<int> saved_positions(const std::string& path, const MixedProblem& p,
+                                 const std::vector<std::string>& saved) {
+  std::vector<int> at(p.candidates.size(), -1);
+  for (size_t s = 0; s < saved.size(); ++s) {
+    size_t c = 0;
+    while (c < p.candidates.size() && p.candidates[c].label != saved[s]) ++c;
+    if (c == p.candidates.size()) {
+      std::string ours;
+      for (const auto& x : p.candidates) ours += (ours.empty() ? "" : " ") + x.label;
+      fail("{}: measured for candidate '{}', which is not one of this run's ({})", path, saved[s], ours);
+    }
+    if (at[c] >= 0) fail("{}: candidate '{}' listed twice", path, saved[s]);
+    at[c] = int(s);
+  }
+  return at;
+}
+
+}  // namespace
+
 void load_sensitivity(const std::string& path, MixedProblem& p) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_text_file(path));
-    std::vector<std::string> names;
-    for (const auto& c : p.candidates) names.push_back(c.label);
-    if (j.at("candidates").get<std::vector<std::string>>() != names) fail("{}: other candidate schemes", path);
+    const auto saved = j.at("candidates").get<std::vector<std::string>>();
+    const std::vector<int> at = saved_positions(path, p, saved);
+    p.unmeasured.clear();
+    for (size_t c = 0; c < at.size(); ++c)
+      if (at[c] < 0) p.unmeasured.push_back(p.candidates[c].label);
     for (MixedTensor& t : p.tensors) {
       const auto& e = j.at("tensors").at(t.t->name);
       t.probe_kld = e.at("probe_kld").get<double>();
-      t.sens.clear();
-      for (const auto& v : e.at("sens"))
-        t.sens.push_back(v.is_null() ? std::numeric_limits<double>::infinity() : v.get<double>());
-      if (t.sens.size() != p.candidates.size()) fail("{}: '{}' has {} values", path, t.t->name, t.sens.size());
-      for (size_t c = 0; c < t.sens.size(); ++c)
-        if (!std::isfinite(t.sens[c]) && t.bytes[c] != kNotCandidate)
-          fail("{}: '{}' has no sensitivity for {}", path, t.t->name, p.candidates[c].label);
+      const auto& v = e.at("sens");
+      if (v.size() != saved.size())
+        fail("{}: '{}' has {} values for {} candidates", path, t.t->name, v.size(), saved.size());
+      t.sens.assign(p.candidates.size(), std::numeric_limits<double>::infinity());
+      bool any = false;
+      for (size_t c = 0; c < at.size(); ++c) {
+        if (at[c] < 0) t.bytes[c] = kNotCandidate;  // not measured: not a choice in this allocation
+        if (t.bytes[c] == kNotCandidate) continue;
+        const auto& x = v[size_t(at[c])];
+        if (x.is_null()) fail("{}: '{}' has no sensitivity for {}", path, t.t->name, p.candidates[c].label);
+        t.sens[c] = x.get<double>();
+        any = true;
+      }
+      if (!any) fail("{}: '{}' has no sensitivity for any type it can take", path, t.t->name);
     }
   } catch (const nlohmann::json::exception& e) {
     fail("{}: not a sensitivity file of this model: {}", path, e.what());
@@ -344,6 +389,13 @@ std::string allocation_table(const MixedProblem& p, const Allocation& a) {
   for (const auto& [family, b] : by_family)
     s += fmt::format("{}: {} tensors, {} params ({:.1f}%), {:.3f} bpw\n", family, b.tensors, b.params,
                      100.0 * double(b.params) / double(p.params), 8.0 * double(b.bytes) / double(b.params));
+  if (!p.unmeasured.empty()) {
+    std::string names;
+    for (const auto& u : p.unmeasured) names += " " + u;
+    s += fmt::format("not candidates here (the --sensitivity file has no measurement of them; measure again "
+                     "without it to include them):{}\n",
+                     names);
+  }
   s += fmt::format("allocation: {:.4f} bits per weight (norms, biases and fixed tensors included), summed "
                    "sensitivity {:.5g}\n",
                    a.bpw, a.sens);

@@ -685,7 +685,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   quantize->add_option("--target-bpw", qo.job.target_bpw,
                        "mixed precision: a scheme per tensor (int2..int8, groups 32..128; gguf: every block type lmq "
-                       "writes, q2_k..q8_0) "
+                       "writes, iq2_xxs..q8_0) "
                        "chosen by measured sensitivity so the whole file stays within this many bits per weight "
                        "(needs --calib)");
   quantize->add_option("--save-sensitivity", qo.job.sens_out, "--target-bpw: write the measured sensitivities (JSON)");

@@ -22,11 +22,13 @@
 //
 // GGUF output (`--format gguf --target-bpw X`): the candidates are ggml block types instead:
 // every quantized GGUF type of the format table that lmq writes, by the bits in its name (today
-// q2_k q3_k q4_0 q4_1 q4_k q5_0 q5_1 q5_k q6_k q8_0), their exact block bytes, RTN = llama.cpp's
-// reference quantizer, probe q3_k. A type whose block does not divide a tensor's row length
-// (K-quants need multiples of 256) is not a candidate for that tensor (bytes kNotCandidate,
-// sensitivity ∞, null in sensitivity files): it chooses among the 32-value types, as llama.cpp's
-// fallback would store it; that tensor's probe is q4_0. Tensors whose rows are not whole 32-value
+// q2_k iq2_xxs iq2_xs iq2_s q3_k iq3_xxs iq3_s q4_0 q4_1 q4_k iq4_nl iq4_xs q5_0 q5_1 q5_k q6_k
+// q8_0), their exact block bytes, RTN = the format table's quantizer (llama.cpp's reference
+// quantizer for the K-quants and legacy types, lmq's search for the i-quants), probe q3_k. A
+// type whose block does not divide a tensor's row length (K-quants and the 256-value i-quants
+// need multiples of 256) is not a candidate for that tensor (bytes kNotCandidate, sensitivity ∞,
+// null in sensitivity files): it chooses among the 32-value types, as llama.cpp's fallback
+// would store it; that tensor's probe is q4_0. Tensors whose rows are not whole 32-value
 // blocks stay at the export's fallback type (fixed bytes).
 #pragma once
 #include <cstdint>
@@ -65,6 +67,10 @@ struct MixedProblem {
   std::vector<MixedCandidate> candidates;
   std::vector<MixedTensor> tensors;  // those that take part
   uint64_t fixed_bytes = 0, params = 0;  // fixed: norms, biases, tensors under a user --override
+  // candidates a loaded sensitivity file has no measurement of (saved by an lmq with fewer
+  // candidates): no tensor may take them (bytes kNotCandidate)
+  std::vector<std::string> unmeasured;
+  bool measured(size_t c) const;
   double min_bpw() const;
   double max_bpw() const;
 };
@@ -92,8 +98,11 @@ void measure_sensitivity(const Model& m, MixedProblem& p, const std::vector<std:
                          const SensitivityOptions& o, const KldOfModels& kld);
 
 // --save-sensitivity / --sensitivity: the measured sens and probe KLDs as JSON (candidate names,
-// then per tensor), so several targets can share one measurement. Loading checks the candidates
-// and that every tensor of the problem is there.
+// then per tensor), so several targets can share one measurement. Loading matches candidates by
+// name: one the file lacks (saved before the lattice i-quants were GGUF candidates) is left out
+// of the allocation (MixedProblem::unmeasured, noted in allocation_table); one this run does not
+// have (the other output format, another lmq) refuses the file. Every tensor of the problem
+// must be there.
 void save_sensitivity(const std::string& path, const MixedProblem& p);
 void load_sensitivity(const std::string& path, MixedProblem& p);
 
