@@ -30,6 +30,8 @@ uint64_t largest(const MixedTensor& t) {
   return b;
 }
 
+constexpr int64_t kLatticeProbeRows = 256;
+
 // The KLD probe: the first of these that is a candidate for the tensor.
 int probe_of(const MixedProblem& p, const MixedTensor& t) {
   const std::string probes[] = {quant::parse_scheme("int3:g128:asym").to_string(), std::string(format_name(Format::Q3_K)),
@@ -141,7 +143,9 @@ void check_target(const MixedProblem& p, double target) {
 namespace {
 
 // Σ_ij weight_i·col_j·(w − w')² per candidate (w' its RTN round trip), with row weights
-// (nullable) and column weights (nullable); also returns the probe candidate's bytes.
+// (nullable) and column weights (nullable); also returns the probe candidate's bytes. A lattice
+// i-quant's error is estimated from every step-th row of a tensor of more than kLatticeProbeRows
+// rows, times step (the probe candidate is never one).
 struct Errors {
   std::vector<double> e;
   std::vector<uint8_t> probe_bytes;
@@ -161,15 +165,22 @@ Errors candidate_errors(const MixedTensor& mt, const std::vector<MixedCandidate>
     }
     const MixedCandidate& s = cands[c];
     std::vector<uint8_t> q(size_t(mt.bytes[c]));
+    int64_t step = 1;
     if (s.format == Format::LMQ_INT) {
       q.resize(quant::int_tensor_bytes(s.scheme.p, R, K));
       quant::quantize_tensor(w.data(), R, K, s.scheme.p, quant::RangeMethod::MinMax, 100, nullptr, q.data(), threads);
       quant::int_dequantize_rows(s.scheme.p, q.data(), R, K, 0, R, back.data());
-    } else {
+    } else if (!ggml::LatticeSuperBlock::supports(s.format) || R <= kLatticeProbeRows) {
       ggml_round_trip(s.format, w.data(), R, K, nullptr, q.data(), back.data());
+    } else {  // every step-th row only: lmq's exhaustive lattice search costs ~20× a K-quant's
+      step = (R + kLatticeProbeRows - 1) / kLatticeProbeRows;
+      const uint64_t rb = ggml_row_bytes(s.format, K);
+#pragma omp parallel for num_threads(threads) schedule(static)
+      for (int64_t r = 0; r < R; r += step)
+        ggml_round_trip(s.format, w.data() + r * K, 1, K, nullptr, q.data() + uint64_t(r) * rb, back.data() + r * K);
     }
     double e = 0;
-    for (int64_t r = 0; r < R; ++r) {
+    for (int64_t r = 0; r < R; r += step) {
       double er = 0, er2 = 0;
       for (int64_t j = 0; j < K; ++j) {
         const double d = double(w[size_t(r * K + j)]) - back[size_t(r * K + j)];
@@ -178,7 +189,7 @@ Errors candidate_errors(const MixedTensor& mt, const std::vector<MixedCandidate>
       }
       e += er * (row_w ? row_w[r] : 1.0) + er2;
     }
-    out.e.push_back(e);
+    out.e.push_back(e * double(step));  // sampled rows stand for the step − 1 after each
     if (int(c) == mt.probe) out.probe_bytes = std::move(q);
   }
   return out;
