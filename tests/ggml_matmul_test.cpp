@@ -285,6 +285,18 @@ void expect_nan_scale_refused(const std::string& file, Format f) {
       {"eval", bad, "--text", shared_path("text/docs-valid.txt"), "--windows", "1", "--act-quant", "none"});
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_NE(r.err.find("non-finite logit"), std::string::npos) << r.err;
+  // the loader refuses it whichever way Q8_0 / Q4_0 reach the integer kernels (read in place, or
+  // repacked into LMQ_INT as on CPUs without AVX-512 VNNI; a K-quant is in place either way)
+  for (const bool in_place : {true, false}) {
+    try {
+      Model::load(bad, LoadOptions{.ggml_in_place = in_place});
+      ADD_FAILURE() << file << ": loaded with a NaN scale, in_place " << in_place;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("tensor 'blk.0.attn_q.weight': a non-finite (NaN/Inf) scale in 1 block(s)"),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 TEST(BadInputGgmlMatmul, NanScaleInARealFileIsAnError) {

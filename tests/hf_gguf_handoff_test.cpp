@@ -46,7 +46,7 @@ std::map<std::string, std::string> paths_by_hf_name(const json& j) {
 // checkpoint's values bit for bit (Q and K are skipped: their rows are in llama.cpp's order).
 void expect_carried_bit_for_bit(const Crafted& c, const std::map<std::string, std::string>& paths,
                                 const std::string& gguf, Format want_format) {
-  const auto g = Model::load(gguf, LoadOptions{.repack_ggml = false});
+  const auto g = Model::load(gguf, LoadOptions{.repack_ggml = false, .ggml_in_place = {}});
   for (const auto& [name, want] : c.expected) {
     EXPECT_EQ(paths.at(name), "carried") << name;
     if (name.find("q_proj") != std::string::npos || name.find("k_proj") != std::string::npos) continue;
@@ -79,7 +79,7 @@ TEST(HfGgufHandoff, GptqSym4BitG32IntoQ4_0CarriesTheCodesExactly) {
   EXPECT_EQ(j["requantized"].get<int>(), 0);
 
   // The GGUF's dequantized weights are the checkpoint's (Q/K rows in llama.cpp's order).
-  const auto g = Model::load(gguf, LoadOptions{.repack_ggml = false});  // the blocks as stored
+  const auto g = Model::load(gguf, LoadOptions{.repack_ggml = false, .ggml_in_place = {}});  // the blocks as stored
   const ModelConfig& cfg = g->config();
   for (const auto& [name, want] : c.expected) {
     const Tensor* t = g->find(name);

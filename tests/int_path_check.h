@@ -1,6 +1,8 @@
 // The integer path of a GGUF file (the GGUF default, int8 activations in blocks of 32: Q8_0, Q4_0
-// and K-quants read in place, IQ4 repacked) against its float path, teacher forcing one text: the logits move
-// a little, the predictions hardly at all, and the two are not the same computation.
+// and K-quants read in place where the CPU has AVX-512 VNNI, else Q8_0/Q4_0 repacked; IQ4
+// repacked) against its float path, teacher forcing one text: the logits move a little, the
+// predictions hardly at all, and the two are not the same computation. And the two integer
+// paths of Q8_0/Q4_0 (read in place, repacked into LMQ_INT) against each other.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -15,19 +17,29 @@
 
 namespace lmq::test {
 
-inline void expect_int_path_close_to_float(const std::string& p, const std::string& name) {
-  auto m = Model::load(p);
-  const std::vector<int> ids = m->tokenizer().encode_with_specials(
+inline std::vector<int> int_path_text_ids(const Model& m) {
+  return m.tokenizer().encode_with_specials(
       "The kernel schedules threads on the available cores and keeps the caches warm for the next task.");
-  const int n = int(ids.size()), V = m->config().vocab;
-  std::vector<float> li(size_t(n) * V), lf(size_t(n) * V);
-  Runner(*m, n, RunOptions{.act_quant_from_model = true}).forward(ids.data(), n, li.data(), true);
-  Runner(*m, n, RunOptions{}).forward(ids.data(), n, lf.data(), true);
-  double kld = 0, worst = 0;
-  int agree = 0;
+}
+
+// Teacher-forced logits of ids (n × vocab) under the run options.
+inline std::vector<float> int_path_logits(const Model& m, const std::vector<int>& ids, const RunOptions& ro) {
+  const int n = int(ids.size());
+  std::vector<float> l(size_t(n) * size_t(m.config().vocab));
+  Runner(m, n, ro).forward(ids.data(), n, l.data(), true);
+  return l;
+}
+
+struct LogitGap {
+  double kld = 0, worst = 0;  // mean KL(a‖b) per token, max |a − b|
+  int agree = 0;              // tokens whose top-1 agrees
+};
+
+inline LogitGap logit_gap(const std::vector<float>& la, const std::vector<float>& lb, int n, int V) {
+  LogitGap g;
   for (int i = 0; i < n; ++i) {
-    const float* a = lf.data() + size_t(i) * V;
-    const float* b = li.data() + size_t(i) * V;
+    const float* a = la.data() + size_t(i) * V;
+    const float* b = lb.data() + size_t(i) * V;
     const double ma = *std::max_element(a, a + V), mb = *std::max_element(b, b + V);
     double za = 0, zb = 0;
     for (int v = 0; v < V; ++v) za += std::exp(a[v] - ma), zb += std::exp(b[v] - mb);
@@ -35,16 +47,26 @@ inline void expect_int_path_close_to_float(const std::string& p, const std::stri
     for (int v = 0; v < V; ++v) {
       const double pa = std::exp(a[v] - ma) / za;
       k += pa * ((a[v] - ma - std::log(za)) - (b[v] - mb - std::log(zb)));
-      worst = std::max(worst, std::fabs(double(a[v]) - double(b[v])));
+      g.worst = std::max(g.worst, std::fabs(double(a[v]) - double(b[v])));
     }
-    kld += k / n;
-    agree += std::max_element(a, a + V) - a == std::max_element(b, b + V) - b;
+    g.kld += k / n;
+    g.agree += std::max_element(a, a + V) - a == std::max_element(b, b + V) - b;
   }
-  std::printf("[int vs float] %s: mean KLD %.6f, max |Δlogit| %.4f, top-1 %d/%d\n", name.c_str(), kld, worst, agree, n);
-  EXPECT_LT(kld, 0.002) << name;
-  EXPECT_LT(worst, 0.5) << name;
-  EXPECT_GE(agree, n - 2) << name;
-  EXPECT_GT(worst, 0.0) << name << ": the two paths should not be the same computation";
+  return g;
+}
+
+inline void expect_int_path_close_to_float(const std::string& p, const std::string& name) {
+  auto m = Model::load(p);
+  const std::vector<int> ids = int_path_text_ids(*m);
+  const int n = int(ids.size()), V = m->config().vocab;
+  const LogitGap g = logit_gap(int_path_logits(*m, ids, RunOptions{}),
+                               int_path_logits(*m, ids, RunOptions{.act_quant_from_model = true}), n, V);
+  std::printf("[int vs float] %s: mean KLD %.6f, max |Δlogit| %.4f, top-1 %d/%d\n", name.c_str(), g.kld, g.worst,
+              g.agree, n);
+  EXPECT_LT(g.kld, 0.002) << name;
+  EXPECT_LT(g.worst, 0.5) << name;
+  EXPECT_GE(g.agree, n - 2) << name;
+  EXPECT_GT(g.worst, 0.0) << name << ": the two paths should not be the same computation";
 }
 
 }  // namespace lmq::test

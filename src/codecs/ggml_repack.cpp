@@ -15,7 +15,7 @@ namespace lmq {
 
 namespace ggml {
 namespace {
-constexpr int64_t kGroup = 32;  // values per LMQ_INT group (per block of IQ4_NL)
+constexpr int64_t kGroup = 32;  // values per LMQ_INT group (per block of Q8_0, Q4_0, IQ4_NL)
 
 // 32 IQ4 nibbles (value j low in byte j, value j + 16 high) → their levels as 8-bit codes
 // u = level + 128 (all in 1..241: the levels are int8 values).
@@ -30,6 +30,22 @@ void iq4_codes(const uint8_t* qs, uint8_t* u) {
 
 // An f16 field that is a number (exponent bits not all ones: not Inf or NaN).
 static bool finite_f16(const uint8_t* p) { return (p[1] & 0x7c) != 0x7c; }
+
+// Q8_0 bytes q → u = q + 128 (flipping the sign bit); the f16 d, bits unchanged.
+bool rp_q8_0(const uint8_t* b, uint8_t* u, uint8_t* scales) {
+  std::memcpy(scales, b, 2);
+  for (int64_t j = 0; j < kGroup; ++j) u[j] = uint8_t(b[2 + j] ^ 0x80u);
+  return finite_f16(b);
+}
+
+// Q4_0 nibbles (value j low in byte j, j + 16 high) → the bitstream (values 2k, 2k + 1 in byte k).
+bool rp_q4_0(const uint8_t* b, uint8_t* u, uint8_t* scales) {
+  std::memcpy(scales, b, 2);
+  const uint8_t* qs = b + 2;
+  auto nib = [qs](int64_t j) { return j < 16 ? uint8_t(qs[j] & 0x0F) : uint8_t(qs[j - 16] >> 4); };
+  for (int64_t k = 0; k < kGroup / 2; ++k) u[k] = uint8_t(nib(2 * k) | nib(2 * k + 1) << 4);
+  return finite_f16(b);
+}
 
 // IQ4_NL: x = d·level → int8 codes of the levels, the f16 d as it is.
 bool rp_iq4_nl(const uint8_t* b, uint8_t* u, uint8_t* scales) {

@@ -79,6 +79,8 @@ float iq_sigma2(const float* x, int n);
 // One block into the LMQ_INT layout that holds its values (codecs/ggml_repack.h): its codes at
 // `codes` (bitstream of the layout's width) and its block_size / 32 scales at `scales`; false
 // if the block's scale is NaN or Inf.
+bool rp_q8_0(const uint8_t* b, uint8_t* codes, uint8_t* scales);
+bool rp_q4_0(const uint8_t* b, uint8_t* codes, uint8_t* scales);
 bool rp_iq4_nl(const uint8_t* b, uint8_t* codes, uint8_t* scales);
 bool rp_iq4_xs(const uint8_t* b, uint8_t* codes, uint8_t* scales);
 

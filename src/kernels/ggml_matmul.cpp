@@ -273,10 +273,12 @@ void run_vnni(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq) {
 
 }  // namespace
 
+bool ggml_matmul_has_simd() { return ggk::have_vnni(); }
+
 void ggml_matmul_q(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq, IntKernel kern) {
   if (jobs.empty()) return;
   for (const GgmlMatmulJob& j : jobs) check(j, xq);
-  if (kern == IntKernel::Auto) kern = ggk::have_vnni() ? IntKernel::Avx512Vnni : IntKernel::Scalar;
+  if (kern == IntKernel::Auto) kern = ggml_matmul_has_simd() ? IntKernel::Avx512Vnni : IntKernel::Scalar;
   if (kern == IntKernel::Avx512Vnni && !ggk::have_vnni())
     fail("ggml_matmul: kernel {} is not available here", int_kernel_name(kern));
   if (kern == IntKernel::Avx2) fail("ggml_matmul: no {} kernel for weights read in place", int_kernel_name(kern));

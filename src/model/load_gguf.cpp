@@ -15,16 +15,19 @@
 // (Pq)·(Pk) = q·k the attention scores, and everything after them, are unchanged (V and O are
 // not permuted). Qwen2 GGUFs are stored unpermuted (llama.cpp uses NEOX-style RoPE for them).
 //
-// Q8_0, Q4_0 and the K-quants (Q2_K..Q6_K) stay in the map: the integer kernels read their blocks
-// in place (kernels/ggml_matmul.h), so the process holds the file's pages and nothing more for
-// them (RSS ≈ file size). A load for those kernels checks their scales first: a NaN/Inf d or
-// dmin refuses the tensor, since int8 activation quantization would hide it (it would not
-// surface at the logits). IQ4_NL and IQ4_XS weights are the one exception to "data stays in
-// the map": they are repacked at load into the LMQ_INT layout that holds the same values as
-// 8-bit codes (codecs/ggml_repack.h), which the integer kernels run on, and the file's pages of
-// each are released once copied. Dequantized, the model is the file's bit for bit. A run with
-// float activations (--act-quant none) loads without repacking or checks: the float path then
-// reads the blocks as it always did.
+// The K-quants (Q2_K..Q6_K) stay in the map: the integer kernels read their blocks in place
+// (kernels/ggml_matmul.h), so the process holds the file's pages and nothing more for them
+// (RSS ≈ file size). So do Q8_0 and Q4_0 where those kernels have SIMD on this CPU (AVX-512
+// VNNI, ggml_matmul_has_simd; LoadOptions::ggml_in_place chooses otherwise for one load). A load
+// for those kernels checks their scales first: a NaN/Inf d or dmin refuses the tensor, since int8
+// activation quantization would hide it (it would not surface at the logits). The exceptions to
+// "data stays in the map" are repacked at load into the LMQ_INT layout that holds the same values
+// (codecs/ggml_repack.h), which the LMQ_INT kernels run on (AVX2 or better), the file's pages of
+// each released once copied, a NaN/Inf scale refused as well: IQ4_NL and IQ4_XS always (as
+// 8-bit codes: twice their bytes), Q8_0 and Q4_0 where the in-place kernels would run their
+// scalar specification (same bytes, so RSS ≈ file size still). Dequantized, the model is the
+// file's bit for bit either way. A run with float activations (--act-quant none) loads without
+// repacking or checks: the float path then reads the blocks as it always did.
 #include <fmt/ranges.h>
 
 #include <algorithm>
@@ -34,6 +37,7 @@
 #include <memory>
 
 #include "lmq/codecs/ggml_blocks.h"
+#include "lmq/codecs/format_traits.h"
 #include "lmq/codecs/ggml_repack.h"
 #include "lmq/codecs/int_format.h"
 #include "lmq/error.h"
@@ -199,9 +203,20 @@ void check_in_place_scales(const Tensor& t, const std::string& path) {
   if (bad) fail("{}: tensor '{}': a non-finite (NaN/Inf) scale in {} block(s)", path, t.name, bad);
 }
 
+// t as the integer kernels will take it (see the top): a format both paths take (Q8_0, Q4_0)
+// stays in place when in_place, else repacks; the K-quants stay, IQ4 repacks.
+Tensor for_int_kernels(const Tensor& t, bool in_place, std::vector<std::shared_ptr<void>>& storage,
+                       const std::string& path) {
+  if (format_traits(t.format).ggml_matmul && (in_place || !ggml_repack_params(t.format))) {
+    check_in_place_scales(t, path);
+    return t;
+  }
+  return repacked_for_int_kernels(t, storage, path);
+}
+
 }  // namespace
 
-Model::Parts load_gguf_parts(const std::string& path, bool repack_ggml) {
+Model::Parts load_gguf_parts(const std::string& path, const LoadOptions& opts) {
   auto file = std::make_shared<GgufFile>(path);
   const GgufFile& f = *file;
   if (!f.has("general.architecture")) fail("{}: GGUF file has no general.architecture", path);
@@ -242,13 +257,13 @@ Model::Parts load_gguf_parts(const std::string& path, bool repack_ggml) {
   c.eos_id = f.has("tokenizer.ggml.eos_token_id") ? int(f.get_u32("tokenizer.ggml.eos_token_id")) : 2;
   c.add_bos = f.has("tokenizer.ggml.add_bos_token") ? f.get_bool("tokenizer.ggml.add_bos_token") : true;
 
+  const bool in_place = opts.ggml_in_place.value_or(ggml_matmul_has_simd());
   bool has_output = false;
   for (const Tensor& t : f.tensors()) {
     const std::optional<std::string> hf = hf_name_of_gguf(t.name);
     if (t.name == "rope_freqs.weight") continue;  // read into the config above
     if (!hf) fail("{}: unknown tensor '{}' (not a llama/qwen2/qwen3 tensor lmq knows)", path, t.name);
-    if (repack_ggml) check_in_place_scales(t, path);
-    Tensor r = repack_ggml ? repacked_for_int_kernels(t, parts.storage, path) : t;
+    Tensor r = opts.repack_ggml ? for_int_kernels(t, in_place, parts.storage, path) : t;
     parts.stored_tensor_bytes += t.nbytes;  // the file's bytes, whatever the repacked layout takes
     r.name = *hf;
     has_output |= t.name == "output.weight";

@@ -71,7 +71,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   if (fs::is_directory(path, ec)) return from_parts(load_hf_parts(path));
   if (!fs::is_regular_file(path, ec)) fail("{}: not a model: neither a directory nor a regular file", path);
   switch (sniff(path)) {
-    case FileKind::Gguf: return from_parts(load_gguf_parts(path, opts.repack_ggml));
+    case FileKind::Gguf: return from_parts(load_gguf_parts(path, opts));
     case FileKind::Lmq: return from_parts(load_lmq_parts(path));
     case FileKind::Safetensors: return from_parts(load_hf_parts(path));
     case FileKind::Unknown: break;

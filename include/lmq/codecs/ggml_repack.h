@@ -1,13 +1,19 @@
-// IQ4_NL and IQ4_XS are LMQ_INT layouts in another byte order: symmetric codes with one scale
-// per 32 values.
+// Q8_0, Q4_0, IQ4_NL and IQ4_XS are LMQ_INT layouts in another byte order: symmetric codes with
+// one scale per 32 values.
+//   Q8_0:   x = d·q, q int8          = LMQ_INT int8:g32:sym (f16 scales) with u = q + 128 (z = 128)
+//   Q4_0:   x = d·(n − 8), n a nibble = LMQ_INT int4:g32:sym (f16 scales) with u = n     (z = 8)
 //   IQ4_NL: x = d·v[n], v the 16 int8 levels = int8:g32:sym (f16 scales) with u = v[n] + 128
 //   IQ4_XS: x = (d·(ls − 32))·v[n]  = int8:g32:sym with f32 scales d·(ls − 32) (exact in f32)
-// so repacking looks levels up and never rounds: dequantizing the repacked tensor gives the ggml
-// codec's floats bit for bit (d copied as its f16 bits, s·(u − z) = d·v). They double in size
-// (8-bit codes for 4-bit ones): the price of running them on the int8 kernels. Which formats
-// repack, and how, is the traits table's int_repack_bits / int_repack_scale / int_repack_block.
-// (Q8_0 and Q4_0 were repacked the same way until the integer kernels read their blocks in
-// place, kernels/ggml_matmul.h, as the K-quants'.)
+// so repacking moves bytes (or looks levels up) and never rounds: dequantizing the repacked
+// tensor gives the ggml codec's floats bit for bit (d copied as its f16 bits, s·(u − z) = d·q).
+// ggml's Q4_0 block keeps values j and j + 16 in byte j (low and high nibble); LMQ_INT's
+// bitstream keeps values 2k and 2k + 1 in byte k. Q8_0 and Q4_0 keep their size; the IQ4 types
+// double (8-bit codes for 4-bit ones): the price of running them on the int8 kernels. Which
+// formats repack, and how, is the traits table's int_repack_bits / int_repack_scale /
+// int_repack_block. Q8_0 and Q4_0 are also read in place by the integer kernels
+// (kernels/ggml_matmul.h), which is what a loader does where those have a SIMD kernel
+// (ggml_matmul_has_simd); elsewhere it repacks them, for the LMQ_INT kernels' AVX2 one
+// (model/load_gguf.cpp).
 #pragma once
 #include <cstdint>
 #include <optional>

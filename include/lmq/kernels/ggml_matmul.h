@@ -50,6 +50,11 @@ namespace lmq {
 // Whether w runs on these kernels with activation blocks of act_block values (only 32).
 bool ggml_matmul_supported(const Tensor& w, int64_t act_block);
 
+// Whether this CPU runs these kernels in SIMD (AVX-512 VNNI); without it Auto runs the scalar
+// specification, far slower than the LMQ_INT kernels' AVX2 one, so a loader repacks the formats
+// that repack exactly (Q8_0, Q4_0: codecs/ggml_repack.h) instead of reading them in place.
+bool ggml_matmul_has_simd();
+
 struct GgmlMatmulJob {
   const Tensor* w;
   float* y;  // T × w.rows()

@@ -35,6 +35,11 @@ struct LoadOptions {
   // the blocks they read in place checked (model/load_gguf.cpp); false keeps every block as
   // stored and unchecked, for the float path over them (--act-quant none).
   bool repack_ggml = true;
+  // GGUF Q8_0/Q4_0 for the integer kernels: read in place (true) or repacked into LMQ_INT
+  // (false). Unset: in place where the in-place kernels have SIMD on this CPU
+  // (ggml_matmul_has_simd, kernels/ggml_matmul.h), else repacked for the LMQ_INT kernels' AVX2
+  // one. Set, it chooses for this load only, whatever the CPU (tests take both paths).
+  std::optional<bool> ggml_in_place;
 };
 
 class Model {
@@ -122,7 +127,7 @@ class Model {
 // Loaders, one per source kind (model/load_*.cpp).
 Model::Parts load_hf_parts(const std::string& path);
 Model::Parts load_lmq_parts(const std::string& path);
-Model::Parts load_gguf_parts(const std::string& path, bool repack_ggml = true);
+Model::Parts load_gguf_parts(const std::string& path, const LoadOptions& opts = {});
 // The shard file names (sorted, each once) that a model.safetensors.index.json's weight_map
 // names; `path` names the index in errors. Shards are not opened.
 std::vector<std::string> parse_shard_index(const std::string& text, const std::string& path);
