@@ -14,7 +14,7 @@
 
 namespace lmq::ggml {
 
-void dq_q8_0(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q8_0(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q8_0), y += QK8_0) {
     const float d = h2f(src);
     const int8_t* qs = reinterpret_cast<const int8_t*>(src + 2);
@@ -22,7 +22,7 @@ void dq_q8_0(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
-void dq_q4_0(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q4_0(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q4_0), y += QK4_0) {
     const float d = h2f(src);
     const uint8_t* qs = src + 2;
@@ -33,7 +33,7 @@ void dq_q4_0(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
-void dq_q4_1(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q4_1(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q4_1), y += QK4_1) {
     const float d = h2f(src), m = h2f(src + 2);
     const uint8_t* qs = src + 4;
@@ -44,7 +44,7 @@ void dq_q4_1(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
-void dq_q5_0(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q5_0(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q5_0), y += QK5_0) {
     const float d = h2f(src);
     uint32_t qh;
@@ -58,7 +58,7 @@ void dq_q5_0(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
-void dq_q5_1(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q5_1(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q5_1), y += QK5_1) {
     const float d = h2f(src), m = h2f(src + 2);
     uint32_t qh;
@@ -72,7 +72,7 @@ void dq_q5_1(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
-void dq_q2_K(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q2_K(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q2_K)) {
     const uint8_t* scales = src + offsetof(block_q2_K, scales);
     const uint8_t* qs = src + offsetof(block_q2_K, qs);
@@ -88,7 +88,7 @@ void dq_q2_K(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
-void dq_q3_K(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q3_K(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q3_K)) {
     const uint8_t* hmask = src + offsetof(block_q3_K, hmask);
     const uint8_t* qs = src + offsetof(block_q3_K, qs);
@@ -121,7 +121,7 @@ inline void scale_min_k4(int s, const uint8_t* q, int& sc, int& mn) {
   }
 }
 
-void dq_q4_K(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q4_K(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q4_K)) {
     const float d = h2f(src + offsetof(block_q4_K, d));
     const float dmin = h2f(src + offsetof(block_q4_K, dmin));
@@ -139,7 +139,7 @@ void dq_q4_K(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
-void dq_q5_K(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q5_K(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q5_K)) {
     const float d = h2f(src + offsetof(block_q5_K, d));
     const float dmin = h2f(src + offsetof(block_q5_K, dmin));
@@ -158,7 +158,7 @@ void dq_q5_K(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
-void dq_q6_K(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q6_K(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q6_K)) {
     const float d = h2f(src + offsetof(block_q6_K, d));
     const uint8_t* ql = src + offsetof(block_q6_K, ql);
@@ -235,7 +235,7 @@ float weighted_asym_scale(const float* x, const float* imp, int nmax, float* min
   return d;
 }
 
-void q_q8_0(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q8_0(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   for (int64_t i = 0; i < nb; ++i, x += QK8_0, out += sizeof(block_q8_0)) {
     float amax = 0.0f;
     for (int j = 0; j < QK8_0; ++j) amax = std::max(amax, std::fabs(x[j]));
@@ -249,7 +249,7 @@ void q_q8_0(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   }
 }
 
-void q_q4_0(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q4_0(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   for (int64_t i = 0; i < nb; ++i, x += QK4_0, out += sizeof(block_q4_0)) {
     const float d = imp ? weighted_sym_scale(x, imp + i * QK4_0, 8) : signed_absmax(x, QK4_0) / -8.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
@@ -262,7 +262,7 @@ void q_q4_0(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   }
 }
 
-void q_q4_1(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q4_1(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   for (int64_t i = 0; i < nb; ++i, x += QK4_1, out += sizeof(block_q4_1)) {
     float min = 3.402823466e+38f, max = -3.402823466e+38f;
     for (int j = 0; j < QK4_1; ++j) {
@@ -283,7 +283,7 @@ void q_q4_1(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   }
 }
 
-void q_q5_0(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q5_0(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   for (int64_t i = 0; i < nb; ++i, x += QK5_0, out += sizeof(block_q5_0)) {
     const float d = imp ? weighted_sym_scale(x, imp + i * QK5_0, 16) : signed_absmax(x, QK5_0) / -16.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
@@ -300,7 +300,7 @@ void q_q5_0(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   }
 }
 
-void q_q5_1(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q5_1(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   for (int64_t i = 0; i < nb; ++i, x += QK5_1, out += sizeof(block_q5_1)) {
     float min = 3.402823466e+38f, max = -3.402823466e+38f;
     for (int j = 0; j < QK5_1; ++j) {
@@ -514,7 +514,7 @@ inline void pack_2bit(const uint8_t* L, uint8_t* qs) {
 
 void set_k4_codes(uint8_t* qs, uint8_t* qh, const uint8_t* L);
 
-void q_q2_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q2_K(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   uint8_t L[QK_K], Laux[16];
   float weights[16], mins[QK_K / 16], scales[QK_K / 16];
   const float q4scale = 15.f;
@@ -557,7 +557,7 @@ void q_q2_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   }
 }
 
-void q_q3_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q3_K(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   int8_t L[QK_K];
   float scales[QK_K / 16], w[16];
   for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q3_K)) {
@@ -645,7 +645,7 @@ void fit_k_scales(const float* x, const float* imp, uint8_t* scales12, uint16_t&
   }
 }
 
-void q_q4_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q4_K(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   uint8_t L[QK_K];
   for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q4_K)) {
     block_q4_K y{};
@@ -655,7 +655,7 @@ void q_q4_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   }
 }
 
-void q_q5_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q5_K(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   uint8_t L[QK_K];
   for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q5_K)) {
     block_q5_K y{};
@@ -665,7 +665,7 @@ void q_q5_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   }
 }
 
-void q_q6_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q6_K(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   int8_t L[QK_K];
   float scales[QK_K / 16], w[16];
   for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q6_K)) {
@@ -703,11 +703,11 @@ void q_q6_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
 }
 
 // Floats as ggml stores them (block size 1): F32 as is, F16 and BF16 widened.
-void dq_f32(const uint8_t* src, float* y, int64_t n) { std::memcpy(y, src, size_t(n) * 4); }
-void dq_f16(const uint8_t* src, float* y, int64_t n) {
+LMQ_ROW_CODEC void dq_f32(const uint8_t* __restrict src, float* __restrict y, int64_t n) { std::memcpy(y, src, size_t(n) * 4); }
+LMQ_ROW_CODEC void dq_f16(const uint8_t* __restrict src, float* __restrict y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = h2f(src + 2 * i);
 }
-void dq_bf16(const uint8_t* src, float* y, int64_t n) {
+LMQ_ROW_CODEC void dq_bf16(const uint8_t* __restrict src, float* __restrict y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     uint16_t h;
     std::memcpy(&h, src + 2 * i, 2);

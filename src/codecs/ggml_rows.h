@@ -10,6 +10,17 @@
 #include "lmq/codecs/iquant_blocks.h"
 #include "lmq/half.h"
 
+// The row codecs that dominate RTN export and the float paths (ggml_blocks.cpp's q_* / dq_*)
+// are compiled twice, for AVX-512 machines (x86-64-v4) and for the baseline; the loader picks
+// one per CPU (GCC's target_clones, an ifunc). That file is built without FMA contraction
+// (CMakeLists.txt), so both clones round exactly as llama.cpp's reference code does and
+// write the same bytes. flatten pulls the fits they call (make_qx_quants, …) into each clone.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define LMQ_ROW_CODEC __attribute__((target_clones("arch=x86-64-v4", "default"), flatten))
+#else
+#define LMQ_ROW_CODEC
+#endif
+
 namespace lmq::ggml {
 
 // A block's f16 field at any byte offset (file data is not aligned for uint16_t).
