@@ -213,10 +213,6 @@ void importance_weights(const float* x, const float* imp, int n, float sigma_mul
   for (int i = 0; i < n; ++i) w[i] = imp[i] * std::sqrt(sigma2 + x[i] * x[i]);
 }
 
-float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* qw);
-float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
-                       uint8_t* Laux, float rmin, float rdelta, int nstep, bool use_mad);
-
 // Weighted symmetric scale of a 32-block (Q8_0, Q4_0, Q5_0): make_qx_quants with the weights.
 float weighted_sym_scale(const float* x, const float* imp, int nmax) {
   float w[32];
@@ -515,16 +511,20 @@ inline void pack_2bit(const uint8_t* L, uint8_t* qs) {
 void set_k4_codes(uint8_t* qs, uint8_t* qh, const uint8_t* L);
 
 LMQ_ROW_CODEC void q_q2_K(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
-  uint8_t L[QK_K], Laux[16];
-  float weights[16], mins[QK_K / 16], scales[QK_K / 16];
+  uint8_t L[QK_K];
+  float weights[QK_K], mins[QK_K / 16], scales[QK_K / 16];
   const float q4scale = 15.f;
   for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q2_K)) {
     block_q2_K y{};
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < QK_K / 16; ++j) {
-      if (imp) importance_weights(x + 16 * j, imp + i * QK_K + 16 * j, 16, 1.f, weights);
-      else for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
-      scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, !imp);
+      if (imp) importance_weights(x + 16 * j, imp + i * QK_K + 16 * j, 16, 1.f, weights + 16 * j);
+      else for (int l = 0; l < 16; ++l) weights[16 * j + l] = std::fabs(x[16 * j + l]);
+    }
+    for (int h = 0; h < 2; ++h)  // make_qkx2_quants(16, 3, …, -0.5f, 0.1f, 15, !imp) per sub-block
+      make_qkx2_quants_x8(16, 3, x + 128 * h, weights + 128 * h, L + 128 * h, scales + 8 * h, mins + 8 * h, -0.5f,
+                          0.1f, 15, !imp);
+    for (int j = 0; j < QK_K / 16; ++j) {
       if (scales[j] > max_scale) max_scale = scales[j];
       if (mins[j] > max_min) max_min = mins[j];
     }
@@ -600,17 +600,19 @@ LMQ_ROW_CODEC void q_q3_K(const float* __restrict x, uint8_t* __restrict out, in
 // Q4_K / Q5_K share the scale/min fit and packing; nmax 15 or 31.
 template <int NMAX>
 void fit_k_scales(const float* x, const float* imp, uint8_t* scales12, uint16_t& d16, uint16_t& dmin16, uint8_t* L) {
-  uint8_t Laux[32];
-  float weights[32], mins[QK_K / 32], scales[QK_K / 32];
+  float weights[QK_K], mins[QK_K / 32], scales[QK_K / 32];
   float max_scale = 0, max_min = 0;
   for (int j = 0; j < QK_K / 32; ++j) {
     float sum_x2 = 0;
     for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
     const float av_x = std::sqrt(sum_x2 / 32);
-    if (imp) importance_weights(x + 32 * j, imp + 32 * j, 32, 2.f, weights);
-    else for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
-    scales[j] = NMAX == 15 ? make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20, false)
-                           : make_qkx2_quants(32, 31, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15, false);
+    if (imp) importance_weights(x + 32 * j, imp + 32 * j, 32, 2.f, weights + 32 * j);
+    else for (int l = 0; l < 32; ++l) weights[32 * j + l] = av_x + std::fabs(x[32 * j + l]);
+  }
+  // make_qkx2_quants(32, NMAX, …) per sub-block, all 8 at once
+  if (NMAX == 15) make_qkx2_quants_x8(32, 15, x, weights, L, scales, mins, -1.f, 0.1f, 20, false);
+  else make_qkx2_quants_x8(32, 31, x, weights, L, scales, mins, -0.5f, 0.1f, 15, false);
+  for (int j = 0; j < QK_K / 32; ++j) {
     if (scales[j] > max_scale) max_scale = scales[j];
     if (mins[j] > max_min) max_min = mins[j];
   }
@@ -667,14 +669,15 @@ LMQ_ROW_CODEC void q_q5_K(const float* __restrict x, uint8_t* __restrict out, in
 
 LMQ_ROW_CODEC void q_q6_K(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   int8_t L[QK_K];
-  float scales[QK_K / 16], w[16];
+  float scales[QK_K / 16], w[QK_K];
   for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q6_K)) {
     block_q6_K y{};
     float max_scale = 0, max_abs_scale = 0;
+    if (imp)
+      for (int ib = 0; ib < QK_K / 16; ++ib) importance_weights(x + 16 * ib, imp + i * QK_K + 16 * ib, 16, 1.f, w + 16 * ib);
+    make_qx_quants_x16(16, 32, x, L, imp ? w : nullptr, scales);  // make_qx_quants(16, 32, …) per sub-block
     for (int ib = 0; ib < QK_K / 16; ++ib) {
-      if (imp) importance_weights(x + 16 * ib, imp + i * QK_K + 16 * ib, 16, 1.f, w);
-      const float scale = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, imp ? w : nullptr);
-      scales[ib] = scale;
+      const float scale = scales[ib];
       const float abs_scale = std::fabs(scale);
       if (abs_scale > max_abs_scale) {
         max_abs_scale = abs_scale;
