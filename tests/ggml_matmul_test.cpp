@@ -259,6 +259,19 @@ TEST(GgmlMatmul, IntPathLogitsCloseToFloatPathQ2K) {
   lmq::test::expect_int_path_close_to_float(out, "lmq-llama3-9m q2_k");
 }
 
+// No shared file holds IQ4_NL: lmq's iq4_nl file of the shared HF model (every decoder linear in
+// IQ4_NL, llama.cpp's bytes: IQuant.Iq4WritersMatchLlamaCppBytes), read in place.
+TEST(GgmlMatmul, IntPathLogitsCloseToFloatPathIQ4NL) {
+  const std::string model = shared_path("models/lmq-llama3-9m");
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << model << " missing";
+  const std::string out = lmq::test::temp_dir() + "/iq4_nl.gguf";
+  const auto q = lmq::test::run_lmq({"quantize", model, "-o", out, "--format", "gguf", "--scheme", "iq4_nl"});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_EQ(Model::load(out)->find("model.layers.0.mlp.down_proj.weight")->format,
+            ggml_matmul_has_simd() ? Format::IQ4_NL : Format::LMQ_INT);
+  lmq::test::expect_int_path_close_to_float(out, "lmq-llama3-9m iq4_nl");
+}
+
 // A NaN scale in the second block of blk.0.attn_q.weight of a real file (Q4_K, Q4_0, Q8_0, IQ4_XS):
 // refused at load for the integer kernels, naming the tensor (the float path shows it as
 // non-finite logits).
