@@ -1,8 +1,8 @@
-// The integer path of a GGUF file (the GGUF default, int8 activations in blocks of 32: Q8_0, Q4_0
-// and K-quants read in place where the CPU has AVX-512 VNNI, else Q8_0/Q4_0 repacked; IQ4
-// repacked) against its float path, teacher forcing one text: the logits move a little, the
-// predictions hardly at all, and the two are not the same computation. And the two integer
-// paths of Q8_0/Q4_0 (read in place, repacked into LMQ_INT) against each other.
+// The integer path of a GGUF file (the GGUF default, int8 activations in blocks of 32: Q8_0, Q4_0,
+// IQ4 and K-quants read in place where the CPU has AVX-512 VNNI, else Q8_0/Q4_0/IQ4 repacked)
+// against its float path, teacher forcing one text: the logits move a little, the predictions
+// hardly at all, and the two are not the same computation. And the two integer paths of
+// Q8_0/Q4_0/IQ4 (read in place, repacked into LMQ_INT) against each other.
 #pragma once
 #include <algorithm>
 #include <cmath>

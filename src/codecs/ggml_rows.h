@@ -34,13 +34,6 @@ inline void f2h(uint8_t* p, float f) {
   std::memcpy(p, &h, 2);
 }
 
-// The 6-bit scale of IQ4_XS's sub-block ib (codecs/iquant_blocks.h).
-inline int iq4_xs_scale(const uint8_t* block, int ib) {
-  uint16_t high;
-  std::memcpy(&high, block + offsetof(block_iq4_xs, scales_h), 2);
-  return (block[offsetof(block_iq4_xs, scales_l) + ib / 2] >> 4 * (ib % 2) & 0xf) | (high >> 2 * ib & 3) << 4;
-}
-
 // llama.cpp's GROUP_MAX_EPS: a (sub-)block whose largest magnitude is below it is stored as zeros.
 constexpr float kGroupMaxEps = 1e-15f;
 
