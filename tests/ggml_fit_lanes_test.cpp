@@ -52,6 +52,20 @@ std::string qx_difference(int n, int nmax, const std::vector<float>& x, const fl
   return "";
 }
 
+std::string q3_difference(int n, int nmax, const std::vector<float>& x) {
+  std::vector<int8_t> L(static_cast<size_t>(16 * n)), Ls(static_cast<size_t>(n));
+  float scales[16];
+  make_q3_quants_x16(n, nmax, x.data(), L.data(), scales);
+  for (int j = 0; j < 16; ++j) {
+    const float s = make_q3_quants(n, nmax, x.data() + j * n, Ls.data());
+    if (!same_bits(s, scales[j]))
+      return "sub-block " + std::to_string(j) + ": scale " + std::to_string(s) + " vs " + std::to_string(scales[j]);
+    for (int i = 0; i < n; ++i)
+      if (Ls[size_t(i)] != L[size_t(j * n + i)]) return "sub-block " + std::to_string(j) + ": code " + std::to_string(i);
+  }
+  return "";
+}
+
 // Random sub-blocks of mixed character: ordinary Gaussian ones, all-negative, all-equal,
 // all-zero, tiny (below the scalar code's 1e-15 threshold) and one large outlier.
 std::vector<float> mixed_values(std::mt19937& rng, int n, int sub_blocks) {
@@ -94,6 +108,8 @@ TEST(GgmlFitLanes, QxEqualsScalarWithAndWithoutWeights) {
     for (size_t i = 0; i < w.size(); ++i) w[i] = float(rng() % 100) / 10.f;
     EXPECT_EQ(qx_difference(16, 32, x, nullptr), "") << "Q6_K, trial " << trial;
     EXPECT_EQ(qx_difference(16, 32, x, w.data()), "") << "Q6_K weighted, trial " << trial;
+    EXPECT_EQ(qx_difference(16, 4, x, w.data()), "") << "Q3_K weighted, trial " << trial;
+    EXPECT_EQ(q3_difference(16, 4, x), "") << "Q3_K, trial " << trial;
   }
 }
 
@@ -111,6 +127,7 @@ RC_GTEST_PROP(GgmlFitLanesProperties, AgreeOnArbitraryFloats, ()) {
   std::vector<float> w(x.size());
   for (size_t i = 0; i < w.size(); ++i) w[i] = std::fabs(x[i]);
   RC_ASSERT(qx_difference(16, 32, x, nullptr) == "");
+  RC_ASSERT(q3_difference(16, 4, x) == "");
   std::vector<float> x32(x.begin(), x.begin() + 256), w32(w.begin(), w.begin() + 256);
   RC_ASSERT(qkx2_difference(32, 15, x32, w32, -1.f, 0.1f, 20, false) == "");
 }

@@ -12,6 +12,10 @@
 #include "lmq/error.h"
 #include "lmq/half.h"
 
+// The vector helpers of the Q8_0/Q4_0 writers pass vectors wider than the baseline ABI's
+// registers; they are internal and always inlined into each clone, so no call crosses that ABI.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace lmq::ggml {
 
 LMQ_ROW_CODEC void dq_q8_0(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
@@ -231,48 +235,35 @@ float weighted_asym_scale(const float* x, const float* imp, int nmax, float* min
   return d;
 }
 
-LMQ_ROW_CODEC void q_q8_0(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
-  for (int64_t i = 0; i < nb; ++i, x += QK8_0, out += sizeof(block_q8_0)) {
-    float amax = 0.0f;
-    for (int j = 0; j < QK8_0; ++j) amax = std::max(amax, std::fabs(x[j]));
-    const float d = imp ? weighted_sym_scale(x, imp + i * QK8_0, 127) : amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    f2h(out, d);
-    for (int j = 0; j < QK8_0; ++j) {
-      const float r = std::round(x[j] * id);  // roundf: halves away from zero
-      out[2 + j] = uint8_t(int8_t(trunc_to_int(r, -128, 127)));
-    }
-  }
-}
-
-// Q4_0's block without importance, 16 values per vector (GCC/Clang vector types, mapped onto
-// each clone's registers): the same operations as the scalar reference — the first value of
-// largest magnitude (NaN never counts) sets d = max / −8, codes min(15, trunc(x·id + 8.5))
-// clamped to [0, 127] first (NaN → 0) — in lanes; every step is exact, so the bytes are equal.
+// Q8_0's and Q4_0's blocks without importance, 16 values per vector (GCC/Clang vector types,
+// mapped onto each clone's registers): the scalar reference's operations in lanes, every step
+// exact, so the bytes are llama.cpp's.
 typedef float V16f __attribute__((vector_size(64)));
 typedef int32_t V16i __attribute__((vector_size(64)));
 typedef uint8_t V16b __attribute__((vector_size(16)));
 
-[[gnu::always_inline]] inline float signed_absmax_32(const float* x) {
-  V16f lo, hi;
-  std::memcpy(&lo, x, sizeof lo);
-  std::memcpy(&hi, x + 16, sizeof hi);
+// |x| of 16 values with NaN as 0 (never the largest, as in the scalar loops).
+[[gnu::always_inline]] inline V16f abs_no_nan(const float* x) {
+  V16f v;
+  V16i bits;
+  std::memcpy(&bits, x, sizeof bits);
+  bits &= 0x7fffffff;
+  std::memcpy(&v, &bits, sizeof v);
   const V16f zero = {};
-  V16i bits_lo, bits_hi;
-  std::memcpy(&bits_lo, &lo, sizeof lo);
-  std::memcpy(&bits_hi, &hi, sizeof hi);
-  bits_lo &= 0x7fffffff;
-  bits_hi &= 0x7fffffff;
-  V16f a_lo, a_hi;
-  std::memcpy(&a_lo, &bits_lo, sizeof a_lo);
-  std::memcpy(&a_hi, &bits_hi, sizeof a_hi);
-  a_lo = a_lo == a_lo ? a_lo : zero;  // NaN: never larger, as in the scalar loop
-  a_hi = a_hi == a_hi ? a_hi : zero;
-  const V16f m = a_lo > a_hi ? a_lo : a_hi;
-  float amax = 0;
-  for (int j = 0; j < 16; ++j) amax = m[j] > amax ? m[j] : amax;
+  return v == v ? v : zero;
+}
+[[gnu::always_inline]] inline float max_of_lanes(V16f m) {
+  float r = 0;
+  for (int j = 0; j < 16; ++j) r = m[j] > r ? m[j] : r;
+  return r;
+}
+
+// signed_absmax of 32 values: the first value of largest magnitude, found without a branch
+// per value.
+[[gnu::always_inline]] inline float signed_absmax_32(const float* x) {
+  const V16f a_lo = abs_no_nan(x), a_hi = abs_no_nan(x + 16);
+  const float amax = max_of_lanes(a_lo > a_hi ? a_lo : a_hi);
   if (amax == 0) return 0.0f;  // no |x| > 0: the scalar loop's initial +0
-  // the first index holding amax, without a data-dependent branch per value
   const V16i iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
   const V16i at_lo = a_lo == amax ? iota : 32, at_hi = a_hi == amax ? iota + 16 : 32;
   const V16i at = at_lo < at_hi ? at_lo : at_hi;
@@ -281,16 +272,46 @@ typedef uint8_t V16b __attribute__((vector_size(16)));
   return x[first];
 }
 
+// Q4_0's 16 codes: min(15, trunc_to_int(x·id + 8.5, 0, 127)), NaN → 0.
 [[gnu::always_inline]] inline V16b q4_0_codes(const float* x, float id) {
   V16f v;
   std::memcpy(&v, x, sizeof v);
   v = v * id + 8.5f;
   const V16f zero = {};
-  v = v >= zero ? v : zero;  // also NaN → 0, as trunc_to_int
+  v = v >= zero ? v : zero;  // also NaN → 0
   v = v >= 127.f ? 127.f : v;
   V16i q = __builtin_convertvector(v, V16i);
   q = q > 15 ? 15 : q;
   return __builtin_convertvector(q, V16b);
+}
+
+// Q8_0's 16 codes: trunc_to_int(round(x·id), −128, 127) with round half away from zero, built
+// from truncation (x·id − trunc is exact); NaN → −128 as the scalar expression gives.
+[[gnu::always_inline]] inline V16b q8_0_codes(const float* x, float id) {
+  V16f v;
+  std::memcpy(&v, x, sizeof v);
+  v = v * id;
+  v = v >= -200.f ? v : -200.f;  // (NaN too) out of the int8 range either way
+  v = v <= 200.f ? v : 200.f;
+  V16i q = __builtin_convertvector(v, V16i);
+  const V16f frac = v - __builtin_convertvector(q, V16f);
+  q += (frac >= 0.5f ? 1 : 0) - (frac <= -0.5f ? 1 : 0);
+  q = q < -128 ? -128 : q;
+  q = q > 127 ? 127 : q;
+  return __builtin_convertvector(q, V16b);
+}
+
+LMQ_ROW_CODEC void q_q8_0(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
+  for (int64_t i = 0; i < nb; ++i, x += QK8_0, out += sizeof(block_q8_0)) {
+    const V16f a_lo = abs_no_nan(x), a_hi = abs_no_nan(x + 16);
+    const float amax = max_of_lanes(a_lo > a_hi ? a_lo : a_hi);
+    const float d = imp ? weighted_sym_scale(x, imp + i * QK8_0, 127) : amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    f2h(out, d);
+    const V16b lo = q8_0_codes(x, id), hi = q8_0_codes(x + 16, id);
+    std::memcpy(out + 2, &lo, sizeof lo);
+    std::memcpy(out + 18, &hi, sizeof hi);
+  }
 }
 
 LMQ_ROW_CODEC void q_q4_0(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
@@ -604,13 +625,18 @@ LMQ_ROW_CODEC void q_q2_K(const float* __restrict x, uint8_t* __restrict out, in
 
 LMQ_ROW_CODEC void q_q3_K(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   int8_t L[QK_K];
-  float scales[QK_K / 16], w[16];
+  float scales[QK_K / 16], w[QK_K];
   for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q3_K)) {
     block_q3_K y{};
     float max_scale = 0, amax = 0;
+    // per sub-block: make_qx_quants(16, 4, …, weights) with importance, else make_q3_quants(16, 4, …)
+    if (imp) {
+      for (int j = 0; j < QK_K / 16; ++j) importance_weights(x + 16 * j, imp + i * QK_K + 16 * j, 16, 1.f, w + 16 * j);
+      make_qx_quants_x16(16, 4, x, L, w, scales);
+    } else {
+      make_q3_quants_x16(16, 4, x, L, scales);
+    }
     for (int j = 0; j < QK_K / 16; ++j) {
-      if (imp) importance_weights(x + 16 * j, imp + i * QK_K + 16 * j, 16, 1.f, w);
-      scales[j] = imp ? make_qx_quants(16, 4, x + 16 * j, L + 16 * j, w) : make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
       const float scale = std::fabs(scales[j]);
       if (scale > amax) {
         amax = scale;

@@ -172,6 +172,59 @@ void qx_lanes(int n, int nmax, const float* x, int8_t* L, const float* qw, float
   }
 }
 
+template <int N>
+void q3_lanes(int n, int nmax, const float* x, int8_t* L, float* scales) {
+  using F = typename Lanes<N>::F;
+  using I = typename Lanes<N>::I;
+  const F zero = {};
+  F xt[32] = {};  // (n <= 32 used)
+  I l[32] = {};
+  transpose_in<N>(x, n, xt);
+  F mx = zero, amax = zero;
+  for (int i = 0; i < n; ++i) {
+    const F ax = abs_lanes<F, I>(xt[i]);
+    const I larger = ax > amax;
+    mx = larger ? xt[i] : mx;
+    amax = larger ? ax : amax;
+  }
+  const F iscale = float(-nmax) / mx;
+  F sumlx = zero, suml2 = zero;
+  for (int i = 0; i < n; ++i) {
+    l[i] = clamp_lanes(nearest_int_lanes<F, I>(iscale * xt[i]), -nmax, nmax - 1);
+    const F fl = __builtin_convertvector(l[i], F), w = xt[i] * xt[i];
+    sumlx += w * xt[i] * fl;
+    suml2 += w * fl * fl;
+  }
+  // The coordinate descent: a lane whose pass changed nothing is at a fixed point (the next
+  // pass computes the same), so running it on while other lanes still change equals the
+  // scalar code's early break.
+  for (int itry = 0; itry < 5; ++itry) {
+    I changed = {};
+    for (int i = 0; i < n; ++i) {
+      const F w = xt[i] * xt[i], fl = __builtin_convertvector(l[i], F);
+      const F slx = sumlx - w * xt[i] * fl;
+      const F sl2 = suml2 - w * fl * fl;
+      const I new_l = clamp_lanes(nearest_int_lanes<F, I>(xt[i] * sl2 / slx), -nmax, nmax - 1);
+      const F fnew = __builtin_convertvector(new_l, F);
+      const F slx_new = slx + w * xt[i] * fnew, sl2_new = sl2 + w * fnew * fnew;
+      const I take = (slx > zero) & (new_l != l[i]) & (sl2_new > zero) &
+                     (slx_new * slx_new * suml2 > sumlx * sumlx * sl2_new);
+      l[i] = take ? new_l : l[i];
+      sumlx = take ? slx_new : sumlx;
+      suml2 = take ? sl2_new : suml2;
+      changed |= take;
+    }
+    bool any = false;
+    for (int j = 0; j < N; ++j) any = any || changed[j] != 0;
+    if (!any) break;
+  }
+  for (int j = 0; j < N; ++j) {
+    const bool tiny = amax[j] < kGroupMaxEps;  // the scalar function's early return
+    for (int i = 0; i < n; ++i) L[j * n + i] = tiny ? 0 : int8_t(l[i][j] + nmax);
+    scales[j] = tiny ? 0.f : suml2[j] > 0.0f ? sumlx[j] / suml2[j] : 0.0f;
+  }
+}
+
 }  // namespace
 
 LMQ_ROW_CODEC void make_qkx2_quants_x8(int n, int nmax, const float* x, const float* weights, uint8_t* L,
@@ -182,6 +235,10 @@ LMQ_ROW_CODEC void make_qkx2_quants_x8(int n, int nmax, const float* x, const fl
 
 LMQ_ROW_CODEC void make_qx_quants_x16(int n, int nmax, const float* x, int8_t* L, const float* qw, float* scales) {
   qx_lanes<16>(n, nmax, x, L, qw, scales);
+}
+
+LMQ_ROW_CODEC void make_q3_quants_x16(int n, int nmax, const float* x, int8_t* L, float* scales) {
+  q3_lanes<16>(n, nmax, x, L, scales);
 }
 
 }  // namespace lmq::ggml

@@ -90,14 +90,16 @@ bool rp_iq4_xs(const uint8_t* b, uint8_t* codes, uint8_t* scales);
 
 // nb blocks of x into out: the reference quantizer, or the importance-weighted one (imp non-null).
 // The K-quants' scale searches for 8 (16) sub-blocks of n <= 32 values at once, x and L
-// sub-block-major: the same results as make_qkx2_quants (make_qx_quants) called on each
-// sub-block (ggml_fit_lanes.cpp).
+// sub-block-major: the same results as make_qkx2_quants (make_qx_quants, make_q3_quants)
+// called on each sub-block (ggml_fit_lanes.cpp).
 float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
                        uint8_t* Laux, float rmin, float rdelta, int nstep, bool use_mad);
 float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* qw);
 void make_qkx2_quants_x8(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* scales,
                          float* the_mins, float rmin, float rdelta, int nstep, bool use_mad);
 void make_qx_quants_x16(int n, int nmax, const float* x, int8_t* L, const float* qw, float* scales);
+float make_q3_quants(int n, int nmax, const float* x, int8_t* L);
+void make_q3_quants_x16(int n, int nmax, const float* x, int8_t* L, float* scales);
 void q_q8_0(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_q4_0(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_q4_1(const float* x, uint8_t* out, int64_t nb, const float* imp);
