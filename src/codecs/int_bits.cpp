@@ -82,7 +82,16 @@ void unpack_bits(const uint8_t* in, int64_t n, int bits, uint8_t* u) {
       for (int j = 0; j < 4; ++j) u[4 * b + j] = uint8_t(in[b] >> (2 * j) & 3);
     for (int64_t i = quads * 4; i < n; ++i) u[i] = uint8_t(in[i >> 2] >> ((i & 3) * 2) & 3);
   } else {
-    detail::unpack_bits_generic(in, n, bits, u);
+    // 8 codes are `bits` whole bytes: read them as one little-endian word and shift the codes
+    // out (the weight-only matmul unpacks every row this way), the generic loop for the rest.
+    const uint64_t mask = (1u << bits) - 1u;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8, in += bits) {
+      uint64_t q = 0;
+      std::memcpy(&q, in, size_t(bits));
+      for (int j = 0; j < 8; ++j) u[i + j] = uint8_t(q >> (j * bits) & mask);
+    }
+    detail::unpack_bits_generic(in, n - i, bits, u + i);
   }
 }
 
