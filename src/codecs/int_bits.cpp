@@ -1,6 +1,9 @@
 // Bit packing and group dequantization of lmq's integer formats (codecs/int_bits.h).
 #include "lmq/codecs/int_bits.h"
 
+#include <immintrin.h>
+
+#include <algorithm>
 #include <cstring>
 
 #include "lmq/error.h"
@@ -64,6 +67,41 @@ void pack_bits(const uint8_t* u, int64_t n, int bits, uint8_t* out) {
   }
 }
 
+namespace {
+
+// Groups of 8 codes, `bits` whole bytes each: read as one little-endian word and shifted apart.
+void unpack_words(const uint8_t* in, int64_t groups, int bits, uint8_t* u) {
+  const uint64_t mask = (1u << bits) - 1u;
+  for (int64_t g = 0; g < groups; ++g, in += bits, u += 8) {
+    uint64_t q = 0;
+    std::memcpy(&q, in, size_t(bits));
+    for (int j = 0; j < 8; ++j) u[j] = uint8_t(q >> (j * bits) & mask);
+  }
+}
+
+// The same with BMI2's pdep, which deposits the word's low 8·b bits into the low b bits of its
+// 8 bytes at once (several times the shift loop: the weight-only matmul unpacks every row).
+// An 8-byte read from a group's start: groups whose read would pass the last one's end take
+// the loop above.
+__attribute__((target("bmi2"))) void unpack_words_pdep(const uint8_t* in, int64_t groups, int bits, uint8_t* u) {
+  const uint64_t mask = 0x0101010101010101ull * ((1u << bits) - 1u);
+  const int64_t safe = std::max<int64_t>(0, groups - (8 + bits - 1) / bits + 1);
+  for (int64_t g = 0; g < safe; ++g) {
+    uint64_t q;
+    std::memcpy(&q, in + g * bits, 8);
+    const uint64_t v = _pdep_u64(q, mask);
+    std::memcpy(u + 8 * g, &v, 8);
+  }
+  unpack_words(in + safe * bits, groups - safe, bits, u + 8 * safe);
+}
+
+bool have_bmi2() {
+  static const bool ok = __builtin_cpu_supports("bmi2");
+  return ok;
+}
+
+}  // namespace
+
 void unpack_bits(const uint8_t* in, int64_t n, int bits, uint8_t* u) {
   LMQ_CHECK(bits >= 1 && bits <= 8, "unpack_bits with {} bits", bits);
   if (bits == 8) {
@@ -82,16 +120,9 @@ void unpack_bits(const uint8_t* in, int64_t n, int bits, uint8_t* u) {
       for (int j = 0; j < 4; ++j) u[4 * b + j] = uint8_t(in[b] >> (2 * j) & 3);
     for (int64_t i = quads * 4; i < n; ++i) u[i] = uint8_t(in[i >> 2] >> ((i & 3) * 2) & 3);
   } else {
-    // 8 codes are `bits` whole bytes: read them as one little-endian word and shift the codes
-    // out (the weight-only matmul unpacks every row this way), the generic loop for the rest.
-    const uint64_t mask = (1u << bits) - 1u;
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8, in += bits) {
-      uint64_t q = 0;
-      std::memcpy(&q, in, size_t(bits));
-      for (int j = 0; j < 8; ++j) u[i + j] = uint8_t(q >> (j * bits) & mask);
-    }
-    detail::unpack_bits_generic(in, n - i, bits, u + i);
+    const int64_t groups = n / 8;  // 8 codes are `bits` whole bytes
+    (have_bmi2() ? unpack_words_pdep : unpack_words)(in, groups, bits, u);
+    detail::unpack_bits_generic(in + groups * bits, n - groups * 8, bits, u + groups * 8);
   }
 }
 
