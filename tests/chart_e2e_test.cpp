@@ -174,9 +174,9 @@ TEST(ChartEndToEnd, SmallSweepWithSpeedAndReference) {
   EXPECT_EQ(refs, 2u);
   EXPECT_TRUE(std::any_of(svg.texts.begin(), svg.texts.end(),
                           [](const auto& t) { return t.text == "hand-written test figures"; }));
-  // speed: float activations for the four quantized schemes, A8 for the 8- and 4-bit ones; f16 (16
-  // bpw, beyond the axis) a level across the panel
-  EXPECT_EQ(svg.points("speed").size(), 7u);
+  // speed: float activations and A8 for the four quantized schemes (every LMQ_INT width runs on
+  // the integer kernels); f16 (16 bpw, beyond the axis) a level across the panel
+  EXPECT_EQ(svg.points("speed").size(), 8u);
   EXPECT_EQ(std::count_if(svg.shapes.begin(), svg.shapes.end(),
                           [](const auto& s) { return s.cls == "hline" && s.group == "speed"; }),
             1);

@@ -1,6 +1,7 @@
 // Integer matmul: every SIMD kernel bit-identical to the scalar specification (random and real
-// weight tiles, odd sizes, token tails), results independent of the thread count, and close to
-// the float product of the dequantized weights and activations.
+// weight tiles, every width 2..8, odd sizes, token tails; the packed widths' tiled kernel with
+// and without AVX-512 VBMI), results independent of the thread count, and close to the float
+// product of the dequantized weights and activations.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -9,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/int_matmul_internal.h"
 #include "lmq/kernels/int_matmul.h"
 #include "lmq/kernels/matmul.h"
 #include "lmq/model/model.h"
@@ -63,12 +65,18 @@ void check_all(const Tensor& w, const std::vector<float>& x, int64_t T, ActQuant
   std::vector<float> bias = randn(N, 99);
   std::vector<float> ref(static_cast<size_t>(T * N));
   int_matmul_q(w, xq, ref.data(), bias.data(), IntKernel::Scalar);
-  for (IntKernel k : simd_kernels()) {
-    std::vector<float> y(size_t(T * N), -1.f);
-    int_matmul_q(w, xq, y.data(), bias.data(), k);
-    ASSERT_EQ(0, std::memcmp(y.data(), ref.data(), y.size() * 4))
-        << what << " kernel " << int_kernel_name(k) << " N=" << N << " K=" << K << " T=" << T;
-  }
+  for (IntKernel k : simd_kernels())
+    // the packed widths' VNNI tiles unpack with VBMI where the CPU has it: run the other form too
+    for (bool vbmi : {true, false}) {
+      if (!vbmi && (k != IntKernel::Avx512Vnni || !intk::have_avx512vbmi())) continue;
+      intk::allow_vbmi(vbmi);
+      std::vector<float> y(size_t(T * N), -1.f);
+      int_matmul_q(w, xq, y.data(), bias.data(), k);
+      intk::allow_vbmi(true);
+      ASSERT_EQ(0, std::memcmp(y.data(), ref.data(), y.size() * 4))
+          << what << " kernel " << int_kernel_name(k) << (vbmi ? "" : " (no vbmi)") << " N=" << N << " K=" << K
+          << " T=" << T;
+    }
   // float reference: dequantized weights × dequantized activations, in double
   std::vector<float> wf(static_cast<size_t>(N * K));
   dequantize_rows(w, 0, N, wf.data());
@@ -90,8 +98,9 @@ void check_all(const Tensor& w, const std::vector<float>& x, int64_t T, ActQuant
 
 TEST(IntMatmul, KernelsReported) {
   EXPECT_TRUE(int_kernel_available(IntKernel::Scalar));
-  std::printf("int kernels here: scalar%s%s (auto = %s)\n", int_kernel_available(IntKernel::Avx2) ? " avx2" : "",
-              int_kernel_available(IntKernel::Avx512Vnni) ? " avx512vnni" : "", int_kernel_name(best_int_kernel()));
+  std::printf("int kernels here: scalar%s%s%s (auto = %s)\n", int_kernel_available(IntKernel::Avx2) ? " avx2" : "",
+              int_kernel_available(IntKernel::Avx512Vnni) ? " avx512vnni" : "",
+              intk::have_avx512vbmi() ? " (+vbmi unpack)" : "", int_kernel_name(best_int_kernel()));
 }
 
 TEST(IntMatmul, SupportedLayouts) {
@@ -101,7 +110,8 @@ TEST(IntMatmul, SupportedLayouts) {
   EXPECT_EQ(int_matmul_unit(make_weight(w, 8, 96, {4, true, 32, ScaleType::F16}).t, 64), 32);
   EXPECT_EQ(int_matmul_unit(make_weight(w, 8, 96, {8, false, 64, ScaleType::F16}).t, 32), 32);
   EXPECT_EQ(int_matmul_unit(make_weight(w, 8, 96, {8, false, -1, ScaleType::F16}).t, 32), 32);
-  EXPECT_EQ(int_matmul_unit(make_weight(w, 8, 96, {3, false, -1, ScaleType::F16}).t), 0);   // bits
+  for (uint8_t bits = 2; bits <= 8; ++bits)  // every width LMQ_INT stores
+    EXPECT_EQ(int_matmul_unit(make_weight(w, 8, 96, {bits, true, 32, ScaleType::F16}).t), 32) << int(bits);
   EXPECT_EQ(int_matmul_unit(make_weight(w, 8, 96, {4, false, 48, ScaleType::F16}).t), 0);   // G % 32
   EXPECT_EQ(int_matmul_unit(make_weight(w, 8, 96, {8, false, 96, ScaleType::F16}).t, 64), 64);  // one group per row
   auto w3 = randn(8 * 192, 3);
@@ -112,11 +122,11 @@ TEST(IntMatmul, SupportedLayouts) {
 
 TEST(IntMatmul, RandomTilesAllLayouts) {
   uint32_t seed = 10;
-  for (int bits : {8, 4})
+  for (int bits : {8, 4, 3, 6})  // PackedWidthsEveryTokenCount has every packed width
     for (bool asym : {false, true})
       for (int group : {-1, 0, 32, 64, 128})
         for (int64_t block : {0, 32, 64})
-          // tiled VNNI kernel: K % 128 == 0 (both widths), K % 64 == 0 (8 bits only); row tails
+          // tiled VNNI kernel: K % 128 == 0 (all widths), K % 64 == 0 (all but 4 bits); row tails
           // N % 4 != 0, nu % 8 != 0 (the padded slots); others take the row kernels
           for (auto [N, K] : {std::pair<int64_t, int64_t>{1, 32}, {37, 96}, {70, 384}, {5, 160}, {3, 128},
                               {6, 640}, {9, 192}, {13, 1280}}) {
@@ -132,6 +142,21 @@ TEST(IntMatmul, RandomTilesAllLayouts) {
               check_all(w.t, x, T, seed % 2 ? ActQuant::DynamicMse : ActQuant::DynamicAbsmax, block, what.c_str());
             }
           }
+}
+
+// The packed widths against every token count a tile can end on (1..9: full tiles of 4 and
+// every tail), tiled (K % 64 == 0) and row forms, groups smaller and larger than a step.
+TEST(IntMatmul, PackedWidthsEveryTokenCount) {
+  uint32_t seed = 500;
+  for (int bits : {2, 3, 5, 6, 7})
+    for (int group : {-1, 32, 64, 128})
+      for (auto [N, K] : {std::pair<int64_t, int64_t>{7, 256}, {5, 192}, {6, 96}}) {
+        const QWeight w = make_weight(randn(N * K, ++seed, 0.05f), N, K, {uint8_t(bits), bits % 2 == 1, group, ScaleType::F16});
+        for (int64_t T = 1; T <= 9; ++T) {
+          const std::string what = "bits=" + std::to_string(bits) + " g=" + std::to_string(group);
+          check_all(w.t, randn(T * K, ++seed, 2.f), T, ActQuant::DynamicAbsmax, 0, what.c_str());
+        }
+      }
 }
 
 TEST(IntMatmul, F32AndBF16Scales) {
@@ -155,16 +180,18 @@ TEST(IntMatmul, ExtremeCodesNoOverflow) {
 TEST(IntMatmul, ThreadCountDoesNotMatter) {
   const int64_t N = 333, K = 256, T = 9;
   auto wf = randn(N * K, 11, 0.05f);
-  const QWeight w = make_weight(wf, N, K, {4, false, 64, ScaleType::F16});
   auto x = randn(T * K, 12);
-  std::vector<float> y1(static_cast<size_t>(T * N)), y2(size_t(T * N));
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  int_matmul(w.t, x.data(), T, y1.data(), nullptr, ActQuant::DynamicAbsmax);
-  omp_set_num_threads(3);
-  int_matmul(w.t, x.data(), T, y2.data(), nullptr, ActQuant::DynamicAbsmax);
-  omp_set_num_threads(saved);
-  EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * 4));
+  for (uint8_t bits : {4, 3, 6}) {
+    const QWeight w = make_weight(wf, N, K, {bits, false, 64, ScaleType::F16});
+    std::vector<float> y1(static_cast<size_t>(T * N)), y2(size_t(T * N));
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    int_matmul(w.t, x.data(), T, y1.data(), nullptr, ActQuant::DynamicAbsmax);
+    omp_set_num_threads(3);
+    int_matmul(w.t, x.data(), T, y2.data(), nullptr, ActQuant::DynamicAbsmax);
+    omp_set_num_threads(saved);
+    EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * 4)) << int(bits);
+  }
 }
 
 TEST(IntMatmul, RealWeights) {
@@ -178,7 +205,9 @@ TEST(IntMatmul, RealWeights) {
   std::vector<float> ef(size_t(NE * emb.cols()));
   dequantize_rows(emb, 0, NE, ef.data());
   for (IntParams p : {IntParams{8, false, -1, ScaleType::F16}, IntParams{8, true, -1, ScaleType::F16},
-                      IntParams{4, false, 32, ScaleType::F16}, IntParams{4, true, 128, ScaleType::F16}}) {
+                      IntParams{4, false, 32, ScaleType::F16}, IntParams{4, true, 128, ScaleType::F16},
+                      IntParams{3, true, 64, ScaleType::F16}, IntParams{6, false, -1, ScaleType::F16},
+                      IntParams{2, true, 32, ScaleType::F16}}) {
     const QWeight w = make_weight(wf, N, K, p);
     const QWeight e = make_weight(ef, NE, emb.cols(), p);
     for (int64_t T : {1, 3, 17}) {
@@ -197,7 +226,8 @@ TEST(IntMatmul, FusedJobsEqualSeparateProducts) {
   const int64_t K = 384;
   const int saved = omp_get_max_threads();
   for (IntParams p : {IntParams{8, false, -1, ScaleType::F16}, IntParams{4, true, 32, ScaleType::F16},
-                      IntParams{8, true, 64, ScaleType::F16}}) {
+                      IntParams{8, true, 64, ScaleType::F16}, IntParams{3, true, 64, ScaleType::F16},
+                      IntParams{5, false, 32, ScaleType::F16}}) {
     std::vector<QWeight> ws;
     for (int64_t N : {37, 128, 6, 1})  // partial tiles between full ones
       ws.push_back(make_weight(randn(N * K, uint32_t(N), 0.05f), N, K, p));

@@ -1,8 +1,9 @@
-// The integer path of a GGUF file (the GGUF default, int8 activations in blocks of 32: Q8_0, Q4_0,
-// IQ4 and K-quants read in place where the CPU has AVX-512 VNNI, else Q8_0/Q4_0/IQ4 repacked)
-// against its float path, teacher forcing one text: the logits move a little, the predictions
-// hardly at all, and the two are not the same computation. And the two integer paths of
-// Q8_0/Q4_0/IQ4 (read in place, repacked into LMQ_INT) against each other.
+// The integer path of a file (by default a GGUF file's own: int8 activations in blocks of 32;
+// Q8_0, Q4_0, IQ4 and K-quants read in place where the CPU has AVX-512 VNNI, else Q8_0/Q4_0/IQ4
+// repacked; or the run options given, e.g. --act-quant dynamic on an lmq file) against its
+// float path, teacher forcing one text: the logits move a little, the predictions hardly at
+// all, and the two are not the same computation. And the two integer paths of Q8_0/Q4_0/IQ4
+// (read in place, repacked into LMQ_INT) against each other.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -55,12 +56,12 @@ inline LogitGap logit_gap(const std::vector<float>& la, const std::vector<float>
   return g;
 }
 
-inline void expect_int_path_close_to_float(const std::string& p, const std::string& name) {
+inline void expect_int_path_close_to_float(const std::string& p, const std::string& name,
+                                           const RunOptions& int_path = RunOptions{.act_quant_from_model = true}) {
   auto m = Model::load(p);
   const std::vector<int> ids = int_path_text_ids(*m);
   const int n = int(ids.size()), V = m->config().vocab;
-  const LogitGap g = logit_gap(int_path_logits(*m, ids, RunOptions{}),
-                               int_path_logits(*m, ids, RunOptions{.act_quant_from_model = true}), n, V);
+  const LogitGap g = logit_gap(int_path_logits(*m, ids, RunOptions{}), int_path_logits(*m, ids, int_path), n, V);
   std::printf("[int vs float] %s: mean KLD %.6f, max |Δlogit| %.4f, top-1 %d/%d\n", name.c_str(), g.kld, g.worst,
               g.agree, n);
   EXPECT_LT(g.kld, 0.002) << name;

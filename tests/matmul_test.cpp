@@ -93,8 +93,8 @@ TEST(Gemm, MatchesDoubleReferenceOnEveryTarget) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
-// Weight-only LMQ_INT: the codes widened in registers (8/4 bits, groups of whole 16-value
-// steps) or dequantized rows (every other layout) give the product of the dequantized weight
+// Weight-only LMQ_INT: the codes widened in registers (every width, groups of whole 16-value
+// steps; packed widths unpacked to bytes first) or dequantized rows (other groups) give the product of the dequantized weight
 // with x, on every target, for sym/asym, per tensor / channel / group and row and token tails.
 TEST(Matmul, IntCodesMatchDequantizedProduct) {
   std::mt19937 rng(11);
@@ -105,7 +105,10 @@ TEST(Matmul, IntCodesMatchDequantizedProduct) {
     for (IntParams p : {IntParams{8, false, -1, ScaleType::F16}, IntParams{8, true, 32, ScaleType::F16},
                         IntParams{4, false, 32, ScaleType::F16}, IntParams{4, true, 128, ScaleType::BF16},
                         IntParams{4, false, 16, ScaleType::F32}, IntParams{8, false, 0, ScaleType::F16},
-                        IntParams{3, false, 32, ScaleType::F16}, IntParams{4, false, 48, ScaleType::F16}})
+                        IntParams{3, false, 32, ScaleType::F16}, IntParams{4, false, 48, ScaleType::F16},
+                        IntParams{2, true, 32, ScaleType::F16}, IntParams{5, true, 64, ScaleType::F16},
+                        IntParams{6, false, -1, ScaleType::F16}, IntParams{7, true, 128, ScaleType::F16},
+                        IntParams{3, true, 48, ScaleType::F16}})
       for (auto [N, K, T] : {std::tuple<int64_t, int64_t, int64_t>{37, 384, 1}, {6, 256, 5}, {70, 96, 3}}) {
         if (p.group > 0 && K % p.group != 0) continue;
         std::vector<float> wf(size_t(N * K)), x(size_t(T * K));

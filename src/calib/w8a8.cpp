@@ -160,7 +160,7 @@ void check_schemes(const std::map<std::string, Input>& in, const QuantPlan& plan
       probe.format = Format::LMQ_INT;
       probe.q = s.p;
       if (s.kind != quant::Scheme::Int || !int_matmul_supported(probe))
-        fail("--activations int8: tensor '{}' gets scheme {}, which the integer kernels cannot run (8 or 4 bits, "
+        fail("--activations int8: tensor '{}' gets scheme {}, which the integer kernels cannot run (LMQ_INT, "
              "inputs and groups multiples of 32)",
              t->name, s.to_string());
     }

@@ -1,6 +1,14 @@
 // Bit packing and group dequantization of lmq's integer formats (codecs/int_bits.h).
 #include "lmq/codecs/int_bits.h"
 
+#include <immintrin.h>
+// GCC 12's AVX-512 permute intrinsics start from a self-initialized undefined vector that it then
+// reports as maybe uninitialized (GCC bug 105593; kernels/x86_intrinsics.h says more).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <algorithm>
 #include <cstring>
 
 #include "lmq/error.h"
@@ -64,6 +72,65 @@ void pack_bits(const uint8_t* u, int64_t n, int bits, uint8_t* out) {
   }
 }
 
+namespace {
+
+// Groups of 8 codes, `bits` whole bytes each: read as one little-endian word and shifted apart.
+void unpack_words(const uint8_t* in, int64_t groups, int bits, uint8_t* u) {
+  const uint64_t mask = (1u << bits) - 1u;
+  for (int64_t g = 0; g < groups; ++g, in += bits, u += 8) {
+    uint64_t q = 0;
+    std::memcpy(&q, in, size_t(bits));
+    for (int j = 0; j < 8; ++j) u[j] = uint8_t(q >> (j * bits) & mask);
+  }
+}
+
+// The same with BMI2's pdep, which deposits the word's low 8·b bits into the low b bits of its
+// 8 bytes at once (several times the shift loop: the weight-only matmul unpacks every row).
+// An 8-byte read from a group's start: groups whose read would pass the last one's end take
+// the loop above.
+__attribute__((target("bmi2"))) void unpack_words_pdep(const uint8_t* in, int64_t groups, int bits, uint8_t* u) {
+  const uint64_t mask = 0x0101010101010101ull * ((1u << bits) - 1u);
+  const int64_t safe = std::max<int64_t>(0, groups - (8 + bits - 1) / bits + 1);
+  for (int64_t g = 0; g < safe; ++g) {
+    uint64_t q;
+    std::memcpy(&q, in + g * bits, 8);
+    const uint64_t v = _pdep_u64(q, mask);
+    std::memcpy(u + 8 * g, &v, 8);
+  }
+  unpack_words(in + safe * bits, groups - safe, bits, u + 8 * safe);
+}
+
+// 64 codes (8·b bytes) a step with AVX-512 VBMI: vpermb gathers each 8 codes' b bytes into a
+// qword, vpmultishiftqb moves code i of a qword to byte i, an and keeps b bits (the integer
+// kernels' tiles unpack in registers the same way). The rest of the groups: pdep.
+__attribute__((target("avx512f,avx512bw,avx512vbmi,bmi2"))) void unpack_words_vbmi(const uint8_t* in, int64_t groups,
+                                                                                 int bits, uint8_t* u) {
+  alignas(64) uint8_t perm[64], shift[64];
+  for (int j = 0; j < 8; ++j)
+    for (int i = 0; i < 8; ++i) perm[8 * j + i] = uint8_t(j * bits + i), shift[8 * j + i] = uint8_t(i * bits);
+  const __m512i p = _mm512_load_si512(perm), sh = _mm512_load_si512(shift);
+  const __m512i mask = _mm512_set1_epi8(char((1 << bits) - 1));
+  const __mmask64 load = (__mmask64(1) << (8 * bits)) - 1;
+  int64_t g = 0;
+  for (; g + 8 <= groups; g += 8) {
+    const __m512i v = _mm512_maskz_loadu_epi8(load, in + g * bits);
+    const __m512i codes = _mm512_and_si512(_mm512_multishift_epi64_epi8(sh, _mm512_permutexvar_epi8(p, v)), mask);
+    _mm512_storeu_si512(u + 8 * g, codes);
+  }
+  unpack_words_pdep(in + g * bits, groups - g, bits, u + 8 * g);
+}
+
+bool have_bmi2() {
+  static const bool ok = __builtin_cpu_supports("bmi2");
+  return ok;
+}
+bool have_vbmi() {
+  static const bool ok = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw") && have_bmi2();
+  return ok;
+}
+
+}  // namespace
+
 void unpack_bits(const uint8_t* in, int64_t n, int bits, uint8_t* u) {
   LMQ_CHECK(bits >= 1 && bits <= 8, "unpack_bits with {} bits", bits);
   if (bits == 8) {
@@ -76,13 +143,10 @@ void unpack_bits(const uint8_t* in, int64_t n, int bits, uint8_t* u) {
       u[2 * b + 1] = uint8_t(in[b] >> 4);
     }
     if (n & 1) u[n - 1] = uint8_t(in[pairs] & 15);
-  } else if (bits == 2) {
-    const int64_t quads = n / 4;
-    for (int64_t b = 0; b < quads; ++b)
-      for (int j = 0; j < 4; ++j) u[4 * b + j] = uint8_t(in[b] >> (2 * j) & 3);
-    for (int64_t i = quads * 4; i < n; ++i) u[i] = uint8_t(in[i >> 2] >> ((i & 3) * 2) & 3);
   } else {
-    detail::unpack_bits_generic(in, n, bits, u);
+    const int64_t groups = n / 8;  // 8 codes are `bits` whole bytes
+    (have_vbmi() ? unpack_words_vbmi : have_bmi2() ? unpack_words_pdep : unpack_words)(in, groups, bits, u);
+    detail::unpack_bits_generic(in + groups * bits, n - groups * 8, bits, u + groups * 8);
   }
 }
 

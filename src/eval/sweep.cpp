@@ -137,7 +137,7 @@ std::string sweep_table(const SweepResult& r) {
   }
   s += "*: on the Pareto frontier: no other scheme here has both fewer bits per weight and a lower KLD mean\n";
   s += "pp/tg: prefill 128 / decode 64 tokens/s, float activations; A8: the same with dynamic int8 activations on\n"
-       "the integer kernels (8- and 4-bit weights only; the other schemes and ppl/KLD use float activations)\n";
+       "the integer kernels (LMQ_INT schemes with groups of multiples of 32; the others and ppl/KLD use float activations)\n";
   return s;
 }
 

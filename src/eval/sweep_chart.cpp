@@ -178,7 +178,7 @@ std::vector<std::string> notes(const SweepResult& r, const ReferenceSet* ref, co
     n.push_back(fmt::format("Diamonds: {} ({} points from {}), measured on the same text with the same protocol.",
                             ref->tool, ref->points.size(), std::filesystem::path(ref->path).filename().string()));
   n.push_back(has_speed(r) ? "Speed: lmq bench on this machine, 64 decode steps after a 128-token prompt; A8 = dynamic "
-                             "int8 activations on the integer kernels (8- and 4-bit weights only)."
+                             "int8 activations on the integer kernels (the LMQ_INT schemes)."
                            : "Speed: not measured (--no-bench).");
   return n;
 }

@@ -10,17 +10,20 @@
 #include "int_matmul_internal.h"
 #include "lmq/error.h"
 #include "lmq/codecs/format_traits.h"
+#include "lmq/codecs/int_bits.h"
 #include "lmq/codecs/int_format.h"
 
 namespace lmq {
 
 namespace intk {
 
-void unpack4_scalar(const uint8_t* packed, int64_t K, uint8_t* out) {
-  for (int64_t i = 0; i < K / 2; ++i) {
-    out[2 * i] = packed[i] & 0x0F;
-    out[2 * i + 1] = packed[i] >> 4;
-  }
+void unpack_scalar(const uint8_t* packed, int64_t K, int bits, uint8_t* out) {
+  quant::detail::unpack_bits_generic(packed, K, bits, out);
+}
+
+void unpack_fast(const uint8_t* packed, int64_t K, int bits, uint8_t* out) {
+  if (bits == 4) return unpack4_sse(packed, K, out);
+  quant::unpack_bits(packed, K, bits, out);
 }
 
 // The specification (int_matmul.h), written plainly.
@@ -75,7 +78,7 @@ IntKernel best_int_kernel() {
 
 int64_t int_matmul_unit(const Tensor& w, int64_t act_block) {
   if (!format_traits(w.format).int_matmul || w.shape.size() != 2) return 0;
-  if (w.q.bits != 8 && w.q.bits != 4) return 0;
+  if (w.q.bits < 2 || w.q.bits > 8) return 0;
   const int64_t K = w.cols();
   if (K <= 0 || K % 32 != 0) return 0;
   if (w.q.group > 0 && w.q.group % 32 != 0) return 0;
@@ -166,6 +169,7 @@ void matmul_tiles(std::span<const IntMatmulJob> jobs, const QuantizedActs& xq) {
     a.bias = jobs[j].bias;
     a.y = jobs[j].y, a.ldy = w.rows();
     a.prefetch = T == 1;
+    a.vbmi = intk::use_vbmi();
     first[j + 1] = first[j] + (w.rows() + 3) / 4;
   }
   const int64_t total = first.back();
@@ -185,7 +189,7 @@ void matmul_rows(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, c
   const intk::RowFn row = kern == IntKernel::Avx512Vnni ? intk::row_avx512vnni
                           : kern == IntKernel::Avx2     ? intk::row_avx2
                                                         : intk::row_scalar;
-  const intk::Unpack4Fn unpack4 = kern == IntKernel::Scalar ? intk::unpack4_scalar : intk::unpack4_sse;
+  const intk::UnpackFn unpack = kern == IntKernel::Scalar ? intk::unpack_scalar : intk::unpack_fast;
   const Tensor& w = plan.weight();
   const int64_t N = w.rows(), K = w.cols(), T = xq.T, U = plan.unit(), nu = plan.units_per_row();
   const quant::IntView v = quant::int_view(w.q, w.data, N, K);
@@ -199,7 +203,7 @@ void matmul_rows(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, c
   const int64_t chunks = (N + kRows - 1) / kRows;
 #pragma omp parallel
   {
-    std::vector<uint8_t> codes(bits == 4 ? size_t(kRows * K) : 0);
+    std::vector<uint8_t> codes(bits != 8 ? size_t(kRows * K) : 0);  // packed rows as bytes
     std::vector<float> sw(size_t(kRows * nu8), 0.f);
     std::vector<int32_t> zw(size_t(kRows * nu8), 0);
 #pragma omp for schedule(static)
@@ -207,7 +211,7 @@ void matmul_rows(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, c
       const int64_t r0 = c * kRows, nr = std::min(kRows, N - r0);
       for (int64_t r = 0; r < nr; ++r) {  // this row's scales and zero points, padded to nu8
         const int64_t o = r0 + r;
-        if (bits == 4) unpack4(v.codes + o * v.layout.row_code_bytes, K, codes.data() + r * K);
+        if (bits != 8) unpack(v.codes + o * v.layout.row_code_bytes, K, bits, codes.data() + r * K);
         const float* ts = plan.tile_scales(o / 4);
         const int32_t* tz = plan.tile_zeros(o / 4);
         for (int64_t u = 0; u < nu; ++u) {
@@ -220,8 +224,8 @@ void matmul_rows(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, c
         for (int64_t r = 0; r < nr; ++r) {
           const int64_t o = r0 + r;
           intk::RowArgs a;
-          a.w = bits == 4 ? codes.data() + r * K : v.codes + o * v.layout.row_code_bytes;
-          a.small_codes = bits == 4;
+          a.w = bits != 8 ? codes.data() + r * K : v.codes + o * v.layout.row_code_bytes;
+          a.small_codes = bits <= 4;
           a.K = K, a.U = U, a.nu = nu, a.nu8 = nu8;
           a.x = xq.q.data() + t0 * K;
           a.ldx = K;

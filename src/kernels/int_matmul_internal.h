@@ -24,21 +24,23 @@ struct RowArgs {
   int64_t ldy;
 };
 using RowFn = void (*)(const RowArgs&);
-// Unpacks K (a multiple of 32) 4-bit codes (LSB-first nibbles) into bytes.
-using Unpack4Fn = void (*)(const uint8_t* packed, int64_t K, uint8_t* out);
+// Unpacks K (a multiple of 32) codes of a packed row (codecs/int_bits.h) into bytes: the
+// plain loop for the scalar kernel, the fast paths for the SIMD ones.
+using UnpackFn = void (*)(const uint8_t* packed, int64_t K, int bits, uint8_t* out);
 
 void row_scalar(const RowArgs& a);
-void unpack4_scalar(const uint8_t* packed, int64_t K, uint8_t* out);
+void unpack_scalar(const uint8_t* packed, int64_t K, int bits, uint8_t* out);
+void unpack_fast(const uint8_t* packed, int64_t K, int bits, uint8_t* out);
 bool have_avx2();
 bool have_avx512vnni();
 void row_avx2(const RowArgs& a);
 void row_avx512vnni(const RowArgs& a);
-void unpack4_sse(const uint8_t* packed, int64_t K, uint8_t* out);
+void unpack4_sse(const uint8_t* packed, int64_t K, uint8_t* out);  // 4-bit codes (LSB-first nibbles)
 
 // The tiled AVX-512 VNNI kernel (int_matmul_tiles_x86.cpp): tiles of 4 weight rows (a last
 // partial tile repeats a valid row and writes only the real ones) × up to 4 tokens at a time.
-// K is a multiple of the 64-byte step (S = 64 codes at 8 bits, 128 at 4 bits) and U divides S
-// or S divides U. x: per token ldx bytes; at 4 bits each 128-code step is stored as its 64
+// K is a multiple of the step (S = 128 codes at 4 bits, 64 at every other width: 8·b bytes of
+// b-bit codes) and U divides S or S divides U. x: per token ldx bytes; at 4 bits each 128-code step is stored as its 64
 // even-position codes then its 64 odd-position ones (the order of the low and high nibbles of
 // 64 packed bytes). sx4/xs4: per token (at t·ld4), every unit's activation scale / code sum
 // repeated 4 times (sx4[u·4 + r] = sx[u]). sw4/zw4: the plan's scales / zero points, nu·4 per
@@ -61,7 +63,13 @@ struct TileArgs {
   float* y;           // y[t·ldy + o]
   int64_t ldy;
   bool prefetch;  // fetch the next tile's lines while one computes (decode streams the weight once)
+  bool vbmi;      // widths other than 8/4: unpack with AVX-512 VBMI (use_vbmi())
 };
+bool have_avx512vbmi();
+// Whether the tiled kernel unpacks with VBMI: where the CPU has it, unless a test turned it off
+// (allow_vbmi(false)) to run the other form on the same CPU.
+bool use_vbmi();
+void allow_vbmi(bool on);
 bool tile_kernel_fits(int bits, int64_t K, int64_t U);
 void tiles_avx512vnni(const TileArgs& a, int64_t tile0, int64_t tile1);
 // Reorders each 128-code step of T rows of K int8 codes into even-then-odd positions.

@@ -5,15 +5,34 @@
 // unit sums d[u] of 4 rows side by side; the float epilogue then runs on vectors of P units ×
 // 4 rows with exactly the operations and order of the specification (lmq/kernels/int_matmul.h),
 // so the result is bit-identical to row_scalar. Compiled with -ffp-contract=off.
+//
+// Widths other than 8 and 4 (packed forms) take 64 codes a step, unpacked to bytes in
+// registers: 8 codes at b bits are b whole bytes, so vpermb gathers each 8 codes' bytes into a
+// qword, vpmultishiftqb moves code i of the qword (bits i·b ..) to byte i, and an and keeps b
+// bits. Without AVX-512 VBMI a step's 64 codes are unpacked into a stack buffer instead.
 #include <algorithm>
+#include <atomic>
+
+#include "lmq/codecs/int_bits.h"
 
 #include "int_matmul_internal.h"
 #include "x86_intrinsics.h"
 
 namespace lmq::intk {
 
+bool have_avx512vbmi() {
+  static const bool ok = have_avx512vnni() && __builtin_cpu_supports("avx512vbmi");
+  return ok;
+}
+
+namespace {
+std::atomic<bool> vbmi_allowed{true};
+}
+void allow_vbmi(bool on) { vbmi_allowed = on; }
+bool use_vbmi() { return vbmi_allowed && have_avx512vbmi(); }
+
 bool tile_kernel_fits(int bits, int64_t K, int64_t U) {
-  if (bits != 4 && bits != 8) return false;
+  if (bits < 2 || bits > 8) return false;
   const int64_t S = bits == 4 ? 128 : 64;  // codes per 64-byte step
   if (K <= 0 || K % S != 0 || U <= 0 || U % 32 != 0 || K % U != 0) return false;  // no short last unit
   return U % S == 0 || S % U == 0;
@@ -22,6 +41,50 @@ bool tile_kernel_fits(int bits, int64_t K, int64_t U) {
 #define LMQ_VNNI __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni")))
 
 namespace {
+
+// The shape of a step's codes: 64 bytes of 8-bit codes, 64 bytes of 4-bit ones (128 codes), or
+// 64 codes packed at b bits (8·b bytes), unpacked with VBMI or through a buffer.
+enum class Form { B8, B4, Packed, PackedVbmi };
+
+// What unpacking b-bit codes needs, set up once per tile.
+struct PackedCtx {
+  int bits;
+  int64_t step_bytes;  // 8·b
+  __mmask64 load;      // the step's 8·b bytes
+  __m512i perm, shift, mask;
+};
+
+LMQ_VNNI inline PackedCtx packed_ctx(int bits) {
+  PackedCtx c;
+  c.bits = bits;
+  c.step_bytes = 8 * bits;
+  c.load = bits == 8 ? ~__mmask64(0) : (__mmask64(1) << (8 * bits)) - 1;
+  alignas(64) uint8_t perm[64], shift[64];
+  for (int j = 0; j < 8; ++j)  // qword j = bytes j·b .. j·b + 7 (codes 8j .. 8j + 7 start at bit 0)
+    for (int i = 0; i < 8; ++i) perm[8 * j + i] = uint8_t(j * bits + i), shift[8 * j + i] = uint8_t(i * bits);
+  c.perm = _mm512_load_si512(perm);
+  c.shift = _mm512_load_si512(shift);
+  c.mask = _mm512_set1_epi8(char((1 << bits) - 1));
+  return c;
+}
+
+// 64 b-bit codes from p as bytes. The two VBMI instructions are written as asm: a target
+// attribute with VBMI would have to cover the whole tile kernel, and then the compiler could
+// use VBMI in the 8- and 4-bit forms too, which run on VNNI CPUs without it. Called only when
+// use_vbmi().
+LMQ_VNNI inline __m512i unpack64_vbmi(const uint8_t* p, const PackedCtx& c) {
+  __m512i v = _mm512_maskz_loadu_epi8(c.load, p);
+  __m512i g, f;
+  asm("vpermb %1, %2, %0" : "=v"(g) : "v"(v), "v"(c.perm));            // g = v[perm] (bytewise)
+  asm("vpmultishiftqb %1, %2, %0" : "=v"(f) : "v"(g), "v"(c.shift));  // byte i of qword q: bits shift[i] ..
+  return _mm512_and_si512(f, c.mask);
+}
+
+LMQ_VNNI inline __m512i unpack64_buffer(const uint8_t* p, const PackedCtx& c) {
+  alignas(64) uint8_t u[64];
+  quant::unpack_bits(p, 64, c.bits, u);
+  return _mm512_load_si512(u);
+}
 
 // Σ over each 128-bit lane j of a[r] → lane 4j + r.
 LMQ_VNNI inline __m512i reduce_rows4(const __m512i* a) {
@@ -68,9 +131,9 @@ struct Tile {
   int64_t prefetch;  // bytes from row[r] to the same row of the next tile (0: none)
 };
 
-template <int BITS, int P, int NT>
-LMQ_VNNI __attribute__((always_inline)) inline void tile_t(const TileArgs& a, const Tile& b) {
-  constexpr int64_t S = BITS == 4 ? 128 : 64;
+template <Form F, int P, int NT>
+LMQ_VNNI __attribute__((always_inline)) inline void tile_t(const TileArgs& a, const Tile& b, const PackedCtx& pc) {
+  constexpr int64_t S = F == Form::B4 ? 128 : 64;
   const __mmask16 m = __mmask16((1u << (4 * P)) - 1);
   const int64_t spu = P == 1 ? a.U / S : 1;  // steps per group of P units
   const int64_t groups = a.K / S / spu;
@@ -84,7 +147,16 @@ LMQ_VNNI __attribute__((always_inline)) inline void tile_t(const TileArgs& a, co
     for (int t = 0; t < NT; ++t)
       for (int r = 0; r < 4; ++r) acc[t][r] = _mm512_setzero_si512();
     for (int64_t s = g * spu; s < (g + 1) * spu; ++s) {
-      if constexpr (BITS == 8) {
+      if constexpr (F == Form::Packed || F == Form::PackedVbmi) {
+        __m512i xv[NT];
+        for (int t = 0; t < NT; ++t) xv[t] = _mm512_loadu_si512(b.x + t * a.ldx + s * 64);
+        for (int r = 0; r < 4; ++r) {
+          const uint8_t* p = b.row[r] + s * pc.step_bytes;
+          if (NT == 1 && b.prefetch) _mm_prefetch(reinterpret_cast<const char*>(p + b.prefetch), _MM_HINT_T0);
+          const __m512i w = F == Form::PackedVbmi ? unpack64_vbmi(p, pc) : unpack64_buffer(p, pc);
+          for (int t = 0; t < NT; ++t) acc[t][r] = _mm512_dpbusd_epi32(acc[t][r], w, xv[t]);
+        }
+      } else if constexpr (F == Form::B8) {
         __m512i xv[NT];
         for (int t = 0; t < NT; ++t) xv[t] = _mm512_loadu_si512(b.x + t * a.ldx + s * 64);
         for (int r = 0; r < 4; ++r) {
@@ -136,8 +208,9 @@ LMQ_VNNI __attribute__((always_inline)) inline void tile_t(const TileArgs& a, co
   }
 }
 
-template <int BITS, int P>
+template <Form F, int P>
 LMQ_VNNI void tiles_t(const TileArgs& a, int64_t tile0, int64_t tile1) {
+  const PackedCtx pc = packed_ctx(a.bits);
   for (int64_t tile = tile0; tile < tile1; ++tile) {
     Tile b;
     const int64_t o = tile * 4;
@@ -153,10 +226,10 @@ LMQ_VNNI void tiles_t(const TileArgs& a, int64_t tile0, int64_t tile1) {
       b.xs4 = a.xs4 + t0 * a.ld4;
       b.y = a.y + t0 * a.ldy + o;
       switch (std::min<int64_t>(4, a.T - t0)) {
-        case 1: tile_t<BITS, P, 1>(a, b); break;
-        case 2: tile_t<BITS, P, 2>(a, b); break;
-        case 3: tile_t<BITS, P, 3>(a, b); break;
-        default: tile_t<BITS, P, 4>(a, b); break;
+        case 1: tile_t<F, P, 1>(a, b, pc); break;
+        case 2: tile_t<F, P, 2>(a, b, pc); break;
+        case 3: tile_t<F, P, 3>(a, b, pc); break;
+        default: tile_t<F, P, 4>(a, b, pc); break;
       }
     }
   }
@@ -167,9 +240,14 @@ LMQ_VNNI void tiles_t(const TileArgs& a, int64_t tile0, int64_t tile1) {
 void tiles_avx512vnni(const TileArgs& a, int64_t tile0, int64_t tile1) {
   const int64_t S = a.bits == 4 ? 128 : 64;
   const int64_t P = a.U < S ? S / a.U : 1;
-  if (a.bits == 8) return P == 2 ? tiles_t<8, 2>(a, tile0, tile1) : tiles_t<8, 1>(a, tile0, tile1);
-  if (P == 4) return tiles_t<4, 4>(a, tile0, tile1);
-  return P == 2 ? tiles_t<4, 2>(a, tile0, tile1) : tiles_t<4, 1>(a, tile0, tile1);
+  if (a.bits == 8) return P == 2 ? tiles_t<Form::B8, 2>(a, tile0, tile1) : tiles_t<Form::B8, 1>(a, tile0, tile1);
+  if (a.bits == 4) {
+    if (P == 4) return tiles_t<Form::B4, 4>(a, tile0, tile1);
+    return P == 2 ? tiles_t<Form::B4, 2>(a, tile0, tile1) : tiles_t<Form::B4, 1>(a, tile0, tile1);
+  }
+  if (a.vbmi)
+    return P == 2 ? tiles_t<Form::PackedVbmi, 2>(a, tile0, tile1) : tiles_t<Form::PackedVbmi, 1>(a, tile0, tile1);
+  return P == 2 ? tiles_t<Form::Packed, 2>(a, tile0, tile1) : tiles_t<Form::Packed, 1>(a, tile0, tile1);
 }
 
 LMQ_VNNI void split_nibble_order(const int8_t* x, int64_t T, int64_t K, int8_t* out) {

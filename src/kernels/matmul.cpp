@@ -21,36 +21,42 @@ void add_bias(float* y, int64_t T, int64_t N, int64_t r0, int64_t nr, const floa
     for (int64_t r = 0; r < nr; ++r) y[t * N + r0 + r] += bias[r0 + r];
 }
 
-// LMQ_INT 8/4-bit weights whose groups are whole 16-value steps take dot_tile_codes; G = 0
-// when the layout does not fit (other widths, odd groups), which dequantizes instead.
+// LMQ_INT weights (every width) whose groups are whole 16-value steps take dot_tile_codes; G = 0
+// when the layout does not fit (odd groups), which dequantizes instead.
 int64_t code_tile_group(const Tensor& w) {
-  if (w.format != Format::LMQ_INT || w.shape.size() != 2 || (w.q.bits != 8 && w.q.bits != 4)) return 0;
+  if (w.format != Format::LMQ_INT || w.shape.size() != 2) return 0;
   const int64_t K = w.cols(), G = w.q.group > 0 ? w.q.group : K;
   return K > 0 && K % 16 == 0 && G % 16 == 0 && K % G == 0 ? G : 0;
 }
 
-// The weight-only integer path: per chunk of rows, the codes (4-bit ones unpacked to bytes) and
-// each row's group scales and zero points, then dot_tile_codes.
+// The weight-only integer path: per chunk of rows, each row's group scales and zero points, then
+// dot_tile_codes on the codes. 8-bit codes are read where they lie; packed ones are unpacked to
+// bytes 4 rows (one tile) at a time, so they stay in L1 while the tile reads them. Either way
+// the tiles are the same 4 rows, so the results are too.
 void matmul_codes(const Tensor& w, int64_t G, const float* x, int64_t T, float* y, const float* bias) {
   const int64_t N = w.rows(), K = w.cols(), ng = K / G;
   const quant::IntView v = quant::int_view(w.q, w.data, N, K);
   LMQ_CHECK(v.layout.groups_per_row == ng, "{} groups per row, {} expected", v.layout.groups_per_row, ng);
-  const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
+  const int64_t chunks = (N + kRowChunk - 1) / kRowChunk, ldc = int64_t(v.layout.row_code_bytes);
+  const bool packed = w.q.bits != 8;
 #pragma omp parallel
   {
-    std::vector<uint8_t> codes(w.q.bits == 8 ? 0 : size_t(kRowChunk * K));
+    std::vector<uint8_t> codes(packed ? size_t(4 * K) : 0);
     std::vector<float> sc(size_t(kRowChunk * ng));
     std::vector<int32_t> zc(size_t(kRowChunk * ng));
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t r0 = c * kRowChunk, nr = std::min(kRowChunk, N - r0);
-      for (int64_t r = 0; r < nr; ++r) {
-        quant::int_row_params(v, r0 + r, sc.data() + r * ng, zc.data() + r * ng);
-        if (w.q.bits == 4) quant::unpack_bits(v.codes + (r0 + r) * int64_t(v.layout.row_code_bytes), K, 4, codes.data() + r * K);
+      for (int64_t r = 0; r < nr; ++r) quant::int_row_params(v, r0 + r, sc.data() + r * ng, zc.data() + r * ng);
+      if (!packed) {
+        dot_tile_codes(v.codes + r0 * ldc, ldc, nr, x, T, K, G, sc.data(), zc.data(), y + r0, N);
+      } else {
+        for (int64_t s = 0; s < nr; s += 4) {
+          const int64_t ns = std::min<int64_t>(4, nr - s);
+          for (int64_t r = 0; r < ns; ++r) quant::unpack_bits(v.codes + (r0 + s + r) * ldc, K, w.q.bits, codes.data() + r * K);
+          dot_tile_codes(codes.data(), K, ns, x, T, K, G, sc.data() + s * ng, zc.data() + s * ng, y + r0 + s, N);
+        }
       }
-      const uint8_t* u = w.q.bits == 8 ? v.codes + r0 * int64_t(v.layout.row_code_bytes) : codes.data();
-      const int64_t ldu = w.q.bits == 8 ? int64_t(v.layout.row_code_bytes) : K;
-      dot_tile_codes(u, ldu, nr, x, T, K, G, sc.data(), zc.data(), y + r0, N);
       add_bias(y, T, N, r0, nr, bias);
     }
   }

@@ -34,7 +34,7 @@ struct FormatTraits {
   void (*block_grids)(const uint8_t* block, GgmlGrid* grids);     // ggml block formats
   void (*set_codes)(uint8_t* block, const uint8_t* codes);        // ggml block formats
   bool float_matmul;  // lmq::matmul runs it directly (tile kernels on its rows)
-  bool int_matmul;    // the integer kernels may take it (LMQ_INT at 8 or 4 bits, see int_matmul.h)
+  bool int_matmul;    // the integer kernels may take it (LMQ_INT, every width; see int_matmul.h)
   // Q8_0, Q4_0, IQ4_NL, IQ4_XS: the LMQ_INT layout (sym, g32) that holds exactly the same values,
   // so a loader may repack them for the integer kernels (codecs/ggml_repack.h): its code width
   // (0: none) and scale type, and the function that writes one block's codes and scales there.

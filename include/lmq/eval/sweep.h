@@ -19,7 +19,7 @@ struct SweepRow {
   double bpw = 0, ppl = 0, dppl_pct = 0, kld_mean = 0, kld_p99 = 0, kld_max = 0, top1 = 0;
   double quantize_seconds = 0, prefill_tok_s = 0, decode_tok_s = 0;
   // With dynamic int8 activations (--act-quant dynamic), for files whose linears can run on the
-  // integer kernels (8/4-bit weights); 0 for the others.
+  // integer kernels (LMQ_INT weights with groups of multiples of 32); 0 for the others.
   double prefill_a8_tok_s = 0, decode_a8_tok_s = 0;
 };
 

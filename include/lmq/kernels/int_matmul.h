@@ -11,7 +11,7 @@
 //     slot[j] = Σ_{u ≡ j mod 8} f[u], added in increasing u from 0.0f   (8 slots)
 //     y[t,o] = ((slot0 + slot4) + (slot2 + slot6)) + ((slot1 + slot5) + (slot3 + slot7))  (+ bias)
 // Asymmetric weights get their zero point through the correction term, symmetric ones use
-// z = 2^(b-1); nothing is dequantized to float. Supported weights: LMQ_INT, 2-D, 8 or 4 bits,
+// z = 2^(b-1); nothing is dequantized to float. Supported weights: LMQ_INT, 2-D, any width 2..8,
 // sym or asym, per tensor / per channel / per group with G % 32 == 0, K % 32 == 0 and U <= 65536
 // (so int32 cannot overflow). Anything else goes through lmq::matmul.
 // Kernels: a scalar reference, AVX2, and AVX-512 VNNI (vpdpbusd: u8 weight codes × s8
@@ -19,9 +19,12 @@
 // depend on the thread count or the kernel.
 //
 // The AVX-512 VNNI kernel works on tiles of 4 output rows × up to 4 tokens when K is a
-// multiple of its 64-byte step (64 codes at 8 bits, 128 at 4 bits) and U divides the step or
+// multiple of its step (128 codes at 4 bits, 64 at every other width) and U divides the step or
 // the step divides U (every layout lmq's schemes make for real models); other shapes take its
-// row-at-a-time form. An IntMatmulPlan gathers a weight's scales and zero points once, in the
+// row-at-a-time form. It reads the codes as stored: 4-bit nibbles split by an and and a shift,
+// other packed widths unpacked in registers (vpermb + vpmultishiftqb where the CPU has AVX-512
+// VBMI; else 64 codes at a time through a stack buffer). The row forms (scalar, AVX2) unpack a
+// packed row to bytes first. An IntMatmulPlan gathers a weight's scales and zero points once, in the
 // order the kernels read them; build one per weight and reuse it (Runner does).
 #pragma once
 #include <cstdint>

@@ -9,7 +9,7 @@
 namespace lmq {
 
 struct RunOptions {
-  // Dynamic int8 activations for LMQ_INT 8/4-bit weights (kernels/act_quant.h); None keeps the
+  // Dynamic int8 activations for LMQ_INT weights (kernels/act_quant.h); None keeps the
   // float path, except in a file made with --activations int8:dynamic (then dynamic:absmax).
   ActQuant act_quant = ActQuant::None;
   int64_t act_block = 0;  // values per activation scale: 0 (one per token), 32 or 64
