@@ -3,7 +3,9 @@
 // bit for bit.
 #include "ggml_matmul_lattice.h"
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "int_matmul_internal.h"
 #include "lmq/codecs/ggml_blocks.h"
@@ -83,6 +85,7 @@ void lattice_values(Format f, const uint8_t* blk, int8_t* w) {
     }
 }
 
+// Each super-block decoded once for all tokens (slot[t][j] still sums in increasing b).
 void lattice_rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
   const int64_t nsb = a.K / ggml::QK_K, na = a.K / 32;
   const int64_t bb = int64_t(ggml_block_bytes(a.f));
@@ -93,27 +96,30 @@ void lattice_rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
   };
   int8_t w[ggml::QK_K];
   uint8_t sc[16];
-  for (int64_t o = o0; o < o1; ++o)
-    for (int64_t t = 0; t < a.T; ++t) {
-      const int8_t* xt = x.q + t * a.K;
-      const float* sx = x.sx + t * na;
-      float slot[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      for (int64_t b = 0; b < nsb; ++b) {
-        const uint8_t* blk = a.w + o * a.row_bytes + b * bb;
-        const int8_t* xb = xt + b * ggml::QK_K;
-        lattice_values(a.f, blk, w);
-        lattice_scales16(a.f, blk, sc);
-        const float D = lattice_d(a.f, blk);
+  std::vector<float> slots(size_t(a.T * 8));
+  for (int64_t o = o0; o < o1; ++o) {
+    std::fill(slots.begin(), slots.end(), 0.f);
+    for (int64_t b = 0; b < nsb; ++b) {
+      const uint8_t* blk = a.w + o * a.row_bytes + b * bb;
+      lattice_values(a.f, blk, w);
+      lattice_scales16(a.f, blk, sc);
+      const float D = lattice_d(a.f, blk);
+      for (int64_t t = 0; t < a.T; ++t) {
+        const int8_t* xb = x.q + t * a.K + b * ggml::QK_K;
+        float* slot = slots.data() + t * 8;
         for (int j = 0; j < 8; ++j) {
           const int32_t i = sc[2 * j] * dot16(w + 32 * j, xb + 32 * j) + sc[2 * j + 1] * dot16(w + 32 * j + 16, xb + 32 * j + 16);
-          const float f = sx[b * 8 + j] * (D * float(i));
+          const float f = x.sx[t * na + b * 8 + j] * (D * float(i));
           slot[j] = slot[j] + f;
         }
       }
-      float y = intk::combine_slots(slot);
+    }
+    for (int64_t t = 0; t < a.T; ++t) {
+      float y = intk::combine_slots(slots.data() + t * 8);
       if (a.bias) y = y + a.bias[o];
       a.y[t * a.N + o] = y;
     }
+  }
 }
 
 }  // namespace lmq::ggk
