@@ -1,4 +1,4 @@
-// The in-place integer kernels (kernels/ggml_matmul.h: Q8_0, Q4_0, Q2_K..Q6_K): the VNNI kernel equals the scalar
+// The in-place integer kernels (kernels/ggml_matmul.h: Q8_0, Q4_0, Q2_K..Q6_K, IQ4_NL, IQ4_XS): the VNNI kernel equals the scalar
 // specification bit for bit, the specification is close to a float product of the dequantized
 // weight (ggml codec) and activations, and on real GGUF files the integer path's logits are
 // close to the float path's.
@@ -32,8 +32,8 @@ using lmq::test::expect_nan_scale_refused;
 
 namespace {
 
-constexpr Format kInPlace[] = {Format::Q8_0, Format::Q4_0, Format::Q2_K, Format::Q3_K,
-                               Format::Q4_K, Format::Q5_K, Format::Q6_K};
+constexpr Format kInPlace[] = {Format::Q8_0, Format::Q4_0, Format::Q2_K,   Format::Q3_K,  Format::Q4_K,
+                               Format::Q5_K, Format::Q6_K, Format::IQ4_NL, Format::IQ4_XS};
 
 // Random bytes (every code and scale pattern), with finite super-scales of varied magnitude.
 std::vector<uint8_t> random_blocks(Format f, int64_t rows, int64_t cols, uint32_t seed) {
@@ -106,7 +106,7 @@ TEST(GgmlMatmul, VnniEqualsScalarSpecBitForBit) {
   uint32_t seed = 1;
   for (Format f : kInPlace)
     for (int64_t N : {1, 3, 4, 5, 13, 64})
-      for (int64_t K : {32, 96, 160, 256, 416, 768})  // Q8_0 / Q4_0: chunks of 128 and 1..3 blocks past them
+      for (int64_t K : {32, 96, 160, 256, 416, 768})  // Q8_0 / Q4_0 / IQ4_NL: chunks of 128 and 1..3 blocks past them
         for (int64_t T : {1, 2, 3, 4, 5, 7, 9}) {
           if (K % ggml_block_size(f)) continue;
           ++seed;
@@ -126,7 +126,7 @@ TEST(GgmlMatmul, VnniEqualsScalarSpecBitForBit) {
 // call per weight, and the results do not depend on the thread count.
 TEST(GgmlMatmul, FusedJobsAndThreadCountsGiveTheSameBits) {
   const int64_t K = 512, T = 3;
-  const int64_t rows[] = {11, 6, 8, 7, 37, 6, 9};
+  const int64_t rows[] = {11, 6, 8, 7, 37, 6, 9, 5, 10};
   std::vector<std::vector<uint8_t>> bytes;
   std::vector<Tensor> w;
   for (size_t i = 0; i < std::size(kInPlace); ++i) bytes.push_back(quantized_blocks(kInPlace[i], rows[i], K, uint32_t(5 + i)));
@@ -194,7 +194,9 @@ TEST(BadInputGgmlMatmul, UnsupportedShapesAndActivationsAreRefused) {
   EXPECT_FALSE(ggml_matmul_supported(w, 64));
   EXPECT_FALSE(ggml_matmul_supported(tensor_of(Format::Q4_1, b, 1, 256), 32));  // not (yet) read in place
   EXPECT_TRUE(ggml_matmul_supported(tensor_of(Format::Q4_0, b, 1, 96), 32));
+  EXPECT_TRUE(ggml_matmul_supported(tensor_of(Format::IQ4_NL, b, 1, 96), 32));
   EXPECT_FALSE(ggml_matmul_supported(tensor_of(Format::Q4_K, b, 1, 96), 32));  // K-quants: super-blocks of 256
+  EXPECT_FALSE(ggml_matmul_supported(tensor_of(Format::IQ4_XS, b, 1, 96), 32));
   std::vector<float> y(16);
   QuantizedActs xq = random_acts(1, 256, 2);  // wrong K
   EXPECT_THROW(ggml_matmul_q(w, xq, y.data()), Error);
@@ -223,13 +225,14 @@ TEST(BadInputGgmlMatmul, NonFiniteScalesAreCounted) {
   const uint16_t nan = 0x7e00;
   std::memcpy(b.data() + 2, &nan, 2);  // dmin
   EXPECT_EQ(ggml_nonfinite_blocks(Format::Q4_K, b.data(), 1), 1);
-  EXPECT_THROW(ggml_nonfinite_blocks(Format::IQ4_NL, b.data(), 1), Error);
+  EXPECT_THROW(ggml_nonfinite_blocks(Format::Q4_1, b.data(), 1), Error);
 }
 
 
 TEST(GgmlMatmul, IntPathLogitsCloseToFloatPath) {
   for (const char* name : {"lmq-llama3-9m-Q4_K_M.gguf", "lmq-qwen2-21m-Q4_K_M.gguf", "lmq-qwen2-21m-Q3_K_M.gguf",
-                           "lmq-llama-25m-Q8_0.gguf", "lmq-llama-25m-Q4_0.gguf", "lmq-llama3-9m-Q8_0.gguf"}) {
+                           "lmq-llama-25m-Q8_0.gguf", "lmq-llama-25m-Q4_0.gguf", "lmq-llama3-9m-Q8_0.gguf",
+                           "lmq-llama3-9m-IQ4_XS.gguf"}) {
     const std::string p = shared_path(std::string("gguf/") + name);
     if (!std::filesystem::exists(p)) GTEST_SKIP() << "missing " << p;
     lmq::test::expect_int_path_close_to_float(p, name);
@@ -247,6 +250,19 @@ TEST(GgmlMatmul, IntPathLogitsCloseToFloatPathQ2K) {
   lmq::test::expect_int_path_close_to_float(out, "lmq-llama3-9m q2_k");
 }
 
+// No shared file holds IQ4_NL: lmq's iq4_nl file of the shared HF model (every decoder linear in
+// IQ4_NL, llama.cpp's bytes: IQuant.Iq4WritersMatchLlamaCppBytes), read in place.
+TEST(GgmlMatmul, IntPathLogitsCloseToFloatPathIQ4NL) {
+  const std::string model = shared_path("models/lmq-llama3-9m");
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << model << " missing";
+  const std::string out = lmq::test::temp_dir() + "/iq4_nl.gguf";
+  const auto q = lmq::test::run_lmq({"quantize", model, "-o", out, "--format", "gguf", "--scheme", "iq4_nl"});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_EQ(Model::load(out)->find("model.layers.0.mlp.down_proj.weight")->format,
+            ggml_matmul_has_simd() ? Format::IQ4_NL : Format::LMQ_INT);
+  lmq::test::expect_int_path_close_to_float(out, "lmq-llama3-9m iq4_nl");
+}
+
 TEST(BadInputGgmlMatmul, NanScaleInARealFileIsAnError) {
   expect_nan_scale_refused("lmq-llama3-9m-Q4_K_M.gguf", Format::Q4_K);
 }
@@ -255,4 +271,7 @@ TEST(BadInputGgmlMatmul, NanScaleInARealQ4_0FileIsAnError) {
 }
 TEST(BadInputGgmlMatmul, NanScaleInARealQ8_0FileIsAnError) {
   expect_nan_scale_refused("lmq-llama3-9m-Q8_0.gguf", Format::Q8_0);
+}
+TEST(BadInputGgmlMatmul, NanScaleInARealIQ4_XSFileIsAnError) {
+  expect_nan_scale_refused("lmq-llama3-9m-IQ4_XS.gguf", Format::IQ4_XS);
 }

@@ -61,7 +61,7 @@ TEST_P(Inspect, MemoryIsBitsOver8TimesParams) {
 }
 
 // A GGUF is shown as stored: llama.cpp's block types and the bytes of the file's tensors, not
-// the LMQ_INT layouts run/eval repack IQ4 (and, without AVX-512 VNNI, Q8_0/Q4_0) into for the
+// the LMQ_INT layouts run/eval repack Q8_0/Q4_0/IQ4 into (without AVX-512 VNNI) for the
 // integer kernels.
 TEST(InspectGguf, ShowsTheFilesTypesAndBytes) {
   for (const char* file : {"gguf/lmq-llama-25m-Q4_0.gguf", "gguf/lmq-llama3-9m-IQ4_XS.gguf"}) {

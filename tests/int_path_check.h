@@ -1,9 +1,9 @@
-// The integer path of a GGUF file (the GGUF default, int8 activations in blocks of 32: Q8_0, Q4_0
-// and K-quants read in place where the CPU has AVX-512 VNNI, else Q8_0/Q4_0 repacked; IQ4
-// repacked) against its float path, teacher forcing one text: the logits move a little, the
-// predictions hardly at all, and the two are not the same computation. And the two integer
-// paths of Q8_0/Q4_0 (read in place, repacked into LMQ_INT) against each other. And a real file
-// with a NaN scale, refused at load for the integer kernels.
+// The integer path of a GGUF file (the GGUF default, int8 activations in blocks of 32: Q8_0, Q4_0,
+// IQ4, K-quants and lattice i-quants read in place where the CPU has AVX-512 VNNI, else
+// Q8_0/Q4_0/IQ4 repacked) against its float path, teacher forcing one text: the logits move a
+// little, the predictions hardly at all, and the two are not the same computation. And the two
+// integer paths of Q8_0/Q4_0/IQ4 (read in place, repacked into LMQ_INT) against each other. And a
+// real file with a NaN scale, refused at load for the integer kernels.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -84,11 +84,11 @@ inline size_t d_offset(Format f) {
     case Format::Q6_K: return offsetof(ggml::block_q6_K, d);
     case Format::Q3_K: return offsetof(ggml::block_q3_K, d);
     case Format::Q2_K: return offsetof(ggml::block_q2_K, d);
-    default: return 0;  // Q8_0, Q4_0, Q4_K, Q5_K, the i-quants: d first
+    default: return 0;  // Q8_0, Q4_0, Q4_K, Q5_K, IQ4_NL, IQ4_XS, the lattice i-quants: d first
   }
 }
 
-// A NaN scale in the second block of blk.0.attn_q.weight of a real file (Q4_K, Q4_0, Q8_0, the lattice i-quants):
+// A NaN scale in the second block of blk.0.attn_q.weight of a real file (Q4_K, Q4_0, Q8_0, IQ4_XS, the lattice i-quants):
 // refused at load for the integer kernels, naming the tensor (the float path shows it as
 // non-finite logits).
 inline void expect_nan_scale_refused(const std::string& file, Format f) {
@@ -117,8 +117,8 @@ inline void expect_nan_scale_refused(const std::string& file, Format f) {
       {"eval", bad, "--text", shared_path("text/docs-valid.txt"), "--windows", "1", "--act-quant", "none"});
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_NE(r.err.find("non-finite logit"), std::string::npos) << r.err;
-  // the loader refuses it whichever way Q8_0 / Q4_0 reach the integer kernels (read in place, or
-  // repacked into LMQ_INT as on CPUs without AVX-512 VNNI; a K-quant is in place either way)
+  // the loader refuses it whichever way Q8_0 / Q4_0 / IQ4 reach the integer kernels (read in place, or
+  // repacked into LMQ_INT as on CPUs without AVX-512 VNNI; a K-quant or lattice i-quant is in place either way)
   for (const bool in_place : {true, false}) {
     try {
       Model::load(bad, LoadOptions{.ggml_in_place = in_place});

@@ -119,7 +119,7 @@ std::string tokenizer_summary(const Model& m) {
                      t.adds_bos() ? fmt::format("BOS {} ('{}')", t.bos_id(), t.piece(t.bos_id())) : std::string("no BOS"));
 }
 
-// inspect and tokenize show a file as it is stored: a GGUF's IQ4 (or Q8_0/Q4_0) blocks are not
+// inspect and tokenize show a file as it is stored: a GGUF's Q8_0/Q4_0/IQ4 blocks are not
 // repacked for the integer kernels (that would show LMQ_INT formats and bytes the file lacks).
 LoadOptions as_stored() {
   LoadOptions o;
@@ -212,7 +212,7 @@ void cmd_tokenize(const std::string& path, const std::string& text, bool as_json
 }
 
 // ---------------------------------------------------------------- run
-// GGUF IQ4_NL/IQ4_XS weights (and Q8_0/Q4_0 without AVX-512 VNNI) are repacked, and the scales
+// GGUF Q8_0/Q4_0/IQ4_NL/IQ4_XS weights without AVX-512 VNNI are repacked, and the scales
 // of those read in place checked, for the integer kernels unless the run chose float activations
 // (--act-quant none), which reads the file's blocks through the float path as before.
 LoadOptions load_options(const RunOptions& ro) {

@@ -57,9 +57,11 @@ constexpr FormatTraits kTraits[] = {
     // codes through codecs/iquant_lattice.h); lmq writes IQ4_NL, IQ4_XS and (lmq's own lattice
     // search) IQ3_S, IQ3_XXS, IQ2_S, IQ2_XS, IQ2_XXS; reads all seven
     {Format::IQ4_NL, "iq4_nl", "iq4_nl", "IQ4_NL", 20, QK4_NL, 32, sizeof(block_iq4_nl), true, true, dq_iq4_nl,
-     q_iq4_nl, grids_iq4_nl, codes_iq4_nl, true, false, 8, ScaleType::F16, rp_iq4_nl, false, -1, -1},
+     q_iq4_nl, grids_iq4_nl, codes_iq4_nl, true, false, 8, ScaleType::F16, rp_iq4_nl, true,
+     int(offsetof(block_iq4_nl, d)), -1},
     {Format::IQ4_XS, "iq4_xs", "iq4_xs", "IQ4_XS", 23, QK_K, 32, sizeof(block_iq4_xs), true, true, dq_iq4_xs,
-     q_iq4_xs, grids_iq4_xs, codes_iq4_xs, true, false, 8, ScaleType::F32, rp_iq4_xs, false, -1, -1},
+     q_iq4_xs, grids_iq4_xs, codes_iq4_xs, true, false, 8, ScaleType::F32, rp_iq4_xs, true,
+     int(offsetof(block_iq4_xs, d)), -1},
     {Format::IQ2_XXS, "iq2_xxs", "iq2_xxs", "IQ2_XXS", 16, QK_K, 32, sizeof(block_iq2_xxs), true, true,
      dq_iq2_xxs, q_iq2_xxs, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, 0, -1},
     {Format::IQ2_XS, "iq2_xs", "iq2_xs", "IQ2_XS", 17, QK_K, 16, sizeof(block_iq2_xs), true, true, dq_iq2_xs,

@@ -14,7 +14,7 @@
 
 namespace lmq::ggml {
 
-void dq_q8_0(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q8_0(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q8_0), y += QK8_0) {
     const float d = h2f(src);
     const int8_t* qs = reinterpret_cast<const int8_t*>(src + 2);
@@ -22,7 +22,7 @@ void dq_q8_0(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
-void dq_q4_0(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q4_0(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q4_0), y += QK4_0) {
     const float d = h2f(src);
     const uint8_t* qs = src + 2;
@@ -33,7 +33,7 @@ void dq_q4_0(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
-void dq_q4_1(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q4_1(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q4_1), y += QK4_1) {
     const float d = h2f(src), m = h2f(src + 2);
     const uint8_t* qs = src + 4;
@@ -44,7 +44,7 @@ void dq_q4_1(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
-void dq_q5_0(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q5_0(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q5_0), y += QK5_0) {
     const float d = h2f(src);
     uint32_t qh;
@@ -58,7 +58,7 @@ void dq_q5_0(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
-void dq_q5_1(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q5_1(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q5_1), y += QK5_1) {
     const float d = h2f(src), m = h2f(src + 2);
     uint32_t qh;
@@ -72,7 +72,7 @@ void dq_q5_1(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
-void dq_q2_K(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q2_K(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q2_K)) {
     const uint8_t* scales = src + offsetof(block_q2_K, scales);
     const uint8_t* qs = src + offsetof(block_q2_K, qs);
@@ -88,7 +88,7 @@ void dq_q2_K(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
-void dq_q3_K(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q3_K(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q3_K)) {
     const uint8_t* hmask = src + offsetof(block_q3_K, hmask);
     const uint8_t* qs = src + offsetof(block_q3_K, qs);
@@ -121,7 +121,7 @@ inline void scale_min_k4(int s, const uint8_t* q, int& sc, int& mn) {
   }
 }
 
-void dq_q4_K(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q4_K(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q4_K)) {
     const float d = h2f(src + offsetof(block_q4_K, d));
     const float dmin = h2f(src + offsetof(block_q4_K, dmin));
@@ -139,7 +139,7 @@ void dq_q4_K(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
-void dq_q5_K(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q5_K(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q5_K)) {
     const float d = h2f(src + offsetof(block_q5_K, d));
     const float dmin = h2f(src + offsetof(block_q5_K, dmin));
@@ -158,7 +158,7 @@ void dq_q5_K(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
-void dq_q6_K(const uint8_t* src, float* y, int64_t nb) {
+LMQ_ROW_CODEC void dq_q6_K(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q6_K)) {
     const float d = h2f(src + offsetof(block_q6_K, d));
     const uint8_t* ql = src + offsetof(block_q6_K, ql);
@@ -213,10 +213,6 @@ void importance_weights(const float* x, const float* imp, int n, float sigma_mul
   for (int i = 0; i < n; ++i) w[i] = imp[i] * std::sqrt(sigma2 + x[i] * x[i]);
 }
 
-float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* qw);
-float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
-                       uint8_t* Laux, float rmin, float rdelta, int nstep, bool use_mad);
-
 // Weighted symmetric scale of a 32-block (Q8_0, Q4_0, Q5_0): make_qx_quants with the weights.
 float weighted_sym_scale(const float* x, const float* imp, int nmax) {
   float w[32];
@@ -235,7 +231,7 @@ float weighted_asym_scale(const float* x, const float* imp, int nmax, float* min
   return d;
 }
 
-void q_q8_0(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q8_0(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   for (int64_t i = 0; i < nb; ++i, x += QK8_0, out += sizeof(block_q8_0)) {
     float amax = 0.0f;
     for (int j = 0; j < QK8_0; ++j) amax = std::max(amax, std::fabs(x[j]));
@@ -249,20 +245,65 @@ void q_q8_0(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   }
 }
 
-void q_q4_0(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+// Q4_0's block without importance, 16 values per vector (GCC/Clang vector types, mapped onto
+// each clone's registers): the same operations as the scalar reference — the first value of
+// largest magnitude (NaN never counts) sets d = max / −8, codes min(15, trunc(x·id + 8.5))
+// clamped to [0, 127] first (NaN → 0) — in lanes; every step is exact, so the bytes are equal.
+typedef float V16f __attribute__((vector_size(64)));
+typedef int32_t V16i __attribute__((vector_size(64)));
+typedef uint8_t V16b __attribute__((vector_size(16)));
+
+[[gnu::always_inline]] inline float signed_absmax_32(const float* x) {
+  V16f lo, hi;
+  std::memcpy(&lo, x, sizeof lo);
+  std::memcpy(&hi, x + 16, sizeof hi);
+  const V16f zero = {};
+  V16i bits_lo, bits_hi;
+  std::memcpy(&bits_lo, &lo, sizeof lo);
+  std::memcpy(&bits_hi, &hi, sizeof hi);
+  bits_lo &= 0x7fffffff;
+  bits_hi &= 0x7fffffff;
+  V16f a_lo, a_hi;
+  std::memcpy(&a_lo, &bits_lo, sizeof a_lo);
+  std::memcpy(&a_hi, &bits_hi, sizeof a_hi);
+  a_lo = a_lo == a_lo ? a_lo : zero;  // NaN: never larger, as in the scalar loop
+  a_hi = a_hi == a_hi ? a_hi : zero;
+  const V16f m = a_lo > a_hi ? a_lo : a_hi;
+  float amax = 0;
+  for (int j = 0; j < 16; ++j) amax = m[j] > amax ? m[j] : amax;
+  if (amax == 0) return 0.0f;  // no |x| > 0: the scalar loop's initial +0
+  // the first index holding amax, without a data-dependent branch per value
+  const V16i iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  const V16i at_lo = a_lo == amax ? iota : 32, at_hi = a_hi == amax ? iota + 16 : 32;
+  const V16i at = at_lo < at_hi ? at_lo : at_hi;
+  int first = 32;
+  for (int j = 0; j < 16; ++j) first = at[j] < first ? at[j] : first;
+  return x[first];
+}
+
+[[gnu::always_inline]] inline V16b q4_0_codes(const float* x, float id) {
+  V16f v;
+  std::memcpy(&v, x, sizeof v);
+  v = v * id + 8.5f;
+  const V16f zero = {};
+  v = v >= zero ? v : zero;  // also NaN → 0, as trunc_to_int
+  v = v >= 127.f ? 127.f : v;
+  V16i q = __builtin_convertvector(v, V16i);
+  q = q > 15 ? 15 : q;
+  return __builtin_convertvector(q, V16b);
+}
+
+LMQ_ROW_CODEC void q_q4_0(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   for (int64_t i = 0; i < nb; ++i, x += QK4_0, out += sizeof(block_q4_0)) {
-    const float d = imp ? weighted_sym_scale(x, imp + i * QK4_0, 8) : signed_absmax(x, QK4_0) / -8.0f;
+    const float d = imp ? weighted_sym_scale(x, imp + i * QK4_0, 8) : signed_absmax_32(x) / -8.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     f2h(out, d);
-    for (int j = 0; j < QK4_0 / 2; ++j) {
-      const int q0 = std::min(15, trunc_to_int(x[j] * id + 8.5f, 0, 127));
-      const int q1 = std::min(15, trunc_to_int(x[j + QK4_0 / 2] * id + 8.5f, 0, 127));
-      out[2 + j] = uint8_t(q0 | (q1 << 4));
-    }
+    const V16b qs = q4_0_codes(x, id) | (q4_0_codes(x + QK4_0 / 2, id) << 4);
+    std::memcpy(out + 2, &qs, sizeof qs);
   }
 }
 
-void q_q4_1(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q4_1(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   for (int64_t i = 0; i < nb; ++i, x += QK4_1, out += sizeof(block_q4_1)) {
     float min = 3.402823466e+38f, max = -3.402823466e+38f;
     for (int j = 0; j < QK4_1; ++j) {
@@ -283,7 +324,7 @@ void q_q4_1(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   }
 }
 
-void q_q5_0(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q5_0(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   for (int64_t i = 0; i < nb; ++i, x += QK5_0, out += sizeof(block_q5_0)) {
     const float d = imp ? weighted_sym_scale(x, imp + i * QK5_0, 16) : signed_absmax(x, QK5_0) / -16.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
@@ -300,7 +341,7 @@ void q_q5_0(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   }
 }
 
-void q_q5_1(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q5_1(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   for (int64_t i = 0; i < nb; ++i, x += QK5_1, out += sizeof(block_q5_1)) {
     float min = 3.402823466e+38f, max = -3.402823466e+38f;
     for (int j = 0; j < QK5_1; ++j) {
@@ -514,17 +555,21 @@ inline void pack_2bit(const uint8_t* L, uint8_t* qs) {
 
 void set_k4_codes(uint8_t* qs, uint8_t* qh, const uint8_t* L);
 
-void q_q2_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
-  uint8_t L[QK_K], Laux[16];
-  float weights[16], mins[QK_K / 16], scales[QK_K / 16];
+LMQ_ROW_CODEC void q_q2_K(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
+  uint8_t L[QK_K];
+  float weights[QK_K], mins[QK_K / 16], scales[QK_K / 16];
   const float q4scale = 15.f;
   for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q2_K)) {
     block_q2_K y{};
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < QK_K / 16; ++j) {
-      if (imp) importance_weights(x + 16 * j, imp + i * QK_K + 16 * j, 16, 1.f, weights);
-      else for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
-      scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, !imp);
+      if (imp) importance_weights(x + 16 * j, imp + i * QK_K + 16 * j, 16, 1.f, weights + 16 * j);
+      else for (int l = 0; l < 16; ++l) weights[16 * j + l] = std::fabs(x[16 * j + l]);
+    }
+    for (int h = 0; h < 2; ++h)  // make_qkx2_quants(16, 3, …, -0.5f, 0.1f, 15, !imp) per sub-block
+      make_qkx2_quants_x8(16, 3, x + 128 * h, weights + 128 * h, L + 128 * h, scales + 8 * h, mins + 8 * h, -0.5f,
+                          0.1f, 15, !imp);
+    for (int j = 0; j < QK_K / 16; ++j) {
       if (scales[j] > max_scale) max_scale = scales[j];
       if (mins[j] > max_min) max_min = mins[j];
     }
@@ -557,7 +602,7 @@ void q_q2_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   }
 }
 
-void q_q3_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q3_K(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   int8_t L[QK_K];
   float scales[QK_K / 16], w[16];
   for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q3_K)) {
@@ -600,17 +645,19 @@ void q_q3_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
 // Q4_K / Q5_K share the scale/min fit and packing; nmax 15 or 31.
 template <int NMAX>
 void fit_k_scales(const float* x, const float* imp, uint8_t* scales12, uint16_t& d16, uint16_t& dmin16, uint8_t* L) {
-  uint8_t Laux[32];
-  float weights[32], mins[QK_K / 32], scales[QK_K / 32];
+  float weights[QK_K], mins[QK_K / 32], scales[QK_K / 32];
   float max_scale = 0, max_min = 0;
   for (int j = 0; j < QK_K / 32; ++j) {
     float sum_x2 = 0;
     for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
     const float av_x = std::sqrt(sum_x2 / 32);
-    if (imp) importance_weights(x + 32 * j, imp + 32 * j, 32, 2.f, weights);
-    else for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
-    scales[j] = NMAX == 15 ? make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20, false)
-                           : make_qkx2_quants(32, 31, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15, false);
+    if (imp) importance_weights(x + 32 * j, imp + 32 * j, 32, 2.f, weights + 32 * j);
+    else for (int l = 0; l < 32; ++l) weights[32 * j + l] = av_x + std::fabs(x[32 * j + l]);
+  }
+  // make_qkx2_quants(32, NMAX, …) per sub-block, all 8 at once
+  if (NMAX == 15) make_qkx2_quants_x8(32, 15, x, weights, L, scales, mins, -1.f, 0.1f, 20, false);
+  else make_qkx2_quants_x8(32, 31, x, weights, L, scales, mins, -0.5f, 0.1f, 15, false);
+  for (int j = 0; j < QK_K / 32; ++j) {
     if (scales[j] > max_scale) max_scale = scales[j];
     if (mins[j] > max_min) max_min = mins[j];
   }
@@ -645,7 +692,7 @@ void fit_k_scales(const float* x, const float* imp, uint8_t* scales12, uint16_t&
   }
 }
 
-void q_q4_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q4_K(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   uint8_t L[QK_K];
   for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q4_K)) {
     block_q4_K y{};
@@ -655,7 +702,7 @@ void q_q4_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   }
 }
 
-void q_q5_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q5_K(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   uint8_t L[QK_K];
   for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q5_K)) {
     block_q5_K y{};
@@ -665,16 +712,17 @@ void q_q5_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
   }
 }
 
-void q_q6_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
+LMQ_ROW_CODEC void q_q6_K(const float* __restrict x, uint8_t* __restrict out, int64_t nb, const float* imp) {
   int8_t L[QK_K];
-  float scales[QK_K / 16], w[16];
+  float scales[QK_K / 16], w[QK_K];
   for (int64_t i = 0; i < nb; ++i, x += QK_K, out += sizeof(block_q6_K)) {
     block_q6_K y{};
     float max_scale = 0, max_abs_scale = 0;
+    if (imp)
+      for (int ib = 0; ib < QK_K / 16; ++ib) importance_weights(x + 16 * ib, imp + i * QK_K + 16 * ib, 16, 1.f, w + 16 * ib);
+    make_qx_quants_x16(16, 32, x, L, imp ? w : nullptr, scales);  // make_qx_quants(16, 32, …) per sub-block
     for (int ib = 0; ib < QK_K / 16; ++ib) {
-      if (imp) importance_weights(x + 16 * ib, imp + i * QK_K + 16 * ib, 16, 1.f, w);
-      const float scale = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, imp ? w : nullptr);
-      scales[ib] = scale;
+      const float scale = scales[ib];
       const float abs_scale = std::fabs(scale);
       if (abs_scale > max_abs_scale) {
         max_abs_scale = abs_scale;
@@ -703,11 +751,11 @@ void q_q6_K(const float* x, uint8_t* out, int64_t nb, const float* imp) {
 }
 
 // Floats as ggml stores them (block size 1): F32 as is, F16 and BF16 widened.
-void dq_f32(const uint8_t* src, float* y, int64_t n) { std::memcpy(y, src, size_t(n) * 4); }
-void dq_f16(const uint8_t* src, float* y, int64_t n) {
+LMQ_ROW_CODEC void dq_f32(const uint8_t* __restrict src, float* __restrict y, int64_t n) { std::memcpy(y, src, size_t(n) * 4); }
+LMQ_ROW_CODEC void dq_f16(const uint8_t* __restrict src, float* __restrict y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = h2f(src + 2 * i);
 }
-void dq_bf16(const uint8_t* src, float* y, int64_t n) {
+LMQ_ROW_CODEC void dq_bf16(const uint8_t* __restrict src, float* __restrict y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     uint16_t h;
     std::memcpy(&h, src + 2 * i, 2);

@@ -10,6 +10,17 @@
 #include "lmq/codecs/iquant_blocks.h"
 #include "lmq/half.h"
 
+// The row codecs that dominate RTN export and the float paths (ggml_blocks.cpp's q_* / dq_*)
+// are compiled twice, for AVX-512 machines (x86-64-v4) and for the baseline; the loader picks
+// one per CPU (GCC's target_clones, an ifunc). That file is built without FMA contraction
+// (CMakeLists.txt), so both clones round exactly as llama.cpp's reference code does and
+// write the same bytes. flatten pulls the fits they call (make_qx_quants, …) into each clone.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define LMQ_ROW_CODEC __attribute__((target_clones("arch=x86-64-v4", "default"), flatten))
+#else
+#define LMQ_ROW_CODEC
+#endif
+
 namespace lmq::ggml {
 
 // A block's f16 field at any byte offset (file data is not aligned for uint16_t).
@@ -21,13 +32,6 @@ inline float h2f(const uint8_t* p) {
 inline void f2h(uint8_t* p, float f) {
   uint16_t h = f32_to_f16(f);
   std::memcpy(p, &h, 2);
-}
-
-// The 6-bit scale of IQ4_XS's sub-block ib (codecs/iquant_blocks.h).
-inline int iq4_xs_scale(const uint8_t* block, int ib) {
-  uint16_t high;
-  std::memcpy(&high, block + offsetof(block_iq4_xs, scales_h), 2);
-  return (block[offsetof(block_iq4_xs, scales_l) + ib / 2] >> 4 * (ib % 2) & 0xf) | (high >> 2 * ib & 3) << 4;
 }
 
 // llama.cpp's GROUP_MAX_EPS: a (sub-)block whose largest magnitude is below it is stored as zeros.
@@ -85,6 +89,15 @@ bool rp_iq4_nl(const uint8_t* b, uint8_t* codes, uint8_t* scales);
 bool rp_iq4_xs(const uint8_t* b, uint8_t* codes, uint8_t* scales);
 
 // nb blocks of x into out: the reference quantizer, or the importance-weighted one (imp non-null).
+// The K-quants' scale searches for 8 (16) sub-blocks of n <= 32 values at once, x and L
+// sub-block-major: the same results as make_qkx2_quants (make_qx_quants) called on each
+// sub-block (ggml_fit_lanes.cpp).
+float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
+                       uint8_t* Laux, float rmin, float rdelta, int nstep, bool use_mad);
+float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* qw);
+void make_qkx2_quants_x8(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* scales,
+                         float* the_mins, float rmin, float rdelta, int nstep, bool use_mad);
+void make_qx_quants_x16(int n, int nmax, const float* x, int8_t* L, const float* qw, float* scales);
 void q_q8_0(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_q4_0(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_q4_1(const float* x, uint8_t* out, int64_t nb, const float* imp);

@@ -3,7 +3,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
+#include <initializer_list>
 #include <vector>
 
 #include "ggml_matmul_internal.h"
@@ -11,6 +13,7 @@
 #include "int_matmul_internal.h"
 #include "lmq/codecs/ggml_blocks.h"
 #include "lmq/codecs/format_traits.h"
+#include "lmq/codecs/iquant_blocks.h"
 #include "lmq/error.h"
 #include "lmq/half.h"
 
@@ -79,15 +82,24 @@ int32_t dot(const uint8_t* q, const int8_t* x, int n, int off) {
   return s;
 }
 
-// Q8_0 / Q4_0 (blocks of 32, one per activation block): row o, token t into the 8 slots.
+// IQ4_NL / IQ4_XS: 16 bytes of nibbles (value j low in byte j, j + 16 high) → the levels
+// kv[q] + 128 as u8 (so kv[q] + 128 − 128 = kv[q]).
+void iq4_levels(const uint8_t* qs, uint8_t* q) {
+  for (int j = 0; j < 16; ++j)
+    q[j] = uint8_t(ggml::kIq4nlValues[qs[j] & 15] + 128), q[j + 16] = uint8_t(ggml::kIq4nlValues[qs[j] >> 4] + 128);
+}
+
+// Q8_0 / Q4_0 / IQ4_NL (blocks of 32, one per activation block): row o, token t into the 8 slots.
 void slots_q32(const Args& a, const Acts& x, int64_t o, int64_t t, float* slot) {
   const int64_t na = a.K / 32, bb = int64_t(ggml_block_bytes(a.f));
   const bool q4 = a.f == Format::Q4_0;
-  uint8_t q[32];  // codes as u8: Q8_0's q + 128 (so q + 128 − 128 = q), Q4_0's nibbles
+  uint8_t q[32];  // codes as u8: Q8_0's q + 128 (so q + 128 − 128 = q), Q4_0's nibbles, IQ4_NL's kv + 128
   for (int64_t ia = 0; ia < na; ++ia) {
     const uint8_t* blk = a.w + o * a.row_bytes + ia * bb;
     if (q4) {
       for (int j = 0; j < 16; ++j) q[j] = blk[2 + j] & 15, q[j + 16] = uint8_t(blk[2 + j] >> 4);
+    } else if (a.f == Format::IQ4_NL) {
+      iq4_levels(blk + 2, q);
     } else {
       for (int j = 0; j < 32; ++j) q[j] = uint8_t(blk[2 + j] ^ 0x80u);
     }
@@ -102,7 +114,7 @@ void slots_q32(const Args& a, const Acts& x, int64_t o, int64_t t, float* slot) 
 // The specification (ggml_matmul.h), written plainly.
 void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
   if (lattice_format(a.f)) return lattice_rows_scalar(a, x, o0, o1);
-  if (a.f == Format::Q8_0 || a.f == Format::Q4_0) {
+  if (a.f == Format::Q8_0 || a.f == Format::Q4_0 || a.f == Format::IQ4_NL) {
     for (int64_t o = o0; o < o1; ++o)
       for (int64_t t = 0; t < a.T; ++t) {
         float slot[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -150,6 +162,15 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
               mi += (blk[s] >> 4) * dot(kOnes, xs16, 16, 0);
             }
             const float f = sx[ia] * (d * float(i) - dmin * float(mi));
+            slot[j] = slot[j] + f;
+          }
+        } else if (a.f == Format::IQ4_XS) {
+          const float d = f16_at(blk);
+          for (int j = 0; j < 8; ++j) {
+            const int64_t ia = b * 8 + j;
+            iq4_levels(blk + offsetof(ggml::block_iq4_xs, qs) + 16 * j, q);
+            const int32_t i = (ggml::iq4_xs_scale(blk, j) - 32) * dot(q, xb + 32 * j, 32, 128);
+            const float f = sx[ia] * (d * float(i));
             slot[j] = slot[j] + f;
           }
         } else {  // Q6_K, Q3_K
@@ -229,8 +250,9 @@ void reorder_q40(const int8_t* x, int64_t T, int64_t K, int64_t ld, int8_t* out)
     }
 }
 
-bool any_format(std::span<const GgmlMatmulJob> jobs, Format a, Format b) {
-  return std::any_of(jobs.begin(), jobs.end(), [&](const GgmlMatmulJob& j) { return j.w->format == a || j.w->format == b; });
+bool any_format(std::span<const GgmlMatmulJob> jobs, std::initializer_list<Format> fs) {
+  return std::any_of(jobs.begin(), jobs.end(),
+                     [&](const GgmlMatmulJob& j) { return std::find(fs.begin(), fs.end(), j.w->format) != fs.end(); });
 }
 
 void run_vnni(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq) {
@@ -259,12 +281,12 @@ void run_vnni(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq) {
     }
   x.sx4 = sx4.data(), x.xs4 = xs4.data(), x.x16s4 = x16s4.data();
   x.q4k = x.q40 = nullptr;
-  if (any_format(jobs, Format::Q4_K, Format::Q5_K)) {
+  if (any_format(jobs, {Format::Q4_K, Format::Q5_K})) {
     q4k.resize(xq.q.size());
     ggk::reorder_q4k_vnni(xq.q.data(), T * K, q4k.data());
     x.q4k = q4k.data();
   }
-  if (any_format(jobs, Format::Q8_0, Format::Q4_0)) {
+  if (any_format(jobs, {Format::Q8_0, Format::Q4_0, Format::IQ4_NL, Format::IQ4_XS})) {
     x.ld40 = (K + 127) / 128 * 128;
     q40.resize(size_t(T * x.ld40));
     reorder_q40(xq.q.data(), T, K, x.ld40, q40.data());

@@ -8,7 +8,7 @@ namespace lmq::ggk {
 
 // One weight's product over all T tokens, output rows (tiles of 4) split by the caller.
 struct Args {
-  Format f;             // Q8_0, Q4_0, Q2_K .. Q6_K, the lattice i-quants
+  Format f;             // Q8_0, Q4_0, Q2_K .. Q6_K, IQ4_NL, IQ4_XS, the lattice i-quants
   const uint8_t* w;     // row o at w + o·row_bytes
   int64_t row_bytes, N, K;
   int64_t T;
@@ -31,7 +31,8 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1);
 //   q:   natural order
 //   q40: per token (ld40 = K rounded up to 128 values), each 128 values (4 blocks of 32) as the
 //        first 16 values of each block then the last 16 of each (the order of 4 Q4_0 blocks'
-//        low then high nibbles), zeros past K; null if no Q8_0 / Q4_0 weight
+//        low then high nibbles; IQ4_NL's, IQ4_XS's sub-blocks alike), zeros past K; null if no
+//        Q8_0 / Q4_0 / IQ4_NL / IQ4_XS weight
 //   sx4, xs4: per token (ld4 = K/32·4 values) each block's s_x / Σq_x repeated 4 times
 //   x16s4: per token (ld16 = K/16·4 values) 32·Σq_x over each 16 values, repeated 4 times
 struct VnniActs {

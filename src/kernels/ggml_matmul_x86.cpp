@@ -1,5 +1,5 @@
 // AVX-512 VNNI kernel of the in-place matmul (lmq/kernels/ggml_matmul.h): tiles of 4 weight rows
-// × up to 4 tokens. Q8_0 / Q4_0: see q32_chunk. K-quants: per half super-block (128 values) the codes of the 4 rows are expanded to
+// × up to 4 tokens. Q8_0 / Q4_0 / IQ4_NL: see q32_chunk; IQ4_XS: iq4xs_tile. K-quants: per half super-block (128 values) the codes of the 4 rows are expanded to
 // bytes once (Q4_K: a nibble mask; Q5_K / Q6_K: low nibbles | 1 / 2 high bits from qh; Q3_K: 2 bits | hmask's; Q2_K: 2 bits) and fed to vpdpbusd
 // against each token's int8 activations; reduce_rows4 then puts the int32 sums of the 4 rows
 // side by side (lane 4j + r = row r, 16-value lane j), and the float epilogue runs on vectors of
@@ -9,6 +9,7 @@
 
 #include "ggml_matmul_lattice.h"
 #include "ggml_vnni.h"
+#include "lmq/codecs/iquant_blocks.h"
 
 namespace lmq::ggk {
 
@@ -23,6 +24,7 @@ namespace {
 
 constexpr int64_t kQ80Bytes = 34, kQ40Bytes = 18;
 constexpr int64_t kQ2KBytes = 84, kQ3KBytes = 110, kQ4KBytes = 144, kQ5KBytes = 176, kQ6KBytes = 210;
+constexpr int64_t kIQ4XSBytes = 136;
 
 LMQ_VNNI inline __m512 u8_to_ps(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
 
@@ -287,7 +289,13 @@ LMQ_VNNI inline __m512 q32_scales(const Tile& tl, int64_t at, int nb) {
   return _mm512_cvtph_ps(_mm512_castsi512_si256(dv));
 }
 
-template <int NT, bool Q4>
+// IQ4 (IQ4_NL, IQ4_XS): nibbles → their levels kv[q] + 128 as u8, by vpshufb in each 128-bit lane.
+LMQ_VNNI inline __m512i iq4_table() {
+  const __m128i kv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ggml::kIq4nlValues));
+  return _mm512_broadcast_i32x4(_mm_xor_si128(kv, _mm_set1_epi8(char(0x80))));
+}
+
+template <int NT, bool Q4, bool IQ = false>
 LMQ_VNNI inline void q32_chunk(const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2], int64_t c, int nb) {
   constexpr int64_t kBytes = Q4 ? kQ40Bytes : kQ80Bytes;
   const int64_t at = 4 * c * kBytes;
@@ -320,6 +328,7 @@ LMQ_VNNI inline void q32_chunk(const VnniActs& x, const Tile& tl, int64_t t0, __
       const __m512i low4 = _mm512_set1_epi8(0x0F);
       lo[r] = _mm512_and_si512(w, low4);
       hi[r] = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+      if constexpr (IQ) lo[r] = _mm512_shuffle_epi8(iq4_table(), lo[r]), hi[r] = _mm512_shuffle_epi8(iq4_table(), hi[r]);
     } else {
       if (nb == 4) {  // [b0 | b1], [b2 | b3] → lanes b0..b3 low halves, then high halves
         const __m512i b01 = load_pair(p, kBytes), b23 = load_pair(p + 2 * kBytes, kBytes);
@@ -341,8 +350,9 @@ LMQ_VNNI inline void q32_chunk(const VnniActs& x, const Tile& tl, int64_t t0, __
     for (int r = 0; r < 4; ++r) acc[r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, lo[r], xl), hi[r], xh);
     const int64_t a4 = (t0 + t) * x.ld4 + 16 * c;  // block 4c's lanes in sx4 / xs4
     const __m512i xs = _mm512_maskz_loadu_epi32(lanes, x.xs4 + a4);
-    // Σ(q − c)·q_x = Σu·q_x − c'·Σq_x: Q4_0's u = q (c' = 8), Q8_0's u = q + 128 (c' = 128)
-    const __m512i I = _mm512_sub_epi32(reduce_rows4(acc), _mm512_slli_epi32(xs, Q4 ? 3 : 7));
+    // Σ(q − c)·q_x = Σu·q_x − c'·Σq_x: Q4_0's u = q (c' = 8), Q8_0's u = q + 128 (c' = 128),
+    // IQ4_NL's u = kv[q] + 128 (c' = 128)
+    const __m512i I = _mm512_sub_epi32(reduce_rows4(acc), _mm512_slli_epi32(xs, Q4 && !IQ ? 3 : 7));
     const __m512 sx = _mm512_maskz_loadu_ps(lanes, x.sx4 + a4);
     const __m512 v = _mm512_mul_ps(sx, _mm512_mul_ps(d, _mm512_cvtepi32_ps(I)));
     const int h = int(c & 1);
@@ -350,12 +360,66 @@ LMQ_VNNI inline void q32_chunk(const VnniActs& x, const Tile& tl, int64_t t0, __
   }
 }
 
-template <int NT, bool Q4>
+template <int NT, bool Q4, bool IQ = false>
 LMQ_VNNI inline void q32_tile(const Args& a, const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2]) {
   const int64_t na = a.K / 32;
   int64_t c = 0;
-  for (; 4 * c + 4 <= na; ++c) q32_chunk<NT, Q4>(x, tl, t0, slot, c, 4);
-  if (4 * c < na) q32_chunk<NT, Q4>(x, tl, t0, slot, c, int(na - 4 * c));
+  for (; 4 * c + 4 <= na; ++c) q32_chunk<NT, Q4, IQ>(x, tl, t0, slot, c, 4);
+  if (4 * c < na) q32_chunk<NT, Q4, IQ>(x, tl, t0, slot, c, int(na - 4 * c));
+}
+
+// IQ4_XS's 8 sub-block scales ls − 32 of the block at p, as int8 in bytes 0..7 (codecs/iquant_blocks.h):
+// (scales_l[j/2] >> 4·(j mod 2) & 15) | (scales_h >> 2j & 3) << 4.
+LMQ_VNNI inline __m128i iq4xs_scale_bytes(const uint8_t* p) {
+  const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));  // d, scales_h, scales_l
+  const __m128i l = _mm_shuffle_epi8(v, _mm_setr_epi8(4, 4, 5, 5, 6, 6, 7, 7, -1, -1, -1, -1, -1, -1, -1, -1));
+  const __m128i lo = _mm_and_si128(_mm_mask_blend_epi8(0xAAAA, l, _mm_srli_epi16(l, 4)), _mm_set1_epi8(0x0F));
+  const __m128i h = _mm_and_si128(_mm_srlv_epi16(_mm_set1_epi16(short(p[2] | p[3] << 8)), _mm_setr_epi16(0, 2, 4, 6, 8, 10, 12, 14)),
+                                  _mm_set1_epi16(3));
+  return _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(_mm_packus_epi16(h, h), 4)), _mm_set1_epi8(32));
+}
+
+// IQ4_XS: per half super-block (128 values, sub-blocks 4h .. 4h + 3) the 64 nibble bytes of a
+// row hold the 4 sub-blocks in 128-bit lanes, nibbles as IQ4_NL's: looked up and fed to vpdpbusd
+// as q32_chunk does, against the activations in q40's order; the int32 sums times ls − 32.
+template <int NT>
+LMQ_VNNI inline void iq4xs_tile(const Args& a, const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2]) {
+  const int64_t nsb = a.K / 256;
+  const __m512i zero = _mm512_setzero_si512(), low4 = _mm512_set1_epi8(0x0F), kv = iq4_table();
+  for (int64_t b = 0; b < nsb; ++b) {
+    if (tl.prefetch)  // decode: the next tile's 4 rows as one sequential range (as q32_chunk)
+      for (int64_t l = 0; l < 4 * kIQ4XSBytes; l += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(tl.row[0] + tl.prefetch + 4 * kIQ4XSBytes * b + l), _MM_HINT_T0);
+    __m512i sc[4];
+    {
+      __m128i v[4];
+      for (int r = 0; r < 4; ++r) v[r] = iq4xs_scale_bytes(tl.row[r] + b * kIQ4XSBytes);
+      transpose_scales16(v, sc);  // sc[h]: sub-blocks 4h .. 4h + 3
+    }
+    auto d_of = [&](int r) { return short(tl.row[r][b * kIQ4XSBytes] | tl.row[r][b * kIQ4XSBytes + 1] << 8); };
+    const __m512 d4 = _mm512_broadcast_f32x4(_mm_cvtph_ps(_mm_setr_epi16(d_of(0), d_of(1), d_of(2), d_of(3), 0, 0, 0, 0)));
+    for (int h = 0; h < 2; ++h) {
+      __m512i lo[4], hi[4];
+      for (int r = 0; r < 4; ++r) {
+        const __m512i w = _mm512_loadu_si512(tl.row[r] + b * kIQ4XSBytes + 8 + 64 * h);
+        lo[r] = _mm512_shuffle_epi8(kv, _mm512_and_si512(w, low4));
+        hi[r] = _mm512_shuffle_epi8(kv, _mm512_and_si512(_mm512_srli_epi16(w, 4), low4));
+      }
+      const int64_t c = 2 * b + h;  // chunk of 128 values
+      for (int t = 0; t < NT; ++t) {
+        const int8_t* xp = x.q40 + (t0 + t) * x.ld40 + 128 * c;
+        const __m512i xl = _mm512_loadu_si512(xp), xh = _mm512_loadu_si512(xp + 64);
+        __m512i acc[4];
+        for (int r = 0; r < 4; ++r) acc[r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, lo[r], xl), hi[r], xh);
+        const int64_t a4 = (t0 + t) * x.ld4 + 16 * c;
+        // Σkv[q]·q_x = Σ(kv[q] + 128)·q_x − 128·Σq_x, times ls − 32
+        const __m512i S = _mm512_sub_epi32(reduce_rows4(acc), _mm512_slli_epi32(_mm512_loadu_si512(x.xs4 + a4), 7));
+        const __m512i I = _mm512_mullo_epi32(S, sc[h]);
+        const __m512 sx = _mm512_loadu_ps(x.sx4 + a4);
+        slot[t][h] = _mm512_add_ps(slot[t][h], _mm512_mul_ps(sx, _mm512_mul_ps(d4, _mm512_cvtepi32_ps(I))));
+      }
+    }
+  }
 }
 
 template <int NT>
@@ -364,6 +428,8 @@ LMQ_VNNI void tile_t(const Args& a, const VnniActs& x, const Tile& tl, int64_t o
   for (int t = 0; t < NT; ++t) slot[t][0] = slot[t][1] = _mm512_setzero_ps();
   if (a.f == Format::Q8_0) q32_tile<NT, false>(a, x, tl, t0, slot);
   else if (a.f == Format::Q4_0) q32_tile<NT, true>(a, x, tl, t0, slot);
+  else if (a.f == Format::IQ4_NL) q32_tile<NT, true, true>(a, x, tl, t0, slot);
+  else if (a.f == Format::IQ4_XS) iq4xs_tile<NT>(a, x, tl, t0, slot);
   else if (a.f == Format::Q4_K) q4k_tile<NT, false>(a, x, tl, t0, slot);
   else if (a.f == Format::Q5_K) q4k_tile<NT, true>(a, x, tl, t0, slot);
   else if (a.f == Format::Q3_K) q6k_tile<NT, true>(a, x, tl, t0, slot);

@@ -18,15 +18,15 @@
 // The K-quants (Q2_K..Q6_K) and the lattice i-quants (IQ2_XXS..IQ3_S) stay in the map: the
 // integer kernels read their blocks in place
 // (kernels/ggml_matmul.h), so the process holds the file's pages and nothing more for them
-// (RSS ≈ file size). So do Q8_0 and Q4_0 where those kernels have SIMD on this CPU (AVX-512
-// VNNI, ggml_matmul_has_simd; LoadOptions::ggml_in_place chooses otherwise for one load). A load
+// (RSS ≈ file size). So do Q8_0, Q4_0, IQ4_NL and IQ4_XS where those kernels have SIMD on this
+// CPU (AVX-512 VNNI, ggml_matmul_has_simd; LoadOptions::ggml_in_place chooses otherwise for one load). A load
 // for those kernels checks their scales first: a NaN/Inf d or dmin refuses the tensor, since int8
 // activation quantization would hide it (it would not surface at the logits). The exceptions to
 // "data stays in the map" are repacked at load into the LMQ_INT layout that holds the same values
 // (codecs/ggml_repack.h), which the LMQ_INT kernels run on (AVX2 or better), the file's pages of
-// each released once copied, a NaN/Inf scale refused as well: IQ4_NL and IQ4_XS always (as
-// 8-bit codes: twice their bytes), Q8_0 and Q4_0 where the in-place kernels would run their
-// scalar specification (same bytes, so RSS ≈ file size still). Dequantized, the model is the
+// each released once copied, a NaN/Inf scale refused as well: Q8_0, Q4_0, IQ4_NL and IQ4_XS where
+// the in-place kernels would run their scalar specification (Q8_0, Q4_0: the same bytes, so RSS ≈
+// file size still; IQ4 as 8-bit codes, twice their bytes). Dequantized, the model is the
 // file's bit for bit either way. A run with float activations (--act-quant none) loads without
 // repacking or checks: the float path then reads the blocks as it always did.
 #include <fmt/ranges.h>
@@ -196,8 +196,8 @@ Tensor repacked_for_int_kernels(const Tensor& t, std::vector<std::shared_ptr<voi
   return r;
 }
 
-// A weight the integer kernels will read in place (Q8_0, Q4_0, K-quants, lattice i-quants): its
-// scales must be numbers.
+// A weight the integer kernels will read in place (Q8_0, Q4_0, K-quants, IQ4, lattice i-quants):
+// its scales must be numbers.
 void check_in_place_scales(const Tensor& t, const std::string& path) {
   if (!ggml_matmul_supported(t, 32)) return;
   const int64_t blocks = t.numel() / ggml_block_size(t.format);
@@ -205,8 +205,8 @@ void check_in_place_scales(const Tensor& t, const std::string& path) {
   if (bad) fail("{}: tensor '{}': a non-finite (NaN/Inf) scale in {} block(s)", path, t.name, bad);
 }
 
-// t as the integer kernels will take it (see the top): a format both paths take (Q8_0, Q4_0)
-// stays in place when in_place, else repacks; the K-quants and lattice i-quants stay, IQ4 repacks.
+// t as the integer kernels will take it (see the top): a format both paths take (Q8_0, Q4_0,
+// IQ4_NL, IQ4_XS) stays in place when in_place, else repacks; the K-quants and lattice i-quants stay.
 Tensor for_int_kernels(const Tensor& t, bool in_place, std::vector<std::shared_ptr<void>>& storage,
                        const std::string& path) {
   if (format_traits(t.format).ggml_matmul && (in_place || !ggml_repack_params(t.format))) {

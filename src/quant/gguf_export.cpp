@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <optional>
 
@@ -51,39 +52,84 @@ void permute_rows(uint8_t* w, int64_t rows, size_t row_bytes, int n_head) {
   std::memcpy(w, out.data(), out.size());
 }
 
-// Quantizes (or converts) `rows` rows into `out` and returns the error of what was stored.
-// imp: cols importance values for a weighted fit, or null. With `given`, out already holds the
-// bytes (a calibrated method's) and only the error is measured.
+// The rows `encode` reads, each fetched inside the parallel loop so the conversion to float
+// runs on every thread: a calibrated method's float values, or the tensor's own rows converted
+// one at a time; llama Q/K rows permuted (see permute_rows) as a map from stored row to source row.
+struct RowSource {
+  const Tensor* t = nullptr;      // convert this tensor's rows, unless
+  const float* values = nullptr;  // these rows × cols floats are given
+  int64_t cols = 0;
+  int64_t head_rows = 0;  // > 0: rows per head to permute
+
+  int64_t source_row(int64_t r) const {
+    if (head_rows == 0) return r;
+    const int64_t h = r / head_rows, j = r % head_rows;
+    return h * head_rows + (j % 2) * (head_rows / 2) + j / 2;
+  }
+  // Row r's floats: a pointer into values, or scratch (cols floats) filled from the tensor.
+  const float* row(int64_t r, float* scratch) const {
+    const int64_t s = source_row(r);
+    if (values) return values + s * cols;
+    dequantize_rows(*t, s, 1, scratch);
+    return scratch;
+  }
+};
+
+// The error of one stored row against its floats, added into st. A report, not part of the
+// bytes: the sums may be reordered for vectorization (deterministic for a given build).
+void add_row_error(const float* x, const float* back, int64_t cols, quant::QuantStats& st) {
+  double sq_err = 0, sq_ref = 0, max_abs = 0;
+#pragma omp simd reduction(+ : sq_err, sq_ref) reduction(max : max_abs)
+  for (int64_t j = 0; j < cols; ++j) {
+    const double e = double(x[j]) - double(back[j]);
+    sq_err += e * e;
+    sq_ref += double(x[j]) * double(x[j]);
+    max_abs = std::max(max_abs, std::fabs(e));
+  }
+  st.sq_err += sq_err;
+  st.sq_ref += sq_ref;
+  st.max_abs = std::max(st.max_abs, max_abs);
+}
+
+// Quantizes (or converts) `rows` rows of src into `out` and returns the error of what was
+// stored. imp: cols importance values for a weighted fit, or null. With `given`, out already
+// holds the bytes (a calibrated method's) and only the error is measured. Every row is
+// written whole, so out is only resized, never cleared.
 #pragma omp declare reduction(merge : quant::QuantStats : omp_out.merge(omp_in)) initializer(omp_priv = quant::QuantStats{})
-quant::QuantStats encode(Format f, const float* w, int64_t rows, int64_t cols, const float* imp, bool given,
+quant::QuantStats encode(Format f, const RowSource& src, int64_t rows, const float* imp, bool given,
                          std::vector<uint8_t>& out) {
+  const int64_t cols = src.cols;
   const uint64_t rb = ggml_row_bytes(f, cols);
-  if (!given) out.assign(size_t(rb * uint64_t(rows)), 0);
+  if (!given) out.resize(size_t(rb * uint64_t(rows)));
   else if (out.size() != rb * uint64_t(rows))
     fail("calibrated bytes: {} for a {} × {} {} tensor of {} bytes", out.size(), rows, cols, ggml_name(f),
          rb * uint64_t(rows));
   quant::QuantStats st;
-#pragma omp parallel for schedule(dynamic, 16) reduction(merge : st)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* x = w + r * cols;
-    uint8_t* dst = out.data() + uint64_t(r) * rb;
-    if (f == Format::F32 && !given) {
-      std::memcpy(dst, x, size_t(cols) * 4);
-      for (int64_t j = 0; j < cols; ++j) st.add(double(x[j]), x[j]);
-      continue;
-    }
-    if (given) {
-    } else if (f == Format::F16 || f == Format::BF16) {
-      for (int64_t j = 0; j < cols; ++j) {
-        const uint16_t h = f == Format::F16 ? f32_to_f16(x[j]) : f32_to_bf16(x[j]);
-        std::memcpy(dst + 2 * j, &h, 2);
+#pragma omp parallel reduction(merge : st)
+  {
+    std::vector<float> scratch(static_cast<size_t>(cols)), back(static_cast<size_t>(cols));
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* x = src.row(r, scratch.data());
+      uint8_t* dst = out.data() + uint64_t(r) * rb;
+      if (given) {
+      } else if (f == Format::F32) {
+        std::memcpy(dst, x, size_t(cols) * 4);
+      } else if (f == Format::F16 || f == Format::BF16) {
+        for (int64_t j = 0; j < cols; ++j) {
+          const uint16_t h = f == Format::F16 ? f32_to_f16(x[j]) : f32_to_bf16(x[j]);
+          std::memcpy(dst + 2 * j, &h, 2);
+        }
+      } else {
+        ggml_quantize_row(f, x, dst, cols, imp);
       }
-    } else {
-      ggml_quantize_row(f, x, dst, cols, imp);
+      const float* stored = x;
+      if (f != Format::F32 || given) {
+        ggml_dequantize_row(f, dst, back.data(), cols);
+        stored = back.data();
+      }
+      add_row_error(x, stored, cols, st);
     }
-    std::vector<float> back(static_cast<size_t>(cols));
-    ggml_dequantize_row(f, dst, back.data(), cols);
-    for (int64_t j = 0; j < cols; ++j) st.add(double(x[j]), back[size_t(j)]);
   }
   return st;
 }
@@ -375,36 +421,42 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
     plan.push_back(std::move(it));
   }
 
-  // ---- stream: one tensor's floats and bytes in memory at a time
+  // ---- stream: one tensor's bytes quantized while the previous one's are written (a second
+  // thread), so the cores never wait for the file; the tensor's rows are converted to float
+  // inside the parallel loop (only 1-D tensors and calibrated values are held as floats)
   if (!rope_freqs.empty())
     w.write_tensor("rope_freqs.weight", reinterpret_cast<const uint8_t*>(rope_freqs.data()), rope_freqs.size() * 4);
   std::vector<float> f;
-  std::vector<uint8_t> bytes;
+  std::vector<uint8_t> bytes, writing;
+  std::future<void> write_done;
   quant::QuantStats total;
   for (size_t i = 0; i < plan.size(); ++i) {
     const Item& it = plan[i];
     const Tensor& t = *it.t;
     if (progress) progress(i, plan.size(), it.name);
-    const int64_t rows = t.shape.size() >= 2 ? t.rows() : 1, cols = t.shape.size() >= 2 ? t.cols() : t.numel();
+    const bool is_2d = t.shape.size() >= 2;
+    const int64_t rows = is_2d ? t.rows() : 1, cols = is_2d ? t.cols() : t.numel();
     const TensorPlan* tp = o.plan ? o.plan->find(t.name) : nullptr;
+    RowSource rs{&t, nullptr, cols, is_2d ? (it.permute_heads ? rows / it.permute_heads : 0) : 0};
+    if (it.permute_heads && is_2d && (rows % it.permute_heads != 0 || (rows / it.permute_heads) % 2 != 0))
+      fail("cannot permute {} rows for {} heads", rows, it.permute_heads);
     if (tp && !tp->values.empty()) {
       if (int64_t(tp->values.size()) != t.numel())
         fail("float values of '{}': {} for {} parameters", t.name, tp->values.size(), t.numel());
-      f = tp->values;
-    } else {
-      f.resize(size_t(t.numel()));
-      dequantize_rows(t, 0, t.shape.size() >= 2 ? rows : 1, f.data());
+      rs.values = tp->values.data();
     }
-    const bool given = tp && !tp->bytes.empty() && t.shape.size() >= 2;
+    if (!is_2d) {  // a norm or bias: small, converted (and a Q/K bias permuted) whole
+      f = rs.values ? tp->values : std::vector<float>(size_t(t.numel()));
+      if (!rs.values) dequantize_rows(t, 0, 1, f.data());
+      if (it.permute_heads) permute_rows(reinterpret_cast<uint8_t*>(f.data()), cols, 4, it.permute_heads);
+      rs.values = f.data();
+    }
+    const bool given = tp && !tp->bytes.empty() && is_2d;
     if (given) bytes = tp->bytes;
-    if (it.permute_heads) {
-      if (t.shape.size() >= 2) permute_rows(reinterpret_cast<uint8_t*>(f.data()), rows, size_t(cols) * 4, it.permute_heads);
-      else permute_rows(reinterpret_cast<uint8_t*>(f.data()), cols, 4, it.permute_heads);  // a bias: one value per row
-      if (given) permute_rows(bytes.data(), rows, size_t(ggml_row_bytes(it.type, cols)), it.permute_heads);
-    }
+    if (given && it.permute_heads) permute_rows(bytes.data(), rows, size_t(ggml_row_bytes(it.type, cols)), it.permute_heads);
     const float* imp = nullptr;
     std::vector<float> ones;
-    if (o.plan && o.plan->weighted && is_quantized(it.type) && t.shape.size() >= 2) {
+    if (o.plan && o.plan->weighted && is_quantized(it.type) && is_2d) {
       if (tp && !tp->importance.empty()) {
         if (int64_t(tp->importance.size()) != cols)
           fail("importance of '{}': {} values for {} columns", t.name, tp->importance.size(), cols);
@@ -416,11 +468,15 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
     }
     quant::QuantStats st;
     try {
-      st = encode(it.type, f.data(), rows, cols, imp, given, bytes);
+      st = encode(it.type, rs, rows, imp, given, bytes);
     } catch (const Error& e) {
       fail("{}: tensor '{}': {}", src.path(), t.name, e.what());
     }
-    w.write_tensor(it.name, bytes.data(), bytes.size());
+    if (write_done.valid()) write_done.get();  // rethrows a failed write
+    std::swap(bytes, writing);
+    write_done = std::async(std::launch::async, [&w, &writing, name = it.name] {
+      w.write_tensor(name, writing.data(), writing.size());
+    });
     GgufTensorReport tr;
     tr.name = it.name;
     tr.hf_name = t.name;
@@ -433,13 +489,14 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
     }
     tr.shape = t.shape;
     tr.params = uint64_t(t.numel());
-    tr.bytes = bytes.size();
+    tr.bytes = writing.size();
     tr.rel_rms = st.finish().rel_rms;
     rep.params += tr.params;
     rep.tensor_bytes += tr.bytes;
     total.merge(st);
     rep.tensors.push_back(std::move(tr));
   }
+  if (write_done.valid()) write_done.get();
   if (progress) progress(plan.size(), plan.size(), "");
   w.finish();
   rep.file_bytes = fs::file_size(out);

@@ -38,7 +38,7 @@ struct FormatTraits {
   // Q8_0, Q4_0, IQ4_NL, IQ4_XS: the LMQ_INT layout (sym, g32) that holds exactly the same values,
   // so a loader may repack them for the integer kernels (codecs/ggml_repack.h): its code width
   // (0: none) and scale type, and the function that writes one block's codes and scales there.
-  // (Q8_0 and Q4_0 are also ggml_matmul: the loader repacks them only where that is faster.)
+  // (All four are also ggml_matmul: the loader repacks them only where that is faster.)
   int int_repack_bits;
   ScaleType int_repack_scale;
   bool (*int_repack_block)(const uint8_t* block, uint8_t* codes, uint8_t* scales);  // false: scale not finite

@@ -10,7 +10,7 @@
 // bitstream keeps values 2k and 2k + 1 in byte k. Q8_0 and Q4_0 keep their size; the IQ4 types
 // double (8-bit codes for 4-bit ones): the price of running them on the int8 kernels. Which
 // formats repack, and how, is the traits table's int_repack_bits / int_repack_scale /
-// int_repack_block. Q8_0 and Q4_0 are also read in place by the integer kernels
+// int_repack_block. All four are also read in place by the integer kernels
 // (kernels/ggml_matmul.h), which is what a loader does where those have a SIMD kernel
 // (ggml_matmul_has_simd); elsewhere it repacks them, for the LMQ_INT kernels' AVX2 one
 // (model/load_gguf.cpp).
@@ -36,7 +36,7 @@ int64_t ggml_repack_rows(Format f, const uint8_t* src, int64_t rows, int64_t col
                          uint8_t* out);
 
 // How many of the nblocks blocks at src, of a format the integer kernels read in place
-// (kernels/ggml_matmul.h: Q8_0, Q4_0, Q2_K..Q6_K; the traits table's ggml_matmul), have a NaN/Inf
+// (kernels/ggml_matmul.h: Q8_0, Q4_0, Q2_K..Q6_K, IQ4_NL, IQ4_XS; the traits table's ggml_matmul), have a NaN/Inf
 // scale (d or dmin, the table's d_at / dmin_at). As for a repacked tensor, such a weight would
 // not surface as NaN at the logits: the loader refuses it. Throws lmq::Error for other formats.
 int64_t ggml_nonfinite_blocks(Format f, const uint8_t* src, int64_t nblocks);

@@ -19,7 +19,9 @@
 // naming the tensor; on the float path it yields NaN/Inf values (defined float arithmetic) that
 // the forward pass refuses at the logits.
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "lmq/codecs/ggml_blocks.h"
 
@@ -49,6 +51,13 @@ struct block_iq4_xs {
   uint8_t qs[QK_K / 2];
 };
 static_assert(sizeof(block_iq4_xs) == 136);
+
+// The 6-bit scale ls of IQ4_XS's sub-block ib (read from the block's bytes, any alignment).
+inline int iq4_xs_scale(const uint8_t* block, int ib) {
+  uint16_t high;
+  std::memcpy(&high, block + offsetof(block_iq4_xs, scales_h), 2);
+  return (block[offsetof(block_iq4_xs, scales_l) + ib / 2] >> 4 * (ib % 2) & 0xf) | (high >> 2 * ib & 3) << 4;
+}
 
 // IQ2_XXS: 256 values, 66 bytes (2.0625 bpw). Sub-block ib is 8 bytes of qs, read as two
 // little-endian uint32 a0, a1: byte l of a0 is group l's index into iq2xxs_grid (256 entries of

@@ -1,6 +1,7 @@
 // A loaded causal LM: its config, its tokenizer and its weights, each weight a Tensor that
-// points into a memory-mapped file (never copied; except a GGUF's IQ4_NL/IQ4_XS weights, repacked
-// at load into LMQ_INT for the integer kernels, model/load_gguf.cpp). Sources, recognized by content:
+// points into a memory-mapped file (never copied; except, on a CPU without AVX-512 VNNI, a GGUF's
+// Q8_0/Q4_0/IQ4_NL/IQ4_XS weights, repacked at load into LMQ_INT for the integer kernels,
+// model/load_gguf.cpp). Sources, recognized by content:
 //   - a Hugging Face directory: config.json + model.safetensors or a sharded
 //     model.safetensors.index.json, and tokenizer.model (SentencePiece) or else tokenizer.json
 //     (byte-level BPE);
@@ -31,12 +32,12 @@ struct LayerWeights {
 
 // How a source is loaded.
 struct LoadOptions {
-  // GGUF: IQ4_NL/IQ4_XS weights repacked into LMQ_INT for the integer kernels, and the scales of
-  // the blocks they read in place checked (model/load_gguf.cpp); false keeps every block as
-  // stored and unchecked, for the float path over them (--act-quant none).
+  // GGUF: weights prepared for the integer kernels (repacked into LMQ_INT where ggml_in_place
+  // says so, the scales of the blocks they read in place checked; model/load_gguf.cpp); false
+  // keeps every block as stored and unchecked, for the float path over them (--act-quant none).
   bool repack_ggml = true;
-  // GGUF Q8_0/Q4_0 for the integer kernels: read in place (true) or repacked into LMQ_INT
-  // (false). Unset: in place where the in-place kernels have SIMD on this CPU
+  // GGUF Q8_0/Q4_0/IQ4_NL/IQ4_XS for the integer kernels: read in place (true) or repacked into
+  // LMQ_INT (false). Unset: in place where the in-place kernels have SIMD on this CPU
   // (ggml_matmul_has_simd, kernels/ggml_matmul.h), else repacked for the LMQ_INT kernels' AVX2
   // one. Set, it chooses for this load only, whatever the CPU (tests take both paths).
   std::optional<bool> ggml_in_place;

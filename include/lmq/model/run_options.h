@@ -18,7 +18,7 @@ struct RunOptions {
   // The run did not choose act_quant / act_block (the CLI without --act-quant): the model's
   // default applies instead. A GGUF file runs on dynamic int8 activations in blocks of 32 (what
   // llama.cpp's CPU backend does for its Q8_0/Q4_0 dot products; the integer kernels read its
-  // blocks in place, IQ4 repacked at load, Q8_0/Q4_0 too without AVX-512 VNNI, model/load_gguf.cpp); other models keep the fields above.
+  // blocks in place; Q8_0/Q4_0/IQ4 repacked at load without AVX-512 VNNI, model/load_gguf.cpp); other models keep the fields above.
   bool act_quant_from_model = false;
 };
 
