@@ -27,6 +27,8 @@
 
 using namespace lmq;
 using lmq::test::shared_path;
+using lmq::test::d_offset;
+using lmq::test::expect_nan_scale_refused;
 
 namespace {
 
@@ -208,17 +210,6 @@ TEST(BadInputGgmlMatmul, UnsupportedShapesAndActivationsAreRefused) {
   EXPECT_THROW(ggml_matmul_q(short_w, xq, y.data()), Error);
 }
 
-// The d field of each format's block, where codecs/ggml_blocks.h puts it (not read from the
-// traits table the counting reads).
-size_t d_offset(Format f) {
-  switch (f) {
-    case Format::Q6_K: return offsetof(ggml::block_q6_K, d);
-    case Format::Q3_K: return offsetof(ggml::block_q3_K, d);
-    case Format::Q2_K: return offsetof(ggml::block_q2_K, d);
-    default: return 0;  // Q8_0, Q4_0, Q4_K, Q5_K, IQ4_NL, IQ4_XS: d first
-  }
-}
-
 TEST(BadInputGgmlMatmul, NonFiniteScalesAreCounted) {
   for (Format f : kInPlace) {
     std::vector<uint8_t> b = quantized_blocks(f, 1, 1024, 3);
@@ -270,49 +261,6 @@ TEST(GgmlMatmul, IntPathLogitsCloseToFloatPathIQ4NL) {
   EXPECT_EQ(Model::load(out)->find("model.layers.0.mlp.down_proj.weight")->format,
             ggml_matmul_has_simd() ? Format::IQ4_NL : Format::LMQ_INT);
   lmq::test::expect_int_path_close_to_float(out, "lmq-llama3-9m iq4_nl");
-}
-
-// A NaN scale in the second block of blk.0.attn_q.weight of a real file (Q4_K, Q4_0, Q8_0, IQ4_XS):
-// refused at load for the integer kernels, naming the tensor (the float path shows it as
-// non-finite logits).
-void expect_nan_scale_refused(const std::string& file, Format f) {
-  const std::string src = shared_path("gguf/" + file);
-  if (!std::filesystem::exists(src)) GTEST_SKIP() << src << " missing";
-  std::string bytes = lmq::test::read_file(src);
-  uint64_t at = 0;
-  {
-    GgufFile g(src);
-    for (size_t i = 0; i < g.tensors().size(); ++i)
-      if (g.tensors()[i].name == "blk.0.attn_q.weight") {
-        ASSERT_EQ(g.tensors()[i].format, f) << file;
-        at = g.data_offset() + g.tensor_offset(i);
-      }
-  }
-  ASSERT_GT(at, 0u);
-  const uint16_t nan = 0x7e00;
-  std::memcpy(bytes.data() + at + ggml_block_bytes(f) + d_offset(f), &nan, 2);  // d of the second block
-  const std::string dir = lmq::test::temp_dir(), bad = dir + "/nan.gguf";
-  lmq::test::write_file(bad, bytes);
-  auto r = lmq::test::run_lmq({"eval", bad, "--text", shared_path("text/docs-valid.txt"), "--windows", "1"});
-  EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_NE(r.err.find("tensor 'blk.0.attn_q.weight': a non-finite (NaN/Inf) scale in 1 block(s)"), std::string::npos)
-      << r.err;
-  r = lmq::test::run_lmq(
-      {"eval", bad, "--text", shared_path("text/docs-valid.txt"), "--windows", "1", "--act-quant", "none"});
-  EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_NE(r.err.find("non-finite logit"), std::string::npos) << r.err;
-  // the loader refuses it whichever way Q8_0 / Q4_0 / IQ4 reach the integer kernels (read in place, or
-  // repacked into LMQ_INT as on CPUs without AVX-512 VNNI; a K-quant is in place either way)
-  for (const bool in_place : {true, false}) {
-    try {
-      Model::load(bad, LoadOptions{.ggml_in_place = in_place});
-      ADD_FAILURE() << file << ": loaded with a NaN scale, in_place " << in_place;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("tensor 'blk.0.attn_q.weight': a non-finite (NaN/Inf) scale in 1 block(s)"),
-                std::string::npos)
-          << e.what();
-    }
-  }
 }
 
 TEST(BadInputGgmlMatmul, NanScaleInARealFileIsAnError) {

@@ -396,9 +396,10 @@ INSTANTIATE_TEST_SUITE_P(All, GgufPerplexitySlow,
 
 // llama.cpp's byte-level BPE Llama-3 files (rope_freqs, llama-bpe): 86 s and 94 s wall (45 s CPU
 // each) on the shared 2-core host, so `slow` too; measured -0.012% and -0.015% from llama.cpp.
-// Its i-quant files (imatrix IQ2_XS / IQ3_S / IQ4_XS mixtures, ~70 s each): measured -0.011%,
-// -0.005% (float path), -0.033% (IQ4_XS read in place, int8 activations in blocks of 32; -0.026%
-// repacked, -0.053% on the float path) against llama.cpp's q8_K activations.
+// Its i-quant files (imatrix IQ2_XS / IQ3_S / IQ4_XS mixtures, ~70 s each): measured +0.018%,
+// -0.006% (lattice blocks read in place, int8 activations in blocks of 32; -0.011%, -0.005% on
+// the float path), -0.033% (IQ4_XS read in place; -0.026% repacked, -0.053% on the float path)
+// against llama.cpp's q8_K activations.
 INSTANTIATE_TEST_SUITE_P(Llama3, GgufPerplexitySlow,
                          ::testing::Values(PplCase{"lmq-llama3-9m-Q8_0.gguf", 0.002},
                                            PplCase{"lmq-llama3-9m-Q4_K_M.gguf", 0.005},

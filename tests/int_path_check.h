@@ -1,20 +1,28 @@
 // The integer path of a file (by default a GGUF file's own: int8 activations in blocks of 32;
-// Q8_0, Q4_0, IQ4 and K-quants read in place where the CPU has AVX-512 VNNI, else Q8_0/Q4_0/IQ4
-// repacked; or the run options given, e.g. --act-quant dynamic on an lmq file) against its
-// float path, teacher forcing one text: the logits move a little, the predictions hardly at
-// all, and the two are not the same computation. And the two integer paths of Q8_0/Q4_0/IQ4
-// (read in place, repacked into LMQ_INT) against each other.
+// Q8_0, Q4_0, IQ4, K-quants and lattice i-quants read in place where the CPU has AVX-512 VNNI,
+// else Q8_0/Q4_0/IQ4 repacked; or the run options given, e.g. --act-quant dynamic on an lmq
+// file) against its float path, teacher forcing one text: the logits move a little, the
+// predictions hardly at all, and the two are not the same computation. And the two integer
+// paths of Q8_0/Q4_0/IQ4 (read in place, repacked into LMQ_INT) against each other. And a real
+// file with a NaN scale, refused at load for the integer kernels.
 #pragma once
 #include <algorithm>
+#include <cstddef>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "lmq/codecs/ggml_blocks.h"
+#include "lmq/error.h"
+#include "lmq/formats/gguf.h"
 #include "lmq/model/forward.h"
 #include "lmq/model/model.h"
+#include "test_support.h"
 
 namespace lmq::test {
 
@@ -68,6 +76,60 @@ inline void expect_int_path_close_to_float(const std::string& p, const std::stri
   EXPECT_LT(g.worst, 0.5) << name;
   EXPECT_GE(g.agree, n - 2) << name;
   EXPECT_GT(g.worst, 0.0) << name << ": the two paths should not be the same computation";
+}
+
+// The d field of each format's block, where codecs/ggml_blocks.h puts it (not read from the
+// traits table the counting reads).
+inline size_t d_offset(Format f) {
+  switch (f) {
+    case Format::Q6_K: return offsetof(ggml::block_q6_K, d);
+    case Format::Q3_K: return offsetof(ggml::block_q3_K, d);
+    case Format::Q2_K: return offsetof(ggml::block_q2_K, d);
+    default: return 0;  // Q8_0, Q4_0, Q4_K, Q5_K, IQ4_NL, IQ4_XS, the lattice i-quants: d first
+  }
+}
+
+// A NaN scale in the second block of blk.0.attn_q.weight of a real file (Q4_K, Q4_0, Q8_0, IQ4_XS, the lattice i-quants):
+// refused at load for the integer kernels, naming the tensor (the float path shows it as
+// non-finite logits).
+inline void expect_nan_scale_refused(const std::string& file, Format f) {
+  const std::string src = shared_path("gguf/" + file);
+  if (!std::filesystem::exists(src)) GTEST_SKIP() << src << " missing";
+  std::string bytes = lmq::test::read_file(src);
+  uint64_t at = 0;
+  {
+    GgufFile g(src);
+    for (size_t i = 0; i < g.tensors().size(); ++i)
+      if (g.tensors()[i].name == "blk.0.attn_q.weight") {
+        ASSERT_EQ(g.tensors()[i].format, f) << file;
+        at = g.data_offset() + g.tensor_offset(i);
+      }
+  }
+  ASSERT_GT(at, 0u);
+  const uint16_t nan = 0x7e00;
+  std::memcpy(bytes.data() + at + ggml_block_bytes(f) + d_offset(f), &nan, 2);  // d of the second block
+  const std::string dir = lmq::test::temp_dir(), bad = dir + "/nan.gguf";
+  lmq::test::write_file(bad, bytes);
+  auto r = lmq::test::run_lmq({"eval", bad, "--text", shared_path("text/docs-valid.txt"), "--windows", "1"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.err.find("tensor 'blk.0.attn_q.weight': a non-finite (NaN/Inf) scale in 1 block(s)"), std::string::npos)
+      << r.err;
+  r = lmq::test::run_lmq(
+      {"eval", bad, "--text", shared_path("text/docs-valid.txt"), "--windows", "1", "--act-quant", "none"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.err.find("non-finite logit"), std::string::npos) << r.err;
+  // the loader refuses it whichever way Q8_0 / Q4_0 / IQ4 reach the integer kernels (read in place, or
+  // repacked into LMQ_INT as on CPUs without AVX-512 VNNI; a K-quant or lattice i-quant is in place either way)
+  for (const bool in_place : {true, false}) {
+    try {
+      Model::load(bad, LoadOptions{.ggml_in_place = in_place});
+      ADD_FAILURE() << file << ": loaded with a NaN scale, in_place " << in_place;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("tensor 'blk.0.attn_q.weight': a non-finite (NaN/Inf) scale in 1 block(s)"),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 }  // namespace lmq::test

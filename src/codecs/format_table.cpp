@@ -63,15 +63,15 @@ constexpr FormatTraits kTraits[] = {
      q_iq4_xs, grids_iq4_xs, codes_iq4_xs, true, false, 8, ScaleType::F32, rp_iq4_xs, true,
      int(offsetof(block_iq4_xs, d)), -1},
     {Format::IQ2_XXS, "iq2_xxs", "iq2_xxs", "IQ2_XXS", 16, QK_K, 32, sizeof(block_iq2_xxs), true, true,
-     dq_iq2_xxs, q_iq2_xxs, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, false, -1, -1},
+     dq_iq2_xxs, q_iq2_xxs, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, 0, -1},
     {Format::IQ2_XS, "iq2_xs", "iq2_xs", "IQ2_XS", 17, QK_K, 16, sizeof(block_iq2_xs), true, true, dq_iq2_xs,
-     q_iq2_xs, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, false, -1, -1},
+     q_iq2_xs, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, 0, -1},
     {Format::IQ2_S, "iq2_s", "iq2_s", "IQ2_S", 22, QK_K, 16, sizeof(block_iq2_s), true, true, dq_iq2_s, q_iq2_s,
-     nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, false, -1, -1},
+     nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, 0, -1},
     {Format::IQ3_XXS, "iq3_xxs", "iq3_xxs", "IQ3_XXS", 18, QK_K, 32, sizeof(block_iq3_xxs), true, true,
-     dq_iq3_xxs, q_iq3_xxs, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, false, -1, -1},
+     dq_iq3_xxs, q_iq3_xxs, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, 0, -1},
     {Format::IQ3_S, "iq3_s", "iq3_s", "IQ3_S", 21, QK_K, 32, sizeof(block_iq3_s), true, true, dq_iq3_s, q_iq3_s,
-     nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, false, -1, -1},
+     nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, 0, -1},
 };
 
 constexpr bool in_enum_order() {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ggml_matmul_internal.h"
+#include "ggml_matmul_lattice.h"
 #include "int_matmul_internal.h"
 #include "lmq/codecs/ggml_blocks.h"
 #include "lmq/codecs/format_traits.h"
@@ -112,6 +113,7 @@ void slots_q32(const Args& a, const Acts& x, int64_t o, int64_t t, float* slot) 
 
 // The specification (ggml_matmul.h), written plainly.
 void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
+  if (lattice_format(a.f)) return lattice_rows_scalar(a, x, o0, o1);
   if (a.f == Format::Q8_0 || a.f == Format::Q4_0 || a.f == Format::IQ4_NL) {
     for (int64_t o = o0; o < o1; ++o)
       for (int64_t t = 0; t < a.T; ++t) {

@@ -8,7 +8,7 @@ namespace lmq::ggk {
 
 // One weight's product over all T tokens, output rows (tiles of 4) split by the caller.
 struct Args {
-  Format f;             // Q8_0, Q4_0, Q2_K .. Q6_K, IQ4_NL, IQ4_XS
+  Format f;             // Q8_0, Q4_0, Q2_K .. Q6_K, IQ4_NL, IQ4_XS, the lattice i-quants
   const uint8_t* w;     // row o at w + o·row_bytes
   int64_t row_bytes, N, K;
   int64_t T;

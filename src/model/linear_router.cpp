@@ -126,7 +126,7 @@ void LinearRouter::linears(std::span<const LinearOut> outs, const float* x, int 
     return;
   }
   LMQ_CHECK(outs.size() <= kMaxFused, "{} fused linears, at most {}", outs.size(), kMaxFused);
-  // LMQ_INT weights and K-quants read in place (Q4_K_M mixes Q4_K and Q6_K) share the input.
+  // LMQ_INT weights and blocks read in place (Q4_K_M mixes Q4_K and Q6_K, IQ2_XS files Q4_K) share the input.
   IntMatmulJob jobs[kMaxFused];
   GgmlMatmulJob ggml_jobs[kMaxFused];
   size_t ni = 0, ng = 0;

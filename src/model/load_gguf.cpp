@@ -15,7 +15,8 @@
 // (Pq)·(Pk) = q·k the attention scores, and everything after them, are unchanged (V and O are
 // not permuted). Qwen2 GGUFs are stored unpermuted (llama.cpp uses NEOX-style RoPE for them).
 //
-// The K-quants (Q2_K..Q6_K) stay in the map: the integer kernels read their blocks in place
+// The K-quants (Q2_K..Q6_K) and the lattice i-quants (IQ2_XXS..IQ3_S) stay in the map: the
+// integer kernels read their blocks in place
 // (kernels/ggml_matmul.h), so the process holds the file's pages and nothing more for them
 // (RSS ≈ file size). So do Q8_0, Q4_0, IQ4_NL and IQ4_XS where those kernels have SIMD on this
 // CPU (AVX-512 VNNI, ggml_matmul_has_simd; LoadOptions::ggml_in_place chooses otherwise for one load). A load
@@ -195,7 +196,8 @@ Tensor repacked_for_int_kernels(const Tensor& t, std::vector<std::shared_ptr<voi
   return r;
 }
 
-// A weight the integer kernels will read in place (Q8_0, Q4_0, K-quants, IQ4): its scales must be numbers.
+// A weight the integer kernels will read in place (Q8_0, Q4_0, K-quants, IQ4, lattice i-quants):
+// its scales must be numbers.
 void check_in_place_scales(const Tensor& t, const std::string& path) {
   if (!ggml_matmul_supported(t, 32)) return;
   const int64_t blocks = t.numel() / ggml_block_size(t.format);
@@ -204,7 +206,7 @@ void check_in_place_scales(const Tensor& t, const std::string& path) {
 }
 
 // t as the integer kernels will take it (see the top): a format both paths take (Q8_0, Q4_0,
-// IQ4_NL, IQ4_XS) stays in place when in_place, else repacks; the K-quants stay.
+// IQ4_NL, IQ4_XS) stays in place when in_place, else repacks; the K-quants and lattice i-quants stay.
 Tensor for_int_kernels(const Tensor& t, bool in_place, std::vector<std::shared_ptr<void>>& storage,
                        const std::string& path) {
   if (format_traits(t.format).ggml_matmul && (in_place || !ggml_repack_params(t.format))) {

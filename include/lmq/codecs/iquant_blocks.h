@@ -14,8 +14,10 @@
 // through memcpy / byte pointers, never by casting unaligned file data to them.
 //
 // Every stored index fits its table by construction (the bit widths equal the table sizes), so
-// no byte pattern reads outside a table; only a NaN/Inf `d` makes a bad block, and it yields
-// NaN/Inf values (defined float arithmetic) that the forward pass refuses at the logits.
+// no byte pattern reads outside a table; only a NaN/Inf `d` makes a bad block: a load for the
+// integer kernels, which read the lattice blocks in place (kernels/ggml_matmul.h), refuses it
+// naming the tensor; on the float path it yields NaN/Inf values (defined float arithmetic) that
+// the forward pass refuses at the logits.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -1,10 +1,11 @@
 // Integer linear layers on llama.cpp's blocks read in place: the weight's bytes are the file's
 // (mmapped) blocks, never repacked or dequantized to float; activations are int8 with one scale
 // s_x[a] and one code sum Σq_x[a] per block a of 32 values (quantize_activations with
-// block = sum_group = 32, kernels/act_quant.h). Layouts: codecs/ggml_blocks.h.
+// block = sum_group = 32, kernels/act_quant.h). Layouts: codecs/ggml_blocks.h, codecs/iquant_blocks.h.
 //
-// Weights: Q8_0, Q4_0 and IQ4_NL (K a multiple of 32), Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS (K a
-// multiple of 256); 2-D. For output o and token t, with q the weight codes and all sums integer (exact):
+// Weights: Q8_0, Q4_0 and IQ4_NL (K a multiple of 32), Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS and
+// the lattice i-quants IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS and IQ3_S (K a multiple of 256); 2-D. For
+// output o and token t, with q the weight codes and all sums integer (exact):
 //   Q8_0, Q4_0 (blocks of 32; x = d·(q − c), c = 0 for Q8_0's int8 q, 8 for Q4_0's nibbles):
 //   over the blocks a of row o, in increasing a, the activation block a is the weight's block a:
 //     i[a]  = Σ_{k∈a} (q[k] − c)·q_x[k]
@@ -13,7 +14,8 @@
 //   codecs/iquant_blocks.h), block by block as Q8_0:
 //     i[a]  = Σ_{k∈a} kv[q[k]]·q_x[k]
 //     f[a] = s_x[a] · (d · float(i[a]))
-//   The K-quants and IQ4_XS: over the super-blocks b (256 values) of row o, in increasing b, the activation
+//   The K-quants, IQ4_XS and the lattice i-quants: over the super-blocks b (256 values) of row o,
+//   in increasing b, the activation
 //   blocks a = 8b + j (j = 0..7):
 //   Q4_K, Q5_K (sub-block j = values 32j..32j+31 of the super-block; x = d·sc[j]·q − dmin·m[j]):
 //     i[a]  = Σ_{k∈a} q[k]·q_x[k]
@@ -30,15 +32,24 @@
 //   IQ4_XS (sub-block j = values 32j..32j+31 as IQ4_NL's; x = d·(ls[j] − 32)·kv[q], ls 6-bit):
 //     i[a]  = (ls[j] − 32)·Σ_{k∈a} kv[q[k]]·q_x[k]
 //     f[a] = s_x[a] · (d · float(i[a]))
+//   The lattice i-quants (x = D·sc[s]·w; w = grid byte · sign, the grid entry and the signs
+//   those the block's indices pick; sc[s] = 2·s4 + 1 the odd multiplier of the 4-bit scale s4 of
+//   16 values: IQ2_XS, IQ2_S keep one per 16 values, the others one per 32 that serves both
+//   halves; D = d·c, c = 1/8 for IQ2_*, 1/4 for IQ3_XXS, 1 for IQ3_S, a power of two: exact):
+//     i[a]  = sc[2j]·Σ_{k∈2j} w[k]·q_x[k] + sc[2j+1]·Σ_{k∈2j+1} w[k]·q_x[k]
+//     f[a] = s_x[a] · (D · float(i[a]))
+//   (llama.cpp's own dot products keep the same integer sums and scale by d·c in float.)
 // every product and difference rounded to f32 in the order written (no FMA), then, as the
 // LMQ_INT kernels do (kernels/int_matmul.h):
 //   slot[j] = Σ f[a] over the a with a mod 8 = j, added in increasing a from 0.0f  (8 slots)
 //   y[t,o] = ((slot0 + slot4) + (slot2 + slot6)) + ((slot1 + slot5) + (slot3 + slot7))  (+ bias)
 // d, dmin are the blocks' f16 fields; sc, m the sub-block scales: 6-bit (Q4_K, Q5_K), int8
 // (Q6_K), 6-bit − 32 (Q3_K), 4-bit (Q2_K). The sums cannot overflow int32 (|i[a]| ≤ 2·128·16·32·127
-// < 2^24, so float(i) is exact; Q8_0's ≤ 32·128·127; IQ4_XS's ≤ 32·32·127·128 < 2^24).
+// < 2^24, so float(i) is exact; Q8_0's ≤ 32·128·127; IQ4_XS's ≤ 32·32·127·128 < 2^24; the
+// lattice ones' ≤ 31·32·62·127 < 2^23, |w| ≤ 43 for IQ2_*, 62 for IQ3_XXS, 15 for IQ3_S).
 // Kernels: the scalar specification and an AVX-512 VNNI one (vpdpbusd on the codes as u8: Q8_0's
-// q + 128, the IQ4 levels kv[q] + 128 looked up by vpshufb, with 128·Σq_x taken off after), equal to it bit for bit; Auto picks VNNI where the CPU
+// q + 128, the IQ4 levels kv[q] + 128 looked up by vpshufb, the lattice ones' w + 64, with
+// 128·Σq_x / 64·Σq_x taken off after), equal to it bit for bit; Auto picks VNNI where the CPU
 // has it, else the scalar one. The VNNI kernel works on tiles of 4 output rows × up to 4 tokens,
 // so prefill reads each weight tile once per 4 tokens and decode streams the weight once. Threads
 // split the output rows (OpenMP); results do not depend on the thread count. A block whose d or dmin is NaN/Inf is the

@@ -1,0 +1,246 @@
+// The lattice i-quants (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S) on the in-place integer kernels
+// (kernels/ggml_matmul.h): the VNNI kernel equals the scalar specification bit for bit, the
+// specification is close to a float product of the dequantized weight (the i-quant codec,
+// written from llama.cpp's layouts) and activations, and on real files (llama.cpp's IQ2_XS and
+// IQ3_S, lmq's pure-IQ2_XXS / IQ2_S / IQ3_XXS) the integer path's logits are close to the float
+// path's and a NaN d is refused at load.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <random>
+#include <tuple>
+#include <vector>
+
+#include "int_path_check.h"
+#include "lmq/codecs/format_traits.h"
+#include "lmq/codecs/ggml_blocks.h"
+#include "lmq/codecs/ggml_repack.h"
+#include "lmq/half.h"
+#include "lmq/kernels/act_quant.h"
+#include "lmq/kernels/ggml_matmul.h"
+#include "test_support.h"
+
+using namespace lmq;
+
+namespace {
+
+constexpr Format kLattice[] = {Format::IQ2_XXS, Format::IQ2_XS, Format::IQ2_S, Format::IQ3_XXS, Format::IQ3_S};
+
+// Every 4-bit scale of a block to 15 (the layouts of codecs/iquant_blocks.h).
+void set_scales_15(Format f, uint8_t* blk) {
+  for (int ib = 0; ib < 8; ++ib) switch (f) {
+      case Format::IQ2_XXS: blk[2 + 8 * ib + 7] |= 0xF0; break;
+      case Format::IQ2_XS: blk[66 + ib] = 0xFF; break;
+      case Format::IQ2_S: blk[74 + ib] = 0xFF; break;
+      case Format::IQ3_XXS: blk[66 + 4 * ib + 3] |= 0xF0; break;
+      default: blk[106 + ib / 2] = 0xFF; break;
+    }
+}
+
+// Random bytes: every byte pattern is a valid block (each index's bit width is its table's size),
+// with a finite d of varied magnitude; all scales 15 and d's largest in one block in 7, the
+// largest |i| the format can make.
+std::vector<uint8_t> random_blocks(Format f, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const size_t bb = ggml_block_bytes(f);
+  std::vector<uint8_t> b(size_t(rows) * ggml_row_bytes(f, cols));
+  for (uint8_t& x : b) x = uint8_t(rng());
+  for (size_t off = 0, n = 0; off < b.size(); off += bb, ++n) {
+    const float d = n % 7 == 3 ? 65504.f : std::ldexp(float(int(rng() % 2001) - 1000), -int(10 + rng() % 12));
+    const uint16_t h = f32_to_f16(d);
+    std::memcpy(b.data() + off, &h, 2);
+    if (n % 7 == 3) set_scales_15(f, b.data() + off);
+  }
+  return b;
+}
+
+// Blocks as lmq's lattice writer makes them for Gaussian weights (realistic scales and codes).
+// Cached: the lattice search is slow.
+const std::vector<uint8_t>& quantized_blocks(Format f, int64_t rows, int64_t cols, uint32_t seed) {
+  static std::map<std::tuple<Format, int64_t, int64_t, uint32_t>, std::vector<uint8_t>> cache;
+  std::vector<uint8_t>& b = cache[{f, rows, cols, seed}];
+  if (!b.empty()) return b;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.f, 0.05f);
+  std::vector<float> w(static_cast<size_t>(cols));
+  b.resize(size_t(rows) * ggml_row_bytes(f, cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (float& v : w) v = g(rng);
+    ggml_quantize_row(f, w.data(), b.data() + size_t(r) * ggml_row_bytes(f, cols), cols);
+  }
+  return b;
+}
+
+Tensor tensor_of(Format f, const std::vector<uint8_t>& b, int64_t rows, int64_t cols) {
+  Tensor t;
+  t.name = "w";
+  t.shape = {rows, cols};
+  t.format = f;
+  t.data = b.data();
+  t.nbytes = b.size();
+  return t;
+}
+
+// Gaussian activations with outliers (codes at ±127 next to small ones); every 5th token all
+// +127 / −127 by block (the largest |Σq_x|).
+QuantizedActs random_acts(int64_t T, int64_t K, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.f, 1.f);
+  std::vector<float> x(size_t(T * K));
+  for (float& v : x) v = g(rng);
+  for (size_t i = 0; i < x.size(); i += 97) x[i] *= 30.f;
+  for (int64_t t = 4; t < T; t += 5)
+    for (int64_t k = 0; k < K; ++k) x[size_t(t * K + k)] = (k / 32) % 2 ? -1.f : 1.f;
+  QuantizedActs xq;
+  quantize_activations(x.data(), T, K, ActQuant::DynamicAbsmax, 32, 32, xq);
+  return xq;
+}
+
+std::vector<float> product(const Tensor& w, const QuantizedActs& xq, IntKernel k, const float* bias = nullptr) {
+  std::vector<float> y(size_t(xq.T * w.rows()), -1.f);
+  ggml_matmul_q(w, xq, y.data(), bias, k);
+  return y;
+}
+
+void expect_same_bits(const std::vector<float>& a, const std::vector<float>& b, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (f32_to_bits(a[i]) != f32_to_bits(b[i])) FAIL() << what << " value " << i << ": " << a[i] << " vs " << b[i];
+}
+
+bool have_vnni() { return int_kernel_available(IntKernel::Avx512Vnni); }
+
+}  // namespace
+
+TEST(LatticeMatmul, TakenInPlace) {
+  for (Format f : kLattice) {
+    const std::vector<uint8_t> b = random_blocks(f, 2, 512, 1);
+    EXPECT_TRUE(ggml_matmul_supported(tensor_of(f, b, 2, 512), 32)) << format_name(f);
+    EXPECT_FALSE(ggml_matmul_supported(tensor_of(f, b, 2, 512), 64)) << format_name(f);
+    EXPECT_FALSE(ggml_matmul_supported(tensor_of(f, b, 1, 96), 32)) << format_name(f);  // super-blocks of 256
+  }
+}
+
+TEST(LatticeMatmul, VnniEqualsScalarSpecBitForBit) {
+  if (!have_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  uint32_t seed = 1;
+  for (Format f : kLattice)
+    for (int64_t N : {1, 3, 4, 5, 13, 64})
+      for (int64_t K : {256, 768})
+        for (int64_t T : {1, 2, 3, 4, 5, 7, 9}) {
+          ++seed;
+          const bool real = seed % 2 == 0 && N <= 13;
+          const std::vector<uint8_t> b = real ? quantized_blocks(f, N, K, uint32_t(N + K)) : random_blocks(f, N, K, seed);
+          const Tensor w = tensor_of(f, b, N, K);
+          const QuantizedActs xq = random_acts(T, K, seed + 1000);
+          std::vector<float> bias(static_cast<size_t>(N));
+          for (int64_t o = 0; o < N; ++o) bias[size_t(o)] = 0.25f * float(o % 7) - 0.5f;
+          const std::string what = fmt::format("{} {} {}x{} T={}", format_name(f), real ? "quantized" : "random", N, K, T);
+          expect_same_bits(product(w, xq, IntKernel::Avx512Vnni), product(w, xq, IntKernel::Scalar), what);
+          expect_same_bits(product(w, xq, IntKernel::Avx512Vnni, bias.data()),
+                           product(w, xq, IntKernel::Scalar, bias.data()), what + " bias");
+        }
+}
+
+// The five formats and a K-quant on one input in one fused call equal one call per weight, at any
+// thread count.
+TEST(LatticeMatmul, FusedJobsAndThreadCountsGiveTheSameBits) {
+  const int64_t K = 512, T = 3;
+  const Format fs[] = {Format::IQ2_XXS, Format::IQ2_XS, Format::IQ2_S, Format::IQ3_XXS, Format::IQ3_S, Format::Q4_K};
+  const int64_t rows[] = {11, 6, 37, 7, 9, 8};
+  std::vector<std::vector<uint8_t>> bytes;
+  std::vector<Tensor> w;
+  for (size_t i = 0; i < std::size(fs); ++i) bytes.push_back(random_blocks(fs[i], rows[i], K, uint32_t(5 + i)));
+  for (size_t i = 0; i < std::size(fs); ++i) w.push_back(tensor_of(fs[i], bytes[i], rows[i], K));
+  const QuantizedActs xq = random_acts(T, K, 7);
+  for (IntKernel k : {IntKernel::Scalar, IntKernel::Avx512Vnni}) {
+    if (!int_kernel_available(k)) continue;
+    std::vector<std::vector<float>> want, got;
+    std::vector<GgmlMatmulJob> jobs;
+    for (const Tensor& t : w) want.push_back(product(t, xq, k)), got.emplace_back(want.back().size());
+    for (size_t i = 0; i < w.size(); ++i) jobs.push_back({&w[i], got[i].data()});
+    const int threads = omp_get_max_threads();
+    for (int n : {1, 2, 3}) {
+      omp_set_num_threads(n);
+      ggml_matmul_q(jobs, xq, k);
+      for (size_t i = 0; i < w.size(); ++i)
+        expect_same_bits(got[i], want[i], fmt::format("{} fused {}, {} threads", int_kernel_name(k), format_name(w[i].format), n));
+    }
+    omp_set_num_threads(threads);
+  }
+}
+
+// The specification against Σ w·x' in double, w the codec's dequantized weight (llama.cpp's
+// arithmetic) and x' = s_x·q_x: the integer sums are exact, so the error is the f32 rounding of
+// each block's D·float(i) and s_x product and of the slot sums: a few ulps of S = Σ|w|·|x'|.
+TEST(LatticeMatmul, ScalarSpecMatchesFloatReference) {
+  for (Format f : kLattice)
+    for (const bool real : {true, false}) {
+      const int64_t N = 11, T = 5, K = 1280;
+      const std::vector<uint8_t> b = real ? quantized_blocks(f, N, K, 9) : random_blocks(f, N, K, 9);
+      const Tensor w = tensor_of(f, b, N, K);
+      const QuantizedActs xq = random_acts(T, K, 3);
+      const std::vector<float> y = product(w, xq, IntKernel::Scalar);
+      std::vector<float> wf(static_cast<size_t>(K));
+      double worst = 0;
+      for (int64_t o = 0; o < N; ++o) {
+        ggml_dequantize_row(f, b.data() + size_t(o) * ggml_row_bytes(f, K), wf.data(), K);
+        for (int64_t t = 0; t < T; ++t) {
+          double ref = 0, S = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            const double x = double(xq.scale[size_t(t * (K / 32) + k / 32)]) * xq.q[size_t(t * K + k)];
+            ref += double(wf[size_t(k)]) * x;
+            S += std::fabs(wf[size_t(k)]) * std::fabs(x);
+          }
+          const double err = std::fabs(double(y[size_t(t * N + o)]) - ref);
+          EXPECT_LE(err, 2e-7 * S) << format_name(f) << (real ? " quantized" : " random") << " row " << o << " token " << t;
+          worst = std::max(worst, err / S);
+        }
+      }
+      std::printf("[spec vs float] %s %s: worst |y - ref| / S = %.3g\n", std::string(format_name(f)).c_str(),
+                  real ? "quantized" : "random", worst);
+    }
+}
+
+TEST(BadInputLatticeMatmul, NonFiniteScalesAreCounted) {
+  for (Format f : kLattice) {
+    std::vector<uint8_t> b = random_blocks(f, 1, 1024, 3);
+    EXPECT_EQ(ggml_nonfinite_blocks(f, b.data(), 4), 0) << format_name(f);
+    const size_t bb = ggml_block_bytes(f);
+    const uint16_t nan = 0x7e00, inf = 0xfc00;
+    std::memcpy(b.data() + bb + lmq::test::d_offset(f), &nan, 2);
+    std::memcpy(b.data() + 3 * bb + lmq::test::d_offset(f), &inf, 2);
+    EXPECT_EQ(ggml_nonfinite_blocks(f, b.data(), 4), 2) << format_name(f);
+  }
+}
+
+TEST(LatticeMatmul, IntPathLogitsCloseToFloatPath) {
+  for (const char* name : {"lmq-llama3-9m-IQ2_XS.gguf", "lmq-llama3-9m-IQ3_S.gguf"}) {
+    const std::string p = lmq::test::shared_path(std::string("gguf/") + name);
+    if (!std::filesystem::exists(p)) GTEST_SKIP() << "missing " << p;
+    lmq::test::expect_int_path_close_to_float(p, name);
+  }
+}
+
+// No shared file holds IQ2_XXS, IQ2_S or IQ3_XXS: lmq's pure files of the shared HF model (every
+// 2-D weight in the one type, lmq's lattice writer).
+TEST(LatticeMatmul, IntPathLogitsCloseToFloatPathPureFiles) {
+  const std::string model = lmq::test::shared_path("models/lmq-llama3-9m");
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << model << " missing";
+  for (const char* type : {"iq2_xxs", "iq2_s", "iq3_xxs"}) {
+    const std::string out = lmq::test::temp_dir() + "/" + type + ".gguf";
+    const auto q = lmq::test::run_lmq({"quantize", model, "-o", out, "--format", "gguf", "--scheme", std::string("pure-") + type});
+    ASSERT_EQ(q.exit_code, 0) << q.err;
+    lmq::test::expect_int_path_close_to_float(out, std::string("lmq-llama3-9m pure-") + type);
+  }
+}
+
+TEST(BadInputLatticeMatmul, NanScaleInARealIq2XsFileIsAnError) {
+  lmq::test::expect_nan_scale_refused("lmq-llama3-9m-IQ2_XS.gguf", Format::IQ2_XS);
+}
+TEST(BadInputLatticeMatmul, NanScaleInARealIq3SFileIsAnError) {
+  lmq::test::expect_nan_scale_refused("lmq-llama3-9m-IQ3_S.gguf", Format::IQ3_S);
+}
