@@ -63,6 +63,19 @@ void transpose_in(const float* x, int n, F* t) {
     for (int j = 0; j < N; ++j) t[i][j] = x[j * n + i];
 }
 
+// Per lane: the first value of largest magnitude (mx) and that magnitude (amax), as the scalar
+// loops find them (strictly larger replaces; NaN never does).
+template <class F, class I>
+void signed_absmax_lanes(const F* xt, int n, F& mx, F& amax) {
+  mx = amax = F{};
+  for (int i = 0; i < n; ++i) {
+    const F ax = abs_lanes<F, I>(xt[i]);
+    const I larger = ax > amax;
+    mx = larger ? xt[i] : mx;
+    amax = larger ? ax : amax;
+  }
+}
+
 template <int N>
 void qkx2_lanes(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* scales, float* the_mins,
                 float rmin, float rdelta, int nstep, bool use_mad) {
@@ -134,13 +147,8 @@ void qx_lanes(int n, int nmax, const float* x, int8_t* L, const float* qw, float
   if (qw) transpose_in<N>(qw, n, wt);
   else
     for (int i = 0; i < n; ++i) wt[i] = xt[i] * xt[i];
-  F mx = zero, amax = zero;
-  for (int i = 0; i < n; ++i) {
-    const F ax = abs_lanes<F, I>(xt[i]);
-    const I larger = ax > amax;
-    mx = larger ? xt[i] : mx;
-    amax = larger ? ax : amax;
-  }
+  F mx, amax;
+  signed_absmax_lanes<F, I>(xt, n, mx, amax);
   // One pass at iscale: the codes (+ nmax) into cand_l, the two sums.
   auto search = [&](F iscale, F& sumlx, F& suml2) {
     sumlx = suml2 = zero;
@@ -180,13 +188,8 @@ void q3_lanes(int n, int nmax, const float* x, int8_t* L, float* scales) {
   F xt[32] = {};  // (n <= 32 used)
   I l[32] = {};
   transpose_in<N>(x, n, xt);
-  F mx = zero, amax = zero;
-  for (int i = 0; i < n; ++i) {
-    const F ax = abs_lanes<F, I>(xt[i]);
-    const I larger = ax > amax;
-    mx = larger ? xt[i] : mx;
-    amax = larger ? ax : amax;
-  }
+  F mx, amax;
+  signed_absmax_lanes<F, I>(xt, n, mx, amax);
   const F iscale = float(-nmax) / mx;
   F sumlx = zero, suml2 = zero;
   for (int i = 0; i < n; ++i) {
