@@ -190,6 +190,46 @@ TEST(Gptq, DeadColumnsAndErrors) {
   EXPECT_THROW(gptq_quantize(pr.w.data(), 4, 16, pr.H.data(), s, {}, out.data()), Error);
 }
 
+// U is the upper Cholesky factor of the damped, permuted H's inverse: upper triangular with a
+// positive diagonal and UᵀU·H_d = I, checked in double against H_d rebuilt from the formula
+// (dead diagonal 1, λ = damp · mean diag, rows and columns in processing order).
+TEST(Gptq, InverseFactorIsCholeskyOfInverse) {
+  for (const auto& [K, act_order] : {std::pair<int64_t, bool>{1, false}, {3, true}, {64, false}, {200, true}}) {
+    const Problem pr = random_problem(2, K, 3 * K, uint32_t(K), K > 3 ? std::vector<int64_t>{1} : std::vector<int64_t>{});
+    GptqOptions o;
+    o.damp = 0.05;
+    o.act_order = act_order;
+    const GptqInverse inv = gptq_inverse(pr.H.data(), K, o);
+    std::vector<double> Hd(size_t(K * K));
+    double mean = 0;
+    for (int64_t j = 0; j < K; ++j) mean += pr.H[size_t(j * K + j)] == 0 ? 1.0 : pr.H[size_t(j * K + j)];
+    const double lambda = o.damp * mean / double(K);
+    for (int64_t i = 0; i < K; ++i)
+      for (int64_t j = 0; j < K; ++j) {
+        const int64_t a = inv.perm[size_t(i)], b = inv.perm[size_t(j)];
+        double h = pr.H[size_t(a * K + b)];
+        if (i == j) h = (h == 0 ? 1.0 : h) + lambda;
+        Hd[size_t(i * K + j)] = h;
+      }
+    double worst = 0;
+    for (int64_t i = 0; i < K; ++i) {
+      EXPECT_GT(inv.U[size_t(i * K + i)], 0) << "K " << K;
+      for (int64_t j = 0; j < i; ++j) EXPECT_EQ(inv.U[size_t(i * K + j)], 0) << "K " << K;
+    }
+    for (int64_t i = 0; i < K; ++i)
+      for (int64_t j = 0; j < K; ++j) {
+        double s = 0;  // (UᵀU·H_d)(i, j) = Σ_k (UᵀU)(i, k)·H_d(k, j)
+        for (int64_t k = 0; k < K; ++k) {
+          double uu = 0;
+          for (int64_t m = 0; m <= std::min(i, k); ++m) uu += inv.U[size_t(m * K + i)] * inv.U[size_t(m * K + k)];
+          s += uu * Hd[size_t(k * K + j)];
+        }
+        worst = std::max(worst, std::fabs(s - (i == j ? 1.0 : 0.0)));
+      }
+    EXPECT_LT(worst, 1e-9) << "K " << K;
+  }
+}
+
 // Act-order in runs (GptqOptions::order_run, for the lattice i-quants): runs of 8 columns stay
 // together and in order, sorted by their summed H_jj, largest first; with runs of 1 the order is
 // by H_jj itself; a width that is not whole runs is refused.
