@@ -262,6 +262,11 @@ struct Unit {
   CalibQuantReport::Phases cpu;
 };
 
+// The error report's row stride: its cost (rows · K² per error) held to kReportRows rows.
+int64_t report_stride(int64_t rows) {
+  return (rows + CalibQuantReport::kReportRows - 1) / CalibQuantReport::kReportRows;
+}
+
 void run_group(const Model& src, HessianGroup& g, const CalibQuantOptions& c, CalibQuantReport::Phases& cpu) {
   const bool gptq = c.method == Method::Gptq || c.method == Method::AwqGptq;
   GptqOptions go = c.gptq;
@@ -287,7 +292,7 @@ void run_group(const Model& src, HessianGroup& g, const CalibQuantOptions& c, Ca
     }
     const double t1 = thread_cpu_seconds();
     cpu.sweep += t1 - t0;
-    j->err = output_error(wq.data(), back.data(), rows, K, j->sq->hessian.data(), 1);
+    j->err = output_error(wq.data(), back.data(), rows, K, j->sq->hessian.data(), 1, report_stride(rows));
     cpu.report += thread_cpu_seconds() - t1;
   }
 }
@@ -300,7 +305,7 @@ void run_reference(LinearJob& j, CalibQuantReport::Phases& cpu) {
   std::vector<float> w(size_t(t.numel())), back(w.size());
   dequantize_rows(t, 0, rows, w.data());
   j.store.reference(w.data(), rows, K, 1, back.data());
-  j.rtn_err = output_error(w.data(), back.data(), rows, K, j.st->hessian.data(), 1);
+  j.rtn_err = output_error(w.data(), back.data(), rows, K, j.st->hessian.data(), 1, report_stride(rows));
   cpu.report += thread_cpu_seconds() - t0;
 }
 
@@ -356,7 +361,8 @@ void calibrate_block(const Model& src, std::vector<LinearJob>& jobs, AwqBlock* a
     rep.cpu.solve += u.cpu.solve, rep.cpu.sweep += u.cpu.sweep, rep.cpu.report += u.cpu.report;
   }
   for (LinearJob& j : jobs) {
-    rep.layers.push_back({j.t->name, j.err, j.rtn_err});
+    const int64_t rows = j.t->rows(), stride = report_stride(rows);
+    rep.layers.push_back({j.t->name, j.err, j.rtn_err, rows, (rows + stride - 1) / stride});
     if (awq) awq->weights.erase(j.t->name);  // stored quantized; what is left is stored as floats
     calibrated.put(j.store.stored(*j.t, j.planned->bytes));
   }

@@ -356,9 +356,12 @@ void print_calib_summary(const calib::QuantizeOutcome& out, const std::string& m
   const calib::CalibQuantReport& crep = out.calib;
   if (!crep.layers.empty()) {
     double g = 0, rt = 0;
-    for (const auto& l : crep.layers) g += l.gptq_err, rt += l.rtn_err;
-    fmt::print("{}: {} layers, calibration output error tr(ΔHΔᵀ)/2 summed: {} {:.4g} vs {} {:.4g} ({:.3f}×)\n",
-               method, crep.layers.size(), method, g, baseline, rt, rt > 0 ? g / rt : 0.0);
+    int64_t rows = 0, measured = 0;
+    for (const auto& l : crep.layers) g += l.gptq_err, rt += l.rtn_err, rows += l.rows, measured += l.err_rows;
+    const std::string sampled =
+        measured < rows ? fmt::format(", estimated from {} of {} rows", measured, rows) : std::string();
+    fmt::print("{}: {} layers, calibration output error tr(ΔHΔᵀ)/2 summed{}: {} {:.4g} vs {} {:.4g} ({:.3f}×)\n",
+               method, crep.layers.size(), sampled, method, g, baseline, rt, rt > 0 ? g / rt : 0.0);
   }
   fmt::print("method {}: calibration {:.1f} s ({} tokens), gptq {:.1f} s; total {:.1f} s, peak memory {:.0f} MiB "
              "(estimated up front {:.0f} MiB + the input's page cache)\n",
@@ -407,7 +410,8 @@ void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
                               {"params", t.params}, {"bytes", t.bytes}, {"rel_rms", t.rel_rms}, {"note", t.note},
                               {"path", t.path}});
     for (const auto& l : crep.layers)
-      j["gptq_layers"].push_back({{"name", l.name}, {"gptq_output_err", l.gptq_err}, {"ref_output_err", l.rtn_err}});
+      j["gptq_layers"].push_back({{"name", l.name}, {"gptq_output_err", l.gptq_err}, {"ref_output_err", l.rtn_err},
+                                  {"rows", l.rows}, {"err_rows", l.err_rows}});
     add_awq_groups(j, crep);
     fmt::print("{}\n", j.dump(1));
     return;
@@ -479,7 +483,8 @@ void cmd_quantize(const QuantOpts& qo) {
            {"total_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()},
            {"peak_rss_bytes", peak_rss_bytes()}, {"estimated_peak_bytes", out.estimated_peak_bytes}};
     for (const auto& l : crep.layers)
-      j["gptq_layers"].push_back({{"name", l.name}, {"gptq_output_err", l.gptq_err}, {"rtn_output_err", l.rtn_err}});
+      j["gptq_layers"].push_back({{"name", l.name}, {"gptq_output_err", l.gptq_err}, {"rtn_output_err", l.rtn_err},
+                                  {"rows", l.rows}, {"err_rows", l.err_rows}});
     add_awq_groups(j, crep);
     for (const auto& t : r.tensors)
       j["tensors"].push_back({{"name", t.name}, {"scheme", t.scheme}, {"shape", t.shape}, {"params", t.params},

@@ -81,8 +81,10 @@ using GptqColumnQuant = std::function<double(int64_t r, int64_t j, const double*
 void gptq_run(GptqState& st, int64_t B, int threads, const GptqColumnQuant& quant);
 
 // tr(D H Dᵀ)/2 with D = w − w' (the output error per calibration token, as H = 2XXᵀ/n): a proxy
-// used in reports and tests.
+// used in reports and tests. row_stride > 1: estimated from rows 0, s, 2s, … (their sum times
+// rows / their count), 1/s of the cost.
 // threads <= 0: OpenMP's default; the sum depends on the thread count in its last bits.
-double output_error(const float* w, const float* wq, int64_t rows, int64_t K, const float* H, int threads = 0);
+double output_error(const float* w, const float* wq, int64_t rows, int64_t K, const float* H, int threads = 0,
+                    int64_t row_stride = 1);
 
 }  // namespace lmq::calib

@@ -66,10 +66,13 @@ struct CalibQuantReport {
   Phases cpu;
   int64_t tokens = 0;
   // per calibrated tensor: tr(ΔHΔᵀ)/2 for the method (gptq_err: GPTQ, AWQ or AWQ+GPTQ) and for
-  // RTN of the same scheme (calibration set)
+  // RTN of the same scheme (calibration set), both from the same rows: every one when there are
+  // at most kReportRows, else evenly spaced ones (err_rows of rows; an estimate)
+  static constexpr int64_t kReportRows = 512;
   struct Layer {
     std::string name;
     double gptq_err = 0, rtn_err = 0;
+    int64_t rows = 0, err_rows = 0;
   };
   std::vector<Layer> layers;
   std::vector<AwqGroup> awq_groups;  // awq, awq+gptq: the chosen α per group
