@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -41,6 +42,36 @@ using json = nlohmann::json;
 using namespace lmq;
 
 namespace {
+
+// How long an idle OpenMP thread spins before it sleeps. libgomp's default (300000 spins,
+// ~0.1 ms) suits a machine with nothing else on it; when another process takes a core, a
+// spinning thread burns its share while the team waits for the preempted one at each of a
+// token's ~150 barriers (decode of a 1.1B Q4_0 model, 2 threads, load ~5: 2–7 tok/s by default,
+// 12–19 with 1000 spins; llama.cpp 2–8; docs/results.md). libgomp reads GOMP_SPINCOUNT once,
+// when it is loaded, before main, and libc resets the environment after any earlier hook of the
+// executable: so lmq sets it and executes itself again (same pid, arguments and descriptors).
+// The user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins, and then nothing is re-executed.
+constexpr const char* kOmpSpinCount = "1000";
+void adopt_omp_spin_default(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+  char self[4096];
+  // the executable's path (valgrind answers this readlink with its client's path; exec'ing
+  // "/proc/self/exe" itself would start valgrind's tool)
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0 || size_t(n) >= sizeof self - 1) return;
+  self[n] = '\0';
+  if (setenv("GOMP_SPINCOUNT", kOmpSpinCount, 1) != 0) return;
+  execv(self, argv);
+  unsetenv("GOMP_SPINCOUNT");  // not re-executed: this process keeps libgomp's default, and says so
+}
+
+// What the OpenMP threads do when idle, as set for this run (bench reports it).
+std::string omp_wait() {
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  const char* spins = std::getenv("GOMP_SPINCOUNT");
+  if (policy) return fmt::format("OMP_WAIT_POLICY={}", policy);
+  return fmt::format("GOMP_SPINCOUNT={}", spins ? spins : "libgomp's default");
+}
 
 // Every failure ends as exactly one line on stderr, whatever a library put in its message.
 void print_error(std::string what) {
@@ -572,11 +603,12 @@ void cmd_bench(const std::string& path, int prefill, int decode, int reps, bool 
                             {"decode_tokens", b.decode_tokens}, {"prefill_tok_s", b.prefill_tok_s},
                             {"decode_tok_s", b.decode_tok_s}, {"weight_bytes_per_token", b.weight_bytes_per_token},
                             {"weight_gb_s", b.decode_tok_s * double(b.weight_bytes_per_token) / 1e9},
-                            {"activations", b.activations}}
+                            {"activations", b.activations}, {"omp_wait", omp_wait()}}
                            .dump(1));
     return;
   }
-  fmt::print("model    {} ({} threads, activations {})\n", path, b.threads, b.activations);
+  fmt::print("model    {} ({} threads, activations {}, idle threads: {})\n", path, b.threads, b.activations,
+             omp_wait());
   fmt::print("prefill  {:.1f} tok/s  ({} tokens)\n", b.prefill_tok_s, b.prefill_tokens);
   fmt::print("decode   {:.1f} tok/s  ({} tokens; {:.1f} MB of weights per token = {:.2f} GB/s)\n", b.decode_tok_s,
              b.decode_tokens, b.weight_bytes_per_token / 1e6, b.decode_tok_s * double(b.weight_bytes_per_token) / 1e9);
@@ -602,6 +634,7 @@ void cmd_synth(const std::string& preset, const SynthOptions& o, bool as_json) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  adopt_omp_spin_default(argv);
   cli::ignore_sigpipe();
   CLI::App app{"lmq: quantize causal language models, run them, and measure what every bit costs"};
   app.require_subcommand(1);
