@@ -8,10 +8,9 @@
 // Q6_K's (ggml_matmul_x86.cpp): every integer exact, the float operations those of the scalar
 // specification (ggml_matmul_lattice.cpp) in its order, so the results equal it bit for bit.
 // Compiled with -ffp-contract=off.
-#include <cstring>
-
 #include "ggml_matmul_lattice.h"
 #include "ggml_vnni.h"
+#include "lmq/codecs/ggml_blocks.h"
 
 namespace lmq::ggml::iq {
 #include "../codecs/iquant_grids.inc"
@@ -21,6 +20,7 @@ namespace lmq::ggk {
 namespace {
 
 namespace iq = ggml::iq;
+using ggml::u32_at, ggml::u64_at;
 
 constexpr int64_t block_bytes(Format f) {
   switch (f) {
@@ -30,17 +30,6 @@ constexpr int64_t block_bytes(Format f) {
     case Format::IQ3_XXS: return 98;
     default: return 110;  // IQ3_S
   }
-}
-
-inline uint32_t u32_at(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-inline uint64_t u64_at(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
 }
 
 // Magnitudes g (bytes) and sign bits m (bit v: value v negative) → u = 64 ± g.
