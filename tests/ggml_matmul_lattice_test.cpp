@@ -5,7 +5,6 @@
 // IQ3_S, lmq's pure-IQ2_XXS / IQ2_S / IQ3_XXS) the integer path's logits are close to the float
 // path's and a NaN d is refused at load.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <cmath>
 #include <cstring>
@@ -14,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "ggml_matmul_check.h"
 #include "int_path_check.h"
 #include "lmq/codecs/format_traits.h"
 #include "lmq/codecs/ggml_blocks.h"
@@ -24,6 +24,7 @@
 #include "test_support.h"
 
 using namespace lmq;
+using namespace lmq::test;  // the ggml_matmul_check.h helpers
 
 namespace {
 
@@ -62,56 +63,9 @@ std::vector<uint8_t> random_blocks(Format f, int64_t rows, int64_t cols, uint32_
 const std::vector<uint8_t>& quantized_blocks(Format f, int64_t rows, int64_t cols, uint32_t seed) {
   static std::map<std::tuple<Format, int64_t, int64_t, uint32_t>, std::vector<uint8_t>> cache;
   std::vector<uint8_t>& b = cache[{f, rows, cols, seed}];
-  if (!b.empty()) return b;
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0.f, 0.05f);
-  std::vector<float> w(static_cast<size_t>(cols));
-  b.resize(size_t(rows) * ggml_row_bytes(f, cols));
-  for (int64_t r = 0; r < rows; ++r) {
-    for (float& v : w) v = g(rng);
-    ggml_quantize_row(f, w.data(), b.data() + size_t(r) * ggml_row_bytes(f, cols), cols);
-  }
+  if (b.empty()) b = gaussian_blocks(f, rows, cols, seed);
   return b;
 }
-
-Tensor tensor_of(Format f, const std::vector<uint8_t>& b, int64_t rows, int64_t cols) {
-  Tensor t;
-  t.name = "w";
-  t.shape = {rows, cols};
-  t.format = f;
-  t.data = b.data();
-  t.nbytes = b.size();
-  return t;
-}
-
-// Gaussian activations with outliers (codes at ±127 next to small ones); every 5th token all
-// +127 / −127 by block (the largest |Σq_x|).
-QuantizedActs random_acts(int64_t T, int64_t K, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0.f, 1.f);
-  std::vector<float> x(size_t(T * K));
-  for (float& v : x) v = g(rng);
-  for (size_t i = 0; i < x.size(); i += 97) x[i] *= 30.f;
-  for (int64_t t = 4; t < T; t += 5)
-    for (int64_t k = 0; k < K; ++k) x[size_t(t * K + k)] = (k / 32) % 2 ? -1.f : 1.f;
-  QuantizedActs xq;
-  quantize_activations(x.data(), T, K, ActQuant::DynamicAbsmax, 32, 32, xq);
-  return xq;
-}
-
-std::vector<float> product(const Tensor& w, const QuantizedActs& xq, IntKernel k, const float* bias = nullptr) {
-  std::vector<float> y(size_t(xq.T * w.rows()), -1.f);
-  ggml_matmul_q(w, xq, y.data(), bias, k);
-  return y;
-}
-
-void expect_same_bits(const std::vector<float>& a, const std::vector<float>& b, const std::string& what) {
-  ASSERT_EQ(a.size(), b.size()) << what;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (f32_to_bits(a[i]) != f32_to_bits(b[i])) FAIL() << what << " value " << i << ": " << a[i] << " vs " << b[i];
-}
-
-bool have_vnni() { return int_kernel_available(IntKernel::Avx512Vnni); }
 
 }  // namespace
 
@@ -134,14 +88,8 @@ TEST(LatticeMatmul, VnniEqualsScalarSpecBitForBit) {
           ++seed;
           const bool real = seed % 2 == 0 && N <= 13;
           const std::vector<uint8_t> b = real ? quantized_blocks(f, N, K, uint32_t(N + K)) : random_blocks(f, N, K, seed);
-          const Tensor w = tensor_of(f, b, N, K);
-          const QuantizedActs xq = random_acts(T, K, seed + 1000);
-          std::vector<float> bias(static_cast<size_t>(N));
-          for (int64_t o = 0; o < N; ++o) bias[size_t(o)] = 0.25f * float(o % 7) - 0.5f;
-          const std::string what = fmt::format("{} {} {}x{} T={}", format_name(f), real ? "quantized" : "random", N, K, T);
-          expect_same_bits(product(w, xq, IntKernel::Avx512Vnni), product(w, xq, IntKernel::Scalar), what);
-          expect_same_bits(product(w, xq, IntKernel::Avx512Vnni, bias.data()),
-                           product(w, xq, IntKernel::Scalar, bias.data()), what + " bias");
+          expect_vnni_equals_scalar(tensor_of(f, b, N, K), random_acts(T, K, seed + 1000, true),
+                                    fmt::format("{} {} {}x{} T={}", format_name(f), real ? "quantized" : "random", N, K, T));
         }
 }
 
@@ -155,22 +103,7 @@ TEST(LatticeMatmul, FusedJobsAndThreadCountsGiveTheSameBits) {
   std::vector<Tensor> w;
   for (size_t i = 0; i < std::size(fs); ++i) bytes.push_back(random_blocks(fs[i], rows[i], K, uint32_t(5 + i)));
   for (size_t i = 0; i < std::size(fs); ++i) w.push_back(tensor_of(fs[i], bytes[i], rows[i], K));
-  const QuantizedActs xq = random_acts(T, K, 7);
-  for (IntKernel k : {IntKernel::Scalar, IntKernel::Avx512Vnni}) {
-    if (!int_kernel_available(k)) continue;
-    std::vector<std::vector<float>> want, got;
-    std::vector<GgmlMatmulJob> jobs;
-    for (const Tensor& t : w) want.push_back(product(t, xq, k)), got.emplace_back(want.back().size());
-    for (size_t i = 0; i < w.size(); ++i) jobs.push_back({&w[i], got[i].data()});
-    const int threads = omp_get_max_threads();
-    for (int n : {1, 2, 3}) {
-      omp_set_num_threads(n);
-      ggml_matmul_q(jobs, xq, k);
-      for (size_t i = 0; i < w.size(); ++i)
-        expect_same_bits(got[i], want[i], fmt::format("{} fused {}, {} threads", int_kernel_name(k), format_name(w[i].format), n));
-    }
-    omp_set_num_threads(threads);
-  }
+  expect_fused_equals_single(w, random_acts(T, K, 7, true));
 }
 
 // The specification against Σ w·x' in double, w the codec's dequantized weight (llama.cpp's
@@ -182,7 +115,7 @@ TEST(LatticeMatmul, ScalarSpecMatchesFloatReference) {
       const int64_t N = 11, T = 5, K = 1280;
       const std::vector<uint8_t> b = real ? quantized_blocks(f, N, K, 9) : random_blocks(f, N, K, 9);
       const Tensor w = tensor_of(f, b, N, K);
-      const QuantizedActs xq = random_acts(T, K, 3);
+      const QuantizedActs xq = random_acts(T, K, 3, true);
       const std::vector<float> y = product(w, xq, IntKernel::Scalar);
       std::vector<float> wf(static_cast<size_t>(K));
       double worst = 0;

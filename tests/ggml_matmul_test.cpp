@@ -3,7 +3,6 @@
 // weight (ggml codec) and activations, and on real GGUF files the integer path's logits are
 // close to the float path's.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -22,13 +21,12 @@
 #include "lmq/kernels/ggml_matmul.h"
 #include "lmq/model/forward.h"
 #include "lmq/model/model.h"
+#include "ggml_matmul_check.h"
 #include "int_path_check.h"
 #include "test_support.h"
 
 using namespace lmq;
-using lmq::test::shared_path;
-using lmq::test::d_offset;
-using lmq::test::expect_nan_scale_refused;
+using namespace lmq::test;  // shared_path, the ggml_matmul_check.h and int_path_check.h helpers
 
 namespace {
 
@@ -51,54 +49,6 @@ std::vector<uint8_t> random_blocks(Format f, int64_t rows, int64_t cols, uint32_
   return b;
 }
 
-// Blocks as llama.cpp's quantizer writes them for Gaussian weights (realistic scales).
-std::vector<uint8_t> quantized_blocks(Format f, int64_t rows, int64_t cols, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0.f, 0.05f);
-  std::vector<float> w(static_cast<size_t>(cols));
-  std::vector<uint8_t> b(size_t(rows) * ggml_row_bytes(f, cols));
-  for (int64_t r = 0; r < rows; ++r) {
-    for (float& v : w) v = g(rng);
-    ggml_quantize_row(f, w.data(), b.data() + size_t(r) * ggml_row_bytes(f, cols), cols);
-  }
-  return b;
-}
-
-Tensor tensor_of(Format f, const std::vector<uint8_t>& b, int64_t rows, int64_t cols) {
-  Tensor t;
-  t.name = "w";
-  t.shape = {rows, cols};
-  t.format = f;
-  t.data = b.data();
-  t.nbytes = b.size();
-  return t;
-}
-
-QuantizedActs random_acts(int64_t T, int64_t K, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0.f, 1.f);
-  std::vector<float> x(size_t(T * K));
-  for (float& v : x) v = g(rng);
-  for (size_t i = 0; i < x.size(); i += 97) x[i] *= 30.f;  // outliers: codes at ±127 next to small ones
-  QuantizedActs xq;
-  quantize_activations(x.data(), T, K, ActQuant::DynamicAbsmax, 32, 32, xq);
-  return xq;
-}
-
-std::vector<float> product(const Tensor& w, const QuantizedActs& xq, IntKernel k, const float* bias = nullptr) {
-  std::vector<float> y(size_t(xq.T * w.rows()), -1.f);
-  ggml_matmul_q(w, xq, y.data(), bias, k);
-  return y;
-}
-
-void expect_same_bits(const std::vector<float>& a, const std::vector<float>& b, const std::string& what) {
-  ASSERT_EQ(a.size(), b.size()) << what;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (f32_to_bits(a[i]) != f32_to_bits(b[i])) FAIL() << what << " value " << i << ": " << a[i] << " vs " << b[i];
-}
-
-bool have_vnni() { return int_kernel_available(IntKernel::Avx512Vnni); }
-
 }  // namespace
 
 TEST(GgmlMatmul, VnniEqualsScalarSpecBitForBit) {
@@ -110,15 +60,9 @@ TEST(GgmlMatmul, VnniEqualsScalarSpecBitForBit) {
         for (int64_t T : {1, 2, 3, 4, 5, 7, 9}) {
           if (K % ggml_block_size(f)) continue;
           ++seed;
-          const std::vector<uint8_t> b = seed % 2 ? random_blocks(f, N, K, seed) : quantized_blocks(f, N, K, seed);
-          const Tensor w = tensor_of(f, b, N, K);
-          const QuantizedActs xq = random_acts(T, K, seed + 1000);
-          std::vector<float> bias(static_cast<size_t>(N));
-          for (int64_t o = 0; o < N; ++o) bias[size_t(o)] = 0.25f * float(o % 7) - 0.5f;
-          const std::string what = fmt::format("{} {}x{} T={}", format_name(f), N, K, T);
-          expect_same_bits(product(w, xq, IntKernel::Avx512Vnni), product(w, xq, IntKernel::Scalar), what);
-          expect_same_bits(product(w, xq, IntKernel::Avx512Vnni, bias.data()),
-                           product(w, xq, IntKernel::Scalar, bias.data()), what + " bias");
+          const std::vector<uint8_t> b = seed % 2 ? random_blocks(f, N, K, seed) : gaussian_blocks(f, N, K, seed);
+          expect_vnni_equals_scalar(tensor_of(f, b, N, K), random_acts(T, K, seed + 1000),
+                                    fmt::format("{} {}x{} T={}", format_name(f), N, K, T));
         }
 }
 
@@ -129,24 +73,9 @@ TEST(GgmlMatmul, FusedJobsAndThreadCountsGiveTheSameBits) {
   const int64_t rows[] = {11, 6, 8, 7, 37, 6, 9, 5, 10};
   std::vector<std::vector<uint8_t>> bytes;
   std::vector<Tensor> w;
-  for (size_t i = 0; i < std::size(kInPlace); ++i) bytes.push_back(quantized_blocks(kInPlace[i], rows[i], K, uint32_t(5 + i)));
+  for (size_t i = 0; i < std::size(kInPlace); ++i) bytes.push_back(gaussian_blocks(kInPlace[i], rows[i], K, uint32_t(5 + i)));
   for (size_t i = 0; i < std::size(kInPlace); ++i) w.push_back(tensor_of(kInPlace[i], bytes[i], rows[i], K));
-  const QuantizedActs xq = random_acts(T, K, 7);
-  for (IntKernel k : {IntKernel::Scalar, IntKernel::Avx512Vnni}) {
-    if (!int_kernel_available(k)) continue;
-    std::vector<std::vector<float>> want, got;
-    std::vector<GgmlMatmulJob> jobs;
-    for (const Tensor& t : w) want.push_back(product(t, xq, k)), got.emplace_back(want.back().size());
-    for (size_t i = 0; i < w.size(); ++i) jobs.push_back({&w[i], got[i].data()});
-    const int threads = omp_get_max_threads();
-    for (int n : {1, 2, 3}) {
-      omp_set_num_threads(n);
-      ggml_matmul_q(jobs, xq, k);
-      for (size_t i = 0; i < w.size(); ++i)
-        expect_same_bits(got[i], want[i], fmt::format("{} fused {}, {} threads", int_kernel_name(k), format_name(w[i].format), n));
-    }
-    omp_set_num_threads(threads);
-  }
+  expect_fused_equals_single(w, random_acts(T, K, 7));
 }
 
 // The specification against Σ w·x' in double, w the ggml codec's dequantized weight and x' = s_x·q_x:
@@ -157,7 +86,7 @@ TEST(GgmlMatmul, ScalarSpecMatchesFloatReference) {
   for (Format f : kInPlace)
     for (int64_t K : {256, 1280}) {
       const int64_t N = 11, T = 3;
-      const std::vector<uint8_t> b = quantized_blocks(f, N, K, uint32_t(K));
+      const std::vector<uint8_t> b = gaussian_blocks(f, N, K, uint32_t(K));
       const Tensor w = tensor_of(f, b, N, K);
       const QuantizedActs xq = random_acts(T, K, 3);
       const std::vector<float> y = product(w, xq, IntKernel::Scalar);
@@ -212,7 +141,7 @@ TEST(BadInputGgmlMatmul, UnsupportedShapesAndActivationsAreRefused) {
 
 TEST(BadInputGgmlMatmul, NonFiniteScalesAreCounted) {
   for (Format f : kInPlace) {
-    std::vector<uint8_t> b = quantized_blocks(f, 1, 1024, 3);
+    std::vector<uint8_t> b = gaussian_blocks(f, 1, 1024, 3);
     const int64_t nb = 1024 / ggml_block_size(f);
     EXPECT_EQ(ggml_nonfinite_blocks(f, b.data(), nb), 0) << format_name(f);
     const size_t bb = ggml_block_bytes(f);

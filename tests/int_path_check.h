@@ -91,8 +91,9 @@ inline size_t d_offset(Format f) {
 
 // A NaN scale in the second block of blk.0.attn_q.weight of a real file (Q4_K, Q4_0, Q8_0, IQ4_XS, the lattice i-quants):
 // refused at load for the integer kernels, naming the tensor (the float path shows it as
-// non-finite logits).
-inline void expect_nan_scale_refused(const std::string& file, Format f) {
+// non-finite logits). bad_file (if given): the broken file's path, for further checks ("" where
+// the test was skipped or stopped before writing it).
+inline void expect_nan_scale_refused(const std::string& file, Format f, std::string* bad_file = nullptr) {
   const std::string src = shared_path("gguf/" + file);
   if (!std::filesystem::exists(src)) GTEST_SKIP() << src << " missing";
   std::string bytes = lmq::test::read_file(src);
@@ -110,6 +111,7 @@ inline void expect_nan_scale_refused(const std::string& file, Format f) {
   std::memcpy(bytes.data() + at + ggml_block_bytes(f) + d_offset(f), &nan, 2);  // d of the second block
   const std::string dir = lmq::test::temp_dir(), bad = dir + "/nan.gguf";
   lmq::test::write_file(bad, bytes);
+  if (bad_file) *bad_file = bad;
   auto r = lmq::test::run_lmq({"eval", bad, "--text", shared_path("text/docs-valid.txt"), "--windows", "1"});
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_NE(r.err.find("tensor 'blk.0.attn_q.weight': a non-finite (NaN/Inf) scale in 1 block(s)"), std::string::npos)

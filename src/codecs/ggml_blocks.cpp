@@ -51,8 +51,7 @@ LMQ_ROW_CODEC void dq_q4_1(const uint8_t* __restrict src, float* __restrict y, i
 LMQ_ROW_CODEC void dq_q5_0(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q5_0), y += QK5_0) {
     const float d = h2f(src);
-    uint32_t qh;
-    std::memcpy(&qh, src + 2, 4);
+    const uint32_t qh = u32_at(src + 2);
     const uint8_t* qs = src + 6;
     for (int j = 0; j < QK5_0 / 2; ++j) {
       const int hi0 = (qh >> j) & 1, hi1 = (qh >> (j + 16)) & 1;
@@ -65,8 +64,7 @@ LMQ_ROW_CODEC void dq_q5_0(const uint8_t* __restrict src, float* __restrict y, i
 LMQ_ROW_CODEC void dq_q5_1(const uint8_t* __restrict src, float* __restrict y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(block_q5_1), y += QK5_1) {
     const float d = h2f(src), m = h2f(src + 2);
-    uint32_t qh;
-    std::memcpy(&qh, src + 4, 4);
+    const uint32_t qh = u32_at(src + 4);
     const uint8_t* qs = src + 8;
     for (int j = 0; j < QK5_1 / 2; ++j) {
       const int hi0 = (qh >> j) & 1, hi1 = (qh >> (j + 16)) & 1;
@@ -782,11 +780,7 @@ LMQ_ROW_CODEC void dq_f16(const uint8_t* __restrict src, float* __restrict y, in
   for (int64_t i = 0; i < n; ++i) y[i] = h2f(src + 2 * i);
 }
 LMQ_ROW_CODEC void dq_bf16(const uint8_t* __restrict src, float* __restrict y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    uint16_t h;
-    std::memcpy(&h, src + 2 * i, 2);
-    y[i] = bf16_to_f32(h);
-  }
+  for (int64_t i = 0; i < n; ++i) y[i] = bf16_to_f32(u16_at(src + 2 * i));
 }
 
 // ---- grids and codes of one block (ggml_block_grids / ggml_block_set_codes) ----

@@ -24,11 +24,7 @@
 namespace lmq::ggml {
 
 // A block's f16 field at any byte offset (file data is not aligned for uint16_t).
-inline float h2f(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return f16_to_f32(h);
-}
+inline float h2f(const uint8_t* p) { return f16_to_f32(u16_at(p)); }
 inline void f2h(uint8_t* p, float f) {
   uint16_t h = f32_to_f16(f);
   std::memcpy(p, &h, 2);

@@ -5,7 +5,6 @@
 #include "lmq/codecs/iquant_blocks.h"
 
 #include <cstddef>
-#include <cstring>
 
 #include "ggml_rows.h"
 
@@ -16,16 +15,6 @@ namespace iq {
 
 namespace {
 
-inline uint32_t u32_at(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-inline uint16_t u16_at(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
-}
 inline int grid_byte(uint64_t entry, int j) { return int(entry >> (8 * j) & 0xff); }
 inline float sign_of(uint8_t signs, int j) { return signs & iq::kmask_iq2xs[j] ? -1.f : 1.f; }
 

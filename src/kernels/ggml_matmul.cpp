@@ -1,6 +1,5 @@
 #include "lmq/kernels/ggml_matmul.h"
 
-#include <omp.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -220,22 +219,12 @@ void check(const GgmlMatmulJob& j, const QuantizedActs& xq) {
          w.name, w.cols(), xq.K, xq.block, xq.sum_group);
 }
 
-// The tiles of every job, in order, split into one contiguous share per thread (as int_matmul's
-// fused products): one parallel region for q/k/v or gate/up.
+// The jobs' tiles of rows_per_tile rows, split over the threads (intk::split_tiles).
 template <class Fn>
 void split_tiles(std::span<const GgmlMatmulJob> jobs, int64_t rows_per_tile, Fn&& run) {
   std::vector<int64_t> first(jobs.size() + 1, 0);
   for (size_t j = 0; j < jobs.size(); ++j) first[j + 1] = first[j] + (jobs[j].w->rows() + rows_per_tile - 1) / rows_per_tile;
-  const int64_t total = first.back();
-#pragma omp parallel
-  {
-    const int64_t nth = omp_get_num_threads(), me = omp_get_thread_num();
-    const int64_t lo = total * me / nth, hi = total * (me + 1) / nth;
-    for (size_t j = 0; j < jobs.size(); ++j) {
-      const int64_t a = std::max(lo, first[j]), b = std::min(hi, first[j + 1]);
-      if (a < b) run(j, a - first[j], b - first[j]);
-    }
-  }
+  intk::split_tiles(first, run);
 }
 
 // The activations in VnniActs::q40's order (ggml_matmul_internal.h): per token ld values, each

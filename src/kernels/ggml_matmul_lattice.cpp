@@ -4,7 +4,6 @@
 #include "ggml_matmul_lattice.h"
 
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "int_matmul_internal.h"
@@ -20,12 +19,7 @@ namespace lmq::ggk {
 namespace {
 
 namespace iq = ggml::iq;
-
-uint32_t u32_at(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
+using ggml::u32_at;
 
 // 8 values: the bytes of grid entry g (8 bytes, or 4 + 4 of two entries), negated where the sign bit is set.
 void group(uint64_t g, uint8_t signs, int8_t* w) {

@@ -5,13 +5,12 @@
 // sign bits (IQ2_S, IQ3_S: as they are; the others: ksigns_iq2xs[s] = s | parity(s) << 7) as a
 // byte mask that turns 64 + g into 64 − g. vpdpbusd against each token's int8 activations, then
 // Σw·q_x = Σu·q_x − 64·Σq_x per 16 values, the 16-value multipliers and the float epilogue as
-// Q6_K's (ggml_matmul_x86.cpp): every integer exact, the float operations those of the scalar
+// Q6_K's (sym16_half, ggml_vnni.h): every integer exact, the float operations those of the scalar
 // specification (ggml_matmul_lattice.cpp) in its order, so the results equal it bit for bit.
 // Compiled with -ffp-contract=off.
-#include <cstring>
-
 #include "ggml_matmul_lattice.h"
 #include "ggml_vnni.h"
+#include "lmq/codecs/ggml_blocks.h"
 
 namespace lmq::ggml::iq {
 #include "../codecs/iquant_grids.inc"
@@ -21,6 +20,7 @@ namespace lmq::ggk {
 namespace {
 
 namespace iq = ggml::iq;
+using ggml::u32_at, ggml::u64_at;
 
 constexpr int64_t block_bytes(Format f) {
   switch (f) {
@@ -30,17 +30,6 @@ constexpr int64_t block_bytes(Format f) {
     case Format::IQ3_XXS: return 98;
     default: return 110;  // IQ3_S
   }
-}
-
-inline uint32_t u32_at(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-inline uint64_t u64_at(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
 }
 
 // Magnitudes g (bytes) and sign bits m (bit v: value v negative) → u = 64 ± g.
@@ -106,7 +95,6 @@ template <int NT, Format F>
 LMQ_VNNI inline void tile_f(const Args& a, const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2]) {
   constexpr int64_t kBytes = block_bytes(F);
   const int64_t nsb = a.K / 256;
-  const __m512i zero = _mm512_setzero_si512();
   const __m128 c = _mm_set1_ps(lattice_c(F));
   for (int64_t b = 0; b < nsb; ++b) {
     prefetch_next(tl, b * kBytes, 2);
@@ -129,19 +117,7 @@ LMQ_VNNI inline void tile_f(const Args& a, const VnniActs& x, const Tile& tl, in
         lo[r] = codes64<F>(tl.row[r] + b * kBytes, 2 * h);
         hi[r] = codes64<F>(tl.row[r] + b * kBytes, 2 * h + 1);
       }
-      const int64_t s0 = b * 16 + 8 * h, a0 = b * 8 + 4 * h;  // first 16-value sub-block, activation block
-      for (int t = 0; t < NT; ++t) {
-        const int8_t* xp = x.q + (t0 + t) * a.K + b * 256 + 128 * h;
-        const __m512i xl = _mm512_loadu_si512(xp), xh = _mm512_loadu_si512(xp + 64);
-        __m512i L[4], H[4];
-        for (int r = 0; r < 4; ++r) L[r] = _mm512_dpbusd_epi32(zero, lo[r], xl), H[r] = _mm512_dpbusd_epi32(zero, hi[r], xh);
-        const int32_t* cs = x.x16s4 + (t0 + t) * x.ld16 + s0 * 4;  // 32·Σq_x per 16 values: ·2 is the offset's 64
-        const __m512i DL = _mm512_sub_epi32(reduce_rows4(L), _mm512_slli_epi32(_mm512_loadu_si512(cs), 1));
-        const __m512i DH = _mm512_sub_epi32(reduce_rows4(H), _mm512_slli_epi32(_mm512_loadu_si512(cs + 16), 1));
-        const __m512i I = sum_lane_pairs(_mm512_mullo_epi32(DL, sc[2 * h]), _mm512_mullo_epi32(DH, sc[2 * h + 1]), false);
-        const __m512 sx = _mm512_loadu_ps(x.sx4 + (t0 + t) * x.ld4 + a0 * 4);
-        slot[t][h] = _mm512_add_ps(slot[t][h], _mm512_mul_ps(sx, _mm512_mul_ps(D4, _mm512_cvtepi32_ps(I))));
-      }
+      sym16_half<NT, 64>(a, x, t0, b, h, lo, hi, sc, D4, slot);
     }
   }
 }

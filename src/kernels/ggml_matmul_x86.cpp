@@ -60,7 +60,7 @@ template <int NT, bool Q5>
 LMQ_VNNI inline void q4k_tile(const Args& a, const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2]) {
   constexpr int64_t kBytes = Q5 ? kQ5KBytes : kQ4KBytes, kQs = Q5 ? 48 : 16;
   const int64_t nsb = a.K / 256;
-  const __m512i low4 = _mm512_set1_epi8(0x0F), zero = _mm512_setzero_si512(), one = _mm512_set1_epi8(1);
+  const __m512i low4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
   // Q5_K: the 5th bit of value 64c + l is bit 2c of qh[l], of 64c + 32 + l bit 2c + 1; in half h
   // the low nibbles of bytes 0..31 / 32..63 are chunks 2h / 2h + 1 (bits 4h / 4h + 2), the high
   // ones bits 4h + 1 / 4h + 3.
@@ -95,10 +95,8 @@ LMQ_VNNI inline void q4k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
       }
       const int64_t a0 = b * 8 + 4 * h;  // first activation block
       for (int t = 0; t < NT; ++t) {
-        const int8_t* xp = x.q4k + (t0 + t) * a.K + b * 256 + 128 * h;
-        const __m512i xl = _mm512_loadu_si512(xp), xh = _mm512_loadu_si512(xp + 64);
         __m512i L[4], H[4];
-        for (int r = 0; r < 4; ++r) L[r] = _mm512_dpbusd_epi32(zero, lo[r], xl), H[r] = _mm512_dpbusd_epi32(zero, hi[r], xh);
+        dot_rows4(lo, hi, x.q4k + (t0 + t) * a.K + b * 256 + 128 * h, L, H);
         // L: 128-bit lanes 0, 1 = sub-block 4h, 2, 3 = 4h + 2; H: 4h + 1 and 4h + 3
         const __m512i I = sum_lane_pairs(reduce_rows4(L), reduce_rows4(H), true);
         const __m512 sx = _mm512_loadu_ps(x.sx4 + (t0 + t) * x.ld4 + a0 * 4);
@@ -130,7 +128,7 @@ template <int NT, bool Q3>
 LMQ_VNNI inline void q6k_tile(const Args& a, const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2]) {
   constexpr int64_t kBytes = Q3 ? kQ3KBytes : kQ6KBytes, kD = Q3 ? 108 : 208;
   const int64_t nsb = a.K / 256;
-  const __m512i low4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30), zero = _mm512_setzero_si512();
+  const __m512i low4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
   const __m512i three = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
   // Q6_K: qh bits 2s, 2s + 1 → bits 4, 5: shift left 4 (s = 0) / 2 (s = 1) for the low nibbles'
   // values (bytes 0..31 / 32..63 of the vector), right 0 (s = 2) / 2 (s = 3) for the high ones'.
@@ -170,23 +168,7 @@ LMQ_VNNI inline void q6k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
                                   _mm512_and_si512(_mm512_srlv_epi16(qh, shr), hi2));
         }
       }
-      const __m512i sc0 = sc[2 * h], sc1 = sc[2 * h + 1];
-      const int64_t s0 = b * 16 + 8 * h, a0 = b * 8 + 4 * h;  // first 16-value sub-block, activation block
-      for (int t = 0; t < NT; ++t) {
-        const int8_t* xp = x.q + (t0 + t) * a.K + b * 256 + 128 * h;
-        const __m512i xl = _mm512_loadu_si512(xp), xh = _mm512_loadu_si512(xp + 64);
-        __m512i L[4], H[4];
-        for (int r = 0; r < 4; ++r) L[r] = _mm512_dpbusd_epi32(zero, lo[r], xl), H[r] = _mm512_dpbusd_epi32(zero, hi[r], xh);
-        // Σ(q − off)·q_x = Σq·q_x − off·Σq_x (x16s4 holds 32·Σq_x; Q3_K's off is 4)
-        const int32_t* c = x.x16s4 + (t0 + t) * x.ld16 + s0 * 4;
-        __m512i cl = _mm512_loadu_si512(c), ch = _mm512_loadu_si512(c + 16);
-        if constexpr (Q3) cl = _mm512_srai_epi32(cl, 3), ch = _mm512_srai_epi32(ch, 3);
-        const __m512i DL = _mm512_sub_epi32(reduce_rows4(L), cl);
-        const __m512i DH = _mm512_sub_epi32(reduce_rows4(H), ch);
-        const __m512i I = sum_lane_pairs(_mm512_mullo_epi32(DL, sc0), _mm512_mullo_epi32(DH, sc1), false);
-        const __m512 sx = _mm512_loadu_ps(x.sx4 + (t0 + t) * x.ld4 + a0 * 4);
-        slot[t][h] = _mm512_add_ps(slot[t][h], _mm512_mul_ps(sx, _mm512_mul_ps(d4, _mm512_cvtepi32_ps(I))));
-      }
+      sym16_half<NT, Q3 ? 4 : 32>(a, x, t0, b, h, lo, hi, sc, d4, slot);
     }
   }
 }
@@ -196,7 +178,7 @@ LMQ_VNNI inline void q6k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
 template <int NT>
 LMQ_VNNI inline void q2k_tile(const Args& a, const VnniActs& x, const Tile& tl, int64_t t0, __m512 (*slot)[2]) {
   const int64_t nsb = a.K / 256;
-  const __m512i zero = _mm512_setzero_si512(), three = _mm512_set1_epi8(3);
+  const __m512i three = _mm512_set1_epi8(3);
   const __m512i shlo = halves16(0, 2), shhi = halves16(4, 6);
   const __m128i low4 = _mm_set1_epi8(0x0F);
   for (int64_t b = 0; b < nsb; ++b) {
@@ -228,12 +210,10 @@ LMQ_VNNI inline void q2k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
       }
       const int64_t s0 = b * 16 + 8 * h, a0 = b * 8 + 4 * h;  // first 16-value sub-block, activation block
       for (int t = 0; t < NT; ++t) {
-        const int8_t* xp = x.q + (t0 + t) * a.K + b * 256 + 128 * h;
-        const __m512i xl = _mm512_loadu_si512(xp), xh = _mm512_loadu_si512(xp + 64);
         __m512i L[4], H[4];
-        for (int r = 0; r < 4; ++r) L[r] = _mm512_dpbusd_epi32(zero, lo[r], xl), H[r] = _mm512_dpbusd_epi32(zero, hi[r], xh);
-        const int32_t* c = x.x16s4 + (t0 + t) * x.ld16 + s0 * 4;  // 32·Σq_x per 16 values
-        const __m512i cl = _mm512_srai_epi32(_mm512_loadu_si512(c), 5), ch = _mm512_srai_epi32(_mm512_loadu_si512(c + 16), 5);
+        dot_rows4(lo, hi, x.q + (t0 + t) * a.K + b * 256 + 128 * h, L, H);
+        const int32_t* c = x.x16s4 + (t0 + t) * x.ld16 + s0 * 4;
+        const __m512i cl = x16_sums_times<1>(c), ch = x16_sums_times<1>(c + 16);
         const __m512i I = sum_lane_pairs(_mm512_mullo_epi32(reduce_rows4(L), sc[2 * h]),
                                          _mm512_mullo_epi32(reduce_rows4(H), sc[2 * h + 1]), false);
         const __m512i M = sum_lane_pairs(_mm512_mullo_epi32(cl, mn[2 * h]), _mm512_mullo_epi32(ch, mn[2 * h + 1]), false);

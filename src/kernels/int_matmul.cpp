@@ -172,16 +172,7 @@ void matmul_tiles(std::span<const IntMatmulJob> jobs, const QuantizedActs& xq) {
     a.vbmi = intk::use_vbmi();
     first[j + 1] = first[j] + (w.rows() + 3) / 4;
   }
-  const int64_t total = first.back();
-#pragma omp parallel
-  {
-    const int64_t nth = omp_get_num_threads(), me = omp_get_thread_num();
-    const int64_t lo = total * me / nth, hi = total * (me + 1) / nth;
-    for (size_t j = 0; j < jobs.size(); ++j) {
-      const int64_t a = std::max(lo, first[j]), b = std::min(hi, first[j + 1]);
-      if (a < b) intk::tiles_avx512vnni(args[j], a - first[j], b - first[j]);
-    }
-  }
+  intk::split_tiles(first, [&](size_t j, int64_t a, int64_t b) { intk::tiles_avx512vnni(args[j], a, b); });
 }
 
 // One row at a time (every layout): the scalar specification, AVX2, and VNNI's row form.

@@ -1,6 +1,10 @@
 // Per-row kernels of the integer matmul (see lmq/kernels/int_matmul.h for the arithmetic).
 #pragma once
+#include <omp.h>
+
+#include <algorithm>
 #include <cstdint>
+#include <span>
 
 namespace lmq::intk {
 
@@ -78,6 +82,23 @@ void split_nibble_order(const int8_t* x, int64_t T, int64_t K, int8_t* out);
 // The final combine of the 8 slots, shared by every kernel's specification.
 inline float combine_slots(const float* s) {
   return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+// Fused products (q/k/v, gate/up; int_matmul's and ggml_matmul's) in one parallel region: the
+// tiles of every job in order (job j's are first[j] .. first[j + 1] − 1), split into one
+// contiguous share per thread; run(j, t0, t1) on job j's tiles [t0, t1) of this thread's share.
+template <class Fn>
+void split_tiles(std::span<const int64_t> first, Fn&& run) {
+  const int64_t total = first.back();
+#pragma omp parallel
+  {
+    const int64_t nth = omp_get_num_threads(), me = omp_get_thread_num();
+    const int64_t lo = total * me / nth, hi = total * (me + 1) / nth;
+    for (size_t j = 0; j + 1 < first.size(); ++j) {
+      const int64_t a = std::max(lo, first[j]), b = std::min(hi, first[j + 1]);
+      if (a < b) run(j, a - first[j], b - first[j]);
+    }
+  }
 }
 
 }  // namespace lmq::intk

@@ -18,51 +18,11 @@
 
 #include "lmq/error.h"
 #include "lmq/model/spm_proto.h"
+#include "proto_wire.h"
 
 namespace lmq {
 
 namespace {
-
-// Protobuf wire reading, bounds-checked; a malformed message is left to libsentencepiece's
-// own parser, which refuses it.
-struct WireReader {
-  std::string_view in;
-  size_t pos = 0;
-
-  bool varint(uint64_t* v) {
-    *v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (pos >= in.size()) return false;
-      const uint8_t b = uint8_t(in[pos++]);
-      *v |= uint64_t(b & 0x7F) << shift;
-      if (!(b & 0x80)) return true;
-    }
-    return false;
-  }
-  // The next field; for wire type 2 `bytes` is its payload. False at the end or on bad wire.
-  bool next(uint64_t* field, std::string_view* bytes) {
-    uint64_t tag = 0, len = 0;
-    if (pos >= in.size() || !varint(&tag)) return false;
-    *field = tag >> 3;
-    *bytes = {};
-    switch (tag & 7) {
-      case 0: return varint(&len);
-      case 1: return skip(8);
-      case 5: return skip(4);
-      case 2:
-        if (!varint(&len) || len > in.size() - pos) return false;
-        *bytes = in.substr(pos, len);
-        pos += len;
-        return true;
-      default: return false;  // groups: not in sentencepiece_model.proto
-    }
-  }
-  bool skip(size_t n) {
-    if (n > in.size() - pos) return false;
-    pos += n;
-    return true;
-  }
-};
 
 uint32_t unit_at(std::string_view trie, size_t i) {
   const auto* p = reinterpret_cast<const uint8_t*>(trie.data()) + 4 * i;
@@ -145,13 +105,14 @@ std::string check_charsmap(std::string_view blob) {
 
 }  // namespace
 
+// A malformed message ends the walk: libsentencepiece's own parser refuses it.
 void check_spm_model_bytes(std::string_view bytes, const std::string& origin) {
-  WireReader model{bytes};
+  proto::Reader model{bytes};
   uint64_t model_field = 0, spec_field = 0;
   std::string_view spec, charsmap;
   while (model.next(&model_field, &spec)) {
     if (model_field != 3 && model_field != 5) continue;
-    WireReader normalizer{spec};
+    proto::Reader normalizer{spec};
     while (normalizer.next(&spec_field, &charsmap)) {
       if (spec_field != 2 || charsmap.empty()) continue;
       const std::string why = check_charsmap(charsmap);

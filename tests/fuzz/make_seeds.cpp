@@ -26,6 +26,7 @@
 #include "lmq/tokenizer/bpe.h"
 
 #include "../charsmap_builder.h"  // tests/: the hand-built precompiled_charsmap
+#include "../../src/model/proto_wire.h"  // the protobuf wire format the tokenizer.model code uses
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -81,34 +82,23 @@ void safetensors_seeds(const fs::path& shard, const std::string& tag) {
 // trainer and normalizer specs kept byte for byte.
 std::string trimmed_spm(const std::string& bytes) {
   std::string out;
-  size_t pos = 0, pieces = 0;
-  auto varint = [&]() {
-    uint64_t v = 0;
-    for (int shift = 0; pos < bytes.size(); shift += 7) {
-      const uint8_t b = uint8_t(bytes[pos++]);
-      v |= uint64_t(b & 0x7f) << shift;
-      if (!(b & 0x80)) break;
-    }
-    return v;
-  };
-  while (pos < bytes.size()) {
-    const size_t start = pos;
-    const uint64_t tag = varint();
-    if ((tag & 7) != 2) throw std::runtime_error("tokenizer.model: unexpected top-level wire type");
-    pos += size_t(varint());
-    if ((tag >> 3) != 1 || pieces++ < kPieces) out.append(bytes, start, pos - start);
+  lmq::proto::Reader r{bytes};
+  size_t pieces = 0;
+  while (r.pos < bytes.size()) {
+    const size_t start = r.pos;
+    uint64_t field = 0;
+    std::string_view payload;
+    if (!r.next(&field, &payload)) throw std::runtime_error("tokenizer.model: malformed protobuf");
+    if (field != 1 || pieces++ < kPieces) out.append(bytes, start, r.pos - start);
   }
   return out;
 }
 
 // A length-delimited protobuf field: tag, varint length, payload.
 std::string spm_field(int field, const std::string& payload) {
-  std::string out(1, char(field << 3 | 2));
-  for (uint64_t n = payload.size(); ; n >>= 7) {
-    out.push_back(char((n & 0x7f) | (n >= 0x80 ? 0x80 : 0)));
-    if (n < 0x80) break;
-  }
-  return out + payload;
+  lmq::proto::Writer w;
+  w.bytes_field(field, payload);
+  return std::move(w.str());
 }
 
 GgufValue truncated(const GgufValue& v) {

@@ -7,12 +7,33 @@
 // The structs below are layout documentation as much as code: they are read only through
 // memcpy / byte pointers, never by casting unaligned file data to them.
 #pragma once
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "lmq/tensor.h"
 
 namespace lmq::ggml {
+
+// A block's little-endian 16-, 32- or 64-bit field at any byte offset (file data is not aligned
+// for them): the codecs and the kernels read every multi-byte field through these.
+static_assert(std::endian::native == std::endian::little, "ggml blocks are read on little-endian hosts only");
+inline uint16_t u16_at(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline uint32_t u32_at(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline uint64_t u64_at(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
 
 inline constexpr int QK4_0 = 32, QK4_1 = 32, QK5_0 = 32, QK5_1 = 32, QK8_0 = 32;
 inline constexpr int QK_K = 256;          // super-block size of the K-quants

@@ -21,7 +21,6 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 
 #include "lmq/codecs/ggml_blocks.h"
 
@@ -54,8 +53,7 @@ static_assert(sizeof(block_iq4_xs) == 136);
 
 // The 6-bit scale ls of IQ4_XS's sub-block ib (read from the block's bytes, any alignment).
 inline int iq4_xs_scale(const uint8_t* block, int ib) {
-  uint16_t high;
-  std::memcpy(&high, block + offsetof(block_iq4_xs, scales_h), 2);
+  const int high = u16_at(block + offsetof(block_iq4_xs, scales_h));
   return (block[offsetof(block_iq4_xs, scales_l) + ib / 2] >> 4 * (ib % 2) & 0xf) | (high >> 2 * ib & 3) << 4;
 }
 
