@@ -30,6 +30,7 @@
 #include "lmq/formats/atomic_file.h"
 #include "lmq/quant/gguf_export.h"
 #include "lmq/kernels/act_quant.h"
+#include "lmq/kernels/gemm_bf16.h"
 #include "lmq/mapped_file.h"
 #include "lmq/model/forward.h"
 #include "lmq/model/generate.h"
@@ -463,6 +464,9 @@ void cmd_quantize(const QuantOpts& qo) {
   hooks.allocation = [&](const std::string& table) { fmt::print(qo.json ? stderr : stdout, "{}\n", table); };
   hooks.blocks = block_progress();
   hooks.tensors = tty_tensor_progress();
+  if (qo.job.calib_precision == "bf16" && !have_avx512_bf16())  // (still correct, the same bits)
+    fmt::print(stderr, "lmq: warning: --calib-precision bf16: this CPU has no AVX-512 BF16, and the portable bf16 "
+                       "kernel is several times slower than f32's sgemm\n");
   const calib::QuantizeOutcome out = calib::run_quantize_job(qo.job, hooks);
   if (!out.rotation.empty()) fmt::print(qo.json ? stderr : stdout, "{}\n", out.rotation);
   if (out.gguf) return print_gguf_outcome(qo, out, t_start);
