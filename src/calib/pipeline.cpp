@@ -86,16 +86,21 @@ BlockRunner::PackedLinears packed_block(const Model& m, int l) {
   for (const Tensor* t : block_linears(m.layers()[size_t(l)])) {
     PackedBf16 p(t->rows(), t->cols());
     const int64_t chunks = (t->rows() + kChunk - 1) / kChunk;
+    std::exception_ptr error;  // none may leave the parallel region
 #pragma omp parallel
     {
       std::vector<float> rows(size_t(kChunk * t->cols()));
 #pragma omp for schedule(static)
-      for (int64_t c = 0; c < chunks; ++c) {
-        const int64_t r0 = c * kChunk, n = std::min(kChunk, t->rows() - r0);
-        dequantize_rows(*t, r0, n, rows.data());
-        p.set_rows(r0, n, rows.data());
-      }
+      for (int64_t c = 0; c < chunks; ++c) try {
+          const int64_t r0 = c * kChunk, n = std::min(kChunk, t->rows() - r0);
+          dequantize_rows(*t, r0, n, rows.data());
+          p.set_rows(r0, n, rows.data());
+        } catch (...) {
+#pragma omp critical(lmq_packed_block)
+          if (!error) error = std::current_exception();
+        }
     }
+    if (error) std::rethrow_exception(error);
     packed.emplace(t, std::move(p));
   }
   return packed;
@@ -112,10 +117,10 @@ struct WindowWorker {
 };
 
 // Runs block l of `m` on every window's hidden state, one window per thread at a time (BLAS
-// serial inside each; the linears in f32 or bf16 as `precision` says). With acc, the inputs of the block's linears are gathered (by stat_key):
-// each thread computes its window's batch, and after every round the batches are merged in
-// window order, so the statistics do not depend on the thread count. h is updated in place
-// only when `propagate`.
+// serial inside each; the linears in f32 or bf16 as `precision` says). With acc, the inputs of
+// the block's linears are gathered (by stat_key): each thread computes its window's batch, and
+// after every round the batches are merged in window order, so the statistics do not depend on
+// the thread count. h is updated in place only when `propagate`.
 void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<int>>& windows,
                std::map<std::string, StatsAccumulator>* acc, bool propagate, CalibPrecision precision,
                CalibQuantReport::Phases& cpu) {
