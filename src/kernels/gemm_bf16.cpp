@@ -19,6 +19,15 @@ uint16_t flush_bf16(uint16_t h) { return (h & 0x7f80u) == 0 ? uint16_t(h & 0x800
 float lo_f32(uint32_t pair) { return bf16_to_f32(uint16_t(pair)); }
 float hi_f32(uint32_t pair) { return bf16_to_f32(uint16_t(pair >> 16)); }
 
+// A clone for AVX2 CPUs (no AVX-512 BF16) beside the baseline one, GCC only (as ggml_rows.h):
+// the 16 lanes are independent sums and each product is exact, so vectors and FMA contraction
+// change no bit.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define LMQ_BF16_PORTABLE __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define LMQ_BF16_PORTABLE
+#endif
+
 // The spec of gemm_bf16's arithmetic in plain code: each tile output's sum of the block, the
 // odd then the even product of each pair.
 struct Portable {
@@ -31,23 +40,34 @@ struct Portable {
         xb[r * bf16k::kKB + j] = uint32_t(lo) | uint32_t(hi) << 16;
       }
   }
-  static void tile(const bf16k::Tile& t) {
+  LMQ_BF16_PORTABLE static void tile(const bf16k::Tile& t) {
+    for (int r = 0; r < t.rows; r += kRowStep)
+      for (int q = 0; q < t.panels; ++q) rows_panel(t, r, std::min(kRowStep, t.rows - r), q);
+  }
+
+ private:
+  static constexpr int kRowStep = 4;  // rows that share each pair of weights widened to float
+  // Rows [r0, r0 + nr) of the tile against its panel q.
+  LMQ_BF16_PORTABLE static void rows_panel(const bf16k::Tile& t, int r0, int nr, int q) {
     constexpr int L = PackedBf16::kPanel;
-    for (int r = 0; r < t.rows; ++r)
-      for (int q = 0; q < t.panels; ++q) {
-        float acc[L] = {};
-        const uint32_t* w = t.w + q * t.pstride;
-        for (int64_t j = 0; j < t.kc; ++j) {
-          const uint32_t xp = t.xb[r * bf16k::kKB + j];
-          const float x0 = lo_f32(xp), x1 = hi_f32(xp);
-          for (int i = 0; i < L; ++i) {
-            acc[i] += x1 * hi_f32(w[j * L + i]);
-            acc[i] += x0 * lo_f32(w[j * L + i]);
-          }
+    float acc[kRowStep][L] = {};
+    const uint32_t* w = t.w + q * t.pstride;
+    for (int64_t j = 0; j < t.kc; ++j) {
+      float w0[L], w1[L];
+      for (int i = 0; i < L; ++i) w0[i] = lo_f32(w[j * L + i]), w1[i] = hi_f32(w[j * L + i]);
+      for (int r = 0; r < nr; ++r) {
+        const uint32_t xp = t.xb[(r0 + r) * bf16k::kKB + j];
+        const float x0 = lo_f32(xp), x1 = hi_f32(xp);
+        for (int i = 0; i < L; ++i) {
+          acc[r][i] += x1 * w1[i];
+          acc[r][i] += x0 * w0[i];
         }
-        float* y = t.y + r * t.ldy + q * L;
-        for (int i = 0; i < std::min(L, t.cols - q * L); ++i) y[i] = t.first ? acc[i] : y[i] + acc[i];
       }
+    }
+    for (int r = 0; r < nr; ++r) {
+      float* y = t.y + (r0 + r) * t.ldy + q * L;
+      for (int i = 0; i < std::min(L, t.cols - q * L); ++i) y[i] = t.first ? acc[r][i] : y[i] + acc[r][i];
+    }
   }
 };
 
