@@ -11,9 +11,9 @@
 // s += x[k+1]·w[k+1], s += x[k]·w[k] (the product of two bf16 is exact in float, so each step
 // rounds once, as the instruction's fused steps do); the blocks' sums add into y in order,
 // and the bias last.
-// The portable path (CPUs without AVX-512 BF16) follows the same steps in scalar code and gives
-// the same bits, except where a product or a partial sum leaves float's normal range (below
-// ~1e-38, where the instruction also flushes outputs to zero; or overflow).
+// The portable path (CPUs without AVX-512 BF16) follows the same steps in plain C++ and gives
+// the same bits (tested against the instruction), except where a product or a partial sum
+// falls below float's normal range (~1e-38: the instruction flushes those to zero).
 #pragma once
 #include <cstdint>
 #include <memory>
