@@ -1,6 +1,7 @@
 // Calibration's fast path: Runner's BLAS mode (sgemm linears, causally chunked attention,
-// inputs-only stop) against the tile kernels, and the window-parallel block pipeline's
-// statistics against the plain single-threaded collection and across thread counts.
+// inputs-only stop) against the tile kernels, its bf16 linears (--calib-precision bf16) against
+// its F32 ones, and the window-parallel block pipeline's statistics against the plain
+// single-threaded collection and across thread counts, in f32 and bf16.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -124,8 +125,41 @@ TEST(RunnerBlasInputsOnly, ObservesTheSameInputs) {
   for (size_t i = 0; i < of.x.size(); ++i) EXPECT_EQ(of.x[i], op.x[i]) << of.names[i];
 }
 
+// BLAS mode with the linears packed to bf16: the first linear's input is the float one, bit for
+// bit; what follows differs from the F32 path by bf16's rounding (~2⁻⁹ relative per value), far
+// more than BLAS's summation order (~1e-6) and far less than a wrong product.
+TEST_P(RunnerBlas, Bf16LinearsFollowTheF32Path) {
+  std::map<std::string, std::vector<float>> held;
+  const auto m = dense(load(GetParam()), held);
+  BlockRunner::PackedLinears packed;
+  for (const LayerWeights& lw : m->layers())
+    for (const Tensor* t : {lw.wq, lw.wk, lw.wv, lw.wo, lw.w_gate, lw.w_up, lw.w_down})
+      packed.emplace(t, PackedBf16::from_f32(held.at(t->name).data(), t->rows(), t->cols()));
+  const int n = 200, D = m->config().hidden, L = m->config().n_layers;
+  const auto win = windows(1, n, load(GetParam()))[0];
+  BlockRunner f32(*m, n), bf16(*m, n);
+  f32.set_blas(true);
+  bf16.set_blas(true, &packed);
+  std::vector<float> xf(size_t(n) * D);
+  f32.embed_tokens(win.data(), n, xf.data());
+  std::vector<float> xb = xf;
+  Observed of, ob;
+  of.attach(f32);
+  ob.attach(bf16);
+  f32.forward_layers(xf.data(), n, 0, L);
+  bf16.forward_layers(xb.data(), n, 0, L);
+  ASSERT_EQ(of.names, ob.names);
+  EXPECT_EQ(of.x[0], ob.x[0]);  // q_proj of layer 0: the normed embedding, before any linear ran
+  const double out = rel_rms_diff(xf, xb);
+  std::printf("bf16 vs f32 linears: relative RMS difference of the output %.3g\n", out);
+  EXPECT_GT(out, 1e-4);
+  EXPECT_LT(out, 3e-2);
+  for (size_t i = 0; i < of.x.size(); ++i) EXPECT_LT(rel_rms_diff(of.x[i], ob.x[i]), 3e-2) << of.names[i];
+}
+
 namespace {
-StatsMap pipeline_stats(const std::vector<std::vector<int>>& wins, int threads, std::string* bytes) {
+StatsMap pipeline_stats(const std::vector<std::vector<int>>& wins, int threads, std::string* bytes,
+                        CalibPrecision precision = CalibPrecision::F32) {
   const std::string path = lmq::test::temp_dir() + "/s.safetensors";
   QuantizeOptions o;
   o.scheme = quant::parse_scheme("int4:g32:asym");
@@ -134,6 +168,7 @@ StatsMap pipeline_stats(const std::vector<std::vector<int>>& wins, int threads, 
   c.method = Method::Gptq;
   c.windows = wins;
   c.stats_out = path;
+  c.precision = precision;
   const int before = omp_get_max_threads();
   omp_set_num_threads(threads);
   QuantPlan plan = plan_targets(llama(), o);
@@ -171,4 +206,24 @@ TEST(CalibPipeline, StatsMatchSerialCollectionAndIgnoreThreadCount) {
     EXPECT_LT(rel_rms_diff(r.sq_mean, p.sq_mean), 1e-4) << key;
     EXPECT_EQ(r.tokens, p.tokens) << key;
   }
+}
+
+// bf16 forward passes: still independent of the thread count; block 0's q/k/v statistics (of
+// the embedding, before any linear) equal f32's bit for bit, the others are close; GPTQ's codes
+// come from them.
+TEST(CalibPipeline, Bf16PassesIgnoreThreadCountAndStayCloseToF32) {
+  const auto wins = windows(5, 96);
+  std::string q1, q2, qf;
+  const StatsMap s1 = pipeline_stats(wins, 1, &q1, CalibPrecision::Bf16);
+  const StatsMap s2 = pipeline_stats(wins, 2, &q2, CalibPrecision::Bf16);
+  const StatsMap f = pipeline_stats(wins, 2, &qf);
+  ASSERT_EQ(s1.size(), f.size());
+  for (const auto& [key, a] : s1) {
+    EXPECT_EQ(a.hessian, s2.at(key).hessian) << key;
+    const double d = rel_rms_diff(f.at(key).hessian, a.hessian);
+    if (key.starts_with("model.layers.0.self_attn.q")) EXPECT_EQ(d, 0.0) << key;
+    else EXPECT_LT(d, 5e-2) << key;
+  }
+  EXPECT_EQ(q1, q2);
+  EXPECT_NE(q1, qf);  // the bf16 path ran
 }

@@ -26,9 +26,14 @@ void blas_linear(const Tensor& w, const float* bias, const float* x, int n, floa
 }
 }  // namespace
 
-void BlockRunner::set_blas(bool on) {
+void BlockRunner::set_blas(bool on, const PackedLinears* bf16) {
   blas_ = on;
-  router_.set_float_linear(on ? &blas_linear : nullptr);
+  if (!on) return router_.set_float_linear(nullptr);
+  if (!bf16) return router_.set_float_linear(&blas_linear);
+  router_.set_float_linear([bf16](const Tensor& w, const float* bias, const float* x, int n, float* y) {
+    if (const auto it = bf16->find(&w); it != bf16->end()) return gemm_bf16(x, n, it->second, y, bias);
+    blas_linear(w, bias, x, n, y);
+  });
 }
 
 void BlockRunner::forward_layers(float* x, int n, int first, int last) {

@@ -26,6 +26,12 @@ Method parse_method(const std::string& s) {
   fail("--method '{}': expected rtn, mse, awmse, gptq, awq or awq+gptq", s);
 }
 
+CalibPrecision parse_calib_precision(const std::string& s) {
+  if (s == "f32") return CalibPrecision::F32;
+  if (s == "bf16") return CalibPrecision::Bf16;
+  fail("--calib-precision '{}': expected f32 or bf16", s);
+}
+
 const char* method_name(Method m) {
   switch (m) {
     case Method::Rtn: return "rtn";
@@ -72,6 +78,34 @@ std::unique_ptr<Model> dense_block(const Model& m, int l) {
   return Model::with_tensors(m, std::move(dense), m.path());
 }
 
+// Block l's linears packed to bf16 for BlockRunner's gemm_bf16 path, in place of dense_block's
+// F32 copies (half their memory): dequantized a chunk of rows at a time, the chunks side by side.
+BlockRunner::PackedLinears packed_block(const Model& m, int l) {
+  constexpr int64_t kChunk = 64;
+  BlockRunner::PackedLinears packed;
+  for (const Tensor* t : block_linears(m.layers()[size_t(l)])) {
+    PackedBf16 p(t->rows(), t->cols());
+    const int64_t chunks = (t->rows() + kChunk - 1) / kChunk;
+    std::exception_ptr error;  // none may leave the parallel region
+#pragma omp parallel
+    {
+      std::vector<float> rows(size_t(kChunk * t->cols()));
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < chunks; ++c) try {
+          const int64_t r0 = c * kChunk, n = std::min(kChunk, t->rows() - r0);
+          dequantize_rows(*t, r0, n, rows.data());
+          p.set_rows(r0, n, rows.data());
+        } catch (...) {
+#pragma omp critical(lmq_packed_block)
+          if (!error) error = std::current_exception();
+        }
+    }
+    if (error) std::rethrow_exception(error);
+    packed.emplace(t, std::move(p));
+  }
+  return packed;
+}
+
 // One thread's share of run_block: its Runner and the statistics of its current window.
 struct WindowWorker {
   std::unique_ptr<BlockRunner> run;
@@ -83,27 +117,32 @@ struct WindowWorker {
 };
 
 // Runs block l of `m` on every window's hidden state, one window per thread at a time (BLAS
-// serial inside each). With acc, the inputs of the block's linears are gathered (by stat_key):
-// each thread computes its window's batch, and after every round the batches are merged in
-// window order, so the statistics do not depend on the thread count. h is updated in place
-// only when `propagate`.
+// serial inside each; the linears in f32 or bf16 as `precision` says). With acc, the inputs of
+// the block's linears are gathered (by stat_key): each thread computes its window's batch, and
+// after every round the batches are merged in window order, so the statistics do not depend on
+// the thread count. h is updated in place only when `propagate`.
 void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<int>>& windows,
-               std::map<std::string, StatsAccumulator>* acc, bool propagate, CalibQuantReport::Phases& cpu) {
+               std::map<std::string, StatsAccumulator>* acc, bool propagate, CalibPrecision precision,
+               CalibQuantReport::Phases& cpu) {
   const SerialBlas serial;
-  const std::unique_ptr<Model> dense = dense_block(m, l);
+  // the block's linears, made once per pass: F32 copies for sgemm, or packed bf16 (never both)
+  const bool bf16 = precision == CalibPrecision::Bf16;
+  const BlockRunner::PackedLinears packed = bf16 ? packed_block(m, l) : BlockRunner::PackedLinears{};
+  const std::unique_ptr<Model> dense = bf16 ? nullptr : dense_block(m, l);
+  const Model& block = bf16 ? m : *dense;
   const int64_t nw = int64_t(windows.size());
   int maxlen = 1;
   for (const auto& w : windows) maxlen = std::max(maxlen, int(w.size()));
   std::vector<std::pair<const std::string*, StatsAccumulator*>> accs;  // indexable for the parallel merge
   if (acc) {
-    for (const Tensor* t : block_linears(dense->layers()[size_t(l)])) acc->try_emplace(stat_key(t->name), t->cols());
+    for (const Tensor* t : block_linears(block.layers()[size_t(l)])) acc->try_emplace(stat_key(t->name), t->cols());
     for (auto& [k, a] : *acc) accs.emplace_back(&k, &a);
   }
   const int T = int(std::clamp<int64_t>(omp_get_max_threads(), 1, std::max<int64_t>(nw, 1)));
   std::vector<WindowWorker> workers(static_cast<size_t>(T));
   for (WindowWorker& wk : workers) {
-    wk.run = std::make_unique<BlockRunner>(*dense, maxlen);
-    wk.run->set_blas(true);
+    wk.run = std::make_unique<BlockRunner>(block, maxlen);
+    wk.run->set_blas(true, bf16 ? &packed : nullptr);
     wk.run->set_inputs_only(!propagate);
     if (!acc) continue;
     wk.run->set_observer([&wk](const Tensor& t, const float* x, int n) {
@@ -371,7 +410,7 @@ void calibrate_block(const Model& src, std::vector<LinearJob>& jobs, AwqBlock* a
 }  // namespace
 
 CalibMemory estimate_calibration_memory(const Model& m, const QuantPlan& plan, Method method, int64_t windows,
-                                        int64_t window_len, int threads) {
+                                        int64_t window_len, int threads, CalibPrecision precision) {
   CalibMemory r;
   if (method == Method::Rtn || method == Method::Mse || m.layers().empty()) return r;
   const ModelConfig& c = m.config();
@@ -402,9 +441,10 @@ CalibMemory estimate_calibration_memory(const Model& m, const QuantPlan& plan, M
   uint64_t side_by_side = 0;
   for (size_t i = 0; i < units.size() && i < T; ++i) side_by_side += units[i];
   const uint64_t awq = is_awq(method) ? dense : 0;  // AWQ's scaled F32 copies of the block
-  const uint64_t gathering = dense + stats + hessians + acts;
+  const uint64_t passes = precision == CalibPrecision::Bf16 ? dense / 2 : dense;  // the forward passes' copy
+  const uint64_t gathering = passes + stats + hessians + acts;
   const uint64_t solving = hessians + side_by_side + awq;
-  const uint64_t propagating = dense + acts;
+  const uint64_t propagating = passes + acts;
   r.block = std::max({gathering, solving, propagating});
   return r;
 }
@@ -461,7 +501,7 @@ void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptio
       const auto t0 = Clock::now();
       std::map<std::string, StatsAccumulator> acc;
       // the float block's output is propagated only by awmse (the others propagate the quantized block's)
-      run_block(src, l, h, c.windows, &acc, c.method == Method::AwMse, rep.cpu);
+      run_block(src, l, h, c.windows, &acc, c.method == Method::AwMse, c.precision, rep.cpu);
       for (auto& [k, a] : acc) block_stats.emplace(k, a.finish());
       calib_s += since(t0);
     }
@@ -510,7 +550,7 @@ void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptio
       const auto t2 = Clock::now();
       auto mixed =
           Model::with_tensors(src, std::move(calibrated), src.path() + " [calibrated block " + std::to_string(l) + "]");
-      run_block(*mixed, l, h, c.windows, nullptr, true, rep.cpu);
+      run_block(*mixed, l, h, c.windows, nullptr, true, c.precision, rep.cpu);
       calib_s += since(t2);
     }
   }

@@ -41,6 +41,7 @@ W8A8Options w8a8_options(const QuantizeJob& q, std::vector<std::vector<int>> win
 CalibQuantOptions calib_options(const QuantizeJob& q, const Model& m) {
   CalibQuantOptions cq;
   cq.method = parse_method(q.method);
+  cq.precision = parse_calib_precision(q.calib_precision);
   cq.stats_in = q.stats_in;
   cq.stats_out = q.stats_out;
   cq.gptq.damp = q.damp;
@@ -108,6 +109,7 @@ struct Source {
 Source load_source(const QuantizeJob& q) {
   quant::RotateOptions ro;
   ro.kind = quant::parse_rotation(q.rotate);  // a bad value fails before the model is read
+  parse_calib_precision(q.calib_precision);    // (the same)
   ro.seed = q.rotate_seed;
   ro.heads = q.rotate_heads;
   if (ro.heads && ro.kind == quant::Rotation::None)
@@ -142,7 +144,8 @@ uint64_t check_memory(const Model& m, const QuantPlan& plan, const QuantizeJob& 
   const uint64_t writer = largest * 3 / 2;
   const bool windows = !q.calib.empty();
   const CalibMemory c =
-      estimate_calibration_memory(m, plan, method, windows ? std::max(q.co.samples, 0) : 0, q.co.len, q.threads);
+      estimate_calibration_memory(m, plan, method, windows ? std::max(q.co.samples, 0) : 0, q.co.len, q.threads,
+                                  parse_calib_precision(q.calib_precision));
   constexpr double GiB = 1 << 30;
   require_available_memory(
       c.total() + writer + held, fmt::format("lmq quantize {}", q.model),
@@ -282,7 +285,8 @@ QuantizeOutcome run_quantize_job(const QuantizeJob& q, const QuantizeHooks& hook
   CalibQuantOptions cq = calib_options(q, *m);
   cq.target_name = o.scheme.to_string();
   if (!q.calib.empty())
-    o.provenance["lmq.calib"] = fmt::format("{} ({} windows of {})", q.calib, q.co.samples, q.co.len);
+    o.provenance["lmq.calib"] = fmt::format("{} ({} windows of {}{})", q.calib, q.co.samples, q.co.len,
+                                            cq.precision == CalibPrecision::Bf16 ? ", bf16 forward passes" : "");
   o.provenance["lmq.method"] = q.method;
   if (cq.method == Method::Gptq || cq.method == Method::AwqGptq)
     o.provenance["lmq.gptq"] = fmt::format("damp={} act_order={}", q.damp, q.act_order ? "yes" : "no");

@@ -6,12 +6,15 @@
 //     sgemm, the attention computing only the causally visible part of each 128-query chunk.
 //     Several times faster than the tile kernels at hundreds of tokens, but the summation order
 //     differs (results differ in the last bits and may depend on BLAS's threading), which is why
-//     inference never uses it;
+//     inference never uses it. Given packed bf16 weights (--calib-precision bf16), those
+//     linears run through gemm_bf16 instead (kernels/gemm_bf16.h: inputs rounded to bf16);
 //   - inputs-only passes, which gather the linears' inputs of the layers they run: the last
 //     layer's down_proj is observed but not computed, so x is then left unfinished.
 #pragma once
 #include <string>
+#include <unordered_map>
 
+#include "lmq/kernels/gemm_bf16.h"
 #include "lmq/model/forward.h"
 
 namespace lmq::calib {
@@ -26,7 +29,10 @@ class BlockRunner : public Runner {
   using LinearObserver = LinearRouter::Observer;
   void set_observer(LinearObserver obs) { router_.set_observer(std::move(obs)); }
 
-  void set_blas(bool on);
+  // Weights packed to bf16, by the tensor the router is given; the others take the F32 path.
+  using PackedLinears = std::unordered_map<const Tensor*, PackedBf16>;
+  // BLAS mode; with bf16 (kept by the caller, alive while this runs), its linears through gemm_bf16.
+  void set_blas(bool on, const PackedLinears* bf16 = nullptr);
   void set_inputs_only(bool on) { inputs_only_ = on; }
 
   // Layers [first, last) applied to x[n × hidden] in place at positions [pos(), pos()+n) (their

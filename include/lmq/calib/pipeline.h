@@ -12,7 +12,10 @@
 //          the scheme says (RTN). Each pass over the windows runs one window per thread on an
 //          F32 copy of the block through BLAS (BlockRunner's BLAS mode; the statistics pass stops at
 //          down_proj's input), and the windows' statistics are merged in window order, so they
-//          do not depend on the thread count. Memory: the hidden states plus one block's
+//          do not depend on the thread count. With --calib-precision bf16 the block's linears
+//          are packed to bf16 instead (half the memory) and run through kernels/gemm_bf16.h
+//          (AVX-512 BF16: about twice sgemm's speed; the inputs rounded to bf16, the sums in
+//          float); the statistics are still those of the float inputs. Memory: the hidden states plus one block's
 //          statistics (all blocks' with --save-stats), and per thread one window's.
 //   awq    AWQ (calib/awq.h), sequential like gptq: block l's scales are searched on its input
 //          statistics and folded (norms, v_proj, up_proj), then each scaled linear gets the
@@ -41,6 +44,11 @@ enum class Method { Rtn, Mse, AwMse, Gptq, Awq, AwqGptq };
 Method parse_method(const std::string& s);  // rtn | mse | awmse | gptq | awq | awq+gptq (or gptq+awq)
 const char* method_name(Method m);
 
+// The arithmetic of the calibration forward passes' linears (--calib-precision): F32 (sgemm on
+// float weights) or Bf16 (inputs and weights rounded to bf16, float sums; kernels/gemm_bf16.h).
+enum class CalibPrecision { F32, Bf16 };
+CalibPrecision parse_calib_precision(const std::string& s);  // f32 | bf16
+
 struct CalibQuantOptions {
   Method method = Method::Rtn;
   std::vector<std::vector<int>> windows;  // calibration windows (empty with stats_in)
@@ -52,6 +60,7 @@ struct CalibQuantOptions {
   GptqOptions gptq;
   bool hessian_fit = false;  // ggml targets, gptq and awq+gptq: block scales fitted weighted by diag(H)
   AwqOptions awq;
+  CalibPrecision precision = CalibPrecision::F32;
 };
 
 struct CalibQuantReport {
@@ -84,7 +93,7 @@ using BlockProgress = std::function<void(int block, int n_blocks, const std::str
 // The peak memory prepare_calibrated needs, estimated from the shapes before any work: the
 // windows' hidden states (kept between blocks), the calibrated linears' bytes the plan holds
 // until the writer runs, and the largest of one block's phases: statistics (the block's F32
-// copy, each key's double accumulator, each thread's float batch and activations, the finished
+// copy, or bf16 with CalibPrecision::Bf16, each key's double accumulator, each thread's float batch and activations, the finished
 // Hessians), the method (GPTQ's state of the `threads` largest linears side by side), and the
 // propagation pass. Zero for rtn and mse.
 struct CalibMemory {
@@ -92,7 +101,8 @@ struct CalibMemory {
   uint64_t total() const { return hidden + plan + block; }
 };
 CalibMemory estimate_calibration_memory(const Model& m, const QuantPlan& plan, Method method, int64_t windows,
-                                        int64_t window_len, int threads);
+                                        int64_t window_len, int threads,
+                                        CalibPrecision precision = CalibPrecision::F32);
 
 // Fills the plan's bytes, float values and importance (AWQ's folded norms, biases and float
 // linears) for its targets, block by block. One per-linear loop serves both sinks: a linear

@@ -47,12 +47,12 @@ class LinearRouter {
   // linear's input before it runs (shared inputs once per linear); the float linear replaces
   // lmq::matmul for the weights that take the float path.
   using Observer = std::function<void(const Tensor& weight, const float* x, int n)>;
-  using FloatLinear = void (*)(const Tensor& w, const float* bias, const float* x, int n, float* y);
+  using FloatLinear = std::function<void(const Tensor& w, const float* bias, const float* x, int n, float* y)>;
   void set_observer(Observer obs) { observer_ = std::move(obs); }
   void observe(const Tensor& w, const float* x, int n) {
     if (observer_) observer_(w, x, n);
   }
-  void set_float_linear(FloatLinear f) { float_linear_ = f; }
+  void set_float_linear(FloatLinear f) { float_linear_ = std::move(f); }
 
  private:
   // What xq_ holds of the input x: unit 0 for nothing (or, from route, the float path).
@@ -85,7 +85,7 @@ class LinearRouter {
   std::vector<float> xp_;  // the permuted input of an act-order linear
   QuantizedActs xq_;  // the int8 activations of the linear being run
   Observer observer_;
-  FloatLinear float_linear_ = nullptr;  // null: lmq::matmul
+  FloatLinear float_linear_;  // empty: lmq::matmul
 };
 
 }  // namespace lmq
