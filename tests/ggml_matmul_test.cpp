@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <set>
 #include <vector>
 
 #include "lmq/codecs/format_traits.h"
@@ -130,6 +131,38 @@ TEST(GgmlMatmul, VnniEqualsScalarSpecBitForBit) {
 TEST(GgmlMatmul, Avx2EqualsScalarSpecBitForBit) {
   if (!int_kernel_available(IntKernel::Avx2)) GTEST_SKIP() << "no AVX2 on this CPU";
   expect_kernel_equals_spec(IntKernel::Avx2);
+}
+
+// The same on the weights of real GGUF files (llama.cpp's bytes, every in-place tensor, its first
+// 64 rows), read in place whatever this CPU: every SIMD kernel here against the specification.
+TEST(GgmlMatmul, SimdKernelsEqualScalarSpecOnRealGgufTensors) {
+  std::set<Format> seen;
+  for (const char* name : {"lmq-llama3-9m-Q4_K_M.gguf", "lmq-qwen2-21m-Q3_K_M.gguf", "lmq-llama-25m-Q4_0.gguf",
+                           "lmq-llama3-9m-Q8_0.gguf", "lmq-llama3-9m-IQ4_XS.gguf"}) {
+    const std::string p = shared_path(std::string("gguf/") + name);
+    if (!std::filesystem::exists(p)) GTEST_SKIP() << "missing " << p;
+    LoadOptions opts;
+    opts.ggml_in_place = true;
+    const auto model = Model::load(p, opts);
+    uint32_t seed = 0;
+    for (Tensor w : model->tensors()) {
+      if (!ggml_matmul_supported(w, 32)) continue;
+      w.shape[0] = std::min<int64_t>(w.rows(), 64);
+      w.nbytes = uint64_t(w.rows()) * ggml_row_bytes(w.format, w.cols());
+      for (int64_t T : {1, 5}) {
+        const QuantizedActs xq = random_acts(T, w.cols(), ++seed);
+        const std::vector<float> want = product(w, xq, IntKernel::Scalar);
+        for (IntKernel k : {IntKernel::Avx2, IntKernel::Avx512Vnni})
+          if (int_kernel_available(k))
+            expect_same_bits(product(w, xq, k), want,
+                             fmt::format("{} {} {} ({}) T={}", name, int_kernel_name(k), w.name, format_name(w.format), T));
+      }
+      seen.insert(w.format);
+    }
+  }
+  for (Format f : {Format::Q3_K, Format::Q4_K, Format::Q6_K, Format::Q8_0, Format::Q4_0, Format::IQ4_XS})
+    EXPECT_TRUE(seen.count(f)) << format_name(f);
+  for (Format f : seen) std::printf("[real tensors] %s compared\n", std::string(format_name(f)).c_str());
 }
 
 // A fused product (weights of every in-place format on one input, as Q4_K_M's q/k/v) equals one
