@@ -16,8 +16,11 @@
 
 #include "lmq/codecs/format_traits.h"
 #include "lmq/codecs/ggml_blocks.h"
+#include "lmq/codecs/ggml_repack.h"
 #include "lmq/kernels/act_quant.h"
 #include "lmq/kernels/ggml_matmul.h"
+#include "lmq/kernels/int_matmul.h"
+#include "lmq/quant/int_quantize.h"
 
 using namespace lmq;
 
@@ -45,12 +48,15 @@ const std::vector<uint8_t>& weight(Format f, int64_t N, int64_t K) {
   return b;
 }
 
-// args: format index, T (1: decode 5632×2048, else prefill 2048×2048), kernel index
+// args: format index, T (1: decode 5632×2048, else prefill 2048×2048), kernel index (3: Q8_0,
+// Q4_0, IQ4 repacked into LMQ_INT as a loader does without VNNI, on the LMQ_INT kernels' AVX2 one)
 void BM_GgmlMatmul(benchmark::State& st) {
   const Format f = kFormats[st.range(0)];
   const int64_t T = st.range(1), N = T == 1 ? 5632 : 2048, K = 2048;
-  const IntKernel k = kKernels[st.range(2)];
+  const bool repacked = st.range(2) == 3;
+  const IntKernel k = repacked ? IntKernel::Avx2 : kKernels[st.range(2)];
   if (!int_kernel_available(k)) return st.SkipWithError("kernel not available on this CPU");
+  if (repacked && !ggml_repack_params(f)) return st.SkipWithError("format does not repack");
   const std::vector<uint8_t>& b = weight(f, N, K);
   Tensor w;
   w.name = "w";
@@ -66,19 +72,35 @@ void BM_GgmlMatmul(benchmark::State& st) {
   quantize_activations(x.data(), T, K, ActQuant::DynamicAbsmax, 32, 32, xq);
   const int threads = omp_get_max_threads();
   omp_set_num_threads(1);
-  for (auto _ : st) {
-    ggml_matmul_q(w, xq, y.data(), nullptr, k);
-    benchmark::DoNotOptimize(y.data());
+  if (repacked) {
+    const IntParams p = *ggml_repack_params(f);
+    std::vector<uint8_t> packed(quant::int_tensor_bytes(p, N, K));
+    ggml_repack_rows(f, b.data(), N, K, 0, N, packed.data());
+    Tensor r = w;
+    r.format = Format::LMQ_INT;
+    r.q = p;
+    r.data = packed.data();
+    r.nbytes = packed.size();
+    const IntMatmulPlan plan(r, 32);
+    for (auto _ : st) {
+      int_matmul_q(plan, xq, y.data(), nullptr, k);
+      benchmark::DoNotOptimize(y.data());
+    }
+  } else {
+    for (auto _ : st) {
+      ggml_matmul_q(w, xq, y.data(), nullptr, k);
+      benchmark::DoNotOptimize(y.data());
+    }
   }
   omp_set_num_threads(threads);
   st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(b.size()));
-  st.SetLabel(std::string(format_name(f)) + " " + int_kernel_name(k));
+  st.SetLabel(std::string(format_name(f)) + " " + (repacked ? "lmq_int_avx2_repacked" : int_kernel_name(k)));
 }
 
 }  // namespace
 
 BENCHMARK(BM_GgmlMatmul)
     ->ArgNames({"fmt", "T", "kernel"})
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8}, {1, 64}, {0, 1, 2}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8}, {1, 64}, {0, 1, 2, 3}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

@@ -297,7 +297,7 @@ void run_vnni(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq) {
 
 }  // namespace
 
-bool ggml_matmul_has_simd() { return ggk::have_vnni(); }
+bool ggml_matmul_has_simd() { return ggk::have_vnni() || ggk::have_avx2(); }
 
 void ggml_matmul_q(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq, IntKernel kern) {
   if (jobs.empty()) return;
