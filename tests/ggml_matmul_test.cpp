@@ -131,6 +131,13 @@ TEST(GgmlMatmul, VnniEqualsScalarSpecBitForBit) {
 TEST(GgmlMatmul, Avx2EqualsScalarSpecBitForBit) {
   if (!int_kernel_available(IntKernel::Avx2)) GTEST_SKIP() << "no AVX2 on this CPU";
   expect_kernel_equals_spec(IntKernel::Avx2);
+  // The lattice i-quants have no AVX2 tile: Avx2 runs the specification for them, no refusal.
+  for (Format f : {Format::IQ2_XS, Format::IQ3_S}) {
+    const std::vector<uint8_t> b = random_blocks(f, 5, 512, 9);
+    const QuantizedActs xq = random_acts(3, 512, 10);
+    expect_same_bits(product(tensor_of(f, b, 5, 512), xq, IntKernel::Avx2),
+                     product(tensor_of(f, b, 5, 512), xq, IntKernel::Scalar), std::string(format_name(f)));
+  }
 }
 
 // The same on the weights of real GGUF files (llama.cpp's bytes, every in-place tensor, its first

@@ -74,7 +74,7 @@ namespace lmq {
 bool ggml_matmul_supported(const Tensor& w, int64_t act_block);
 
 // Whether this CPU runs these kernels in SIMD (AVX-512 VNNI, or AVX2: in one process the AVX2
-// tiles ran Q8_0/Q4_0/IQ4_NL/IQ4_XS 1.1-2.5x faster than the same weights repacked into LMQ_INT
+// tiles ran Q8_0/Q4_0/IQ4_NL/IQ4_XS 1.05-2.5x faster than the same weights repacked into LMQ_INT
 // on its AVX2 kernel, docs/results.md); without it Auto runs the scalar specification, so a
 // loader repacks the formats that repack exactly (Q8_0, Q4_0, IQ4_NL, IQ4_XS:
 // codecs/ggml_repack.h) instead of reading them in place.
