@@ -1,7 +1,7 @@
 // The checks that ggml_matmul_test.cpp (Q8_0, Q4_0, K-quants, IQ4) and ggml_matmul_lattice_test.cpp
 // (the lattice i-quants) run on the in-place integer kernels (kernels/ggml_matmul.h): weights
 // from llama.cpp-style quantization of Gaussian rows, activations, and the bit-for-bit
-// comparisons of the VNNI kernel with the scalar specification and of fused calls with single ones.
+// comparisons of the SIMD kernels with the scalar specification and of fused calls with single ones.
 #pragma once
 #include <omp.h>
 
@@ -74,19 +74,22 @@ inline void expect_same_bits(const std::vector<float>& a, const std::vector<floa
 
 inline bool have_vnni() { return int_kernel_available(IntKernel::Avx512Vnni); }
 
-// The VNNI kernel's product equals the scalar specification's bit for bit, without and with a bias.
-inline void expect_vnni_equals_scalar(const Tensor& w, const QuantizedActs& xq, const std::string& what) {
+// Kernel k's product equals the scalar specification's bit for bit, without and with a bias.
+inline void expect_kernel_equals_scalar(IntKernel k, const Tensor& w, const QuantizedActs& xq, const std::string& what) {
   std::vector<float> bias(static_cast<size_t>(w.rows()));
   for (int64_t o = 0; o < w.rows(); ++o) bias[size_t(o)] = 0.25f * float(o % 7) - 0.5f;
-  expect_same_bits(product(w, xq, IntKernel::Avx512Vnni), product(w, xq, IntKernel::Scalar), what);
-  expect_same_bits(product(w, xq, IntKernel::Avx512Vnni, bias.data()), product(w, xq, IntKernel::Scalar, bias.data()),
-                   what + " bias");
+  const std::string name = std::string(int_kernel_name(k)) + " " + what;
+  expect_same_bits(product(w, xq, k), product(w, xq, IntKernel::Scalar), name);
+  expect_same_bits(product(w, xq, k, bias.data()), product(w, xq, IntKernel::Scalar, bias.data()), name + " bias");
+}
+inline void expect_vnni_equals_scalar(const Tensor& w, const QuantizedActs& xq, const std::string& what) {
+  expect_kernel_equals_scalar(IntKernel::Avx512Vnni, w, xq, what);
 }
 
 // The weights w on one input in one fused call equal one call per weight, at 1, 2 and 3 threads,
 // on each kernel the CPU has.
 inline void expect_fused_equals_single(const std::vector<Tensor>& w, const QuantizedActs& xq) {
-  for (IntKernel k : {IntKernel::Scalar, IntKernel::Avx512Vnni}) {
+  for (IntKernel k : {IntKernel::Scalar, IntKernel::Avx2, IntKernel::Avx512Vnni}) {
     if (!int_kernel_available(k)) continue;
     std::vector<std::vector<float>> want, got;
     std::vector<GgmlMatmulJob> jobs;

@@ -244,7 +244,7 @@ void cmd_tokenize(const std::string& path, const std::string& text, bool as_json
 }
 
 // ---------------------------------------------------------------- run
-// GGUF Q8_0/Q4_0/IQ4_NL/IQ4_XS weights without AVX-512 VNNI are repacked, and the scales
+// GGUF Q8_0/Q4_0/IQ4_NL/IQ4_XS weights without AVX-512 VNNI or AVX2 are repacked, and the scales
 // of those read in place checked, for the integer kernels unless the run chose float activations
 // (--act-quant none), which reads the file's blocks through the float path as before.
 LoadOptions load_options(const RunOptions& ro) {

@@ -286,21 +286,25 @@ void run_vnni(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq) {
 
 }  // namespace
 
-bool ggml_matmul_has_simd() { return ggk::have_vnni(); }
+bool ggml_matmul_has_simd() { return ggk::have_vnni() || ggk::have_avx2(); }
 
 void ggml_matmul_q(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq, IntKernel kern) {
   if (jobs.empty()) return;
   for (const GgmlMatmulJob& j : jobs) check(j, xq);
-  if (kern == IntKernel::Auto) kern = ggml_matmul_has_simd() ? IntKernel::Avx512Vnni : IntKernel::Scalar;
-  if (kern == IntKernel::Avx512Vnni && !ggk::have_vnni())
+  if (kern == IntKernel::Auto)
+    kern = ggk::have_vnni() ? IntKernel::Avx512Vnni : ggk::have_avx2() ? IntKernel::Avx2 : IntKernel::Scalar;
+  if ((kern == IntKernel::Avx512Vnni && !ggk::have_vnni()) || (kern == IntKernel::Avx2 && !ggk::have_avx2()))
     fail("ggml_matmul: kernel {} is not available here", int_kernel_name(kern));
-  if (kern == IntKernel::Avx2) fail("ggml_matmul: no {} kernel for weights read in place", int_kernel_name(kern));
   if (kern == IntKernel::Avx512Vnni) return run_vnni(jobs, xq);
+  // Avx2: its tiles where the format has one (ggk::avx2_format), the specification elsewhere.
+  const bool avx2 = kern == IntKernel::Avx2;
   const ggk::Acts x{xq.q.data(), xq.scale.data(), xq.sums.data()};
   constexpr int64_t kRows = 16;
   split_tiles(jobs, kRows, [&](size_t j, int64_t a, int64_t b) {
     const ggk::Args args = args_of(jobs[j], xq.T);
-    ggk::rows_scalar(args, x, a * kRows, std::min(args.N, b * kRows));
+    const int64_t o0 = a * kRows, o1 = std::min(args.N, b * kRows);
+    if (avx2 && ggk::avx2_format(args.f)) ggk::rows_avx2(args, x, o0, o1);
+    else ggk::rows_scalar(args, x, o0, o1);
   });
 }
 

@@ -25,6 +25,12 @@ struct Acts {
 // Rows [o0, o1) by the scalar specification.
 void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1);
 
+// The AVX2 kernel (ggml_matmul_avx2.cpp): whether this CPU has it (AVX2, F16C), which formats it
+// takes, and rows [o0, o1) of one of those, on the activations in natural order (as rows_scalar).
+bool have_avx2();
+bool avx2_format(Format f);
+void rows_avx2(const Args& a, const Acts& x, int64_t o0, int64_t o1);
+
 // What the VNNI kernel reads of the activations, made once per call (prepare_vnni):
 //   q4k: per token, each 128 values reordered as [0, 32), [64, 96), [32, 64), [96, 128) (the
 //        order of a Q4_K/Q5_K block's low then high nibbles of 64 bytes); null if no Q4_K/Q5_K weight

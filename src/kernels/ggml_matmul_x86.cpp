@@ -28,18 +28,7 @@ constexpr int64_t kIQ4XSBytes = 136;
 
 LMQ_VNNI inline __m512 u8_to_ps(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
 
-// A Q4_K block's first 16 bytes (d, dmin, the 12 scale bytes s) → sc[0..8) in bytes 0..7 and
-// m[0..8) in bytes 8..15 (the fields of codecs/ggml_blocks.h), in vector registers:
-//   sc[j] = s[j] & 63,  sc[j+4] = (s[j+8] & 15) | (s[j] >> 6) << 4      (j < 4)
-//   m[j] = s[j+4] & 63, m[j+4] = (s[j+8] >> 4) | (s[j+4] >> 6) << 4
-// (16-bit shifts: the byte masks keep each byte's own bits.)
-LMQ_VNNI inline __m128i q4k_scale_bytes(__m128i v) {
-  const __m128i a = _mm_shuffle_epi8(v, _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
-  const __m128i b = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
-  const __m128i low = _mm_or_si128(_mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
-                                   _mm_and_si128(_mm_srli_epi16(a, 4), _mm_setr_epi32(0, 0, 0, 0x0f0f0f0f)));
-  return _mm_or_si128(low, _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(b, 6), _mm_set1_epi8(3)), 4));
-}
+// q4k_scale_bytes: ggml_x86.h.
 
 // 4 rows' scale bytes o[r] (sc 0..7, m 8..15) → lane 4j + r = sc[j] of row r (sc[0]: j < 4,
 // sc[1]: j >= 4), and the same for m, as floats.
@@ -108,20 +97,7 @@ LMQ_VNNI inline void q4k_tile(const Args& a, const VnniActs& x, const Tile& tl, 
   }
 }
 
-// Q3_K's 12 scale bytes s → its 16 scales sc − 32 as int8 (codecs/ggml_blocks.h): low 4 bits
-// s[k] & 15 (k < 8) / s[k − 8] >> 4, high 2 bits (s[8 + k mod 4] >> 2·(k / 4)) & 3. Reads 12 bytes
-// only (the block's last bytes may end the mapping).
-LMQ_VNNI inline __m128i q3k_scale_bytes(const uint8_t* s) {
-  int32_t w;
-  __builtin_memcpy(&w, s + 8, 4);
-  const __m128i v = _mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s)), _mm_cvtsi32_si128(w));
-  const __m128i a = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7));
-  const __m128i lo = _mm_or_si128(_mm_and_si128(a, _mm_set_epi64x(0, 0x0f0f0f0f0f0f0f0f)),
-                                  _mm_and_si128(_mm_srli_epi16(a, 4), _mm_set_epi64x(0x0f0f0f0f0f0f0f0f, 0)));
-  const __m128i b = _mm_shuffle_epi8(v, _mm_setr_epi8(8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11));
-  const __m128i hi = _mm_slli_epi16(_mm_and_si128(_mm_srlv_epi32(b, _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3)), 4);
-  return _mm_sub_epi8(_mm_or_si128(lo, hi), _mm_set1_epi8(32));
-}
+// q3k_scale_bytes: ggml_x86.h.
 
 // Q6_K, and Q3_K (Q3): symmetric 16-value sub-blocks with int8 scales, x = d·sc·(q − off).
 template <int NT, bool Q3>

@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "ggml_matmul_internal.h"
-#include "x86_intrinsics.h"
+#include "ggml_x86.h"
 
 #define LMQ_VNNI __attribute__((target("avx2,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 

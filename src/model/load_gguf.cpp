@@ -19,11 +19,11 @@
 // integer kernels read their blocks in place
 // (kernels/ggml_matmul.h), so the process holds the file's pages and nothing more for them
 // (RSS ≈ file size). So do Q8_0, Q4_0, IQ4_NL and IQ4_XS where those kernels have SIMD on this
-// CPU (AVX-512 VNNI, ggml_matmul_has_simd; LoadOptions::ggml_in_place chooses otherwise for one load). A load
+// CPU (AVX-512 VNNI or AVX2, ggml_matmul_has_simd; LoadOptions::ggml_in_place chooses otherwise for one load). A load
 // for those kernels checks their scales first: a NaN/Inf d or dmin refuses the tensor, since int8
 // activation quantization would hide it (it would not surface at the logits). The exceptions to
 // "data stays in the map" are repacked at load into the LMQ_INT layout that holds the same values
-// (codecs/ggml_repack.h), which the LMQ_INT kernels run on (AVX2 or better), the file's pages of
+// (codecs/ggml_repack.h), which the LMQ_INT kernels run on, the file's pages of
 // each released once copied, a NaN/Inf scale refused as well: Q8_0, Q4_0, IQ4_NL and IQ4_XS where
 // the in-place kernels would run their scalar specification (Q8_0, Q4_0: the same bytes, so RSS ≈
 // file size still; IQ4 as 8-bit codes, twice their bytes). Dequantized, the model is the

@@ -12,8 +12,8 @@
 // formats repack, and how, is the traits table's int_repack_bits / int_repack_scale /
 // int_repack_block. All four are also read in place by the integer kernels
 // (kernels/ggml_matmul.h), which is what a loader does where those have a SIMD kernel
-// (ggml_matmul_has_simd); elsewhere it repacks them, for the LMQ_INT kernels' AVX2 one
-// (model/load_gguf.cpp).
+// (ggml_matmul_has_simd: AVX-512 VNNI or AVX2); elsewhere it repacks them, for the LMQ_INT
+// kernels (model/load_gguf.cpp).
 #pragma once
 #include <cstdint>
 #include <optional>

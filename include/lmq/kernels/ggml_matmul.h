@@ -47,11 +47,16 @@
 // (Q6_K), 6-bit − 32 (Q3_K), 4-bit (Q2_K). The sums cannot overflow int32 (|i[a]| ≤ 2·128·16·32·127
 // < 2^24, so float(i) is exact; Q8_0's ≤ 32·128·127; IQ4_XS's ≤ 32·32·127·128 < 2^24; the
 // lattice ones' ≤ 31·32·62·127 < 2^23, |w| ≤ 43 for IQ2_*, 62 for IQ3_XXS, 15 for IQ3_S).
-// Kernels: the scalar specification and an AVX-512 VNNI one (vpdpbusd on the codes as u8: Q8_0's
+// Kernels: the scalar specification, an AVX-512 VNNI one (vpdpbusd on the codes as u8: Q8_0's
 // q + 128, the IQ4 levels kv[q] + 128 looked up by vpshufb, the lattice ones' w + 64, with
-// 128·Σq_x / 64·Σq_x taken off after), equal to it bit for bit; Auto picks VNNI where the CPU
-// has it, else the scalar one. The VNNI kernel works on tiles of 4 output rows × up to 4 tokens,
-// so prefill reads each weight tile once per 4 tokens and decode streams the weight once. Threads
+// 128·Σq_x / 64·Σq_x taken off after) and an AVX2 one for every format but the lattice i-quants
+// (vpmaddubsw + vpmaddwd, no int16 pair saturating: the bounds in ggml_matmul_avx2.cpp; Q8_0 and
+// the IQ4 levels by |w| × sign(w)·q_x, which needs the q_x in [−127, 127] that
+// quantize_activations writes), both equal to it bit for bit; Auto picks VNNI where the CPU has
+// it, else AVX2 (the lattice i-quants: the scalar one), else the scalar one. The VNNI kernel works
+// on tiles of 4 output rows × up to 4 tokens, so prefill reads each weight tile once per 4 tokens
+// and decode streams the weight once; the AVX2 one on 1 row × up to 4 tokens, a row's 8 slots in
+// one float vector. Threads
 // split the output rows (OpenMP); results do not depend on the thread count. A block whose d or dmin is NaN/Inf is the
 // loader's to refuse (ggml_nonfinite_blocks, codecs/ggml_repack.h): the kernels compute with it.
 // Which formats these kernels take is the traits table's ggml_matmul (codecs/format_traits.h).
@@ -68,10 +73,11 @@ namespace lmq {
 // Whether w runs on these kernels with activation blocks of act_block values (only 32).
 bool ggml_matmul_supported(const Tensor& w, int64_t act_block);
 
-// Whether this CPU runs these kernels in SIMD (AVX-512 VNNI); without it Auto runs the scalar
-// specification, far slower than the LMQ_INT kernels' AVX2 one, so a loader repacks the formats
-// that repack exactly (Q8_0, Q4_0, IQ4_NL, IQ4_XS: codecs/ggml_repack.h) instead of reading them
-// in place.
+// Whether this CPU runs these kernels in SIMD (AVX-512 VNNI, or AVX2: in one process the AVX2
+// tiles ran Q8_0/Q4_0/IQ4_NL/IQ4_XS 1.05-2.5x faster than the same weights repacked into LMQ_INT
+// on its AVX2 kernel, docs/results.md); without it Auto runs the scalar specification, so a
+// loader repacks the formats that repack exactly (Q8_0, Q4_0, IQ4_NL, IQ4_XS:
+// codecs/ggml_repack.h) instead of reading them in place.
 bool ggml_matmul_has_simd();
 
 struct GgmlMatmulJob {
@@ -81,7 +87,8 @@ struct GgmlMatmulJob {
 };
 // Every job against the same xq (block = sum_group = 32, K = each weight's columns), in one
 // parallel region; the same results as one call per job. Throws lmq::Error for an unsupported
-// weight, mismatched activations, or a kernel this CPU lacks (Avx2 has no kernel here).
+// weight, mismatched activations, or a kernel this CPU lacks. Avx2 runs the specification for
+// the lattice i-quants (the same results: no AVX2 tile there yet).
 void ggml_matmul_q(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq, IntKernel k = IntKernel::Auto);
 void ggml_matmul_q(const Tensor& w, const QuantizedActs& xq, float* y, const float* bias = nullptr,
                    IntKernel k = IntKernel::Auto);

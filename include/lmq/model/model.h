@@ -37,9 +37,9 @@ struct LoadOptions {
   // keeps every block as stored and unchecked, for the float path over them (--act-quant none).
   bool repack_ggml = true;
   // GGUF Q8_0/Q4_0/IQ4_NL/IQ4_XS for the integer kernels: read in place (true) or repacked into
-  // LMQ_INT (false). Unset: in place where the in-place kernels have SIMD on this CPU
-  // (ggml_matmul_has_simd, kernels/ggml_matmul.h), else repacked for the LMQ_INT kernels' AVX2
-  // one. Set, it chooses for this load only, whatever the CPU (tests take both paths).
+  // LMQ_INT (false). Unset: in place where the in-place kernels have SIMD on this CPU (AVX-512
+  // VNNI or AVX2: ggml_matmul_has_simd, kernels/ggml_matmul.h), else repacked for the LMQ_INT
+  // kernels. Set, it chooses for this load only, whatever the CPU (tests take both paths).
   std::optional<bool> ggml_in_place;
 };
 
