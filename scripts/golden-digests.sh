@@ -36,12 +36,15 @@ half=$(( $(wc -l < "$valid") / 2 ))
 sed -n "$((half + 1)),$((half + 300))p" "$valid" > calib.txt
 
 M=shared/models/lmq-llama-25m
-C=(--calib calib.txt --calib-samples 4 --calib-len 128)
+# f32 forward passes (the default, auto, is bf16 only on CPUs with AVX-512 BF16): the digests
+# recorded before --calib-precision stay valid on every CPU; bf16's own file below
+C=(--calib calib.txt --calib-samples 4 --calib-len 128 --calib-precision f32)
 q() { lmq quantize "$M" "$@" > /dev/null; }
 
 q -o int8-channel.lmq --scheme int8:channel:sym
 q -o int4-g128-mse.lmq --scheme int4:g128:asym:mse
 q -o int3-g64-gptq.lmq --scheme int3:g64:asym --method gptq "${C[@]}"
+q -o int3-g64-gptq-bf16.lmq --scheme int3:g64:asym --method gptq "${C[@]:0:6}" --calib-precision bf16
 q -o int4-g128-awqgptq.lmq --scheme int4:g128:asym --method awq+gptq "${C[@]}"
 q -o mixed-4.5.lmq --scheme int4:g128:asym --target-bpw 4.5 "${C[@]}"
 q -o w8a8.lmq --scheme int8:channel:sym --activations int8 "${C[@]}"

@@ -357,12 +357,12 @@ TEST(BadInput, LmqFileTensorNotWholeBlocks) {
   expect_error(run_lmq({"inspect", f}), {f, "tensor '", "not a whole number of 32-value Q8_0 blocks"});
 }
 
-// --calib-precision: f32 or bf16, for every output format, checked before the model is read.
+// --calib-precision: auto, f32 or bf16, for every output format, checked before the model is read.
 TEST(BadInput, QuantizeCalibPrecisionUnknown) {
   const std::string out = temp_dir() + "/p.lmq";
   const std::string text = shared_path("text/docs-valid.txt");
   expect_error(run_lmq({"quantize", llama(), "-o", out, "--method", "gptq", "--calib", text, "--calib-precision", "fp8"}),
-               {"--calib-precision 'fp8': expected f32 or bf16"});
+               {"--calib-precision 'fp8': expected auto, f32 or bf16"});
   expect_error(run_lmq({"quantize", "/nonexistent.lmq", "-o", out + ".gguf", "--format", "gguf", "--calib-precision", "BF16"}),
                {"--calib-precision 'BF16'"});
   EXPECT_FALSE(fs::exists(out));

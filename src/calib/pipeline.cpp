@@ -11,6 +11,7 @@
 #include "lmq/calib/block_runner.h"
 #include "lmq/calib/gguf_target.h"
 #include "lmq/codecs/format_traits.h"
+#include "lmq/kernels/gemm_bf16.h"
 #include "lmq/quant/int_quantize.h"
 #include "serial_blas.h"
 
@@ -27,10 +28,13 @@ Method parse_method(const std::string& s) {
 }
 
 CalibPrecision parse_calib_precision(const std::string& s) {
+  if (s == "auto") return have_avx512_bf16() ? CalibPrecision::Bf16 : CalibPrecision::F32;
   if (s == "f32") return CalibPrecision::F32;
   if (s == "bf16") return CalibPrecision::Bf16;
-  fail("--calib-precision '{}': expected f32 or bf16", s);
+  fail("--calib-precision '{}': expected auto, f32 or bf16", s);
 }
+
+const char* calib_precision_name(CalibPrecision p) { return p == CalibPrecision::Bf16 ? "bf16" : "f32"; }
 
 const char* method_name(Method m) {
   switch (m) {

@@ -377,6 +377,11 @@ calib::BlockProgress block_progress() {
   };
 }
 
+// The forward passes' arithmetic this run used (--calib-precision auto resolved), for --json.
+const char* calib_precision_of(const calib::QuantizeJob& q) {
+  return calib::calib_precision_name(calib::parse_calib_precision(q.calib_precision));
+}
+
 // AWQ's searched α per group of linears that share an input, for --json (both formats).
 void add_awq_groups(json& j, const calib::CalibQuantReport& crep) {
   for (const auto& g : crep.awq_groups)
@@ -436,7 +441,7 @@ void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
            {"seconds", r.seconds},  {"peak_rss_bytes", peak_rss_bytes()}, {"method", q.method},
            {"estimated_peak_bytes", out.estimated_peak_bytes},
            {"calib_seconds", crep.calib_seconds}, {"gptq_seconds", crep.quant_seconds},
-           {"cpu_seconds", phases_json(crep)}, {"calib_precision", q.calib_precision}};
+           {"cpu_seconds", phases_json(crep)}, {"calib_precision", calib_precision_of(q)}};
     for (const auto& t : r.tensors)
       j["tensors"].push_back({{"name", t.name}, {"hf_name", t.hf_name}, {"type", t.type}, {"shape", t.shape},
                               {"params", t.params}, {"bytes", t.bytes}, {"rel_rms", t.rel_rms}, {"note", t.note},
@@ -475,7 +480,7 @@ void print_hf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
            {"rel_rms", r.rel_rms},    {"seconds", r.seconds},     {"method", q.method},   {"warnings", h.warnings},
            {"peak_rss_bytes", peak_rss_bytes()}, {"estimated_peak_bytes", out.estimated_peak_bytes},
            {"calib_seconds", out.calib.calib_seconds}, {"gptq_seconds", out.calib.quant_seconds},
-           {"cpu_seconds", phases_json(out.calib)}, {"calib_precision", q.calib_precision}};
+           {"cpu_seconds", phases_json(out.calib)}, {"calib_precision", calib_precision_of(q)}};
     for (const auto& t : r.tensors)
       j["tensors"].push_back({{"name", t.name}, {"scheme", t.scheme}, {"shape", t.shape}, {"params", t.params},
                               {"rel_rms", t.rel_rms}, {"max_abs", t.max_abs}});
@@ -515,7 +520,7 @@ void cmd_quantize(const QuantOpts& qo) {
            {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes}, {"bpw", r.bpw}, {"rel_rms", r.rel_rms},
            {"seconds", r.seconds}, {"method", q.method}, {"calib_seconds", crep.calib_seconds},
            {"gptq_seconds", crep.quant_seconds}, {"calib_tokens", crep.tokens}, {"cpu_seconds", phases_json(crep)},
-           {"calib_precision", q.calib_precision},
+           {"calib_precision", calib_precision_of(q)},
            {"total_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()},
            {"peak_rss_bytes", peak_rss_bytes()}, {"estimated_peak_bytes", out.estimated_peak_bytes}};
     for (const auto& l : crep.layers)
@@ -721,7 +726,8 @@ int main(int argc, char** argv) {
   quantize->add_option("--calib-len", qo.job.co.len, "tokens per calibration window (BOS included)")->capture_default_str();
   quantize->add_option("--calib-precision", qo.job.calib_precision,
                        "gptq, awq: the calibration forward passes' linears in f32, or bf16 (inputs and weights "
-                       "rounded to bf16, float sums: about twice as fast with AVX-512 BF16)")
+                       "rounded to bf16, float sums: about twice as fast with AVX-512 BF16); auto: bf16 where "
+                       "the CPU has AVX-512 BF16, else f32")
       ->capture_default_str();
   quantize->add_option("--damp", qo.job.damp, "GPTQ damping, a fraction of mean(diag H)")->capture_default_str();
   quantize->add_flag("--act-order", qo.job.act_order, "GPTQ: columns by descending activation energy (static groups)");

@@ -46,8 +46,13 @@ const char* method_name(Method m);
 
 // The arithmetic of the calibration forward passes' linears (--calib-precision): F32 (sgemm on
 // float weights) or Bf16 (inputs and weights rounded to bf16, float sums; kernels/gemm_bf16.h).
+// "auto" (the default) is Bf16 where the CPU has AVX-512 BF16 (twice sgemm's speed there, the
+// quality within calibration noise: docs/results.md), else F32 (the portable bf16 kernel is
+// slower than sgemm). Like sgemm's, whose kernel OpenBLAS picks per CPU, the bits then depend on
+// the CPU; `f32` or `bf16` fixes the arithmetic (bf16's bits are the same on every CPU).
 enum class CalibPrecision { F32, Bf16 };
-CalibPrecision parse_calib_precision(const std::string& s);  // f32 | bf16
+CalibPrecision parse_calib_precision(const std::string& s);  // auto | f32 | bf16
+const char* calib_precision_name(CalibPrecision p);
 
 struct CalibQuantOptions {
   Method method = Method::Rtn;

@@ -36,7 +36,7 @@ struct QuantizeJob {
   std::string method = "rtn", calib, stats_in, stats_out;
   CalibOptions co;
   double damp = 0.01;
-  std::string calib_precision = "f32";  // the forward passes' linears: f32 or bf16 (CalibPrecision)
+  std::string calib_precision = "auto";  // the forward passes' linears: auto, f32 or bf16 (CalibPrecision)
   bool act_order = false, hessian_fit = false;
   int refit = 0;  // --refit: gguf + gptq, Q2_K/Q3_K/lattice rounds of scale refit and re-sweep
   // W8A8 (calib/w8a8.h)
