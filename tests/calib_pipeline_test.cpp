@@ -16,6 +16,7 @@
 #include "lmq/calib/pipeline.h"
 #include "lmq/mapped_file.h"
 #include "lmq/calib/block_runner.h"
+#include "lmq/kernels/gemm_bf16.h"
 #include "lmq/quant/quantize_model.h"
 #include "lmq/quant/scheme.h"
 #include "test_support.h"
@@ -226,4 +227,28 @@ TEST(CalibPipeline, Bf16PassesIgnoreThreadCountAndStayCloseToF32) {
   }
   EXPECT_EQ(q1, q2);
   EXPECT_NE(q1, qf);  // the bf16 path ran
+}
+
+// --json says which arithmetic the calibration passes used: "none" without passes, the flag's
+// choice, and auto resolved by the CPU (bf16 only with AVX-512 BF16).
+TEST(CalibPipeline, JsonSaysWhichPrecisionRan) {
+  const std::string dir = lmq::test::temp_dir(), text = dir + "/calib.txt";
+  lmq::test::write_file(text, read_text_file(shared_path("text/docs-valid.txt")).substr(0, 4000));
+  auto precision = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{"quantize", shared_path("models/lmq-llama-25m"), "-o", dir + "/out.lmq",
+                                  "--scheme", "int4:g128:asym", "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = lmq::test::run_lmq(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const size_t at = r.out.find("\"calib_precision\": \"");
+    if (at == std::string::npos) return std::string("(absent)");
+    const size_t from = at + 20;
+    return r.out.substr(from, r.out.find('"', from) - from);
+  };
+  const std::vector<std::string> gptq{"--method", "gptq", "--calib", text, "--calib-samples", "1", "--calib-len", "64"};
+  EXPECT_EQ(precision({}), "none");
+  std::vector<std::string> f32 = gptq, automatic = gptq;
+  f32.insert(f32.end(), {"--calib-precision", "f32"});
+  EXPECT_EQ(precision(f32), "f32");
+  EXPECT_EQ(precision(automatic), have_avx512_bf16() ? "bf16" : "f32");
 }

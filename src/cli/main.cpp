@@ -377,8 +377,11 @@ calib::BlockProgress block_progress() {
   };
 }
 
-// The forward passes' arithmetic this run used (--calib-precision auto resolved), for --json.
+// The forward passes' arithmetic this run used (--calib-precision auto resolved; "none" for the
+// methods that run no calibration passes), for --json.
 const char* calib_precision_of(const calib::QuantizeJob& q) {
+  const calib::Method m = calib::parse_method(q.method);
+  if (m == calib::Method::Rtn || m == calib::Method::Mse) return "none";
   return calib::calib_precision_name(calib::parse_calib_precision(q.calib_precision));
 }
 
