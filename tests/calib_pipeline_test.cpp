@@ -3,10 +3,13 @@
 // its F32 ones, and the window-parallel block pipeline's statistics against the plain
 // single-threaded collection and across thread counts, in f32 and bf16.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -14,6 +17,8 @@
 #include "lmq/calib/awq.h"
 #include "lmq/calib/calib.h"
 #include "lmq/calib/pipeline.h"
+#include "lmq/codecs/format_traits.h"
+#include "lmq/error.h"
 #include "lmq/mapped_file.h"
 #include "lmq/calib/block_runner.h"
 #include "lmq/kernels/gemm_bf16.h"
@@ -251,4 +256,103 @@ TEST(CalibPipeline, JsonSaysWhichPrecisionRan) {
   f32.insert(f32.end(), {"--calib-precision", "f32"});
   EXPECT_EQ(precision(f32), "f32");
   EXPECT_EQ(precision(automatic), have_avx512_bf16() ? "bf16" : "f32");
+}
+
+// The asymmetric target's quantized stream starts from the embedding rows as the file stores
+// them: embedding_as_stored equals the rows of the GGUF writer's own token_embd (a calibrated
+// plan's weighted fit; `--method mse` gives the writer the same fit without calibration).
+TEST(CalibPipeline, EmbeddingAsStoredIsWhatTheGgufWriterStores) {
+  const std::string dir = lmq::test::temp_dir(), out = dir + "/e.gguf";
+  const auto r = lmq::test::run_lmq({"quantize", shared_path("models/lmq-llama-25m"), "-o", out, "--format", "gguf",
+                                     "--scheme", "q2_k", "--method", "mse"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::unique_ptr<Model> stored = Model::load(out);
+  const Tensor& e = stored->embed();
+  ASSERT_TRUE(format_traits(e.format).ggml && format_traits(e.format).quantized) << format_traits(e.format).ggml_name;
+  QuantPlan plan;
+  plan.gguf = true;
+  plan.tensors[llama().embed().name].target = TensorTarget{e.format, {}, "", false};
+  const std::vector<int> tokens{1, 0, 29, 1, 500, llama().config().vocab - 1};
+  const std::vector<float> got = embedding_as_stored(llama(), plan, tokens);
+  const int64_t D = llama().config().hidden;
+  std::vector<float> want(static_cast<size_t>(D));
+  double moved = 0;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    dequantize_rows(e, tokens[i], 1, want.data());
+    std::vector<float> src(static_cast<size_t>(D));
+    dequantize_rows(llama().embed(), tokens[i], 1, src.data());
+    for (int64_t j = 0; j < D; ++j) {
+      ASSERT_EQ(got[i * size_t(D) + size_t(j)], want[size_t(j)]) << "token " << tokens[i] << " column " << j;
+      moved += std::fabs(double(src[size_t(j)]) - want[size_t(j)]);
+    }
+  }
+  EXPECT_GT(moved, 0) << "the stored rows are rounded";
+  EXPECT_THROW(embedding_as_stored(llama(), plan, {llama().config().vocab}), lmq::Error);
+}
+
+// --asym-calib α: runs (the file records it, its bytes differ from plain GPTQ's) and is refused
+// where it has no meaning: outside [0, 1], without GPTQ, with --stats.
+TEST(CalibPipeline, AsymCalibRunsAndIsRefusedWhereItCannot) {
+  const std::string dir = lmq::test::temp_dir(), text = dir + "/calib.txt";
+  lmq::test::write_file(text, read_text_file(shared_path("text/docs-valid.txt")).substr(0, 4000));
+  auto quantize = [&](const std::string& out, std::vector<std::string> extra) {
+    std::vector<std::string> args{"quantize", shared_path("models/lmq-llama-25m"), "-o", dir + "/" + out, "--scheme",
+                                  "int3:g64", "--calib", text, "--calib-samples", "2", "--calib-len", "64",
+                                  "--calib-precision", "f32", "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return lmq::test::run_lmq(args);
+  };
+  const auto plain = quantize("plain.lmq", {"--method", "gptq"});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  const auto asym = quantize("asym.lmq", {"--method", "gptq", "--asym-calib", "0.5"});
+  ASSERT_EQ(asym.exit_code, 0) << asym.err;
+  EXPECT_NE(asym.out.find("\"asym_calib\": 0.5"), std::string::npos) << asym.out.substr(0, 400);
+  const std::unique_ptr<Model> a = Model::load(dir + "/plain.lmq"), b = Model::load(dir + "/asym.lmq");
+  for (size_t l = 0; l < a->layers().size(); ++l) {  // the codes differ in every block's down_proj
+    const Tensor &ta = *a->layers()[l].w_down, &tb = *b->layers()[l].w_down;
+    ASSERT_EQ(ta.nbytes, tb.nbytes);
+    EXPECT_NE(std::memcmp(ta.data, tb.data, ta.nbytes), 0) << "block " << l;
+  }
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"--method", "gptq", "--asym-calib", "1.5"},
+        std::vector<std::string>{"--method", "gptq", "--asym-calib", "-0.1"},
+        std::vector<std::string>{"--method", "awq", "--asym-calib", "0.5"},
+        std::vector<std::string>{"--method", "rtn", "--asym-calib", "0.5"}}) {
+    const auto r = quantize("bad.lmq", bad);
+    EXPECT_EQ(r.exit_code, 1) << bad[1] << " " << bad[3];
+    EXPECT_NE(r.err.find("--asym-calib"), std::string::npos) << r.err;
+  }
+}
+
+// With --asym-calib an untied lm_head (lmq-qwen2-21m's) is quantized by GPTQ too, towards the
+// float model's logits: it joins the report's layers and its codes differ from plain GPTQ's,
+// which leaves it to the writer's round to nearest.
+TEST(CalibPipeline, AsymCalibQuantizesAnUntiedLmHead) {
+  const std::string dir = lmq::test::temp_dir(), text = dir + "/calib.txt";
+  lmq::test::write_file(text, read_text_file(shared_path("text/docs-valid.txt")).substr(0, 4000));
+  auto quantize = [&](const std::string& out, std::vector<std::string> extra) {
+    std::vector<std::string> args{"quantize", shared_path("models/lmq-qwen2-21m"), "-o", dir + "/" + out, "--scheme",
+                                  "int4:g128", "--method", "gptq", "--calib", text, "--calib-samples", "2",
+                                  "--calib-len", "64", "--calib-precision", "f32", "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = lmq::test::run_lmq(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  };
+  const std::string plain = quantize("plain.lmq", {}), asym = quantize("asym.lmq", {"--asym-calib", "0.5"});
+  auto calibrated = [](const std::string& out) {
+    std::vector<std::string> names;
+    const nlohmann::json j = nlohmann::json::parse(out);
+    for (const auto& l : j.at("gptq_layers")) names.push_back(l.at("name"));
+    return names;
+  };
+  const std::vector<std::string> p = calibrated(plain), q = calibrated(asym);
+  EXPECT_EQ(std::count(p.begin(), p.end(), "lm_head.weight"), 0);
+  EXPECT_EQ(std::count(q.begin(), q.end(), "lm_head.weight"), 1);
+  EXPECT_EQ(q.size(), p.size() + 1);
+  const std::unique_ptr<Model> a = Model::load(dir + "/plain.lmq"), b = Model::load(dir + "/asym.lmq");
+  ASSERT_NE(&a->lm_head(), &a->embed());
+  ASSERT_EQ(a->lm_head().nbytes, b->lm_head().nbytes);
+  EXPECT_NE(std::memcmp(a->lm_head().data, b->lm_head().data, a->lm_head().nbytes), 0);
+  EXPECT_EQ(std::memcmp(a->embed().data, b->embed().data, a->embed().nbytes), 0) << "the embedding stays the writer's";
 }

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <numeric>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "lmq/calib/calib.h"
@@ -227,6 +228,83 @@ TEST(Gptq, InverseFactorIsCholeskyOfInverse) {
         worst = std::max(worst, std::fabs(s - (i == j ? 1.0 : 0.0)));
       }
     EXPECT_LT(worst, 1e-9) << "K " << K;
+  }
+}
+
+// GPTQ's asymmetric target W* = W (C + λI)ᵀ H_d⁻¹ against its definition, from raw inputs: X̂
+// (the quantized model's) and X = X̂ + noise (the float model's), the statistics gathered by
+// StatsBatch/StatsAccumulator with references. F(V) = ‖XWᵀ − X̂Vᵀ‖²/n + λ‖W − V‖²/2 has zero
+// gradient at W*, and F(V) − F(W*) = tr((V − W*) H_d (V − W*)ᵀ)/2 for any V (what GPTQ then
+// minimises); with X = X̂, W* = W.
+TEST(Gptq, AsymmetricTargetMinimisesTheAsymmetricObjective) {
+  for (const auto& [K, act_order, noise] :
+       {std::tuple<int64_t, bool, double>{5, false, 0.3}, {24, true, 0.3}, {24, false, 0.0}, {40, true, 1.0}}) {
+    const int64_t rows = 7, n = 3 * K;
+    std::mt19937 rng(uint32_t(K * 10 + act_order));
+    std::normal_distribution<float> nd(0.f, 1.f);
+    std::vector<float> Xq(size_t(n * K)), Xf(size_t(n * K)), w(size_t(rows * K));
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t j = 0; j < K; ++j) {
+        Xq[size_t(t * K + j)] = nd(rng) * float(1 + j % 4);
+        Xf[size_t(t * K + j)] = Xq[size_t(t * K + j)] + float(noise) * nd(rng);
+      }
+    for (float& v : w) v = 0.1f * nd(rng);
+    StatsAccumulator acc(K);
+    for (int64_t t0 = 0; t0 < n; t0 += 10) {  // in batches, as the pipeline merges windows
+      StatsBatch b;
+      const int m = int(std::min<int64_t>(10, n - t0));
+      b.compute(Xq.data() + t0 * K, m, K, Xf.data() + t0 * K);
+      acc.merge(b);
+    }
+    const InputStats st = acc.finish();
+    ASSERT_EQ(st.cross.size(), size_t(K * K));
+    GptqOptions o;
+    o.damp = 0.05;
+    o.act_order = act_order;
+    const GptqInverse inv = gptq_inverse(st.hessian.data(), K, o);
+    const std::vector<float> ws = gptq_asymmetric_target(w.data(), rows, K, st.cross.data(), inv);
+    const double lambda = inv.lambda;
+    auto F = [&](const std::vector<double>& V) {
+      double f = 0;
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t r = 0; r < rows; ++r) {
+          double y = 0;
+          for (int64_t j = 0; j < K; ++j)
+            y += double(Xf[size_t(t * K + j)]) * w[size_t(r * K + j)] - double(Xq[size_t(t * K + j)]) * V[size_t(r * K + j)];
+          f += y * y / double(n);
+        }
+      for (int64_t i = 0; i < rows * K; ++i) f += lambda / 2 * (w[size_t(i)] - V[size_t(i)]) * (w[size_t(i)] - V[size_t(i)]);
+      return f;
+    };
+    const std::vector<double> Ws(ws.begin(), ws.end());
+    // the gradient of F at W*: −(2/n)(XWᵀ − X̂W*ᵀ)ᵀX̂ − λ(W − W*)
+    double grad = 0, scale = 0;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < K; ++j) {
+        double g = -lambda * (w[size_t(r * K + j)] - Ws[size_t(r * K + j)]);
+        for (int64_t t = 0; t < n; ++t) {
+          double y = 0;
+          for (int64_t k = 0; k < K; ++k)
+            y += double(Xf[size_t(t * K + k)]) * w[size_t(r * K + k)] - double(Xq[size_t(t * K + k)]) * Ws[size_t(r * K + k)];
+          g -= 2.0 / double(n) * y * Xq[size_t(t * K + j)];
+        }
+        grad = std::max(grad, std::fabs(g));
+        scale = std::max(scale, lambda * std::fabs(double(w[size_t(r * K + j)])));
+      }
+    EXPECT_LT(grad, 1e-4 * std::max(scale, 1e-3)) << "K " << K;
+    // F(V) − F(W*) = tr((V − W*) H_d (V − W*)ᵀ)/2
+    std::vector<double> V = Ws;
+    for (double& v : V) v += 0.05 * nd(rng);
+    double quad = 0;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t a = 0; a < K; ++a)
+        for (int64_t b = 0; b < K; ++b)
+          quad += 0.5 * (V[size_t(r * K + a)] - Ws[size_t(r * K + a)]) *
+                  (double(st.hessian[size_t(a * K + b)]) + (a == b ? lambda : 0.0)) * (V[size_t(r * K + b)] - Ws[size_t(r * K + b)]);
+    EXPECT_NEAR(F(V) - F(Ws), quad, 1e-4 * quad) << "K " << K;
+    if (noise == 0) {
+      for (int64_t i = 0; i < rows * K; ++i) EXPECT_NEAR(ws[size_t(i)], w[size_t(i)], 1e-5) << "K " << K << " at " << i;
+    }
   }
 }
 

@@ -86,12 +86,20 @@ StatsAccumulator::StatsAccumulator(int64_t K)
     : K_(checked_columns(K)), xtx_(static_cast<size_t>(K * K), 0.0), sum_abs_(static_cast<size_t>(K), 0.0), sum_sq_(static_cast<size_t>(K), 0.0),
       min_(static_cast<size_t>(K), INFINITY), max_(static_cast<size_t>(K), -INFINITY) {}
 
-void StatsBatch::compute(const float* x, int rows, int64_t cols) {
+void StatsBatch::compute(const float* x, int rows, int64_t cols, const float* ref) {
   K = cols;
   n = rows;
   xtx.resize(size_t(K * K));
   if (rows > 0)  // XᵀX (upper triangle) in float for these rows
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, int(K), rows, 1.0f, x, int(K), 0.0f, xtx.data(), int(K));
+  if (!ref) xtr.clear();
+  else {
+    xtr.resize(size_t(K * K));
+    if (rows > 0)
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(K), int(K), rows, 1.0f, x, int(K), ref, int(K), 0.0f,
+                  xtr.data(), int(K));
+    else std::fill(xtr.begin(), xtr.end(), 0.f);
+  }
   sum_abs.assign(size_t(K), 0.0);
   sum_sq.assign(size_t(K), 0.0);
   min.assign(size_t(K), INFINITY);
@@ -118,9 +126,15 @@ void StatsAccumulator::merge(const StatsBatch& b) {
   if (b.n <= 0) return;
   LMQ_CHECK(b.K == K_, "statistics of {} columns merged into {}", b.K, K_);
   const int64_t K = K_;
+  // a reference in every batch or in none: the cross term would otherwise miss tokens
+  LMQ_CHECK(n_ == 0 || b.xtr.empty() == xtr_.empty(), "statistics merged with and without reference inputs");
+  if (!b.xtr.empty() && xtr_.empty()) xtr_.assign(size_t(K * K), 0.0);
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < K; ++i)
+  for (int64_t i = 0; i < K; ++i) {
     for (int64_t j = i; j < K; ++j) xtx_[size_t(i * K + j)] += b.xtx[size_t(i * K + j)];
+    if (!b.xtr.empty())
+      for (int64_t j = 0; j < K; ++j) xtr_[size_t(i * K + j)] += b.xtr[size_t(i * K + j)];
+  }
   for (int64_t j = 0; j < K; ++j) {
     sum_abs_[j] += b.sum_abs[j];
     sum_sq_[j] += b.sum_sq[j];
@@ -140,6 +154,10 @@ InputStats StatsAccumulator::finish() const {
   for (int64_t i = 0; i < K; ++i)
     for (int64_t j = i; j < K; ++j)
       s.hessian[size_t(i * K + j)] = s.hessian[size_t(j * K + i)] = float(f * xtx_[size_t(i * K + j)]);
+  if (!xtr_.empty()) {
+    s.cross.resize(size_t(K * K));
+    for (int64_t i = 0; i < K * K; ++i) s.cross[size_t(i)] = float(f * xtr_[size_t(i)]);
+  }
   s.mean_abs.resize(size_t(K));
   s.sq_mean.resize(size_t(K));
   s.min = min_;

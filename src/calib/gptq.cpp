@@ -52,6 +52,7 @@ GptqInverse gptq_inverse(const float* H, int64_t K, const GptqOptions& o) {
   // 3. damping
   const double lambda = o.damp * std::accumulate(diag.begin(), diag.end(), 0.0) / double(std::max<int64_t>(K, 1));
   for (int64_t j = 0; j < K; ++j) U[size_t(j * K + j)] += lambda;
+  inv.lambda = lambda;
 
   // 4. U = chol(H⁻¹)ᵀ (upper), by one factorization and one triangular inverse (⅔K³ flops, half
   // of dpotrf + dpotri + dpotrf): with P the reversal, PHP = LLᵀ gives H = AAᵀ for the upper
@@ -75,6 +76,35 @@ GptqInverse gptq_inverse(const float* H, int64_t K, const GptqOptions& o) {
       }
   }
   return inv;
+}
+
+std::vector<float> gptq_asymmetric_target(const float* w, int64_t rows, int64_t K, const float* cross,
+                                          const GptqInverse& inv) {
+  LMQ_CHECK(inv.K == K && inv.U.size() == size_t(K * K), "inverse of {} columns for a weight of {}", inv.K, K);
+  std::vector<float> out(size_t(rows * K));
+  if (rows == 0 || K == 0) return out;
+  // M = W (C + λI)ᵀ in double, its columns in processing order
+  std::vector<double> W(size_t(rows * K)), C(size_t(K * K)), M(size_t(rows * K));
+  for (int64_t i = 0; i < rows * K; ++i) W[size_t(i)] = w[i];
+  for (int64_t i = 0; i < K * K; ++i) C[size_t(i)] = cross[i];
+  for (int64_t j = 0; j < K; ++j) C[size_t(j * K + j)] += inv.lambda;
+  std::vector<double> Mo(size_t(rows * K));
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(K), int(K), 1.0, W.data(), int(K), C.data(),
+              int(K), 0.0, Mo.data(), int(K));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t a = 0; a < K; ++a) M[size_t(r * K + a)] = Mo[size_t(r * K + inv.perm[size_t(a)])];
+  // · H_d⁻¹ = · UᵀU (processing order)
+  cblas_dtrmm(CblasRowMajor, CblasRight, CblasUpper, CblasTrans, CblasNonUnit, int(rows), int(K), 1.0, inv.U.data(),
+              int(K), M.data(), int(K));
+  cblas_dtrmm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, int(rows), int(K), 1.0, inv.U.data(),
+              int(K), M.data(), int(K));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t a = 0; a < K; ++a) {
+      const double v = M[size_t(r * K + a)];
+      if (!std::isfinite(v)) fail("GPTQ's asymmetric target: entry ({}, {}) is not finite; raise --damp", r, a);
+      out[size_t(r * K + inv.perm[size_t(a)])] = float(v);
+    }
+  return out;
 }
 
 GptqState gptq_prepare(const float* w, int64_t rows, int64_t K, const float* H, const GptqOptions& o) {

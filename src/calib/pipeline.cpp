@@ -6,12 +6,17 @@
 #include <chrono>
 #include <ctime>
 #include <exception>
+#include <optional>
+#include <unordered_map>
 
 #include "lmq/error.h"
 #include "lmq/calib/block_runner.h"
 #include "lmq/calib/gguf_target.h"
 #include "lmq/codecs/format_traits.h"
+#include "lmq/codecs/ggml_blocks.h"
+#include "lmq/half.h"
 #include "lmq/kernels/gemm_bf16.h"
+#include "lmq/kernels/vec.h"
 #include "lmq/quant/int_quantize.h"
 #include "serial_blas.h"
 
@@ -66,7 +71,63 @@ std::vector<const Tensor*> block_linears(const LayerWeights& w) {
 
 // Hidden states of all windows, kept between blocks.
 struct Hidden {
-  std::vector<std::vector<float>> x;  // per window, len × hidden
+  std::vector<std::vector<float>> x;   // per window, len × hidden: through the blocks as stored
+  std::vector<std::vector<float>> xf;  // the same through the float blocks (asymmetric GPTQ only)
+};
+
+// The embedding rows of `tokens` as the plan stores them (the writers quantize an embedding row
+// by row, so each row's rounding is its own): for the quantized calibration stream of the
+// asymmetric target. Rows repeat across windows, so each is rounded once.
+class StoredEmbedding {
+ public:
+  StoredEmbedding(const Model& m, const QuantPlan& plan) : m_(m), target_(plan.target(m.embed().name)) {
+    LMQ_CHECK(target_, "no target for '{}'", m.embed().name);
+    if (target_->format == Format::LMQ_INT && target_->scheme.p.group == 0)
+      fail("--asym-calib: the embedding '{}' is quantized per tensor; its rows cannot be rounded one at a time "
+           "(give it a per-channel or grouped scheme with --override)",
+           m.embed().name);
+  }
+  void embed(const int* tokens, int n, float* x) {
+    const int64_t D = m_.config().hidden;
+    for (int i = 0; i < n; ++i) {
+      if (tokens[i] < 0 || tokens[i] >= m_.config().vocab)
+        fail("{}: token id {} is outside the vocabulary of {}", m_.path(), tokens[i], m_.config().vocab);
+      auto [it, fresh] = rows_.try_emplace(tokens[i]);
+      if (fresh) it->second = round_trip(tokens[i]);
+      std::copy(it->second.begin(), it->second.end(), x + i * D);
+    }
+  }
+
+ private:
+  std::vector<float> round_trip(int token) const {
+    const Tensor& e = m_.embed();
+    const int64_t D = e.cols();
+    std::vector<float> x(static_cast<size_t>(D)), back(static_cast<size_t>(D));
+    dequantize_rows(e, token, 1, x.data());
+    const Format f = target_->format;
+    if (f == Format::F32) return x;
+    if (f == Format::F16 || f == Format::BF16) {
+      for (float& v : x) v = f == Format::F16 ? f16_to_f32(f32_to_f16(v)) : bf16_to_f32(f32_to_bf16(v));
+      return x;
+    }
+    if (f == Format::LMQ_INT) {
+      const quant::Scheme& sc = target_->scheme;
+      std::vector<uint8_t> q(quant::int_tensor_bytes(sc.p, 1, D));
+      quant::quantize_tensor(x.data(), 1, D, sc.p, sc.range, sc.percentile, nullptr, q.data(), 1);
+      quant::int_dequantize_rows(sc.p, q.data(), 1, D, 0, 1, back.data());
+      return back;
+    }
+    // a ggml block type, with the weighted fit the GGUF writer gives a calibrated plan's
+    // embedding (plan.weighted, no importance of its own: every column 1)
+    std::vector<uint8_t> q(size_t(ggml_row_bytes(f, D)));
+    const std::vector<float> ones(size_t(D), 1.f);
+    ggml_quantize_row(f, x.data(), q.data(), D, ones.data());
+    ggml_dequantize_row(f, q.data(), back.data(), D);
+    return back;
+  }
+  const Model& m_;
+  const TensorTarget* target_;
+  std::unordered_map<int, std::vector<float>> rows_;
 };
 
 // `m` with block l's linears as F32 copies (owned by the result), so BlockRunner's BLAS mode runs
@@ -116,6 +177,8 @@ struct WindowWorker {
   SharedInputFilter shared;
   std::map<std::string, StatsBatch> batch;  // by stat_key
   std::vector<float> x;                     // the window's hidden state when not propagated
+  bool capture = false;                     // the float stream's pass: keep the inputs in `ref`
+  std::map<std::string, std::vector<float>> ref;  // by stat_key: the float stream's inputs
   std::exception_ptr error;
   double forward_cpu = 0, hessian_cpu = 0;  // this thread's CPU seconds in each
 };
@@ -125,9 +188,13 @@ struct WindowWorker {
 // the block's linears are gathered (by stat_key): each thread computes its window's batch, and
 // after every round the batches are merged in window order, so the statistics do not depend on
 // the thread count. h is updated in place only when `propagate`.
+// With `reference` (the float stream, asymmetric GPTQ: needs acc), each window first runs the
+// block on its float hidden state, which is propagated, keeping each linear's input, and the
+// statistics then pair the two streams' inputs (InputStats::cross).
 void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<int>>& windows,
                std::map<std::string, StatsAccumulator>* acc, bool propagate, CalibPrecision precision,
-               CalibQuantReport::Phases& cpu) {
+               CalibQuantReport::Phases& cpu, std::vector<std::vector<float>>* reference = nullptr) {
+  LMQ_CHECK(!reference || acc, "a reference stream without statistics");
   const SerialBlas serial;
   // the block's linears, made once per pass: F32 copies for sgemm, or packed bf16 (never both)
   const bool bf16 = precision == CalibPrecision::Bf16;
@@ -152,8 +219,10 @@ void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<i
     wk.run->set_observer([&wk](const Tensor& t, const float* x, int n) {
       const std::string key = stat_key(t.name);
       if (!wk.shared.first(x, key)) return;
+      if (wk.capture) return void(wk.ref[key].assign(x, x + int64_t(n) * t.cols()));
       const double t0 = thread_cpu_seconds();
-      wk.batch[key].compute(x, n, t.cols());
+      const auto r = wk.ref.find(key);
+      wk.batch[key].compute(x, n, t.cols(), r == wk.ref.end() ? nullptr : r->second.data());
       wk.hessian_cpu += thread_cpu_seconds() - t0;
     });
   }
@@ -170,8 +239,19 @@ void run_block(const Model& m, int l, Hidden& h, const std::vector<std::vector<i
           if (!propagate) wk.x.assign(hx.begin(), hx.end());
           float* x = propagate ? hx.data() : wk.x.data();
           for (auto& [k, b] : wk.batch) b.n = 0;
+          const int n = int(windows[size_t(i)].size());
+          if (reference) {  // the float stream first: its inputs kept, its state propagated
+            wk.capture = true;
+            wk.shared.reset();
+            wk.run->set_inputs_only(false);
+            wk.run->reset();
+            wk.run->forward_layers((*reference)[size_t(i)].data(), n, l, l + 1);
+            wk.capture = false;
+            wk.shared.reset();
+            wk.run->set_inputs_only(!propagate);
+          }
           wk.run->reset();
-          wk.run->forward_layers(x, int(windows[size_t(i)].size()), l, l + 1);
+          wk.run->forward_layers(x, n, l, l + 1);
         } catch (...) {
           wk.error = std::current_exception();
         }
@@ -329,7 +409,17 @@ void run_group(const Model& src, HessianGroup& g, const CalibQuantOptions& c, Ca
         cpu.solve += t1 - t0;
         t0 = t1;
       }
-      j->planned->stats = j->store.quantize(c, go, wq.data(), rows, K, *j->sq, j->planned->bytes.data(), back.data());
+      std::vector<float> target;  // the asymmetric target W* in place of W
+      if (c.asymmetric()) {
+        LMQ_CHECK(gptq && !j->wq && j->sq->cross.size() == size_t(K * K), "asymmetric GPTQ without its statistic");
+        target = gptq_asymmetric_target(w.data(), rows, K, j->sq->cross.data(), *go.inverse);
+        for (int64_t i = 0; i < rows * K; ++i) target[size_t(i)] = w[size_t(i)] + float(c.asym_alpha) * (target[size_t(i)] - w[size_t(i)]);
+        const double t1 = thread_cpu_seconds();
+        cpu.solve += t1 - t0;
+        t0 = t1;
+      }
+      const float* wm = c.asymmetric() ? target.data() : wq.data();
+      j->planned->stats = j->store.quantize(c, go, wm, rows, K, *j->sq, j->planned->bytes.data(), back.data());
     } catch (const Error& e) {
       fail("{}: tensor '{}': {}", src.path(), t.name, e.what());
     }
@@ -411,16 +501,53 @@ void calibrate_block(const Model& src, std::vector<LinearJob>& jobs, AwqBlock* a
   }
 }
 
+// Asymmetric GPTQ's last linear: an untied lm_head whose target is calibrated is quantized like
+// a block's linears, towards the float model's logits, on the final norm of both streams (the
+// one linear that sees the whole residual stream's accumulated error).
+void calibrate_lm_head(const Model& src, QuantPlan& plan, const Hidden& h, const CalibQuantOptions& c,
+                       CalibQuantReport& rep) {
+  const Tensor& head = src.lm_head();
+  const TensorTarget* target = plan.target(head.name);
+  if (&head == &src.embed() || !target || !LinearStore::calibrated(*target)) return;
+  const int64_t D = src.config().hidden;
+  std::vector<float> norm(static_cast<size_t>(D));
+  dequantize_rows(src.final_norm(), 0, 1, norm.data());
+  StatsAccumulator acc(D);
+  const double t0 = thread_cpu_seconds();
+  std::vector<float> xq, xf;
+  StatsBatch b;
+  for (size_t i = 0; i < h.x.size(); ++i) {  // in window order, as the blocks' statistics
+    const int64_t n = int64_t(h.x[i].size()) / D;
+    xq.resize(h.x[i].size());
+    xf.resize(h.x[i].size());
+    rms_norm(h.x[i].data(), norm.data(), xq.data(), n, D, src.config().norm_eps);
+    rms_norm(h.xf[i].data(), norm.data(), xf.data(), n, D, src.config().norm_eps);
+    b.compute(xq.data(), int(n), D, xf.data());
+    acc.merge(b);
+  }
+  const InputStats st = acc.finish();
+  rep.cpu.hessian += thread_cpu_seconds() - t0;
+  std::vector<LinearJob> jobs{LinearJob{&head, LinearStore{*target}, &st, nullptr, nullptr, &plan.tensors[head.name], 0, 0}};
+  Model::Overlay unused;  // nothing runs after lm_head
+  calibrate_block(src, jobs, nullptr, c, unused, rep);
+}
+
 }  // namespace
 
+std::vector<float> embedding_as_stored(const Model& m, const QuantPlan& plan, const std::vector<int>& tokens) {
+  std::vector<float> x(tokens.size() * size_t(m.config().hidden));
+  StoredEmbedding(m, plan).embed(tokens.data(), int(tokens.size()), x.data());
+  return x;
+}
+
 CalibMemory estimate_calibration_memory(const Model& m, const QuantPlan& plan, Method method, int64_t windows,
-                                        int64_t window_len, int threads, CalibPrecision precision) {
+                                        int64_t window_len, int threads, CalibPrecision precision, bool asymmetric) {
   CalibMemory r;
   if (method == Method::Rtn || method == Method::Mse || m.layers().empty()) return r;
   const ModelConfig& c = m.config();
   const uint64_t T = uint64_t(std::max(threads > 0 ? threads : omp_get_max_threads(), 1));
   const uint64_t len = uint64_t(std::max<int64_t>(window_len, 1));
-  r.hidden = uint64_t(windows) * len * uint64_t(c.hidden) * sizeof(float);
+  r.hidden = uint64_t(windows) * len * uint64_t(c.hidden) * sizeof(float) * (asymmetric ? 2 : 1);
   for (const LayerWeights& lw : m.layers())
     for (const Tensor* t : block_linears(lw))
       if (const TensorTarget* target = plan.target(t->name); target && LinearStore::calibrated(*target))
@@ -437,10 +564,13 @@ CalibMemory estimate_calibration_memory(const Model& m, const QuantPlan& plan, M
     units.push_back(rows * K * (2 * sizeof(double) + 2 * sizeof(float) + 1) + K * K * sizeof(double));
   }
   for (const auto& [k, K] : keys) {
-    stats += K * K * (sizeof(double) + T * sizeof(float));  // the accumulator, each thread's batch
-    hessians += K * K * sizeof(float);                        // the finished statistics
+    // the accumulator, each thread's batch, the finished statistics (asymmetric: twice, the cross term)
+    stats += K * K * (sizeof(double) + T * sizeof(float)) * (asymmetric ? 2 : 1);
+    hessians += K * K * sizeof(float) * (asymmetric ? 2 : 1);
   }
-  const uint64_t acts = T * len * uint64_t(8 * c.hidden + 3 * c.ffn + len) * sizeof(float);  // per thread, one window
+  // per thread, one window (asymmetric: also the float stream's inputs of the block's linears)
+  const uint64_t acts = T * len * uint64_t(8 * c.hidden + 3 * c.ffn + len + (asymmetric ? 3 * c.hidden + c.ffn : 0)) *
+                        sizeof(float);
   std::sort(units.rbegin(), units.rend());
   uint64_t side_by_side = 0;
   for (size_t i = 0; i < units.size() && i < T; ++i) side_by_side += units[i];
@@ -449,7 +579,16 @@ CalibMemory estimate_calibration_memory(const Model& m, const QuantPlan& plan, M
   const uint64_t gathering = passes + stats + hessians + acts;
   const uint64_t solving = hessians + side_by_side + awq;
   const uint64_t propagating = passes + acts;
-  r.block = std::max({gathering, solving, propagating});
+  // asymmetric: an untied, calibrated lm_head is quantized last, alone (its GPTQ state, H and C)
+  uint64_t head = 0;
+  if (const TensorTarget* t = plan.target(m.lm_head().name);
+      asymmetric && &m.lm_head() != &m.embed() && t && LinearStore::calibrated(*t)) {
+    const uint64_t rows = uint64_t(m.lm_head().rows()), K = uint64_t(m.lm_head().cols());
+    head = rows * K * (2 * sizeof(double) + 2 * sizeof(float) + 1) + K * K * (2 * sizeof(double) + 2 * sizeof(float)) +
+           2 * len * K * sizeof(float);
+    r.plan += LinearStore{*t}.bytes(int64_t(rows), int64_t(K));
+  }
+  r.block = std::max({gathering, solving, propagating, head});
   return r;
 }
 
@@ -483,12 +622,20 @@ void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptio
            c.stats_in, rotation(meta), rotation(c.stats_meta));
   }
 
+  if (c.asymmetric() && (from_file || c.method != Method::Gptq))
+    fail("--asym-calib: needs --method gptq with --calib (both streams of hidden states run here)");
   Hidden h;
   if (!from_file) {
     Runner run(src, 1);
+    std::optional<StoredEmbedding> stored;
+    if (c.asymmetric()) stored.emplace(src, plan);
     for (const auto& w : c.windows) {
       h.x.emplace_back(w.size() * size_t(cfg.hidden));
       run.embed_tokens(w.data(), int(w.size()), h.x.back().data());
+      if (stored) {  // the float stream as embedded, the quantized one from the stored rows
+        h.xf.push_back(h.x.back());
+        stored->embed(w.data(), int(w.size()), h.x.back().data());
+      }
       rep.tokens += int64_t(w.size());
     }
   }
@@ -505,7 +652,8 @@ void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptio
       const auto t0 = Clock::now();
       std::map<std::string, StatsAccumulator> acc;
       // the float block's output is propagated only by awmse (the others propagate the quantized block's)
-      run_block(src, l, h, c.windows, &acc, c.method == Method::AwMse, c.precision, rep.cpu);
+      run_block(src, l, h, c.windows, &acc, c.method == Method::AwMse, c.precision, rep.cpu,
+                c.asymmetric() ? &h.xf : nullptr);
       for (auto& [k, a] : acc) block_stats.emplace(k, a.finish());
       calib_s += since(t0);
     }
@@ -558,6 +706,12 @@ void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptio
       calib_s += since(t2);
     }
   }
+  if (c.asymmetric()) {
+    if (progress) progress(L, L, "lm_head");
+    const auto t3 = Clock::now();
+    calibrate_lm_head(src, plan, h, c, rep);
+    quant_s += since(t3);
+  }
   if (progress) progress(L, L, "done");
   // GGUF: every tensor calibration left to the writer (all of them for awmse; the embedding and
   // whatever else GPTQ/AWQ did not reach) gets the weighted fit, not llama.cpp's reference one.
@@ -571,6 +725,7 @@ void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptio
     meta["lmq.stats.tokens"] = std::to_string(rep.tokens);
     save_stats(c.stats_out, saved, meta);
   }
+  rep.asymmetric = c.asymmetric();
   rep.calib_seconds = calib_s;
   rep.quant_seconds = quant_s;
   if (report) *report = rep;

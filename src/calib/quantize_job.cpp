@@ -49,6 +49,11 @@ CalibQuantOptions calib_options(const QuantizeJob& q, const Model& m) {
   if (q.refit < 0 || q.refit > 10) fail("--refit {}: must be 0 to 10 rounds", q.refit);
   cq.gptq.refit = q.refit;
   cq.gptq.threads = q.threads;
+  if (!(q.asym_calib >= 0 && q.asym_calib <= 1)) fail("--asym-calib {}: must be in [0, 1] (0: off)", q.asym_calib);
+  cq.asym_alpha = q.asym_calib;
+  if (q.asym_calib > 0 && (cq.method != Method::Gptq || q.calib.empty() || !q.stats_in.empty()))
+    fail("--asym-calib: only with --method gptq and --calib FILE (not {}{})", q.method,
+         q.stats_in.empty() ? "" : ", --stats");
   const bool w8a8 = !q.activations.empty();
   const bool needs_calib = cq.method != Method::Rtn && cq.method != Method::Mse;
   if (w8a8 && (needs_calib || !q.stats_in.empty()))
@@ -145,7 +150,7 @@ uint64_t check_memory(const Model& m, const QuantPlan& plan, const QuantizeJob& 
   const bool windows = !q.calib.empty();
   const CalibMemory c =
       estimate_calibration_memory(m, plan, method, windows ? std::max(q.co.samples, 0) : 0, q.co.len, q.threads,
-                                  parse_calib_precision(q.calib_precision));
+                                  parse_calib_precision(q.calib_precision), q.asym_calib > 0);
   constexpr double GiB = 1 << 30;
   require_available_memory(
       c.total() + writer + held, fmt::format("lmq quantize {}", q.model),
@@ -289,7 +294,8 @@ QuantizeOutcome run_quantize_job(const QuantizeJob& q, const QuantizeHooks& hook
                                             cq.precision == CalibPrecision::Bf16 ? ", bf16 forward passes" : "");
   o.provenance["lmq.method"] = q.method;
   if (cq.method == Method::Gptq || cq.method == Method::AwqGptq)
-    o.provenance["lmq.gptq"] = fmt::format("damp={} act_order={}", q.damp, q.act_order ? "yes" : "no");
+    o.provenance["lmq.gptq"] = fmt::format("damp={} act_order={}{}", q.damp, q.act_order ? "yes" : "no",
+                                           q.asym_calib > 0 ? fmt::format(" asymmetric={}", q.asym_calib) : "");
 
   if (q.target_bpw) {
     choose_mixed_precision(*m, plan, cq.windows, q, hooks);

@@ -402,6 +402,9 @@ void print_calib_summary(const calib::QuantizeOutcome& out, const std::string& m
         measured < rows ? fmt::format(", estimated from {} of {} rows", measured, rows) : std::string();
     fmt::print("{}: {} layers, calibration output error tr(ΔHΔᵀ)/2 summed{}: {} {:.4g} vs {} {:.4g} ({:.3f}×)\n",
                method, crep.layers.size(), sampled, method, g, baseline, rt, rt > 0 ? g / rt : 0.0);
+    if (crep.asymmetric)  // the method aimed at the float model's outputs, not at these weights
+      fmt::print("(--asym-calib: both errors are against the original weights on the quantized model's inputs; "
+                 "the asymmetric target trades them for the float model's outputs)\n");
   }
   fmt::print("method {}: calibration {:.1f} s ({} tokens), gptq {:.1f} s; total {:.1f} s, peak memory {:.0f} MiB "
              "(estimated up front {:.0f} MiB + the input's page cache)\n",
@@ -444,7 +447,7 @@ void print_gguf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
            {"seconds", r.seconds},  {"peak_rss_bytes", peak_rss_bytes()}, {"method", q.method},
            {"estimated_peak_bytes", out.estimated_peak_bytes},
            {"calib_seconds", crep.calib_seconds}, {"gptq_seconds", crep.quant_seconds},
-           {"cpu_seconds", phases_json(crep)}, {"calib_precision", calib_precision_of(q)}};
+           {"cpu_seconds", phases_json(crep)}, {"calib_precision", calib_precision_of(q)}, {"asym_calib", q.asym_calib}};
     for (const auto& t : r.tensors)
       j["tensors"].push_back({{"name", t.name}, {"hf_name", t.hf_name}, {"type", t.type}, {"shape", t.shape},
                               {"params", t.params}, {"bytes", t.bytes}, {"rel_rms", t.rel_rms}, {"note", t.note},
@@ -483,7 +486,7 @@ void print_hf_outcome(const QuantOpts& qo, const calib::QuantizeOutcome& out,
            {"rel_rms", r.rel_rms},    {"seconds", r.seconds},     {"method", q.method},   {"warnings", h.warnings},
            {"peak_rss_bytes", peak_rss_bytes()}, {"estimated_peak_bytes", out.estimated_peak_bytes},
            {"calib_seconds", out.calib.calib_seconds}, {"gptq_seconds", out.calib.quant_seconds},
-           {"cpu_seconds", phases_json(out.calib)}, {"calib_precision", calib_precision_of(q)}};
+           {"cpu_seconds", phases_json(out.calib)}, {"calib_precision", calib_precision_of(q)}, {"asym_calib", q.asym_calib}};
     for (const auto& t : r.tensors)
       j["tensors"].push_back({{"name", t.name}, {"scheme", t.scheme}, {"shape", t.shape}, {"params", t.params},
                               {"rel_rms", t.rel_rms}, {"max_abs", t.max_abs}});
@@ -523,7 +526,7 @@ void cmd_quantize(const QuantOpts& qo) {
            {"tensor_bytes", r.tensor_bytes}, {"file_bytes", r.file_bytes}, {"bpw", r.bpw}, {"rel_rms", r.rel_rms},
            {"seconds", r.seconds}, {"method", q.method}, {"calib_seconds", crep.calib_seconds},
            {"gptq_seconds", crep.quant_seconds}, {"calib_tokens", crep.tokens}, {"cpu_seconds", phases_json(crep)},
-           {"calib_precision", calib_precision_of(q)},
+           {"calib_precision", calib_precision_of(q)}, {"asym_calib", q.asym_calib},
            {"total_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()},
            {"peak_rss_bytes", peak_rss_bytes()}, {"estimated_peak_bytes", out.estimated_peak_bytes}};
     for (const auto& l : crep.layers)
@@ -734,6 +737,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   quantize->add_option("--damp", qo.job.damp, "GPTQ damping, a fraction of mean(diag H)")->capture_default_str();
   quantize->add_flag("--act-order", qo.job.act_order, "GPTQ: columns by descending activation energy (static groups)");
+  quantize->add_option("--asym-calib", qo.job.asym_calib,
+                       "gptq: α in [0, 1]: move each linear towards the weights whose output on the quantized "
+                       "model's inputs best matches the float model's output on its own inputs, by α of the way "
+                       "(GPTAQ's asymmetric calibration; a float stream beside the quantized one, which starts "
+                       "from the embedding as stored: twice the forward passes); 0: off")
+      ->capture_default_str();
   quantize->add_flag("--hessian-fit", qo.job.hessian_fit,
                     "gguf + gptq or awq+gptq: fit each block's scales weighted by diag(H) (like an imatrix)");
   quantize->add_option("--refit", qo.job.refit,

@@ -12,6 +12,9 @@
 //   hessian  H = 2·Σ x xᵀ / n   (K × K; Σ accumulated per forward call (one window) in float by
 //                                 BLAS ssyrk, then added into a double accumulator)
 //   mean_abs = Σ|x| / n,  sq_mean = Σ x² / n (= diag(H)/2),  min, max   (per input column)
+//   cross    C = 2·Σ x r ᵀ / n  (K × K, only when each batch comes with a reference input r: the
+//                                 float model's input of the same linear at the same token, for
+//                                 GPTQ's asymmetric target, calib/gptq.h; not saved in stats files)
 // Layers that read the same input share one statistic, keyed by the first of them:
 // q/k/v_proj → "…self_attn.q_proj", gate/up_proj → "…mlp.gate_proj" (stat_key()).
 //
@@ -50,6 +53,7 @@ std::string stat_key(const std::string& weight_name);
 struct InputStats {
   int64_t K = 0, tokens = 0;
   std::vector<float> hessian;  // K × K, row-major, symmetric
+  std::vector<float> cross;    // K × K, row-major, C[i][j] = 2·Σ x_i r_j / n; empty without references
   std::vector<float> mean_abs, sq_mean, min, max;
 };
 
@@ -59,9 +63,11 @@ struct InputStats {
 struct StatsBatch {
   int64_t K = 0, n = 0;
   std::vector<float> xtx;  // K × K, upper triangle set
+  std::vector<float> xtr;  // K × K, Xᵀ R (empty without a reference)
   std::vector<double> sum_abs, sum_sq;
   std::vector<float> min, max;
-  void compute(const float* x, int rows, int64_t cols);  // x: rows × cols
+  // x: rows × cols; ref: the reference inputs (rows × cols) or null
+  void compute(const float* x, int rows, int64_t cols, const float* ref = nullptr);
 };
 
 // Accumulates one input's statistics.
@@ -76,6 +82,7 @@ class StatsAccumulator {
  private:
   int64_t K_, n_ = 0;
   std::vector<double> xtx_;  // upper triangle used
+  std::vector<double> xtr_;  // allocated by the first batch with a reference
   StatsBatch tmp_;
   std::vector<double> sum_abs_, sum_sq_;
   std::vector<float> min_, max_;

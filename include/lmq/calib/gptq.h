@@ -37,6 +37,7 @@ struct GptqInverse {
   std::vector<double> diag;    // diag(H) (dead: 1), original order, undamped
   std::vector<int64_t> perm;   // processing index → column
   std::vector<double> U;       // K × K, upper Cholesky factor of the damped H⁻¹ (processing order)
+  double lambda = 0;           // the damping added to the diagonal
 };
 
 struct GptqOptions {
@@ -79,6 +80,18 @@ GptqState gptq_prepare(const float* w, int64_t rows, int64_t K, const float* H, 
 // divide B sees a whole group up to date at its first column. Rows run in parallel.
 using GptqColumnQuant = std::function<double(int64_t r, int64_t j, const double* wr)>;
 void gptq_run(GptqState& st, int64_t B, int threads, const GptqColumnQuant& quant);
+
+// GPTQ's asymmetric target (GPTAQ, Li et al. 2025, "asymmetric calibration"): the quantized linear
+// should give, on the inputs X̂ of the model quantized so far, what the float linear gives on the
+// float model's inputs X of the same tokens. With H = 2X̂ᵀX̂/n, the cross statistic
+// C = 2X̂ᵀX/n (calib.h) and H_d = H + λI, the objective ‖XWᵀ − X̂Ŵᵀ‖²/n + λ‖W − Ŵ‖²/2 equals a
+// constant plus tr((W* − Ŵ) H_d (W* − Ŵ)ᵀ)/2 with
+//   W* = W (C + λI)ᵀ H_d⁻¹,
+// so GPTQ run on W* with the same H minimises it (W* = W when X̂ = X; the damping pulls W*
+// towards W). inv: gptq_inverse of that H (its λ, and H_d⁻¹ = UᵀU in processing order).
+// Returns W* (rows × K); throws lmq::Error for a non-finite result.
+std::vector<float> gptq_asymmetric_target(const float* w, int64_t rows, int64_t K, const float* cross,
+                                          const GptqInverse& inv);
 
 // tr(D H Dᵀ)/2 with D = w − w' (the output error per calibration token, as H = 2XXᵀ/n): a proxy
 // used in reports and tests. row_stride > 1: estimated from rows 0, s, 2s, … (their sum times

@@ -25,6 +25,7 @@
 // With --stats FILE the statistics come from the file and no calibration runs (gptq then uses
 // the file's statistics for every block; they are sequential only if the file was saved by a
 // sequential run of the same scheme).
+// --asym-calib (gptq only): GPTQ's asymmetric target, see CalibQuantOptions::asymmetric.
 #pragma once
 #include <functional>
 #include <map>
@@ -66,6 +67,15 @@ struct CalibQuantOptions {
   bool hessian_fit = false;  // ggml targets, gptq and awq+gptq: block scales fitted weighted by diag(H)
   AwqOptions awq;
   CalibPrecision precision = CalibPrecision::F32;
+  // gptq (lmq schemes and ggml types): GPTQ's asymmetric target (gptq_asymmetric_target in
+  // calib/gptq.h). A second stream of hidden states runs through the float blocks beside the
+  // quantized one, each linear's cross statistic pairs their inputs, and the quantized stream
+  // starts from the embedding rows as the plan stores them (so block 0 sees the embedding's
+  // rounding too). Twice the hidden states and forward passes, one more K × K statistic per input.
+  // GPTQ then quantizes W + asym_alpha·(W* − W): 0 is off, 1 the whole target (GPTAQ's own code
+  // scales its correction by 0.25).
+  double asym_alpha = 0;
+  bool asymmetric() const { return asym_alpha > 0; }
 };
 
 struct CalibQuantReport {
@@ -79,6 +89,7 @@ struct CalibQuantReport {
   };
   Phases cpu;
   int64_t tokens = 0;
+  bool asymmetric = false;  // --asym-calib ran: the errors below are against the original weights
   // per calibrated tensor: tr(ΔHΔᵀ)/2 for the method (gptq_err: GPTQ, AWQ or AWQ+GPTQ) and for
   // RTN of the same scheme (calibration set), both from the same rows: every one when there are
   // at most kReportRows, else evenly spaced ones (err_rows of rows; an estimate)
@@ -107,7 +118,14 @@ struct CalibMemory {
 };
 CalibMemory estimate_calibration_memory(const Model& m, const QuantPlan& plan, Method method, int64_t windows,
                                         int64_t window_len, int threads,
-                                        CalibPrecision precision = CalibPrecision::F32);
+                                        CalibPrecision precision = CalibPrecision::F32, bool asymmetric = false);
+
+// The embedding rows of `tokens` (tokens.size() × hidden floats) as the plan's writer stores
+// them: the writers quantize an embedding row by row (a ggml type with the weighted fit of a
+// calibrated plan, every column's importance 1; an lmq scheme per channel or in groups), so each
+// row is its own. The asymmetric target's quantized stream starts from them. Throws lmq::Error
+// for a token outside the vocabulary or an lmq scheme per tensor.
+std::vector<float> embedding_as_stored(const Model& m, const QuantPlan& plan, const std::vector<int>& tokens);
 
 // Fills the plan's bytes, float values and importance (AWQ's folded norms, biases and float
 // linears) for its targets, block by block. One per-linear loop serves both sinks: a linear

@@ -38,6 +38,7 @@ struct QuantizeJob {
   double damp = 0.01;
   std::string calib_precision = "auto";  // the forward passes' linears: auto, f32 or bf16 (CalibPrecision)
   bool act_order = false, hessian_fit = false;
+  double asym_calib = 0;  // --asym-calib α: GPTQ's asymmetric target (CalibQuantOptions::asym_alpha), 0 off
   int refit = 0;  // --refit: gguf + gptq, Q2_K/Q3_K/lattice rounds of scale refit and re-sweep
   // W8A8 (calib/w8a8.h)
   std::string activations, smooth = "0.6", act_calib = "minmax";
