@@ -58,12 +58,7 @@ void BM_GgmlMatmul(benchmark::State& st) {
   if (!int_kernel_available(k)) return st.SkipWithError("kernel not available on this CPU");
   if (repacked && !ggml_repack_params(f)) return st.SkipWithError("format does not repack");
   const std::vector<uint8_t>& b = weight(f, N, K);
-  Tensor w;
-  w.name = "w";
-  w.shape = {N, K};
-  w.format = f;
-  w.data = b.data();
-  w.nbytes = b.size();
+  const Tensor w = Tensor::view("w", f, N, K, b.data(), b.size());
   std::vector<float> x(static_cast<size_t>(T * K)), y(size_t(T * N));
   std::mt19937 rng(2);
   std::normal_distribution<float> nd;

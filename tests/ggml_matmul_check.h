@@ -35,13 +35,7 @@ inline std::vector<uint8_t> gaussian_blocks(Format f, int64_t rows, int64_t cols
 }
 
 inline Tensor tensor_of(Format f, const std::vector<uint8_t>& b, int64_t rows, int64_t cols) {
-  Tensor t;
-  t.name = "w";
-  t.shape = {rows, cols};
-  t.format = f;
-  t.data = b.data();
-  t.nbytes = b.size();
-  return t;
+  return Tensor::view("w", f, rows, cols, b.data(), b.size());
 }
 
 // Gaussian activations with outliers (codes at ±127 next to small ones), int8 in blocks of 32;

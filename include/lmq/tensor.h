@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace lmq {
@@ -75,6 +76,17 @@ struct Tensor {
     return n;
   }
   int64_t cols() const { return shape.empty() ? 1 : shape.back(); }
+
+  // A rows × cols tensor of format f over bytes its caller keeps alive (benchmarks, tests).
+  static Tensor view(std::string name, Format f, int64_t rows, int64_t cols, const uint8_t* data, uint64_t nbytes) {
+    Tensor t;
+    t.name = std::move(name);
+    t.shape = {rows, cols};
+    t.format = f;
+    t.data = data;
+    t.nbytes = nbytes;
+    return t;
+  }
 };
 
 std::string_view format_name(Format f);

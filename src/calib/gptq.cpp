@@ -83,14 +83,14 @@ std::vector<float> gptq_asymmetric_target(const float* w, int64_t rows, int64_t 
   LMQ_CHECK(inv.K == K && inv.U.size() == size_t(K * K), "inverse of {} columns for a weight of {}", inv.K, K);
   std::vector<float> out(size_t(rows * K));
   if (rows == 0 || K == 0) return out;
-  // M = W (C + λI)ᵀ in double, its columns in processing order
-  std::vector<double> W(size_t(rows * K)), C(size_t(K * K)), M(size_t(rows * K));
+  // M = W (C + λI)ᵀ in double (Mo), then its columns in processing order (M, in W's place)
+  std::vector<double> W(size_t(rows * K)), C(size_t(K * K)), Mo(size_t(rows * K));
   for (int64_t i = 0; i < rows * K; ++i) W[size_t(i)] = w[i];
   for (int64_t i = 0; i < K * K; ++i) C[size_t(i)] = cross[i];
   for (int64_t j = 0; j < K; ++j) C[size_t(j * K + j)] += inv.lambda;
-  std::vector<double> Mo(size_t(rows * K));
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(K), int(K), 1.0, W.data(), int(K), C.data(),
               int(K), 0.0, Mo.data(), int(K));
+  std::vector<double>& M = W;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t a = 0; a < K; ++a) M[size_t(r * K + a)] = Mo[size_t(r * K + inv.perm[size_t(a)])];
   // · H_d⁻¹ = · UᵀU (processing order)

@@ -561,7 +561,8 @@ CalibMemory estimate_calibration_memory(const Model& m, const QuantPlan& plan, M
     dense += rows * K * sizeof(float);
     keys[stat_key(t->name)] = K;
     // GPTQ: W and Wp (double), U (double), w and back (float), codes; a reference unit is less
-    units.push_back(rows * K * (2 * sizeof(double) + 2 * sizeof(float) + 1) + K * K * sizeof(double));
+    // (asymmetric: also the target W_α in float; its double temporaries are gone before GPTQ's state)
+    units.push_back(rows * K * (2 * sizeof(double) + (asymmetric ? 3 : 2) * sizeof(float) + 1) + K * K * sizeof(double));
   }
   for (const auto& [k, K] : keys) {
     // the accumulator, each thread's batch, the finished statistics (asymmetric: twice, the cross term)
@@ -584,7 +585,7 @@ CalibMemory estimate_calibration_memory(const Model& m, const QuantPlan& plan, M
   if (const TensorTarget* t = plan.target(m.lm_head().name);
       asymmetric && &m.lm_head() != &m.embed() && t && LinearStore::calibrated(*t)) {
     const uint64_t rows = uint64_t(m.lm_head().rows()), K = uint64_t(m.lm_head().cols());
-    head = rows * K * (2 * sizeof(double) + 2 * sizeof(float) + 1) + K * K * (2 * sizeof(double) + 2 * sizeof(float)) +
+    head = rows * K * (2 * sizeof(double) + 3 * sizeof(float) + 1) + K * K * (2 * sizeof(double) + 2 * sizeof(float)) +
            2 * len * K * sizeof(float);
     r.plan += LinearStore{*t}.bytes(int64_t(rows), int64_t(K));
   }

@@ -1,6 +1,5 @@
 #include "lmq/kernels/ggml_matmul.h"
 
-
 #include <algorithm>
 #include <cstddef>
 #include <cstring>

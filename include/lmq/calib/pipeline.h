@@ -25,7 +25,8 @@
 // With --stats FILE the statistics come from the file and no calibration runs (gptq then uses
 // the file's statistics for every block; they are sequential only if the file was saved by a
 // sequential run of the same scheme).
-// --asym-calib (gptq only): GPTQ's asymmetric target, see CalibQuantOptions::asymmetric.
+// --asym-calib α (gptq only): GPTQ's asymmetric target (CalibQuantOptions::asym_alpha); an untied
+// lm_head whose target is quantized is then calibrated too, last, on the final norm of both streams.
 #pragma once
 #include <functional>
 #include <map>
