@@ -237,9 +237,9 @@ TEST(Gptq, InverseFactorIsCholeskyOfInverse) {
 // gradient at W*, and F(V) − F(W*) = tr((V − W*) H_d (V − W*)ᵀ)/2 for any V (what GPTQ then
 // minimises); with X = X̂, W* = W.
 TEST(Gptq, AsymmetricTargetMinimisesTheAsymmetricObjective) {
-  for (const auto& [K, act_order, noise] :
+  for (const auto& [cols, act_order, noise] :
        {std::tuple<int64_t, bool, double>{5, false, 0.3}, {24, true, 0.3}, {24, false, 0.0}, {40, true, 1.0}}) {
-    const int64_t rows = 7, n = 3 * K;
+    const int64_t K = cols, rows = 7, n = 3 * K;  // (a plain variable: the lambdas below capture it)
     std::mt19937 rng(uint32_t(K * 10 + act_order));
     std::normal_distribution<float> nd(0.f, 1.f);
     std::vector<float> Xq(size_t(n * K)), Xf(size_t(n * K)), w(size_t(rows * K));
