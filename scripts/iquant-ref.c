@@ -1,15 +1,16 @@
 // Reference figures for tests/iquant_test.cpp, computed by llama.cpp's own dequantizers
 // (ggml_get_type_traits(type)->to_float of libggml-base, llama.cpp b4748), not by lmq:
 //  1. per i-quant type, 4 blocks of pseudo-random bytes (the LCG below, as the test makes them)
-//     with every block's f16 scale set to 0x2e66: FNV-1a 64 of the dequantized floats' bits;
+//     with every block's f16 scale set to 0x2e66 (IQ1_M: the top nibbles of its scale words):
+//     FNV-1a 64 of the dequantized floats' bits;
 //  2. per GGUF file given, FNV-1a 64 of all its i-quant tensors dequantized, in file order;
 //  3. IQ4_NL and IQ4_XS written by ggml_quantize_chunk (what llama-quantize calls) from the
 //     pseudo-random rows of quant_input() below, without and with an importance: FNV-1a 64 of
 //     the bytes.
 // Build and run (the values printed are the ones the test holds):
-//   gcc -O1 -I/work/llamacpp-src/ggml/include scripts/iquant-ref.c -L/work/llamacpp-build/bin
+//   gcc -O1 -I/work/llama.cpp-src/ggml/include scripts/iquant-ref.c -L/work/llama.cpp-build/bin
 //       -lggml-base -o /tmp/iquant-ref    (one line)
-//   LD_LIBRARY_PATH=/work/llamacpp-build/bin /tmp/iquant-ref ../shared/gguf/lmq-llama3-9m-IQ*.gguf
+//   LD_LIBRARY_PATH=/work/llama.cpp-build/bin /tmp/iquant-ref ../shared/gguf/lmq-llama3-9m-IQ*.gguf
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +51,8 @@ static void quant_input(float* x, float* imp) {
 
 static int is_iquant(enum ggml_type t) {
   return t == GGML_TYPE_IQ4_NL || t == GGML_TYPE_IQ4_XS || t == GGML_TYPE_IQ2_XXS || t == GGML_TYPE_IQ2_XS ||
-         t == GGML_TYPE_IQ2_S || t == GGML_TYPE_IQ3_XXS || t == GGML_TYPE_IQ3_S;
+         t == GGML_TYPE_IQ2_S || t == GGML_TYPE_IQ3_XXS || t == GGML_TYPE_IQ3_S || t == GGML_TYPE_IQ1_S ||
+         t == GGML_TYPE_IQ1_M;
 }
 
 int main(int argc, char** argv) {
@@ -58,8 +60,9 @@ int main(int argc, char** argv) {
   struct ggml_init_params ip = {.mem_size = 1024, .mem_buffer = NULL, .no_alloc = true};
   struct ggml_context* ctx = ggml_init(ip);
   const enum ggml_type types[] = {GGML_TYPE_IQ4_NL, GGML_TYPE_IQ4_XS,  GGML_TYPE_IQ2_XXS, GGML_TYPE_IQ2_XS,
-                                  GGML_TYPE_IQ2_S,  GGML_TYPE_IQ3_XXS, GGML_TYPE_IQ3_S};
-  for (int t = 0; t < 7; ++t) {
+                                  GGML_TYPE_IQ2_S,  GGML_TYPE_IQ3_XXS, GGML_TYPE_IQ3_S, GGML_TYPE_IQ1_S,
+                                  GGML_TYPE_IQ1_M};
+  for (int t = 0; t < 9; ++t) {
     const struct ggml_type_traits* tr = ggml_get_type_traits(types[t]);
     const int64_t nb = 4, bs = tr->blck_size, bb = (int64_t)tr->type_size;
     uint8_t* q = malloc(nb * bb);
@@ -69,7 +72,16 @@ int main(int argc, char** argv) {
       x = x * 6364136223846793005ull + 1442695040888963407ull;
       q[i] = (uint8_t)(x >> 56);
     }
-    for (int64_t b = 0; b < nb; ++b) q[b * bb] = 0x66, q[b * bb + 1] = 0x2e;
+    for (int64_t b = 0; b < nb; ++b) {
+      if (types[t] != GGML_TYPE_IQ1_M) {
+        q[b * bb] = 0x66, q[b * bb + 1] = 0x2e;
+        continue;
+      }
+      for (int k = 0; k < 4; ++k) {  // scales at 48: nibble k of d at the top of uint16 k
+        uint8_t* hi = q + b * bb + 48 + 2 * k + 1;
+        *hi = (uint8_t)((*hi & 0x0f) | ((0x2e66 >> 4 * k) & 15) << 4);
+      }
+    }
     tr->to_float(q, y, nb * bs);
     printf("random %-8s fnv 0x%016llx  y0..3 %.9g %.9g %.9g %.9g\n", tr->type_name,
            (unsigned long long)fnv(1469598103934665603ull, y, nb * bs), y[0], y[1], y[2], y[3]);

@@ -1,4 +1,4 @@
-// The lattice i-quants (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S) on the in-place integer kernels
+// The lattice i-quants (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M) on the in-place integer kernels
 // (kernels/ggml_matmul.h): the VNNI kernel equals the scalar specification bit for bit, the
 // specification is close to a float product of the dequantized weight (the i-quant codec,
 // written from llama.cpp's layouts) and activations, and on real files (llama.cpp's IQ2_XS and
@@ -28,11 +28,16 @@ using namespace lmq::test;  // the ggml_matmul_check.h helpers
 
 namespace {
 
-constexpr Format kLattice[] = {Format::IQ2_XXS, Format::IQ2_XS, Format::IQ2_S, Format::IQ3_XXS, Format::IQ3_S};
+constexpr Format kLattice[] = {Format::IQ2_XXS, Format::IQ2_XS, Format::IQ2_S, Format::IQ3_XXS,
+                               Format::IQ3_S,   Format::IQ1_S,  Format::IQ1_M};
 
-// Every 4-bit scale of a block to 15 (the layouts of codecs/iquant_blocks.h).
+// Every scale of a block to its largest (15; the IQ1s' 3-bit ones 7), the layouts of
+// codecs/iquant_blocks.h.
 void set_scales_15(Format f, uint8_t* blk) {
   for (int ib = 0; ib < 8; ++ib) switch (f) {
+      case Format::IQ1_S: blk[35 + 2 * ib] |= 0x70; break;  // qh bits 12-14
+      case Format::IQ1_M: blk[48 + ib] |= ib % 2 ? 0x0F : 0xFF; break;  // bits 0-11 of each word
+
       case Format::IQ2_XXS: blk[2 + 8 * ib + 7] |= 0xF0; break;
       case Format::IQ2_XS: blk[66 + ib] = 0xFF; break;
       case Format::IQ2_S: blk[74 + ib] = 0xFF; break;
@@ -51,9 +56,8 @@ std::vector<uint8_t> random_blocks(Format f, int64_t rows, int64_t cols, uint32_
   for (uint8_t& x : b) x = uint8_t(rng());
   for (size_t off = 0, n = 0; off < b.size(); off += bb, ++n) {
     const float d = n % 7 == 3 ? 65504.f : std::ldexp(float(int(rng() % 2001) - 1000), -int(10 + rng() % 12));
-    const uint16_t h = f32_to_f16(d);
-    std::memcpy(b.data() + off, &h, 2);
     if (n % 7 == 3) set_scales_15(f, b.data() + off);
+    lmq::test::set_block_d(f, b.data() + off, f32_to_f16(d));
   }
   return b;
 }
@@ -93,12 +97,13 @@ TEST(LatticeMatmul, VnniEqualsScalarSpecBitForBit) {
         }
 }
 
-// The five formats and a K-quant on one input in one fused call equal one call per weight, at any
+// The seven formats and a K-quant on one input in one fused call equal one call per weight, at any
 // thread count.
 TEST(LatticeMatmul, FusedJobsAndThreadCountsGiveTheSameBits) {
   const int64_t K = 512, T = 3;
-  const Format fs[] = {Format::IQ2_XXS, Format::IQ2_XS, Format::IQ2_S, Format::IQ3_XXS, Format::IQ3_S, Format::Q4_K};
-  const int64_t rows[] = {11, 6, 37, 7, 9, 8};
+  const Format fs[] = {Format::IQ2_XXS, Format::IQ2_XS, Format::IQ2_S, Format::IQ3_XXS,
+                       Format::IQ3_S,   Format::IQ1_S,  Format::IQ1_M, Format::Q4_K};
+  const int64_t rows[] = {11, 6, 37, 7, 9, 5, 10, 8};
   std::vector<std::vector<uint8_t>> bytes;
   std::vector<Tensor> w;
   for (size_t i = 0; i < std::size(fs); ++i) bytes.push_back(random_blocks(fs[i], rows[i], K, uint32_t(5 + i)));
@@ -144,8 +149,8 @@ TEST(BadInputLatticeMatmul, NonFiniteScalesAreCounted) {
     EXPECT_EQ(ggml_nonfinite_blocks(f, b.data(), 4), 0) << format_name(f);
     const size_t bb = ggml_block_bytes(f);
     const uint16_t nan = 0x7e00, inf = 0xfc00;
-    std::memcpy(b.data() + bb + lmq::test::d_offset(f), &nan, 2);
-    std::memcpy(b.data() + 3 * bb + lmq::test::d_offset(f), &inf, 2);
+    lmq::test::set_block_d(f, b.data() + bb, nan);
+    lmq::test::set_block_d(f, b.data() + 3 * bb, inf);
     EXPECT_EQ(ggml_nonfinite_blocks(f, b.data(), 4), 2) << format_name(f);
   }
 }

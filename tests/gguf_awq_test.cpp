@@ -173,7 +173,8 @@ std::string without_lattice(const std::string& path) {
   std::vector<size_t> keep;
   nlohmann::json cands = nlohmann::json::array();
   for (size_t c = 0; c < names.size(); ++c)
-    if (names[c].rfind("iq2", 0) != 0 && names[c].rfind("iq3", 0) != 0) keep.push_back(c), cands.push_back(names[c]);
+    if (names[c].rfind("iq1", 0) != 0 && names[c].rfind("iq2", 0) != 0 && names[c].rfind("iq3", 0) != 0)
+      keep.push_back(c), cands.push_back(names[c]);
   j["candidates"] = cands;
   for (auto& [name, t] : j["tensors"].items()) {
     nlohmann::json sens = nlohmann::json::array();
@@ -204,7 +205,7 @@ TEST(GgufMixed, CliTargetsMeetBudgetAndAreMonotone) {
   measure_sensitivity(*m, p, windows, so, kld_means);
   for (const MixedTensor& t : p.tensors) {
     EXPECT_GT(t.probe_kld, 0) << t.t->name;
-    EXPECT_GT(t.sens.front(), t.sens.back()) << t.t->name << ": q2_k must be more sensitive than q8_0";
+    EXPECT_GT(t.sens.front(), t.sens.back()) << t.t->name << ": iq1_s must be more sensitive than q8_0";
   }
   const std::string dir = temp_dir(), sens = dir + "/sens.json";
   save_sensitivity(sens, p);
@@ -233,7 +234,8 @@ TEST(GgufMixed, CliTargetsMeetBudgetAndAreMonotone) {
 
   MixedProblem old = mixed_problem(*m, plan_gguf_targets(*m, GgufExportOptions{}));
   load_sensitivity(without_lattice(sens), old);
-  EXPECT_EQ(old.unmeasured, (std::vector<std::string>{"iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s"}));
+  EXPECT_EQ(old.unmeasured,
+            (std::vector<std::string>{"iq1_s", "iq1_m", "iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s"}));
   EXPECT_GT(old.min_bpw(), 2.5);
   EXPECT_THROW(allocate(old, 2.5), lmq::Error);
   const Allocation a = allocate(old, 4.5), b = allocate(p, 4.5);
@@ -255,8 +257,8 @@ TEST(GgufMixed, CliTargetsMeetBudgetAndAreMonotone) {
     EXPECT_EQ(again.tensors[i].bytes, old.tensors[i].bytes);
   }
   EXPECT_NE(allocation_table(old, a).find("not candidates here (the --sensitivity file has no measurement of them; "
-                                          "measure again without it to include them): iq2_xxs iq2_xs iq2_s "
-                                          "iq3_xxs iq3_s\n"),
+                                          "measure again without it to include them): iq1_s iq1_m iq2_xxs "
+                                          "iq2_xs iq2_s iq3_xxs iq3_s\n"),
             std::string::npos);
 }
 
@@ -275,7 +277,7 @@ TEST(GgufMixed, SensitivityFileOfOtherCandidatesRefused) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err.rfind("lmq: error: " + sens +
                             ": measured for candidate 'int2:g32:asym:minmax:s=f16', which is not one of this "
-                            "run's (q2_k iq2_xxs iq2_xs iq2_s q3_k",
+                            "run's (iq1_s iq1_m q2_k iq2_xxs iq2_xs iq2_s q3_k",
                         0),
             0u)
       << r.err;

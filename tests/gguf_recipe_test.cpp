@@ -193,8 +193,6 @@ TEST(BadInputGgufScheme, RefusedWithOneLine) {
   expect_error("q7_k", {"q7_k", "q4_k_m", "iq2_xs", "pure-"});
   expect_error("pure-q7_k", {"pure-q7_k"});
   expect_error("tq1_0", {"tq1_0", "ternary"});
-  // IQ1_S is a type lmq does not write: the first tensor that needs it is named
-  expect_error("iq1_s", {"--scheme iq1_s: tensor blk.0.", "needs IQ1_S, which lmq cannot write yet"});
 }
 
 // The pure spelling through the CLI: every 2-D weight in the one type (output included), and
@@ -221,7 +219,7 @@ TEST(GgufRecipe, TargetBpwCandidatesFromFormatTable) {
   for (const FormatTraits& t : all_format_traits())
     writable += t.ggml && t.quantized && t.quantize_row && (t.set_codes || ggml::LatticeSuperBlock::supports(t.format));
   EXPECT_EQ(labels.size(), writable);
-  const std::vector<std::string> expected = {"q2_k",  "iq2_xxs", "iq2_xs", "iq2_s", "q3_k",   "iq3_xxs",
+  const std::vector<std::string> expected = {"iq1_s", "iq1_m",   "q2_k",   "iq2_xxs", "iq2_xs", "iq2_s", "q3_k", "iq3_xxs",
                                              "iq3_s", "q4_0",    "q4_1",   "q4_k",  "iq4_nl", "iq4_xs",
                                              "q5_0",  "q5_1",    "q5_k",   "q6_k",  "q8_0"};
   EXPECT_EQ(labels, expected);

@@ -89,6 +89,13 @@ inline size_t d_offset(Format f) {
   }
 }
 
+// A block's f16 d set to h: at d_offset, or (IQ1_M, codecs/iquant_blocks.h) nibble k of h in the
+// top nibble of its scale word k (little-endian uint16s at byte 48).
+inline void set_block_d(Format f, uint8_t* blk, uint16_t h) {
+  if (f != Format::IQ1_M) return (void)std::memcpy(blk + d_offset(f), &h, 2);
+  for (int k = 0; k < 4; ++k) blk[48 + 2 * k + 1] = uint8_t((blk[48 + 2 * k + 1] & 0x0f) | (h >> 4 * k & 15) << 4);
+}
+
 // A NaN scale in the second block of blk.0.attn_q.weight of a real file (Q4_K, Q4_0, Q8_0, IQ4_XS, the lattice i-quants):
 // refused at load for the integer kernels, naming the tensor (the float path shows it as
 // non-finite logits). bad_file (if given): the broken file's path, for further checks ("" where

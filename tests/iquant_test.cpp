@@ -1,4 +1,4 @@
-// ggml's i-quant formats (IQ4_NL, IQ4_XS, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S):
+// ggml's i-quant formats (IQ4_NL, IQ4_XS, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M):
 //  - the table rows (names, GGUF ids, sizes) against llama.cpp b4748's values;
 //  - each dequantizer on a hand-built block, expected values from the layout's formula and grid
 //    entries copied here from ggml-common.h (not through lmq's tables);
@@ -53,6 +53,16 @@ uint64_t fnv(uint64_t h, const float* y, size_t n) {
 }
 constexpr uint64_t kFnvSeed = 1469598103934665603ull;
 
+// A block's f16 scale d: its first two bytes, or (IQ1_M) the top nibbles of its 4 scale words at 48.
+void set_d(Format f, std::vector<uint8_t>& b, size_t block, uint16_t d) {
+  const size_t at = block * ggml_block_bytes(f);
+  if (f != Format::IQ1_M) return put16(b, at, d);
+  for (int k = 0; k < 4; ++k) {
+    uint8_t& hi = b[at + 48 + 2 * size_t(k) + 1];
+    hi = uint8_t((hi & 0x0f) | (d >> 4 * k & 15) << 4);
+  }
+}
+
 }  // namespace
 
 TEST(IQuant, TableRowsAreGgmls) {
@@ -61,7 +71,8 @@ TEST(IQuant, TableRowsAreGgmls) {
   const Row rows[] = {{Format::IQ4_NL, "iq4_nl", 20, 32, 18},    {Format::IQ4_XS, "iq4_xs", 23, 256, 136},
                       {Format::IQ2_XXS, "iq2_xxs", 16, 256, 66}, {Format::IQ2_XS, "iq2_xs", 17, 256, 74},
                       {Format::IQ2_S, "iq2_s", 22, 256, 82},     {Format::IQ3_XXS, "iq3_xxs", 18, 256, 98},
-                      {Format::IQ3_S, "iq3_s", 21, 256, 110}};
+                      {Format::IQ3_S, "iq3_s", 21, 256, 110},    {Format::IQ1_S, "iq1_s", 19, 256, 50},
+                      {Format::IQ1_M, "iq1_m", 29, 256, 56}};
   for (const Row& r : rows) {
     const FormatTraits& t = format_traits(r.f);
     EXPECT_EQ(t.name, r.name);
@@ -201,6 +212,48 @@ TEST(IQuant, Iq3SHandBuiltBlock) {
   EXPECT_EQ(y[128], 0.5f * 1 * 1);  // sub-block 4: scale 0 → d · 1, grid[0] = 1s
 }
 
+// An IQ1_S block by hand: iq1s_grid[0], [1], [700], [2047] (ggml-common.h; bytes 0xff = -1,
+// 0, 1) in sub-block 0 with scale 5 and delta +1/8, sub-block 1 with delta -1/8.
+TEST(IQuant, Iq1SHandBuiltBlock) {
+  const uint64_t g[4] = {0xffffffffffffffff, 0xffffffffffffff01, 0x00ff00ff0000ff00, 0x0101010101010101};
+  const int idx[4] = {0, 1, 700, 2047};
+  std::vector<uint8_t> b(50);
+  put16(b, 0, 0x3800);  // d = 0.5
+  uint16_t qh = 5 << 12;
+  for (int l = 0; l < 4; ++l) b[size_t(2 + l)] = uint8_t(idx[l]), qh = uint16_t(qh | (idx[l] >> 8) << 3 * l);
+  put16(b, 34, qh);
+  put16(b, 36, 0x8000);  // sub-block 1: grid[0] everywhere, scale 0, delta -1/8
+  const auto y = dequant(Format::IQ1_S, b);
+  auto val = [](uint64_t e, int j) { return float(int8_t(e >> 8 * j & 0xff)); };
+  for (int l = 0; l < 4; ++l)
+    for (int j = 0; j < 8; ++j) EXPECT_EQ(y[size_t(8 * l + j)], 0.5f * 11 * (val(g[l], j) + 0.125f)) << l << ' ' << j;
+  for (size_t i = 32; i < 64; ++i) EXPECT_EQ(y[i], 0.5f * (-1 - 0.125f)) << i;
+  for (size_t i = 64; i < 256; ++i) EXPECT_EQ(y[i], 0.5f * (-1 + 0.125f)) << i;
+}
+
+// An IQ1_M block by hand: d = 2 from the scale words' top nibbles, groups of sub-block 1 with
+// their own delta signs and 3-bit scales 3 (groups 0-1) and 6 (groups 2-3).
+TEST(IQuant, Iq1MHandBuiltBlock) {
+  const uint64_t g[4] = {0x0101010101010101, 0xffffffffff00ff00, 0x01ff00ff00ffff00, 0xffffffffffffff01};
+  const int idx[4] = {2047, 5, 1500, 1};
+  const bool neg[4] = {false, true, true, false};
+  std::vector<uint8_t> b(56);
+  for (int l = 0; l < 4; ++l) {
+    b[size_t(4 + l)] = uint8_t(idx[l]);
+    b[size_t(34 + l / 2)] = uint8_t(b[size_t(34 + l / 2)] | ((idx[l] >> 8) | (neg[l] ? 8 : 0)) << 4 * (l % 2));
+  }
+  put16(b, 48, uint16_t((3 | 6 << 3) << 6));  // sc[0]: sub-block 1's scales at bits 6 and 9
+  set_d(Format::IQ1_M, b, 0, 0x4000);         // d = 2
+  const auto y = dequant(Format::IQ1_M, b);
+  auto val = [](uint64_t e, int j) { return float(int8_t(e >> 8 * j & 0xff)); };
+  for (int l = 0; l < 4; ++l)
+    for (int j = 0; j < 8; ++j) {
+      const float dl = 2.f * float(l < 2 ? 7 : 13), delta = neg[l] ? -0.125f : 0.125f;
+      EXPECT_EQ(y[size_t(32 + 8 * l + j)], dl * (val(g[l], j) + delta)) << l << ' ' << j;
+    }
+  for (size_t i = 0; i < 32; ++i) EXPECT_EQ(y[i], 2.f * (-1 + 0.125f)) << i;  // all-zero bytes: grid[0], scale 0
+}
+
 // Pseudo-random bytes (every index, sign and scale field at random) with the f16 scale of each
 // block set to 0x2e66: lmq's values hash to what llama.cpp's own dequantizers gave
 // (scripts/iquant-ref.c, libggml-base of llama.cpp b4748).
@@ -209,8 +262,9 @@ TEST(IQuant, RandomBlocksMatchLlamaCpp) {
       {Format::IQ4_NL, 0xc236eaef1a805845}, {Format::IQ4_XS, 0xce6414a21316dbf5},
       {Format::IQ2_XXS, 0x55e5c3e95099451b}, {Format::IQ2_XS, 0x534d17028e93f906},
       {Format::IQ2_S, 0x531f7b1990736680}, {Format::IQ3_XXS, 0x6ed1b8d9c6580c01},
-      {Format::IQ3_S, 0x226ef160a8376e92}};
-  for (int t = 0; t < 7; ++t) {
+      {Format::IQ3_S, 0x226ef160a8376e92}, {Format::IQ1_S, 0x6163f7aea4061390},
+      {Format::IQ1_M, 0x3558ad0b06dfbbaf}};
+  for (int t = 0; t < 9; ++t) {
     const Format f = want[t].first;
     const size_t bb = ggml_block_bytes(f);
     std::vector<uint8_t> q(4 * bb);
@@ -219,7 +273,7 @@ TEST(IQuant, RandomBlocksMatchLlamaCpp) {
       x = x * 6364136223846793005ull + 1442695040888963407ull;
       c = uint8_t(x >> 56);
     }
-    for (size_t b = 0; b < 4; ++b) q[b * bb] = 0x66, q[b * bb + 1] = 0x2e;
+    for (size_t b = 0; b < 4; ++b) set_d(f, q, b, 0x2e66);
     const auto y = dequant(f, q);
     EXPECT_EQ(fnv(kFnvSeed, y.data(), y.size()), want[t].second) << format_traits(f).name;
   }
@@ -316,12 +370,12 @@ TEST(IQuant, Iq4ZeroImportanceFallsBackToThePlainFit) {
 // that reach the furthest into the tables (all ones) stay inside them (ASan/UBSan builds run this).
 TEST(BadInputIQuant, NonFiniteScalesAndExtremeBytes) {
   for (Format f : {Format::IQ4_NL, Format::IQ4_XS, Format::IQ2_XXS, Format::IQ2_XS, Format::IQ2_S, Format::IQ3_XXS,
-                   Format::IQ3_S}) {
+                   Format::IQ3_S, Format::IQ1_S, Format::IQ1_M}) {
     std::vector<uint8_t> b(ggml_block_bytes(f), 0xff);
-    put16(b, 0, 0x3c00);
+    set_d(f, b, 0, 0x3c00);
     for (float v : dequant(f, b)) EXPECT_TRUE(std::isfinite(v)) << format_traits(f).name;
     for (uint16_t d : {uint16_t(0x7e00), uint16_t(0x7c00)}) {  // NaN, +Inf
-      put16(b, 0, d);
+      set_d(f, b, 0, d);
       bool any_bad = false;
       for (float v : dequant(f, b)) any_bad = any_bad || !std::isfinite(v);
       EXPECT_TRUE(any_bad) << format_traits(f).name;
@@ -375,14 +429,11 @@ TEST(BadInputIQuant, TypesLmqDoesNotWriteAreRefused) {
   const std::string model = shared_path("models/lmq-llama3-9m");
   if (!std::filesystem::exists(model)) GTEST_SKIP() << model << " missing";
   const std::string dir = lmq::test::temp_dir();
-  // a read-only i-quant as the scheme, or in an override: one clear line, no file
-  auto r = lmq::test::run_lmq({"quantize", model, "-o", dir + "/a.gguf", "--format", "gguf", "--scheme", "iq1_s"});
+  // a ggml type lmq does not implement (the ternary TQ1_0; as a --scheme, BadInputGgufScheme)
+  // in an override: one clear line, no file
+  auto r = lmq::test::run_lmq(
+      {"quantize", model, "-o", dir + "/b.gguf", "--format", "gguf", "--scheme", "q8_0", "--override", "ffn_down=tq1_0"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("--scheme iq1_s: tensor "), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("needs IQ1_S, which lmq cannot write yet"), std::string::npos) << r.err;
-  r = lmq::test::run_lmq(
-      {"quantize", model, "-o", dir + "/b.gguf", "--format", "gguf", "--scheme", "q8_0", "--override", "ffn_down=iq1_s"});
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("'iq1_s' is not a ggml type lmq writes"), std::string::npos) << r.err;
-  for (const char* f : {"a.gguf", "b.gguf"}) EXPECT_FALSE(std::filesystem::exists(dir + "/" + f));
+  EXPECT_NE(r.err.find("'tq1_0' is not a ggml type lmq writes"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/b.gguf"));
 }

@@ -36,6 +36,8 @@ enum class Format : uint8_t {
   IQ2_S,
   IQ3_XXS,
   IQ3_S,
+  IQ1_S,
+  IQ1_M,
 };
 
 // Where a scale is stored for lmq's integer formats.

@@ -55,9 +55,9 @@ std::vector<MixedCandidate> mixed_candidates() {
 
 // Every quantized GGUF block type lmq can write with every method, from the format table: a
 // grid per sub-block (set_codes: the K-quants, the legacy types, IQ4_NL, IQ4_XS) or a lattice
-// i-quant (IQ2_XXS IQ2_XS IQ2_S IQ3_XXS IQ3_S: codebooks, written by lmq's own search and by GPTQ
+// i-quant (IQ1_S IQ1_M IQ2_XXS IQ2_XS IQ2_S IQ3_XXS IQ3_S: codebooks, written by lmq's own search and by GPTQ
 // through codecs/iquant_lattice.h), by the bit count in its name ("q4_k" 4, "iq2_xs" 2), then in
-// the table's order: q2_k iq2_xxs iq2_xs iq2_s q3_k iq3_xxs iq3_s q4_0 … q8_0 (ties in the
+// the table's order: iq1_s iq1_m q2_k iq2_xxs iq2_xs iq2_s q3_k iq3_xxs iq3_s q4_0 … q8_0 (ties in the
 // allocation go to the first). Their RTN round trip (the sensitivity's error) is the format
 // table's quantize_row / dequantize_row for all of them. Sensitivity files saved before the
 // lattice types were candidates lack them: load_sensitivity matches candidates by name and

@@ -714,8 +714,7 @@ int main(int argc, char** argv) {
                        "e.g. int4:g128:asym:mse, int8:channel:sym, bf16; with --format gguf a llama-quantize "
                        "file type with its per-tensor recipe (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q2_k_s "
                        "q3_k_s q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m q6_k, q3_k/q4_k/q5_k = the _m ones, "
-                       "iq2_xxs iq2_xs iq2_s iq2_m iq3_xxs iq3_xs iq3_s iq3_m iq4_nl iq4_xs iq1_s iq1_m, refused while lmq "
-                       "cannot write a type they need), or pure-NAME (llama-quantize --pure: the one block type "
+                       "iq2_xxs iq2_xs iq2_s iq2_m iq3_xxs iq3_xs iq3_s iq3_m iq4_nl iq4_xs iq1_s iq1_m), or pure-NAME (llama-quantize --pure: the one block type "
                        "for every 2-D weight, e.g. pure-q2_k)")->capture_default_str();
   quantize->add_option("--format", qo.job.format,
                        "lmq (lmq's file), gguf (llama.cpp), or a Hugging Face directory: gptq, awq, "
@@ -752,7 +751,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   quantize->add_option("--target-bpw", qo.job.target_bpw,
                        "mixed precision: a scheme per tensor (int2..int8, groups 32..128; gguf: every block type lmq "
-                       "writes, iq2_xxs..q8_0) "
+                       "writes, iq1_s..q8_0) "
                        "chosen by measured sensitivity so the whole file stays within this many bits per weight "
                        "(needs --calib)");
   quantize->add_option("--save-sensitivity", qo.job.sens_out, "--target-bpw: write the measured sensitivities (JSON)");

@@ -55,7 +55,7 @@ constexpr FormatTraits kTraits[] = {
     // the i-quants: IQ4_NL / IQ4_XS have a grid of 16 levels per 32 values; the lattice ones
     // are codebooks with no grid per sub-block (block_grids / set_codes null; GPTQ chooses their
     // codes through codecs/iquant_lattice.h); lmq writes IQ4_NL, IQ4_XS and (lmq's own lattice
-    // search) IQ3_S, IQ3_XXS, IQ2_S, IQ2_XS, IQ2_XXS; reads all seven
+    // search) IQ3_S, IQ3_XXS, IQ2_S, IQ2_XS, IQ2_XXS, IQ1_S, IQ1_M; reads all nine
     {Format::IQ4_NL, "iq4_nl", "iq4_nl", "IQ4_NL", 20, QK4_NL, 32, sizeof(block_iq4_nl), true, true, dq_iq4_nl,
      q_iq4_nl, grids_iq4_nl, codes_iq4_nl, true, false, 8, ScaleType::F16, rp_iq4_nl, true,
      int(offsetof(block_iq4_nl, d)), -1},
@@ -72,12 +72,18 @@ constexpr FormatTraits kTraits[] = {
      dq_iq3_xxs, q_iq3_xxs, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, 0, -1},
     {Format::IQ3_S, "iq3_s", "iq3_s", "IQ3_S", 21, QK_K, 32, sizeof(block_iq3_s), true, true, dq_iq3_s, q_iq3_s,
      nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, 0, -1},
+    // IQ1_M keeps its f16 d in the top nibbles of its scale words: no d_at (its blocks are checked
+    // by dequantizing them, ggml_nonfinite_blocks)
+    {Format::IQ1_S, "iq1_s", "iq1_s", "IQ1_S", 19, QK_K, 32, sizeof(block_iq1_s), true, true, dq_iq1_s, q_iq1_s,
+     nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, 0, -1},
+    {Format::IQ1_M, "iq1_m", "iq1_m", "IQ1_M", 29, QK_K, 16, sizeof(block_iq1_m), true, true, dq_iq1_m, q_iq1_m,
+     nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, -1, -1},
 };
 
 constexpr bool in_enum_order() {
   for (size_t i = 0; i < std::size(kTraits); ++i)
     if (size_t(kTraits[i].format) != i) return false;
-  return std::size(kTraits) == size_t(Format::IQ3_S) + 1;
+  return std::size(kTraits) == size_t(Format::IQ1_M) + 1;
 }
 static_assert(in_enum_order(), "kTraits: one row per Format, in the enum's order");
 

@@ -1,8 +1,10 @@
 #include "lmq/codecs/ggml_repack.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <iterator>
+#include <vector>
 #include <cstring>
 
 #include "ggml_rows.h"
@@ -80,6 +82,14 @@ int64_t ggml_nonfinite_blocks(Format f, const uint8_t* src, int64_t nblocks) {
   const FormatTraits& t = format_traits(f);
   if (!t.ggml_matmul) fail("format {} is not read in place by the integer kernels", format_name(f));
   int64_t bad = 0;
+  if (t.d_at < 0) {  // d not at one place (IQ1_M): a block whose values are not all finite
+    std::vector<float> v(size_t(t.block_size));
+    for (int64_t i = 0; i < nblocks; ++i, src += t.block_bytes) {
+      t.dequantize_row(src, v.data(), 1);
+      bad += !std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
+    }
+    return bad;
+  }
   for (int64_t i = 0; i < nblocks; ++i, src += t.block_bytes)
     bad += !ggml::finite_f16(src + t.d_at) || (t.dmin_at >= 0 && !ggml::finite_f16(src + t.dmin_at));
   return bad;

@@ -64,6 +64,8 @@ void dq_iq2_xs(const uint8_t* src, float* y, int64_t nb);
 void dq_iq2_s(const uint8_t* src, float* y, int64_t nb);
 void dq_iq3_xxs(const uint8_t* src, float* y, int64_t nb);
 void dq_iq3_s(const uint8_t* src, float* y, int64_t nb);
+void dq_iq1_s(const uint8_t* src, float* y, int64_t nb);
+void dq_iq1_m(const uint8_t* src, float* y, int64_t nb);
 void q_iq4_nl(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_iq4_xs(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_iq3_s(const float* x, uint8_t* out, int64_t nb, const float* imp);
@@ -71,6 +73,8 @@ void q_iq2_xs(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_iq2_s(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_iq3_xxs(const float* x, uint8_t* out, int64_t nb, const float* imp);
 void q_iq2_xxs(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_iq1_s(const float* x, uint8_t* out, int64_t nb, const float* imp);
+void q_iq1_m(const float* x, uint8_t* out, int64_t nb, const float* imp);
 // The i-quant quantizers' error weights over n values (x², or with importance llama.cpp's
 // imp · sqrt(σ² + x²), x² again where the importance is all zero) and that σ² over n values.
 void iq_weights(const float* x, const float* imp, float sigma2, int n, float* w);

@@ -149,4 +149,39 @@ void dq_iq3_s(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
+// 8 values of an IQ1 group: dl · (grid value + delta), the grid entry's bytes as int8.
+inline void group_iq1(float dl, uint64_t entry, float delta, float* y) {
+  for (int j = 0; j < 8; ++j) y[j] = dl * (float(int8_t(grid_byte(entry, j))) + delta);
+}
+
+void dq_iq1_s(const uint8_t* src, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, src += sizeof(block_iq1_s)) {
+    const float d = h2f(src);
+    const uint8_t* qs = src + offsetof(block_iq1_s, qs);
+    for (int ib = 0; ib < QK_K / 32; ++ib, qs += 4) {
+      const int qh = u16_at(src + offsetof(block_iq1_s, qh) + 2 * ib);
+      const float dl = d * float(2 * (qh >> 12 & 7) + 1);
+      const float delta = qh & 0x8000 ? -kIq1Delta : kIq1Delta;
+      // 8 + 3 bits: the 2048-entry grid
+      for (int l = 0; l < 4; ++l, y += 8) group_iq1(dl, iq::iq1s_grid[qs[l] | (qh >> 3 * l & 7) << 8], delta, y);
+    }
+  }
+}
+
+void dq_iq1_m(const uint8_t* src, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, src += sizeof(block_iq1_m)) {
+    const float d = f16_to_f32(iq1_m_d_bits(src));
+    const uint8_t* qs = src + offsetof(block_iq1_m, qs);
+    const uint8_t* qh = src + offsetof(block_iq1_m, qh);
+    for (int ib = 0; ib < QK_K / 32; ++ib, qs += 4, qh += 2) {
+      const int sc = u16_at(src + offsetof(block_iq1_m, scales) + 2 * (ib / 2));
+      const float dl[2] = {d * float(2 * (sc >> 6 * (ib % 2) & 7) + 1), d * float(2 * (sc >> (6 * (ib % 2) + 3) & 7) + 1)};
+      for (int l = 0; l < 4; ++l, y += 8) {
+        const int h = qh[l / 2] >> 4 * (l % 2);  // 3 bits of index, then the delta's sign
+        group_iq1(dl[l / 2], iq::iq1s_grid[qs[l] | (h & 7) << 8], h & 8 ? -kIq1Delta : kIq1Delta, y);
+      }
+    }
+  }
+}
+
 }  // namespace lmq::ggml

@@ -13,24 +13,23 @@ namespace lmq::ggml {
 
 namespace {
 
-constexpr int kCodes = 16;  // 4-bit sub-block codes
-
 double multiplier(float d, int s) { return double(d * float(1 + 2 * s)); }  // the dequantizer's d·(1 + 2s) in f32
 
 struct SuperBlockFit {
   int64_t c0;            // first column
   int sub;               // values per sub-block code
+  int codes;             // sub-block codes: 16, or 8 (IQ1_*)
   float d;
   uint8_t scale[16];
   const double* G;       // QK_K signed grid magnitudes
 };
 
-// Sub-block ib's code: the one of all 16 that lowers the error most.
+// Sub-block ib's code: the one of all that lowers the error most.
 void refit_sub(RowFit& rf, SuperBlockFit& b, int ib) {
   const int64_t s0 = b.c0 + int64_t(ib) * b.sub;
   double eps[32], best_eps[32], best = 0;
   int best_s = b.scale[ib];
-  for (int s = 0; s < kCodes; ++s) {
+  for (int s = 0; s < b.codes; ++s) {
     if (s == b.scale[ib]) continue;
     const double m = multiplier(b.d, s);
     for (int i = 0; i < b.sub; ++i) eps[i] = m * b.G[s0 - b.c0 + i] - rf.what[size_t(s0 + i)];
@@ -71,7 +70,7 @@ void lattice_refit_row_scales(const float* w, int64_t K, const float* H, Lattice
   for (int64_t b = 0; b < nb; ++b) {
     SuperBlockFit& f = fits[size_t(b)];
     const LatticeCodes& c = blocks[b].codes();
-    f = {b * QK_K, blocks[b].sub(), c.d, {}, G.data() + b * QK_K};
+    f = {b * QK_K, blocks[b].sub(), blocks[b].max_code() + 1, c.d, {}, G.data() + b * QK_K};
     std::copy(c.scale, c.scale + 16, f.scale);
     blocks[b].signed_grid(G.data() + b * QK_K);
     for (int i = 0; i < QK_K; ++i) what[size_t(b * QK_K + i)] = multiplier(f.d, f.scale[i / f.sub]) * f.G[i];

@@ -34,15 +34,34 @@ uint64_t pair(uint32_t g1, uint32_t g2) { return uint64_t(g1) | uint64_t(g2) << 
 
 bool lattice_format(Format f) {
   return f == Format::IQ2_XXS || f == Format::IQ2_XS || f == Format::IQ2_S || f == Format::IQ3_XXS ||
-         f == Format::IQ3_S;
+         f == Format::IQ3_S || f == Format::IQ1_S || f == Format::IQ1_M;
 }
 
-float lattice_d(Format f, const uint8_t* blk) {
-  const float d = f16_to_f32(uint16_t(blk[0] | blk[1] << 8));
-  return d * lattice_c(f);
+float lattice_d(Format f, const uint8_t* blk) { return f16_to_f32(lattice_d_bits(f, blk)) * lattice_c(f); }
+
+namespace {
+// An IQ1 group: 8·(grid value ± 1/8), the grid's bytes as int8.
+void group_iq1(uint64_t g, bool negative_delta, int8_t* w) {
+  for (int j = 0; j < 8; ++j) w[j] = int8_t(8 * int8_t(g >> (8 * j) & 0xff) + (negative_delta ? -1 : 1));
 }
+}  // namespace
 
 void lattice_values(Format f, const uint8_t* blk, int8_t* w) {
+  if (f == Format::IQ1_S) {  // qs at 2, qh words at 34 (codecs/iquant_blocks.h)
+    for (int ib = 0; ib < 8; ++ib) {
+      const int qh = blk[34 + 2 * ib] | blk[35 + 2 * ib] << 8;
+      for (int l = 0; l < 4; ++l)
+        group_iq1(iq::iq1s_grid[blk[2 + 4 * ib + l] | (qh >> 3 * l & 7) << 8], qh & 0x8000, w + 32 * ib + 8 * l);
+    }
+    return;
+  }
+  if (f == Format::IQ1_M) {  // qs at 0, a qh nibble a group at 32
+    for (int k = 0; k < 32; ++k) {
+      const int h = blk[32 + k / 2] >> 4 * (k % 2);
+      group_iq1(iq::iq1s_grid[blk[k] | (h & 7) << 8], h & 8, w + 8 * k);
+    }
+    return;
+  }
   const uint8_t* qs = blk + 2;
   for (int ib = 0; ib < 8; ++ib)
     for (int l = 0; l < 4; ++l) {

@@ -1,9 +1,9 @@
-// AVX-512 VNNI kernel of the lattice i-quants (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S), one part
+// AVX-512 VNNI kernel of the lattice i-quants (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M), one part
 // of ggml_matmul_x86.cpp's tiles of 4 rows × up to 4 tokens. Per row and 64 values (two
 // sub-blocks of 32) the weights are built once as bytes u = w + 64 ∈ [2, 126]: the grid entries
 // gathered by their indices (8 entries of 8 bytes, or 16 of 4), each byte's sign from the stored
 // sign bits (IQ2_S, IQ3_S: as they are; the others: ksigns_iq2xs[s] = s | parity(s) << 7) as a
-// byte mask that turns 64 + g into 64 − g. vpdpbusd against each token's int8 activations, then
+// byte mask that turns 64 + g into 64 − g (the IQ1s: 64 + 8g ± 1, their grid bytes signed). vpdpbusd against each token's int8 activations, then
 // Σw·q_x = Σu·q_x − 64·Σq_x per 16 values, the 16-value multipliers and the float epilogue as
 // Q6_K's (sym16_half, ggml_vnni.h): every integer exact, the float operations those of the scalar
 // specification (ggml_matmul_lattice.cpp) in its order, so the results equal it bit for bit.
@@ -28,6 +28,8 @@ constexpr int64_t block_bytes(Format f) {
     case Format::IQ2_XS: return 74;
     case Format::IQ2_S: return 82;
     case Format::IQ3_XXS: return 98;
+    case Format::IQ1_S: return 50;
+    case Format::IQ1_M: return 56;
     default: return 110;  // IQ3_S
   }
 }
@@ -51,6 +53,13 @@ LMQ_VNNI inline __mmask64 ksigns_of_words(uint32_t w0, uint32_t w1) {
   const __m256i v = _mm256_inserti128_si256(_mm256_set1_epi32(int(w0)), _mm_set1_epi32(int(w1)), 1);
   const __m256i s = _mm256_srlv_epi32(v, _mm256_setr_epi32(0, 7, 14, 21, 0, 7, 14, 21));
   return ksigns8(_mm256_and_si256(s, _mm256_set1_epi32(127)));
+}
+
+// The IQ1s: 8 grid entries g (bytes −1, 0, 1) and a mask of the bytes whose delta is −1/8 →
+// u = 64 + 8g ± 1 (8g by a 16-bit shift, the bits carried into the next byte masked off).
+LMQ_VNNI inline __m512i iq1_codes(__m512i g, __mmask64 negative) {
+  const __m512i g8 = _mm512_and_si512(_mm512_slli_epi16(g, 3), _mm512_set1_epi8(int8_t(0xf8)));
+  return _mm512_add_epi8(g8, _mm512_mask_blend_epi8(negative, _mm512_set1_epi8(65), _mm512_set1_epi8(63)));
 }
 
 // Values 64p .. 64p + 63 of a super-block (sub-blocks 2p, 2p + 1) as u = w + 64
@@ -79,6 +88,24 @@ LMQ_VNNI inline __m512i codes64(const uint8_t* blk, int p) {
     const __m512i ix = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2 + 16 * p)));
     const __m512i g = _mm512_i32gather_epi32(ix, iq::iq3xxs_grid, 4);
     return offset_codes(g, ksigns_of_words(u32_at(blk + 66 + 8 * p), u32_at(blk + 70 + 8 * p)));
+  } else if constexpr (F == Format::IQ1_S) {  // group k: qs[k] | (qh >> 3(k%4) & 7) << 8, delta sign qh bit 15
+    const uint8_t* qs = blk + 2 + 8 * p;
+    const int qh0 = blk[34 + 4 * p] | blk[35 + 4 * p] << 8, qh1 = blk[36 + 4 * p] | blk[37 + 4 * p] << 8;
+    const __m512i ix = _mm512_setr_epi64(qs[0] | (qh0 << 8 & 0x700), qs[1] | (qh0 << 5 & 0x700), qs[2] | (qh0 << 2 & 0x700),
+                                         qs[3] | (qh0 >> 1 & 0x700), qs[4] | (qh1 << 8 & 0x700), qs[5] | (qh1 << 5 & 0x700),
+                                         qs[6] | (qh1 << 2 & 0x700), qs[7] | (qh1 >> 1 & 0x700));
+    const uint64_t neg = (qh0 & 0x8000 ? 0xffffffffull : 0) | (qh1 & 0x8000 ? 0xffffffffull << 32 : 0);
+    return iq1_codes(_mm512_i64gather_epi64(ix, iq::iq1s_grid, 8), _cvtu64_mask64(neg));
+  } else if constexpr (F == Format::IQ1_M) {  // group k: qs[k] | (nibble k & 7) << 8, nibble bit 3 the delta sign
+    const uint8_t* qs = blk + 8 * p;
+    const uint32_t h = u32_at(blk + 32 + 4 * p);  // 8 nibbles, group k's at 4k
+    alignas(64) int64_t idx[8];
+    uint64_t neg = 0;
+    for (int k = 0; k < 8; ++k) {
+      idx[k] = qs[k] | int64_t(h >> 4 * k & 7) << 8;
+      if (h >> (4 * k + 3) & 1) neg |= 0xffull << 8 * k;
+    }
+    return iq1_codes(_mm512_i64gather_epi64(_mm512_load_si512(idx), iq::iq1s_grid, 8), _cvtu64_mask64(neg));
   } else {  // IQ3_S: index k: qs[k] | (qh >> k & 1) << 8; sign bits at 74 as they are
     const int qh = blk[66 + 2 * p] | blk[67 + 2 * p] << 8;
     const __m512i hi = _mm512_and_si512(
@@ -108,7 +135,7 @@ LMQ_VNNI inline void tile_f(const Args& a, const VnniActs& x, const Tile& tl, in
       }
       transpose_scales16(v, sc);
     }
-    auto d_of = [&](int r) { return short(tl.row[r][b * kBytes] | tl.row[r][b * kBytes + 1] << 8); };
+    auto d_of = [&](int r) { return short(lattice_d_bits(F, tl.row[r] + b * kBytes)); };
     const __m128 d = _mm_cvtph_ps(_mm_setr_epi16(d_of(0), d_of(1), d_of(2), d_of(3), 0, 0, 0, 0));
     const __m512 D4 = _mm512_broadcast_f32x4(_mm_mul_ps(d, c));  // D = d·c, exact
     for (int h = 0; h < 2; ++h) {  // values 128h .. 128h + 127: 16-value sub-blocks 8h .. 8h + 7
@@ -131,6 +158,8 @@ LMQ_VNNI void lattice_tile(const Args& a, const VnniActs& x, const Tile& tl, int
     case Format::IQ2_XS: return tile_f<NT, Format::IQ2_XS>(a, x, tl, t0, slot);
     case Format::IQ2_S: return tile_f<NT, Format::IQ2_S>(a, x, tl, t0, slot);
     case Format::IQ3_XXS: return tile_f<NT, Format::IQ3_XXS>(a, x, tl, t0, slot);
+    case Format::IQ1_S: return tile_f<NT, Format::IQ1_S>(a, x, tl, t0, slot);
+    case Format::IQ1_M: return tile_f<NT, Format::IQ1_M>(a, x, tl, t0, slot);
     default: return tile_f<NT, Format::IQ3_S>(a, x, tl, t0, slot);
   }
 }

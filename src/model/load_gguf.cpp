@@ -15,7 +15,7 @@
 // (Pq)·(Pk) = q·k the attention scores, and everything after them, are unchanged (V and O are
 // not permuted). Qwen2 GGUFs are stored unpermuted (llama.cpp uses NEOX-style RoPE for them).
 //
-// The K-quants (Q2_K..Q6_K) and the lattice i-quants (IQ2_XXS..IQ3_S) stay in the map: the
+// The K-quants (Q2_K..Q6_K) and the lattice i-quants (IQ2_XXS..IQ3_S, IQ1_S, IQ1_M) stay in the map: the
 // integer kernels read their blocks in place
 // (kernels/ggml_matmul.h), so the process holds the file's pages and nothing more for them
 // (RSS ≈ file size). So do Q8_0, Q4_0, IQ4_NL and IQ4_XS where those kernels have SIMD on this

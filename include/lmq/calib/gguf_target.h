@@ -14,7 +14,7 @@
 //          by diag(H) with `hessian_fit`, like an imatrix); each column is then rounded to the
 //          nearest value of its sub-block's grid and the error fed back. With act-order the
 //          blocks are fitted up front (static groups). The lattice i-quants (IQ3_S, IQ3_XXS,
-//          IQ2_XS, IQ2_XXS, IQ2_S: codebooks, no grid per sub-block) go through
+//          IQ2_XS, IQ2_XXS, IQ2_S, IQ1_M, IQ1_S: codebooks, no grid per sub-block) go through
 //          codecs/iquant_lattice.h instead: the super-block's scales are fitted at its first
 //          column, each sub-block's 4-bit scale refitted at its own, and at the first column of
 //          every unit (a 4-value grid point, or the 8 values that share a sign parity) the unit's

@@ -22,7 +22,7 @@
 //
 // GGUF output (`--format gguf --target-bpw X`): the candidates are ggml block types instead:
 // every quantized GGUF type of the format table that lmq writes, by the bits in its name (today
-// q2_k iq2_xxs iq2_xs iq2_s q3_k iq3_xxs iq3_s q4_0 q4_1 q4_k iq4_nl iq4_xs q5_0 q5_1 q5_k q6_k
+// iq1_s iq1_m q2_k iq2_xxs iq2_xs iq2_s q3_k iq3_xxs iq3_s q4_0 q4_1 q4_k iq4_nl iq4_xs q5_0 q5_1 q5_k q6_k
 // q8_0), their exact block bytes, RTN = the format table's quantizer (llama.cpp's reference
 // quantizer for the K-quants and legacy types, lmq's search for the i-quants), probe q3_k. A
 // type whose block does not divide a tensor's row length (K-quants and the 256-value i-quants

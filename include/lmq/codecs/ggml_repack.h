@@ -36,8 +36,9 @@ int64_t ggml_repack_rows(Format f, const uint8_t* src, int64_t rows, int64_t col
                          uint8_t* out);
 
 // How many of the nblocks blocks at src, of a format the integer kernels read in place
-// (kernels/ggml_matmul.h: Q8_0, Q4_0, Q2_K..Q6_K, IQ4_NL, IQ4_XS; the traits table's ggml_matmul), have a NaN/Inf
-// scale (d or dmin, the table's d_at / dmin_at). As for a repacked tensor, such a weight would
+// (kernels/ggml_matmul.h: Q8_0, Q4_0, Q2_K..Q6_K, the i-quants; the traits table's ggml_matmul), have a NaN/Inf
+// scale (d or dmin, the table's d_at / dmin_at; without a d_at (IQ1_M), a value that is not
+// finite once dequantized). As for a repacked tensor, such a weight would
 // not surface as NaN at the logits: the loader refuses it. Throws lmq::Error for other formats.
 int64_t ggml_nonfinite_blocks(Format f, const uint8_t* src, int64_t nblocks);
 

@@ -3,7 +3,8 @@
 // Two families:
 //  - non-linear 4-bit (IQ4_NL, IQ4_XS): each 4-bit code indexes the 16 signed levels of
 //    kIq4nlValues, times a block (or sub-block) scale;
-//  - lattice codebooks (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S): values come in groups of 8;
+//  - lattice codebooks (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S; IQ1_S, IQ1_M below, whose grid
+//    is signed and shifted): values come in groups of 8;
 //    a group stores an index into a grid of 8 (IQ2_*) or two indices into a grid of 4 (IQ3_*)
 //    non-negative magnitudes, plus 8 sign bits, times a sub-block scale. The grids and sign
 //    tables are ggml's (src/codecs/iquant_grids.inc, with where they come from).
@@ -110,5 +111,40 @@ struct block_iq3_s {
   uint8_t scales[QK_K / 64];
 };
 static_assert(sizeof(block_iq3_s) == 110);
+
+// The IQ1s: a group of 8 values is one entry of iq1s_grid (2048 entries of 8 values in
+// {-1, 0, 1}, signs included) shifted by delta = ±1/8: x = d * (1 + 2s) * (grid value + delta),
+// s a 3-bit sub-block scale. No sign bits, so no parity rule.
+inline constexpr float kIq1Delta = 0.125f;  // IQ1S_DELTA = IQ1M_DELTA
+
+// IQ1_S: 256 values, 50 bytes (1.5625 bpw). Sub-block ib (32 values, groups l = 0..3):
+// group l's grid index is qs[4*ib + l] | (qh[ib] >> 3l & 7) << 8 (11 bits: always in the grid);
+// qh[ib] >> 12 & 7 is the scale s, bit 15 the delta's sign (set: -1/8) for the whole sub-block.
+struct block_iq1_s {
+  uint16_t d;
+  uint8_t qs[QK_K / 8];
+  uint16_t qh[QK_K / 32];
+};
+static_assert(sizeof(block_iq1_s) == 50);
+
+// IQ1_M: 256 values, 56 bytes (1.75 bpw), no separate d. Sub-block ib, group l: index
+// qs[4*ib + l] | (qh[2*ib + l/2] >> 4*(l%2) & 7) << 8; bit 3 (l even) or 7 (l odd) of that qh
+// byte is the group's own delta sign. scales as 4 little-endian uint16 sc[0..3]: sub-block ib's
+// 3-bit scales at bits 6*(ib%2) (groups 0-1) and 6*(ib%2) + 3 (groups 2-3) of sc[ib/2], and the
+// top nibble of sc[k] is bits 4k..4k+3 of the f16 super-scale d.
+struct block_iq1_m {
+  uint8_t qs[QK_K / 8];
+  uint8_t qh[QK_K / 16];
+  uint8_t scales[QK_K / 32];
+};
+static_assert(sizeof(block_iq1_m) == 56);
+
+// IQ1_M's f16 d, gathered from the top nibbles of its scale words (any alignment).
+inline uint16_t iq1_m_d_bits(const uint8_t* block) {
+  const uint8_t* sc = block + offsetof(block_iq1_m, scales);
+  uint16_t d = 0;
+  for (int k = 0; k < 4; ++k) d = uint16_t(d | (sc[2 * k + 1] >> 4) << 4 * k);
+  return d;
+}
 
 }  // namespace lmq::ggml

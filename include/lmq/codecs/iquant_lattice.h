@@ -1,4 +1,4 @@
-// One super-block of a lattice i-quant (IQ3_S, IQ3_XXS, IQ2_XS, IQ2_XXS; layouts in
+// One super-block of a lattice i-quant (IQ3_S, IQ3_XXS, IQ2_S, IQ2_XS, IQ2_XXS, IQ1_M, IQ1_S; layouts in
 // codecs/iquant_blocks.h) quantized a few values at a time, for a method that changes the
 // values still to come after each choice (GPTQ's error feedback, calib/gguf_target.h):
 //
@@ -8,7 +8,8 @@
 //               scale as stored: exhaustive search of the grid under the caller's weights, the
 //               format's sign-parity rule applied (IQ2_*, IQ3_XXS: 8 values share 7 stored sign
 //               bits and an implied even parity, so the unit is 8; IQ3_S stores all 8 sign bits,
-//               so its unit is one 4-value grid point). The values returned are the dequantizer's
+//               so its unit is one 4-value grid point; the IQ1s' grid is signed, unit 8, and
+//               IQ1_S keeps the delta sign fit_scales chose for each sub-block). The values returned are the dequantizer's
 //               own output for the codes chosen, bit for bit;
 //   pack        the block's bytes, exactly as ggml_dequantize_row reads them.
 #pragma once
@@ -21,8 +22,8 @@ namespace lmq::ggml {
 // A quantized lattice super-block before packing.
 struct LatticeCodes {
   float d = 0;              // super-scale as stored (f16-rounded)
-  uint8_t scale[16] = {};   // 4-bit code per sub-block (8 of 32 values, or 16 of 16)
-  uint16_t idx[64] = {};    // grid entry per grid point (4 or 8 values)
+  uint8_t scale[16] = {};   // code per sub-block (8 of 32 values, or 16 of 16), 0..max_code()
+  uint16_t idx[64] = {};    // grid entry per grid point (4 or 8 values); IQ1_*: bit 11 the delta's sign
   uint8_t signs[32] = {};   // per 8 values, bit j set: value j negative
 };
 
@@ -36,8 +37,9 @@ class LatticeSuperBlock {
   // Values [o, o + unit()) of the super-block (o a multiple of unit()): targets x, weights w > 0
   // (unit() values each); y receives what the stored codes dequantize to.
   void choose(int o, const float* x, const float* w, float* y);
-  int sub() const;  // values per sub-block scale: 32, or 16 (IQ2_XS, IQ2_S)
-  // Sub-block ib's 4-bit scale refitted (d kept) to its current targets x (sub() values) under
+  int sub() const;  // values per sub-block scale: 32, or 16 (IQ2_XS, IQ2_S, IQ1_M)
+  int max_code() const;  // sub-block codes 0..max_code(): 15, or 7 (IQ1_*)
+  // Sub-block ib's scale code refitted (d kept) to its current targets x (sub() values) under
   // weights w: the code now stored, or one of the three around the scale fitted to x, whichever
   // searches to the least weighted error.
   void refit_sub(int ib, const float* x, const float* w);
@@ -58,7 +60,7 @@ class LatticeSuperBlock {
 // The scales of one row of K values (K / QK_K super-blocks in `blocks`) refitted with their grid
 // entries and signs fixed, lowering the quadratic error (w − ŵ)ᵀH(w − ŵ) (H: K × K, symmetric
 // positive semi-definite, e.g. GPTQ's Hessian of the row's inputs): `passes` sweeps of
-// coordinate descent over the super-blocks, each sub-block's 4-bit code the best of all 16, then
+// coordinate descent over the super-blocks, each sub-block's code the best of all (16, or 8), then
 // the f16 super-scale by least squares. A change is kept only where the error falls, so it never
 // rises (as ggml_refit_row_scales for Q2_K/Q3_K, codecs/ggml_blocks.h).
 void lattice_refit_row_scales(const float* w, int64_t K, const float* H, LatticeSuperBlock* blocks, int passes = 2);

@@ -76,7 +76,7 @@ struct GgufValue {
 
 // ggml type id <-> lmq::Format for the types lmq handles (F32=0, F16=1, Q4_0=2, Q4_1=3,
 // Q5_0=6, Q5_1=7, Q8_0=8, Q2_K=10, Q3_K=11, Q4_K=12, Q5_K=13, Q6_K=14, IQ2_XXS=16, IQ2_XS=17,
-// IQ3_XXS=18, IQ4_NL=20, IQ3_S=21, IQ2_S=22, IQ4_XS=23, BF16=30), from the format table.
+// IQ3_XXS=18, IQ1_S=19, IQ4_NL=20, IQ3_S=21, IQ2_S=22, IQ4_XS=23, IQ1_M=29, BF16=30), from the format table.
 bool ggml_type_to_format(uint32_t type_id, Format& out);
 uint32_t format_to_ggml_type(Format f);  // throws for formats GGUF cannot hold
 

@@ -4,7 +4,7 @@
 // block = sum_group = 32, kernels/act_quant.h). Layouts: codecs/ggml_blocks.h, codecs/iquant_blocks.h.
 //
 // Weights: Q8_0, Q4_0 and IQ4_NL (K a multiple of 32), Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS and
-// the lattice i-quants IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS and IQ3_S (K a multiple of 256); 2-D. For
+// the lattice i-quants IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S and IQ1_M (K a multiple of 256); 2-D. For
 // output o and token t, with q the weight codes and all sums integer (exact):
 //   Q8_0, Q4_0 (blocks of 32; x = d·(q − c), c = 0 for Q8_0's int8 q, 8 for Q4_0's nibbles):
 //   over the blocks a of row o, in increasing a, the activation block a is the weight's block a:
@@ -35,7 +35,9 @@
 //   The lattice i-quants (x = D·sc[s]·w; w = grid byte · sign, the grid entry and the signs
 //   those the block's indices pick; sc[s] = 2·s4 + 1 the odd multiplier of the 4-bit scale s4 of
 //   16 values: IQ2_XS, IQ2_S keep one per 16 values, the others one per 32 that serves both
-//   halves; D = d·c, c = 1/8 for IQ2_*, 1/4 for IQ3_XXS, 1 for IQ3_S, a power of two: exact):
+//   halves; D = d·c, c = 1/8 for IQ2_*, 1/4 for IQ3_XXS, 1 for IQ3_S, a power of two: exact;
+//   IQ1_S, IQ1_M: w = 8·g ± 1 for the grid's g ∈ {−1, 0, 1} and delta ±1/8, sc from 3-bit
+//   scales (IQ1_M one per 16 values, IQ1_S per 32), c = 1/8):
 //     i[a]  = sc[2j]·Σ_{k∈2j} w[k]·q_x[k] + sc[2j+1]·Σ_{k∈2j+1} w[k]·q_x[k]
 //     f[a] = s_x[a] · (D · float(i[a]))
 //   (llama.cpp's own dot products keep the same integer sums and scale by d·c in float.)
@@ -46,7 +48,7 @@
 // d, dmin are the blocks' f16 fields; sc, m the sub-block scales: 6-bit (Q4_K, Q5_K), int8
 // (Q6_K), 6-bit − 32 (Q3_K), 4-bit (Q2_K). The sums cannot overflow int32 (|i[a]| ≤ 2·128·16·32·127
 // < 2^24, so float(i) is exact; Q8_0's ≤ 32·128·127; IQ4_XS's ≤ 32·32·127·128 < 2^24; the
-// lattice ones' ≤ 31·32·62·127 < 2^23, |w| ≤ 43 for IQ2_*, 62 for IQ3_XXS, 15 for IQ3_S).
+// lattice ones' ≤ 31·32·62·127 < 2^23, |w| ≤ 43 for IQ2_*, 62 for IQ3_XXS, 15 for IQ3_S, 9 for IQ1_*).
 // Kernels: the scalar specification, an AVX-512 VNNI one (vpdpbusd on the codes as u8: Q8_0's
 // q + 128, the IQ4 levels kv[q] + 128 looked up by vpshufb, the lattice ones' w + 64, with
 // 128·Σq_x / 64·Σq_x taken off after) and an AVX2 one for every format but the lattice i-quants
