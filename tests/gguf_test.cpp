@@ -455,8 +455,8 @@ TEST(GgufReader, OverflowingDims) {
 }
 
 TEST(GgufReader, UnknownTensorType) {
-  // IQ1_S (19): an i-quant lmq does not read
-  expect_refused(make_gguf({{"blk.0.w", {256}, 19, 0}}, "", 0, 256), "tensor 'blk.0.w': unsupported ggml tensor type id 19");
+  // TQ1_0 (34): a ternary type lmq does not read
+  expect_refused(make_gguf({{"blk.0.w", {256}, 34, 0}}, "", 0, 256), "tensor 'blk.0.w': unsupported ggml tensor type id 34");
   expect_refused(make_gguf({{"w", {32}, 4, 0}}, "", 0, 256), "type id 4");  // removed Q4_2
 }
 

@@ -79,7 +79,7 @@ GptqInverse gptq_inverse(const float* H, int64_t K, const GptqOptions& o) {
 }
 
 std::vector<float> gptq_asymmetric_target(const float* w, int64_t rows, int64_t K, const float* cross,
-                                          const GptqInverse& inv) {
+                                          const GptqInverse& inv, double alpha) {
   LMQ_CHECK(inv.K == K && inv.U.size() == size_t(K * K), "inverse of {} columns for a weight of {}", inv.K, K);
   std::vector<float> out(size_t(rows * K));
   if (rows == 0 || K == 0) return out;
@@ -104,6 +104,8 @@ std::vector<float> gptq_asymmetric_target(const float* w, int64_t rows, int64_t 
       if (!std::isfinite(v)) fail("GPTQ's asymmetric target: entry ({}, {}) is not finite; raise --damp", r, a);
       out[size_t(r * K + inv.perm[size_t(a)])] = float(v);
     }
+  if (alpha != 1)
+    for (int64_t i = 0; i < rows * K; ++i) out[size_t(i)] = w[i] + float(alpha) * (out[size_t(i)] - w[i]);
   return out;
 }
 

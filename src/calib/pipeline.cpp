@@ -90,8 +90,7 @@ class StoredEmbedding {
   void embed(const int* tokens, int n, float* x) {
     const int64_t D = m_.config().hidden;
     for (int i = 0; i < n; ++i) {
-      if (tokens[i] < 0 || tokens[i] >= m_.config().vocab)
-        fail("{}: token id {} is outside the vocabulary of {}", m_.path(), tokens[i], m_.config().vocab);
+      m_.check_token(tokens[i]);
       auto [it, fresh] = rows_.try_emplace(tokens[i]);
       if (fresh) it->second = round_trip(tokens[i]);
       std::copy(it->second.begin(), it->second.end(), x + i * D);
@@ -412,8 +411,7 @@ void run_group(const Model& src, HessianGroup& g, const CalibQuantOptions& c, Ca
       std::vector<float> target;  // the asymmetric target W* in place of W
       if (c.asymmetric()) {
         LMQ_CHECK(gptq && !j->wq && j->sq->cross.size() == size_t(K * K), "asymmetric GPTQ without its statistic");
-        target = gptq_asymmetric_target(w.data(), rows, K, j->sq->cross.data(), *go.inverse);
-        for (int64_t i = 0; i < rows * K; ++i) target[size_t(i)] = w[size_t(i)] + float(c.asym_alpha) * (target[size_t(i)] - w[size_t(i)]);
+        target = gptq_asymmetric_target(w.data(), rows, K, j->sq->cross.data(), *go.inverse, c.asym_alpha);
         const double t1 = thread_cpu_seconds();
         cpu.solve += t1 - t0;
         t0 = t1;
@@ -623,8 +621,8 @@ void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptio
            c.stats_in, rotation(meta), rotation(c.stats_meta));
   }
 
-  if (c.asymmetric() && (from_file || c.method != Method::Gptq))
-    fail("--asym-calib: needs --method gptq with --calib (both streams of hidden states run here)");
+  // calib_options refuses the user's other combinations; both streams of hidden states run here
+  LMQ_CHECK(!c.asymmetric() || (!from_file && c.method == Method::Gptq), "asymmetric GPTQ without gptq's own passes");
   Hidden h;
   if (!from_file) {
     Runner run(src, 1);

@@ -169,8 +169,7 @@ void Runner::attend(int layer, int n) {
 void Runner::embed_tokens(const int* tokens, int n, float* x) const {
   const int D = c_.hidden;
   for (int i = 0; i < n; ++i) {
-    if (tokens[i] < 0 || tokens[i] >= c_.vocab)
-      fail("{}: token id {} is outside the vocabulary of {}", model_.path(), tokens[i], c_.vocab);
+    model_.check_token(tokens[i]);
     dequantize_rows(model_.embed(), tokens[i], 1, x + size_t(i) * D);
   }
 }

@@ -129,6 +129,10 @@ std::unique_ptr<Model> Model::with_tensors(const Model& base, Overlay overlay, s
   return from_parts(std::move(p));
 }
 
+void Model::check_token(int token) const {
+  if (token < 0 || token >= config_.vocab) fail("{}: token id {} is outside the vocabulary of {}", path_, token, config_.vocab);
+}
+
 const Tensor* Model::find(const std::string& name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : &tensors_[it->second];

@@ -89,9 +89,10 @@ void gptq_run(GptqState& st, int64_t B, int threads, const GptqColumnQuant& quan
 //   W* = W (C + λI)ᵀ H_d⁻¹,
 // so GPTQ run on W* with the same H minimises it (W* = W when X̂ = X; the damping pulls W*
 // towards W). inv: gptq_inverse of that H (its λ, and H_d⁻¹ = UᵀU in processing order).
-// Returns W* (rows × K); throws lmq::Error for a non-finite result.
+// Returns W + α(W* − W) (rows × K, in float: `--asym-calib α`; α = 1: W*); throws lmq::Error for
+// a non-finite W*.
 std::vector<float> gptq_asymmetric_target(const float* w, int64_t rows, int64_t K, const float* cross,
-                                          const GptqInverse& inv);
+                                          const GptqInverse& inv, double alpha = 1);
 
 // tr(D H Dᵀ)/2 with D = w − w' (the output error per calibration token, as H = 2XXᵀ/n): a proxy
 // used in reports and tests. row_stride > 1: estimated from rows 0, s, 2s, … (their sum times

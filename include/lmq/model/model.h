@@ -59,6 +59,8 @@ class Model {
   const std::vector<Tensor>& tensors() const { return tensors_; }  // every tensor, source order
   const Tensor* find(const std::string& name) const;
   const Tensor& embed() const { return *embed_; }
+  // Throws lmq::Error naming the model when `token` is not a row of the embedding.
+  void check_token(int token) const;
   const Tensor& final_norm() const { return *final_norm_; }
   const Tensor& lm_head() const { return *lm_head_; }  // the embedding when tied
   const std::vector<LayerWeights>& layers() const { return layers_; }
