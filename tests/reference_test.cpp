@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "lmq/error.h"
 #include "lmq/eval/evaluate.h"
 #include "lmq/formats/safetensors.h"
 #include "lmq/mapped_file.h"
@@ -249,6 +251,27 @@ TEST_P(Reference, GreedyIdsExact) {
   greedy.temp = 0;
   std::vector<int> got = generate(run, prompt, int(want.size() - prompt.size()), greedy);
   EXPECT_EQ(got, want);
+}
+
+// A token id that is not a row of the embedding: one error naming the model, before any work
+// (Model::check_token, which the calibration's stored-embedding stream uses too).
+TEST(BadInputForward, TokenOutsideTheVocabularyIsAnError) {
+  const std::string path = shared_path("models/lmq-llama3-9m");
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " missing";
+  const auto m = Model::load(path);
+  const int vocab = m->config().vocab;
+  Runner run(*m, 4);
+  std::vector<float> logits(static_cast<size_t>(vocab));
+  for (const int bad : {-1, vocab}) {
+    try {
+      run.forward(&bad, 1, logits.data(), false);
+      ADD_FAILURE() << "token " << bad << " accepted";
+    } catch (const lmq::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fmt::format("{}: token id {} is outside the vocabulary of {}", path, bad, vocab)),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, Reference,
