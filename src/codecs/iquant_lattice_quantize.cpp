@@ -534,13 +534,16 @@ void LatticeSuperBlock::refit_sub(int ib, const float* x, const float* w) {
   float xval[32];
   for (int k = 0; k < L.sub; k += 8) signs_and_targets(L, x + k, w + k, xval + k);
   const int l0 = nearest_int(0.5f * (fit_sub_scale(L, xval, w) / c_.d - 1));
-  uint16_t idx[8];
-  float best = search_codes(L, xval, w, c_.d * float(1 + 2 * c_.scale[ib]), idx);
+  uint16_t idx[8], best_idx[8];
+  float best = search_codes(L, xval, w, c_.d * float(1 + 2 * c_.scale[ib]), best_idx);
   for (int l = l0 - 1; l <= l0 + 1; ++l) {
     if (l < 0 || l > L.max_code || l == c_.scale[ib]) continue;
     const float err = search_codes(L, xval, w, c_.d * float(1 + 2 * l), idx);
-    if (err < best) best = err, c_.scale[ib] = uint8_t(l);
+    if (err < best) best = err, c_.scale[ib] = uint8_t(l), std::copy(idx, idx + L.sub / L.group, best_idx);
   }
+  // IQ1_S: each scale was judged with the delta sign (grid half) that suits it best, so the
+  // sub-block takes that one with it: its codes as searched (choose() then re-picks them in it)
+  if (L.shared_delta) std::copy(best_idx, best_idx + L.sub / L.group, c_.idx + ib * L.sub / L.group);
 }
 
 void LatticeSuperBlock::pack(uint8_t* out) const { lattice_format(f_)->pack(c_, out); }

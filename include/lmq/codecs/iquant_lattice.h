@@ -41,7 +41,8 @@ class LatticeSuperBlock {
   int max_code() const;  // sub-block codes 0..max_code(): 15, or 7 (IQ1_*)
   // Sub-block ib's scale code refitted (d kept) to its current targets x (sub() values) under
   // weights w: the code now stored, or one of the three around the scale fitted to x, whichever
-  // searches to the least weighted error.
+  // searches to the least weighted error (IQ1_S: with the delta sign it searched best under, the
+  // sub-block's codes set to that search's).
   void refit_sub(int ib, const float* x, const float* w);
   void pack(uint8_t* out) const;  // ggml_block_bytes(f) bytes
   const LatticeCodes& codes() const { return c_; }
