@@ -13,7 +13,7 @@
 # With LLAMA_CPP=DIR (llama.cpp's build, bin/ inside) it also measures llama.cpp's ladder with an
 # importance matrix from the same calibration (32 chunks of 512 of the second half): lmq writes the model as f32 GGUF,
 # llama-imatrix, llama-quantize --imatrix TYPE, llama-perplexity --kl-divergence, same chunks.
-# Usage: [POINTS='q2_k iq3_s bpw:3.0 …'] [METHODS='rtn gptq gptq+hadamard'] [WINDOWS=100]
+# Usage: [POINTS='q2_k iq3_s iq1_m bpw:2.0 …'] [METHODS='rtn gptq gptq+hadamard'] [WINDOWS=100]
 #        [GPTQ_ARGS='--hessian-fit --refit 2' (the default; gptq's flags)] [GPTQ_METHOD=gptq|awq+gptq]
 #        [LLAMA_CPP=DIR] [LLAMA_TYPES='Q2_K IQ3_S …'] scripts/frontier.sh MODEL
 # Time: about 2–4 min per lmq point and method on lmq-qwen2-21m with 2 threads; disk: a few
@@ -66,7 +66,7 @@ methods=(${METHODS:-rtn gptq gptq+hadamard})
 echo "model $M, $W chunks, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| point | bpw |'; for m in "${methods[@]}"; do printf ' %s |' "$m"; done; echo
 printf '|---|---|'; for _ in "${methods[@]}"; do printf -- '---|'; done; echo
-for point in ${POINTS:-q2_k q3_k_s q3_k_m q4_k_m q5_k_m q6_k iq2_xxs iq2_xs iq3_xs iq3_s iq4_xs bpw:2.5 bpw:3.0 bpw:3.5 bpw:4.0 bpw:4.5}; do
+for point in ${POINTS:-q2_k q3_k_s q3_k_m q4_k_m q5_k_m q6_k iq1_s iq1_m iq2_xxs iq2_xs iq3_xs iq3_s iq4_xs bpw:2.0 bpw:2.5 bpw:3.0 bpw:3.5 bpw:4.0 bpw:4.5}; do
   bpw=""; cells=""
   for m in "${methods[@]}"; do
     r=$(lmq_point "$point" "$m")
@@ -91,7 +91,7 @@ echo
 echo "llama.cpp with imatrix (32 chunks of the second half of docs-valid), $W chunks, $(date -u +%FT%TZ)"
 echo "| type | bpw | KLD mean |"
 echo "|---|---|---|"
-for t in ${LLAMA_TYPES:-Q2_K Q3_K_S Q3_K_M Q4_K_M Q5_K_M Q6_K IQ2_XXS IQ2_XS IQ3_XXS IQ3_S IQ4_XS}; do
+for t in ${LLAMA_TYPES:-Q2_K Q3_K_S Q3_K_M Q4_K_M Q5_K_M Q6_K IQ1_S IQ1_M IQ2_XXS IQ2_XS IQ3_XXS IQ3_S IQ4_XS}; do
   if ! "$bin/llama-quantize" --imatrix "$tmp/imatrix.dat" "$tmp/f32.gguf" "$tmp/l.gguf" "$t" 2 >"$tmp/lq.log" 2>&1; then
     echo "| $t | failed | |"
     continue

@@ -34,7 +34,8 @@ namespace iq {
 
 namespace {
 
-constexpr int kMaxEntries = 1024;  // the largest grid best_entry's table holds (iq2s_grid; the IQ1s' 4096 go through best_entry_iq1)
+// The largest grid best_entry's table holds (iq2s_grid; the IQ1s' 4096 go through best_entry_iq1).
+constexpr int kMaxEntries = 1024;
 constexpr int kIq1Entries = 2048;  // iq1s_grid
 constexpr int kSuperTries = 2;  // candidate super-scales per super-block
 
@@ -132,7 +133,8 @@ const Lattice& iq1m_lattice() {
 // {−1, 0, 1} on values 0-3 (A) and on 4-7 (B), each entry's error being A[a] + B[b]; the
 // patterns a are visited from the best A on, and one whose A[a] + min B cannot beat the best so
 // far is skipped with all its entries (float addition is monotone, so nothing better is lost).
-// Exact as the full search, about 10× fewer operations. Ties go to the first entry found.
+// Exact as the full search (the same minimum), 4.5× faster on a whole model (pure-iq1_m of
+// lmq-llama3-9m: 27 s → 6 s). Ties go to the first entry found.
 int best_entry_iq1(const Lattice& L, const float* x, const float* w, float s, float* err, int e0, int e1) {
   float best = INFINITY;
   int best_e = e0;
@@ -177,7 +179,7 @@ int best_entry_iq1(const Lattice& L, const float* x, const float* w, float s, fl
 int best_entry(const Lattice& L, const float* x, const float* w, float s, float* err, int e0 = 0, int e1 = -1) {
   if (e1 < 0) e1 = L.n;
   if (L.signed_grid) return best_entry_iq1(L, x, w, s, err, e0, e1);
-  std::array<float, kMaxEntries> cost;  // only [e0, e1) used: zeroing the rest would cost the small grids
+  std::array<float, kMaxEntries> cost;  // only [e0, e1) used (zeroing it all would cost the small grids)
   std::fill(cost.begin() + e0, cost.begin() + e1, 0.f);
   for (int j = 0; j < L.group; ++j) {
     const float* gj = L.g.data() + size_t(j) * size_t(L.n);

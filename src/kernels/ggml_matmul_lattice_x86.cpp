@@ -1,9 +1,10 @@
-// AVX-512 VNNI kernel of the lattice i-quants (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M), one part
-// of ggml_matmul_x86.cpp's tiles of 4 rows × up to 4 tokens. Per row and 64 values (two
-// sub-blocks of 32) the weights are built once as bytes u = w + 64 ∈ [2, 126]: the grid entries
-// gathered by their indices (8 entries of 8 bytes, or 16 of 4), each byte's sign from the stored
-// sign bits (IQ2_S, IQ3_S: as they are; the others: ksigns_iq2xs[s] = s | parity(s) << 7) as a
-// byte mask that turns 64 + g into 64 − g (the IQ1s: 64 + 8g ± 1, their grid bytes signed). vpdpbusd against each token's int8 activations, then
+// AVX-512 VNNI kernel of the lattice i-quants (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S,
+// IQ1_M), one part of ggml_matmul_x86.cpp's tiles of 4 rows × up to 4 tokens. Per row and 64
+// values (two sub-blocks of 32) the weights are built once as bytes u = w + 64 ∈ [2, 126]: the
+// grid entries gathered by their indices (8 entries of 8 bytes, or 16 of 4), each byte's sign
+// from the stored sign bits (IQ2_S, IQ3_S: as they are; the others: ksigns_iq2xs[s] = s |
+// parity(s) << 7) as a byte mask that turns 64 + g into 64 − g (the IQ1s, whose grid bytes are
+// signed: 64 + 8g ± 1, the delta's sign as a byte mask). vpdpbusd against each token's int8 activations, then
 // Σw·q_x = Σu·q_x − 64·Σq_x per 16 values, the 16-value multipliers and the float epilogue as
 // Q6_K's (sym16_half, ggml_vnni.h): every integer exact, the float operations those of the scalar
 // specification (ggml_matmul_lattice.cpp) in its order, so the results equal it bit for bit.
