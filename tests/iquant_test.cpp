@@ -53,16 +53,6 @@ uint64_t fnv(uint64_t h, const float* y, size_t n) {
 }
 constexpr uint64_t kFnvSeed = 1469598103934665603ull;
 
-// A block's f16 scale d: its first two bytes, or (IQ1_M) the top nibbles of its 4 scale words at 48.
-void set_d(Format f, std::vector<uint8_t>& b, size_t block, uint16_t d) {
-  const size_t at = block * ggml_block_bytes(f);
-  if (f != Format::IQ1_M) return put16(b, at, d);
-  for (int k = 0; k < 4; ++k) {
-    uint8_t& hi = b[at + 48 + 2 * size_t(k) + 1];
-    hi = uint8_t((hi & 0x0f) | (d >> 4 * k & 15) << 4);
-  }
-}
-
 }  // namespace
 
 TEST(IQuant, TableRowsAreGgmls) {
@@ -243,7 +233,7 @@ TEST(IQuant, Iq1MHandBuiltBlock) {
     b[size_t(34 + l / 2)] = uint8_t(b[size_t(34 + l / 2)] | ((idx[l] >> 8) | (neg[l] ? 8 : 0)) << 4 * (l % 2));
   }
   put16(b, 48, uint16_t((3 | 6 << 3) << 6));  // sc[0]: sub-block 1's scales at bits 6 and 9
-  set_d(Format::IQ1_M, b, 0, 0x4000);         // d = 2
+  lmq::test::set_block_d(Format::IQ1_M, b.data(), 0x4000);  // d = 2
   const auto y = dequant(Format::IQ1_M, b);
   auto val = [](uint64_t e, int j) { return float(int8_t(e >> 8 * j & 0xff)); };
   for (int l = 0; l < 4; ++l)
@@ -273,7 +263,7 @@ TEST(IQuant, RandomBlocksMatchLlamaCpp) {
       x = x * 6364136223846793005ull + 1442695040888963407ull;
       c = uint8_t(x >> 56);
     }
-    for (size_t b = 0; b < 4; ++b) set_d(f, q, b, 0x2e66);
+    for (size_t b = 0; b < 4; ++b) lmq::test::set_block_d(f, q.data() + b * bb, 0x2e66);
     const auto y = dequant(f, q);
     EXPECT_EQ(fnv(kFnvSeed, y.data(), y.size()), want[t].second) << format_traits(f).name;
   }
@@ -372,10 +362,10 @@ TEST(BadInputIQuant, NonFiniteScalesAndExtremeBytes) {
   for (Format f : {Format::IQ4_NL, Format::IQ4_XS, Format::IQ2_XXS, Format::IQ2_XS, Format::IQ2_S, Format::IQ3_XXS,
                    Format::IQ3_S, Format::IQ1_S, Format::IQ1_M}) {
     std::vector<uint8_t> b(ggml_block_bytes(f), 0xff);
-    set_d(f, b, 0, 0x3c00);
+    lmq::test::set_block_d(f, b.data(), 0x3c00);
     for (float v : dequant(f, b)) EXPECT_TRUE(std::isfinite(v)) << format_traits(f).name;
     for (uint16_t d : {uint16_t(0x7e00), uint16_t(0x7c00)}) {  // NaN, +Inf
-      set_d(f, b, 0, d);
+      lmq::test::set_block_d(f, b.data(), d);
       bool any_bad = false;
       for (float v : dequant(f, b)) any_bad = any_bad || !std::isfinite(v);
       EXPECT_TRUE(any_bad) << format_traits(f).name;
