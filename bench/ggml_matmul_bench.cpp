@@ -16,6 +16,7 @@
 
 #include "lmq/codecs/format_traits.h"
 #include "lmq/codecs/ggml_blocks.h"
+#include "lmq/codecs/ggml_interleave.h"
 #include "lmq/codecs/ggml_repack.h"
 #include "lmq/kernels/act_quant.h"
 #include "lmq/kernels/ggml_matmul.h"
@@ -92,7 +93,51 @@ void BM_GgmlMatmul(benchmark::State& st) {
   st.SetLabel(std::string(format_name(f)) + " " + (repacked ? "lmq_int_avx2_repacked" : int_kernel_name(k)));
 }
 
+// Decode at a real size: T = 1 over 8 weights of 4096 × 11008 (a 7B model's ffn_down; 200 to
+// 630 MB in all, far past the caches), one call per weight, so the weight bytes stream from DRAM
+// as in a token's decode. args: format (Q4_0, Q4_0_X16: the same blocks interleaved as a GGUF
+// load does on VNNI CPUs, Q8_0, Q4_K, Q6_K), threads. Compare bytes_per_second with
+// scripts/read-bandwidth.c's streaming read in the same minute.
+void BM_GgmlDecodeStream(benchmark::State& st) {
+  constexpr Format kStream[] = {Format::Q4_0, Format::Q4_0_X16, Format::Q8_0, Format::Q4_K, Format::Q6_K};
+  const Format f = kStream[st.range(0)];
+  const Format stored = f == Format::Q4_0_X16 ? Format::Q4_0 : f;
+  constexpr int64_t N = 4096, K = 11008, kWeights = 8;
+  if (!int_kernel_available(IntKernel::Avx512Vnni)) return st.SkipWithError("no AVX-512 VNNI");
+  const std::vector<uint8_t>& one = weight(stored, N, K);
+  std::vector<std::vector<uint8_t>> bytes(kWeights);
+  std::vector<Tensor> w;
+  for (auto& b : bytes) {  // copies of one quantized weight: distinct memory, the same work
+    b.resize(one.size());
+    if (f == Format::Q4_0_X16) q4_0x16_interleave(one.data(), N, K, 0, N / 16, b.data());
+    else b = one;
+    w.push_back(Tensor::view("w", f, N, K, b.data(), b.size()));
+  }
+  std::vector<float> x(static_cast<size_t>(K)), y(static_cast<size_t>(N));
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd;
+  for (auto& v : x) v = nd(rng);
+  QuantizedActs xq;
+  quantize_activations(x.data(), 1, K, ActQuant::DynamicAbsmax, 32, 32, xq);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(int(st.range(1)));
+  for (auto _ : st)
+    for (const Tensor& t : w) {
+      ggml_matmul_q(t, xq, y.data());
+      benchmark::DoNotOptimize(y.data());
+    }
+  omp_set_num_threads(threads);
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(one.size()) * kWeights);
+  st.SetLabel(std::string(format_name(f)) + " T=1");
+}
+
 }  // namespace
+
+BENCHMARK(BM_GgmlDecodeStream)
+    ->ArgNames({"fmt", "threads"})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 BENCHMARK(BM_GgmlMatmul)
     ->ArgNames({"fmt", "T", "kernel"})

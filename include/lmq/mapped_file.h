@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace lmq {
@@ -29,6 +30,12 @@ class MappedFile {
 // and would be read from the file again if touched. Pages shared with neighbouring bytes stay.
 // A hint: does nothing where the system declines.
 void release_mapped_pages(const void* p, size_t n);
+
+// n bytes of anonymous memory for weights a loader builds (Q4_0_X16's records), uninitialized,
+// 2 MiB-aligned with transparent huge pages asked for (madvise): decode streams such a buffer
+// once per token, and a huge page costs one TLB miss where 4 KiB pages cost 512. Throws
+// lmq::Error when the memory is not there.
+std::shared_ptr<uint8_t[]> weight_buffer(size_t n);
 
 // Reads a whole (small) file into a string: configs, JSON indexes, text.
 std::string read_text_file(const std::string& path);

@@ -8,6 +8,7 @@
 
 #include "ggml_rows.h"
 #include "lmq/codecs/format_traits.h"
+#include "lmq/codecs/ggml_interleave.h"
 #include "lmq/codecs/int_format.h"
 #include "lmq/codecs/iquant_blocks.h"
 #include "lmq/error.h"
@@ -78,12 +79,17 @@ constexpr FormatTraits kTraits[] = {
      nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, 0, -1},
     {Format::IQ1_M, "iq1_m", "iq1_m", "IQ1_M", 29, QK_K, 16, sizeof(block_iq1_m), true, true, dq_iq1_m, q_iq1_m,
      nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, -1, -1},
+    // Q4_0's blocks, 16 rows interleaved (codecs/ggml_interleave.h): only the integer kernels
+    // take it, dequantize_rows reads it; the 16 d of each record are checked by
+    // ggml_nonfinite_blocks
+    {Format::Q4_0_X16, "q4_0x16", "q4_0x16", "Q4_0_X16", -1, QK4_0, 32, sizeof(block_q4_0), false, true, nullptr,
+     nullptr, nullptr, nullptr, false, false, 0, ScaleType::F16, nullptr, true, -1, -1, 16},
 };
 
 constexpr bool in_enum_order() {
   for (size_t i = 0; i < std::size(kTraits); ++i)
     if (size_t(kTraits[i].format) != i) return false;
-  return std::size(kTraits) == size_t(Format::IQ1_M) + 1;
+  return std::size(kTraits) == size_t(Format::Q4_0_X16) + 1;
 }
 static_assert(in_enum_order(), "kTraits: one row per Format, in the enum's order");
 
@@ -122,6 +128,10 @@ uint64_t format_row_bytes(Format f, int64_t cols) {
   const FormatTraits& t = format_traits(f);
   if (f == Format::LMQ_INT) fail("format int: rows have no fixed byte size (scales are stored apart)");
   if (t.block_size == 1) return uint64_t(cols) * t.block_bytes;
+  if (t.row_group > 1) {  // interleaved rows: the bytes a row takes, on average
+    if (cols <= 0 || cols % t.block_size) fail("format {}: rows of {} values are not whole blocks", t.upper, cols);
+    return uint64_t(cols / t.block_size) * t.block_bytes;
+  }
   return ggml_row_bytes(f, cols);
 }
 
@@ -145,6 +155,15 @@ void dequantize_rows(const Tensor& t, int64_t row0, int64_t n, float* out) {
   if (t.format == Format::LMQ_INT) {
     quant::int_dequantize_rows(t.q, t.data, t.rows(), K, row0, n, out);
     if (t.in_perm) unpermute_inputs(t.in_perm, n, K, out);
+    return;
+  }
+  if (t.format == Format::Q4_0_X16) {  // each row's Q4_0 blocks gathered from its group's records
+    uint8_t blk[sizeof(ggml::block_q4_0)];
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t a = 0; a < K / ggml::QK4_0; ++a) {
+        q4_0x16_block(t.data, K, row0 + r, a, blk);
+        ggml_dequantize_row(Format::Q4_0, blk, out + r * K + a * ggml::QK4_0, ggml::QK4_0);
+      }
     return;
   }
   if (!tr.dequantize_row) fail("tensor '{}': int32 values are not weights", t.name);

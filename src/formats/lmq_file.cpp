@@ -20,7 +20,10 @@ const char* scale_type_name(ScaleType t) {
 }
 
 Format format_from_name(const std::string& s, const std::string& path) {
-  if (const std::optional<Format> f = format_by_name(s)) return *f;
+  if (const std::optional<Format> f = format_by_name(s)) {
+    if (format_traits(*f).row_group > 1) fail("{}: tensor format '{}' is an in-memory layout, never stored", path, s);
+    return *f;
+  }
   fail("{}: unknown tensor format '{}'", path, s);
 }
 

@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -52,6 +54,15 @@ void release_mapped_pages(const void* p, size_t n) {
   const auto page = uintptr_t(ps);
   const uintptr_t begin = (uintptr_t(p) + page - 1) / page * page, end = (uintptr_t(p) + n) / page * page;
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+std::shared_ptr<uint8_t[]> weight_buffer(size_t n) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  const size_t size = (std::max<size_t>(n, 1) + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, size);
+  if (!p) fail("cannot allocate {} bytes for weights", n);
+  ::madvise(p, size, MADV_HUGEPAGE);  // a hint: ignored where THP is off
+  return std::shared_ptr<uint8_t[]>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
 }
 
 std::string read_text_file(const std::string& path) {

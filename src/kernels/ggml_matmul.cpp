@@ -11,6 +11,7 @@
 #include "int_matmul_internal.h"
 #include "lmq/codecs/ggml_blocks.h"
 #include "lmq/codecs/format_traits.h"
+#include "lmq/codecs/ggml_interleave.h"
 #include "lmq/codecs/iquant_blocks.h"
 #include "lmq/error.h"
 #include "lmq/half.h"
@@ -87,13 +88,16 @@ void iq4_levels(const uint8_t* qs, uint8_t* q) {
     q[j] = uint8_t(ggml::kIq4nlValues[qs[j] & 15] + 128), q[j + 16] = uint8_t(ggml::kIq4nlValues[qs[j] >> 4] + 128);
 }
 
-// Q8_0 / Q4_0 / IQ4_NL (blocks of 32, one per activation block): row o, token t into the 8 slots.
+// Q8_0 / Q4_0 / IQ4_NL / Q4_0_X16 (blocks of 32, one per activation block): row o, token t into
+// the 8 slots. Q4_0_X16 is Q4_0 block for block, each gathered from its group's record.
 void slots_q32(const Args& a, const Acts& x, int64_t o, int64_t t, float* slot) {
-  const int64_t na = a.K / 32, bb = int64_t(ggml_block_bytes(a.f));
-  const bool q4 = a.f == Format::Q4_0;
+  const int64_t na = a.K / 32, bb = int64_t(format_traits(a.f).block_bytes);
+  const bool x16 = a.f == Format::Q4_0_X16, q4 = a.f == Format::Q4_0 || x16;
   uint8_t q[32];  // codes as u8: Q8_0's q + 128 (so q + 128 − 128 = q), Q4_0's nibbles, IQ4_NL's kv + 128
+  uint8_t gathered[sizeof(ggml::block_q4_0)];
   for (int64_t ia = 0; ia < na; ++ia) {
     const uint8_t* blk = a.w + o * a.row_bytes + ia * bb;
+    if (x16) q4_0x16_block(a.w, a.K, o, ia, gathered), blk = gathered;
     if (q4) {
       for (int j = 0; j < 16; ++j) q[j] = blk[2 + j] & 15, q[j + 16] = uint8_t(blk[2 + j] >> 4);
     } else if (a.f == Format::IQ4_NL) {
@@ -112,7 +116,7 @@ void slots_q32(const Args& a, const Acts& x, int64_t o, int64_t t, float* slot) 
 // The specification (ggml_matmul.h), written plainly.
 void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
   if (lattice_format(a.f)) return lattice_rows_scalar(a, x, o0, o1);
-  if (a.f == Format::Q8_0 || a.f == Format::Q4_0 || a.f == Format::IQ4_NL) {
+  if (a.f == Format::Q8_0 || a.f == Format::Q4_0 || a.f == Format::IQ4_NL || a.f == Format::Q4_0_X16) {
     for (int64_t o = o0; o < o1; ++o)
       for (int64_t t = 0; t < a.T; ++t) {
         float slot[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -198,20 +202,20 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
 bool ggml_matmul_supported(const Tensor& w, int64_t act_block) {
   const FormatTraits& f = format_traits(w.format);
   return f.ggml_matmul && w.shape.size() == 2 && act_block == 32 && w.cols() > 0 && w.cols() % f.block_size == 0 &&
-         w.rows() > 0;
+         w.rows() > 0 && w.rows() % f.row_group == 0;
 }
 
 namespace {
 
 ggk::Args args_of(const GgmlMatmulJob& j, int64_t T) {
   const Tensor& w = *j.w;
-  return {w.format, w.data, int64_t(ggml_row_bytes(w.format, w.cols())), w.rows(), w.cols(), T, j.bias, j.y};
+  return {w.format, w.data, int64_t(format_row_bytes(w.format, w.cols())), w.rows(), w.cols(), T, j.bias, j.y};
 }
 
 void check(const GgmlMatmulJob& j, const QuantizedActs& xq) {
   const Tensor& w = *j.w;
   if (!ggml_matmul_supported(w, 32)) fail("ggml_matmul: weight {} ({}) is not supported", w.name, format_name(w.format));
-  if (w.nbytes < uint64_t(w.rows()) * ggml_row_bytes(w.format, w.cols()))
+  if (w.nbytes < uint64_t(w.rows()) * format_row_bytes(w.format, w.cols()))
     fail("ggml_matmul: weight {} holds {} bytes, fewer than its shape needs", w.name, w.nbytes);
   if (xq.K != w.cols() || xq.block != 32 || xq.sum_group != 32)
     fail("ggml_matmul: weight {} needs activations of {} columns in blocks of 32 (got {} columns, block {}, sum group {})",
@@ -280,12 +284,20 @@ void run_vnni(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq) {
     reorder_q40(xq.q.data(), T, K, x.ld40, q40.data());
     x.q40 = q40.data();
   }
-  split_tiles(jobs, 4, [&](size_t j, int64_t a, int64_t b) { ggk::tiles_vnni(args_of(jobs[j], T), x, a, b); });
+  x.sx = xq.scale.data(), x.xs = xq.sums.data();
+  split_tiles(jobs, 4, [&](size_t j, int64_t a, int64_t b) {
+    const ggk::Args args = args_of(jobs[j], T);
+    // Q4_0_X16: 4 tiles make a group of 16 rows; the thread whose share starts inside a group
+    // leaves it to the one before (both round the same boundary up)
+    if (args.f == Format::Q4_0_X16) return ggk::groups_q40x16_vnni(args, x, (a + 3) / 4, (b + 3) / 4);
+    ggk::tiles_vnni(args, x, a, b);
+  });
 }
 
 }  // namespace
 
 bool ggml_matmul_has_simd() { return ggk::have_vnni() || ggk::have_avx2(); }
+bool ggml_matmul_takes_q4_0x16() { return ggk::have_vnni(); }
 
 void ggml_matmul_q(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq, IntKernel kern) {
   if (jobs.empty()) return;

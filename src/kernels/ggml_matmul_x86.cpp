@@ -403,7 +403,95 @@ LMQ_VNNI void tile_t(const Args& a, const VnniActs& x, const Tile& tl, int64_t o
   }
 }
 
+// Q4_0_X16, group of 16 rows (codecs/ggml_interleave.h) × NT tokens. A record's 4 loads of 64
+// bytes hold, in 32-bit lane r, 4 nibble bytes of row r: masked and shifted they are values
+// 4c..4c + 3 (low nibbles) and 16 + 4c.. (high) of each row, so vpdpbusd against the token's 4
+// activations at 4c (16 + 4c) broadcast to every lane sums straight into lane r: after 8 of
+// them lane r holds row r's Σq·q_x of the block, no reduction across lanes. Then the
+// specification's operations on 16 rows at once: I = Σq·q_x − 8·Σq_x, f = s_x·(d·float(I)),
+// slot[a mod 8] += f, the slots combined in intk::combine_slots's order.
+LMQ_VNNI inline __m512i bcast4(const int8_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// One record (block ia of the group's 16 rows) into slot j of each token.
+template <int NT>
+LMQ_VNNI inline void q40x16_block(const Args& a, const VnniActs& x, const uint8_t* rec, int64_t ia, int64_t t0,
+                                  __m512* slot_j) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F), zero = _mm512_setzero_si512();
+  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec)));
+  __m512i lo[4], hi[4];
+  for (int c = 0; c < 4; ++c) {
+    const __m512i w = _mm512_loadu_si512(rec + 32 + 64 * c);
+    lo[c] = _mm512_and_si512(w, low4);
+    hi[c] = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+  }
+  const int64_t na = a.K / 32;
+  for (int t = 0; t < NT; ++t) {
+    const int8_t* xp = x.q + (t0 + t) * a.K + 32 * ia;
+    __m512i s0 = zero, s1 = zero;  // two chains: the low nibbles' products, the high ones'
+    for (int c = 0; c < 4; ++c) {
+      s0 = _mm512_dpbusd_epi32(s0, lo[c], bcast4(xp + 4 * c));
+      s1 = _mm512_dpbusd_epi32(s1, hi[c], bcast4(xp + 16 + 4 * c));
+    }
+    const int64_t ba = (t0 + t) * na + ia;
+    const __m512i I = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(8 * x.xs[ba]));
+    const __m512 v = _mm512_mul_ps(_mm512_set1_ps(x.sx[ba]), _mm512_mul_ps(d, _mm512_cvtepi32_ps(I)));
+    slot_j[t * 8] = _mm512_add_ps(slot_j[t * 8], v);
+  }
+}
+
+// Bytes ahead of the record being read that are fetched into L2: the groups of a thread's share
+// are one sequential range, and the hardware's prefetchers stop at 4 KiB pages. Into L2 (T1), far
+// ahead: more misses in flight than L1's buffers allow. Measured (BM_GgmlDecodeStream, medians of
+// 5, the shared 2-core host): T1 at 8 KiB 19.4-20.4 GiB/s on one thread and 28.7-35.6 on two,
+// against T0 at 2 KiB's 13.7-14.5 and 22.6-22.9 (docs/results.md).
+constexpr int64_t kX16Ahead = 8192;
+
+template <int NT>
+LMQ_VNNI void q40x16_group(const Args& a, const VnniActs& x, int64_t g, int64_t t0) {
+  constexpr int64_t kRec = 288;
+  const int64_t na = a.K / 32;
+  const uint8_t* w = a.w + g * na * kRec;
+  __m512 slot[NT][8];  // lane r: row 16g + r
+  for (int t = 0; t < NT; ++t)
+    for (int j = 0; j < 8; ++j) slot[t][j] = _mm512_setzero_ps();
+  for (int64_t ia0 = 0; ia0 < na; ia0 += 8) {
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      const int64_t ia = ia0 + j;
+      if (ia >= na) break;
+      const uint8_t* rec = w + ia * kRec;
+      for (int64_t l = 0; l < kRec; l += 64) _mm_prefetch(reinterpret_cast<const char*>(rec + kX16Ahead + l), _MM_HINT_T1);
+      q40x16_block<NT>(a, x, rec, ia, t0, &slot[0][j]);
+    }
+  }
+  const int64_t o = 16 * g;
+  const __m512 bias = a.bias ? _mm512_loadu_ps(a.bias + o) : _mm512_setzero_ps();
+  for (int t = 0; t < NT; ++t) {
+    const __m512* s = slot[t];  // intk::combine_slots, lane by lane
+    __m512 y = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s[0], s[4]), _mm512_add_ps(s[2], s[6])),
+                             _mm512_add_ps(_mm512_add_ps(s[1], s[5]), _mm512_add_ps(s[3], s[7])));
+    if (a.bias) y = _mm512_add_ps(y, bias);
+    _mm512_storeu_ps(a.y + (t0 + t) * a.N + o, y);
+  }
+}
+
 }  // namespace
+
+void groups_q40x16_vnni(const Args& a, const VnniActs& x, int64_t g0, int64_t g1) {
+  for (int64_t g = g0; g < g1; ++g)
+    for (int64_t t0 = 0; t0 < a.T; t0 += 4) {
+      switch (std::min<int64_t>(4, a.T - t0)) {
+        case 1: q40x16_group<1>(a, x, g, t0); break;
+        case 2: q40x16_group<2>(a, x, g, t0); break;
+        case 3: q40x16_group<3>(a, x, g, t0); break;
+        default: q40x16_group<4>(a, x, g, t0); break;
+      }
+    }
+}
 
 void tiles_vnni(const Args& a, const VnniActs& x, int64_t tile0, int64_t tile1) {
   for (int64_t tile = tile0; tile < tile1; ++tile) {

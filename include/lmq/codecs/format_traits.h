@@ -47,6 +47,9 @@ struct FormatTraits {
   // refused at load (ggml_nonfinite_blocks, codecs/ggml_repack.h).
   bool ggml_matmul;
   int d_at, dmin_at;
+  // Rows stored together (1: row-major, each row its own run of blocks). Q4_0_X16 interleaves 16
+  // (codecs/ggml_interleave.h): an in-memory layout the kernels read, never written to a file.
+  int64_t row_group = 1;
 };
 
 const FormatTraits& format_traits(Format f);

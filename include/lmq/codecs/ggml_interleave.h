@@ -1,0 +1,51 @@
+// Q4_0_X16: GGUF Q4_0 weights with 16 rows interleaved, an in-memory layout the integer kernels
+// read faster than Q4_0's own (never stored in a file; the lmq file reader refuses its name).
+//
+// Why. A decoded token streams every weight once, and Q4_0's blocks are 18 bytes (an f16 d, then
+// 16 bytes of nibbles), so in the file's row-major order a kernel that reads 16 rows at a time
+// follows 16 streams and gathers each row's d and nibbles from odd offsets. Here the 16 rows'
+// block a sits in one 288-byte record (block_q4_0x16): their 16 d side by side, then their nibble
+// bytes 4 at a time, so one 64-byte load holds 4 bytes (8 values) of each of the 16 rows: the
+// 32-bit lane r of that load is row r, which is the lane vpdpbusd sums into. A tensor of R rows
+// (R a multiple of 16) and K values per row (K a multiple of 32, nb = K/32 blocks) is R/16
+// groups, group g = rows 16g .. 16g + 15, each nb records in increasing a; 18 bytes per 32 values
+// as Q4_0 (the same size). llama.cpp repacks Q4_0 for its CPU kernels in the same spirit
+// (block_q4_0x8, 8 rows interleaved 8 bytes at a time); this layout is lmq's own.
+//
+// Record a of group g (rows 16g + r, r = 0..15), from row r's Q4_0 block a (d, qs[16]):
+//   d[r]        = that block's d (f16 bits)
+//   qs[c][r][m] = that block's qs[4c + m], c = 0..3, m = 0..3
+// so value j (0..31) of row r is the low nibble of qs[(j mod 16) / 4][r][j mod 4] when j < 16,
+// the high nibble when j ≥ 16, and x = d·(nibble − 8) exactly as Q4_0. Moving bytes only: the
+// values are the file's bit for bit.
+#pragma once
+#include <cstdint>
+
+#include "lmq/tensor.h"
+
+namespace lmq {
+
+namespace ggml {
+struct block_q4_0x16 {
+  uint16_t d[16];
+  uint8_t qs[4][16][4];
+};
+static_assert(sizeof(block_q4_0x16) == 288);
+}  // namespace ggml
+
+// Whether t (its format, shape) can be interleaved: Q4_0, 2-D, rows a multiple of 16.
+bool q4_0x16_eligible(const Tensor& t);
+
+// Interleaves groups [g0, g0 + n) of the Q4_0 tensor at src (rows × cols, row-major blocks) into
+// out (the whole Q4_0_X16 tensor, as many bytes as src); disjoint group ranges may run in
+// parallel. Returns how many blocks have a NaN/Inf d (the caller refuses such a tensor, as for
+// the blocks read in place: codecs/ggml_repack.h).
+int64_t q4_0x16_interleave(const uint8_t* src, int64_t rows, int64_t cols, int64_t g0, int64_t n, uint8_t* out);
+
+// Row `row`'s Q4_0 block a (18 bytes) out of the Q4_0_X16 tensor at w of cols values per row.
+void q4_0x16_block(const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block);
+
+// How many d of the nrec records at src are NaN/Inf.
+int64_t q4_0x16_nonfinite(const uint8_t* src, int64_t nrec);
+
+}  // namespace lmq
