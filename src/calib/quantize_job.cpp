@@ -120,7 +120,9 @@ Source load_source(const QuantizeJob& q) {
   if (ro.heads && ro.kind == quant::Rotation::None)
     fail("--rotate-heads: needs --rotate hadamard or --rotate random-orthogonal");
   Source s;
-  s.model = Model::load(q.model);
+  // A GGUF source's blocks stay in the map (scales checked): quantizing reads its rows, so
+  // interleaving or repacking them would only copy the model into anonymous memory.
+  s.model = Model::load(q.model, LoadOptions{.ggml_in_place = true});
   if (ro.kind == quant::Rotation::None) return s;
   const uint64_t need = quant::rotation_memory_bytes(*s.model);
   require_available_memory(need, fmt::format("lmq quantize --rotate {} {}", q.rotate, q.model),

@@ -79,11 +79,11 @@ constexpr FormatTraits kTraits[] = {
      nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, 0, -1},
     {Format::IQ1_M, "iq1_m", "iq1_m", "IQ1_M", 29, QK_K, 16, sizeof(block_iq1_m), true, true, dq_iq1_m, q_iq1_m,
      nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, -1, -1},
-    // Q4_0's blocks, 16 rows interleaved (codecs/ggml_interleave.h): only the integer kernels
-    // take it, dequantize_rows reads it; the 16 d of each record are checked by
-    // ggml_nonfinite_blocks
+    // Q4_0's blocks, 16 rows interleaved (codecs/ggml_interleave.h): the integer kernels read it,
+    // dequantize_rows (so lmq::matmul) gathers each row's blocks; the 16 d of each record are
+    // checked by ggml_nonfinite_blocks
     {Format::Q4_0_X16, "q4_0x16", "q4_0x16", "Q4_0_X16", -1, QK4_0, 32, sizeof(block_q4_0), false, true, nullptr,
-     nullptr, nullptr, nullptr, false, false, 0, ScaleType::F16, nullptr, true, -1, -1, 16},
+     nullptr, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, -1, -1, 16},
 };
 
 constexpr bool in_enum_order() {
