@@ -11,7 +11,7 @@ namespace lmq {
 
 namespace {
 constexpr int64_t kRows = 16, kQ40 = sizeof(ggml::block_q4_0), kRec = sizeof(ggml::block_q4_0x16);
-bool finite_f16(const uint8_t* p) { return (p[1] & 0x7c) != 0x7c; }  // exponent not all ones
+using ggml::finite_f16;
 }  // namespace
 
 bool q4_0x16_eligible(const Tensor& t) {

@@ -31,9 +31,6 @@ void iq4_codes(const uint8_t* qs, uint8_t* u) {
 
 }  // namespace
 
-// An f16 field that is a number (exponent bits not all ones: not Inf or NaN).
-static bool finite_f16(const uint8_t* p) { return (p[1] & 0x7c) != 0x7c; }
-
 // Q8_0 bytes q → u = q + 128 (flipping the sign bit); the f16 d, bits unchanged.
 bool rp_q8_0(const uint8_t* b, uint8_t* u, uint8_t* scales) {
   std::memcpy(scales, b, 2);

@@ -34,6 +34,8 @@ inline uint64_t u64_at(const uint8_t* p) {
   std::memcpy(&v, p, 8);
   return v;
 }
+// Whether the little-endian f16 field at p is a number (exponent bits not all ones: not Inf/NaN).
+inline bool finite_f16(const uint8_t* p) { return (p[1] & 0x7c) != 0x7c; }
 
 inline constexpr int QK4_0 = 32, QK4_1 = 32, QK5_0 = 32, QK5_1 = 32, QK8_0 = 32;
 inline constexpr int QK_K = 256;          // super-block size of the K-quants
