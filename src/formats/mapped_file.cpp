@@ -61,8 +61,8 @@ std::shared_ptr<uint8_t[]> weight_buffer(size_t n) {
   // to 2 MiB per tensor (measured: +307 MiB of RSS over a 7B model's 224 Q4_0 linears).
   constexpr size_t kHuge = size_t(2) << 20, kPage = 4096;
   const size_t size = (std::max<size_t>(n, 1) + kPage - 1) / kPage * kPage;
-  void* p = std::aligned_alloc(kHuge, size);
-  if (!p) fail("cannot allocate {} bytes for weights", n);
+  void* p = nullptr;  // posix_memalign: aligned_alloc wants a size that is a multiple of the alignment
+  if (::posix_memalign(&p, kHuge, size) != 0) fail("cannot allocate {} bytes for weights", n);
   ::madvise(p, size, MADV_HUGEPAGE);  // a hint: ignored where THP is off
   return std::shared_ptr<uint8_t[]>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
 }
