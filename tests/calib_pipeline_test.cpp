@@ -181,7 +181,10 @@ StatsMap pipeline_stats(const std::vector<std::vector<int>>& wins, int threads, 
   prepare_calibrated(llama(), plan, c);
   omp_set_num_threads(before);
   *bytes = "";
-  for (const auto& [name, tp] : plan.tensors) bytes->append(tp.bytes.begin(), tp.bytes.end());
+  for (const auto& [name, tp] : plan.tensors) {
+    const std::vector<uint8_t> b = tp.bytes.read();
+    bytes->append(b.begin(), b.end());
+  }
   return load_stats(path);
 }
 }  // namespace

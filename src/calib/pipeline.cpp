@@ -1,5 +1,6 @@
 #include "lmq/calib/pipeline.h"
 
+#include <malloc.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -399,7 +400,7 @@ void run_group(const Model& src, HessianGroup& g, const CalibQuantOptions& c, Ca
     std::vector<float> w(size_t(t.numel())), back(w.size());
     dequantize_rows(t, 0, rows, w.data());
     const std::vector<float>& wq = j->wq ? *j->wq : w;
-    j->planned->bytes.resize(j->store.bytes(rows, K));
+    j->planned->bytes.held().resize(j->store.bytes(rows, K));
     double t0 = thread_cpu_seconds();
     try {
       if (gptq && !go.inverse) {
@@ -417,7 +418,7 @@ void run_group(const Model& src, HessianGroup& g, const CalibQuantOptions& c, Ca
         t0 = t1;
       }
       const float* wm = c.asymmetric() ? target.data() : wq.data();
-      j->planned->stats = j->store.quantize(c, go, wm, rows, K, *j->sq, j->planned->bytes.data(), back.data());
+      j->planned->stats = j->store.quantize(c, go, wm, rows, K, *j->sq, j->planned->bytes.held().data(), back.data());
     } catch (const Error& e) {
       fail("{}: tensor '{}': {}", src.path(), t.name, e.what());
     }
@@ -495,7 +496,7 @@ void calibrate_block(const Model& src, std::vector<LinearJob>& jobs, AwqBlock* a
     const int64_t rows = j.t->rows(), stride = report_stride(rows);
     rep.layers.push_back({j.t->name, j.err, j.rtn_err, rows, (rows + stride - 1) / stride});
     if (awq) awq->weights.erase(j.t->name);  // stored quantized; what is left is stored as floats
-    calibrated.put(j.store.stored(*j.t, j.planned->bytes));
+    calibrated.put(j.store.stored(*j.t, j.planned->bytes.held()));
   }
 }
 
@@ -546,10 +547,16 @@ CalibMemory estimate_calibration_memory(const Model& m, const QuantPlan& plan, M
   const uint64_t T = uint64_t(std::max(threads > 0 ? threads : omp_get_max_threads(), 1));
   const uint64_t len = uint64_t(std::max<int64_t>(window_len, 1));
   r.hidden = uint64_t(windows) * len * uint64_t(c.hidden) * sizeof(float) * (asymmetric ? 2 : 1);
-  for (const LayerWeights& lw : m.layers())
+  uint64_t all = 0, largest = 0;  // the calibrated linears' bytes: all blocks', the largest block's
+  for (const LayerWeights& lw : m.layers()) {
+    uint64_t block = 0;
     for (const Tensor* t : block_linears(lw))
       if (const TensorTarget* target = plan.target(t->name); target && LinearStore::calibrated(*target))
-        if (method != Method::AwMse) r.plan += LinearStore{*target}.bytes(t->rows(), t->cols());
+        if (method != Method::AwMse) block += LinearStore{*target}.bytes(t->rows(), t->cols());
+    all += block, largest = std::max(largest, block);
+  }
+  r.plan = plan.spill ? largest : all;  // with a spill file only the block being worked on is held
+  r.spilled = plan.spill ? all : 0;
   // one block (every block has the shapes of the first)
   uint64_t dense = 0, stats = 0, hessians = 0;
   std::map<std::string, uint64_t> keys;  // stat_key → K
@@ -703,6 +710,12 @@ void prepare_calibrated(const Model& src, QuantPlan& plan, const CalibQuantOptio
           Model::with_tensors(src, std::move(calibrated), src.path() + " [calibrated block " + std::to_string(l) + "]");
       run_block(*mixed, l, h, c.windows, nullptr, true, c.precision, rep.cpu);
       calib_s += since(t2);
+    }
+    // block l is done: its stored bytes move to the spill file, and the heap's free pages go back
+    // (the threads' arenas keep them otherwise), so the blocks done do not add up in memory
+    if (plan.spill) {
+      for (const LinearJob& j : jobs) j.planned->bytes.spill(plan.spill);
+      malloc_trim(0);
     }
   }
   if (c.asymmetric()) {

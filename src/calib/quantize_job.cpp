@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "lmq/calib/w8a8.h"
 #include "lmq/codecs/format_traits.h"
 #include "lmq/codecs/iquant_lattice.h"
 #include "lmq/error.h"
+#include "lmq/formats/spill_file.h"
 #include "lmq/mapped_file.h"
 #include "lmq/model/memory_limit.h"
 #include "lmq/model/model.h"
@@ -139,11 +141,22 @@ BlockProgress block_progress(Method m, const QuantizeHooks& hooks) {
   return m == Method::Rtn || m == Method::Mse ? BlockProgress{} : hooks.blocks;
 }
 
+// GPTQ and AWQ fill the plan with each calibrated linear's bytes long before the writer runs;
+// once their block is done they go to a nameless file beside the output (formats/spill_file.h),
+// so the blocks done stay on disk, not in memory (GPTQ int4 at 7B: 3.4 GB).
+void spill_beside_output(QuantPlan& plan, const QuantizeJob& q) {
+  const Method m = parse_method(q.method);
+  if (m != Method::Gptq && m != Method::Awq && m != Method::AwqGptq) return;
+  const std::filesystem::path dir = std::filesystem::path(q.out).parent_path();
+  plan.spill = std::make_shared<SpillFile>(dir.empty() ? std::string(".") : dir.string());
+}
+
 // Refuses, before any work, a job whose estimated peak memory exceeds what the machine has
 // available: calibration's (estimate_calibration_memory) plus the writer's, which holds one
 // tensor at a time (its floats, its codes and the error measurement's copy: 1.5× the largest
 // tensor's floats, measured 1.27× on a 1.1B model). --target-bpw's sensitivity probes are not
-// counted.
+// counted. With a spill file the calibrated linears need their bytes twice on its disk (the
+// spill, then the output the writer makes from it); a disk without them is refused as well.
 uint64_t check_memory(const Model& m, const QuantPlan& plan, const QuantizeJob& q, uint64_t held) {
   const Method method = parse_method(q.method);
   uint64_t largest = 0;
@@ -160,6 +173,13 @@ uint64_t check_memory(const Model& m, const QuantPlan& plan, const QuantizeJob& 
                   "block's working set, {:.2f} GiB the writer's largest tensor{}",
                   double(c.hidden) / GiB, double(c.plan) / GiB, double(c.block) / GiB, double(writer) / GiB,
                   held ? fmt::format(", {:.2f} GiB the rotated weights", double(held) / GiB) : ""));
+  if (c.spilled) {
+    const uint64_t free = free_disk_bytes(plan.spill->dir());
+    if (free < 2 * c.spilled)
+      fail("lmq quantize {}: needs {:.2f} GiB of disk in {} (the calibrated linears, {:.2f} GiB, held in a temporary "
+           "file until the writer copies them into the output); {:.2f} GiB free there",
+           q.model, 2 * double(c.spilled) / GiB, plan.spill->dir(), double(c.spilled) / GiB, double(free) / GiB);
+  }
   return c.total() + writer + held;
 }
 
@@ -178,6 +198,7 @@ QuantizeOutcome quantize_gguf(const QuantizeJob& q, const QuantizeHooks& hooks) 
   o.imatrix = method == Method::AwMse || method == Method::Awq || method == Method::AwqGptq || q.hessian_fit;
   // the straight line: targets (llama.cpp's recipe) → mixed precision → calibration → writer
   QuantPlan plan = plan_gguf_targets(*m, o);
+  spill_beside_output(plan, q);
   const uint64_t estimate = check_memory(*m, plan, q, src.held_bytes);  // before the calibration windows are cut
   CalibQuantOptions cq = calib_options(q, *m);
   if (q.hessian_fit && cq.method != Method::Gptq && cq.method != Method::AwqGptq)
@@ -245,6 +266,7 @@ QuantizeOutcome quantize_hf(const QuantizeJob& q, const QuantizeHooks& hooks) {
   // the straight line: targets → (checked) → calibration → W8A8 folding → writer
   QuantPlan plan = plan_hf_targets(*m, h);
   check_hf_targets(*m, plan, h);
+  spill_beside_output(plan, q);
   const uint64_t estimate = check_memory(*m, plan, q, src.held_bytes);  // before the calibration windows are cut
   CalibQuantOptions cq = calib_options(q, *m);
   cq.target_name = h.q.scheme.to_string();
@@ -288,6 +310,7 @@ QuantizeOutcome run_quantize_job(const QuantizeJob& q, const QuantizeHooks& hook
 
   // the straight line: targets (--scheme, --override) → mixed precision → calibration → writer
   QuantPlan plan = plan_targets(*m, o);
+  spill_beside_output(plan, q);
   const uint64_t estimate = check_memory(*m, plan, q, src.held_bytes);  // before the calibration windows are cut
   CalibQuantOptions cq = calib_options(q, *m);
   cq.target_name = o.scheme.to_string();

@@ -452,7 +452,7 @@ GgufExportReport export_gguf(const Model& src, const std::string& out, const Ggu
       rs.values = f.data();
     }
     const bool given = tp && !tp->bytes.empty() && is_2d;
-    if (given) bytes = tp->bytes;
+    if (given) bytes = tp->bytes.read();
     if (given && it.permute_heads) permute_rows(bytes.data(), rows, size_t(ggml_row_bytes(it.type, cols)), it.permute_heads);
     const float* imp = nullptr;
     std::vector<float> ones;

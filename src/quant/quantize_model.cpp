@@ -176,7 +176,7 @@ quant::QuantStats quantize_one(const Model& src, const Tensor& t, const LmqTenso
     LMQ_CHECK(spec.format == Format::LMQ_INT && tp->bytes.size() == spec.nbytes,
               "prequantized tensor '{}' has {} bytes, the plan {} ({})", t.name, tp->bytes.size(), spec.nbytes,
               spec.scheme);
-    bytes = tp->bytes;
+    bytes = tp->bytes.read();
     return tp->stats;
   }
   if (t.format == Format::I32) {  // integer values (W8A8 biases): stored exactly as given

@@ -109,12 +109,14 @@ using BlockProgress = std::function<void(int block, int n_blocks, const std::str
 
 // The peak memory prepare_calibrated needs, estimated from the shapes before any work: the
 // windows' hidden states (kept between blocks), the calibrated linears' bytes the plan holds
-// until the writer runs, and the largest of one block's phases: statistics (the block's F32
+// (until the writer runs; with a spill file, QuantPlan::spill, only the block's being worked
+// on — the rest are `spilled`, on disk), and the largest of one block's phases: statistics (the block's F32
 // copy, or bf16 with CalibPrecision::Bf16, each key's double accumulator, each thread's float batch and activations, the finished
 // Hessians), the method (GPTQ's state of the `threads` largest linears side by side), and the
 // propagation pass. Zero for rtn and mse.
 struct CalibMemory {
   uint64_t hidden = 0, plan = 0, block = 0;
+  uint64_t spilled = 0;  // the plan's bytes moved to its spill file (disk, not memory)
   uint64_t total() const { return hidden + plan + block; }
 };
 CalibMemory estimate_calibration_memory(const Model& m, const QuantPlan& plan, Method method, int64_t windows,
