@@ -83,7 +83,8 @@ constexpr FormatTraits kTraits[] = {
     // dequantize_rows (so lmq::matmul) gathers each row's blocks; the 16 d of each record are
     // checked by ggml_nonfinite_blocks
     {Format::Q4_0_X16, "q4_0x16", "q4_0x16", "Q4_0_X16", -1, QK4_0, 32, sizeof(block_q4_0), false, true, nullptr,
-     nullptr, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, -1, -1, 16},
+     nullptr, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, -1, -1, 16, Format::Q4_0,
+     q4_0x16_block},
 };
 
 constexpr bool in_enum_order() {
@@ -157,12 +158,12 @@ void dequantize_rows(const Tensor& t, int64_t row0, int64_t n, float* out) {
     if (t.in_perm) unpermute_inputs(t.in_perm, n, K, out);
     return;
   }
-  if (t.format == Format::Q4_0_X16) {  // each row's Q4_0 blocks gathered from its group's records
-    uint8_t blk[sizeof(ggml::block_q4_0)];
+  if (tr.row_group > 1) {  // interleaved rows: each row's blocks gathered from its group's records
+    std::vector<uint8_t> blk(tr.block_bytes);
     for (int64_t r = 0; r < n; ++r)
-      for (int64_t a = 0; a < K / ggml::QK4_0; ++a) {
-        q4_0x16_block(t.data, K, row0 + r, a, blk);
-        ggml_dequantize_row(Format::Q4_0, blk, out + r * K + a * ggml::QK4_0, ggml::QK4_0);
+      for (int64_t a = 0; a < K / tr.block_size; ++a) {
+        tr.gather_block(t.data, K, row0 + r, a, blk.data());
+        ggml_dequantize_row(tr.group_of, blk.data(), out + r * K + a * tr.block_size, tr.block_size);
       }
     return;
   }

@@ -12,6 +12,14 @@ namespace lmq {
 namespace {
 constexpr int64_t kRows = 16, kQ40 = sizeof(ggml::block_q4_0), kRec = sizeof(ggml::block_q4_0x16);
 using ggml::finite_f16;
+
+// The one byte mapping between row r's Q4_0 block and its place in the record (the header's d[r]
+// and qs[c][r][m]): copy(record offset, block offset, n) moves n bytes whichever way the caller goes.
+template <typename Copy>
+void block_pieces(int64_t r, Copy&& copy) {
+  copy(2 * r, 0, 2);
+  for (int64_t c = 0; c < 4; ++c) copy(32 + 64 * c + 4 * r, 2 + 4 * c, 4);
+}
 }  // namespace
 
 bool q4_0x16_eligible(const Tensor& t) {
@@ -30,8 +38,7 @@ int64_t q4_0x16_interleave(const uint8_t* src, int64_t rows, int64_t cols, int64
       for (int64_t r = 0; r < kRows; ++r) {
         const uint8_t* blk = src + ((g * kRows + r) * nb + a) * kQ40;
         bad += !finite_f16(blk);
-        std::memcpy(rec + 2 * r, blk, 2);
-        for (int64_t c = 0; c < 4; ++c) std::memcpy(rec + 32 + 64 * c + 4 * r, blk + 2 + 4 * c, 4);
+        block_pieces(r, [&](int64_t at_rec, int64_t at_blk, size_t n) { std::memcpy(rec + at_rec, blk + at_blk, n); });
       }
     }
   return bad;
@@ -40,8 +47,7 @@ int64_t q4_0x16_interleave(const uint8_t* src, int64_t rows, int64_t cols, int64
 void q4_0x16_block(const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block) {
   const int64_t nb = cols / ggml::QK4_0, r = row % kRows;
   const uint8_t* rec = w + ((row / kRows) * nb + a) * kRec;
-  std::memcpy(block, rec + 2 * r, 2);
-  for (int64_t c = 0; c < 4; ++c) std::memcpy(block + 2 + 4 * c, rec + 32 + 64 * c + 4 * r, 4);
+  block_pieces(r, [&](int64_t at_rec, int64_t at_blk, size_t n) { std::memcpy(block + at_blk, rec + at_rec, n); });
 }
 
 int64_t q4_0x16_nonfinite(const uint8_t* src, int64_t nrec) {

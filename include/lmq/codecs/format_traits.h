@@ -49,7 +49,11 @@ struct FormatTraits {
   int d_at, dmin_at;
   // Rows stored together (1: row-major, each row its own run of blocks). Q4_0_X16 interleaves 16
   // (codecs/ggml_interleave.h): an in-memory layout the kernels read, never written to a file.
+  // Interleaved, the rows are blocks of `group_of` (block_bytes and block_size are its), and
+  // gather_block copies row `row`'s block a out of a tensor of `cols` values per row.
   int64_t row_group = 1;
+  Format group_of = Format::F32;
+  void (*gather_block)(const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block) = nullptr;
 };
 
 const FormatTraits& format_traits(Format f);
