@@ -17,8 +17,10 @@
 #    --act-quant dynamic) and llama.cpp's `llama-bench -r 1` on the same GGUF file (llama.cpp's
 #    Q8_0 / Q4_0 also stand against lmq's int8 / int4 files);
 # 3. one table: model, format, weight bytes per token, pp512 and tg128 (median over the rounds;
-#    best in brackets), tg128 as a fraction of the bandwidth bound (median bandwidth ÷ bytes per
-#    token), and lmq's median tg128 ÷ llama.cpp's on the same file or type.
+#    best in brackets) for lmq and llama.cpp, lmq's median ÷ llama.cpp's on the same file or type
+#    (pp and tg), tg128 as a fraction of the bandwidth bound (median bandwidth ÷ bytes per token)
+#    for both, and each tool's decode stability (median ÷ best). The raw samples are kept beside the
+#    models ($SYNTH_DIR/bench-scale-DATE.samples).
 #
 # Needs: disk ≈ 6.5 GB for tinyllama-1.1b (2.2 GB bf16 + 4.3 GB of quantized files) and ≈ 40 GB
 # for llama2-7b (13.5 GB + 26 GB); time on 2 cores ≈ 5 min of generation and quantization plus
@@ -89,6 +91,9 @@ print("llama", sys.argv[1], pp, tg)' "$gguf" >>"$tmp/samples"
   echo "round $r/$ROUNDS done $(date -u +%T), $(uptime | sed 's/.*load/load/')" >&2
 done
 date -u; uptime
+kept=$SYNTH_DIR/bench-scale-$(date -u +%Y%m%dT%H%M%S).samples
+cp "$tmp/samples" "$kept"
+echo "samples: $kept"
 
 python3 - "$tmp/samples" "${rows[@]}" <<'EOF'
 import statistics as st, sys
@@ -96,17 +101,25 @@ samples = [l.split() for l in open(sys.argv[1])]
 bw = st.median(float(s[1]) for s in samples if s[0] == "bw")
 print(f"SYNTHETIC weights (text is noise; speed only). Streaming read bandwidth: median {bw:.2f} GB/s "
       f"over {sum(1 for s in samples if s[0] == 'bw')} rounds")
-print(f"{'model':<16} {'format':<18} {'MB/token':>9} {'pp512':>16} {'tg128':>16} {'tg/bound':>9} {'vs llama.cpp':>13}")
+print("pp512 / tg128: tok/s, median (best) over the rounds; llama.cpp's on the same GGUF file (lmq's int rows: the "
+      "GGUF type of the same width); bound = median bandwidth / MB per token; stable = tg median / best")
+print(f"{'model':<16} {'format':<18} {'MB/token':>9} {'lmq pp512':>16} {'llama pp512':>16} {'pp x':>6} "
+      f"{'lmq tg128':>16} {'llama tg128':>16} {'tg x':>6} {'tg/bound':>9} {'llama/bound':>12} {'stable':>7} {'llama stable':>12}")
+def cell(v):
+    return f"{st.median(v):>7.1f} ({max(v):>6.1f})" if v else f"{'-':>16}"
 for row in sys.argv[2:]:
-    name, _, _, gguf = row.split("|")
+    name, file, _, gguf = row.split("|")
     key = name.replace(" ", "_")
     mine = [s for s in samples if s[0] == "lmq" and s[1] == key]
     pp = [float(s[2]) for s in mine]; tg = [float(s[3]) for s in mine]
     bpt = int(mine[0][4])
-    ref = [float(s[3]) for s in samples if s[0] == "llama" and s[1] == gguf]
-    ratio = f"{st.median(tg) / st.median(ref):.2f}×" if ref else "-"
+    ref = [s for s in samples if s[0] == "llama" and s[1] == gguf]
+    rpp = [float(s[2]) for s in ref]; rtg = [float(s[3]) for s in ref]
+    ratio = lambda a, b: f"{st.median(a) / st.median(b):.2f}×" if b else "-"
     model, fmt = name.split(" ", 1)
     bound = bw * 1e9 / bpt
-    print(f"{model:<16} {fmt:<18} {bpt / 1e6:>9.1f} {st.median(pp):>7.1f} ({max(pp):>6.1f}) "
-          f"{st.median(tg):>7.2f} ({max(tg):>6.2f}) {st.median(tg) / bound:>8.0%} {ratio:>13}")
+    rbound = f"{st.median(rtg) / bound:.0%}" if rtg and file == gguf else "-"  # the same bytes only
+    print(f"{model:<16} {fmt:<18} {bpt / 1e6:>9.1f} {cell(pp)} {cell(rpp)} {ratio(pp, rpp):>6} "
+          f"{cell(tg)} {cell(rtg)} {ratio(tg, rtg):>6} {st.median(tg) / bound:>8.0%} {rbound:>12} "
+          f"{st.median(tg) / max(tg):>6.0%} {(f'{st.median(rtg) / max(rtg):.0%}' if rtg else '-'):>12}")
 EOF
