@@ -136,9 +136,19 @@ void unpack_bits(const uint8_t* in, int64_t n, int bits, uint8_t* u) {
   if (bits == 8) {
     std::copy(in, in + n, u);
   } else if (bits == 4) {
-    // Whole bytes first (a loop the compiler vectorizes), then an odd last code.
+    // 16 bytes at a time (SSE2: the low and high nibbles interleaved; the weight-only matmul
+    // unpacks every row per call, and the compiler's own vectorization of the loop below took a
+    // third of its time), then the rest byte by byte, then an odd last code.
     const int64_t pairs = n / 2;
-    for (int64_t b = 0; b < pairs; ++b) {
+    int64_t b = 0;
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    for (; b + 16 <= pairs; b += 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + b));
+      const __m128i lo = _mm_and_si128(v, low4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), low4);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(u + 2 * b), _mm_unpacklo_epi8(lo, hi));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(u + 2 * b + 16), _mm_unpackhi_epi8(lo, hi));
+    }
+    for (; b < pairs; ++b) {
       u[2 * b] = uint8_t(in[b] & 15);
       u[2 * b + 1] = uint8_t(in[b] >> 4);
     }

@@ -66,7 +66,7 @@ struct TileArgs {
   const float* bias;  // nullable, N values
   float* y;           // y[t·ldy + o]
   int64_t ldy;
-  bool prefetch;  // fetch the next tile's lines while one computes (decode streams the weight once)
+  bool prefetch;  // fetch lines ahead into L2 while a tile computes (decode streams the weight once)
   bool vbmi;      // widths other than 8/4: unpack with AVX-512 VBMI (use_vbmi())
 };
 bool have_avx512vbmi();

@@ -29,10 +29,19 @@ int64_t code_tile_group(const Tensor& w) {
   return K > 0 && K % 16 == 0 && G % 16 == 0 && K % G == 0 ? G : 0;
 }
 
+// The lines kAhead bytes past [p, p + n) (not past end) are fetched into L2 while this tile
+// computes: a thread's chunks are one sequential range of the weight, read once per call, and the
+// hardware's prefetchers stop at 4 KiB pages. Measured (lmq bench, 1.1B int4 g128, decode, the
+// shared 2-core host): docs/results.md.
+constexpr int64_t kAhead = 16384;
+void prefetch_ahead(const uint8_t* p, int64_t n, const uint8_t* end) {
+  for (const uint8_t* a = p + kAhead; a < p + kAhead + n && a < end; a += 64) __builtin_prefetch(a, 0, 2);
+}
+
 // The weight-only integer path: per chunk of rows, each row's group scales and zero points, then
-// dot_tile_codes on the codes. 8-bit codes are read where they lie; packed ones are unpacked to
-// bytes 4 rows (one tile) at a time, so they stay in L1 while the tile reads them. Either way
-// the tiles are the same 4 rows, so the results are too.
+// dot_tile_codes on the codes, 4 rows (one tile) at a time. 8-bit codes are read where they lie;
+// packed ones are unpacked to bytes a tile at a time, so they stay in L1 while the tile reads
+// them. Either way the tiles are the same 4 rows, so the results are too.
 void matmul_codes(const Tensor& w, int64_t G, const float* x, int64_t T, float* y, const float* bias) {
   const int64_t N = w.rows(), K = w.cols(), ng = K / G;
   const quant::IntView v = quant::int_view(w.q, w.data, N, K);
@@ -48,12 +57,14 @@ void matmul_codes(const Tensor& w, int64_t G, const float* x, int64_t T, float* 
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t r0 = c * kRowChunk, nr = std::min(kRowChunk, N - r0);
       for (int64_t r = 0; r < nr; ++r) quant::int_row_params(v, r0 + r, sc.data() + r * ng, zc.data() + r * ng);
-      if (!packed) {
-        dot_tile_codes(v.codes + r0 * ldc, ldc, nr, x, T, K, G, sc.data(), zc.data(), y + r0, N);
-      } else {
-        for (int64_t s = 0; s < nr; s += 4) {
-          const int64_t ns = std::min<int64_t>(4, nr - s);
-          for (int64_t r = 0; r < ns; ++r) quant::unpack_bits(v.codes + (r0 + s + r) * ldc, K, w.q.bits, codes.data() + r * K);
+      for (int64_t s = 0; s < nr; s += 4) {
+        const int64_t ns = std::min<int64_t>(4, nr - s);
+        const uint8_t* rows = v.codes + (r0 + s) * ldc;
+        prefetch_ahead(rows, ns * ldc, v.codes + N * ldc);
+        if (!packed) {
+          dot_tile_codes(rows, ldc, ns, x, T, K, G, sc.data() + s * ng, zc.data() + s * ng, y + r0 + s, N);
+        } else {
+          for (int64_t r = 0; r < ns; ++r) quant::unpack_bits(rows + r * ldc, K, w.q.bits, codes.data() + r * K);
           dot_tile_codes(codes.data(), K, ns, x, T, K, G, sc.data() + s * ng, zc.data() + s * ng, y + r0 + s, N);
         }
       }
