@@ -24,8 +24,8 @@
 #
 # Needs: disk ≈ 6.5 GB for tinyllama-1.1b (2.2 GB bf16 + 4.3 GB of quantized files) and ≈ 40 GB
 # for llama2-7b (13.5 GB + 26 GB); time on 2 cores ≈ 5 min of generation and quantization plus
-# ≈ 2 min a round for the 1.1B shape, ≈ 25 min plus ≈ 12 min a round for the 7B shape
-# (6 rounds of both: about 1 h 45 min). Quiet machine: the rounds interleave lmq and llama.cpp so
+# ≈ 2 min a round for the 1.1B shape, ≈ 25 min plus ≈ 15 min a round for the 7B shape
+# (6 rounds of both: about 2 h). Quiet machine: the rounds interleave lmq and llama.cpp so
 # noise falls on both alike, but a loaded machine lowers both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
