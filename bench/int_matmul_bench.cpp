@@ -1,7 +1,7 @@
 // Linear-layer speed: float kernel on bf16 weights vs the integer kernels (int8 per channel and
 // int4 g32, both × dynamic int8 activations), GEMV (T = 1) and GEMM (T = 512), for a 1024×384
 // and a 32000×384 weight. bytes_per_second counts the weight's stored bytes per call.
-// BM_IntDecodeStream: decode (T = 1) of 7B-sized weights streamed from memory.
+// BM_IntDecodeStream: decode (T = 1) of 1.1B- and 7B-sized weights streamed from memory.
 #include <benchmark/benchmark.h>
 
 #include <omp.h>
