@@ -21,11 +21,6 @@ void unpack_scalar(const uint8_t* packed, int64_t K, int bits, uint8_t* out) {
   quant::detail::unpack_bits_generic(packed, K, bits, out);
 }
 
-void unpack_fast(const uint8_t* packed, int64_t K, int bits, uint8_t* out) {
-  if (bits == 4) return unpack4_sse(packed, K, out);
-  quant::unpack_bits(packed, K, bits, out);
-}
-
 // The specification (int_matmul.h), written plainly.
 void row_scalar(const RowArgs& a) {
   for (int t = 0; t < a.nt; ++t) {
@@ -180,7 +175,7 @@ void matmul_rows(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, c
   const intk::RowFn row = kern == IntKernel::Avx512Vnni ? intk::row_avx512vnni
                           : kern == IntKernel::Avx2     ? intk::row_avx2
                                                         : intk::row_scalar;
-  const intk::UnpackFn unpack = kern == IntKernel::Scalar ? intk::unpack_scalar : intk::unpack_fast;
+  const intk::UnpackFn unpack = kern == IntKernel::Scalar ? intk::unpack_scalar : quant::unpack_bits;
   const Tensor& w = plan.weight();
   const int64_t N = w.rows(), K = w.cols(), T = xq.T, U = plan.unit(), nu = plan.units_per_row();
   const quant::IntView v = quant::int_view(w.q, w.data, N, K);

@@ -29,17 +29,15 @@ struct RowArgs {
 };
 using RowFn = void (*)(const RowArgs&);
 // Unpacks K (a multiple of 32) codes of a packed row (codecs/int_bits.h) into bytes: the
-// plain loop for the scalar kernel, the fast paths for the SIMD ones.
+// plain loop for the scalar kernel, quant::unpack_bits (its SIMD paths) for the SIMD ones.
 using UnpackFn = void (*)(const uint8_t* packed, int64_t K, int bits, uint8_t* out);
 
 void row_scalar(const RowArgs& a);
 void unpack_scalar(const uint8_t* packed, int64_t K, int bits, uint8_t* out);
-void unpack_fast(const uint8_t* packed, int64_t K, int bits, uint8_t* out);
 bool have_avx2();
 bool have_avx512vnni();
 void row_avx2(const RowArgs& a);
 void row_avx512vnni(const RowArgs& a);
-void unpack4_sse(const uint8_t* packed, int64_t K, uint8_t* out);  // 4-bit codes (LSB-first nibbles)
 
 // The tiled AVX-512 VNNI kernel (int_matmul_tiles_x86.cpp): tiles of 4 weight rows (a last
 // partial tile repeats a valid row and writes only the real ones) × up to 4 tokens at a time.

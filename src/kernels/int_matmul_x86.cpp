@@ -19,16 +19,6 @@ bool have_avx512vnni() {
   return ok;
 }
 
-void unpack4_sse(const uint8_t* packed, int64_t K, uint8_t* out) {
-  const __m128i m = _mm_set1_epi8(0x0F);
-  for (int64_t i = 0; i < K / 2; i += 16) {
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + i));
-    const __m128i lo = _mm_and_si128(b, m), hi = _mm_and_si128(_mm_srli_epi16(b, 4), m);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * i), _mm_unpacklo_epi8(lo, hi));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * i + 16), _mm_unpackhi_epi8(lo, hi));
-  }
-}
-
 #define LMQ_AVX2 __attribute__((target("avx2")))
 #define LMQ_VNNI __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni")))
 
