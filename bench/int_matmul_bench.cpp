@@ -1,13 +1,15 @@
 // Linear-layer speed: float kernel on bf16 weights vs the integer kernels (int8 per channel and
 // int4 g32, both × dynamic int8 activations), GEMV (T = 1) and GEMM (T = 512), for a 1024×384
 // and a 32000×384 weight. bytes_per_second counts the weight's stored bytes per call.
-// BM_IntDecodeStream: decode (T = 1) of 1.1B- and 7B-sized weights streamed from memory.
+// BM_IntDecodeStream: decode (T = 1) of 1.1B- and 7B-sized weights streamed from memory; kind 0 int8
+// channel × A8, 1 int4 g128 × A8, 2 and 3 the same weights × float activations (weight-only).
 #include <benchmark/benchmark.h>
 
 #include <omp.h>
 
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "lmq/half.h"
@@ -83,7 +85,7 @@ void BM_Linear(benchmark::State& st) {
 void BM_IntDecodeStream(benchmark::State& st) {
   const int64_t N = st.range(2) == 0 ? 4096 : 5632, K = st.range(2) == 0 ? 11008 : 2048;
   const int64_t kWeights = st.range(2) == 0 ? 8 : 32;
-  const bool int4 = st.range(0) == 1;
+  const bool int4 = st.range(0) % 2 == 1, weight_only = st.range(0) >= 2;
   const IntParams p = int4 ? IntParams{4, false, 128, ScaleType::F16} : IntParams{8, false, -1, ScaleType::F16};
   std::vector<float> f(static_cast<size_t>(N * K));
   std::mt19937 rng(1);
@@ -107,20 +109,23 @@ void BM_IntDecodeStream(benchmark::State& st) {
   const int threads = omp_get_max_threads();
   omp_set_num_threads(int(st.range(1)));
   for (auto _ : st)
-    for (const auto& plan : plans) {
-      int_matmul_q(*plan, xq, y.data());
+    for (int64_t i = 0; i < kWeights; ++i) {
+      if (weight_only)
+        matmul(w[size_t(i)], x.data(), 1, y.data(), nullptr);
+      else
+        int_matmul_q(*plans[size_t(i)], xq, y.data());
       benchmark::DoNotOptimize(y.data());
     }
   omp_set_num_threads(threads);
   st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(one.size()) * kWeights);
-  st.SetLabel(int4 ? "int4 g128 x A8, T=1" : "int8 channel x A8, T=1");
+  st.SetLabel(std::string(int4 ? "int4 g128" : "int8 channel") + (weight_only ? " x float, T=1" : " x A8, T=1"));
 }
 
 }  // namespace
 
 BENCHMARK(BM_IntDecodeStream)
     ->ArgNames({"kind", "threads", "shape"})
-    ->ArgsProduct({{0, 1}, {1, 2}, {0, 1}})
+    ->ArgsProduct({{0, 1, 2, 3}, {1, 2}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

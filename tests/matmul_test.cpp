@@ -94,8 +94,11 @@ TEST(Gemm, MatchesDoubleReferenceOnEveryTarget) {
 }
 
 // Weight-only LMQ_INT: the codes widened in registers (every width, groups of whole 16-value
-// steps; packed widths unpacked to bytes first) or dequantized rows (other groups) give the product of the dequantized weight
-// with x, on every target, for sym/asym, per tensor / channel / group and row and token tails.
+// steps; packed widths unpacked to bytes first), the decode kernel (one token, 4-bit groups of
+// 128s and 8-bit groups of 32s, where the CPU has AVX-512F; 70 × 1024 fetches ahead within the
+// weight, 37 × 384 does not) or dequantized rows (other groups) give the product of the
+// dequantized weight with x, on every target, for sym/asym, per tensor / channel / group and
+// row and token tails.
 TEST(Matmul, IntCodesMatchDequantizedProduct) {
   std::mt19937 rng(11);
   std::normal_distribution<float> nd(0.f, 1.f);
@@ -108,8 +111,9 @@ TEST(Matmul, IntCodesMatchDequantizedProduct) {
                         IntParams{3, false, 32, ScaleType::F16}, IntParams{4, false, 48, ScaleType::F16},
                         IntParams{2, true, 32, ScaleType::F16}, IntParams{5, true, 64, ScaleType::F16},
                         IntParams{6, false, -1, ScaleType::F16}, IntParams{7, true, 128, ScaleType::F16},
-                        IntParams{3, true, 48, ScaleType::F16}})
-      for (auto [N, K, T] : {std::tuple<int64_t, int64_t, int64_t>{37, 384, 1}, {6, 256, 5}, {70, 96, 3}}) {
+                        IntParams{3, true, 48, ScaleType::F16}, IntParams{4, true, -1, ScaleType::F16},
+                        IntParams{4, false, 256, ScaleType::F16}, IntParams{8, true, 64, ScaleType::BF16}})
+      for (auto [N, K, T] : {std::tuple<int64_t, int64_t, int64_t>{37, 384, 1}, {6, 256, 5}, {70, 96, 3}, {70, 1024, 1}}) {
         if (p.group > 0 && K % p.group != 0) continue;
         std::vector<float> wf(size_t(N * K)), x(size_t(T * K));
         for (auto& v : wf) v = 0.05f * nd(rng);

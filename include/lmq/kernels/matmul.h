@@ -1,7 +1,9 @@
 // y = x · Wᵀ (+ bias) for a weight W [N, K] in any lmq Format and float activations x [T, K]:
 // the linear layer of the forward pass. F32/BF16/F16 rows and the codes of LMQ_INT weights
 // (every width; groups of whole 16-value steps; widths other than 8 unpacked to bytes a chunk of
-// rows at a time) feed the tile kernels directly, widened in registers; other formats are dequantized a block of rows at a time into a small per-thread
+// rows at a time) feed the tile kernels directly, widened in registers (one token at 4 and 8
+// bits: the AVX-512F decode kernel, codes read in place); other formats are dequantized a block
+// of rows at a time into a small per-thread
 // buffer, so no float copy of a weight is ever made. Threads split the output rows (OpenMP);
 // each output sums in a fixed order, so results do not depend on the thread count.
 #pragma once
