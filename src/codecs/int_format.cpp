@@ -91,18 +91,21 @@ namespace {
 // n little-endian f16 values at b as floats: 8 at a time with F16C where the CPU has it (the
 // weight-only matmul reads every row's scales per call), else one by one; the same values
 // either way (F16C's conversion is exact, as f16_to_f32 is).
+void f16_row_scalar(const uint8_t* b, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(uint16_t(b[2 * i] | b[2 * i + 1] << 8));
+}
+
 __attribute__((target("avx,f16c"))) void f16_row_f16c(const uint8_t* b, int64_t n, float* out) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2 * i))));
-  for (; i < n; ++i) out[i] = f16_to_f32(uint16_t(b[2 * i] | b[2 * i + 1] << 8));
+  f16_row_scalar(b + 2 * i, n - i, out + i);
 }
 
 void f16_row_to_f32(const uint8_t* b, int64_t n, float* out) {
   // Every AVX2 CPU has F16C (clang 14's __builtin_cpu_supports does not know "f16c").
   static const bool f16c = __builtin_cpu_supports("avx2");
-  if (f16c) return f16_row_f16c(b, n, out);
-  for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(uint16_t(b[2 * i] | b[2 * i + 1] << 8));
+  (f16c ? f16_row_f16c : f16_row_scalar)(b, n, out);
 }
 
 }  // namespace

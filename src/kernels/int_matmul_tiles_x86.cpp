@@ -15,6 +15,7 @@
 
 #include "lmq/codecs/int_bits.h"
 
+#include "decode_prefetch.h"
 #include "int_matmul_internal.h"
 #include "x86_intrinsics.h"
 
@@ -41,16 +42,6 @@ bool tile_kernel_fits(int bits, int64_t K, int64_t U) {
 #define LMQ_VNNI __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni")))
 
 namespace {
-
-// Decode (one token) streams each weight once: the tile's rows are fetched at least this many
-// bytes ahead (or one tile, 4 rows, where that is longer) into L2 (T1), where more misses can be
-// in flight than L1's buffers allow; a thread's tiles are one sequential range, so the address
-// ahead of each row's position is a later line of the same range. Measured (BM_IntDecodeStream,
-// the shared 2-core host, medians of 3): at the 1.1B gate/up shape (5632 × 2048) int4 g128 on 2
-// threads 19–39 GiB/s against 15 for the previous prefetch into L1 one tile (4 KiB) ahead, 8–64
-// KiB alike within the noise; at 4096 × 11008 one thread reads int4 at 23–24 GiB/s one tile (22
-// KiB) ahead against 16–17 at 16 KiB.
-constexpr int64_t kAhead = 16384;
 
 // The shape of a step's codes: 64 bytes of 8-bit codes, 64 bytes of 4-bit ones (128 codes), or
 // 64 codes packed at b bits (8·b bytes), unpacked with VBMI or through a buffer.
@@ -226,7 +217,7 @@ LMQ_VNNI void tiles_t(const TileArgs& a, int64_t tile0, int64_t tile1) {
     const int64_t o = tile * 4;
     for (int r = 0; r < 4; ++r) b.row[r] = a.codes + std::min(o + r, a.N - 1) * a.row_bytes;
     b.nr = int(std::min<int64_t>(4, a.N - o));
-    b.prefetch = a.prefetch && tile + 2 < tile1 ? std::max(kAhead, 4 * a.row_bytes) : 0;
+    b.prefetch = a.prefetch && tile + 2 < tile1 ? decode_ahead(a.row_bytes) : 0;
     b.sw4 = a.sw4 + tile * a.nu * 4;
     b.zw4 = a.zw4 ? a.zw4 + tile * a.nu * 4 : nullptr;
     b.bias = a.bias ? a.bias + o : nullptr;

@@ -9,6 +9,7 @@
 #include "lmq/codecs/int_bits.h"
 
 #include "code_gemv.h"
+#include "decode_prefetch.h"
 
 namespace lmq {
 
@@ -31,13 +32,10 @@ int64_t code_tile_group(const Tensor& w) {
   return K > 0 && K % 16 == 0 && G % 16 == 0 && K % G == 0 ? G : 0;
 }
 
-// The lines kAhead bytes past [p, p + n) (not past end) are fetched into L2 while this tile
-// computes: a thread's chunks are one sequential range of the weight, read once per call, and the
-// hardware's prefetchers stop at 4 KiB pages. Measured (lmq bench, 1.1B int4 g128, decode, the
-// shared 2-core host): docs/results.md.
-constexpr int64_t kAhead = 16384;
+// The lines kDecodeAhead bytes past [p, p + n) (not past end) are fetched into L2 while this
+// tile computes (decode_prefetch.h).
 void prefetch_ahead(const uint8_t* p, int64_t n, const uint8_t* end) {
-  for (const uint8_t* a = p + kAhead; a < p + kAhead + n && a < end; a += 64) __builtin_prefetch(a, 0, 2);
+  for (const uint8_t* a = p + kDecodeAhead; a < p + kDecodeAhead + n && a < end; a += 64) __builtin_prefetch(a, 0, 2);
 }
 
 // The weight-only integer path: per chunk of rows, each row's group scales and zero points, then
@@ -67,8 +65,8 @@ void matmul_codes(const Tensor& w, int64_t G, const float* x, int64_t T, float* 
       for (int64_t s = 0; s < nr; s += 4) {
         const int64_t ns = std::min<int64_t>(4, nr - s);
         const uint8_t* rows = v.codes + (r0 + s) * ldc;
-        if (gemv) {  // the lines a tile (or kAhead, if longer) ahead, row by row as it reads
-          const int64_t ahead = std::max(kAhead, 4 * ldc), fits = (r0 + s + ns) * ldc + ahead <= N * ldc;
+        if (gemv) {  // fetching ahead row by row as it reads
+          const int64_t ahead = decode_ahead(ldc), fits = (r0 + s + ns) * ldc + ahead <= N * ldc;
           const codek::CodeGemvArgs a{rows, ldc, w.q.bits, K, G, x4.empty() ? x : x4.data(), sc.data() + s * ng,
                                       zc.data() + s * ng, fits ? ahead : 0};
           codek::code_gemv_rows(a, int(ns), y + r0 + s);
