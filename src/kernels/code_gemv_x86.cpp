@@ -1,18 +1,16 @@
-// Weight-only decode of LMQ_INT codes, AVX-512F (code_gemv.h). 4 rows a tile share each
+// Weight-only decode of 4-bit LMQ_INT codes, AVX-512F (code_gemv.h). 4 rows a tile share each
 // activation load; every row reads its codes straight from the weight.
 //
-// 4 bits: a 64-byte step holds 128 codes, 8 per 32-bit lane (nibble m of lane j is code 8j + m).
+// A 64-byte step holds 128 codes, 8 per 32-bit lane (nibble m of lane j is code 8j + m).
 // Shifting the step right by 4m puts code 8j + m in the low 4 bits of lane j, and vpermps, which
 // reads only those 4 bits of each index, looks it up in a 16-float table of the group's
 // dequantized values s·(c − z) (computed as quant::dequant_code does, so every product is the
 // dequantized weight times x). Per 128 codes and row: 1 load, 7 shifts, 8 lookups, 8 FMAs;
 // code_gemv_prepare_x4 put x in the matching order.
-// 8 bits: 16 codes a vector, widened (vpmovzxbd), less the zero point, converted, multiplied:
-// the arithmetic of dot_tile_codes, whose group sums are scaled once per group.
 //
-// Why: decode streams every weight once, and the Highway tile kernel (dot_tile_codes) needs the
-// packed codes unpacked into a buffer first and fetched ahead in a burst before each tile, which
-// left the weight-only path at 27–55% of the read bandwidth (docs/results.md).
+// Why: decode streams every weight once, and the Highway tile kernel (dot_tile_codes) needs
+// packed codes unpacked into a buffer first, fetched ahead in a burst before each tile, which
+// left the weight-only int4 path at 27–30% of the read bandwidth (docs/results.md).
 #include "code_gemv.h"
 #include "x86_intrinsics.h"
 
@@ -25,7 +23,7 @@ bool code_gemv_available() {
 
 bool code_gemv_fits(int bits, int64_t K, int64_t G) {
   if (K <= 0 || G <= 0 || K % G != 0) return false;
-  return (bits == 4 && G % 128 == 0) || (bits == 8 && G % 32 == 0);
+  return bits == 4 && G % 128 == 0;
 }
 
 void code_gemv_prepare_x4(const float* x, int64_t K, float* xp) {
@@ -56,62 +54,23 @@ LMQ_AVX512F void rows_b4(const CodeGemvArgs& a, float* y) {
         const uint8_t* p = a.u + r * a.ldu + k / 2;
         _mm_prefetch(reinterpret_cast<const char*>(p + a.ahead), _MM_HINT_T1);
         const __m512i c = _mm512_loadu_si512(p);
-        acc[r][0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(c, tab[r]), xv[0], acc[r][0]);
-        acc[r][1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(c, 4), tab[r]), xv[1], acc[r][1]);
-        acc[r][0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(c, 8), tab[r]), xv[2], acc[r][0]);
-        acc[r][1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(c, 12), tab[r]), xv[3], acc[r][1]);
-        acc[r][0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(c, 16), tab[r]), xv[4], acc[r][0]);
-        acc[r][1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(c, 20), tab[r]), xv[5], acc[r][1]);
-        acc[r][0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(c, 24), tab[r]), xv[6], acc[r][0]);
-        acc[r][1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(c, 28), tab[r]), xv[7], acc[r][1]);
+#pragma GCC unroll 8
+        for (int m = 0; m < 8; ++m)  // code 8j + m of lane j, looked up; two sums, every other m
+          acc[r][m % 2] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(c, 4 * m), tab[r]), xv[m], acc[r][m % 2]);
       }
     }
   }
   for (int r = 0; r < NR; ++r) y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
 }
 
-template <int NR>
-LMQ_AVX512F void rows_b8(const CodeGemvArgs& a, float* y) {
-  const int64_t ng = a.K / a.G;
-  __m512 tot[NR];
-  for (int r = 0; r < NR; ++r) tot[r] = _mm512_setzero_ps();
-  for (int64_t g = 0; g < ng; ++g) {
-    __m512 acc[NR][2];
-    __m512i zv[NR];
-    for (int r = 0; r < NR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps(), zv[r] = _mm512_set1_epi32(a.z[r * ng + g]);
-    for (int64_t k = g * a.G; k < (g + 1) * a.G; k += 32) {
-      const __m512 x0 = _mm512_loadu_ps(a.xp + k), x1 = _mm512_loadu_ps(a.xp + k + 16);
-      for (int r = 0; r < NR; ++r) {
-        const uint8_t* p = a.u + r * a.ldu + k;
-        if (k % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(p + a.ahead), _MM_HINT_T1);
-        const __m512i c0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-        const __m512i c1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
-        acc[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c0, zv[r])), x0, acc[r][0]);
-        acc[r][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c1, zv[r])), x1, acc[r][1]);
-      }
-    }
-    for (int r = 0; r < NR; ++r)
-      tot[r] = _mm512_fmadd_ps(_mm512_set1_ps(a.s[r * ng + g]), _mm512_add_ps(acc[r][0], acc[r][1]), tot[r]);
-  }
-  for (int r = 0; r < NR; ++r) y[r] = _mm512_reduce_add_ps(tot[r]);
-}
-
-template <int NR>
-void rows(const CodeGemvArgs& a, float* y) {
-  if (a.bits == 4)
-    rows_b4<NR>(a, y);
-  else
-    rows_b8<NR>(a, y);
-}
-
 }  // namespace
 
 void code_gemv_rows(const CodeGemvArgs& a, int nr, float* y) {
   switch (nr) {
-    case 4: return rows<4>(a, y);
-    case 3: return rows<3>(a, y);
-    case 2: return rows<2>(a, y);
-    default: return rows<1>(a, y);
+    case 4: return rows_b4<4>(a, y);
+    case 3: return rows_b4<3>(a, y);
+    case 2: return rows_b4<2>(a, y);
+    default: return rows_b4<1>(a, y);
   }
 }
 

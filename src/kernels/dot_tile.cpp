@@ -139,11 +139,12 @@ HWY_INLINE void Rows(const W* w, int64_t ldw, int64_t nr, const float* x, int64_
 // Integer weight codes as bytes (rows ldu apart) against float activations, the codes widened
 // in registers: y[t·ldy + r] = Σ_g s[r·ng + g] · Σ_{k∈g} (u[r][k] − z[r·ng + g]) · x[t][k], groups
 // of G values (G % 16 == 0, K = ng·G). u − z is exact in int32, so each product is what the
-// dequantized weight s·(u − z) gives up to the one rounding of where s is applied.
+// dequantized weight s·(u − z) gives up to the one rounding of where s is applied. ahead > 0:
+// each row's line `ahead` bytes on is fetched into L2 as each 64 codes are read.
 template <int NR, int NT>
 HWY_INLINE void CodeTile(const uint8_t* HWY_RESTRICT u, int64_t ldu, const float* HWY_RESTRICT x, int64_t K,
                          int64_t G, const float* HWY_RESTRICT s, const int32_t* HWY_RESTRICT z, float* HWY_RESTRICT y,
-                         int64_t ldy) {
+                         int64_t ldy, int64_t ahead) {
   const hn::ScalableTag<float> d;
   const hn::Rebind<int32_t, decltype(d)> di;
   const hn::Rebind<uint8_t, decltype(d)> d8;
@@ -161,6 +162,8 @@ HWY_INLINE void CodeTile(const uint8_t* HWY_RESTRICT u, int64_t ldu, const float
     for (int64_t k = g * G; k < (g + 1) * G; k += N) {
       hn::Vec<decltype(d)> xv[NT];
       for (int t = 0; t < NT; ++t) xv[t] = hn::LoadU(d, x + t * K + k);
+      if (ahead > 0 && k % 64 == 0)
+        for (int r = 0; r < NR; ++r) __builtin_prefetch(u + r * ldu + k + ahead, 0, 2);
       for (int r = 0; r < NR; ++r) {
         const auto wv = hn::ConvertTo(d, hn::Sub(hn::PromoteTo(di, hn::LoadU(d8, u + r * ldu + k)), zv[r]));
         for (int t = 0; t < NT; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
@@ -179,18 +182,18 @@ HWY_INLINE void CodeTile(const uint8_t* HWY_RESTRICT u, int64_t ldu, const float
 }
 
 void DotTileCodes(const uint8_t* u, int64_t ldu, int64_t nr, const float* x, int64_t nt, int64_t K, int64_t G,
-                  const float* s, const int32_t* z, float* y, int64_t ldy) {
+                  const float* s, const int32_t* z, float* y, int64_t ldy, int64_t ahead) {
   const int64_t ng = K / G;
   int64_t r = 0;
   for (; r + 4 <= nr; r += 4) {
     int64_t t = 0;
-    for (; t + 4 <= nt; t += 4) CodeTile<4, 4>(u + r * ldu, ldu, x + t * K, K, G, s + r * ng, z + r * ng, y + t * ldy + r, ldy);
-    for (; t < nt; ++t) CodeTile<4, 1>(u + r * ldu, ldu, x + t * K, K, G, s + r * ng, z + r * ng, y + t * ldy + r, ldy);
+    for (; t + 4 <= nt; t += 4) CodeTile<4, 4>(u + r * ldu, ldu, x + t * K, K, G, s + r * ng, z + r * ng, y + t * ldy + r, ldy, ahead);
+    for (; t < nt; ++t) CodeTile<4, 1>(u + r * ldu, ldu, x + t * K, K, G, s + r * ng, z + r * ng, y + t * ldy + r, ldy, ahead);
   }
   for (; r < nr; ++r) {
     int64_t t = 0;
-    for (; t + 4 <= nt; t += 4) CodeTile<1, 4>(u + r * ldu, ldu, x + t * K, K, G, s + r * ng, z + r * ng, y + t * ldy + r, ldy);
-    for (; t < nt; ++t) CodeTile<1, 1>(u + r * ldu, ldu, x + t * K, K, G, s + r * ng, z + r * ng, y + t * ldy + r, ldy);
+    for (; t + 4 <= nt; t += 4) CodeTile<1, 4>(u + r * ldu, ldu, x + t * K, K, G, s + r * ng, z + r * ng, y + t * ldy + r, ldy, ahead);
+    for (; t < nt; ++t) CodeTile<1, 1>(u + r * ldu, ldu, x + t * K, K, G, s + r * ng, z + r * ng, y + t * ldy + r, ldy, ahead);
   }
 }
 
@@ -215,8 +218,8 @@ HWY_EXPORT(DotTileBF16);
 HWY_EXPORT(DotTileF16);
 HWY_EXPORT(DotTileCodes);
 void dot_tile_codes(const uint8_t* u, int64_t ldu, int64_t nr, const float* x, int64_t nt, int64_t K, int64_t G,
-                    const float* s, const int32_t* z, float* y, int64_t ldy) {
-  HWY_DYNAMIC_DISPATCH(DotTileCodes)(u, ldu, nr, x, nt, K, G, s, z, y, ldy);
+                    const float* s, const int32_t* z, float* y, int64_t ldy, int64_t ahead) {
+  HWY_DYNAMIC_DISPATCH(DotTileCodes)(u, ldu, nr, x, nt, K, G, s, z, y, ldy, ahead);
 }
 void dot_tile_f32(const float* w, int64_t nr, const float* x, int64_t nt, int64_t K, float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(DotTileF32)(w, nr, x, nt, K, y, ldy);

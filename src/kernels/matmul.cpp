@@ -39,19 +39,20 @@ void prefetch_ahead(const uint8_t* p, int64_t n, const uint8_t* end) {
 }
 
 // The weight-only integer path: per chunk of rows, each row's group scales and zero points, then
-// 4 rows (one tile) at a time either the decode kernel (one token, 4- and 8-bit codes read where
-// they lie, fetched ahead as they are read) or dot_tile_codes: 8-bit codes read where they lie,
-// packed ones unpacked to bytes a tile at a time, so they stay in L1 while the tile reads them.
-// Either way the tiles are the same 4 rows, so the results do not depend on the thread count.
+// 4 rows (one tile) at a time either the 4-bit decode kernel (one token, codes read where they
+// lie) or dot_tile_codes: 8-bit codes read where they lie, packed ones unpacked to bytes a tile
+// at a time, so they stay in L1 while the tile reads them. At decode, codes read in place are
+// fetched ahead row by row as they are read; otherwise the lines ahead of a tile before it. Either
+// way the tiles are the same 4 rows, so the results do not depend on the thread count.
 void matmul_codes(const Tensor& w, int64_t G, const float* x, int64_t T, float* y, const float* bias) {
   const int64_t N = w.rows(), K = w.cols(), ng = K / G;
   const quant::IntView v = quant::int_view(w.q, w.data, N, K);
   LMQ_CHECK(v.layout.groups_per_row == ng, "{} groups per row, {} expected", v.layout.groups_per_row, ng);
   const int64_t chunks = (N + kRowChunk - 1) / kRowChunk, ldc = int64_t(v.layout.row_code_bytes);
   const bool packed = w.q.bits != 8;
-  const bool gemv = T == 1 && codek::code_gemv_available() && codek::code_gemv_fits(w.q.bits, K, G);
-  std::vector<float> x4(gemv && w.q.bits == 4 ? size_t(K) : 0);
-  if (!x4.empty()) codek::code_gemv_prepare_x4(x, K, x4.data());
+  const bool gemv4 = T == 1 && codek::code_gemv_available() && codek::code_gemv_fits(w.q.bits, K, G);
+  std::vector<float> x4(gemv4 ? size_t(K) : 0);
+  if (gemv4) codek::code_gemv_prepare_x4(x, K, x4.data());
   const uint8_t* end = v.codes + N * ldc;
 #pragma omp parallel
   {
@@ -65,19 +66,19 @@ void matmul_codes(const Tensor& w, int64_t G, const float* x, int64_t T, float* 
       for (int64_t s = 0; s < nr; s += 4) {
         const int64_t ns = std::min<int64_t>(4, nr - s);
         const uint8_t* rows = v.codes + (r0 + s) * ldc;
-        if (gemv) {  // fetching ahead row by row as it reads
-          const int64_t ahead = decode_ahead(ldc), fits = (r0 + s + ns) * ldc + ahead <= N * ldc;
-          const codek::CodeGemvArgs a{rows, ldc, w.q.bits, K, G, x4.empty() ? x : x4.data(), sc.data() + s * ng,
-                                      zc.data() + s * ng, fits ? ahead : 0};
-          codek::code_gemv_rows(a, int(ns), y + r0 + s);
-          continue;
-        }
-        prefetch_ahead(rows, ns * ldc, end);
-        if (!packed) {
-          dot_tile_codes(rows, ldc, ns, x, T, K, G, sc.data() + s * ng, zc.data() + s * ng, y + r0 + s, N);
+        const float* sg = sc.data() + s * ng;
+        const int32_t* zg = zc.data() + s * ng;
+        const bool inside = (r0 + s + ns) * ldc + decode_ahead(ldc) <= N * ldc;  // the lines ahead are this weight's
+        const int64_t ahead = T == 1 && inside ? decode_ahead(ldc) : 0;
+        if (gemv4) {
+          codek::code_gemv_rows({rows, ldc, K, G, x4.data(), sg, zg, ahead}, int(ns), y + r0 + s);
+        } else if (!packed) {
+          if (ahead == 0) prefetch_ahead(rows, ns * ldc, end);
+          dot_tile_codes(rows, ldc, ns, x, T, K, G, sg, zg, y + r0 + s, N, ahead);
         } else {
+          prefetch_ahead(rows, ns * ldc, end);
           for (int64_t r = 0; r < ns; ++r) quant::unpack_bits(rows + r * ldc, K, w.q.bits, codes.data() + r * K);
-          dot_tile_codes(codes.data(), K, ns, x, T, K, G, sc.data() + s * ng, zc.data() + s * ng, y + r0 + s, N);
+          dot_tile_codes(codes.data(), K, ns, x, T, K, G, sg, zg, y + r0 + s, N);
         }
       }
       add_bias(y, T, N, r0, nr, bias);
