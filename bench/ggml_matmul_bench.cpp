@@ -22,6 +22,7 @@
 #include "lmq/kernels/ggml_matmul.h"
 #include "lmq/kernels/int_matmul.h"
 #include "lmq/quant/int_quantize.h"
+#include "stream_read.h"
 
 using namespace lmq;
 
@@ -97,7 +98,7 @@ void BM_GgmlMatmul(benchmark::State& st) {
 // 630 MB in all, far past the caches), one call per weight, so the weight bytes stream from DRAM
 // as in a token's decode. args: format (Q4_0, Q4_0_X16: the same blocks interleaved as a GGUF
 // load does on VNNI CPUs, Q8_0, Q4_K, Q6_K), threads. Compare bytes_per_second with
-// scripts/read-bandwidth.c's streaming read in the same minute.
+// BM_StreamRead's in the same run (--benchmark_enable_random_interleaving=true).
 void BM_GgmlDecodeStream(benchmark::State& st) {
   constexpr Format kStream[] = {Format::Q4_0, Format::Q4_0_X16, Format::Q8_0, Format::Q4_K, Format::Q6_K};
   const Format f = kStream[st.range(0)];
@@ -105,13 +106,11 @@ void BM_GgmlDecodeStream(benchmark::State& st) {
   constexpr int64_t N = 4096, K = 11008, kWeights = 8;
   if (!int_kernel_available(IntKernel::Avx512Vnni)) return st.SkipWithError("no AVX-512 VNNI");
   const std::vector<uint8_t>& one = weight(stored, N, K);
-  std::vector<std::vector<uint8_t>> bytes(kWeights);
+  const auto bytes = bench::stream_copies(one.data(), one.size(), kWeights);
   std::vector<Tensor> w;
-  for (auto& b : bytes) {  // copies of one quantized weight: distinct memory, the same work
-    b.resize(one.size());
-    if (f == Format::Q4_0_X16) q4_0x16_interleave(one.data(), N, K, 0, N / 16, b.data());
-    else b = one;
-    w.push_back(Tensor::view("w", f, N, K, b.data(), b.size()));
+  for (const auto& b : bytes) {
+    if (f == Format::Q4_0_X16) q4_0x16_interleave(one.data(), N, K, 0, N / 16, b.get());
+    w.push_back(Tensor::view("w", f, N, K, b.get(), one.size()));
   }
   std::vector<float> x(static_cast<size_t>(K)), y(static_cast<size_t>(N));
   std::mt19937 rng(2);
@@ -131,7 +130,26 @@ void BM_GgmlDecodeStream(benchmark::State& st) {
   st.SetLabel(std::string(format_name(f)) + " T=1");
 }
 
+// The bound of the decode-stream benchmarks (stream_read.h): a plain read of 8 buffers, 210 MB in
+// all (as BM_GgmlDecodeStream's Q4_0 copies), each summed by the team split as the kernels split
+// their rows. args: threads.
+void BM_StreamRead(benchmark::State& st) {
+  constexpr size_t kBytes = size_t(25) << 20;
+  constexpr int64_t kCopies = 8;
+  const std::vector<uint8_t> one(kBytes, 1);
+  const auto bytes = bench::stream_copies(one.data(), kBytes, kCopies);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(int(st.range(0)));
+  for (auto _ : st)
+    for (const auto& b : bytes) benchmark::DoNotOptimize(bench::stream_read(b.get(), kBytes));
+  omp_set_num_threads(threads);
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(kBytes) * kCopies);
+  st.SetLabel("plain read, the decode streams' bound");
+}
+
 }  // namespace
+
+BENCHMARK(BM_StreamRead)->ArgNames({"threads"})->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK(BM_GgmlDecodeStream)
     ->ArgNames({"fmt", "threads"})

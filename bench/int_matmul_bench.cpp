@@ -2,7 +2,8 @@
 // int4 g32, both × dynamic int8 activations), GEMV (T = 1) and GEMM (T = 512), for a 1024×384
 // and a 32000×384 weight. bytes_per_second counts the weight's stored bytes per call.
 // BM_IntDecodeStream: decode (T = 1) of 1.1B- and 7B-sized weights streamed from memory; kind 0 int8
-// channel × A8, 1 int4 g128 × A8, 2 and 3 the same weights × float activations (weight-only).
+// channel × A8, 1 int4 g128 × A8, 2 and 3 the same weights × float activations (weight-only),
+// 4 and 5 int3 g128 (a packed width) × A8 and × float.
 #include <benchmark/benchmark.h>
 
 #include <omp.h>
@@ -16,6 +17,7 @@
 #include "lmq/kernels/int_matmul.h"
 #include "lmq/kernels/matmul.h"
 #include "lmq/quant/int_quantize.h"
+#include "stream_read.h"
 
 using namespace lmq;
 
@@ -80,26 +82,31 @@ void BM_Linear(benchmark::State& st) {
 // Decode streaming from DRAM: T = 1 over copies of a 4096 × 11008 (7B's down_proj) or 5632 × 2048
 // (1.1B's gate/up) weight, int8 per channel or int4 g128, both symmetric with f16 scales (the
 // defaults), × dynamic per-token int8 activations; one call each, and enough copies (≥ 180 MB)
-// that the bytes come from memory rather than cache.
-// args: kind (0 int8 channel, 1 int4 g128), threads, shape (0 4096 × 11008, 1 5632 × 2048).
+// that the bytes come from memory rather than cache. Compare with BM_StreamRead (stream_read.h).
+// args: kind (0 int8 channel × A8, 1 int4 g128 × A8, 2 and 3 the same × float, 4 int3 g128 × A8,
+// 5 int3 g128 × float: a packed width), threads, shape (0 4096 × 11008, 1 5632 × 2048; 2: 1024 ×
+// 2048, one copy, which stays in the caches: the kernel's own speed, its bound when memory is not).
 void BM_IntDecodeStream(benchmark::State& st) {
-  const int64_t N = st.range(2) == 0 ? 4096 : 5632, K = st.range(2) == 0 ? 11008 : 2048;
-  const int64_t kWeights = st.range(2) == 0 ? 8 : 32;
-  const bool int4 = st.range(0) % 2 == 1, weight_only = st.range(0) >= 2;
-  const IntParams p = int4 ? IntParams{4, false, 128, ScaleType::F16} : IntParams{8, false, -1, ScaleType::F16};
+  const int64_t shape = st.range(2);
+  const int64_t N = shape == 0 ? 4096 : shape == 1 ? 5632 : 1024, K = shape == 0 ? 11008 : 2048;
+  const int64_t kWeights = shape == 0 ? 8 : shape == 1 ? 32 : 1;
+  const int kind = int(st.range(0));
+  const bool weight_only = kind == 2 || kind == 3 || kind == 5;
+  const uint8_t bits = kind >= 4 ? 3 : kind % 2 == 1 ? 4 : 8;
+  const IntParams p{bits, false, bits == 8 ? -1 : 128, ScaleType::F16};
   std::vector<float> f(static_cast<size_t>(N * K));
   std::mt19937 rng(1);
   std::normal_distribution<float> nd(0.f, 0.05f);
   for (auto& v : f) v = nd(rng);
   std::vector<uint8_t> one(quant::int_tensor_bytes(p, N, K));
   quant::quantize_tensor(f.data(), N, K, p, quant::RangeMethod::MinMax, 99.9f, nullptr, one.data(), 0);
-  std::vector<std::vector<uint8_t>> bytes(kWeights, one);  // distinct memory, the same work
+  const auto bytes = bench::stream_copies(one.data(), one.size(), kWeights);
   std::vector<Tensor> w(kWeights);
   std::vector<std::unique_ptr<IntMatmulPlan>> plans;
   for (int64_t i = 0; i < kWeights; ++i) {
     w[size_t(i)].name.append("w");  // append: g++ 12's -Wrestrict misfires on assignment here
     w[size_t(i)].shape = {N, K}, w[size_t(i)].format = Format::LMQ_INT, w[size_t(i)].q = p;
-    w[size_t(i)].data = bytes[size_t(i)].data(), w[size_t(i)].nbytes = one.size();
+    w[size_t(i)].data = bytes[size_t(i)].get(), w[size_t(i)].nbytes = one.size();
     plans.push_back(std::make_unique<IntMatmulPlan>(w[size_t(i)]));
   }
   std::vector<float> x(static_cast<size_t>(K)), y(static_cast<size_t>(N));
@@ -118,14 +125,15 @@ void BM_IntDecodeStream(benchmark::State& st) {
     }
   omp_set_num_threads(threads);
   st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(one.size()) * kWeights);
-  st.SetLabel(std::string(int4 ? "int4 g128" : "int8 channel") + (weight_only ? " x float, T=1" : " x A8, T=1"));
+  st.SetLabel(std::string(bits == 8 ? "int8 channel" : bits == 4 ? "int4 g128" : "int3 g128") +
+              (weight_only ? " x float, T=1" : " x A8, T=1"));
 }
 
 }  // namespace
 
 BENCHMARK(BM_IntDecodeStream)
     ->ArgNames({"kind", "threads", "shape"})
-    ->ArgsProduct({{0, 1, 2, 3}, {1, 2}, {0, 1}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1, 2}, {0, 1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -2,9 +2,10 @@
 // rows × up to 4 tokens a tile, so each 64-byte weight load feeds up to 4 vpdpbusd and each
 // activation load 4 rows. After a step, the int32 lanes of the 4 rows are reduced together
 // (reduce_rows4: lane 4j + r = row r's sum over the 16 bytes of 128-bit lane j), which puts the
-// unit sums d[u] of 4 rows side by side; the float epilogue then runs on vectors of P units ×
-// 4 rows with exactly the operations and order of the specification (lmq/kernels/int_matmul.h),
-// so the result is bit-identical to row_scalar. Compiled with -ffp-contract=off.
+// unit sums d[u] of 4 rows side by side; the float epilogue then runs on vectors of 4 units ×
+// 4 rows (a batch of groups, tile_t) with exactly the operations and order of the specification
+// (lmq/kernels/int_matmul.h), so the result is bit-identical to row_scalar. Compiled with
+// -ffp-contract=off.
 //
 // Widths other than 8 and 4 (packed forms) take 64 codes a step, unpacked to bytes in
 // registers: 8 codes at b bits are b whole bytes, so vpermb gathers each 8 codes' bytes into a
@@ -94,31 +95,34 @@ LMQ_VNNI inline __m512i reduce_rows4(const __m512i* a) {
   return _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
 }
 
-// P units per step: a unit is 4/P of the 128-bit lanes; after this, lane 4j + r holds unit j
-// of row r (j < P).
-template <int P>
-LMQ_VNNI inline __m512i fold_units(__m512i R) {
-  if constexpr (P == 4) {
-    return R;
-  } else {
-    const __m512i a = _mm512_shuffle_i32x4(R, R, _MM_SHUFFLE(0, 0, 2, 0));
-    const __m512i b = _mm512_shuffle_i32x4(R, R, _MM_SHUFFLE(0, 0, 3, 1));
-    const __m512i s = _mm512_add_epi32(a, b);  // lane 0 = L0 + L1, lane 1 = L2 + L3
-    if constexpr (P == 2) return s;
-    return _mm512_add_epi32(s, _mm512_shuffle_i32x4(s, s, _MM_SHUFFLE(0, 0, 0, 1)));
-  }
+// The sum of R's four 128-bit lanes, in each of them (one unit a step's whole width: P = 1).
+LMQ_VNNI inline __m512i sum_lanes4(__m512i R) {
+  const __m512i s = _mm512_add_epi32(R, _mm512_shuffle_i32x4(R, R, _MM_SHUFFLE(2, 3, 0, 1)));  // L0+L1, .., L2+L3, ..
+  return _mm512_add_epi32(s, _mm512_shuffle_i32x4(s, s, _MM_SHUFFLE(1, 0, 3, 2)));
 }
 
-// Moves the 4P lanes of f to slot j0 of a slot pair (lanes 4·(j0 mod 4) + … of slot[j0 / 4]):
-// the 128-bit (P = 1) or 256-bit (P = 2) lanes of f are repeated and the add is masked.
+// 128-bit lanes (0 + 1, 2 + 3) of A, then of B.
+LMQ_VNNI inline __m512i sum_lane_pairs(__m512i A, __m512i B) {
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(A, B, _MM_SHUFFLE(2, 0, 2, 0)),
+                          _mm512_shuffle_i32x4(A, B, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// A batch of 4/P groups (P units of 4 rows each; a unit is 4/P of a step's 128-bit lanes) as one
+// vector: lane 4u + r = unit u of the batch, row r, from each group's reduce_rows4 (R[i]).
+// Integer sums, so exact in any order; absent groups of a short last batch are zero vectors.
 template <int P>
-LMQ_VNNI inline void add_to_slots(__m512 (&slot)[2], int j0, __m512 f) {
-  __m512 v = f;
-  if constexpr (P == 1) v = _mm512_shuffle_f32x4(f, f, 0);
-  if constexpr (P == 2) v = _mm512_shuffle_f32x4(f, f, _MM_SHUFFLE(1, 0, 1, 0));
-  const __mmask16 m = __mmask16(((1u << (4 * P)) - 1) << (4 * (j0 % 4)));
-  __m512& s = slot[j0 / 4];
-  s = _mm512_mask_add_ps(s, m, s, v);
+LMQ_VNNI inline __m512i batch_units(const __m512i* R) {
+  if constexpr (P == 4) {
+    return R[0];
+  } else if constexpr (P == 2) {
+    return sum_lane_pairs(R[0], R[1]);
+  } else {  // lanes j and j + 2 first, then the pairs
+    const __m512i s01 = _mm512_add_epi32(_mm512_shuffle_i32x4(R[0], R[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                         _mm512_shuffle_i32x4(R[0], R[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m512i s23 = _mm512_add_epi32(_mm512_shuffle_i32x4(R[2], R[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                                         _mm512_shuffle_i32x4(R[2], R[3], _MM_SHUFFLE(3, 2, 3, 2)));
+    return sum_lane_pairs(s01, s23);
+  }
 }
 
 // One tile's own pointers, derived from TileArgs by tiles_t.
@@ -132,64 +136,109 @@ struct Tile {
   int64_t prefetch;  // bytes ahead of each row's position fetched into L2 (0: none)
 };
 
+// The integer sums of group g (its spu steps: P units) of the tile's 4 rows, per token: acc[t][r].
+template <Form F, int P, int NT>
+LMQ_VNNI __attribute__((always_inline)) inline void group_sums(const TileArgs& a, const Tile& b, const PackedCtx& pc,
+                                                               int64_t g, __m512i (&acc)[NT][4]) {
+  constexpr int64_t S = F == Form::B4 ? 128 : 64;
+  const int64_t spu = P == 1 ? a.U / S : 1;  // steps per group of P units
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  for (int t = 0; t < NT; ++t)
+    for (int r = 0; r < 4; ++r) acc[t][r] = _mm512_setzero_si512();
+  for (int64_t s = g * spu; s < (g + 1) * spu; ++s) {
+    if constexpr (F == Form::Packed || F == Form::PackedVbmi) {
+      __m512i xv[NT];
+      for (int t = 0; t < NT; ++t) xv[t] = _mm512_loadu_si512(b.x + t * a.ldx + s * 64);
+      for (int r = 0; r < 4; ++r) {
+        const uint8_t* p = b.row[r] + s * pc.step_bytes;
+        if (NT == 1 && b.prefetch) _mm_prefetch(reinterpret_cast<const char*>(p + b.prefetch), _MM_HINT_T1);
+        const __m512i w = F == Form::PackedVbmi ? unpack64_vbmi(p, pc) : unpack64_buffer(p, pc);
+        for (int t = 0; t < NT; ++t) acc[t][r] = _mm512_dpbusd_epi32(acc[t][r], w, xv[t]);
+      }
+    } else if constexpr (F == Form::B8) {
+      __m512i xv[NT];
+      for (int t = 0; t < NT; ++t) xv[t] = _mm512_loadu_si512(b.x + t * a.ldx + s * 64);
+      for (int r = 0; r < 4; ++r) {
+        const __m512i w = _mm512_loadu_si512(b.row[r] + s * 64);
+        if (NT == 1 && b.prefetch) _mm_prefetch(reinterpret_cast<const char*>(b.row[r] + b.prefetch + s * 64), _MM_HINT_T1);
+        for (int t = 0; t < NT; ++t) acc[t][r] = _mm512_dpbusd_epi32(acc[t][r], w, xv[t]);
+      }
+    } else {
+      __m512i xe[NT], xo[NT];
+      for (int t = 0; t < NT; ++t) {
+        xe[t] = _mm512_loadu_si512(b.x + t * a.ldx + s * 128);
+        xo[t] = _mm512_loadu_si512(b.x + t * a.ldx + s * 128 + 64);
+      }
+      for (int r = 0; r < 4; ++r) {
+        const __m512i w = _mm512_loadu_si512(b.row[r] + s * 64);
+        if (NT == 1 && b.prefetch) _mm_prefetch(reinterpret_cast<const char*>(b.row[r] + b.prefetch + s * 64), _MM_HINT_T1);
+        const __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+        for (int t = 0; t < NT; ++t)
+          acc[t][r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[t][r], lo, xe[t]), hi, xo[t]);
+      }
+    }
+  }
+}
+
+// The specification's epilogue for the units of D (lanes m: lane 4u + r = unit u0 + u, row r;
+// u0 % 4 == 0) of each token: d = Σu·q − z·Σq, f = float(d)·(s_w·s_x), slot[(u0 + u) mod 8] += f
+// (slot pair lanes 4·(j mod 4) + r of slot[t][j / 4]). The pair is chosen by a branch, not an
+// index, so the slots stay in registers.
+template <int NT>
+LMQ_VNNI __attribute__((always_inline)) inline void epilogue(const TileArgs& a, const Tile& b, const __m512i (&D)[NT],
+                                                             int64_t u0, __mmask16 m, __m512 (&slot)[NT][2]) {
+  const int64_t off = u0 * 4;
+  const __m512 sw = _mm512_maskz_loadu_ps(m, b.sw4 + off);
+  const __m512i zw = b.zw4 ? _mm512_maskz_loadu_epi32(m, b.zw4 + off) : _mm512_set1_epi32(a.zc);
+  for (int t = 0; t < NT; ++t) {
+    const __m512i xs = _mm512_maskz_loadu_epi32(m, b.xs4 + t * a.ld4 + off);
+    const __m512i d = _mm512_sub_epi32(D[t], _mm512_mullo_epi32(zw, xs));
+    const __m512 sc = _mm512_mul_ps(sw, _mm512_maskz_loadu_ps(m, b.sx4 + t * a.ld4 + off));
+    const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(d), sc);
+    if (u0 % 8 < 4) slot[t][0] = _mm512_mask_add_ps(slot[t][0], m, slot[t][0], f);
+    else slot[t][1] = _mm512_mask_add_ps(slot[t][1], m, slot[t][1], f);
+  }
+}
+
 template <Form F, int P, int NT>
 LMQ_VNNI __attribute__((always_inline)) inline void tile_t(const TileArgs& a, const Tile& b, const PackedCtx& pc) {
   constexpr int64_t S = F == Form::B4 ? 128 : 64;
-  const __mmask16 m = __mmask16((1u << (4 * P)) - 1);
-  const int64_t spu = P == 1 ? a.U / S : 1;  // steps per group of P units
+  constexpr int B = 4 / P;
+  const int64_t spu = P == 1 ? a.U / S : 1;
   const int64_t groups = a.K / S / spu;
-  // The specification's 8 slots for 4 rows, per token: lane 4·(j mod 4) + r of slot[t][j / 4].
   __m512 slot[NT][2];
   for (int t = 0; t < NT; ++t) slot[t][0] = slot[t][1] = _mm512_setzero_ps();
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
-  const __m512i zc = _mm512_set1_epi32(a.zc);
-  for (int64_t g = 0; g < groups; ++g) {
-    __m512i acc[NT][4];
-    for (int t = 0; t < NT; ++t)
-      for (int r = 0; r < 4; ++r) acc[t][r] = _mm512_setzero_si512();
-    for (int64_t s = g * spu; s < (g + 1) * spu; ++s) {
-      if constexpr (F == Form::Packed || F == Form::PackedVbmi) {
-        __m512i xv[NT];
-        for (int t = 0; t < NT; ++t) xv[t] = _mm512_loadu_si512(b.x + t * a.ldx + s * 64);
-        for (int r = 0; r < 4; ++r) {
-          const uint8_t* p = b.row[r] + s * pc.step_bytes;
-          if (NT == 1 && b.prefetch) _mm_prefetch(reinterpret_cast<const char*>(p + b.prefetch), _MM_HINT_T1);
-          const __m512i w = F == Form::PackedVbmi ? unpack64_vbmi(p, pc) : unpack64_buffer(p, pc);
-          for (int t = 0; t < NT; ++t) acc[t][r] = _mm512_dpbusd_epi32(acc[t][r], w, xv[t]);
-        }
-      } else if constexpr (F == Form::B8) {
-        __m512i xv[NT];
-        for (int t = 0; t < NT; ++t) xv[t] = _mm512_loadu_si512(b.x + t * a.ldx + s * 64);
-        for (int r = 0; r < 4; ++r) {
-          const __m512i w = _mm512_loadu_si512(b.row[r] + s * 64);
-          if (NT == 1 && b.prefetch) _mm_prefetch(reinterpret_cast<const char*>(b.row[r] + b.prefetch + s * 64), _MM_HINT_T1);
-          for (int t = 0; t < NT; ++t) acc[t][r] = _mm512_dpbusd_epi32(acc[t][r], w, xv[t]);
-        }
-      } else {
-        __m512i xe[NT], xo[NT];
-        for (int t = 0; t < NT; ++t) {
-          xe[t] = _mm512_loadu_si512(b.x + t * a.ldx + s * 128);
-          xo[t] = _mm512_loadu_si512(b.x + t * a.ldx + s * 128 + 64);
-        }
-        for (int r = 0; r < 4; ++r) {
-          const __m512i w = _mm512_loadu_si512(b.row[r] + s * 64);
-          if (NT == 1 && b.prefetch) _mm_prefetch(reinterpret_cast<const char*>(b.row[r] + b.prefetch + s * 64), _MM_HINT_T1);
-          const __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
-          for (int t = 0; t < NT; ++t)
-            acc[t][r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[t][r], lo, xe[t]), hi, xo[t]);
+  if (spu <= 2) {
+    // Groups of one or two steps: batches of B groups, 4 units of 4 rows, one epilogue for them
+    // all. (A 4-bit g128 weight's unit is one step, and an epilogue per unit cost as much as the
+    // step: BM_IntDecodeStream in the caches, docs/results.md.) The batch's groups are unrolled,
+    // so their sums stay in registers.
+    for (int64_t g0 = 0; g0 < groups; g0 += B) {
+      const int nb = int(std::min<int64_t>(B, groups - g0));
+      __m512i R[NT][B];
+#pragma GCC unroll 4
+      for (int i = 0; i < B; ++i) {
+        if (i < nb) {
+          __m512i acc[NT][4];
+          group_sums<F, P, NT>(a, b, pc, g0 + i, acc);
+          for (int t = 0; t < NT; ++t) R[t][i] = reduce_rows4(acc[t]);
+        } else {
+          for (int t = 0; t < NT; ++t) R[t][i] = _mm512_setzero_si512();
         }
       }
+      __m512i D[NT];
+      for (int t = 0; t < NT; ++t) D[t] = batch_units<P>(R[t]);
+      epilogue<NT>(a, b, D, g0 * P, __mmask16((1u << (4 * P * nb)) - 1), slot);
     }
-    // epilogue for units u0 .. u0 + P - 1: d = Σu·q − z·Σq, f = float(d)·(s_w·s_x), slot += f
-    const int64_t u0 = g * P, off = u0 * 4;
-    const __m512 sw = _mm512_maskz_loadu_ps(m, b.sw4 + off);
-    const __m512i zw = b.zw4 ? _mm512_maskz_loadu_epi32(m, b.zw4 + off) : zc;
-    for (int t = 0; t < NT; ++t) {
-      const __m512i D = fold_units<P>(reduce_rows4(acc[t]));
-      const __m512i xs = _mm512_maskz_loadu_epi32(m, b.xs4 + t * a.ld4 + off);
-      const __m512i d = _mm512_sub_epi32(D, _mm512_mullo_epi32(zw, xs));
-      const __m512 sc = _mm512_mul_ps(sw, _mm512_maskz_loadu_ps(m, b.sx4 + t * a.ld4 + off));
-      add_to_slots<P>(slot[t], int(u0 % 8), _mm512_mul_ps(_mm512_cvtepi32_ps(d), sc));
+  } else {
+    // Groups of 3 steps or more (P = 1): the epilogue per group is a small part of its work, and
+    // unrolling a batch of them cost a per-channel int8 prefill 13% (BM_Linear T = 512).
+    for (int64_t g = 0; g < groups; ++g) {
+      __m512i acc[NT][4], D[NT];
+      group_sums<F, P, NT>(a, b, pc, g, acc);
+      const int lane = int(g % 4);  // unit g at lanes 4·lane + r of its slot
+      for (int t = 0; t < NT; ++t) D[t] = sum_lanes4(reduce_rows4(acc[t]));  // in every lane: the mask picks
+      epilogue<NT>(a, b, D, g - lane, __mmask16(0xFu << (4 * lane)), slot);
     }
   }
   // The specification pads the units to a multiple of 8 with f = +0 (it turns a -0 slot into +0).
