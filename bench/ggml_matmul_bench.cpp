@@ -131,7 +131,7 @@ void BM_GgmlDecodeStream(benchmark::State& st) {
 }
 
 // The bound of the decode-stream benchmarks (stream_read.h): a plain read of 8 buffers, 210 MB in
-// all (as BM_GgmlDecodeStream's Q4_0 copies), each summed by the team split as the kernels split
+// all (about BM_GgmlDecodeStream's Q4_0 copies), each summed by the team split as the kernels split
 // their rows. args: threads.
 void BM_StreamRead(benchmark::State& st) {
   constexpr size_t kBytes = size_t(25) << 20;

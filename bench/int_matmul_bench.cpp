@@ -80,7 +80,7 @@ void BM_Linear(benchmark::State& st) {
 }
 
 // Decode streaming from DRAM: T = 1 over copies of a 4096 × 11008 (7B's down_proj) or 5632 × 2048
-// (1.1B's gate/up) weight, int8 per channel or int4 g128, both symmetric with f16 scales (the
+// (1.1B's gate/up) weight, int8 per channel, int4 g128 or int3 g128, symmetric with f16 scales (the
 // defaults), × dynamic per-token int8 activations; one call each, and enough copies (≥ 180 MB)
 // that the bytes come from memory rather than cache. Compare with BM_StreamRead (stream_read.h).
 // args: kind (0 int8 channel × A8, 1 int4 g128 × A8, 2 and 3 the same × float, 4 int3 g128 × A8,

@@ -3,8 +3,8 @@
 //
 // Why. A decode kernel's speed is only meaningful against the memory's own, and this host's read
 // bandwidth moves by a third from minute to minute (34–51 GB/s, docs/results.md), so the bound is
-// taken in the same process: BM_StreamRead sums the same number of bytes, in the same buffers, split
-// over the threads as the kernels split their rows. The buffers are the ones a load interleaves
+// taken in the same process: BM_StreamRead sums buffers of the same kind and about the same size,
+// split over the threads as the kernels split their rows. The buffers are the ones a load interleaves
 // or repacks weights into (weight_buffer: 2 MiB-aligned, huge pages where the kernel grants them),
 // so the TLB and the hardware prefetchers see what they see in `lmq run`.
 #pragma once
