@@ -84,16 +84,24 @@ void BM_Linear(benchmark::State& st) {
 // defaults), × dynamic per-token int8 activations; one call each, and enough copies (≥ 180 MB)
 // that the bytes come from memory rather than cache. Compare with BM_StreamRead (stream_read.h).
 // args: kind (0 int8 channel × A8, 1 int4 g128 × A8, 2 and 3 the same × float, 4 int3 g128 × A8,
-// 5 int3 g128 × float: a packed width), threads, shape (0 4096 × 11008, 1 5632 × 2048; 2: 1024 ×
+// 5 int3 g128 × float, 6 int2 g128 × float, 7 int5 g64 × float, 8 int6 channel × float: the
+// packed widths), threads, shape (0 4096 × 11008, 1 5632 × 2048; 2: 1024 ×
 // 2048, one copy, which stays in the caches: the kernel's own speed, its bound when memory is not).
 void BM_IntDecodeStream(benchmark::State& st) {
   const int64_t shape = st.range(2);
   const int64_t N = shape == 0 ? 4096 : shape == 1 ? 5632 : 1024, K = shape == 0 ? 11008 : 2048;
   const int64_t kWeights = shape == 0 ? 8 : shape == 1 ? 32 : 1;
-  const int kind = int(st.range(0));
-  const bool weight_only = kind == 2 || kind == 3 || kind == 5;
-  const uint8_t bits = kind >= 4 ? 3 : kind % 2 == 1 ? 4 : 8;
-  const IntParams p{bits, false, bits == 8 ? -1 : 128, ScaleType::F16};
+  struct Kind {
+    uint8_t bits;
+    int32_t group;
+    bool weight_only;
+  };
+  constexpr Kind kinds[] = {{8, -1, false}, {4, 128, false}, {8, -1, true}, {4, 128, true}, {3, 128, false},
+                            {3, 128, true}, {2, 128, true},  {5, 64, true},  {6, -1, true}};
+  const Kind kind = kinds[st.range(0)];
+  const bool weight_only = kind.weight_only;
+  const uint8_t bits = kind.bits;
+  const IntParams p{bits, false, kind.group, ScaleType::F16};
   std::vector<float> f(static_cast<size_t>(N * K));
   std::mt19937 rng(1);
   std::normal_distribution<float> nd(0.f, 0.05f);
@@ -125,7 +133,7 @@ void BM_IntDecodeStream(benchmark::State& st) {
     }
   omp_set_num_threads(threads);
   st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(one.size()) * kWeights);
-  st.SetLabel(std::string(bits == 8 ? "int8 channel" : bits == 4 ? "int4 g128" : "int3 g128") +
+  st.SetLabel("int" + std::to_string(bits) + (kind.group < 0 ? " channel" : " g" + std::to_string(kind.group)) +
               (weight_only ? " x float, T=1" : " x A8, T=1"));
 }
 
@@ -133,7 +141,7 @@ void BM_IntDecodeStream(benchmark::State& st) {
 
 BENCHMARK(BM_IntDecodeStream)
     ->ArgNames({"kind", "threads", "shape"})
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1, 2}, {0, 1, 2}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8}, {1, 2}, {0, 1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -249,30 +249,46 @@ TEST(IntFormat, SubsetOfRowsEqualsTheFullDecode) {
   for (int64_t i = 0; i < 2 * cols; ++i) EXPECT_EQ(part[i], all[3 * cols + i]);
 }
 
-// int_row_params reads each row's scales and zero points as int_scale_at / int_zero_at do, for
-// every granularity, scale type, width and symmetry (odd group counts, a short last group).
+// int_row_params (and int_rows_params, several rows at once) reads each row's scales and zero
+// points as int_scale_at / int_zero_at do, for every granularity, scale type, width and symmetry
+// (odd group counts, a short last group; rows whose zero points start mid-byte, and 128 groups a
+// row, which start on one).
 TEST(IntFormat, RowParamsEqualPerGroupReads) {
-  const int64_t rows = 5, cols = 100;
-  std::vector<float> w(rows * cols);
-  for (int64_t i = 0; i < rows * cols; ++i) w[i] = std::cos(float(i) * 0.21f) * float(1 + i % 5);
-  for (ScaleType st : {ScaleType::F16, ScaleType::BF16, ScaleType::F32})
-    for (int bits : {3, 4, 8})
-      for (bool asym : {false, true})
-        for (int32_t group : {-1, 0, 16, 48}) {
-          const IntParams p{uint8_t(bits), asym, group, st};
-          std::vector<uint8_t> out(int_tensor_bytes(p, rows, cols));
-          quantize_tensor(w.data(), rows, cols, p, RangeMethod::MinMax, 99.0f, nullptr, out.data(), 1);
-          const IntView v = int_view(p, out.data(), rows, cols);
-          const int64_t n = v.layout.groups_per_row;
-          std::vector<float> s(static_cast<size_t>(n));
-          std::vector<int32_t> z(static_cast<size_t>(n));
-          for (int64_t r = 0; r < rows; ++r) {
-            int_row_params(v, r, s.data(), z.data());
-            for (int64_t g = 0; g < n; ++g) {
-              const int64_t idx = int_scale_index(p, n, r, g * (group > 0 ? group : cols));
-              ASSERT_EQ(s[size_t(g)], int_scale_at(v, idx)) << bits << " bits g" << group << " r" << r;
-              ASSERT_EQ(z[size_t(g)], int_zero_at(v, idx)) << bits << " bits g" << group << " r" << r;
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{5, 100}, {3, 2048}}) {
+    std::vector<float> w(size_t(rows * cols));
+    for (int64_t i = 0; i < rows * cols; ++i) w[size_t(i)] = std::cos(float(i) * 0.21f) * float(1 + i % 5);
+    for (ScaleType st : {ScaleType::F16, ScaleType::BF16, ScaleType::F32})
+      for (int bits : {2, 3, 4, 5, 8})
+        for (bool asym : {false, true})
+          for (int32_t group : {-1, 0, 16, 48}) {
+            const IntParams p{uint8_t(bits), asym, group, st};
+            std::vector<uint8_t> out(int_tensor_bytes(p, rows, cols));
+            quantize_tensor(w.data(), rows, cols, p, RangeMethod::MinMax, 99.0f, nullptr, out.data(), 1);
+            const IntView v = int_view(p, out.data(), rows, cols);
+            const int64_t n = v.layout.groups_per_row;
+            std::vector<float> s(static_cast<size_t>(n));
+            std::vector<int32_t> z(static_cast<size_t>(n));
+            for (int64_t r = 0; r < rows; ++r) {
+              int_row_params(v, r, s.data(), z.data());
+              for (int64_t g = 0; g < n; ++g) {
+                const int64_t idx = int_scale_index(p, n, r, g * (group > 0 ? group : cols));
+                ASSERT_EQ(s[size_t(g)], int_scale_at(v, idx)) << bits << " bits g" << group << " r" << r;
+                ASSERT_EQ(z[size_t(g)], int_zero_at(v, idx)) << bits << " bits g" << group << " r" << r;
+              }
+            }
+            // rows [r0, rows) at once: each row's as int_row_params reads it
+            for (int64_t r0 : {int64_t(0), int64_t(1)}) {
+              std::vector<float> sr(size_t((rows - r0) * n));
+              std::vector<int32_t> zr(size_t((rows - r0) * n));
+              int_rows_params(v, r0, rows - r0, sr.data(), zr.data());
+              for (int64_t r = r0; r < rows; ++r) {
+                int_row_params(v, r, s.data(), z.data());
+                for (int64_t g = 0; g < n; ++g) {
+                  ASSERT_EQ(sr[size_t((r - r0) * n + g)], s[size_t(g)]) << bits << " bits g" << group << " r" << r;
+                  ASSERT_EQ(zr[size_t((r - r0) * n + g)], z[size_t(g)]) << bits << " bits g" << group << " r" << r;
+                }
+              }
             }
           }
-        }
+  }
 }

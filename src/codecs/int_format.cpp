@@ -108,22 +108,47 @@ void f16_row_to_f32(const uint8_t* b, int64_t n, float* out) {
   (f16c ? f16_row_f16c : f16_row_scalar)(b, n, out);
 }
 
+// The scales and zero points of `count` consecutive scale indices from idx0.
+void params_run(const IntView& v, int64_t idx0, int64_t count, float* scales, int32_t* zeros) {
+  const uint8_t* b = v.scales + uint64_t(idx0) * scale_size(v.p.scale_type);
+  switch (v.p.scale_type) {  // the type decided once per run, not per scale
+    case ScaleType::F32:
+      for (int64_t i = 0; i < count; ++i, b += 4)
+        scales[i] = bits_to_f32(uint32_t(b[0]) | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16 | uint32_t(b[3]) << 24);
+      break;
+    case ScaleType::F16: f16_row_to_f32(b, count, scales); break;
+    case ScaleType::BF16:
+      for (int64_t i = 0; i < count; ++i, b += 2) scales[i] = bf16_to_f32(uint16_t(b[0] | b[1] << 8));
+      break;
+  }
+  if (!v.zeros) return std::fill(zeros, zeros + count, sym_zero(v.p.bits));
+  const uint64_t bit0 = uint64_t(idx0) * unsigned(v.p.bits);
+  if (bit0 % 8 != 0) {
+    for (int64_t i = 0; i < count; ++i) zeros[i] = packed_at(v.zeros, idx0 + i, v.p.bits);
+    return;
+  }
+  uint8_t u[256];
+  for (int64_t i = 0; i < count; i += 256) {  // i·bits is a whole number of bytes
+    const int64_t m = std::min<int64_t>(256, count - i);
+    unpack_bits(v.zeros + (bit0 + uint64_t(i) * unsigned(v.p.bits)) / 8, m, v.p.bits, u);
+    std::copy(u, u + m, zeros + i);
+  }
+}
+
 }  // namespace
 
 void int_row_params(const IntView& v, int64_t r, float* scales, int32_t* zeros) {
-  const int64_t n = v.layout.groups_per_row, idx0 = int_scale_index(v.p, n, r, 0);
-  const uint8_t* b = v.scales + uint64_t(idx0) * scale_size(v.p.scale_type);
-  switch (v.p.scale_type) {  // the type decided once per row, not per scale
-    case ScaleType::F32:
-      for (int64_t i = 0; i < n; ++i, b += 4)
-        scales[i] = bits_to_f32(uint32_t(b[0]) | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16 | uint32_t(b[3]) << 24);
-      break;
-    case ScaleType::F16: f16_row_to_f32(b, n, scales); break;
-    case ScaleType::BF16:
-      for (int64_t i = 0; i < n; ++i, b += 2) scales[i] = bf16_to_f32(uint16_t(b[0] | b[1] << 8));
-      break;
-  }
-  for (int64_t i = 0; i < n; ++i) zeros[i] = v.zeros ? packed_at(v.zeros, idx0 + i, v.p.bits) : sym_zero(v.p.bits);
+  params_run(v, int_scale_index(v.p, v.layout.groups_per_row, r, 0), v.layout.groups_per_row, scales, zeros);
+}
+
+void int_rows_params(const IntView& v, int64_t r0, int64_t nr, float* scales, int32_t* zeros) {
+  const int64_t n = v.layout.groups_per_row, idx0 = int_scale_index(v.p, n, r0, 0);
+  // Per channel and per group the rows' parameters lie one after another: one run, so the
+  // per-call work of unpacking the zero points is paid once a chunk (every decode step reads
+  // every row's); per tensor every row has the one.
+  if (nr > 1 && int_scale_index(v.p, n, r0 + nr - 1, 0) == idx0 + (nr - 1) * n)
+    return params_run(v, idx0, nr * n, scales, zeros);
+  for (int64_t r = 0; r < nr; ++r) int_row_params(v, r0 + r, scales + r * n, zeros + r * n);
 }
 
 namespace {

@@ -38,10 +38,10 @@ void prefetch_ahead(const uint8_t* p, int64_t n, const uint8_t* end) {
   for (const uint8_t* a = p + kDecodeAhead; a < p + kDecodeAhead + n && a < end; a += 64) __builtin_prefetch(a, 0, 2);
 }
 
-// The weight-only integer path: per chunk of rows, each row's group scales and zero points, then
-// 4 rows (one tile) at a time either the 4-bit decode kernel (one token, codes read where they
-// lie) or dot_tile_codes: 8-bit codes read where they lie, packed ones unpacked to bytes a tile
-// at a time, so they stay in L1 while the tile reads them. At decode, codes read in place are
+// The weight-only integer path: per chunk of rows, the rows' group scales and zero points, then
+// 4 rows (one tile) at a time either the decode kernel of packed codes (one token, 2..7-bit codes
+// read where they lie, code_gemv.h) or dot_tile_codes: 8-bit codes read where they lie, packed
+// ones unpacked to bytes a tile at a time, so they stay in L1 while the tile reads them. At decode, codes read in place are
 // fetched ahead row by row as they are read; otherwise the lines ahead of a tile before it. Either
 // way the tiles are the same 4 rows, so the results do not depend on the thread count.
 void matmul_codes(const Tensor& w, int64_t G, const float* x, int64_t T, float* y, const float* bias) {
@@ -50,9 +50,9 @@ void matmul_codes(const Tensor& w, int64_t G, const float* x, int64_t T, float* 
   LMQ_CHECK(v.layout.groups_per_row == ng, "{} groups per row, {} expected", v.layout.groups_per_row, ng);
   const int64_t chunks = (N + kRowChunk - 1) / kRowChunk, ldc = int64_t(v.layout.row_code_bytes);
   const bool packed = w.q.bits != 8;
-  const bool gemv4 = T == 1 && codek::code_gemv_available() && codek::code_gemv_fits(w.q.bits, K, G);
-  std::vector<float> x4(gemv4 ? size_t(K) : 0);
-  if (gemv4) codek::code_gemv_prepare_x4(x, K, x4.data());
+  const bool gemv = T == 1 && codek::code_gemv_available(w.q.bits) && codek::code_gemv_fits(w.q.bits, K, G);
+  std::vector<float> xp(gemv ? size_t(K) : 0);
+  if (gemv) codek::code_gemv_prepare_x(w.q.bits, x, K, xp.data());
   const uint8_t* end = v.codes + N * ldc;
 #pragma omp parallel
   {
@@ -62,7 +62,7 @@ void matmul_codes(const Tensor& w, int64_t G, const float* x, int64_t T, float* 
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t r0 = c * kRowChunk, nr = std::min(kRowChunk, N - r0);
-      for (int64_t r = 0; r < nr; ++r) quant::int_row_params(v, r0 + r, sc.data() + r * ng, zc.data() + r * ng);
+      quant::int_rows_params(v, r0, nr, sc.data(), zc.data());
       for (int64_t s = 0; s < nr; s += 4) {
         const int64_t ns = std::min<int64_t>(4, nr - s);
         const uint8_t* rows = v.codes + (r0 + s) * ldc;
@@ -70,8 +70,8 @@ void matmul_codes(const Tensor& w, int64_t G, const float* x, int64_t T, float* 
         const int32_t* zg = zc.data() + s * ng;
         const bool inside = (r0 + s + ns) * ldc + decode_ahead(ldc) <= N * ldc;  // the lines ahead are this weight's
         const int64_t ahead = T == 1 && inside ? decode_ahead(ldc) : 0;
-        if (gemv4) {
-          codek::code_gemv_rows({rows, ldc, K, G, x4.data(), sg, zg, ahead}, int(ns), y + r0 + s);
+        if (gemv) {
+          codek::code_gemv_rows({w.q.bits, rows, ldc, K, G, xp.data(), sg, zg, ahead}, int(ns), y + r0 + s);
         } else if (!packed) {
           if (ahead == 0) prefetch_ahead(rows, ns * ldc, end);
           dot_tile_codes(rows, ldc, ns, x, T, K, G, sg, zg, y + r0 + s, N, ahead);

@@ -68,6 +68,8 @@ int32_t int_zero_at(const IntView& v, int64_t idx);  // 2^(b-1) for symmetric
 // Row r's groups_per_row scales and zero points (one each for tensor/channel granularity):
 // int_scale_at / int_zero_at of its groups in order, read in one pass.
 void int_row_params(const IntView& v, int64_t r, float* scales, int32_t* zeros);
+// The same for rows [r0, r0 + nr): row r's at scales/zeros + (r − r0)·groups_per_row.
+void int_rows_params(const IntView& v, int64_t r0, int64_t nr, float* scales, int32_t* zeros);
 
 // Dequantizes rows [row0, row0 + n) into out[n·cols]. Throws if the rows are out of range.
 void int_dequantize_rows(const IntParams& p, const uint8_t* data, int64_t rows, int64_t cols,
