@@ -28,6 +28,15 @@ ln -s "$bin" "$work/bin/lmq"
 ln -s "$shared" "$work/shared"
 cd "$work"
 export PATH="$work/bin:$PATH" OMP_WAIT_POLICY=passive OMP_NUM_THREADS="$threads"
+# The calibrated files (GPTQ, AWQ) go through OpenBLAS's sgemm, whose kernel OpenBLAS picks by CPU
+# model (or OPENBLAS_CORETYPE, which some hosts set), and the kernels round differently. The
+# digests were recorded with Debian's OpenBLAS 0.3.21 on its Cooperlake kernels (what it picks on
+# AMD Zen 4); on a Zen 5, or with OPENBLAS_CORETYPE=Haswell, GPTQ's codes move. Where the CPU runs
+# the Cooperlake kernels (AVX-512 BF16) they are named here, so the guard compares lmq's bytes
+# rather than the BLAS's choice.
+if grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null; then
+  export OPENBLAS_CORETYPE=Cooperlake
+fi
 
 # Calibration text: 300 lines from the start of docs-valid.txt's second half (by lines), which
 # the evaluation windows (the file's start) never reach.
