@@ -95,8 +95,8 @@ TEST(Gemm, MatchesDoubleReferenceOnEveryTarget) {
 
 // Weight-only LMQ_INT: the codes widened in registers (every width, groups of whole 16-value
 // steps; packed widths unpacked to bytes first), the decode kernels (one token: 2..4-bit groups
-// of 128s, 5..7-bit groups of 64s, where the CPU has AVX-512F, and VBMI for 3, 5, 6 and 7 bits;
-// 8-bit groups of 32s; 70 × 1024 fetches ahead within the weight, 37 × 384 does not) or dequantized rows (other groups) give the product of the
+// of 128s and 64s, 2..3-bit 32s, 5..7-bit 64s, where the CPU has AVX-512F, and VBMI for 3, 5, 6
+// and 7 bits; 8-bit groups of 32s; 70 × 1024 fetches ahead within the weight, 37 × 384 does not) or dequantized rows (other groups) give the product of the
 // dequantized weight with x, on every target, for sym/asym, per tensor / channel / group and
 // row and token tails.
 TEST(Matmul, IntCodesMatchDequantizedProduct) {
@@ -116,8 +116,10 @@ TEST(Matmul, IntCodesMatchDequantizedProduct) {
                         // one token of these takes the packed-code decode kernel (code_gemv.h)
                         IntParams{2, true, 128, ScaleType::F16}, IntParams{2, false, -1, ScaleType::F16},
                         IntParams{3, true, 128, ScaleType::F16}, IntParams{3, false, 256, ScaleType::BF16},
-                        IntParams{5, true, 64, ScaleType::F16}, IntParams{5, false, -1, ScaleType::F16},
-                        IntParams{6, true, 128, ScaleType::F16}, IntParams{7, false, 64, ScaleType::F32}})
+                        IntParams{5, true, 128, ScaleType::BF16}, IntParams{5, false, -1, ScaleType::F16},
+                        IntParams{6, true, 128, ScaleType::F16}, IntParams{7, false, 64, ScaleType::F32},
+                        IntParams{2, false, 64, ScaleType::BF16}, IntParams{2, false, 32, ScaleType::BF16},
+                        IntParams{3, true, 64, ScaleType::F16}, IntParams{4, true, 64, ScaleType::F16}})
       for (auto [N, K, T] : {std::tuple<int64_t, int64_t, int64_t>{37, 384, 1}, {6, 256, 5}, {70, 96, 3}, {70, 1024, 1}}) {
         if (p.group > 0 && K % p.group != 0) continue;
         std::vector<float> wf(size_t(N * K)), x(size_t(T * K));

@@ -10,8 +10,8 @@ namespace lmq::codek {
 // The CPU runs the kernel for this width: AVX-512F for 2 and 4 bits; AVX-512BW and VBMI as well
 // for 3, 5, 6 and 7 (their codes are moved into 32-bit lanes with vpermb).
 bool code_gemv_available(int bits);
-// The layout fits: 2..4-bit codes in groups of whole 128-code steps, 5..7-bit codes in groups of
-// whole 64-code steps.
+// The layout fits: 2..4-bit codes in groups of whole 128-code steps or in 128-code steps of 2
+// groups (G = 64) or of 4 (G = 32, 2 and 3 bits), 5..7-bit codes in groups of whole 64-code steps.
 bool code_gemv_fits(int bits, int64_t K, int64_t G);
 // The activation row as the kernel for `bits` reads it (xp has K floats): each step's values
 // reordered so that lane j of its m-th 16-float vector holds x[n·j + m], the value whose code

@@ -8,7 +8,9 @@
 // index, looks it up in a 16-float table of the group's dequantized values s·(c − z) (computed as
 // quant::dequant_code does, so every product is the dequantized weight times x; below 4 bits the
 // table repeats, since the bits above the code are the next code's). Per 128 codes and row:
-// 1 load (and a move below 4 bits), 7 shifts, 8 lookups, 8 FMAs.
+// 1 load (and a move below 4 bits), 7 shifts, 8 lookups, 8 FMAs. Groups of 64 or 32 put the
+// step's 2 or 4 groups in one table of up to 32 floats, rebuilt each step, and index it with the
+// lane's group above the code (one more vpternlogd a lookup).
 //
 // 5..7 bits: a 64-code step (8·b bytes) is made 16 lanes of 4 codes each (vpermb, then a 4-bit
 // shift of the lanes that start mid-byte). A lookup would need a table of 32..128 floats, so the
@@ -20,7 +22,7 @@
 // the read bandwidth (docs/results.md, "Weight-only decode of every width").
 #include "code_gemv.h"
 
-#include <type_traits>
+#include <algorithm>
 
 #include "x86_intrinsics.h"
 
@@ -39,7 +41,9 @@ bool code_gemv_available(int bits) {
 
 bool code_gemv_fits(int bits, int64_t K, int64_t G) {
   if (bits < 2 || bits > 7 || K <= 0 || G <= 0 || K % G != 0) return false;
-  return G % (16 * lane_codes(bits)) == 0;
+  if (G % (16 * lane_codes(bits)) == 0) return true;
+  // 2..4 bits: 2 or 4 groups a 128-code step, while their tables fit 32 floats
+  return bits <= 4 && K % 128 == 0 && (G == 64 || (G == 32 && bits <= 3));
 }
 
 void code_gemv_prepare_x(int bits, const float* x, int64_t K, float* xp) {
@@ -113,6 +117,51 @@ LMQ_AVX512F void rows_lookup(const CodeGemvArgs& a, float* y) {
   for (int r = 0; r < NR; ++r) y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
 }
 
+// The same for groups of 64 or 32 codes: P = 128/G groups a step, lanes 16/P·p .. of group p.
+// One table holds the P groups' dequantized values, group p's code c at entry p·2^B + c (two
+// registers and vpermt2ps where that passes 16 entries), and each lookup's index is the code
+// (masked) with its lane's group above it (one vpternlogd). The table is rebuilt every step.
+template <int B, int P, int NR>
+LMQ_AVX512F void rows_lookup_groups(const CodeGemvArgs& a, float* y) {
+  static_assert(B >= 2 && B <= 4 && (P == 2 || P == 4));
+  constexpr int E = 1 << B, W = P * E;  // entries a group, entries in all
+  static_assert(W <= 32);
+  const int64_t ng = a.K / a.G, step_bytes = 16 * B;
+  const __m512i idx = lane_bytes_index<B>();
+  alignas(64) int32_t lane_group[16], entry_group[32];
+  alignas(64) float entry_code[32];
+  for (int j = 0; j < 16; ++j) lane_group[j] = j / (16 / P) * E;
+  for (int i = 0; i < 32; ++i) entry_group[i] = std::min(i / E, P - 1), entry_code[i] = float(i % E);
+  const __m512i lane_base = _mm512_load_si512(lane_group), code_mask = _mm512_set1_epi32(E - 1);
+  const __m512i eg[2] = {_mm512_load_si512(entry_group), _mm512_load_si512(entry_group + 16)};
+  const __m512 ec[2] = {_mm512_load_ps(entry_code), _mm512_load_ps(entry_code + 16)};
+  constexpr int kTabs = W > 16 ? 2 : 1;
+  __m512 acc[NR][2];
+  for (int r = 0; r < NR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < a.K; k += 128) {
+    const int64_t g0 = k / a.G;
+    __m512 xv[8];
+    for (int m = 0; m < 8; ++m) xv[m] = _mm512_loadu_ps(a.xp + k + 16 * m);
+    for (int r = 0; r < NR; ++r) {
+      const __m512 sv = _mm512_maskz_loadu_ps(__mmask16((1u << P) - 1), a.s + r * ng + g0);
+      const __m512 zv = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(__mmask16((1u << P) - 1), a.z + r * ng + g0));
+      __m512 tab[kTabs];  // entry p·E + c = s_p · (c − z_p), as quant::dequant_code
+      for (int t = 0; t < kTabs; ++t)
+        tab[t] = _mm512_mul_ps(_mm512_permutexvar_ps(eg[t], sv), _mm512_sub_ps(ec[t], _mm512_permutexvar_ps(eg[t], zv)));
+      const uint8_t* p = a.u + r * a.ldu + k / 128 * step_bytes;
+      _mm_prefetch(reinterpret_cast<const char*>(p + a.ahead), _MM_HINT_T1);
+      const __m512i c = step8<B>(p, idx);
+#pragma GCC unroll 8
+      for (int m = 0; m < 8; ++m) {  // (code & (E − 1)) | the lane's group · E
+        const __m512i e = _mm512_ternarylogic_epi32(_mm512_srli_epi32(c, B * m), code_mask, lane_base, 0xEA);
+        const __m512 w = kTabs == 1 ? _mm512_permutexvar_ps(e, tab[0]) : _mm512_permutex2var_ps(tab[0], e, tab[kTabs - 1]);
+        acc[r][m % 2] = _mm512_fmadd_ps(w, xv[m], acc[r][m % 2]);
+      }
+    }
+  }
+  for (int r = 0; r < NR; ++r) y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+}
+
 // ---- 5..7 bits: 64 codes a step, 4 a lane.
 
 template <int B, int NR>
@@ -153,18 +202,29 @@ LMQ_AVX512F void rows_convert(const CodeGemvArgs& a, float* y) {
   for (int r = 0; r < NR; ++r) y[r] = _mm512_reduce_add_ps(out[r]);
 }
 
+// The kernel for B bits, P groups a step (1: groups of whole steps), NR rows.
+template <int B, int P, int NR>
+void kernel(const CodeGemvArgs& a, float* y) {
+  if constexpr (B >= 5) rows_convert<B, NR>(a, y);
+  else if constexpr (P == 1) rows_lookup<B, NR>(a, y);
+  else if constexpr ((1 << B) * P <= 32) rows_lookup_groups<B, P, NR>(a, y);
+}
+
+template <int B, int P>
+void rows_p(const CodeGemvArgs& a, int nr, float* y) {
+  switch (nr) {
+    case 4: return kernel<B, P, 4>(a, y);
+    case 3: return kernel<B, P, 3>(a, y);
+    case 2: return kernel<B, P, 2>(a, y);
+    default: return kernel<B, P, 1>(a, y);
+  }
+}
+
 template <int B>
 void rows(const CodeGemvArgs& a, int nr, float* y) {
-  constexpr auto kernel = [](auto nrc) {
-    if constexpr (B <= 4) return &rows_lookup<B, decltype(nrc)::value>;
-    else return &rows_convert<B, decltype(nrc)::value>;
-  };
-  switch (nr) {
-    case 4: return kernel(std::integral_constant<int, 4>())(a, y);
-    case 3: return kernel(std::integral_constant<int, 3>())(a, y);
-    case 2: return kernel(std::integral_constant<int, 2>())(a, y);
-    default: return kernel(std::integral_constant<int, 1>())(a, y);
-  }
+  if (a.G == 64 && B <= 4) return rows_p<B, 2>(a, nr, y);
+  if (a.G == 32 && B <= 3) return rows_p<B, 4>(a, nr, y);
+  rows_p<B, 1>(a, nr, y);
 }
 
 }  // namespace
