@@ -85,8 +85,8 @@ void BM_Linear(benchmark::State& st) {
 // that the bytes come from memory rather than cache. Compare with BM_StreamRead (stream_read.h).
 // args: kind (0 int8 channel × A8, 1 int4 g128 × A8, 2 and 3 the same × float, 4 int3 g128 × A8,
 // 5 int3 g128 × float, 6 int2 g128 × float, 7 int5 g64 × float, 8 int6 channel × float: the
-// packed widths), threads, shape (0 4096 × 11008, 1 5632 × 2048; 2: 1024 ×
-// 2048, one copy, which stays in the caches: the kernel's own speed, its bound when memory is not).
+// packed widths), threads, shape (0 4096 × 11008, 1 5632 × 2048; 2: 1024 × 2048, one copy,
+// which stays in the caches: the kernel's own speed, its bound when memory is not).
 void BM_IntDecodeStream(benchmark::State& st) {
   const int64_t shape = st.range(2);
   const int64_t N = shape == 0 ? 4096 : shape == 1 ? 5632 : 1024, K = shape == 0 ? 11008 : 2048;

@@ -7,8 +7,8 @@
 
 namespace lmq::codek {
 
-// The CPU runs the kernel for this width: AVX-512F for 2 and 4 bits; AVX-512BW and VBMI as well
-// for 3, 5, 6 and 7 (their codes are moved into 32-bit lanes with vpermb).
+// The CPU runs the kernel for this width: AVX-512F for 2 and 4 bits; AVX-512 VBMI as well for 3,
+// 5, 6 and 7 (their codes are moved into 32-bit lanes with vpermb).
 bool code_gemv_available(int bits);
 // The layout fits: 2..4-bit codes in groups of whole 128-code steps or in 128-code steps of 2
 // groups (G = 64) or of 4 (G = 32, 2 and 3 bits), 5..7-bit codes in groups of whole 64-code steps.

@@ -41,9 +41,10 @@ void prefetch_ahead(const uint8_t* p, int64_t n, const uint8_t* end) {
 // The weight-only integer path: per chunk of rows, the rows' group scales and zero points, then
 // 4 rows (one tile) at a time either the decode kernel of packed codes (one token, 2..7-bit codes
 // read where they lie, code_gemv.h) or dot_tile_codes: 8-bit codes read where they lie, packed
-// ones unpacked to bytes a tile at a time, so they stay in L1 while the tile reads them. At decode, codes read in place are
-// fetched ahead row by row as they are read; otherwise the lines ahead of a tile before it. Either
-// way the tiles are the same 4 rows, so the results do not depend on the thread count.
+// ones unpacked to bytes a tile at a time, so they stay in L1 while the tile reads them. At
+// decode, codes read in place are fetched ahead row by row as they are read; otherwise the lines
+// ahead of a tile before it. Either way the tiles are the same 4 rows, so the results do not
+// depend on the thread count.
 void matmul_codes(const Tensor& w, int64_t G, const float* x, int64_t T, float* y, const float* bias) {
   const int64_t N = w.rows(), K = w.cols(), ng = K / G;
   const quant::IntView v = quant::int_view(w.q, w.data, N, K);
