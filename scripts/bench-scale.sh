@@ -7,7 +7,9 @@
 # LLAMA_CPP_BUILD: a llama.cpp build directory with bin/llama-bench (built beside the project
 # from llama.cpp's public source, never inside it), or `none` to run lmq's half alone (no ratio
 # column). Environment: SYNTH_DIR (where the models and their quantized files go, generated once
-# and reused; default ../synth), PRESETS (default "tinyllama-1.1b llama2-7b"), THREADS (2).
+# and reused; default ../synth), PRESETS (default "tinyllama-1.1b llama2-7b"), THREADS (2),
+# FORMATS (default "q8_0 q4_0 q4_k_m int8 int4": the rows to run, and the files to write; an int
+# row brings its llama.cpp reference, q8_0 for int8 and q4_0 for int4, with it).
 #
 # 1. generates each preset once (lmq synth) and writes, once, lmq's int8:channel:sym and
 #    int4:g128:sym files and lmq's GGUF exports q8_0, q4_0 and q4_k_m (RTN, byte-identical to
@@ -35,6 +37,16 @@ SHARED=${LMQ_SHARED:-../shared}
 SYNTH_DIR=${SYNTH_DIR:-../synth}
 PRESETS=${PRESETS:-tinyllama-1.1b llama2-7b}
 THREADS=${THREADS:-2}
+FORMATS=${FORMATS:-q8_0 q4_0 q4_k_m int8 int4}
+for f in $FORMATS; do
+  case $f in q8_0 | q4_0 | q4_k_m | int8 | int4) ;; *) echo "bench-scale: FORMATS: unknown format $f (q8_0 q4_0 q4_k_m int8 int4)" >&2; exit 1 ;; esac
+done
+wants() { [[ " $FORMATS " == *" $1 "* ]]; }
+# the GGUF files to write: the selected ones and the int rows' references
+ggufs=()
+for t in q8_0 q4_0 q4_k_m; do
+  if wants "$t" || { [ "$t" = q8_0 ] && wants int8; } || { [ "$t" = q4_0 ] && wants int4; }; then ggufs+=("$t"); fi
+done
 LMQ=./build/lmq
 [ "$LB_DIR" = none ] || [ -x "$LB_DIR/bin/llama-bench" ] || { echo "bench-scale: $LB_DIR/bin/llama-bench: not found" >&2; exit 1; }
 cmake --build build -j2 --target lmq >/dev/null
@@ -49,9 +61,9 @@ tokenizer_of() {  # the 32000-token presets reuse Llama-2's SentencePiece model
 for p in $PRESETS; do
   d=$SYNTH_DIR/$p
   [ -d "$d" ] || $LMQ synth "$p" -o "$d" --tokenizer "$(tokenizer_of "$p")" -t "$THREADS"
-  [ -f "$d-int8.lmq" ] || $LMQ quantize "$d" -o "$d-int8.lmq" --scheme int8:channel:sym -t "$THREADS" >/dev/null
-  [ -f "$d-int4.lmq" ] || $LMQ quantize "$d" -o "$d-int4.lmq" --scheme int4:g128:sym -t "$THREADS" >/dev/null
-  for t in q8_0 q4_0 q4_k_m; do
+  ! wants int8 || [ -f "$d-int8.lmq" ] || $LMQ quantize "$d" -o "$d-int8.lmq" --scheme int8:channel:sym -t "$THREADS" >/dev/null
+  ! wants int4 || [ -f "$d-int4.lmq" ] || $LMQ quantize "$d" -o "$d-int4.lmq" --scheme int4:g128:sym -t "$THREADS" >/dev/null
+  for t in "${ggufs[@]}"; do
     [ -f "$d-$t.gguf" ] || $LMQ quantize "$d" -o "$d-$t.gguf" --format gguf --scheme "$t" -t "$THREADS" >/dev/null
   done
 done
@@ -62,10 +74,11 @@ for p in $PRESETS; do
   d=$SYNTH_DIR/$p
   # GGUF rows run as lmq runs a GGUF file by default (int8 activations in blocks of 32, as
   # llama.cpp's CPU backend does); "file" = no --act-quant flag
-  rows+=("$p Q8_0 (GGUF)|$d-q8_0.gguf|file|$d-q8_0.gguf" "$p Q4_0 (GGUF)|$d-q4_0.gguf|file|$d-q4_0.gguf"
-         "$p Q4_K_M (GGUF)|$d-q4_k_m.gguf|file|$d-q4_k_m.gguf"
-         "$p lmq int8|$d-int8.lmq|none|$d-q8_0.gguf" "$p lmq int8 ×A8|$d-int8.lmq|dynamic|$d-q8_0.gguf"
-         "$p lmq int4-g128|$d-int4.lmq|none|$d-q4_0.gguf" "$p lmq int4-g128 ×A8|$d-int4.lmq|dynamic|$d-q4_0.gguf")
+  ! wants q8_0 || rows+=("$p Q8_0 (GGUF)|$d-q8_0.gguf|file|$d-q8_0.gguf")
+  ! wants q4_0 || rows+=("$p Q4_0 (GGUF)|$d-q4_0.gguf|file|$d-q4_0.gguf")
+  ! wants q4_k_m || rows+=("$p Q4_K_M (GGUF)|$d-q4_k_m.gguf|file|$d-q4_k_m.gguf")
+  ! wants int8 || rows+=("$p lmq int8|$d-int8.lmq|none|$d-q8_0.gguf" "$p lmq int8 ×A8|$d-int8.lmq|dynamic|$d-q8_0.gguf")
+  ! wants int4 || rows+=("$p lmq int4-g128|$d-int4.lmq|none|$d-q4_0.gguf" "$p lmq int4-g128 ×A8|$d-int4.lmq|dynamic|$d-q4_0.gguf")
 done
 date -u; uptime
 for r in $(seq "$ROUNDS"); do
