@@ -2,9 +2,10 @@
 # The test command (README, command 2): the Debian packages and a Release build (scripts/setup.sh
 # --tests), every test in that build (ctest), then one clang 14 build instrumented with AddressSanitizer + UndefinedBehaviorSanitizer (+ libFuzzer coverage;
 # CMakePresets.json: fuzz in build-fuzz/, -O1 with line tables only: it compiles in about half the
-# time of -O2 -g, and the reports keep file and line; its lmq_tests holds only the 23 test files
-# with a BadInput* suite) that runs the bad-input group of the unit tests under the sanitizers and then the libFuzzer smoke run: every fuzz target for 30 s
-# on its seeds and committed regression inputs (tests/fuzz/README.md). One instrumented build
+# time of -O2 -g, and the reports keep file and line; its lmq_tests holds only the test files
+# with a BadInput* suite) that runs the bad-input group of the unit tests under the sanitizers
+# and then the libFuzzer smoke run: every fuzz target for 30 s on its seeds and committed
+# regression inputs (tests/fuzz/README.md). One instrumented build
 # serves both, which keeps CI well inside its time. (`cmake --preset asan` is the same check
 # with gcc, for a machine without clang.)
 set -euo pipefail
