@@ -42,11 +42,6 @@ for f in $FORMATS; do
   case $f in q8_0 | q4_0 | q4_k_m | int8 | int4) ;; *) echo "bench-scale: FORMATS: unknown format $f (q8_0 q4_0 q4_k_m int8 int4)" >&2; exit 1 ;; esac
 done
 wants() { [[ " $FORMATS " == *" $1 "* ]]; }
-# the GGUF files to write: the selected ones and the int rows' references
-ggufs=()
-for t in q8_0 q4_0 q4_k_m; do
-  if wants "$t" || { [ "$t" = q8_0 ] && wants int8; } || { [ "$t" = q4_0 ] && wants int4; }; then ggufs+=("$t"); fi
-done
 LMQ=./build/lmq
 [ "$LB_DIR" = none ] || [ -x "$LB_DIR/bin/llama-bench" ] || { echo "bench-scale: $LB_DIR/bin/llama-bench: not found" >&2; exit 1; }
 cmake --build build -j2 --target lmq >/dev/null
@@ -61,11 +56,6 @@ tokenizer_of() {  # the 32000-token presets reuse Llama-2's SentencePiece model
 for p in $PRESETS; do
   d=$SYNTH_DIR/$p
   [ -d "$d" ] || $LMQ synth "$p" -o "$d" --tokenizer "$(tokenizer_of "$p")" -t "$THREADS"
-  ! wants int8 || [ -f "$d-int8.lmq" ] || $LMQ quantize "$d" -o "$d-int8.lmq" --scheme int8:channel:sym -t "$THREADS" >/dev/null
-  ! wants int4 || [ -f "$d-int4.lmq" ] || $LMQ quantize "$d" -o "$d-int4.lmq" --scheme int4:g128:sym -t "$THREADS" >/dev/null
-  for t in "${ggufs[@]}"; do
-    [ -f "$d-$t.gguf" ] || $LMQ quantize "$d" -o "$d-$t.gguf" --format gguf --scheme "$t" -t "$THREADS" >/dev/null
-  done
 done
 
 # rows: "name|file lmq runs|--act-quant|GGUF file llama.cpp runs (its reference for the ratio)"
@@ -79,6 +69,22 @@ for p in $PRESETS; do
   ! wants q4_k_m || rows+=("$p Q4_K_M (GGUF)|$d-q4_k_m.gguf|file|$d-q4_k_m.gguf")
   ! wants int8 || rows+=("$p lmq int8|$d-int8.lmq|none|$d-q8_0.gguf" "$p lmq int8 ×A8|$d-int8.lmq|dynamic|$d-q8_0.gguf")
   ! wants int4 || rows+=("$p lmq int4-g128|$d-int4.lmq|none|$d-q4_0.gguf" "$p lmq int4-g128 ×A8|$d-int4.lmq|dynamic|$d-q4_0.gguf")
+done
+# Each file the rows name (lmq's and llama.cpp's), written once from its model: MODEL-int8.lmq,
+# MODEL-int4.lmq, MODEL-TYPE.gguf.
+write_once() {
+  [ ! -f "$1" ] || return 0
+  case $1 in
+    *-int8.lmq) $LMQ quantize "${1%-int8.lmq}" -o "$1" --scheme int8:channel:sym -t "$THREADS" >/dev/null ;;
+    *-int4.lmq) $LMQ quantize "${1%-int4.lmq}" -o "$1" --scheme int4:g128:sym -t "$THREADS" >/dev/null ;;
+    *.gguf) local t=${1##*-}; t=${t%.gguf}
+      $LMQ quantize "${1%-"$t".gguf}" -o "$1" --format gguf --scheme "$t" -t "$THREADS" >/dev/null ;;
+  esac
+}
+for row in "${rows[@]}"; do
+  IFS='|' read -r _ file _ gguf <<<"$row"
+  write_once "$file"
+  write_once "$gguf"
 done
 date -u; uptime
 for r in $(seq "$ROUNDS"); do
