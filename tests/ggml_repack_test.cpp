@@ -190,9 +190,10 @@ TEST(GgmlRepack, GgufDefaultsToDynamicInt8Blocks) {
   EXPECT_EQ(Runner(*m, 8, RunOptions{.act_quant_from_model = true}).act_quant(), ActQuant::DynamicAbsmax);
   EXPECT_EQ(Runner(*m, 8, RunOptions{.act_quant_from_model = true}).act_block(), 32);
   EXPECT_EQ(Runner(*m, 8, RunOptions{}).act_quant(), ActQuant::None);
-  // Q8_0 stays the file's blocks where the integer kernels read them in SIMD, else repacks
+  // Q8_0 stays the file's blocks where the integer kernels read them in SIMD (interleaved 16 rows
+  // at a time where that SIMD is AVX-512 VNNI), else repacks
   EXPECT_EQ(m->find("model.layers.0.mlp.down_proj.weight")->format,
-            ggml_matmul_has_simd() ? Format::Q8_0 : Format::LMQ_INT);
+            ggml_matmul_takes_x16() ? Format::Q8_0_X16 : ggml_matmul_has_simd() ? Format::Q8_0 : Format::LMQ_INT);
   // --act-quant none loads the file's blocks as they are (the float path as before)
   const LoadOptions as_stored{.repack_ggml = false, .ggml_in_place = {}};
   EXPECT_EQ(Model::load(q8, as_stored)->find("model.layers.0.mlp.down_proj.weight")->format, Format::Q8_0);

@@ -31,7 +31,7 @@ class MappedFile {
 // A hint: does nothing where the system declines.
 void release_mapped_pages(const void* p, size_t n);
 
-// n bytes of anonymous memory for weights a loader builds (Q4_0_X16's records), uninitialized,
+// n bytes of anonymous memory for weights a loader builds (the X16 layouts' records), uninitialized,
 // 2 MiB-aligned with transparent huge pages asked for (madvise): decode streams such a buffer
 // once per token, and a huge page costs one TLB miss where 4 KiB pages cost 512. Throws
 // lmq::Error when the memory is not there.

@@ -1,5 +1,5 @@
-// Q4_0_X16 (codecs/ggml_interleave.h): bytes moved between Q4_0's row-major blocks and the
-// 16-row records.
+// Q4_0_X16 and Q8_0_X16 (codecs/ggml_interleave.h): bytes moved between the row-major blocks and
+// the 16-row records.
 #include "lmq/codecs/ggml_interleave.h"
 
 #include <cstring>
@@ -10,49 +10,71 @@
 namespace lmq {
 
 namespace {
-constexpr int64_t kRows = 16, kQ40 = sizeof(ggml::block_q4_0), kRec = sizeof(ggml::block_q4_0x16);
+constexpr int64_t kRows = 16;
 using ggml::finite_f16;
 
-// The one byte mapping between row r's Q4_0 block and its place in the record (the header's d[r]
-// and qs[c][r][m]): copy(record offset, block offset, n) moves n bytes whichever way the caller goes.
+// A record's geometry: its source block (an f16 d, then `words` 4-byte words of codes) and size.
+struct Layout {
+  int64_t block_bytes, words, record_bytes;
+};
+Layout layout_of(Format f) {
+  if (f == Format::Q4_0 || f == Format::Q4_0_X16) return {sizeof(ggml::block_q4_0), 4, sizeof(ggml::block_q4_0x16)};
+  LMQ_CHECK(f == Format::Q8_0 || f == Format::Q8_0_X16, "format {} has no 16-row interleave", int(f));
+  return {sizeof(ggml::block_q8_0), 8, sizeof(ggml::block_q8_0x16)};
+}
+
+// The one byte mapping between row r's block and its place in the record (the header's d[r] and
+// qs[c][r][m]): copy(record offset, block offset, n) moves n bytes whichever way the caller goes.
 template <typename Copy>
-void block_pieces(int64_t r, Copy&& copy) {
+void block_pieces(const Layout& l, int64_t r, Copy&& copy) {
   copy(2 * r, 0, 2);
-  for (int64_t c = 0; c < 4; ++c) copy(32 + 64 * c + 4 * r, 2 + 4 * c, 4);
+  for (int64_t c = 0; c < l.words; ++c) copy(32 + 64 * c + 4 * r, 2 + 4 * c, 4);
+}
+
+void gather(const Layout& l, const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block) {
+  const int64_t nb = cols / 32, r = row % kRows;
+  const uint8_t* rec = w + ((row / kRows) * nb + a) * l.record_bytes;
+  block_pieces(l, r, [&](int64_t at_rec, int64_t at_blk, size_t n) { std::memcpy(block + at_blk, rec + at_rec, n); });
 }
 }  // namespace
 
-bool q4_0x16_eligible(const Tensor& t) {
-  return t.format == Format::Q4_0 && t.shape.size() == 2 && t.rows() > 0 && t.rows() % kRows == 0 &&
-         t.cols() > 0 && t.cols() % ggml::QK4_0 == 0;
+std::optional<Format> x16_layout_of(const Tensor& t) {
+  if (t.format != Format::Q4_0 && t.format != Format::Q8_0) return std::nullopt;
+  if (t.shape.size() != 2 || t.rows() <= 0 || t.rows() % kRows != 0 || t.cols() <= 0 || t.cols() % 32 != 0)
+    return std::nullopt;
+  return t.format == Format::Q4_0 ? Format::Q4_0_X16 : Format::Q8_0_X16;
 }
 
-int64_t q4_0x16_interleave(const uint8_t* src, int64_t rows, int64_t cols, int64_t g0, int64_t n, uint8_t* out) {
-  LMQ_CHECK(rows % kRows == 0 && cols % ggml::QK4_0 == 0, "Q4_0_X16 of {} × {}", rows, cols);
+int64_t x16_interleave(Format stored, const uint8_t* src, int64_t rows, int64_t cols, int64_t g0, int64_t n,
+                       uint8_t* out) {
+  const Layout l = layout_of(stored);
+  LMQ_CHECK(rows % kRows == 0 && cols % 32 == 0, "16-row interleave of {} × {}", rows, cols);
   LMQ_CHECK(g0 >= 0 && n >= 0 && g0 + n <= rows / kRows, "groups [{}, {}) of {}", g0, g0 + n, rows / kRows);
-  const int64_t nb = cols / ggml::QK4_0;
+  const int64_t nb = cols / 32;
   int64_t bad = 0;
   for (int64_t g = g0; g < g0 + n; ++g)
     for (int64_t a = 0; a < nb; ++a) {
-      uint8_t* rec = out + (g * nb + a) * kRec;
+      uint8_t* rec = out + (g * nb + a) * l.record_bytes;
       for (int64_t r = 0; r < kRows; ++r) {
-        const uint8_t* blk = src + ((g * kRows + r) * nb + a) * kQ40;
+        const uint8_t* blk = src + ((g * kRows + r) * nb + a) * l.block_bytes;
         bad += !finite_f16(blk);
-        block_pieces(r, [&](int64_t at_rec, int64_t at_blk, size_t n) { std::memcpy(rec + at_rec, blk + at_blk, n); });
+        block_pieces(l, r, [&](int64_t at_rec, int64_t at_blk, size_t n) { std::memcpy(rec + at_rec, blk + at_blk, n); });
       }
     }
   return bad;
 }
 
 void q4_0x16_block(const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block) {
-  const int64_t nb = cols / ggml::QK4_0, r = row % kRows;
-  const uint8_t* rec = w + ((row / kRows) * nb + a) * kRec;
-  block_pieces(r, [&](int64_t at_rec, int64_t at_blk, size_t n) { std::memcpy(block + at_blk, rec + at_rec, n); });
+  gather(layout_of(Format::Q4_0), w, cols, row, a, block);
+}
+void q8_0x16_block(const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block) {
+  gather(layout_of(Format::Q8_0), w, cols, row, a, block);
 }
 
-int64_t q4_0x16_nonfinite(const uint8_t* src, int64_t nrec) {
+int64_t x16_nonfinite(Format x16, const uint8_t* src, int64_t nrec) {
+  const Layout l = layout_of(x16);
   int64_t bad = 0;
-  for (int64_t i = 0; i < nrec; ++i, src += kRec)
+  for (int64_t i = 0; i < nrec; ++i, src += l.record_bytes)
     for (int64_t r = 0; r < kRows; ++r) bad += !finite_f16(src + 2 * r);
   return bad;
 }

@@ -79,7 +79,7 @@ std::optional<IntParams> ggml_repack_params(Format f) {
 int64_t ggml_nonfinite_blocks(Format f, const uint8_t* src, int64_t nblocks) {
   const FormatTraits& t = format_traits(f);
   if (!t.ggml_matmul) fail("format {} is not read in place by the integer kernels", format_name(f));
-  if (t.row_group > 1) return q4_0x16_nonfinite(src, nblocks / t.row_group);  // Q4_0_X16's records
+  if (t.row_group > 1) return x16_nonfinite(f, src, nblocks / t.row_group);  // the X16 layouts' records
   int64_t bad = 0;
   if (t.d_at < 0) {  // d not at one place (IQ1_M): a block whose values are not all finite
     std::vector<float> v(size_t(t.block_size));

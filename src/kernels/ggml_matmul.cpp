@@ -88,16 +88,18 @@ void iq4_levels(const uint8_t* qs, uint8_t* q) {
     q[j] = uint8_t(ggml::kIq4nlValues[qs[j] & 15] + 128), q[j + 16] = uint8_t(ggml::kIq4nlValues[qs[j] >> 4] + 128);
 }
 
-// Q8_0 / Q4_0 / IQ4_NL / Q4_0_X16 (blocks of 32, one per activation block): row o, token t into
-// the 8 slots. Q4_0_X16 is Q4_0 block for block, each gathered from its group's record.
+// Q8_0 / Q4_0 / IQ4_NL and the X16 layouts (blocks of 32, one per activation block): row o,
+// token t into the 8 slots. Q4_0_X16 / Q8_0_X16 are Q4_0 / Q8_0 block for block, each gathered
+// from its group's record.
 void slots_q32(const Args& a, const Acts& x, int64_t o, int64_t t, float* slot) {
-  const int64_t na = a.K / 32, bb = int64_t(format_traits(a.f).block_bytes);
-  const bool x16 = a.f == Format::Q4_0_X16, q4 = a.f == Format::Q4_0 || x16;
+  const FormatTraits& ft = format_traits(a.f);
+  const int64_t na = a.K / 32, bb = int64_t(ft.block_bytes);
+  const bool q4 = a.f == Format::Q4_0 || a.f == Format::Q4_0_X16;
   uint8_t q[32];  // codes as u8: Q8_0's q + 128 (so q + 128 − 128 = q), Q4_0's nibbles, IQ4_NL's kv + 128
-  uint8_t gathered[sizeof(ggml::block_q4_0)];
+  uint8_t gathered[sizeof(ggml::block_q8_0)];
   for (int64_t ia = 0; ia < na; ++ia) {
     const uint8_t* blk = a.w + o * a.row_bytes + ia * bb;
-    if (x16) q4_0x16_block(a.w, a.K, o, ia, gathered), blk = gathered;
+    if (ft.gather_block) ft.gather_block(a.w, a.K, o, ia, gathered), blk = gathered;
     if (q4) {
       for (int j = 0; j < 16; ++j) q[j] = blk[2 + j] & 15, q[j + 16] = uint8_t(blk[2 + j] >> 4);
     } else if (a.f == Format::IQ4_NL) {
@@ -116,7 +118,7 @@ void slots_q32(const Args& a, const Acts& x, int64_t o, int64_t t, float* slot) 
 // The specification (ggml_matmul.h), written plainly.
 void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
   if (lattice_format(a.f)) return lattice_rows_scalar(a, x, o0, o1);
-  if (a.f == Format::Q8_0 || a.f == Format::Q4_0 || a.f == Format::IQ4_NL || a.f == Format::Q4_0_X16) {
+  if (a.f == Format::Q8_0 || a.f == Format::Q4_0 || a.f == Format::IQ4_NL || format_traits(a.f).row_group > 1) {
     for (int64_t o = o0; o < o1; ++o)
       for (int64_t t = 0; t < a.T; ++t) {
         float slot[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -287,9 +289,9 @@ void run_vnni(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq) {
   x.sx = xq.scale.data(), x.xs = xq.sums.data();
   split_tiles(jobs, 4, [&](size_t j, int64_t a, int64_t b) {
     const ggk::Args args = args_of(jobs[j], T);
-    // Q4_0_X16: 4 tiles make a group of 16 rows; the thread whose share starts inside a group
-    // leaves it to the one before (both round the same boundary up)
-    if (args.f == Format::Q4_0_X16) return ggk::groups_q40x16_vnni(args, x, (a + 3) / 4, (b + 3) / 4);
+    // Q4_0_X16 / Q8_0_X16: 4 tiles make a group of 16 rows; the thread whose share starts inside
+    // a group leaves it to the one before (both round the same boundary up)
+    if (format_traits(args.f).row_group > 1) return ggk::groups_x16_vnni(args, x, (a + 3) / 4, (b + 3) / 4);
     ggk::tiles_vnni(args, x, a, b);
   });
 }
@@ -297,7 +299,7 @@ void run_vnni(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq) {
 }  // namespace
 
 bool ggml_matmul_has_simd() { return ggk::have_vnni() || ggk::have_avx2(); }
-bool ggml_matmul_takes_q4_0x16() { return ggk::have_vnni(); }
+bool ggml_matmul_takes_x16() { return ggk::have_vnni(); }
 
 void ggml_matmul_q(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq, IntKernel kern) {
   if (jobs.empty()) return;

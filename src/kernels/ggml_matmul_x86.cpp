@@ -1,5 +1,6 @@
 // AVX-512 VNNI kernel of the in-place matmul (lmq/kernels/ggml_matmul.h): tiles of 4 weight rows
-// × up to 4 tokens. Q8_0 / Q4_0 / IQ4_NL: see q32_chunk; IQ4_XS: iq4xs_tile. K-quants: per half super-block (128 values) the codes of the 4 rows are expanded to
+// × up to 4 tokens. Q8_0 / Q4_0 / IQ4_NL: see q32_chunk; IQ4_XS: iq4xs_tile; Q4_0_X16 /
+// Q8_0_X16: x16_group, groups of 16 rows. K-quants: per half super-block (128 values) the codes of the 4 rows are expanded to
 // bytes once (Q4_K: a nibble mask; Q5_K / Q6_K: low nibbles | 1 / 2 high bits from qh; Q3_K: 2 bits | hmask's; Q2_K: 2 bits) and fed to vpdpbusd
 // against each token's int8 activations; reduce_rows4 then puts the int32 sums of the 4 rows
 // side by side (lane 4j + r = row r, 16-value lane j), and the float epilogue runs on vectors of
@@ -403,41 +404,49 @@ LMQ_VNNI void tile_t(const Args& a, const VnniActs& x, const Tile& tl, int64_t o
   }
 }
 
-// Q4_0_X16, group of 16 rows (codecs/ggml_interleave.h) × NT tokens. A record's 4 loads of 64
-// bytes hold, in 32-bit lane r, 4 nibble bytes of row r: masked and shifted they are values
-// 4c..4c + 3 (low nibbles) and 16 + 4c.. (high) of each row, so vpdpbusd against the token's 4
-// activations at 4c (16 + 4c) broadcast to every lane sums straight into lane r: after 8 of
-// them lane r holds row r's Σq·q_x of the block, no reduction across lanes. Then the
-// specification's operations on 16 rows at once: I = Σq·q_x − 8·Σq_x, f = s_x·(d·float(I)),
-// slot[a mod 8] += f, the slots combined in intk::combine_slots's order.
+// Q4_0_X16 / Q8_0_X16, group of 16 rows (codecs/ggml_interleave.h) × NT tokens. A record's loads
+// of 64 bytes hold, in 32-bit lane r, 4 code bytes of row r: Q4_0_X16's 4 loads masked and
+// shifted are values 4c..4c + 3 (low nibbles) and 16 + 4c.. (high) of each row, Q8_0_X16's 8
+// loads (flipped to q + 128) values 4c..4c + 3; so vpdpbusd against the token's 4 activations at
+// those values broadcast to every lane sums straight into lane r: after 8 of them lane r holds
+// row r's Σu·q_x of the block, no reduction across lanes. Then the specification's operations on
+// 16 rows at once: I = Σu·q_x − c'·Σq_x (Q4_0: u = q, c' = 8; Q8_0: u = q + 128, c' = 128),
+// f = s_x·(d·float(I)), slot[a mod 8] += f, the slots combined in intk::combine_slots's order.
 LMQ_VNNI inline __m512i bcast4(const int8_t* p) {
   int32_t v;
   __builtin_memcpy(&v, p, 4);
   return _mm512_set1_epi32(v);
 }
 
-// One record (block ia of the group's 16 rows) into slot j of each token.
-template <int NT>
-LMQ_VNNI inline void q40x16_block(const Args& a, const VnniActs& x, const uint8_t* rec, int64_t ia, int64_t t0,
-                                  __m512* slot_j) {
-  const __m512i low4 = _mm512_set1_epi8(0x0F), zero = _mm512_setzero_si512();
+// One record (block ia of the group's 16 rows) into slot j of each token. u[c]: the codes as u8
+// of values 4c..4c + 3 (Q8_0) / in the order lo[0..3], hi[0..3] (Q4_0: values 4c.., 16 + 4c..).
+template <int NT, bool Q8>
+LMQ_VNNI inline void x16_block(const Args& a, const VnniActs& x, const uint8_t* rec, int64_t ia, int64_t t0,
+                               __m512* slot_j) {
+  const __m512i zero = _mm512_setzero_si512();
   const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec)));
-  __m512i lo[4], hi[4];
+  __m512i u[8];
   for (int c = 0; c < 4; ++c) {
-    const __m512i w = _mm512_loadu_si512(rec + 32 + 64 * c);
-    lo[c] = _mm512_and_si512(w, low4);
-    hi[c] = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+    if constexpr (Q8) {
+      const __m512i flip = _mm512_set1_epi8(char(0x80));
+      u[c] = _mm512_xor_si512(_mm512_loadu_si512(rec + 32 + 64 * c), flip);
+      u[c + 4] = _mm512_xor_si512(_mm512_loadu_si512(rec + 32 + 64 * (c + 4)), flip);
+    } else {
+      const __m512i low4 = _mm512_set1_epi8(0x0F), w = _mm512_loadu_si512(rec + 32 + 64 * c);
+      u[c] = _mm512_and_si512(w, low4);
+      u[c + 4] = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+    }
   }
   const int64_t na = a.K / 32;
   for (int t = 0; t < NT; ++t) {
     const int8_t* xp = x.q + (t0 + t) * a.K + 32 * ia;
-    __m512i s0 = zero, s1 = zero;  // two chains: the low nibbles' products, the high ones'
+    __m512i s0 = zero, s1 = zero;  // two chains: values 0..15, values 16..31
     for (int c = 0; c < 4; ++c) {
-      s0 = _mm512_dpbusd_epi32(s0, lo[c], bcast4(xp + 4 * c));
-      s1 = _mm512_dpbusd_epi32(s1, hi[c], bcast4(xp + 16 + 4 * c));
+      s0 = _mm512_dpbusd_epi32(s0, u[c], bcast4(xp + 4 * c));
+      s1 = _mm512_dpbusd_epi32(s1, u[c + 4], bcast4(xp + 16 + 4 * c));
     }
     const int64_t ba = (t0 + t) * na + ia;
-    const __m512i I = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(8 * x.xs[ba]));
+    const __m512i I = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32((Q8 ? 128 : 8) * x.xs[ba]));
     const __m512 v = _mm512_mul_ps(_mm512_set1_ps(x.sx[ba]), _mm512_mul_ps(d, _mm512_cvtepi32_ps(I)));
     slot_j[t * 8] = _mm512_add_ps(slot_j[t * 8], v);
   }
@@ -450,9 +459,9 @@ LMQ_VNNI inline void q40x16_block(const Args& a, const VnniActs& x, const uint8_
 // against T0 at 2 KiB's 13.7-14.5 and 22.6-22.9 (docs/results.md).
 constexpr int64_t kX16Ahead = 8192;
 
-template <int NT>
-LMQ_VNNI void q40x16_group(const Args& a, const VnniActs& x, int64_t g, int64_t t0) {
-  constexpr int64_t kRec = 288;
+template <int NT, bool Q8>
+LMQ_VNNI void x16_group(const Args& a, const VnniActs& x, int64_t g, int64_t t0) {
+  constexpr int64_t kRec = Q8 ? 544 : 288;
   const int64_t na = a.K / 32;
   const uint8_t* w = a.w + g * na * kRec;
   __m512 slot[NT][8];  // lane r: row 16g + r
@@ -465,7 +474,7 @@ LMQ_VNNI void q40x16_group(const Args& a, const VnniActs& x, int64_t g, int64_t 
       if (ia >= na) break;
       const uint8_t* rec = w + ia * kRec;
       for (int64_t l = 0; l < kRec; l += 64) _mm_prefetch(reinterpret_cast<const char*>(rec + kX16Ahead + l), _MM_HINT_T1);
-      q40x16_block<NT>(a, x, rec, ia, t0, &slot[0][j]);
+      x16_block<NT, Q8>(a, x, rec, ia, t0, &slot[0][j]);
     }
   }
   const int64_t o = 16 * g;
@@ -481,16 +490,24 @@ LMQ_VNNI void q40x16_group(const Args& a, const VnniActs& x, int64_t g, int64_t 
 
 }  // namespace
 
-void groups_q40x16_vnni(const Args& a, const VnniActs& x, int64_t g0, int64_t g1) {
+namespace {
+template <bool Q8>
+void groups_x16(const Args& a, const VnniActs& x, int64_t g0, int64_t g1) {
   for (int64_t g = g0; g < g1; ++g)
     for (int64_t t0 = 0; t0 < a.T; t0 += 4) {
       switch (std::min<int64_t>(4, a.T - t0)) {
-        case 1: q40x16_group<1>(a, x, g, t0); break;
-        case 2: q40x16_group<2>(a, x, g, t0); break;
-        case 3: q40x16_group<3>(a, x, g, t0); break;
-        default: q40x16_group<4>(a, x, g, t0); break;
+        case 1: x16_group<1, Q8>(a, x, g, t0); break;
+        case 2: x16_group<2, Q8>(a, x, g, t0); break;
+        case 3: x16_group<3, Q8>(a, x, g, t0); break;
+        default: x16_group<4, Q8>(a, x, g, t0); break;
       }
     }
+}
+}  // namespace
+
+void groups_x16_vnni(const Args& a, const VnniActs& x, int64_t g0, int64_t g1) {
+  if (a.f == Format::Q8_0_X16) groups_x16<true>(a, x, g0, g1);
+  else groups_x16<false>(a, x, g0, g1);
 }
 
 void tiles_vnni(const Args& a, const VnniActs& x, int64_t tile0, int64_t tile1) {

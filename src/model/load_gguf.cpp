@@ -20,10 +20,10 @@
 // (kernels/ggml_matmul.h), so the process holds the file's pages and nothing more for them
 // (RSS ≈ file size). So do Q8_0, Q4_0, IQ4_NL and IQ4_XS where those kernels have SIMD on this
 // CPU (AVX-512 VNNI or AVX2, ggml_matmul_has_simd; LoadOptions::ggml_in_place chooses otherwise for one load),
-// except that where the CPU has AVX-512 VNNI (ggml_matmul_takes_q4_0x16) and no load option
-// chooses, Q4_0 linears (whole groups of 16 rows; not the embedding, whose rows are looked up) are
-// interleaved into Q4_0_X16 (codecs/ggml_interleave.h: the same bytes, 16 rows per record, which
-// decode streams as one sequence) in a buffer of their own, the file's pages released. A load
+// except that where the CPU has AVX-512 VNNI (ggml_matmul_takes_x16) and no load option
+// chooses, Q4_0 and Q8_0 linears (whole groups of 16 rows; not the embedding, whose rows are
+// looked up) are interleaved into Q4_0_X16 / Q8_0_X16 (codecs/ggml_interleave.h: the same bytes,
+// 16 rows per record, which decode streams as one sequence) in a buffer of their own, the file's pages released. A load
 // for those kernels checks their scales first: a NaN/Inf d or dmin refuses the tensor, since int8
 // activation quantization would hide it (it would not surface at the logits). The exceptions to
 // "data stays in the map" are repacked at load into the LMQ_INT layout that holds the same values
@@ -210,20 +210,20 @@ void check_in_place_scales(const Tensor& t, const std::string& path) {
   if (bad) fail("{}: tensor '{}': a non-finite (NaN/Inf) scale in {} block(s)", path, t.name, bad);
 }
 
-// A Q4_0 linear as Q4_0_X16 (codecs/ggml_interleave.h) in a buffer of its own, the file's pages
-// released once copied; a NaN/Inf d refused.
-Tensor interleaved_q4_0(const Tensor& t, std::vector<std::shared_ptr<void>>& storage, const std::string& path) {
+// A Q4_0 / Q8_0 linear as Q4_0_X16 / Q8_0_X16 (x16, codecs/ggml_interleave.h) in a buffer of its
+// own, the file's pages released once copied; a NaN/Inf d refused.
+Tensor interleaved(const Tensor& t, Format x16, std::vector<std::shared_ptr<void>>& storage, const std::string& path) {
   const int64_t rows = t.rows(), cols = t.cols(), groups = rows / 16;
   std::shared_ptr<uint8_t[]> bytes = weight_buffer(t.nbytes);
   constexpr int64_t kGroups = 8;
   int64_t bad = 0;
 #pragma omp parallel for schedule(static) reduction(+ : bad)
   for (int64_t g = 0; g < groups; g += kGroups)
-    bad += q4_0x16_interleave(t.data, rows, cols, g, std::min(kGroups, groups - g), bytes.get());
+    bad += x16_interleave(t.format, t.data, rows, cols, g, std::min(kGroups, groups - g), bytes.get());
   if (bad) fail("{}: tensor '{}': a non-finite (NaN/Inf) scale in {} block(s)", path, t.name, bad);
   release_mapped_pages(t.data, t.nbytes);
   Tensor r = t;
-  r.format = Format::Q4_0_X16;
+  r.format = x16;
   r.data = bytes.get();
   storage.push_back(std::move(bytes));
   return r;
@@ -231,11 +231,12 @@ Tensor interleaved_q4_0(const Tensor& t, std::vector<std::shared_ptr<void>>& sto
 
 // t as the integer kernels will take it (see the top): a format both paths take (Q8_0, Q4_0,
 // IQ4_NL, IQ4_XS) stays in place when in_place, else repacks; the K-quants and lattice i-quants
-// stay. interleave: Q4_0 linears (not the embedding, whose rows the forward pass looks up) become
-// Q4_0_X16.
+// stay. interleave: Q4_0 / Q8_0 linears (not the embedding, whose rows the forward pass looks up)
+// become Q4_0_X16 / Q8_0_X16.
 Tensor for_int_kernels(const Tensor& t, bool in_place, bool interleave, std::vector<std::shared_ptr<void>>& storage,
                        const std::string& path) {
-  if (interleave && q4_0x16_eligible(t) && t.name != "token_embd.weight") return interleaved_q4_0(t, storage, path);
+  if (interleave && t.name != "token_embd.weight")
+    if (const std::optional<Format> x16 = x16_layout_of(t)) return interleaved(t, *x16, storage, path);
   if (format_traits(t.format).ggml_matmul && (in_place || !ggml_repack_params(t.format))) {
     check_in_place_scales(t, path);
     return t;
@@ -287,7 +288,7 @@ Model::Parts load_gguf_parts(const std::string& path, const LoadOptions& opts) {
   c.add_bos = f.has("tokenizer.ggml.add_bos_token") ? f.get_bool("tokenizer.ggml.add_bos_token") : true;
 
   const bool in_place = opts.ggml_in_place.value_or(ggml_matmul_has_simd());
-  const bool interleave = !opts.ggml_in_place && ggml_matmul_takes_q4_0x16();
+  const bool interleave = !opts.ggml_in_place && ggml_matmul_takes_x16();
   bool has_output = false;
   for (const Tensor& t : f.tensors()) {
     const std::optional<std::string> hf = hf_name_of_gguf(t.name);

@@ -1,5 +1,6 @@
-// Q4_0_X16: GGUF Q4_0 weights with 16 rows interleaved, an in-memory layout the integer kernels
-// read faster than Q4_0's own (never stored in a file; the lmq file reader refuses its name).
+// Q4_0_X16 and Q8_0_X16: GGUF Q4_0 / Q8_0 weights with 16 rows interleaved, in-memory layouts the
+// integer kernels read faster than the blocks' own (never stored in a file; the lmq file reader
+// refuses their names).
 //
 // Why. A decoded token streams every weight once, and Q4_0's blocks are 18 bytes (an f16 d, then
 // 16 bytes of nibbles), so in the file's row-major order a kernel that reads 16 rows at a time
@@ -18,8 +19,15 @@
 // so value j (0..31) of row r is the low nibble of qs[(j mod 16) / 4][r][j mod 4] when j < 16,
 // the high nibble when j ≥ 16, and x = d·(nibble − 8) exactly as Q4_0. Moving bytes only: the
 // values are the file's bit for bit.
+//
+// Q8_0_X16 is the same with Q8_0's blocks (d, qs[32] int8): a 544-byte record (block_q8_0x16),
+// qs[c][r][m] = row r's qs[4c + m] for c = 0..7, so value j of row r is the int8 qs[j / 4][r][j mod 4]
+// and x = d·q as Q8_0. Why here too: Q8_0's 34-byte blocks put the 4-row tile kernel's loads
+// across cache lines and need a reduction across lanes per 4 blocks; on the 16-row records the
+// kernel is loads and vpdpbusd only (measured in docs/results.md, "Q8_0 interleaved").
 #pragma once
 #include <cstdint>
+#include <optional>
 
 #include "lmq/tensor.h"
 
@@ -31,21 +39,30 @@ struct block_q4_0x16 {
   uint8_t qs[4][16][4];
 };
 static_assert(sizeof(block_q4_0x16) == 288);
+struct block_q8_0x16 {
+  uint16_t d[16];
+  int8_t qs[8][16][4];
+};
+static_assert(sizeof(block_q8_0x16) == 544);
 }  // namespace ggml
 
-// Whether t (its format, shape) can be interleaved: Q4_0, 2-D, rows a multiple of 16.
-bool q4_0x16_eligible(const Tensor& t);
+// The interleaved layout of t (Q4_0 → Q4_0_X16, Q8_0 → Q8_0_X16) if t can be interleaved: 2-D,
+// rows a multiple of 16, cols of 32; else none.
+std::optional<Format> x16_layout_of(const Tensor& t);
 
-// Interleaves groups [g0, g0 + n) of the Q4_0 tensor at src (rows × cols, row-major blocks) into
-// out (the whole Q4_0_X16 tensor, as many bytes as src); disjoint group ranges may run in
-// parallel. Returns how many blocks have a NaN/Inf d (the caller refuses such a tensor, as for
-// the blocks read in place: codecs/ggml_repack.h).
-int64_t q4_0x16_interleave(const uint8_t* src, int64_t rows, int64_t cols, int64_t g0, int64_t n, uint8_t* out);
+// Interleaves groups [g0, g0 + n) of the Q4_0 / Q8_0 tensor at src (rows × cols, row-major blocks,
+// format `stored`) into out (the whole interleaved tensor, as many bytes as src); disjoint group
+// ranges may run in parallel. Returns how many blocks have a NaN/Inf d (the caller refuses such a
+// tensor, as for the blocks read in place: codecs/ggml_repack.h).
+int64_t x16_interleave(Format stored, const uint8_t* src, int64_t rows, int64_t cols, int64_t g0, int64_t n,
+                       uint8_t* out);
 
-// Row `row`'s Q4_0 block a (18 bytes) out of the Q4_0_X16 tensor at w of cols values per row.
+// Row `row`'s block a (Q4_0's 18 bytes, Q8_0's 34) out of the interleaved tensor at w of cols
+// values per row: the format table's gather_block of Q4_0_X16 / Q8_0_X16.
 void q4_0x16_block(const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block);
+void q8_0x16_block(const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block);
 
-// How many d of the nrec records at src are NaN/Inf.
-int64_t q4_0x16_nonfinite(const uint8_t* src, int64_t nrec);
+// How many d of the nrec records (format x16: Q4_0_X16 or Q8_0_X16) at src are NaN/Inf.
+int64_t x16_nonfinite(Format x16, const uint8_t* src, int64_t nrec);
 
 }  // namespace lmq
