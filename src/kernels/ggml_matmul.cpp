@@ -23,6 +23,12 @@ namespace {
 
 float f16_at(const uint8_t* p) { return f16_to_f32(uint16_t(p[0] | p[1] << 8)); }
 
+// The format whose blocks f holds: an interleaved layout's (Q4_0_X16: Q4_0), else f.
+Format stored_format(Format f) {
+  const FormatTraits& t = format_traits(f);
+  return t.row_group > 1 ? t.group_of : f;
+}
+
 // A Q4_K block's 8 sub-block scales sc and mins m (the 6-bit fields, codecs/ggml_blocks.h).
 void q4k_scales(const uint8_t* s, int* sc, int* m) {
   for (int j = 0; j < 4; ++j) {
@@ -94,7 +100,7 @@ void iq4_levels(const uint8_t* qs, uint8_t* q) {
 void slots_q32(const Args& a, const Acts& x, int64_t o, int64_t t, float* slot) {
   const FormatTraits& ft = format_traits(a.f);
   const int64_t na = a.K / 32, bb = int64_t(ft.block_bytes);
-  const bool q4 = a.f == Format::Q4_0 || a.f == Format::Q4_0_X16;
+  const bool q4 = stored_format(a.f) == Format::Q4_0;
   uint8_t q[32];  // codes as u8: Q8_0's q + 128 (so q + 128 − 128 = q), Q4_0's nibbles, IQ4_NL's kv + 128
   uint8_t gathered[sizeof(ggml::block_q8_0)];
   for (int64_t ia = 0; ia < na; ++ia) {
@@ -118,7 +124,8 @@ void slots_q32(const Args& a, const Acts& x, int64_t o, int64_t t, float* slot) 
 // The specification (ggml_matmul.h), written plainly.
 void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
   if (lattice_format(a.f)) return lattice_rows_scalar(a, x, o0, o1);
-  if (a.f == Format::Q8_0 || a.f == Format::Q4_0 || a.f == Format::IQ4_NL || format_traits(a.f).row_group > 1) {
+  const Format f = stored_format(a.f);
+  if (f == Format::Q8_0 || f == Format::Q4_0 || f == Format::IQ4_NL) {
     for (int64_t o = o0; o < o1; ++o)
       for (int64_t t = 0; t < a.T; ++t) {
         float slot[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -130,8 +137,9 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
     return;
   }
   const int64_t nsb = a.K / ggml::QK_K, na = a.K / 32;
-  const int64_t bb = int64_t(ggml_block_bytes(a.f));
-  uint8_t q[ggml::QK_K];
+  const int64_t bb = int64_t(ggml_block_bytes(f));
+  const auto gather = format_traits(a.f).gather_block;  // Q4_K_X16: each row's blocks from its group's records
+  uint8_t q[ggml::QK_K], gathered[sizeof(ggml::block_q4_K)];
   for (int64_t o = o0; o < o1; ++o)
     for (int64_t t = 0; t < a.T; ++t) {
       const int8_t* xt = x.q + t * a.K;
@@ -140,12 +148,13 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
       float slot[8] = {0, 0, 0, 0, 0, 0, 0, 0};
       for (int64_t b = 0; b < nsb; ++b) {
         const uint8_t* blk = a.w + o * a.row_bytes + b * bb;
+        if (gather) gather(a.w, a.K, o, b, gathered), blk = gathered;
         const int8_t* xb = xt + b * ggml::QK_K;
-        if (a.f == Format::Q4_K || a.f == Format::Q5_K) {
+        if (f == Format::Q4_K || f == Format::Q5_K) {
           const float d = f16_at(blk), dmin = f16_at(blk + 2);
           int sc[8], m[8];
           q4k_scales(blk + 4, sc, m);
-          if (a.f == Format::Q4_K) q4k_codes(blk + 16, q);
+          if (f == Format::Q4_K) q4k_codes(blk + 16, q);
           else q5k_codes(blk + 16, blk + 48, q);
           for (int j = 0; j < 8; ++j) {
             const int64_t ia = b * 8 + j;
@@ -154,7 +163,7 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
             const float f = sx[ia] * (float(i) * ds - float(xs[ia]) * dm);
             slot[j] = slot[j] + f;
           }
-        } else if (a.f == Format::Q2_K) {
+        } else if (f == Format::Q2_K) {
           const float d = f16_at(blk + 80), dmin = f16_at(blk + 82);
           q2k_codes(blk + 16, q);
           for (int j = 0; j < 8; ++j) {
@@ -168,7 +177,7 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
             const float f = sx[ia] * (d * float(i) - dmin * float(mi));
             slot[j] = slot[j] + f;
           }
-        } else if (a.f == Format::IQ4_XS) {
+        } else if (f == Format::IQ4_XS) {
           const float d = f16_at(blk);
           for (int j = 0; j < 8; ++j) {
             const int64_t ia = b * 8 + j;
@@ -178,7 +187,7 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
             slot[j] = slot[j] + f;
           }
         } else {  // Q6_K, Q3_K
-          const bool q3 = a.f == Format::Q3_K;
+          const bool q3 = f == Format::Q3_K;
           const float d = f16_at(blk + (q3 ? 108 : 208));
           int8_t sc[16];
           if (q3) q3k_scales(blk + 96, sc), q3k_codes(blk, blk + 32, q);

@@ -1,6 +1,6 @@
 // AVX-512 VNNI kernel of the in-place matmul (lmq/kernels/ggml_matmul.h): tiles of 4 weight rows
-// × up to 4 tokens. Q8_0 / Q4_0 / IQ4_NL: see q32_chunk; IQ4_XS: iq4xs_tile; Q4_0_X16 /
-// Q8_0_X16: x16_group, groups of 16 rows. K-quants: per half super-block (128 values) the codes of the 4 rows are expanded to
+// × up to 4 tokens. Q8_0 / Q4_0 / IQ4_NL: see q32_chunk; IQ4_XS: iq4xs_tile; the X16 layouts
+// (Q4_0_X16, Q8_0_X16, Q4_K_X16): x16_group, groups of 16 rows. K-quants: per half super-block (128 values) the codes of the 4 rows are expanded to
 // bytes once (Q4_K: a nibble mask; Q5_K / Q6_K: low nibbles | 1 / 2 high bits from qh; Q3_K: 2 bits | hmask's; Q2_K: 2 bits) and fed to vpdpbusd
 // against each token's int8 activations; reduce_rows4 then puts the int32 sums of the 4 rows
 // side by side (lane 4j + r = row r, 16-value lane j), and the float epilogue runs on vectors of
@@ -459,22 +459,96 @@ LMQ_VNNI inline void x16_block(const Args& a, const VnniActs& x, const uint8_t* 
 // against T0 at 2 KiB's 13.7-14.5 and 22.6-22.9 (docs/results.md).
 constexpr int64_t kX16Ahead = 8192;
 
-template <int NT, bool Q8>
-LMQ_VNNI void x16_group(const Args& a, const VnniActs& x, int64_t g, int64_t t0) {
-  constexpr int64_t kRec = Q8 ? 544 : 288;
+// Q4_K_X16: record b (super-block b of the group's 16 rows) into slots 0..7 of each token. Per
+// sub-block pair (2c, 2c + 1) 8 loads of 64 bytes whose low nibbles are values 64c + 4k .. + 3
+// and high nibbles values 64c + 32 + 4k .. (k = 0..7) of every row; vpdpbusd against the
+// token's activations there, broadcast, gives each row's i of the two sub-blocks in its lane,
+// then Q4_K's epilogue on 16 rows at once: f = s_x·(float(i)·ds − float(Σq_x)·dm), ds = d·sc[j],
+// dm = dmin·m[j] (sc, m unpacked as q4k_scales from the record's scale bytes, one lane a row).
+// Byte k of the 16 rows' Q4_K scales in a Q4_K_X16 record, one int32 lane a row.
+LMQ_VNNI inline __m512i q4kx16_scale_byte(const uint8_t* rec, int k) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + 64 + 16 * k)));
+}
+
+template <int NT>
+LMQ_VNNI inline void q4kx16_block(const Args& a, const VnniActs& x, const uint8_t* rec, int64_t b, int64_t t0,
+                                  __m512 (*slot)[8]) {
+  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec)));
+  const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 32)));
+  const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15);
+  const __m512i low4 = _mm512_set1_epi8(0x0F), zero = _mm512_setzero_si512();
   const int64_t na = a.K / 32;
-  const uint8_t* w = a.w + g * na * kRec;
+  for (int c = 0; c < 4; ++c) {
+    __m512 ds[2], dm[2];
+    for (int e = 0; e < 2; ++e) {
+      const int j = 2 * c + e;
+      __m512i sc, mn;
+      if (j < 4) {
+        sc = _mm512_and_si512(q4kx16_scale_byte(rec, j), m63), mn = _mm512_and_si512(q4kx16_scale_byte(rec, j + 4), m63);
+      } else {
+        const __m512i s8 = q4kx16_scale_byte(rec, j + 4);
+        sc = _mm512_or_si512(_mm512_and_si512(s8, m15), _mm512_slli_epi32(_mm512_srli_epi32(q4kx16_scale_byte(rec, j - 4), 6), 4));
+        mn = _mm512_or_si512(_mm512_srli_epi32(s8, 4), _mm512_slli_epi32(_mm512_srli_epi32(q4kx16_scale_byte(rec, j), 6), 4));
+      }
+      ds[e] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)), dm[e] = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(mn));
+    }
+    __m512i lo[8], hi[8];
+    for (int k = 0; k < 8; ++k) {
+      const __m512i w = _mm512_loadu_si512(rec + 256 + 64 * (8 * c + k));
+      lo[k] = _mm512_and_si512(w, low4), hi[k] = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+    }
+    for (int t = 0; t < NT; ++t) {
+      const int8_t* xp = x.q + (t0 + t) * a.K + 256 * b + 64 * c;
+      __m512i l0 = zero, l1 = zero, h0 = zero, h1 = zero;  // two chains per sub-block
+      for (int k = 0; k < 8; k += 2) {
+        l0 = _mm512_dpbusd_epi32(l0, lo[k], bcast4(xp + 4 * k));
+        l1 = _mm512_dpbusd_epi32(l1, lo[k + 1], bcast4(xp + 4 * k + 4));
+        h0 = _mm512_dpbusd_epi32(h0, hi[k], bcast4(xp + 32 + 4 * k));
+        h1 = _mm512_dpbusd_epi32(h1, hi[k + 1], bcast4(xp + 32 + 4 * k + 4));
+      }
+      const __m512i I[2] = {_mm512_add_epi32(l0, l1), _mm512_add_epi32(h0, h1)};
+      for (int e = 0; e < 2; ++e) {
+        const int j = 2 * c + e;
+        const int64_t ba = (t0 + t) * na + 8 * b + j;
+        const __m512 v = _mm512_sub_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(I[e]), ds[e]),
+                                       _mm512_mul_ps(_mm512_set1_ps(float(x.xs[ba])), dm[e]));
+        slot[t][j] = _mm512_add_ps(slot[t][j], _mm512_mul_ps(_mm512_set1_ps(x.sx[ba]), v));
+      }
+    }
+  }
+}
+
+// The X16 layouts' bytes per record (codecs/ggml_interleave.h) and values per record.
+constexpr int64_t x16_record_bytes(Format f) { return f == Format::Q4_0_X16 ? 288 : f == Format::Q8_0_X16 ? 544 : 2304; }
+constexpr int64_t x16_record_values(Format f) { return f == Format::Q4_K_X16 ? 256 : 32; }
+
+// Group g (rows 16g .. 16g + 15) of an X16 layout F × tokens t0 .. t0 + NT − 1: its records in
+// increasing order, each prefetched kX16Ahead bytes ahead, into the 8 slots of each token, then y.
+template <int NT, Format F>
+LMQ_VNNI void x16_group(const Args& a, const VnniActs& x, int64_t g, int64_t t0) {
+  constexpr int64_t kRec = x16_record_bytes(F);
+  const int64_t nrec = a.K / x16_record_values(F);
+  const uint8_t* w = a.w + g * nrec * kRec;
   __m512 slot[NT][8];  // lane r: row 16g + r
   for (int t = 0; t < NT; ++t)
     for (int j = 0; j < 8; ++j) slot[t][j] = _mm512_setzero_ps();
-  for (int64_t ia0 = 0; ia0 < na; ia0 += 8) {
+  auto prefetch = [](const uint8_t* rec) {
+    for (int64_t l = 0; l < kRec; l += 64) _mm_prefetch(reinterpret_cast<const char*>(rec + kX16Ahead + l), _MM_HINT_T1);
+  };
+  if constexpr (F == Format::Q4_K_X16) {
+    for (int64_t b = 0; b < nrec; ++b) {
+      prefetch(w + b * kRec);
+      q4kx16_block<NT>(a, x, w + b * kRec, b, t0, slot);
+    }
+  } else {
+    for (int64_t ia0 = 0; ia0 < nrec; ia0 += 8) {
 #pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) {
-      const int64_t ia = ia0 + j;
-      if (ia >= na) break;
-      const uint8_t* rec = w + ia * kRec;
-      for (int64_t l = 0; l < kRec; l += 64) _mm_prefetch(reinterpret_cast<const char*>(rec + kX16Ahead + l), _MM_HINT_T1);
-      x16_block<NT, Q8>(a, x, rec, ia, t0, &slot[0][j]);
+      for (int j = 0; j < 8; ++j) {
+        const int64_t ia = ia0 + j;
+        if (ia >= nrec) break;
+        prefetch(w + ia * kRec);
+        x16_block<NT, F == Format::Q8_0_X16>(a, x, w + ia * kRec, ia, t0, &slot[0][j]);
+      }
     }
   }
   const int64_t o = 16 * g;
@@ -488,26 +562,25 @@ LMQ_VNNI void x16_group(const Args& a, const VnniActs& x, int64_t g, int64_t t0)
   }
 }
 
-}  // namespace
-
-namespace {
-template <bool Q8>
+template <Format F>
 void groups_x16(const Args& a, const VnniActs& x, int64_t g0, int64_t g1) {
   for (int64_t g = g0; g < g1; ++g)
     for (int64_t t0 = 0; t0 < a.T; t0 += 4) {
       switch (std::min<int64_t>(4, a.T - t0)) {
-        case 1: x16_group<1, Q8>(a, x, g, t0); break;
-        case 2: x16_group<2, Q8>(a, x, g, t0); break;
-        case 3: x16_group<3, Q8>(a, x, g, t0); break;
-        default: x16_group<4, Q8>(a, x, g, t0); break;
+        case 1: x16_group<1, F>(a, x, g, t0); break;
+        case 2: x16_group<2, F>(a, x, g, t0); break;
+        case 3: x16_group<3, F>(a, x, g, t0); break;
+        default: x16_group<4, F>(a, x, g, t0); break;
       }
     }
 }
+
 }  // namespace
 
 void groups_x16_vnni(const Args& a, const VnniActs& x, int64_t g0, int64_t g1) {
-  if (a.f == Format::Q8_0_X16) groups_x16<true>(a, x, g0, g1);
-  else groups_x16<false>(a, x, g0, g1);
+  if (a.f == Format::Q8_0_X16) groups_x16<Format::Q8_0_X16>(a, x, g0, g1);
+  else if (a.f == Format::Q4_K_X16) groups_x16<Format::Q4_K_X16>(a, x, g0, g1);
+  else groups_x16<Format::Q4_0_X16>(a, x, g0, g1);
 }
 
 void tiles_vnni(const Args& a, const VnniActs& x, int64_t tile0, int64_t tile1) {

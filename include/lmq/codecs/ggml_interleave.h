@@ -1,6 +1,6 @@
-// Q4_0_X16 and Q8_0_X16: GGUF Q4_0 / Q8_0 weights with 16 rows interleaved, in-memory layouts the
-// integer kernels read faster than the blocks' own (never stored in a file; the lmq file reader
-// refuses their names).
+// Q4_0_X16, Q8_0_X16 and Q4_K_X16: GGUF Q4_0 / Q8_0 / Q4_K weights with 16 rows interleaved,
+// in-memory layouts the integer kernels read faster than the blocks' own (never stored in a file;
+// the lmq file reader refuses their names).
 //
 // Why. A decoded token streams every weight once, and Q4_0's blocks are 18 bytes (an f16 d, then
 // 16 bytes of nibbles), so in the file's row-major order a kernel that reads 16 rows at a time
@@ -25,7 +25,16 @@
 // and x = d·q as Q8_0. Why here too: Q8_0's 34-byte blocks put the 4-row tile kernel's loads
 // across cache lines and need a reduction across lanes per 4 blocks; on the 16-row records the
 // kernel is loads and vpdpbusd only (measured in docs/results.md, "Q8_0 interleaved").
-#pragma once
+//
+// Q4_K_X16 interleaves Q4_K's super-blocks (d, dmin, scales[12], qs[128]; 256 values) the same
+// way: record b of group g (2304 bytes, block_q4_kx16) holds the 16 rows' super-block b as
+//   d[r], dmin[r]  = row r's d, dmin (f16 bits)
+//   scales[k][r]   = row r's scales[k], k = 0..11 (one 16-byte load: byte k of every row)
+//   qs[w][r][m]    = row r's qs[4w + m], w = 0..31, m = 0..3
+// so value 64c + l of row r (c = 0..3, l = 0..31) is the low nibble of qs[8c + l / 4][r][l mod 4],
+// value 64c + 32 + l its high nibble, the sub-block scales and mins unpacked from scales[·][r]
+// as Q4_K's (codecs/ggml_blocks.h). A tensor's K is a multiple of 256, each group nb = K/256
+// records in increasing b.
 #include <cstdint>
 #include <optional>
 
@@ -44,25 +53,33 @@ struct block_q8_0x16 {
   int8_t qs[8][16][4];
 };
 static_assert(sizeof(block_q8_0x16) == 544);
+struct block_q4_kx16 {
+  uint16_t d[16];
+  uint16_t dmin[16];
+  uint8_t scales[12][16];
+  uint8_t qs[32][16][4];
+};
+static_assert(sizeof(block_q4_kx16) == 2304);
 }  // namespace ggml
 
-// The interleaved layout of t (Q4_0 → Q4_0_X16, Q8_0 → Q8_0_X16) if t can be interleaved: 2-D,
-// rows a multiple of 16, cols of 32; else none.
+// The interleaved layout of t (Q4_0 → Q4_0_X16, Q8_0 → Q8_0_X16, Q4_K → Q4_K_X16) if t can be
+// interleaved: 2-D, rows a multiple of 16, cols of the format's block; else none.
 std::optional<Format> x16_layout_of(const Tensor& t);
 
-// Interleaves groups [g0, g0 + n) of the Q4_0 / Q8_0 tensor at src (rows × cols, row-major blocks,
+// Interleaves groups [g0, g0 + n) of the Q4_0 / Q8_0 / Q4_K tensor at src (rows × cols, row-major blocks,
 // format `stored`) into out (the whole interleaved tensor, as many bytes as src); disjoint group
-// ranges may run in parallel. Returns how many blocks have a NaN/Inf d (the caller refuses such a
-// tensor, as for the blocks read in place: codecs/ggml_repack.h).
+// ranges may run in parallel. Returns how many blocks have a NaN/Inf d or dmin (the caller
+// refuses such a tensor, as for the blocks read in place: codecs/ggml_repack.h).
 int64_t x16_interleave(Format stored, const uint8_t* src, int64_t rows, int64_t cols, int64_t g0, int64_t n,
                        uint8_t* out);
 
-// Row `row`'s block a (Q4_0's 18 bytes, Q8_0's 34) out of the interleaved tensor at w of cols
-// values per row: the format table's gather_block of Q4_0_X16 / Q8_0_X16.
+// Row `row`'s block a (Q4_0's 18 bytes, Q8_0's 34, Q4_K's 144) out of the interleaved tensor at w
+// of cols values per row: the format table's gather_block of Q4_0_X16 / Q8_0_X16 / Q4_K_X16.
 void q4_0x16_block(const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block);
 void q8_0x16_block(const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block);
+void q4_kx16_block(const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block);
 
-// How many d of the nrec records (format x16: Q4_0_X16 or Q8_0_X16) at src are NaN/Inf.
+// How many blocks of the nrec records (format x16: an X16 layout) at src have a NaN/Inf d or dmin.
 int64_t x16_nonfinite(Format x16, const uint8_t* src, int64_t nrec);
 
 }  // namespace lmq
