@@ -97,11 +97,11 @@ void BM_GgmlMatmul(benchmark::State& st) {
 // Decode at a real size: T = 1 over 8 weights of 4096 × 11008 (a 7B model's ffn_down; 200 to
 // 630 MB in all, far past the caches), one call per weight, so the weight bytes stream from DRAM
 // as in a token's decode. args: format (Q4_0, Q4_0_X16: the same blocks interleaved as a GGUF
-// load does on VNNI CPUs, Q8_0, Q4_K, Q6_K, Q8_0_X16, Q4_K_X16: likewise), threads. Compare bytes_per_second with
+// load does on VNNI CPUs, Q8_0, Q4_K, Q6_K, and Q8_0_X16, Q4_K_X16, Q6_K_X16 likewise), threads. Compare bytes_per_second with
 // BM_StreamRead's in the same run (--benchmark_enable_random_interleaving=true).
 void BM_GgmlDecodeStream(benchmark::State& st) {
   constexpr Format kStream[] = {Format::Q4_0, Format::Q4_0_X16, Format::Q8_0,     Format::Q4_K,
-                                Format::Q6_K, Format::Q8_0_X16, Format::Q4_K_X16};
+                                Format::Q6_K, Format::Q8_0_X16, Format::Q4_K_X16, Format::Q6_K_X16};
   const Format f = kStream[st.range(0)];
   const bool x16 = format_traits(f).row_group > 1;
   const Format stored = x16 ? format_traits(f).group_of : f;
@@ -155,7 +155,7 @@ BENCHMARK(BM_StreamRead)->ArgNames({"threads"})->Arg(1)->Arg(2)->Unit(benchmark:
 
 BENCHMARK(BM_GgmlDecodeStream)
     ->ArgNames({"fmt", "threads"})
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6}, {1, 2}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -1,8 +1,8 @@
-// Q4_0_X16, Q8_0_X16 and Q4_K_X16 (codecs/ggml_interleave.h): Q4_0's / Q8_0's / Q4_K's blocks
-// with 16 rows interleaved. The layouts hold the file's bytes (every block comes back as it was,
+// The X16 layouts (codecs/ggml_interleave.h): Q4_0's / Q8_0's / Q4_K's / Q6_K's blocks with 16
+// rows interleaved. The layouts hold the file's bytes (every block comes back as it was,
 // every value dequantizes to the stored format's bits), their kernels compute exactly the stored
 // format's products (kernels/ggml_matmul.h: the same sums in the same order), and a GGUF load
-// interleaves the Q4_0 / Q8_0 / Q4_K linears where the CPU runs them (AVX-512 VNNI) with logits
+// interleaves the Q4_0 / Q8_0 / Q4_K / Q6_K linears where the CPU runs them (AVX-512 VNNI) with logits
 // equal to the blocks read in place, bit for bit.
 #include <cstring>
 #include <random>
@@ -25,16 +25,24 @@ namespace {
 
 using namespace lmq::test;
 
-// The stored formats, their interleaved layouts, and the record geometry the header states: per
-// block `halves` f16 fields (d; Q4_K: d, dmin), `bytes` scale bytes, `words` 4-byte code words.
+// The stored formats, their interleaved layouts, and the record geometry the header states: the
+// block's fields in the record's order, each `count` elements of `size` bytes (2: an f16 scale,
+// 1: a scale byte, 4: a word of codes) from block offset `at`, element e of row r at
+// 16·size·e + size·r of the field's part of the record.
+struct Field {
+  int64_t at, size, count;
+};
 struct X16Case {
   Format stored, x16;
-  int64_t values, halves, bytes, words;
+  int64_t values;
   size_t record;
+  std::vector<Field> fields;
 };
-constexpr X16Case kX16[] = {{Format::Q4_0, Format::Q4_0_X16, 32, 1, 0, 4, sizeof(ggml::block_q4_0x16)},
-                            {Format::Q8_0, Format::Q8_0_X16, 32, 1, 0, 8, sizeof(ggml::block_q8_0x16)},
-                            {Format::Q4_K, Format::Q4_K_X16, 256, 2, 12, 32, sizeof(ggml::block_q4_kx16)}};
+const X16Case kX16[] = {
+    {Format::Q4_0, Format::Q4_0_X16, 32, sizeof(ggml::block_q4_0x16), {{0, 2, 1}, {2, 4, 4}}},
+    {Format::Q8_0, Format::Q8_0_X16, 32, sizeof(ggml::block_q8_0x16), {{0, 2, 1}, {2, 4, 8}}},
+    {Format::Q4_K, Format::Q4_K_X16, 256, sizeof(ggml::block_q4_kx16), {{0, 2, 2}, {4, 1, 12}, {16, 4, 32}}},
+    {Format::Q6_K, Format::Q6_K_X16, 256, sizeof(ggml::block_q6_kx16), {{208, 2, 1}, {192, 1, 16}, {0, 4, 32}, {128, 4, 16}}}};
 
 std::vector<uint8_t> interleaved(Format stored, const std::vector<uint8_t>& q, int64_t rows, int64_t cols) {
   std::vector<uint8_t> out(q.size(), 0xAB);
@@ -43,8 +51,9 @@ std::vector<uint8_t> interleaved(Format stored, const std::vector<uint8_t>& q, i
 }
 
 // Blocks of the stored format for Gaussian rows; Q8_0's extreme codes −128 and 127 (which
-// llama.cpp's quantizer never writes, a file may hold) and, for Q4_K, random bytes in all 12
-// scale bytes (every 6-bit scale and min, high bits included) in every third block.
+// llama.cpp's quantizer never writes, a file may hold) and random scale bytes (Q4_K: all 12, so
+// every 6-bit scale and min, high bits included; Q6_K: the 16 int8 scales, −128 included) in
+// every third block.
 std::vector<uint8_t> test_blocks(Format stored, int64_t rows, int64_t cols, uint32_t seed) {
   std::vector<uint8_t> q = gaussian_blocks(stored, rows, cols, seed);
   const size_t bb = format_traits(stored).block_bytes;
@@ -53,6 +62,10 @@ std::vector<uint8_t> test_blocks(Format stored, int64_t rows, int64_t cols, uint
     if (stored == Format::Q8_0) q[at + 2] = 0x80, q[at + 33] = 0x7f;
     if (stored == Format::Q4_K)
       for (size_t k = 4; k < 16; ++k) q[at + k] = uint8_t(rng());
+    if (stored == Format::Q6_K) {
+      for (size_t k = 192; k < 208; ++k) q[at + k] = uint8_t(rng());
+      q[at + 192] = 0x80;
+    }
   }
   return q;
 }
@@ -61,7 +74,9 @@ TEST(X16, RecordsHoldTheBlocksAsTheHeaderSays) {
   for (const X16Case& xc : kX16) {
     const int64_t rows = 48, cols = 3 * xc.values, nb = 3;
     const int64_t bb = int64_t(format_traits(xc.stored).block_bytes), rec_bytes = int64_t(xc.record);
-    EXPECT_EQ(rec_bytes, 32 * xc.halves + 16 * xc.bytes + 64 * xc.words);
+    int64_t field_bytes = 0;
+    for (const Field& f : xc.fields) field_bytes += f.size * f.count;
+    EXPECT_EQ(field_bytes, bb) << "the fields cover the block";
     EXPECT_EQ(16 * bb, rec_bytes) << "the same bytes as the stored blocks";
     const std::vector<uint8_t> q = test_blocks(xc.stored, rows, cols, 7);
     const std::vector<uint8_t> x = interleaved(xc.stored, q, rows, cols);
@@ -70,11 +85,13 @@ TEST(X16, RecordsHoldTheBlocksAsTheHeaderSays) {
         const uint8_t* blk = q.data() + (o * nb + a) * bb;
         const uint8_t* rec = x.data() + ((o / 16) * nb + a) * rec_bytes;  // record a of group o / 16
         const int64_t r = o % 16;
-        for (int64_t h = 0; h < xc.halves; ++h) ASSERT_EQ(std::memcmp(rec + 32 * h + 2 * r, blk + 2 * h, 2), 0) << o << ' ' << a;
-        const int64_t scales = 32 * xc.halves, codes = scales + 16 * xc.bytes, from = 2 * xc.halves + xc.bytes;
-        for (int64_t k = 0; k < xc.bytes; ++k) ASSERT_EQ(rec[scales + 16 * k + r], blk[2 * xc.halves + k]) << o << ' ' << a;
-        for (int64_t w = 0; w < xc.words; ++w)
-          for (int64_t m = 0; m < 4; ++m) ASSERT_EQ(rec[codes + 64 * w + 4 * r + m], blk[from + 4 * w + m]) << o << ' ' << a;
+        int64_t part = 0;  // where the field's part of the record starts
+        for (const Field& f : xc.fields) {
+          for (int64_t e = 0; e < f.count; ++e)
+            ASSERT_EQ(std::memcmp(rec + part + 16 * f.size * e + f.size * r, blk + f.at + f.size * e, size_t(f.size)), 0)
+                << o << ' ' << a << " field at " << f.at << " element " << e;
+          part += 16 * f.size * f.count;
+        }
         uint8_t back[256];
         format_traits(xc.x16).gather_block(x.data(), cols, o, a, back);
         ASSERT_EQ(std::memcmp(back, blk, size_t(bb)), 0) << o << ' ' << a;
@@ -94,7 +111,7 @@ TEST(X16, RecordsHoldTheBlocksAsTheHeaderSays) {
     EXPECT_EQ(format_traits(xc.x16).row_group, 16);
     EXPECT_EQ(format_traits(xc.x16).group_of, xc.stored);
   }
-  EXPECT_EQ(x16_layout_of(tensor_of(Format::Q6_K, std::vector<uint8_t>(210 * 16), 16, 256)), std::nullopt);
+  EXPECT_EQ(x16_layout_of(tensor_of(Format::Q5_K, std::vector<uint8_t>(176 * 16), 16, 256)), std::nullopt);
 }
 
 // Every kernel on the interleaved weight equals the scalar specification on the blocks it came
@@ -136,9 +153,11 @@ TEST(X16, FusedJobsAndThreadCountsGiveTheSameBits) {
   const std::vector<uint8_t> x8 = interleaved(Format::Q8_0, q8, 48, cols);
   const std::vector<uint8_t> k4 = test_blocks(Format::Q4_K, 48, cols, 4);
   const std::vector<uint8_t> xk = interleaved(Format::Q4_K, k4, 48, cols);
-  const std::vector<Tensor> w = {tensor_of(Format::Q4_K, k4, 12, cols), tensor_of(Format::Q4_0_X16, x, 80, cols),
+  const std::vector<uint8_t> k6 = test_blocks(Format::Q6_K, 32, cols, 6);
+  const std::vector<uint8_t> x6 = interleaved(Format::Q6_K, k6, 32, cols);
+  const std::vector<Tensor> w = {tensor_of(Format::Q4_K, k4, 12, cols),    tensor_of(Format::Q4_0_X16, x, 80, cols),
                                  tensor_of(Format::Q8_0_X16, x8, 48, cols), tensor_of(Format::Q4_K_X16, xk, 48, cols),
-                                 tensor_of(Format::Q4_0, q, 36, cols)};
+                                 tensor_of(Format::Q6_K_X16, x6, 32, cols), tensor_of(Format::Q4_0, q, 36, cols)};
   for (int64_t T : {1, 6}) expect_fused_equals_single(w, random_acts(T, cols, 11 + uint32_t(T)));
 }
 
@@ -157,12 +176,13 @@ TEST(BadInputX16, ShapesTheKernelsCannotTakeAreRefused) {
 TEST(BadInputX16, NonFiniteScalesAreCounted) {
   for (const X16Case& xc : kX16) {
     std::vector<uint8_t> q = gaussian_blocks(xc.stored, 32, 2 * xc.values, 9);
-    const int64_t bb = int64_t(format_traits(xc.stored).block_bytes);
+    const int64_t bb = int64_t(format_traits(xc.stored).block_bytes), d = xc.fields[0].at;  // d: the first field
     const uint16_t nan = 0x7e00, inf = 0x7c00;
-    std::memcpy(q.data() + 17 * 2 * bb + bb, &nan, 2);  // row 17, block 1
-    std::memcpy(q.data() + 3 * 2 * bb, &inf, 2);         // row 3, block 0
-    if (xc.halves == 2) std::memcpy(q.data() + 30 * 2 * bb + 2, &nan, 2);  // row 30, block 0: dmin
-    const int64_t want = 2 + (xc.halves == 2);
+    std::memcpy(q.data() + 17 * 2 * bb + bb + d, &nan, 2);  // row 17, block 1
+    std::memcpy(q.data() + 3 * 2 * bb + d, &inf, 2);         // row 3, block 0
+    const bool dmin = xc.fields[0].count == 2;
+    if (dmin) std::memcpy(q.data() + 30 * 2 * bb + d + 2, &nan, 2);  // row 30, block 0
+    const int64_t want = 2 + dmin;
     std::vector<uint8_t> out(q.size());
     EXPECT_EQ(x16_interleave(xc.stored, q.data(), 32, 2 * xc.values, 0, 2, out.data()), want) << format_name(xc.x16);
     EXPECT_EQ(ggml_nonfinite_blocks(xc.x16, out.data(), 32 * 2), want) << format_name(xc.x16);
@@ -186,8 +206,8 @@ TEST(BadInputX16, AnLmqFileNamingItIsRefused) {
   }
 }
 
-// GGUF files loaded as the CPU chooses: where VNNI is, every Q4_0 / Q8_0 / Q4_K linear of whole
-// groups of 16 rows is Q4_0_X16 / Q8_0_X16 / Q4_K_X16 (the embedding, whose rows are looked up,
+// GGUF files loaded as the CPU chooses: where VNNI is, every Q4_0 / Q8_0 / Q4_K / Q6_K linear of
+// whole groups of 16 rows is its X16 layout (the embedding, whose rows are looked up,
 // stays as stored), the file's pages of those released; its tensors dequantize to the file's
 // floats and its logits equal the in-place load's bit for bit.
 TEST(X16, GgufLoadInterleavesLinearsWithTheSameLogits) {
@@ -208,7 +228,7 @@ TEST(X16, GgufLoadInterleavesLinearsWithTheSameLogits) {
       dequantize_rows(c, 0, c.rows(), b.data());
       expect_same_bits(a, b, t.name);
     }
-    // lmq-llama-25m: every linear of its 8 blocks; lmq-llama3-9m Q4_K_M: its Q4_K linears
+    // lmq-llama-25m: every linear of its 8 blocks; lmq-llama3-9m Q4_K_M: its Q4_K and Q6_K linears
     EXPECT_GE(x16, std::string(name).find("Q4_K") != std::string::npos ? 10 : 56) << name;
     const std::vector<int> ids = int_path_text_ids(*in_place);
     const RunOptions ro{.act_quant_from_model = true};

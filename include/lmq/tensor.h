@@ -38,11 +38,12 @@ enum class Format : uint8_t {
   IQ3_S,
   IQ1_S,
   IQ1_M,
-  // lmq's in-memory layouts of a ggml format, never stored: Q4_0 / Q8_0 / Q4_K with 16 rows
-  // interleaved for the integer kernels (codecs/ggml_interleave.h)
+  // lmq's in-memory layouts of a ggml format, never stored: Q4_0 / Q8_0 / Q4_K / Q6_K with 16
+  // rows interleaved for the integer kernels (codecs/ggml_interleave.h)
   Q4_0_X16,
   Q8_0_X16,
   Q4_K_X16,
+  Q6_K_X16,
 };
 
 // Where a scale is stored for lmq's integer formats.

@@ -79,7 +79,7 @@ constexpr FormatTraits kTraits[] = {
      nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, 0, -1},
     {Format::IQ1_M, "iq1_m", "iq1_m", "IQ1_M", 29, QK_K, 16, sizeof(block_iq1_m), true, true, dq_iq1_m, q_iq1_m,
      nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, -1, -1},
-    // Q4_0's, Q8_0's and Q4_K's blocks, 16 rows interleaved (codecs/ggml_interleave.h): the integer
+    // Q4_0's, Q8_0's, Q4_K's and Q6_K's blocks, 16 rows interleaved (codecs/ggml_interleave.h): the integer
     // kernels read them, dequantize_rows (so lmq::matmul) gathers each row's blocks; the 16 d of
     // each record are checked by ggml_nonfinite_blocks
     {Format::Q4_0_X16, "q4_0x16", "q4_0x16", "Q4_0_X16", -1, QK4_0, 32, sizeof(block_q4_0), false, true, nullptr,
@@ -91,12 +91,15 @@ constexpr FormatTraits kTraits[] = {
     {Format::Q4_K_X16, "q4_kx16", "q4_Kx16", "Q4_K_X16", -1, QK_K, 32, sizeof(block_q4_K), false, true, nullptr,
      nullptr, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, -1, -1, 16, Format::Q4_K,
      q4_kx16_block},
+    {Format::Q6_K_X16, "q6_kx16", "q6_Kx16", "Q6_K_X16", -1, QK_K, 16, sizeof(block_q6_K), false, true, nullptr,
+     nullptr, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, -1, -1, 16, Format::Q6_K,
+     q6_kx16_block},
 };
 
 constexpr bool in_enum_order() {
   for (size_t i = 0; i < std::size(kTraits); ++i)
     if (size_t(kTraits[i].format) != i) return false;
-  return std::size(kTraits) == size_t(Format::Q4_K_X16) + 1;
+  return std::size(kTraits) == size_t(Format::Q6_K_X16) + 1;
 }
 static_assert(in_enum_order(), "kTraits: one row per Format, in the enum's order");
 

@@ -1,7 +1,8 @@
-// Q4_0_X16, Q8_0_X16 and Q4_K_X16 (codecs/ggml_interleave.h): bytes moved between the row-major blocks and
-// the 16-row records.
+// The X16 layouts (codecs/ggml_interleave.h): bytes moved between the row-major blocks and the
+// 16-row records.
 #include "lmq/codecs/ggml_interleave.h"
 
+#include <array>
 #include <cstring>
 
 #include "lmq/codecs/ggml_blocks.h"
@@ -13,28 +14,53 @@ namespace {
 constexpr int64_t kRows = 16;
 using ggml::finite_f16;
 
-// A record's geometry. Its source block is `halves` f16 fields (d; Q4_K: d, dmin), then `bytes`
-// single scale bytes (Q4_K: 12), then `words` 4-byte words of codes; the record holds each field
-// of the 16 rows side by side, in that order.
+// A record's geometry: the source block's fields in the record's order, each `count` elements
+// of `size` bytes (2: an f16 scale, 1: a scale byte, 4: a word of codes) from block offset
+// `at`; the record holds element e of the 16 rows side by side (row r's at 16·size·e + size·r
+// within the field's part).
+struct Field {
+  int64_t at, size, count;
+};
 struct Layout {
-  int64_t values, block_bytes, halves, bytes, words, record_bytes;
+  int64_t values, block_bytes, record_bytes;
+  std::array<Field, 4> fields;  // unused ones have count 0
 };
 Layout layout_of(Format f) {
-  if (f == Format::Q4_0 || f == Format::Q4_0_X16) return {32, sizeof(ggml::block_q4_0), 1, 0, 4, sizeof(ggml::block_q4_0x16)};
-  if (f == Format::Q8_0 || f == Format::Q8_0_X16) return {32, sizeof(ggml::block_q8_0), 1, 0, 8, sizeof(ggml::block_q8_0x16)};
-  LMQ_CHECK(f == Format::Q4_K || f == Format::Q4_K_X16, "format {} has no 16-row interleave", int(f));
-  return {ggml::QK_K, sizeof(ggml::block_q4_K), 2, 12, 32, sizeof(ggml::block_q4_kx16)};
+  switch (f) {
+    case Format::Q4_0:
+    case Format::Q4_0_X16: return {32, sizeof(ggml::block_q4_0), sizeof(ggml::block_q4_0x16), {{{0, 2, 1}, {2, 4, 4}}}};
+    case Format::Q8_0:
+    case Format::Q8_0_X16: return {32, sizeof(ggml::block_q8_0), sizeof(ggml::block_q8_0x16), {{{0, 2, 1}, {2, 4, 8}}}};
+    case Format::Q4_K:
+    case Format::Q4_K_X16:
+      return {ggml::QK_K, sizeof(ggml::block_q4_K), sizeof(ggml::block_q4_kx16), {{{0, 2, 2}, {4, 1, 12}, {16, 4, 32}}}};
+    case Format::Q6_K:
+    case Format::Q6_K_X16:  // block: ql[128], qh[64], scales[16], d; record: d, scales, ql, qh
+      return {ggml::QK_K, sizeof(ggml::block_q6_K), sizeof(ggml::block_q6_kx16),
+              {{{208, 2, 1}, {192, 1, 16}, {0, 4, 32}, {128, 4, 16}}}};
+    default: LMQ_CHECK(false, "format {} has no 16-row interleave", int(f));
+  }
 }
 
-// The one byte mapping between row r's block and its place in the record (the header's d[r],
-// dmin[r], scales[k][r], qs[w][r][m]): copy(record offset, block offset, n) moves n bytes
-// whichever way the caller goes.
+// The one byte mapping between row r's block and its place in the record (the header's fields):
+// copy(record offset, block offset, n) moves n bytes whichever way the caller goes.
 template <typename Copy>
 void block_pieces(const Layout& l, int64_t r, Copy&& copy) {
-  for (int64_t h = 0; h < l.halves; ++h) copy(32 * h + 2 * r, 2 * h, 2);
-  const int64_t at_bytes = 32 * l.halves, at_words = at_bytes + 16 * l.bytes, from_words = 2 * l.halves + l.bytes;
-  for (int64_t k = 0; k < l.bytes; ++k) copy(at_bytes + 16 * k + r, 2 * l.halves + k, 1);
-  for (int64_t w = 0; w < l.words; ++w) copy(at_words + 64 * w + 4 * r, from_words + 4 * w, 4);
+  int64_t at_rec = 0;
+  for (const Field& f : l.fields) {
+    for (int64_t e = 0; e < f.count; ++e) copy(at_rec + 16 * f.size * e + f.size * r, f.at + f.size * e, f.size);
+    at_rec += 16 * f.size * f.count;
+  }
+}
+
+// Whether every f16 scale (d, dmin) of a block is a number; at(block offset, record offset) → its bytes.
+template <typename At>
+bool scales_finite(const Layout& l, int64_t r, At&& at) {
+  bool finite = true;
+  block_pieces(l, r, [&](int64_t at_rec, int64_t at_blk, size_t n) {
+    if (n == 2) finite = finite && finite_f16(at(at_blk, at_rec));
+  });
+  return finite;
 }
 
 void gather(const Layout& l, const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block) {
@@ -45,11 +71,18 @@ void gather(const Layout& l, const uint8_t* w, int64_t cols, int64_t row, int64_
 }  // namespace
 
 std::optional<Format> x16_layout_of(const Tensor& t) {
-  if (t.format != Format::Q4_0 && t.format != Format::Q8_0 && t.format != Format::Q4_K) return std::nullopt;
+  Format x16;
+  switch (t.format) {
+    case Format::Q4_0: x16 = Format::Q4_0_X16; break;
+    case Format::Q8_0: x16 = Format::Q8_0_X16; break;
+    case Format::Q4_K: x16 = Format::Q4_K_X16; break;
+    case Format::Q6_K: x16 = Format::Q6_K_X16; break;
+    default: return std::nullopt;
+  }
   const int64_t values = layout_of(t.format).values;
   if (t.shape.size() != 2 || t.rows() <= 0 || t.rows() % kRows != 0 || t.cols() <= 0 || t.cols() % values != 0)
     return std::nullopt;
-  return t.format == Format::Q4_0 ? Format::Q4_0_X16 : t.format == Format::Q8_0 ? Format::Q8_0_X16 : Format::Q4_K_X16;
+  return x16;
 }
 
 int64_t x16_interleave(Format stored, const uint8_t* src, int64_t rows, int64_t cols, int64_t g0, int64_t n,
@@ -64,9 +97,7 @@ int64_t x16_interleave(Format stored, const uint8_t* src, int64_t rows, int64_t 
       uint8_t* rec = out + (g * nb + a) * l.record_bytes;
       for (int64_t r = 0; r < kRows; ++r) {
         const uint8_t* blk = src + ((g * kRows + r) * nb + a) * l.block_bytes;
-        bool finite = true;
-        for (int64_t h = 0; h < l.halves; ++h) finite = finite && finite_f16(blk + 2 * h);
-        bad += !finite;
+        bad += !scales_finite(l, r, [&](int64_t at_blk, int64_t) { return blk + at_blk; });
         block_pieces(l, r, [&](int64_t at_rec, int64_t at_blk, size_t n) { std::memcpy(rec + at_rec, blk + at_blk, n); });
       }
     }
@@ -82,16 +113,15 @@ void q8_0x16_block(const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8
 void q4_kx16_block(const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block) {
   gather(layout_of(Format::Q4_K), w, cols, row, a, block);
 }
+void q6_kx16_block(const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block) {
+  gather(layout_of(Format::Q6_K), w, cols, row, a, block);
+}
 
 int64_t x16_nonfinite(Format x16, const uint8_t* src, int64_t nrec) {
   const Layout l = layout_of(x16);
   int64_t bad = 0;
   for (int64_t i = 0; i < nrec; ++i, src += l.record_bytes)
-    for (int64_t r = 0; r < kRows; ++r) {
-      bool finite = true;
-      for (int64_t h = 0; h < l.halves; ++h) finite = finite && finite_f16(src + 32 * h + 2 * r);
-      bad += !finite;
-    }
+    for (int64_t r = 0; r < kRows; ++r) bad += !scales_finite(l, r, [&](int64_t, int64_t at_rec) { return src + at_rec; });
   return bad;
 }
 

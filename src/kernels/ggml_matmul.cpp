@@ -138,8 +138,8 @@ void rows_scalar(const Args& a, const Acts& x, int64_t o0, int64_t o1) {
   }
   const int64_t nsb = a.K / ggml::QK_K, na = a.K / 32;
   const int64_t bb = int64_t(ggml_block_bytes(f));
-  const auto gather = format_traits(a.f).gather_block;  // Q4_K_X16: each row's blocks from its group's records
-  uint8_t q[ggml::QK_K], gathered[sizeof(ggml::block_q4_K)];
+  const auto gather = format_traits(a.f).gather_block;  // Q4_K_X16, Q6_K_X16: each row's blocks from its group's records
+  uint8_t q[ggml::QK_K], gathered[sizeof(ggml::block_q6_K)];
   for (int64_t o = o0; o < o1; ++o)
     for (int64_t t = 0; t < a.T; ++t) {
       const int8_t* xt = x.q + t * a.K;

@@ -1,6 +1,6 @@
 // AVX-512 VNNI kernel of the in-place matmul (lmq/kernels/ggml_matmul.h): tiles of 4 weight rows
 // × up to 4 tokens. Q8_0 / Q4_0 / IQ4_NL: see q32_chunk; IQ4_XS: iq4xs_tile; the X16 layouts
-// (Q4_0_X16, Q8_0_X16, Q4_K_X16): x16_group, groups of 16 rows. K-quants: per half super-block (128 values) the codes of the 4 rows are expanded to
+// (Q4_0_X16, Q8_0_X16, Q4_K_X16, Q6_K_X16): x16_group, groups of 16 rows. K-quants: per half super-block (128 values) the codes of the 4 rows are expanded to
 // bytes once (Q4_K: a nibble mask; Q5_K / Q6_K: low nibbles | 1 / 2 high bits from qh; Q3_K: 2 bits | hmask's; Q2_K: 2 bits) and fed to vpdpbusd
 // against each token's int8 activations; reduce_rows4 then puts the int32 sums of the 4 rows
 // side by side (lane 4j + r = row r, 16-value lane j), and the float epilogue runs on vectors of
@@ -518,9 +518,63 @@ LMQ_VNNI inline void q4kx16_block(const Args& a, const VnniActs& x, const uint8_
   }
 }
 
+// Q6_K_X16: record b into slots 0..7 of each token. Per half h and pair p (values 128h + 32p ..
+// + 31: activation block 8b + 4h + p, 16-value sub-blocks 8h + 2p and + 1) 8 words of 4 codes a
+// row, built as u8 from the ql and qh words (codecs/ggml_interleave.h: p = 0, 2 from ql words
+// 16h + k, p = 1, 3 from 16h + 8 + k, their 2 high bits from qh words 8h + k), vpdpbusd into one
+// sum per 16 values, then Q6_K's operations on 16 rows at once: Σ(q − 32)·q_x = Σq·q_x −
+// 32·Σq_x, i = sc[2j]·(that of the first 16) + sc[2j + 1]·(the second's), f = s_x·(d·float(i)).
+LMQ_VNNI inline __m512i q6kx16_scales(const uint8_t* rec, int k) {  // scales[k] of the 16 rows, int32 lanes
+  return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + 32 + 16 * k)));
+}
+
+template <int NT>
+LMQ_VNNI inline void q6kx16_block(const Args& a, const VnniActs& x, const uint8_t* rec, int64_t b, int64_t t0,
+                                  __m512 (*slot)[8]) {
+  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec)));
+  const uint8_t* ql = rec + 32 + 256;
+  const uint8_t* qh = ql + 32 * 64;
+  const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30), zero = _mm512_setzero_si512();
+  const int64_t na = a.K / 32;
+  for (int h = 0; h < 2; ++h)
+    for (int pb = 0; pb < 2; ++pb) {  // pairs p = pb and pb + 2: the low and high nibbles of the same ql words
+      __m512i lo[8], hi[8];  // codes of values 128h + 32pb + 4k .. and 128h + 32(pb + 2) + 4k ..
+      for (int k = 0; k < 8; ++k) {
+        const __m512i w = _mm512_loadu_si512(ql + 64 * (16 * h + 8 * pb + k));
+        const __m512i hb = _mm512_loadu_si512(qh + 64 * (8 * h + k));
+        // qh bits 2pb, 2pb + 1 (low nibbles) and 2pb + 4, 2pb + 5 (high ones) → bits 4, 5: 16-bit
+        // shifts, the byte mask keeps each byte's own bits
+        const __m512i hl = pb == 0 ? _mm512_slli_epi16(hb, 4) : _mm512_slli_epi16(hb, 2);
+        const __m512i hh = pb == 0 ? hb : _mm512_srli_epi16(hb, 2);
+        lo[k] = _mm512_or_si512(_mm512_and_si512(w, low4), _mm512_and_si512(hl, bits45));
+        hi[k] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(w, 4), low4), _mm512_and_si512(hh, bits45));
+      }
+      for (int t = 0; t < NT; ++t)
+        for (int e = 0; e < 2; ++e) {
+          const int p = pb + 2 * e, j = 4 * h + p;
+          const __m512i* u = e ? hi : lo;
+          const int8_t* xp = x.q + (t0 + t) * a.K + 256 * b + 32 * j;
+          __m512i s0 = zero, s1 = zero;  // the first 16 values, the second 16
+          for (int k = 0; k < 4; ++k) {
+            s0 = _mm512_dpbusd_epi32(s0, u[k], bcast4(xp + 4 * k));
+            s1 = _mm512_dpbusd_epi32(s1, u[k + 4], bcast4(xp + 16 + 4 * k));
+          }
+          const int64_t ba = (t0 + t) * na + 8 * b + j;
+          const int32_t* c = x.x16s4 + (t0 + t) * x.ld16 + (8 * b + j) * 8;  // 32·Σq_x of the two 16s, each ×4
+          const __m512i D0 = _mm512_sub_epi32(s0, _mm512_set1_epi32(c[0])), D1 = _mm512_sub_epi32(s1, _mm512_set1_epi32(c[4]));
+          const __m512i I = _mm512_add_epi32(_mm512_mullo_epi32(D0, q6kx16_scales(rec, 2 * j)),
+                                             _mm512_mullo_epi32(D1, q6kx16_scales(rec, 2 * j + 1)));
+          const __m512 v = _mm512_mul_ps(_mm512_set1_ps(x.sx[ba]), _mm512_mul_ps(d, _mm512_cvtepi32_ps(I)));
+          slot[t][j] = _mm512_add_ps(slot[t][j], v);
+        }
+    }
+}
+
 // The X16 layouts' bytes per record (codecs/ggml_interleave.h) and values per record.
-constexpr int64_t x16_record_bytes(Format f) { return f == Format::Q4_0_X16 ? 288 : f == Format::Q8_0_X16 ? 544 : 2304; }
-constexpr int64_t x16_record_values(Format f) { return f == Format::Q4_K_X16 ? 256 : 32; }
+constexpr int64_t x16_record_bytes(Format f) {
+  return f == Format::Q4_0_X16 ? 288 : f == Format::Q8_0_X16 ? 544 : f == Format::Q4_K_X16 ? 2304 : 3360;
+}
+constexpr int64_t x16_record_values(Format f) { return f == Format::Q4_0_X16 || f == Format::Q8_0_X16 ? 32 : 256; }
 
 // Group g (rows 16g .. 16g + 15) of an X16 layout F × tokens t0 .. t0 + NT − 1: its records in
 // increasing order, each prefetched kX16Ahead bytes ahead, into the 8 slots of each token, then y.
@@ -535,10 +589,11 @@ LMQ_VNNI void x16_group(const Args& a, const VnniActs& x, int64_t g, int64_t t0)
   auto prefetch = [](const uint8_t* rec) {
     for (int64_t l = 0; l < kRec; l += 64) _mm_prefetch(reinterpret_cast<const char*>(rec + kX16Ahead + l), _MM_HINT_T1);
   };
-  if constexpr (F == Format::Q4_K_X16) {
+  if constexpr (F == Format::Q4_K_X16 || F == Format::Q6_K_X16) {
     for (int64_t b = 0; b < nrec; ++b) {
       prefetch(w + b * kRec);
-      q4kx16_block<NT>(a, x, w + b * kRec, b, t0, slot);
+      if constexpr (F == Format::Q4_K_X16) q4kx16_block<NT>(a, x, w + b * kRec, b, t0, slot);
+      else q6kx16_block<NT>(a, x, w + b * kRec, b, t0, slot);
     }
   } else {
     for (int64_t ia0 = 0; ia0 < nrec; ia0 += 8) {
@@ -580,6 +635,7 @@ void groups_x16(const Args& a, const VnniActs& x, int64_t g0, int64_t g1) {
 void groups_x16_vnni(const Args& a, const VnniActs& x, int64_t g0, int64_t g1) {
   if (a.f == Format::Q8_0_X16) groups_x16<Format::Q8_0_X16>(a, x, g0, g1);
   else if (a.f == Format::Q4_K_X16) groups_x16<Format::Q4_K_X16>(a, x, g0, g1);
+  else if (a.f == Format::Q6_K_X16) groups_x16<Format::Q6_K_X16>(a, x, g0, g1);
   else groups_x16<Format::Q4_0_X16>(a, x, g0, g1);
 }
 

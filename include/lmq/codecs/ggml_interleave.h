@@ -1,6 +1,6 @@
-// Q4_0_X16, Q8_0_X16 and Q4_K_X16: GGUF Q4_0 / Q8_0 / Q4_K weights with 16 rows interleaved,
-// in-memory layouts the integer kernels read faster than the blocks' own (never stored in a file;
-// the lmq file reader refuses their names).
+// The X16 layouts Q4_0_X16, Q8_0_X16, Q4_K_X16 and Q6_K_X16: GGUF Q4_0 / Q8_0 / Q4_K / Q6_K
+// weights with 16 rows interleaved, in-memory layouts the integer kernels read faster than the
+// blocks' own (never stored in a file; the lmq file reader refuses their names).
 //
 // Why. A decoded token streams every weight once, and Q4_0's blocks are 18 bytes (an f16 d, then
 // 16 bytes of nibbles), so in the file's row-major order a kernel that reads 16 rows at a time
@@ -35,6 +35,17 @@
 // value 64c + 32 + l its high nibble, the sub-block scales and mins unpacked from scales[·][r]
 // as Q4_K's (codecs/ggml_blocks.h). A tensor's K is a multiple of 256, each group nb = K/256
 // records in increasing b.
+//
+// Q6_K_X16 likewise for Q6_K's super-blocks (ql[128], qh[64], scales[16] int8, d): record b
+// (3360 bytes, block_q6_kx16) holds
+//   d[r]         = row r's d (f16 bits)
+//   scales[k][r] = row r's scales[k], k = 0..15
+//   ql[w][r][m]  = row r's ql[4w + m], w = 0..31
+//   qh[w][r][m]  = row r's qh[4w + m], w = 0..15
+// so in half h (values 128h ..), for l = 0..31, values 128h + l, + 32 + l, + 64 + l, + 96 + l of
+// row r take the low nibble of ql byte 64h + l, the low nibble of 64h + 32 + l, the high nibble of
+// 64h + l, the high nibble of 64h + 32 + l, with bits 0-1, 2-3, 4-5, 6-7 of qh byte 32h + l above
+// them (Q6_K's codes, codecs/ggml_blocks.h).
 #include <cstdint>
 #include <optional>
 
@@ -60,24 +71,33 @@ struct block_q4_kx16 {
   uint8_t qs[32][16][4];
 };
 static_assert(sizeof(block_q4_kx16) == 2304);
+struct block_q6_kx16 {
+  uint16_t d[16];
+  int8_t scales[16][16];
+  uint8_t ql[32][16][4];
+  uint8_t qh[16][16][4];
+};
+static_assert(sizeof(block_q6_kx16) == 3360);
 }  // namespace ggml
 
-// The interleaved layout of t (Q4_0 → Q4_0_X16, Q8_0 → Q8_0_X16, Q4_K → Q4_K_X16) if t can be
+// The interleaved layout of t (Q4_0 → Q4_0_X16, Q8_0 → Q8_0_X16, Q4_K → Q4_K_X16, Q6_K →
+// Q6_K_X16) if t can be
 // interleaved: 2-D, rows a multiple of 16, cols of the format's block; else none.
 std::optional<Format> x16_layout_of(const Tensor& t);
 
-// Interleaves groups [g0, g0 + n) of the Q4_0 / Q8_0 / Q4_K tensor at src (rows × cols, row-major blocks,
+// Interleaves groups [g0, g0 + n) of the Q4_0 / Q8_0 / Q4_K / Q6_K tensor at src (rows × cols, row-major blocks,
 // format `stored`) into out (the whole interleaved tensor, as many bytes as src); disjoint group
 // ranges may run in parallel. Returns how many blocks have a NaN/Inf d or dmin (the caller
 // refuses such a tensor, as for the blocks read in place: codecs/ggml_repack.h).
 int64_t x16_interleave(Format stored, const uint8_t* src, int64_t rows, int64_t cols, int64_t g0, int64_t n,
                        uint8_t* out);
 
-// Row `row`'s block a (Q4_0's 18 bytes, Q8_0's 34, Q4_K's 144) out of the interleaved tensor at w
-// of cols values per row: the format table's gather_block of Q4_0_X16 / Q8_0_X16 / Q4_K_X16.
+// Row `row`'s block a (Q4_0's 18 bytes, Q8_0's 34, Q4_K's 144, Q6_K's 210) out of the interleaved
+// tensor at w of cols values per row: the format table's gather_block of each X16 layout.
 void q4_0x16_block(const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block);
 void q8_0x16_block(const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block);
 void q4_kx16_block(const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block);
+void q6_kx16_block(const uint8_t* w, int64_t cols, int64_t row, int64_t a, uint8_t* block);
 
 // How many blocks of the nrec records (format x16: an X16 layout) at src have a NaN/Inf d or dmin.
 int64_t x16_nonfinite(Format x16, const uint8_t* src, int64_t nrec);
