@@ -97,8 +97,9 @@ void BM_GgmlMatmul(benchmark::State& st) {
 // Decode at a real size: T = 1 over 8 weights of 4096 × 11008 (a 7B model's ffn_down; 200 to
 // 630 MB in all, far past the caches), one call per weight, so the weight bytes stream from DRAM
 // as in a token's decode. args: format (Q4_0, Q4_0_X16: the same blocks interleaved as a GGUF
-// load does on VNNI CPUs, Q8_0, Q4_K, Q6_K, and Q8_0_X16, Q4_K_X16, Q6_K_X16 likewise), threads. Compare bytes_per_second with
-// BM_StreamRead's in the same run (--benchmark_enable_random_interleaving=true).
+// load does on VNNI CPUs, Q8_0, Q4_K, Q6_K, and Q8_0_X16, Q4_K_X16, Q6_K_X16 likewise), threads.
+// Compare bytes_per_second with BM_StreamRead's in the same run
+// (--benchmark_enable_random_interleaving=true).
 void BM_GgmlDecodeStream(benchmark::State& st) {
   constexpr Format kStream[] = {Format::Q4_0, Format::Q4_0_X16, Format::Q8_0,     Format::Q4_K,
                                 Format::Q6_K, Format::Q8_0_X16, Format::Q4_K_X16, Format::Q6_K_X16};

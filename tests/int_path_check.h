@@ -128,9 +128,9 @@ inline void expect_nan_scale_refused(const std::string& file, Format f, std::str
       {"eval", bad, "--text", shared_path("text/docs-valid.txt"), "--windows", "1", "--act-quant", "none"});
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_NE(r.err.find("non-finite logit"), std::string::npos) << r.err;
-  // the loader refuses it whichever way Q8_0 / Q4_0 / IQ4 reach the integer kernels (read in place, or
-  // repacked into LMQ_INT as on CPUs without AVX-512 VNNI, or Q4_0 interleaved as Q4_0_X16 where the
-  // CPU's choice is; a K-quant or lattice i-quant is in place either way)
+  // the loader refuses it whichever way the blocks reach the integer kernels (read in place, or
+  // Q8_0 / Q4_0 / IQ4 repacked into LMQ_INT as on CPUs without AVX-512 VNNI, or Q4_0 / Q8_0 /
+  // Q4_K / Q6_K interleaved into their X16 layouts where the CPU's choice is)
   for (const std::optional<bool> in_place : {std::optional<bool>(), std::optional<bool>(true), std::optional<bool>(false)}) {
     try {
       Model::load(bad, LoadOptions{.ggml_in_place = in_place});

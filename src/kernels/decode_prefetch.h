@@ -9,7 +9,7 @@
 // 1.1B gate/up shape (5632 × 2048) int4 g128 on 2 threads 19–39 GiB/s against 15 for the
 // previous prefetch into L1 one tile (4 KiB) ahead, 8–64 KiB alike within the noise; at
 // 4096 × 11008 one thread reads int4 at 23–24 GiB/s one tile (22 KiB) ahead against 16–17 at
-// 16 KiB. (The Q4_0_X16 kernel keeps its own 8 KiB, measured on its layout.)
+// 16 KiB. (The X16 kernels keep their own 8 KiB, measured on Q4_0_X16.)
 #pragma once
 #include <algorithm>
 #include <cstdint>

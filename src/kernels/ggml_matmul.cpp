@@ -23,7 +23,7 @@ namespace {
 
 float f16_at(const uint8_t* p) { return f16_to_f32(uint16_t(p[0] | p[1] << 8)); }
 
-// The format whose blocks f holds: an interleaved layout's (Q4_0_X16: Q4_0), else f.
+// The format whose blocks f holds: an X16 layout's (Q4_0_X16: Q4_0), else f.
 Format stored_format(Format f) {
   const FormatTraits& t = format_traits(f);
   return t.row_group > 1 ? t.group_of : f;
@@ -298,7 +298,7 @@ void run_vnni(std::span<const GgmlMatmulJob> jobs, const QuantizedActs& xq) {
   x.sx = xq.scale.data(), x.xs = xq.sums.data();
   split_tiles(jobs, 4, [&](size_t j, int64_t a, int64_t b) {
     const ggk::Args args = args_of(jobs[j], T);
-    // Q4_0_X16 / Q8_0_X16: 4 tiles make a group of 16 rows; the thread whose share starts inside
+    // The X16 layouts: 4 tiles make a group of 16 rows; the thread whose share starts inside
     // a group leaves it to the one before (both round the same boundary up)
     if (format_traits(args.f).row_group > 1) return ggk::groups_x16_vnni(args, x, (a + 3) / 4, (b + 3) / 4);
     ggk::tiles_vnni(args, x, a, b);

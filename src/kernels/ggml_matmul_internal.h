@@ -8,7 +8,7 @@ namespace lmq::ggk {
 
 // One weight's product over all T tokens, output rows (tiles of 4) split by the caller.
 struct Args {
-  Format f;             // Q8_0, Q4_0, Q2_K .. Q6_K, IQ4_NL, IQ4_XS, the lattice i-quants, Q4_0_X16, Q8_0_X16
+  Format f;             // Q8_0, Q4_0, Q2_K .. Q6_K, IQ4_NL, IQ4_XS, the lattice i-quants, the X16 layouts
   const uint8_t* w;     // row o at w + o·row_bytes (the X16 layouts: group g of 16 rows at w + 16g·row_bytes)
   int64_t row_bytes, N, K;
   int64_t T;
@@ -53,7 +53,7 @@ struct VnniActs {
 bool have_vnni();
 // Tiles [tile0, tile1) of 4 rows (a last partial tile repeats its last row, writes only the real ones).
 void tiles_vnni(const Args& a, const VnniActs& x, int64_t tile0, int64_t tile1);
-// Q4_0_X16 / Q8_0_X16 (codecs/ggml_interleave.h): groups [g0, g1) of 16 rows.
+// The X16 layouts (codecs/ggml_interleave.h): groups [g0, g1) of 16 rows.
 void groups_x16_vnni(const Args& a, const VnniActs& x, int64_t g0, int64_t g1);
 void reorder_q4k_vnni(const int8_t* x, int64_t n, int8_t* out);  // n a multiple of 128
 

@@ -1,6 +1,7 @@
 // AVX-512 VNNI kernel of the in-place matmul (lmq/kernels/ggml_matmul.h): tiles of 4 weight rows
 // × up to 4 tokens. Q8_0 / Q4_0 / IQ4_NL: see q32_chunk; IQ4_XS: iq4xs_tile; the X16 layouts
-// (Q4_0_X16, Q8_0_X16, Q4_K_X16, Q6_K_X16): x16_group, groups of 16 rows. K-quants: per half super-block (128 values) the codes of the 4 rows are expanded to
+// (Q4_0_X16, Q8_0_X16, Q4_K_X16, Q6_K_X16): x16_group, groups of 16 rows. K-quants: per half
+// super-block (128 values) the codes of the 4 rows are expanded to
 // bytes once (Q4_K: a nibble mask; Q5_K / Q6_K: low nibbles | 1 / 2 high bits from qh; Q3_K: 2 bits | hmask's; Q2_K: 2 bits) and fed to vpdpbusd
 // against each token's int8 activations; reduce_rows4 then puts the int32 sums of the 4 rows
 // side by side (lane 4j + r = row r, 16-value lane j), and the float epilogue runs on vectors of

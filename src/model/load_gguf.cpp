@@ -21,9 +21,9 @@
 // (RSS ≈ file size). So do Q8_0, Q4_0, IQ4_NL and IQ4_XS where those kernels have SIMD on this
 // CPU (AVX-512 VNNI or AVX2, ggml_matmul_has_simd; LoadOptions::ggml_in_place chooses otherwise for one load),
 // except that where the CPU has AVX-512 VNNI (ggml_matmul_takes_x16) and no load option
-// chooses, Q4_0 and Q8_0 linears (whole groups of 16 rows; not the embedding, whose rows are
-// looked up) are interleaved into Q4_0_X16 / Q8_0_X16 (codecs/ggml_interleave.h: the same bytes,
-// 16 rows per record, which decode streams as one sequence) in a buffer of their own, the file's pages released. A load
+// chooses, Q4_0, Q8_0, Q4_K and Q6_K linears (whole groups of 16 rows; not the embedding, whose
+// rows are looked up) are interleaved into their X16 layouts (codecs/ggml_interleave.h: the same
+// bytes, 16 rows per record, which decode streams as one sequence) in a buffer of their own, the file's pages released. A load
 // for those kernels checks their scales first: a NaN/Inf d or dmin refuses the tensor, since int8
 // activation quantization would hide it (it would not surface at the logits). The exceptions to
 // "data stays in the map" are repacked at load into the LMQ_INT layout that holds the same values
@@ -210,8 +210,8 @@ void check_in_place_scales(const Tensor& t, const std::string& path) {
   if (bad) fail("{}: tensor '{}': a non-finite (NaN/Inf) scale in {} block(s)", path, t.name, bad);
 }
 
-// A Q4_0 / Q8_0 linear as Q4_0_X16 / Q8_0_X16 (x16, codecs/ggml_interleave.h) in a buffer of its
-// own, the file's pages released once copied; a NaN/Inf d refused.
+// A Q4_0 / Q8_0 / Q4_K / Q6_K linear as its X16 layout (x16, codecs/ggml_interleave.h) in a buffer
+// of its own, the file's pages released once copied; a NaN/Inf d or dmin refused.
 Tensor interleaved(const Tensor& t, Format x16, std::vector<std::shared_ptr<void>>& storage, const std::string& path) {
   const int64_t rows = t.rows(), cols = t.cols(), groups = rows / 16;
   std::shared_ptr<uint8_t[]> bytes = weight_buffer(t.nbytes);
@@ -231,8 +231,8 @@ Tensor interleaved(const Tensor& t, Format x16, std::vector<std::shared_ptr<void
 
 // t as the integer kernels will take it (see the top): a format both paths take (Q8_0, Q4_0,
 // IQ4_NL, IQ4_XS) stays in place when in_place, else repacks; the K-quants and lattice i-quants
-// stay. interleave: Q4_0 / Q8_0 linears (not the embedding, whose rows the forward pass looks up)
-// become Q4_0_X16 / Q8_0_X16.
+// stay. interleave: Q4_0 / Q8_0 / Q4_K / Q6_K linears (not the embedding, whose rows the forward
+// pass looks up) become their X16 layouts.
 Tensor for_int_kernels(const Tensor& t, bool in_place, bool interleave, std::vector<std::shared_ptr<void>>& storage,
                        const std::string& path) {
   if (interleave && t.name != "token_embd.weight")

@@ -47,8 +47,9 @@ struct FormatTraits {
   // refused at load (ggml_nonfinite_blocks, codecs/ggml_repack.h).
   bool ggml_matmul;
   int d_at, dmin_at;
-  // Rows stored together (1: row-major, each row its own run of blocks). Q4_0_X16 interleaves 16
-  // (codecs/ggml_interleave.h): an in-memory layout the kernels read, never written to a file.
+  // Rows stored together (1: row-major, each row its own run of blocks). The X16 layouts
+  // interleave 16 (codecs/ggml_interleave.h): in-memory layouts the kernels read, never written
+  // to a file.
   // Interleaved, the rows are blocks of `group_of` (block_bytes and block_size are its), and
   // gather_block copies row `row`'s block a out of a tensor of `cols` values per row.
   int64_t row_group = 1;

@@ -3,15 +3,17 @@
 // s_x[a] and one code sum Σq_x[a] per block a of 32 values (quantize_activations with
 // block = sum_group = 32, kernels/act_quant.h). Layouts: codecs/ggml_blocks.h, codecs/iquant_blocks.h.
 //
-// Weights: Q8_0, Q4_0, Q4_0_X16 and Q8_0_X16 (also N a multiple of 16) and IQ4_NL (K a multiple of 32), Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS and
+// Weights: Q8_0, Q4_0, Q4_0_X16 and Q8_0_X16 (also N a multiple of 16) and IQ4_NL (K a multiple
+// of 32), Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q4_K_X16 and Q6_K_X16 (also N a multiple of 16), IQ4_XS and
 // the lattice i-quants IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S and IQ1_M (K a multiple of 256); 2-D. For
 // output o and token t, with q the weight codes and all sums integer (exact):
 //   Q8_0, Q4_0 (blocks of 32; x = d·(q − c), c = 0 for Q8_0's int8 q, 8 for Q4_0's nibbles):
 //   over the blocks a of row o, in increasing a, the activation block a is the weight's block a:
 //     i[a]  = Σ_{k∈a} (q[k] − c)·q_x[k]
 //     f[a] = s_x[a] · (d · float(i[a]))
-//   Q4_0_X16, Q8_0_X16 (Q4_0, Q8_0 with 16 rows interleaved in memory, codecs/ggml_interleave.h):
-//   Q4_0's, Q8_0's, block for block (the same values, sums and order; only where the bytes sit differs)
+//   The X16 layouts Q4_0_X16, Q8_0_X16, Q4_K_X16, Q6_K_X16 (Q4_0, Q8_0, Q4_K, Q6_K with 16 rows
+//   interleaved in memory, codecs/ggml_interleave.h): the stored format's, block for block (the
+//   same values, sums and order; only where the bytes sit differs)
 //   IQ4_NL (blocks of 32 as Q4_0's; x = d·kv[q], kv the 16 int8 levels kIq4nlValues,
 //   codecs/iquant_blocks.h), block by block as Q8_0:
 //     i[a]  = Σ_{k∈a} kv[q[k]]·q_x[k]
@@ -86,9 +88,9 @@ bool ggml_matmul_supported(const Tensor& w, int64_t act_block);
 // codecs/ggml_repack.h) instead of reading them in place.
 bool ggml_matmul_has_simd();
 
-// Whether this CPU runs Q4_0_X16 / Q8_0_X16 (Q4_0 / Q8_0 with 16 rows interleaved,
-// codecs/ggml_interleave.h) in SIMD (AVX-512 VNNI), so a loader should interleave Q4_0 and Q8_0
-// linears (elsewhere the specification would run them: they stay as stored).
+// Whether this CPU runs the X16 layouts (Q4_0 / Q8_0 / Q4_K / Q6_K with 16 rows interleaved,
+// codecs/ggml_interleave.h) in SIMD (AVX-512 VNNI), so a loader should interleave those linears
+// (elsewhere the specification would run them: they stay as stored).
 bool ggml_matmul_takes_x16();
 
 struct GgmlMatmulJob {

@@ -40,8 +40,8 @@ struct LoadOptions {
   // LMQ_INT (false). Unset: in place where the in-place kernels have SIMD on this CPU (AVX-512
   // VNNI or AVX2: ggml_matmul_has_simd, kernels/ggml_matmul.h), else repacked for the LMQ_INT
   // kernels. Set, it chooses for this load only, whatever the CPU (tests take both paths); unset
-  // on an AVX-512 VNNI CPU, Q4_0 / Q8_0 linears are interleaved into Q4_0_X16 / Q8_0_X16
-  // (codecs/ggml_interleave.h).
+  // on an AVX-512 VNNI CPU, Q4_0 / Q8_0 / Q4_K / Q6_K linears are interleaved into their X16
+  // layouts (codecs/ggml_interleave.h).
   std::optional<bool> ggml_in_place;
 };
 
