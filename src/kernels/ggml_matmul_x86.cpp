@@ -460,17 +460,17 @@ LMQ_VNNI inline void x16_block(const Args& a, const VnniActs& x, const uint8_t* 
 // against T0 at 2 KiB's 13.7-14.5 and 22.6-22.9 (docs/results.md).
 constexpr int64_t kX16Ahead = 8192;
 
+// Byte k of the 16 rows' Q4_K scales in a Q4_K_X16 record, one int32 lane a row.
+LMQ_VNNI inline __m512i q4kx16_scale_byte(const uint8_t* rec, int k) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + 64 + 16 * k)));
+}
+
 // Q4_K_X16: record b (super-block b of the group's 16 rows) into slots 0..7 of each token. Per
 // sub-block pair (2c, 2c + 1) 8 loads of 64 bytes whose low nibbles are values 64c + 4k .. + 3
 // and high nibbles values 64c + 32 + 4k .. (k = 0..7) of every row; vpdpbusd against the
 // token's activations there, broadcast, gives each row's i of the two sub-blocks in its lane,
 // then Q4_K's epilogue on 16 rows at once: f = s_x·(float(i)·ds − float(Σq_x)·dm), ds = d·sc[j],
 // dm = dmin·m[j] (sc, m unpacked as q4k_scales from the record's scale bytes, one lane a row).
-// Byte k of the 16 rows' Q4_K scales in a Q4_K_X16 record, one int32 lane a row.
-LMQ_VNNI inline __m512i q4kx16_scale_byte(const uint8_t* rec, int k) {
-  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + 64 + 16 * k)));
-}
-
 template <int NT>
 LMQ_VNNI inline void q4kx16_block(const Args& a, const VnniActs& x, const uint8_t* rec, int64_t b, int64_t t0,
                                   __m512 (*slot)[8]) {

@@ -23,8 +23,8 @@
 // except that where the CPU has AVX-512 VNNI (ggml_matmul_takes_x16) and no load option
 // chooses, Q4_0, Q8_0, Q4_K and Q6_K linears (whole groups of 16 rows; not the embedding, whose
 // rows are looked up) are interleaved into their X16 layouts (codecs/ggml_interleave.h: the same
-// bytes, 16 rows per record, which decode streams as one sequence) in a buffer of their own, the file's pages released. A load
-// for those kernels checks their scales first: a NaN/Inf d or dmin refuses the tensor, since int8
+// bytes, 16 rows per record, which decode streams as one sequence) in a buffer of their own, the
+// file's pages released. A load for those kernels checks their scales first: a NaN/Inf d or dmin refuses the tensor, since int8
 // activation quantization would hide it (it would not surface at the logits). The exceptions to
 // "data stays in the map" are repacked at load into the LMQ_INT layout that holds the same values
 // (codecs/ggml_repack.h), which the LMQ_INT kernels run on, the file's pages of
