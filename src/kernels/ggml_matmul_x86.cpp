@@ -8,9 +8,11 @@
 // 4 activation blocks × 4 rows with exactly the specification's operations and order, so the
 // result equals rows_scalar bit for bit. Compiled with -ffp-contract=off.
 #include <algorithm>
+#include <cstddef>
 
 #include "ggml_matmul_lattice.h"
 #include "ggml_vnni.h"
+#include "lmq/codecs/ggml_interleave.h"
 #include "lmq/codecs/iquant_blocks.h"
 
 namespace lmq::ggk {
@@ -430,10 +432,11 @@ LMQ_VNNI inline void x16_block(const Args& a, const VnniActs& x, const uint8_t* 
   for (int c = 0; c < 4; ++c) {
     if constexpr (Q8) {
       const __m512i flip = _mm512_set1_epi8(char(0x80));
-      u[c] = _mm512_xor_si512(_mm512_loadu_si512(rec + 32 + 64 * c), flip);
-      u[c + 4] = _mm512_xor_si512(_mm512_loadu_si512(rec + 32 + 64 * (c + 4)), flip);
+      const uint8_t* qs = rec + offsetof(ggml::block_q8_0x16, qs);
+      u[c] = _mm512_xor_si512(_mm512_loadu_si512(qs + 64 * c), flip);
+      u[c + 4] = _mm512_xor_si512(_mm512_loadu_si512(qs + 64 * (c + 4)), flip);
     } else {
-      const __m512i low4 = _mm512_set1_epi8(0x0F), w = _mm512_loadu_si512(rec + 32 + 64 * c);
+      const __m512i low4 = _mm512_set1_epi8(0x0F), w = _mm512_loadu_si512(rec + offsetof(ggml::block_q4_0x16, qs) + 64 * c);
       u[c] = _mm512_and_si512(w, low4);
       u[c + 4] = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
     }
@@ -462,7 +465,7 @@ constexpr int64_t kX16Ahead = 8192;
 
 // Byte k of the 16 rows' Q4_K scales in a Q4_K_X16 record, one int32 lane a row.
 LMQ_VNNI inline __m512i q4kx16_scale_byte(const uint8_t* rec, int k) {
-  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + 64 + 16 * k)));
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + offsetof(ggml::block_q4_kx16, scales) + 16 * k)));
 }
 
 // Q4_K_X16: record b (super-block b of the group's 16 rows) into slots 0..7 of each token. Per
@@ -475,7 +478,7 @@ template <int NT>
 LMQ_VNNI inline void q4kx16_block(const Args& a, const VnniActs& x, const uint8_t* rec, int64_t b, int64_t t0,
                                   __m512 (*slot)[8]) {
   const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec)));
-  const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 32)));
+  const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + offsetof(ggml::block_q4_kx16, dmin))));
   const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15);
   const __m512i low4 = _mm512_set1_epi8(0x0F), zero = _mm512_setzero_si512();
   const int64_t na = a.K / 32;
@@ -495,7 +498,7 @@ LMQ_VNNI inline void q4kx16_block(const Args& a, const VnniActs& x, const uint8_
     }
     __m512i lo[8], hi[8];
     for (int k = 0; k < 8; ++k) {
-      const __m512i w = _mm512_loadu_si512(rec + 256 + 64 * (8 * c + k));
+      const __m512i w = _mm512_loadu_si512(rec + offsetof(ggml::block_q4_kx16, qs) + 64 * (8 * c + k));
       lo[k] = _mm512_and_si512(w, low4), hi[k] = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
     }
     for (int t = 0; t < NT; ++t) {
@@ -526,15 +529,15 @@ LMQ_VNNI inline void q4kx16_block(const Args& a, const VnniActs& x, const uint8_
 // sum per 16 values, then Q6_K's operations on 16 rows at once: Σ(q − 32)·q_x = Σq·q_x −
 // 32·Σq_x, i = sc[2j]·(that of the first 16) + sc[2j + 1]·(the second's), f = s_x·(d·float(i)).
 LMQ_VNNI inline __m512i q6kx16_scales(const uint8_t* rec, int k) {  // scales[k] of the 16 rows, int32 lanes
-  return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + 32 + 16 * k)));
+  return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + offsetof(ggml::block_q6_kx16, scales) + 16 * k)));
 }
 
 template <int NT>
 LMQ_VNNI inline void q6kx16_block(const Args& a, const VnniActs& x, const uint8_t* rec, int64_t b, int64_t t0,
                                   __m512 (*slot)[8]) {
   const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec)));
-  const uint8_t* ql = rec + 32 + 256;
-  const uint8_t* qh = ql + 32 * 64;
+  const uint8_t* ql = rec + offsetof(ggml::block_q6_kx16, ql);
+  const uint8_t* qh = rec + offsetof(ggml::block_q6_kx16, qh);
   const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30), zero = _mm512_setzero_si512();
   const int64_t na = a.K / 32;
   for (int h = 0; h < 2; ++h)
@@ -573,7 +576,10 @@ LMQ_VNNI inline void q6kx16_block(const Args& a, const VnniActs& x, const uint8_
 
 // The X16 layouts' bytes per record (codecs/ggml_interleave.h) and values per record.
 constexpr int64_t x16_record_bytes(Format f) {
-  return f == Format::Q4_0_X16 ? 288 : f == Format::Q8_0_X16 ? 544 : f == Format::Q4_K_X16 ? 2304 : 3360;
+  return f == Format::Q4_0_X16   ? sizeof(ggml::block_q4_0x16)
+         : f == Format::Q8_0_X16 ? sizeof(ggml::block_q8_0x16)
+         : f == Format::Q4_K_X16 ? sizeof(ggml::block_q4_kx16)
+                                 : sizeof(ggml::block_q6_kx16);
 }
 constexpr int64_t x16_record_values(Format f) { return f == Format::Q4_0_X16 || f == Format::Q8_0_X16 ? 32 : 256; }
 
