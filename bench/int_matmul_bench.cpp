@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "lmq/codecs/int_format.h"
+#include "lmq/codecs/int_interleave.h"
 #include "lmq/half.h"
 #include "lmq/kernels/int_matmul.h"
 #include "lmq/kernels/matmul.h"
@@ -85,7 +87,7 @@ void BM_Linear(benchmark::State& st) {
 // that the bytes come from memory rather than cache. Compare with BM_StreamRead (stream_read.h).
 // args: kind (0 int8 channel × A8, 1 int4 g128 × A8, 2 and 3 the same × float, 4 int3 g128 × A8,
 // 5 int3 g128 × float, 6 int2 g128 × float, 7 int5 g64 × float, 8 int6 channel × float: the
-// packed widths), threads, shape (0 4096 × 11008, 1 5632 × 2048; 2: 1024 × 2048, one copy,
+// packed widths; 9 int8 channel × A8 and 10 int4 g128 × A8 interleaved, LMQ_INT_X16), threads, shape (0 4096 × 11008, 1 5632 × 2048; 2: 1024 × 2048, one copy,
 // which stays in the caches: the kernel's own speed, its bound when memory is not).
 void BM_IntDecodeStream(benchmark::State& st) {
   const int64_t shape = st.range(2);
@@ -95,9 +97,11 @@ void BM_IntDecodeStream(benchmark::State& st) {
     uint8_t bits;
     int32_t group;
     bool weight_only;
+    bool x16 = false;
   };
   constexpr Kind kinds[] = {{8, -1, false}, {4, 128, false}, {8, -1, true}, {4, 128, true}, {3, 128, false},
-                            {3, 128, true}, {2, 128, true},  {5, 64, true},  {6, -1, true}};
+                            {3, 128, true}, {2, 128, true},  {5, 64, true},  {6, -1, true},
+                            {8, -1, false, true}, {4, 128, false, true}};
   const Kind kind = kinds[st.range(0)];
   const bool weight_only = kind.weight_only;
   const uint8_t bits = kind.bits;
@@ -108,12 +112,17 @@ void BM_IntDecodeStream(benchmark::State& st) {
   for (auto& v : f) v = nd(rng);
   std::vector<uint8_t> one(quant::int_tensor_bytes(p, N, K));
   quant::quantize_tensor(f.data(), N, K, p, quant::RangeMethod::MinMax, 99.9f, nullptr, one.data(), 0);
+  if (kind.x16) {
+    std::vector<uint8_t> codes(one.begin(), one.end());
+    int_x16_interleave(codes.data(), N, int64_t(quant::int_layout(p, N, K).row_code_bytes), 0, N / 16, one.data());
+  }
   const auto bytes = bench::stream_copies(one.data(), one.size(), kWeights);
   std::vector<Tensor> w(kWeights);
   std::vector<std::unique_ptr<IntMatmulPlan>> plans;
   for (int64_t i = 0; i < kWeights; ++i) {
     w[size_t(i)].name.append("w");  // append: g++ 12's -Wrestrict misfires on assignment here
-    w[size_t(i)].shape = {N, K}, w[size_t(i)].format = Format::LMQ_INT, w[size_t(i)].q = p;
+    w[size_t(i)].shape = {N, K}, w[size_t(i)].format = kind.x16 ? Format::LMQ_INT_X16 : Format::LMQ_INT;
+    w[size_t(i)].q = p;
     w[size_t(i)].data = bytes[size_t(i)].get(), w[size_t(i)].nbytes = one.size();
     plans.push_back(std::make_unique<IntMatmulPlan>(w[size_t(i)]));
   }
@@ -134,14 +143,14 @@ void BM_IntDecodeStream(benchmark::State& st) {
   omp_set_num_threads(threads);
   st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(one.size()) * kWeights);
   st.SetLabel("int" + std::to_string(bits) + (kind.group < 0 ? " channel" : " g" + std::to_string(kind.group)) +
-              (weight_only ? " x float, T=1" : " x A8, T=1"));
+              (kind.x16 ? " x16" : "") + (weight_only ? " x float, T=1" : " x A8, T=1"));
 }
 
 }  // namespace
 
 BENCHMARK(BM_IntDecodeStream)
     ->ArgNames({"kind", "threads", "shape"})
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8}, {1, 2}, {0, 1, 2}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {1, 2}, {0, 1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -44,6 +44,9 @@ enum class Format : uint8_t {
   Q8_0_X16,
   Q4_K_X16,
   Q6_K_X16,
+  // lmq's in-memory layout of a 4- or 8-bit LMQ_INT tensor with 16 rows' codes interleaved for
+  // the integer kernels (codecs/int_interleave.h), never stored; Tensor::q as LMQ_INT's
+  LMQ_INT_X16,
 };
 
 // Where a scale is stored for lmq's integer formats.
@@ -63,7 +66,7 @@ struct Tensor {
   std::string name;
   std::vector<int64_t> shape;
   Format format = Format::F32;
-  IntParams q{};  // meaningful for LMQ_INT only
+  IntParams q{};  // meaningful for LMQ_INT and LMQ_INT_X16 only
   const uint8_t* data = nullptr;
   uint64_t nbytes = 0;
   // Act-order checkpoints (model/hf_quant.h): LMQ_INT codes stored over permuted inputs, stored

@@ -246,10 +246,13 @@ void cmd_tokenize(const std::string& path, const std::string& text, bool as_json
 // ---------------------------------------------------------------- run
 // GGUF Q8_0/Q4_0/IQ4_NL/IQ4_XS weights without AVX-512 VNNI or AVX2 are repacked, and the scales
 // of those read in place checked, for the integer kernels unless the run chose float activations
-// (--act-quant none), which reads the file's blocks through the float path as before.
+// (--act-quant none), which reads the file's blocks through the float path as before. An lmq
+// file's 4- and 8-bit linears are interleaved for the integer kernels when the run quantizes
+// activations (LoadOptions::interleave_int).
 LoadOptions load_options(const RunOptions& ro) {
   LoadOptions o;
   o.repack_ggml = ro.act_quant_from_model || ro.act_quant != ActQuant::None;
+  o.interleave_int = ro.act_quant != ActQuant::None;  // lmq files run float activations unless asked
   return o;
 }
 

@@ -10,6 +10,7 @@
 #include "lmq/codecs/format_traits.h"
 #include "lmq/codecs/ggml_interleave.h"
 #include "lmq/codecs/int_format.h"
+#include "lmq/codecs/int_interleave.h"
 #include "lmq/codecs/iquant_blocks.h"
 #include "lmq/error.h"
 #include "lmq/tensor.h"
@@ -94,12 +95,16 @@ constexpr FormatTraits kTraits[] = {
     {Format::Q6_K_X16, "q6_kx16", "q6_Kx16", "Q6_K_X16", -1, QK_K, 16, sizeof(block_q6_K), false, true, nullptr,
      nullptr, nullptr, nullptr, true, false, 0, ScaleType::F16, nullptr, true, -1, -1, 16, Format::Q6_K,
      q6_kx16_block},
+    // LMQ_INT's codes, 16 rows interleaved (codecs/int_interleave.h): the integer kernels read
+    // them, dequantize_rows gathers each row's codes; scales and zero points as LMQ_INT's
+    {Format::LMQ_INT_X16, "intx16", "intx16", "LMQ_INT_X16", -1, 1, 0, 0, false, true, nullptr, nullptr, nullptr,
+     nullptr, true, true, 0, ScaleType::F16, nullptr, false, -1, -1, 16, Format::LMQ_INT, nullptr},
 };
 
 constexpr bool in_enum_order() {
   for (size_t i = 0; i < std::size(kTraits); ++i)
     if (size_t(kTraits[i].format) != i) return false;
-  return std::size(kTraits) == size_t(Format::Q6_K_X16) + 1;
+  return std::size(kTraits) == size_t(Format::LMQ_INT_X16) + 1;
 }
 static_assert(in_enum_order(), "kTraits: one row per Format, in the enum's order");
 
@@ -127,16 +132,18 @@ std::optional<Format> format_by_gguf_type(uint32_t id) {
 std::string_view format_name(Format f) { return format_traits(f).name; }
 
 std::string tensor_format_label(const Tensor& t) {
-  if (t.format != Format::LMQ_INT) return std::string(format_name(t.format));
+  if (t.format != Format::LMQ_INT && t.format != Format::LMQ_INT_X16) return std::string(format_name(t.format));
   const std::string g = t.q.group == 0 ? "tensor" : t.q.group < 0 ? "channel" : fmt::format("g{}", t.q.group);
-  return fmt::format("int{}:{}:{}", int(t.q.bits), g, t.q.asym ? "asym" : "sym");
+  return fmt::format("int{}:{}:{}{}", int(t.q.bits), g, t.q.asym ? "asym" : "sym",
+                     t.format == Format::LMQ_INT_X16 ? " (x16)" : "");
 }
 
 int64_t format_block_size(Format f) { return format_traits(f).block_size; }
 
 uint64_t format_row_bytes(Format f, int64_t cols) {
   const FormatTraits& t = format_traits(f);
-  if (f == Format::LMQ_INT) fail("format int: rows have no fixed byte size (scales are stored apart)");
+  if (f == Format::LMQ_INT || f == Format::LMQ_INT_X16)
+    fail("format {}: rows have no fixed byte size (scales are stored apart)", t.name);
   if (t.block_size == 1) return uint64_t(cols) * t.block_bytes;
   if (t.row_group > 1) {  // interleaved rows: the bytes a row takes, on average
     if (cols <= 0 || cols % t.block_size) fail("format {}: rows of {} values are not whole blocks", t.upper, cols);
@@ -165,6 +172,16 @@ void dequantize_rows(const Tensor& t, int64_t row0, int64_t n, float* out) {
   if (t.format == Format::LMQ_INT) {
     quant::int_dequantize_rows(t.q, t.data, t.rows(), K, row0, n, out);
     if (t.in_perm) unpermute_inputs(t.in_perm, n, K, out);
+    return;
+  }
+  if (t.format == Format::LMQ_INT_X16) {  // each row's codes gathered, then as LMQ_INT
+    const quant::IntView v = quant::int_view(t.q, t.data, t.rows(), K);
+    if (row0 < 0 || n < 0 || row0 + n > t.rows()) fail("tensor '{}': rows [{}, {}) out of range", t.name, row0, row0 + n);
+    std::vector<uint8_t> codes(v.layout.row_code_bytes);
+    for (int64_t r = 0; r < n; ++r) {
+      int_x16_gather_row(v.codes, int64_t(v.layout.row_code_bytes), row0 + r, codes.data());
+      quant::int_dequantize_row(v, row0 + r, codes.data(), out + r * K);
+    }
     return;
   }
   if (tr.row_group > 1) {  // interleaved rows: each row's blocks gathered from its group's records

@@ -166,22 +166,25 @@ void store_scale(uint8_t* scales, int64_t idx, float s, ScaleType t) {
 
 }  // namespace
 
+void int_dequantize_row(const IntView& v, int64_t r, const uint8_t* row_codes, float* out) {
+  const IntParams& p = v.p;
+  std::vector<uint8_t> u(static_cast<size_t>(v.cols));
+  unpack_bits(row_codes, v.cols, p.bits, u.data());
+  const int64_t span = p.group > 0 ? p.group : std::max<int64_t>(v.cols, 1);
+  for (int64_t c0 = 0; c0 < v.cols; c0 += span) {  // one scale/zero per span
+    const int64_t idx = int_scale_index(p, v.layout.groups_per_row, r, c0);
+    const GroupQ g{int_scale_at(v, idx), int_zero_at(v, idx), !p.asym};
+    dequantize_group(u.data() + c0, std::min(span, v.cols - c0), g, out + c0);
+  }
+}
+
 void int_dequantize_rows(const IntParams& p, const uint8_t* data, int64_t rows, int64_t cols,
                          int64_t row0, int64_t n, float* out) {
   const IntView v = int_view(p, data, rows, cols);
   if (row0 < 0 || n < 0 || row0 > rows || n > rows - row0)
     fail("LMQ_INT: rows [{}, {}) out of range of {} rows", row0, row0 + n, rows);
-  std::vector<uint8_t> u(static_cast<size_t>(cols));
-  const int64_t span = p.group > 0 ? p.group : std::max<int64_t>(cols, 1);
-  for (int64_t r = row0; r < row0 + n; ++r) {
-    unpack_bits(v.codes + uint64_t(r) * v.layout.row_code_bytes, cols, p.bits, u.data());
-    float* o = out + (r - row0) * cols;
-    for (int64_t c0 = 0; c0 < cols; c0 += span) {  // one scale/zero per span
-      const int64_t idx = int_scale_index(p, v.layout.groups_per_row, r, c0);
-      const GroupQ g{int_scale_at(v, idx), int_zero_at(v, idx), !p.asym};
-      dequantize_group(u.data() + c0, std::min(span, cols - c0), g, o + c0);
-    }
-  }
+  for (int64_t r = row0; r < row0 + n; ++r)
+    int_dequantize_row(v, r, v.codes + uint64_t(r) * v.layout.row_code_bytes, out + (r - row0) * cols);
 }
 
 void store_int_tensor(const IntParams& p, int64_t rows, int64_t cols, const uint8_t* codes, const GroupQ* qs,

@@ -33,7 +33,7 @@ uint64_t stored_bytes(Format f, const IntParams& q, const std::vector<int64_t>& 
   int64_t numel = 1;
   for (int64_t d : shape) numel = int64_t(checked_mul(uint64_t(numel), uint64_t(d), "tensor shape"));
   const int64_t cols = shape.empty() ? 1 : shape.back(), rows = cols ? numel / cols : 0;
-  if (f == Format::LMQ_INT) return quant::int_tensor_bytes(q, rows, cols);
+  if (f == Format::LMQ_INT || f == Format::LMQ_INT_X16) return quant::int_tensor_bytes(q, rows, cols);
   return checked_mul(uint64_t(rows), format_row_bytes(f, cols), "tensor bytes");
 }
 

@@ -12,6 +12,7 @@
 #include "lmq/codecs/format_traits.h"
 #include "lmq/codecs/int_bits.h"
 #include "lmq/codecs/int_format.h"
+#include "lmq/codecs/int_interleave.h"
 
 namespace lmq {
 
@@ -71,6 +72,8 @@ IntKernel best_int_kernel() {
   return best;
 }
 
+bool int_matmul_takes_x16() { return intk::have_avx512vnni(); }
+
 int64_t int_matmul_unit(const Tensor& w, int64_t act_block) {
   if (!format_traits(w.format).int_matmul || w.shape.size() != 2) return 0;
   if (w.q.bits < 2 || w.q.bits > 8) return 0;
@@ -91,16 +94,17 @@ IntMatmulPlan::IntMatmulPlan(const Tensor& w, int64_t act_block) : w_(&w), U_(in
   if (U_ == 0) fail("int_matmul: weight {} ({}) is not supported", w.name, tensor_format_label(w));
   const int64_t N = w.rows(), K = w.cols();
   nu_ = (K + U_ - 1) / U_;
+  R_ = w.format == Format::LMQ_INT_X16 ? 16 : 4;
   const quant::IntView v = quant::int_view(w.q, w.data, N, K);
   const int64_t gpr = v.layout.groups_per_row, G = w.q.group > 0 ? w.q.group : K;
-  const size_t n = size_t((N + 3) / 4 * nu_ * 4);
+  const size_t n = size_t((N + R_ - 1) / R_ * nu_ * R_);
   sw_.assign(n, 0.f);
   if (w.q.asym) zw_.assign(n, 0);
   zc_ = w.q.asym ? 0 : quant::int_zero_at(v, 0);
   for (int64_t o = 0; o < N; ++o)
     for (int64_t u = 0; u < nu_; ++u) {
       const int64_t idx = w.q.group > 0 ? o * gpr + (u * U_) / G : w.q.group == -1 ? o : 0;
-      const size_t at = size_t(((o / 4) * nu_ + u) * 4 + o % 4);
+      const size_t at = size_t(((o / R_) * nu_ + u) * R_ + o % R_);
       sw_[at] = quant::int_scale_at(v, idx);
       if (w.q.asym) zw_[at] = quant::int_zero_at(v, idx);
     }
@@ -131,30 +135,46 @@ void expand_act_scales(const QuantizedActs& xq, int64_t U, int64_t nu, int64_t l
       }
 }
 
-// The tiled VNNI kernel over every job's tiles at once: the tiles of all jobs, in order, are
-// split into one contiguous share per thread, so a fused product (q/k/v) costs one parallel
-// region and each thread one kernel call per weight it touches.
-void matmul_tiles(std::span<const IntMatmulJob> jobs, const QuantizedActs& xq) {
+// The VNNI kernels over every job at once (4-row tiles; groups of 16 rows for LMQ_INT_X16): the
+// tiles and groups of all jobs, in order, are split into one contiguous share per thread, so a
+// fused product (q/k/v) costs one parallel region and each thread one kernel call per weight it
+// touches.
+void matmul_vnni(std::span<const IntMatmulJob> jobs, const QuantizedActs& xq) {
   const IntMatmulPlan& p0 = *jobs[0].plan;
   const int64_t K = p0.weight().cols(), T = xq.T, U = p0.unit(), nu = p0.units_per_row();
   // Scratch kept per thread: decode calls this ~60 times per token.
-  thread_local std::vector<float> sx4;
-  thread_local std::vector<int32_t> xs4;
+  thread_local std::vector<float> sx4, sx;
+  thread_local std::vector<int32_t> xs4, xs;
   thread_local std::vector<int8_t> split;
-  expand_act_scales(xq, U, nu, nu * 4, 4, sx4, xs4);
+  const auto x16 = [](const IntMatmulJob& j) { return j.plan->weight().format == Format::LMQ_INT_X16; };
+  if (!std::all_of(jobs.begin(), jobs.end(), x16)) expand_act_scales(xq, U, nu, nu * 4, 4, sx4, xs4);
+  if (std::any_of(jobs.begin(), jobs.end(), x16)) expand_act_scales(xq, U, nu, nu, 1, sx, xs);
   const int8_t* x = xq.q.data();
   if (p0.weight().q.bits == 4) {
     split.resize(xq.q.size());
     intk::split_nibble_order(x, T, K, split.data());
     x = split.data();
   }
-  std::vector<intk::TileArgs> args(jobs.size());
-  std::vector<int64_t> first(jobs.size() + 1, 0);  // first[j]: job j's first tile in the joint order
+  std::vector<intk::TileArgs> tiles(jobs.size());
+  std::vector<intk::X16Args> groups(jobs.size());
+  std::vector<int64_t> first(jobs.size() + 1, 0);  // first[j]: job j's first tile or group in the joint order
   for (size_t j = 0; j < jobs.size(); ++j) {
     const IntMatmulPlan& plan = *jobs[j].plan;
     const Tensor& w = plan.weight();
     const quant::IntView v = quant::int_view(w.q, w.data, w.rows(), K);
-    intk::TileArgs& a = args[j];
+    if (x16(jobs[j])) {
+      intk::X16Args& a = groups[j];
+      a.codes = v.codes, a.N = w.rows(), a.bits = w.q.bits;
+      a.K = K, a.U = U, a.nu = nu;
+      a.x = x, a.ldx = K, a.T = T;
+      a.sx = sx.data(), a.xs = xs.data(), a.ld = nu;
+      a.sw16 = plan.tile_scales(0), a.zw16 = plan.tile_zeros(0), a.zc = plan.sym_zero();
+      a.bias = jobs[j].bias;
+      a.y = jobs[j].y, a.ldy = w.rows();
+      first[j + 1] = first[j] + w.rows() / 16;
+      continue;
+    }
+    intk::TileArgs& a = tiles[j];
     a.codes = v.codes, a.row_bytes = v.layout.row_code_bytes, a.N = w.rows();
     a.bits = w.q.bits;
     a.K = K, a.U = U, a.nu = nu;
@@ -167,7 +187,10 @@ void matmul_tiles(std::span<const IntMatmulJob> jobs, const QuantizedActs& xq) {
     a.vbmi = intk::use_vbmi();
     first[j + 1] = first[j] + (w.rows() + 3) / 4;
   }
-  intk::split_tiles(first, [&](size_t j, int64_t a, int64_t b) { intk::tiles_avx512vnni(args[j], a, b); });
+  intk::split_tiles(first, [&](size_t j, int64_t a, int64_t b) {
+    if (x16(jobs[j])) intk::x16_avx512vnni(groups[j], a, b);
+    else intk::tiles_avx512vnni(tiles[j], a, b);
+  });
 }
 
 // One row at a time (every layout): the scalar specification, AVX2, and VNNI's row form.
@@ -180,6 +203,8 @@ void matmul_rows(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, c
   const int64_t N = w.rows(), K = w.cols(), T = xq.T, U = plan.unit(), nu = plan.units_per_row();
   const quant::IntView v = quant::int_view(w.q, w.data, N, K);
   const int bits = w.q.bits;
+  const bool x16 = w.format == Format::LMQ_INT_X16;  // each row's codes gathered from its group's records
+  const int64_t rb = int64_t(v.layout.row_code_bytes), R = plan.rows_per_tile();
   const int64_t nu8 = (nu + 7) / 8 * 8;
   std::vector<float> sx;
   std::vector<int32_t> xs;
@@ -189,7 +214,8 @@ void matmul_rows(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, c
   const int64_t chunks = (N + kRows - 1) / kRows;
 #pragma omp parallel
   {
-    std::vector<uint8_t> codes(bits != 8 ? size_t(kRows * K) : 0);  // packed rows as bytes
+    std::vector<uint8_t> codes(bits != 8 || x16 ? size_t(kRows * K) : 0);  // packed rows as bytes
+    std::vector<uint8_t> gathered(x16 ? size_t(rb) : 0);
     std::vector<float> sw(size_t(kRows * nu8), 0.f);
     std::vector<int32_t> zw(size_t(kRows * nu8), 0);
 #pragma omp for schedule(static)
@@ -197,12 +223,15 @@ void matmul_rows(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, c
       const int64_t r0 = c * kRows, nr = std::min(kRows, N - r0);
       for (int64_t r = 0; r < nr; ++r) {  // this row's scales and zero points, padded to nu8
         const int64_t o = r0 + r;
-        if (bits != 8) unpack(v.codes + o * v.layout.row_code_bytes, K, bits, codes.data() + r * K);
-        const float* ts = plan.tile_scales(o / 4);
-        const int32_t* tz = plan.tile_zeros(o / 4);
+        const uint8_t* row_codes = v.codes + o * rb;
+        if (x16) int_x16_gather_row(v.codes, rb, o, gathered.data()), row_codes = gathered.data();
+        if (bits != 8) unpack(row_codes, K, bits, codes.data() + r * K);
+        else if (x16) std::copy(row_codes, row_codes + K, codes.data() + r * K);
+        const float* ts = plan.tile_scales(o / R);
+        const int32_t* tz = plan.tile_zeros(o / R);
         for (int64_t u = 0; u < nu; ++u) {
-          sw[size_t(r * nu8 + u)] = ts[u * 4 + o % 4];
-          zw[size_t(r * nu8 + u)] = tz ? tz[u * 4 + o % 4] : plan.sym_zero();
+          sw[size_t(r * nu8 + u)] = ts[u * R + o % R];
+          zw[size_t(r * nu8 + u)] = tz ? tz[u * R + o % R] : plan.sym_zero();
         }
       }
       for (int64_t t0 = 0; t0 < T; t0 += 4) {
@@ -210,7 +239,7 @@ void matmul_rows(const IntMatmulPlan& plan, const QuantizedActs& xq, float* y, c
         for (int64_t r = 0; r < nr; ++r) {
           const int64_t o = r0 + r;
           intk::RowArgs a;
-          a.w = bits != 8 ? codes.data() + r * K : v.codes + o * v.layout.row_code_bytes;
+          a.w = bits != 8 || x16 ? codes.data() + r * K : v.codes + o * rb;
           a.small_codes = bits <= 4;
           a.K = K, a.U = U, a.nu = nu, a.nu8 = nu8;
           a.x = xq.q.data() + t0 * K;
@@ -244,7 +273,7 @@ void int_matmul_q(std::span<const IntMatmulJob> jobs, const QuantizedActs& xq, I
                        const Tensor& w = j.plan->weight();
                        return w.q.bits == bits && intk::tile_kernel_fits(w.q.bits, w.cols(), j.plan->unit());
                      });
-  if (tiles) return matmul_tiles(jobs, xq);
+  if (tiles) return matmul_vnni(jobs, xq);
   for (const IntMatmulJob& j : jobs) matmul_rows(*j.plan, xq, j.y, j.bias, kern);
 }
 

@@ -74,6 +74,29 @@ bool use_vbmi();
 void allow_vbmi(bool on);
 bool tile_kernel_fits(int bits, int64_t K, int64_t U);
 void tiles_avx512vnni(const TileArgs& a, int64_t tile0, int64_t tile1);
+// The AVX-512 VNNI kernel on LMQ_INT_X16 weights (int_matmul_x16_x86.cpp): groups of 16 rows ×
+// up to 4 tokens. Bits 4 or 8; K, U as tile_kernel_fits; x as for the tiles (4 bits: each step
+// in split_nibble_order). sx/xs: per token (at t·ld) every unit's activation scale / code sum
+// once. sw16/zw16: the plan's scales / zero points, nu·16 per group (zw16 null: zc everywhere).
+// One call runs groups [g0, g1) over all T tokens.
+struct X16Args {
+  const uint8_t* codes;  // the interleaved codes part
+  int64_t N;
+  int bits;
+  int64_t K, U, nu;
+  const int8_t* x;
+  int64_t ldx, T;
+  const float* sx;
+  const int32_t* xs;
+  int64_t ld;
+  const float* sw16;
+  const int32_t* zw16;
+  int32_t zc;
+  const float* bias;  // nullable, N values
+  float* y;           // y[t·ldy + o]
+  int64_t ldy;
+};
+void x16_avx512vnni(const X16Args& a, int64_t g0, int64_t g1);
 // Reorders each 128-code step of T rows of K int8 codes into even-then-odd positions.
 void split_nibble_order(const int8_t* x, int64_t T, int64_t K, int8_t* out);
 

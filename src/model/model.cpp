@@ -4,13 +4,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <filesystem>
 
 #include "lmq/error.h"
 #include "lmq/formats/lmq_file.h"
+#include "lmq/codecs/int_format.h"
+#include "lmq/codecs/int_interleave.h"
 #include "lmq/formats/safetensors.h"
+#include "lmq/kernels/int_matmul.h"
+#include "lmq/mapped_file.h"
 
 namespace lmq {
 namespace fs = std::filesystem;
@@ -46,7 +51,29 @@ FileKind sniff(const std::string& path) {
 
 }  // namespace
 
-Model::Parts load_lmq_parts(const std::string& path) {
+namespace {
+// A 4- or 8-bit LMQ_INT linear as LMQ_INT_X16 (codecs/int_interleave.h) in a buffer of its own:
+// the codes interleaved, the scales and zero points copied; the file's pages released once copied.
+Tensor interleaved(const Tensor& t, std::vector<std::shared_ptr<void>>& storage) {
+  const int64_t rows = t.rows(), cols = t.cols();
+  const quant::IntLayout l = quant::int_layout(t.q, rows, cols);
+  std::shared_ptr<uint8_t[]> bytes = weight_buffer(l.total);
+  const int64_t groups = rows / 16, rb = int64_t(l.row_code_bytes);
+  constexpr int64_t kGroups = 8;
+#pragma omp parallel for schedule(static)
+  for (int64_t g = 0; g < groups; g += kGroups)
+    int_x16_interleave(t.data, rows, rb, g, std::min(kGroups, groups - g), bytes.get());
+  std::memcpy(bytes.get() + l.codes_bytes, t.data + l.codes_bytes, l.total - l.codes_bytes);
+  release_mapped_pages(t.data, t.nbytes);
+  Tensor r = t;
+  r.format = Format::LMQ_INT_X16;
+  r.data = bytes.get();
+  storage.push_back(std::move(bytes));
+  return r;
+}
+}  // namespace
+
+Model::Parts load_lmq_parts(const std::string& path, const LoadOptions& opts) {
   LmqFileContents f = read_lmq_file(path);
   Model::Parts parts;
   parts.path = path;
@@ -61,6 +88,10 @@ Model::Parts load_lmq_parts(const std::string& path) {
     else if (k->second != "sentencepiece") fail("{}: lmq.tokenizer_kind '{}' is unknown", path, k->second);
   }
   parts.tensors = std::move(f.tensors);
+  if (opts.interleave_int && int_matmul_takes_x16())
+    for (Tensor& t : parts.tensors)
+      if (t.format == Format::LMQ_INT && t.shape.size() == 2 && int_x16_fits(t.q, t.rows(), t.cols()) && int_matmul_supported(t))
+        t = interleaved(t, parts.storage);
   parts.storage.push_back(std::move(f.storage));
   return parts;
 }
@@ -72,7 +103,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   if (!fs::is_regular_file(path, ec)) fail("{}: not a model: neither a directory nor a regular file", path);
   switch (sniff(path)) {
     case FileKind::Gguf: return from_parts(load_gguf_parts(path, opts));
-    case FileKind::Lmq: return from_parts(load_lmq_parts(path));
+    case FileKind::Lmq: return from_parts(load_lmq_parts(path, opts));
     case FileKind::Safetensors: return from_parts(load_hf_parts(path));
     case FileKind::Unknown: break;
   }

@@ -71,6 +71,9 @@ void int_row_params(const IntView& v, int64_t r, float* scales, int32_t* zeros);
 // The same for rows [r0, r0 + nr): row r's at scales/zeros + (r − r0)·groups_per_row.
 void int_rows_params(const IntView& v, int64_t r0, int64_t nr, float* scales, int32_t* zeros);
 
+// Row r (its row_code_bytes of codes at row_codes, wherever they are kept: LMQ_INT_X16 gathers
+// them, codecs/int_interleave.h) dequantized with v's scales and zero points into out[cols].
+void int_dequantize_row(const IntView& v, int64_t r, const uint8_t* row_codes, float* out);
 // Dequantizes rows [row0, row0 + n) into out[n·cols]. Throws if the rows are out of range.
 void int_dequantize_rows(const IntParams& p, const uint8_t* data, int64_t rows, int64_t cols,
                          int64_t row0, int64_t n, float* out);

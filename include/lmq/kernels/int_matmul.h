@@ -41,14 +41,19 @@ bool int_kernel_available(IntKernel k);
 const char* int_kernel_name(IntKernel k);
 IntKernel best_int_kernel();
 
+// Whether LMQ_INT_X16 weights (codecs/int_interleave.h) run on their own kernel here (AVX-512
+// VNNI): a loader interleaves LMQ_INT linears only then.
+bool int_matmul_takes_x16();
+
 // Unit size U for weight w with activation blocks of act_block values (0 = one scale per
 // token), or 0 when w cannot take the integer path.
 int64_t int_matmul_unit(const Tensor& w, int64_t act_block = 0);
 inline bool int_matmul_supported(const Tensor& w, int64_t act_block = 0) { return int_matmul_unit(w, act_block) > 0; }
 
-// What the kernels need of one weight besides its codes, gathered once: per tile of 4 rows
-// (the last tile padded with zero rows) and per unit u, the 4 rows' scales (and, asymmetric
-// weights only, zero points) side by side: sw[(tile·nu + u)·4 + r].
+// What the kernels need of one weight besides its codes, gathered once: per tile of R rows (4;
+// 16 for LMQ_INT_X16, the kernel's group; the last tile padded with zero rows) and per unit u,
+// the R rows' scales (and, asymmetric weights only, zero points) side by side:
+// sw[(tile·nu + u)·R + r].
 class IntMatmulPlan {
  public:
   // Throws lmq::Error if w cannot take the integer path with this activation block. Keeps a
@@ -57,13 +62,14 @@ class IntMatmulPlan {
   const Tensor& weight() const { return *w_; }
   int64_t unit() const { return U_; }
   int64_t units_per_row() const { return nu_; }
-  const float* tile_scales(int64_t tile) const { return sw_.data() + tile * nu_ * 4; }
-  const int32_t* tile_zeros(int64_t tile) const { return zw_.empty() ? nullptr : zw_.data() + tile * nu_ * 4; }
+  int64_t rows_per_tile() const { return R_; }
+  const float* tile_scales(int64_t tile) const { return sw_.data() + tile * nu_ * R_; }
+  const int32_t* tile_zeros(int64_t tile) const { return zw_.empty() ? nullptr : zw_.data() + tile * nu_ * R_; }
   int32_t sym_zero() const { return zc_; }  // the zero point of every unit when tile_zeros() is null
 
  private:
   const Tensor* w_;
-  int64_t U_ = 0, nu_ = 0;
+  int64_t U_ = 0, nu_ = 0, R_ = 4;
   int32_t zc_ = 0;
   std::vector<float> sw_;
   std::vector<int32_t> zw_;

@@ -43,6 +43,12 @@ struct LoadOptions {
   // on an AVX-512 VNNI CPU, Q4_0 / Q8_0 / Q4_K / Q6_K linears are interleaved into their X16
   // layouts (codecs/ggml_interleave.h).
   std::optional<bool> ggml_in_place;
+  // lmq files: on an AVX-512 VNNI CPU (int_matmul_takes_x16, kernels/int_matmul.h), 4- and 8-bit
+  // LMQ_INT matrices the integer kernels take are interleaved into LMQ_INT_X16
+  // (codecs/int_interleave.h), which those kernels read faster and the float path only through
+  // dequantize_rows (the embedding's lookup gathers its one row): set it for runs that quantize
+  // activations.
+  bool interleave_int = false;
 };
 
 class Model {
@@ -131,7 +137,7 @@ class Model {
 
 // Loaders, one per source kind (model/load_*.cpp).
 Model::Parts load_hf_parts(const std::string& path);
-Model::Parts load_lmq_parts(const std::string& path);
+Model::Parts load_lmq_parts(const std::string& path, const LoadOptions& opts = {});
 Model::Parts load_gguf_parts(const std::string& path, const LoadOptions& opts = {});
 // The shard file names (sorted, each once) that a model.safetensors.index.json's weight_map
 // names; `path` names the index in errors. Shards are not opened.
