@@ -95,6 +95,7 @@ IntMatmulPlan::IntMatmulPlan(const Tensor& w, int64_t act_block) : w_(&w), U_(in
   const int64_t N = w.rows(), K = w.cols();
   nu_ = (K + U_ - 1) / U_;
   R_ = w.format == Format::LMQ_INT_X16 ? 16 : 4;
+  LMQ_CHECK(R_ == 4 || int_x16_fits(w.q, N, K), "LMQ_INT_X16 weight {}: {} × {} at {} bits", w.name, N, K, int(w.q.bits));
   const quant::IntView v = quant::int_view(w.q, w.data, N, K);
   const int64_t gpr = v.layout.groups_per_row, G = w.q.group > 0 ? w.q.group : K;
   const size_t n = size_t((N + R_ - 1) / R_ * nu_ * R_);

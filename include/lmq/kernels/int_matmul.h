@@ -24,7 +24,10 @@
 // row-at-a-time form. It reads the codes as stored: 4-bit nibbles split by an and and a shift,
 // other packed widths unpacked in registers (vpermb + vpmultishiftqb where the CPU has AVX-512
 // VBMI; else 64 codes at a time through a stack buffer). The row forms (scalar, AVX2) unpack a
-// packed row to bytes first. An IntMatmulPlan gathers a weight's scales and zero points once, in the
+// packed row to bytes first. LMQ_INT_X16 weights (codecs/int_interleave.h: 16 rows' codes
+// interleaved) take their own VNNI kernel on the same shapes, groups of 16 rows × up to 4 tokens,
+// lane r of every vpdpbusd summing row r (int_matmul_x16_x86.cpp); the row forms gather each
+// row's codes from the records. An IntMatmulPlan gathers a weight's scales and zero points once, in the
 // order the kernels read them; build one per weight and reuse it (Runner does).
 #pragma once
 #include <cstdint>
